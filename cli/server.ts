@@ -1,0 +1,114 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { rejectUnroutedUpgrades, webSocketServer } from '../adapters/websocket/server.js';
+import { createCloudLinkServer, type CloudLinkServer, type CloudLinkServerOptions } from '../machines/cloudlink/server.js';
+import { silentLogger, type Logger } from '../src/logger.js';
+import { serve } from '../src/runtime.js';
+import type { TransportServer } from '../src/transport.js';
+
+export interface SignalboxServerOptions {
+  /** TCP port; 0 picks a free one. @default 8080 */
+  port?: number;
+  /** Interface to bind. @default '0.0.0.0' */
+  host?: string;
+  /** CloudLink Omega options (keepalive, frame cap, …), served at `/ws/{ugi}`. */
+  cloudlink?: CloudLinkServerOptions;
+  /** @default silentLogger */
+  logger?: Logger;
+}
+
+export interface SignalboxServer {
+  /** The bound address, once listening. */
+  readonly address: { host: string; port: number };
+  readonly http: Server;
+  readonly cloudlink: CloudLinkServer;
+  /** What `GET /health` returns. */
+  health(): Health;
+  /** Stops accepting, closes every connection and session. */
+  close(): Promise<void>;
+}
+
+export interface Health {
+  status: 'ok';
+  uptime: number;
+  connections: { total: number; cloudlink: number };
+  lobbies: { cloudlink: number };
+}
+
+/**
+ * Starts one HTTP server that serves every protocol at its own path
+ * (CloudLink Omega at `/ws/{ugi}`) plus `GET /health`.
+ *
+ * @example
+ * ```ts
+ * const server = await startServer({ port: 0, host: '127.0.0.1' });
+ * console.log(`ws://127.0.0.1:${server.address.port}/ws/my-game`);
+ * await server.close();
+ * ```
+ */
+export async function startServer(options: SignalboxServerOptions = {}): Promise<SignalboxServer> {
+  const log = options.logger ?? silentLogger;
+  const started = Date.now();
+  const cloudlink = createCloudLinkServer({ logger: log, ...options.cloudlink });
+  const maxFrameSize = options.cloudlink?.maxFrameSize ?? 65536;
+
+  const health = (): Health => {
+    const c = cloudlink.stats();
+    return {
+      status: 'ok',
+      uptime: (Date.now() - started) / 1000,
+      connections: { total: c.connections, cloudlink: c.connections },
+      lobbies: { cloudlink: c.lobbies },
+    };
+  };
+
+  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (req.method === 'GET' && path === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(health()));
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', path }));
+    }
+  });
+
+  const transports: TransportServer[] = [
+    // A frame over the cap must still reach the codec to earn a VIOLATION, so
+    // the socket-level limit sits well above it (UTF-8 may take 3 bytes a character).
+    webSocketServer({ server: http, path: (p) => p.startsWith('/ws/'), maxPayload: maxFrameSize * 3 + 1024 }),
+  ];
+  const stops = [serve(transports[0]!, cloudlink)];
+  rejectUnroutedUpgrades(http);
+  transports[0]!.on('connection', ({ info }) =>
+    log.info('connection', { protocol: 'cloudlink', path: info.path, remote: info.remoteAddress }),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = http.address() as AddressInfo;
+  const address = { host: bound.address, port: bound.port };
+  log.info('listening', { ...address, protocols: { cloudlink: '/ws/{ugi}' } });
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    http,
+    cloudlink,
+    health,
+    close() {
+      closing ??= (async () => {
+        for (const stop of stops) stop();
+        await Promise.all(transports.map((t) => t.close()));
+        await cloudlink.close();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+        http.closeAllConnections();
+        log.info('closed');
+      })();
+      return closing;
+    },
+  };
+}

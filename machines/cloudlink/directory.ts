@@ -1,0 +1,102 @@
+/**
+ * Who is in which lobby, and how far each host/peer handshake has got. The
+ * hub and its sessions read and write lobbies only through this interface, so
+ * a shared (multi-process) store can replace the in-memory one.
+ */
+export interface LobbyDirectory {
+  /** Adds `id` to lobby (`ugi`, `lobby`) as `role`; returns the members of the other role to introduce. */
+  join(id: string, ugi: string, lobby: string, role: Role): string[];
+  /** Removes `id` and its handshakes; returns the members of the other role to tell. */
+  leave(id: string): string[];
+  /** True when `id` is in some lobby. */
+  isMember(id: string): boolean;
+  /** True when `a` and `b` are in the same lobby of the same game with opposite roles. */
+  areMates(a: string, b: string): boolean;
+  /** Where the handshake between `host` and `peer` stands. */
+  stage(host: string, peer: string): Stage;
+  setStage(host: string, peer: string, stage: Stage): void;
+  /** Number of lobbies with at least one member. */
+  readonly lobbies: number;
+}
+
+export type Role = 'host' | 'peer';
+
+/**
+ * Handshake progress between one host and one peer, in the seed's order:
+ * MAKE_OFFER → ACCEPT_OFFER → MAKE_ANSWER (both ways) → ACK_CHECK → ACK_READY.
+ */
+export const Stage = { None: 0, Offered: 1, Accepted: 2, Checked: 3, Ready: 4 } as const;
+export type Stage = (typeof Stage)[keyof typeof Stage];
+
+interface Member {
+  readonly key: string;
+  readonly role: Role;
+  readonly pairs: Set<string>;
+}
+
+interface Lobby {
+  readonly hosts: Set<string>;
+  readonly peers: Set<string>;
+}
+
+/**
+ * The in-memory {@link LobbyDirectory}.
+ *
+ * @example
+ * ```ts
+ * const directory = memoryDirectory();
+ * directory.join(hostId, 'my-game', 'lobby-1', 'host'); // []
+ * directory.join(peerId, 'my-game', 'lobby-1', 'peer'); // [hostId]
+ * ```
+ */
+export function memoryDirectory(): LobbyDirectory {
+  const lobbies = new Map<string, Lobby>();
+  const members = new Map<string, Member>();
+  const stages = new Map<string, Stage>();
+  const pairKey = (host: string, peer: string) => `${host}\n${peer}`;
+
+  return {
+    join(id, ugi, lobby, role) {
+      const key = JSON.stringify([ugi, lobby]);
+      let entry = lobbies.get(key);
+      if (!entry) lobbies.set(key, (entry = { hosts: new Set(), peers: new Set() }));
+      (role === 'host' ? entry.hosts : entry.peers).add(id);
+      members.set(id, { key, role, pairs: new Set() });
+      return [...(role === 'host' ? entry.peers : entry.hosts)];
+    },
+    leave(id) {
+      const member = members.get(id);
+      if (!member) return [];
+      members.delete(id);
+      for (const pair of member.pairs) {
+        stages.delete(pair);
+        const [host, peer] = pair.split('\n') as [string, string];
+        members.get(host === id ? peer : host)?.pairs.delete(pair);
+      }
+      const entry = lobbies.get(member.key)!;
+      (member.role === 'host' ? entry.hosts : entry.peers).delete(id);
+      if (entry.hosts.size === 0 && entry.peers.size === 0) lobbies.delete(member.key);
+      return [...(member.role === 'host' ? entry.peers : entry.hosts)];
+    },
+    isMember: (id) => members.has(id),
+    areMates(a, b) {
+      const ma = members.get(a);
+      const mb = members.get(b);
+      return ma !== undefined && mb !== undefined && ma.key === mb.key && ma.role !== mb.role;
+    },
+    stage(host, peer) {
+      return stages.get(pairKey(host, peer)) ?? Stage.None;
+    },
+    setStage(host, peer, stage) {
+      const key = pairKey(host, peer);
+      if (!stages.has(key)) {
+        members.get(host)?.pairs.add(key);
+        members.get(peer)?.pairs.add(key);
+      }
+      stages.set(key, stage);
+    },
+    get lobbies() {
+      return lobbies.size;
+    },
+  };
+}

@@ -1,0 +1,279 @@
+import { assign, enqueueActions, setup } from 'xstate';
+import { joinTransports } from '../../src/duplex.js';
+import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
+import type { Transport } from '../../src/transport.js';
+import {
+  errorFrom,
+  inLabel,
+  missingActor,
+  outLabel,
+  parseLabel,
+  RTC_HINT,
+  SIGNALLING_HINT,
+  type ClientEmitted,
+  type ClientEvent,
+  type ClientInput,
+  type ClientSignallingCommand,
+} from './client.js';
+import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
+
+/**
+ * Where one host↔peer handshake stands, in the seed's order (host lifespan
+ * steps 6–14).
+ */
+export type HostLinkStage =
+  /** NEW_PEER arrived; our offer is being made (ICE gathering). */
+  | 'offering'
+  /** MAKE_OFFER sent; waiting for RETURN_OFFER. */
+  | 'awaitingReturnOffer'
+  /** RETURN_OFFER arrived; our answer to it is being made. */
+  | 'answering'
+  /** MAKE_ANSWER sent; waiting for the peer's answer (ANTICIPATE_ANSWER). */
+  | 'awaitingAnswer'
+  /** ACK_CHECK sent; waiting for ACK_READY and both data channels. */
+  | 'awaitingReady'
+  /** Both channels open and the peer said ACK_READY. */
+  | 'ready';
+
+export interface HostLink {
+  stage: HostLinkStage;
+  peerReady: boolean;
+  out?: Transport;
+  in?: Transport;
+}
+
+export interface HostContext {
+  readonly lobby: string;
+  readonly name?: string;
+  readonly serverTimeout: number;
+  /** Our peer id, from INIT_OK. */
+  id?: string;
+  /** One entry per peer being linked or linked. */
+  links: Record<string, HostLink>;
+  error?: SignalboxError;
+}
+
+const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
+
+/**
+ * A CloudLink Omega game host: INIT, CONFIG_HOST, then for every NEW_PEER
+ * the two-offer, two-answer handshake, ACK_CHECK, and a `linked` event once
+ * the peer said ACK_READY and both data channels are open. Any number of
+ * peers at once.
+ *
+ * Provide `signalling` (a transport to `/ws/{ugi}`) and `rtc` (a WebRTC
+ * implementation); see the README.
+ */
+export const cloudlinkHost = setup({
+  types: {
+    context: {} as HostContext,
+    events: {} as ClientEvent,
+    input: {} as ClientInput,
+    emitted: {} as ClientEmitted,
+  },
+  actors: {
+    signalling: missingActor('signalling', SIGNALLING_HINT),
+    rtc: missingActor('rtc', RTC_HINT),
+  },
+  delays: {
+    serverTimeout: ({ context }) => context.serverTimeout,
+  },
+  actions: {
+    sendInit: enqueueActions(({ context, enqueue }) =>
+      enqueue.sendTo(
+        'signalling',
+        send({ type: 'INIT', detail: context.name === undefined ? {} : { payload: context.name } }),
+      ),
+    ),
+    configure: enqueueActions(({ context, event, enqueue }) => {
+      const id = (event as MessageOf<ServerMessage, 'INIT_OK'>).detail.payload;
+      enqueue.assign({ id });
+      enqueue.emit({ type: 'initialized', detail: { id } });
+      enqueue.sendTo('signalling', send({ type: 'CONFIG_HOST', detail: { payload: context.lobby } }));
+    }),
+    answerKeepalive: enqueueActions(({ enqueue }) =>
+      enqueue.sendTo('signalling', send({ type: 'KEEPALIVE', detail: {} })),
+    ),
+    sendShutdown: enqueueActions(({ enqueue }) => {
+      enqueue.sendTo('signalling', send({ type: 'SHUTDOWN', detail: {} }));
+      enqueue.sendTo('signalling', { type: 'signalling.close', code: 1000, reason: 'leaving' });
+    }),
+    recordError: assign({ error: ({ event }) => errorFrom(event) }),
+    recordTimeout: assign({
+      error: ({ context }) =>
+        new SignalboxError(ErrorCode.KeepaliveTimeout, `no KEEPALIVE from the server for ${context.serverTimeout} ms`),
+    }),
+    announceStop: enqueueActions(({ context, enqueue }) => {
+      for (const link of Object.values(context.links)) {
+        link.out?.close();
+        link.in?.close();
+      }
+      enqueue.emit({ type: 'stopped', detail: { error: context.error } });
+    }),
+    /** Every step of every pair's handshake: which step is decided by the event and the pair's stage. */
+    handshake: enqueueActions(({ context, event, enqueue }) => {
+      const update = (peer: string, patch: Partial<HostLink>) =>
+        enqueue.assign({
+          links: ({ context }) => ({ ...context.links, [peer]: { ...context.links[peer]!, ...patch } }),
+        });
+      const drop = (peer: string, reason: 'left' | 'failed' | 'lost') => {
+        const link = context.links[peer];
+        if (!link) return;
+        enqueue.stopChild(outLabel(peer));
+        enqueue.stopChild(inLabel(peer));
+        link.out?.close();
+        link.in?.close();
+        enqueue.assign({
+          links: ({ context }) => Object.fromEntries(Object.entries(context.links).filter(([id]) => id !== peer)),
+        });
+        enqueue.emit({ type: 'unlinked', detail: { id: peer, reason } });
+        // A link that dies under us may be a peer that vanished: tell the server.
+        if (reason !== 'left') enqueue.sendTo('signalling', send({ type: 'SHUTDOWN_WRN', detail: { rx: peer } }));
+      };
+      const tryReady = (peer: string, link: HostLink) => {
+        if (link.stage === 'awaitingReady' && link.peerReady && link.out && link.in) {
+          update(peer, { ...link, stage: 'ready' });
+          enqueue.emit({ type: 'linked', detail: { id: peer, transport: joinTransports(link.out, link.in) } });
+        } else {
+          update(peer, link);
+        }
+      };
+
+      switch (event.type) {
+        case 'NEW_PEER': {
+          const peer = event.detail.payload;
+          if (context.links[peer]) return;
+          enqueue.assign({
+            links: ({ context }) => ({ ...context.links, [peer]: { stage: 'offering', peerReady: false } }),
+          });
+          enqueue.spawnChild('rtc', {
+            id: outLabel(peer),
+            input: { label: outLabel(peer), role: 'offerer' } satisfies RtcInput,
+          });
+          return;
+        }
+        case 'rtc.description': {
+          const { side, id: peer } = parseLabel(event.label);
+          const link = context.links[peer];
+          if (side === 'out' && link?.stage === 'offering') {
+            enqueue.sendTo(
+              'signalling',
+              send({ type: 'MAKE_OFFER', detail: { payload: event.description.sdp, rx: peer } }),
+            );
+            update(peer, { stage: 'awaitingReturnOffer' });
+          } else if (side === 'in' && link?.stage === 'answering') {
+            enqueue.sendTo(
+              'signalling',
+              send({ type: 'MAKE_ANSWER', detail: { payload: event.description.sdp, rx: peer } }),
+            );
+            update(peer, { stage: 'awaitingAnswer' });
+          }
+          return;
+        }
+        case 'RETURN_OFFER': {
+          const peer = event.detail.tx;
+          if (context.links[peer]?.stage !== 'awaitingReturnOffer') return;
+          enqueue.spawnChild('rtc', {
+            id: inLabel(peer),
+            input: { label: inLabel(peer), role: 'answerer', remoteOffer: event.detail.payload } satisfies RtcInput,
+          });
+          update(peer, { stage: 'answering' });
+          return;
+        }
+        case 'ANTICIPATE_ANSWER': {
+          const peer = event.detail.tx;
+          if (context.links[peer]?.stage !== 'awaitingAnswer') return;
+          enqueue.sendTo(outLabel(peer), {
+            type: 'rtc.remoteDescription',
+            description: { type: 'answer', sdp: event.detail.payload },
+          } satisfies RtcCommand);
+          enqueue.sendTo('signalling', send({ type: 'ACK_CHECK', detail: { rx: peer } }));
+          update(peer, { stage: 'awaitingReady' });
+          return;
+        }
+        case 'ACK_READY': {
+          const link = context.links[event.detail.tx];
+          if (link?.stage === 'awaitingReady') tryReady(event.detail.tx, { ...link, peerReady: true });
+          return;
+        }
+        case 'rtc.open': {
+          const { side, id: peer } = parseLabel(event.label);
+          const link = context.links[peer];
+          if (link) tryReady(peer, { ...link, [side]: event.transport });
+          else event.transport.close();
+          return;
+        }
+        case 'rtc.failed':
+          drop(parseLabel(event.label).id, 'failed');
+          return;
+        case 'rtc.closed':
+          drop(parseLabel(event.label).id, 'lost');
+          return;
+        case 'SHUTDOWN_ACK':
+          drop(event.detail.tx, 'left');
+          return;
+      }
+    }),
+  },
+}).createMachine({
+  id: 'cloudlinkHost',
+  context: ({ input }) => ({
+    lobby: input.lobby,
+    name: input.name,
+    serverTimeout: input.serverTimeout ?? 25_000,
+    links: {},
+  }),
+  initial: 'active',
+  states: {
+    active: {
+      type: 'parallel',
+      invoke: { id: 'signalling', src: 'signalling' },
+      on: {
+        KEEPALIVE: { actions: 'answerKeepalive' },
+        VIOLATION: { target: 'failed', actions: 'recordError' },
+        'signalling.error': { target: 'failed', actions: 'recordError' },
+        'signalling.closed': { target: 'failed', actions: 'recordError' },
+        'xstate.error.actor.*': { target: 'failed', actions: 'recordError' },
+        leave: '.protocol.leaving',
+      },
+      states: {
+        protocol: {
+          initial: 'connecting',
+          states: {
+            connecting: { on: { 'signalling.open': { target: 'initializing', actions: 'sendInit' } } },
+            initializing: { on: { INIT_OK: { target: 'configuring', actions: 'configure' } } },
+            configuring: { on: { ACK_HOST: 'hosting' } },
+            hosting: {
+              on: {
+                NEW_PEER: { actions: 'handshake' },
+                RETURN_OFFER: { actions: 'handshake' },
+                ANTICIPATE_ANSWER: { actions: 'handshake' },
+                ACK_READY: { actions: 'handshake' },
+                SHUTDOWN_ACK: { actions: 'handshake' },
+                'rtc.description': { actions: 'handshake' },
+                'rtc.open': { actions: 'handshake' },
+                'rtc.failed': { actions: 'handshake' },
+                'rtc.closed': { actions: 'handshake' },
+              },
+            },
+            // SHUTDOWN goes out on entry, before leaving `active` stops the signalling actor.
+            leaving: { entry: 'sendShutdown', always: '#cloudlinkHost.closed' },
+          },
+        },
+        watchdog: {
+          initial: 'idle',
+          states: {
+            idle: { on: { INIT_OK: 'watching' } },
+            watching: {
+              after: { serverTimeout: { target: '#cloudlinkHost.failed', actions: 'recordTimeout' } },
+              on: { KEEPALIVE: { target: 'watching', reenter: true } },
+            },
+          },
+        },
+      },
+    },
+    closed: { type: 'final', entry: 'announceStop' },
+    failed: { type: 'final', entry: 'announceStop' },
+  },
+});

@@ -1,0 +1,74 @@
+/**
+ * Every error signalbox raises or reports carries one of these codes. They are
+ * stable: match on `error.code`, never on the message text.
+ */
+export const ErrorCode = {
+  /** `send()` on a transport that has closed. */
+  TransportClosed: 'ERR_TRANSPORT_CLOSED',
+  /** The underlying channel failed (socket error, data channel error). */
+  TransportFailed: 'ERR_TRANSPORT_FAILED',
+  /** Could not open the connection at all. */
+  ConnectFailed: 'ERR_CONNECT_FAILED',
+  /** A frame that is not valid for the codec (not JSON, not an object, binary where text is required). */
+  MalformedFrame: 'ERR_MALFORMED_FRAME',
+  /** A frame larger than the configured cap. */
+  FrameTooLarge: 'ERR_FRAME_TOO_LARGE',
+  /** A message type / opcode the protocol does not define. */
+  UnknownMessage: 'ERR_UNKNOWN_MESSAGE',
+  /** A known message with a missing or wrong-typed field. */
+  InvalidField: 'ERR_INVALID_FIELD',
+  /** A valid message that is not allowed in the receiver's current state. */
+  OutOfOrder: 'ERR_OUT_OF_ORDER',
+  /** A message addressed to someone the sender may not reach. */
+  NotPermitted: 'ERR_NOT_PERMITTED',
+  /** The client asked for a protocol version the server does not speak. */
+  UnsupportedVersion: 'ERR_UNSUPPORTED_VERSION',
+  /** The remote stopped answering keepalives. */
+  KeepaliveTimeout: 'ERR_KEEPALIVE_TIMEOUT',
+  /** The server told us we violated the protocol (CloudLink VIOLATION). */
+  Violation: 'ERR_VIOLATION',
+  /** A WebRTC peer connection or data channel failed. */
+  RtcFailed: 'ERR_RTC_FAILED',
+  /** The remote peer left or vanished. */
+  PeerGone: 'ERR_PEER_GONE',
+  /** Something took longer than its configured limit. */
+  Timeout: 'ERR_TIMEOUT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every signalbox error. */
+export class SignalboxError extends Error {
+  override readonly name: string = 'SignalboxError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A transport could not deliver, or was used after it closed. */
+export class TransportError extends SignalboxError {
+  override readonly name = 'TransportError';
+}
+
+/**
+ * The other side broke the protocol: a bad frame, an unknown message, a
+ * message out of order. Reported as data (an event), never thrown across a
+ * transport.
+ */
+export class ProtocolError extends SignalboxError {
+  override readonly name = 'ProtocolError';
+}
+
+/** A WebRTC connection or data channel failed. */
+export class RtcError extends SignalboxError {
+  override readonly name = 'RtcError';
+}
+
+/** True when `value` is a signalbox error with the given code. */
+export function isSignalboxError(value: unknown, code?: ErrorCode): value is SignalboxError {
+  return value instanceof SignalboxError && (code === undefined || value.code === code);
+}

@@ -1,0 +1,173 @@
+import { fromCallback, type CallbackActorLogic } from 'xstate';
+import type { Codec } from './codec.js';
+import { ErrorCode, ProtocolError, SignalboxError, TransportError } from './errors.js';
+import type { Message } from './message.js';
+import type { CloseInfo, ConnectionInfo, Transport, TransportServer } from './transport.js';
+
+/** Sent by the `signalling` actor to its parent, besides each decoded message. */
+export type SignallingEvent =
+  | { type: 'signalling.open' }
+  /** A frame the codec rejected. The transport stays open: the machine decides. */
+  | { type: 'signalling.error'; error: ProtocolError }
+  | { type: 'signalling.closed'; info: CloseInfo; error?: SignalboxError };
+
+/** What a machine sends to its `signalling` actor. */
+export type SignallingCommand<Out extends Message = Message> =
+  { type: 'signalling.send'; message: Out } | { type: 'signalling.close'; code?: number; reason?: string };
+
+/**
+ * A transport, or a function that opens one (it may return a promise). The
+ * function gets the actor's input, so one logic can serve many connections.
+ */
+export type TransportSource<TInput = unknown> = Transport | ((input: TInput) => Transport | Promise<Transport>);
+
+/**
+ * The `signalling` actor every client machine invokes: a callback actor that
+ * opens a transport, decodes each incoming frame with `codec` and sends it to
+ * its parent as an event, and encodes what the parent sends it. Stopping the
+ * actor closes the transport.
+ *
+ * Messages sent before the transport is open are queued. Decode failures are
+ * reported as `signalling.error` events, never thrown.
+ *
+ * @example
+ * ```ts
+ * import { webSocketTransport } from 'signalbox/websocket';
+ * const host = createActor(
+ *   cloudlink.host.provide({
+ *     actors: { signalling: fromTransport(() => webSocketTransport(url), cloudlink.clientCodec()) },
+ *   }),
+ *   { input: { lobby: 'main' } },
+ * );
+ * ```
+ */
+export function fromTransport<In extends Message, Out extends Message, TInput = unknown>(
+  source: TransportSource<TInput>,
+  codec: Codec<In, Out>,
+): CallbackActorLogic<SignallingCommand<Out>, TInput> {
+  return fromCallback<SignallingCommand<Out>, TInput>(({ sendBack, receive, input }) => {
+    let transport: Transport | undefined;
+    let stopped = false;
+    let queue: Out[] | undefined = [];
+    let pendingClose: { code?: number; reason?: string } | undefined;
+    const unsubscribe: Array<() => void> = [];
+
+    const send = (message: Out) => {
+      if (!transport) {
+        queue?.push(message);
+        return;
+      }
+      try {
+        transport.send(codec.encode(message));
+      } catch (error) {
+        // Sending after close is a race with the remote, not a bug: the
+        // parent learns of the close through `signalling.closed`.
+        if (!(error instanceof TransportError)) throw error;
+      }
+    };
+
+    const attach = (t: Transport) => {
+      if (stopped) {
+        t.close(1001, 'actor stopped');
+        return;
+      }
+      transport = t;
+      unsubscribe.push(
+        t.on('message', (frame) => {
+          let decoded: In;
+          try {
+            decoded = codec.decode(frame);
+          } catch (error) {
+            sendBack({ type: 'signalling.error', error: asProtocolError(error) });
+            return;
+          }
+          sendBack(decoded);
+        }),
+        t.on('close', (info) => sendBack({ type: 'signalling.closed', info })),
+      );
+      sendBack({ type: 'signalling.open' });
+      const queued = queue ?? [];
+      queue = undefined;
+      for (const message of queued) send(message);
+      if (pendingClose) t.close(pendingClose.code, pendingClose.reason);
+    };
+
+    try {
+      const opened = typeof source === 'function' ? source(input) : source;
+      if (isPromise(opened)) {
+        opened.then(attach, (error: unknown) => {
+          if (stopped) return;
+          const err =
+            error instanceof SignalboxError
+              ? error
+              : new TransportError(ErrorCode.ConnectFailed, errorMessage(error), { cause: error });
+          sendBack({
+            type: 'signalling.closed',
+            info: { code: 1006, reason: err.message, initiator: 'remote' },
+            error: err,
+          });
+        });
+      } else {
+        attach(opened);
+      }
+    } catch (error) {
+      const err = new TransportError(ErrorCode.ConnectFailed, errorMessage(error), { cause: error });
+      queueMicrotask(() =>
+        sendBack({
+          type: 'signalling.closed',
+          info: { code: 1006, reason: err.message, initiator: 'remote' },
+          error: err,
+        }),
+      );
+    }
+
+    receive((command) => {
+      if (command.type === 'signalling.send') send(command.message);
+      else if (transport) transport.close(command.code, command.reason);
+      else pendingClose = { code: command.code, reason: command.reason };
+    });
+
+    return () => {
+      stopped = true;
+      for (const off of unsubscribe) off();
+      transport?.close(1000, 'actor stopped');
+    };
+  });
+}
+
+/**
+ * The server side of a protocol: it takes each accepted connection. Every
+ * protocol's `create…Server()` returns one; {@link serve} plugs it into a
+ * {@link TransportServer}.
+ */
+export interface ProtocolServer {
+  accept(transport: Transport, info: ConnectionInfo): void;
+  /** Closes every session and stops the hub. */
+  close(): Promise<void>;
+}
+
+/**
+ * Hands every connection that `transports` accepts to `protocol`. Returns the
+ * function that stops forwarding.
+ *
+ * @example
+ * ```ts
+ * const stop = serve(webSocketServer({ server, path: (p) => p.startsWith('/ws/') }), createCloudLinkServer());
+ * ```
+ */
+export function serve(transports: TransportServer, protocol: ProtocolServer): () => void {
+  return transports.on('connection', ({ transport, info }) => protocol.accept(transport, info));
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T>)?.then === 'function';
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function asProtocolError(error: unknown): ProtocolError {
+  if (error instanceof ProtocolError) return error;
+  return new ProtocolError(ErrorCode.MalformedFrame, errorMessage(error), { cause: error });
+}

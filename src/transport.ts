@@ -1,0 +1,236 @@
+import mitt, { type Emitter } from 'mitt';
+import { ErrorCode, TransportError } from './errors.js';
+
+/** What travels over a transport: a text frame or a binary frame. */
+export type Frame = string | Uint8Array;
+
+/** Why and how a transport closed. */
+export interface CloseInfo {
+  /** A WebSocket-style close code: 1000 normal, 1006 abnormal (the link dropped). */
+  readonly code: number;
+  readonly reason: string;
+  /** `local` when this side called `close()`, `remote` otherwise. */
+  readonly initiator: 'local' | 'remote';
+}
+
+export type TransportEvents = {
+  /** A frame arrived. */
+  message: Frame;
+  /** The transport closed. Emitted exactly once. */
+  close: CloseInfo;
+  /** The channel reported a failure. A `close` follows. */
+  error: TransportError;
+  /** `bufferedAmount` fell to the low-water mark after crossing the high-water mark. */
+  drain: undefined;
+};
+
+/**
+ * One duplex, message-oriented connection. Every adapter returns one.
+ *
+ * Contract (the compliance suite in `test/transport-compliance.ts` checks it):
+ * - It MUST be open when handed out; it only ever moves to closed.
+ * - It MUST deliver frames in the order they were sent, text as `string` and
+ *   binary as `Uint8Array`.
+ * - Frames that arrive while nobody listens for `message` MUST be kept and
+ *   delivered, in order, to the first `message` listener, even when the
+ *   remote closed in the meantime (`close` then follows them), as long as
+ *   that listener subscribes before the next macrotask.
+ * - `close()` MUST be idempotent. Whichever side closes, each side MUST emit
+ *   `close` exactly once; the closing side sees `initiator: 'local'`, the
+ *   other `initiator: 'remote'`.
+ * - `send()` after close MUST throw a {@link TransportError} with code
+ *   `ERR_TRANSPORT_CLOSED`.
+ * - A listener MUST be able to unsubscribe (itself or another) while being
+ *   called; the current dispatch is unaffected.
+ */
+export interface Transport {
+  /** False once closed, whichever side closed it. */
+  readonly isOpen: boolean;
+  /** Bytes queued locally and not yet handed to the network (0 where unknown). */
+  readonly bufferedAmount: number;
+  /** Sends a frame. Throws `ERR_TRANSPORT_CLOSED` once closed. */
+  send(frame: Frame): void;
+  /** Subscribes; returns the unsubscribe function. */
+  on<K extends keyof TransportEvents>(type: K, handler: (event: TransportEvents[K]) => void): () => void;
+  /** Closes both directions. Idempotent. @default code 1000 */
+  close(code?: number, reason?: string): void;
+}
+
+/** Where a server-side connection came from. */
+export interface ConnectionInfo {
+  /** Request path without the query, e.g. `/ws/my-game`. */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly remoteAddress: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+export type TransportServerEvents = {
+  connection: { transport: Transport; info: ConnectionInfo };
+  close: undefined;
+};
+
+/** Accepts connections and hands each out as an open {@link Transport}. */
+export interface TransportServer {
+  on<K extends keyof TransportServerEvents>(type: K, handler: (event: TransportServerEvents[K]) => void): () => void;
+  /** Stops accepting and closes every open connection. */
+  close(): Promise<void>;
+}
+
+/** The adapter-facing half of a transport built with {@link createTransport}. */
+export interface TransportControl {
+  readonly transport: Transport;
+  /** Call when a frame arrives from the channel. */
+  receive(frame: Frame): void;
+  /** Call when the channel closed without our asking (or finished closing). */
+  closed(code: number, reason: string): void;
+  /** Call when the channel reports a failure; the adapter should then call `closed`. */
+  failed(error: unknown): void;
+  /** Call when the channel's send buffer drained. */
+  drained(): void;
+}
+
+export interface TransportImpl {
+  send(frame: Frame): void;
+  /** Start closing the channel; called at most once, from `transport.close()`. */
+  close(code: number, reason: string): void;
+  bufferedAmount?(): number;
+}
+
+/**
+ * Builds a {@link Transport} that keeps the contract (ordering of listeners,
+ * idempotent close, send-after-close errors, buffering until the first
+ * listener) so that an adapter only bridges its channel.
+ *
+ * @example
+ * ```ts
+ * const control = createTransport({
+ *   send: (frame) => socket.send(frame),
+ *   close: (code, reason) => socket.close(code, reason),
+ * });
+ * socket.onmessage = (e) => control.receive(e.data);
+ * socket.onclose = (e) => control.closed(e.code, e.reason);
+ * return control.transport;
+ * ```
+ */
+export function createTransport(impl: TransportImpl): TransportControl {
+  const emitter: Emitter<TransportEvents> = mitt<TransportEvents>();
+  let open = true;
+  let closeSent = false;
+  let localClose: { code: number; reason: string } | undefined;
+  let backlog: Frame[] | undefined;
+  let flushScheduled = false;
+  let pendingClose: CloseInfo | undefined;
+
+  const hasListener = () => (emitter.all.get('message')?.length ?? 0) > 0;
+
+  const emitClose = (info: CloseInfo) => {
+    closeSent = true;
+    open = false;
+    backlog = undefined;
+    pendingClose = undefined;
+    emitter.emit('close', info);
+    emitter.all.clear();
+  };
+
+  // Frames kept while nobody listened go out on a later microtask, so a
+  // handler never runs inside the `on()` call that registered it.
+  const flush = () => {
+    flushScheduled = false;
+    while (backlog?.length && hasListener() && (open || pendingClose)) emitter.emit('message', backlog.shift()!);
+    if (!backlog?.length) {
+      backlog = undefined;
+      if (pendingClose) emitClose(pendingClose);
+    }
+  };
+
+  const finish = (code: number, reason: string) => {
+    if (closeSent || pendingClose) return;
+    if (localClose) {
+      emitClose({ code: localClose.code, reason: localClose.reason, initiator: 'local' });
+      return;
+    }
+    const info: CloseInfo = { code, reason, initiator: 'remote' };
+    // A remote close can overtake the scheduled flush: frames that arrived
+    // before it still go to the listeners that subscribed in time.
+    if (backlog?.length && hasListener()) flush();
+    if (closeSent) return;
+    if (backlog?.length) {
+      // Nobody listens yet (say, the server's last words before it hung up):
+      // keep the frames for a listener that subscribes in this tick, and
+      // report the close after them.
+      open = false;
+      pendingClose = info;
+      setTimeout(() => {
+        if (pendingClose === info) emitClose(info);
+      }, 0);
+      return;
+    }
+    emitClose(info);
+  };
+
+  const transport: Transport = {
+    get isOpen() {
+      return open;
+    },
+    get bufferedAmount() {
+      return open && impl.bufferedAmount ? impl.bufferedAmount() : 0;
+    },
+    send(frame) {
+      if (!open) throw new TransportError(ErrorCode.TransportClosed, 'send() on a closed transport');
+      impl.send(frame);
+    },
+    on(type, handler) {
+      if (closeSent) return () => {};
+      const h = handler as (event: unknown) => void;
+      emitter.on(type, h);
+      if (type === 'message' && backlog && !flushScheduled) {
+        flushScheduled = true;
+        queueMicrotask(flush);
+      }
+      return () => emitter.off(type, h);
+    },
+    close(code = 1000, reason = '') {
+      if (!open) return;
+      open = false;
+      localClose = { code, reason };
+      try {
+        impl.close(code, reason);
+      } finally {
+        finish(code, reason);
+      }
+    },
+  };
+
+  return {
+    transport,
+    receive(frame) {
+      if (!open) return;
+      if (backlog || !hasListener()) {
+        (backlog ??= []).push(frame);
+        if (hasListener() && !flushScheduled) {
+          flushScheduled = true;
+          queueMicrotask(flush);
+        }
+        return;
+      }
+      emitter.emit('message', frame);
+    },
+    closed(code, reason) {
+      finish(code, reason);
+    },
+    failed(error) {
+      if (closeSent) return;
+      const err =
+        error instanceof TransportError
+          ? error
+          : new TransportError(ErrorCode.TransportFailed, error instanceof Error ? error.message : String(error), {
+              cause: error,
+            });
+      emitter.emit('error', err);
+    },
+    drained() {
+      if (open) emitter.emit('drain', undefined);
+    },
+  };
+}

@@ -1,0 +1,201 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Opcode } from '../machines/cloudlink/protocol.js';
+import { cloudlinkTestbed, settle, type RawClient, type Testbed } from './cloudlink-helpers.js';
+
+const O = Opcode;
+let bed: Testbed;
+
+afterEach(async () => {
+  await bed?.close();
+});
+
+/** Runs the whole seed handshake between a joined host and peer. */
+async function handshake(host: RawClient & { id: string }, peer: RawClient & { id: string }) {
+  host.send({ opcode: O.MAKE_OFFER, payload: 'sdp-host-offer', rx: peer.id });
+  expect(await peer.next()).toEqual({ opcode: O.ANTICIPATE_OFFER, payload: 'sdp-host-offer', tx: host.id });
+  peer.send({ opcode: O.ACCEPT_OFFER, payload: 'sdp-peer-offer', rx: host.id });
+  expect(await host.next()).toEqual({ opcode: O.RETURN_OFFER, payload: 'sdp-peer-offer', tx: peer.id });
+  host.send({ opcode: O.MAKE_ANSWER, payload: 'sdp-host-answer', rx: peer.id });
+  expect(await peer.next()).toEqual({ opcode: O.ANTICIPATE_ANSWER, payload: 'sdp-host-answer', tx: host.id });
+  peer.send({ opcode: O.MAKE_ANSWER, payload: 'sdp-peer-answer', rx: host.id });
+  expect(await host.next()).toEqual({ opcode: O.ANTICIPATE_ANSWER, payload: 'sdp-peer-answer', tx: peer.id });
+  host.send({ opcode: O.ACK_CHECK, rx: peer.id });
+  expect(await peer.next()).toEqual({ opcode: O.ACK_CHECK, tx: host.id });
+  peer.send({ opcode: O.ACK_READY, rx: host.id });
+  expect(await host.next()).toEqual({ opcode: O.ACK_READY, tx: peer.id });
+}
+
+async function hostAndPeer(lobby = 'lobby-1', ugi = 'game') {
+  const host = await bed.join('host', lobby, ugi);
+  const peer = await bed.join('peer', lobby, ugi);
+  expect(await peer.next()).toEqual({ opcode: O.NEW_HOST, payload: host.id });
+  expect(await host.next()).toEqual({ opcode: O.NEW_PEER, payload: peer.id });
+  return { host, peer };
+}
+
+describe('cloudlink server: the seed lifespans', () => {
+  it('answers INIT with INIT_OK carrying a fresh UUID peer id', async () => {
+    bed = cloudlinkTestbed();
+    const a = await bed.connect();
+    const b = await bed.connect();
+    const idA = await a.init('ada');
+    const idB = await b.init();
+    expect(idA).toMatch(/^[0-9a-f-]{36}$/);
+    expect(idB).not.toBe(idA);
+  });
+
+  it('introduces hosts and peers of one lobby to each other, whoever comes first', async () => {
+    bed = cloudlinkTestbed();
+    const peerFirst = await bed.join('peer', 'L');
+    const host = await bed.join('host', 'L');
+    expect(await host.next()).toEqual({ opcode: O.NEW_PEER, payload: peerFirst.id });
+    expect(await peerFirst.next()).toEqual({ opcode: O.NEW_HOST, payload: host.id });
+    const peerLater = await bed.join('peer', 'L');
+    expect(await peerLater.next()).toEqual({ opcode: O.NEW_HOST, payload: host.id });
+    expect(await host.next()).toEqual({ opcode: O.NEW_PEER, payload: peerLater.id });
+  });
+
+  it('acknowledges CONFIG_HOST with ACK_HOST and CONFIG_PEER with ACK_PEER, echoing the lobby', async () => {
+    bed = cloudlinkTestbed();
+    const c = await bed.connect();
+    await c.init();
+    c.send({ opcode: O.CONFIG_HOST, payload: 'room' });
+    expect(await c.next()).toEqual({ opcode: O.ACK_HOST, payload: 'room' });
+    const d = await bed.connect();
+    await d.init();
+    d.send({ opcode: O.CONFIG_PEER, payload: 'room' });
+    expect(await d.next()).toEqual({ opcode: O.ACK_PEER, payload: 'room' });
+  });
+
+  it('relays the full handshake in the seed order, stamping tx', async () => {
+    bed = cloudlinkTestbed();
+    const { host, peer } = await hostAndPeer();
+    await handshake(host, peer);
+  });
+
+  it('lets several peers complete the handshake with one host', async () => {
+    bed = cloudlinkTestbed();
+    const host = await bed.join('host', 'L');
+    const peers = [];
+    for (let i = 0; i < 3; i++) {
+      const peer = await bed.join('peer', 'L');
+      expect(await peer.next()).toEqual({ opcode: O.NEW_HOST, payload: host.id });
+      expect(await host.next()).toEqual({ opcode: O.NEW_PEER, payload: peer.id });
+      peers.push(peer);
+    }
+    for (const peer of peers) await handshake(host, peer);
+  });
+
+  it('keeps games under different UGIs apart even with the same lobby id', async () => {
+    bed = cloudlinkTestbed();
+    const host = await bed.join('host', 'same', 'game-a');
+    const peer = await bed.join('peer', 'same', 'game-b');
+    await settle();
+    expect(host.inbox).toEqual([]);
+    expect(peer.inbox).toEqual([]);
+    host.send({ opcode: O.MAKE_OFFER, payload: 'x', rx: peer.id });
+    expect(await host.next()).toMatchObject({ opcode: O.VIOLATION, payload: expect.stringContaining('not a peer in your lobby') });
+  });
+
+  it('announces a clean SHUTDOWN to lobby mates with SHUTDOWN_ACK and closes the socket', async () => {
+    bed = cloudlinkTestbed();
+    const { host, peer } = await hostAndPeer();
+    peer.send({ opcode: O.SHUTDOWN });
+    expect(await host.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: peer.id });
+    expect((await peer.closed).code).toBe(1000);
+    expect(bed.server.stats()).toEqual({ connections: 1, lobbies: 1 });
+  });
+
+  it('tells every peer when the host leaves', async () => {
+    bed = cloudlinkTestbed();
+    const host = await bed.join('host', 'L');
+    const p1 = await bed.join('peer', 'L');
+    const p2 = await bed.join('peer', 'L');
+    host.send({ opcode: O.SHUTDOWN });
+    await settle();
+    expect(p1.inbox).toContainEqual({ opcode: O.SHUTDOWN_ACK, tx: host.id });
+    expect(p2.inbox).toContainEqual({ opcode: O.SHUTDOWN_ACK, tx: host.id });
+  });
+
+  it('drops a relay to a peer that has just left without punishing the sender', async () => {
+    bed = cloudlinkTestbed();
+    const { host, peer } = await hostAndPeer();
+    peer.transport.close();
+    expect(await host.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: peer.id });
+    host.send({ opcode: O.MAKE_OFFER, payload: 'late', rx: peer.id });
+    host.send({ opcode: O.KEEPALIVE });
+    await settle();
+    expect(host.transport.isOpen).toBe(true);
+    expect(host.inbox).toEqual([]);
+  });
+
+  it('answers SHUTDOWN_WRN about a peer that is gone with SHUTDOWN_ACK', async () => {
+    bed = cloudlinkTestbed();
+    const { host, peer } = await hostAndPeer();
+    bed.network.sever(peer.transport);
+    expect(await host.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: peer.id });
+    host.send({ opcode: O.SHUTDOWN_WRN, rx: peer.id });
+    expect(await host.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: peer.id });
+  });
+
+  it('probes a reported peer that is still connected with an early KEEPALIVE', async () => {
+    bed = cloudlinkTestbed();
+    const { host, peer } = await hostAndPeer();
+    host.send({ opcode: O.SHUTDOWN_WRN, rx: peer.id });
+    expect(await peer.next()).toEqual({ opcode: O.KEEPALIVE });
+    expect(host.transport.isOpen).toBe(true);
+  });
+});
+
+describe('cloudlink server: keepalive', () => {
+  it('sends KEEPALIVE every interval after INIT_OK', async () => {
+    bed = cloudlinkTestbed({ keepaliveInterval: 1000 });
+    const c = await bed.connect();
+    await c.init();
+    bed.clock.increment(999);
+    await settle();
+    expect(c.inbox).toEqual([]);
+    bed.clock.increment(1);
+    expect(await c.next()).toEqual({ opcode: O.KEEPALIVE });
+  });
+
+  it('keeps a client that answers every KEEPALIVE', async () => {
+    bed = cloudlinkTestbed({ keepaliveInterval: 1000 });
+    const c = await bed.join('host', 'L');
+    for (let i = 0; i < 5; i++) {
+      bed.clock.increment(1000);
+      expect(await c.next()).toEqual({ opcode: O.KEEPALIVE });
+      c.send({ opcode: O.KEEPALIVE });
+      await settle();
+    }
+    expect(c.transport.isOpen).toBe(true);
+  });
+
+  it('drops a client that misses two KEEPALIVEs and tells its lobby mates with SHUTDOWN_ACK', async () => {
+    bed = cloudlinkTestbed({ keepaliveInterval: 1000 });
+    const { host, peer } = await hostAndPeer();
+    // The host answers, the peer stays silent.
+    const toHost = [];
+    for (let tick = 0; tick < 3; tick++) {
+      bed.clock.increment(1000);
+      await settle();
+      expect(peer.transport.isOpen).toBe(tick < 2);
+      toHost.push(...host.inbox.splice(0));
+      host.send({ opcode: O.KEEPALIVE });
+      await settle();
+    }
+    expect((await peer.closed).code).toBe(4000);
+    expect(peer.inbox.filter((f) => f.opcode === O.KEEPALIVE)).toHaveLength(2);
+    expect(toHost).toEqual([{ opcode: O.KEEPALIVE }, { opcode: O.KEEPALIVE }, { opcode: O.KEEPALIVE }, { opcode: O.SHUTDOWN_ACK, tx: peer.id }]);
+    expect(host.transport.isOpen).toBe(true);
+    expect(bed.server.stats()).toEqual({ connections: 1, lobbies: 1 });
+  });
+
+  it('closes a connection that never sends INIT', async () => {
+    bed = cloudlinkTestbed({ initTimeout: 500 });
+    const c = await bed.connect();
+    bed.clock.increment(500);
+    expect(await c.next()).toEqual({ opcode: O.VIOLATION, payload: 'INIT was not sent in time' });
+    expect((await c.closed).code).toBe(1008);
+  });
+});
