@@ -1,7 +1,7 @@
-import { fromCallback } from 'xstate';
+import { fromCallback, type CallbackActorLogic, type EventObject, type NonReducibleUnknown } from 'xstate';
 import { ErrorCode, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
 import type { SignallingCommand, SignallingEvent } from '../../src/runtime.js';
-import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
+import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 
@@ -39,8 +39,11 @@ export type ClientEmitted =
 export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
 
 /** Default for actors a caller must supply: fails at once with the fix. */
-export function missingActor(name: string, hint: string) {
-  return fromCallback(() => {
+export function missingActor<TEvent extends EventObject = EventObject, TInput = NonReducibleUnknown>(
+  name: string,
+  hint: string,
+): CallbackActorLogic<TEvent, TInput> {
+  return fromCallback<TEvent, TInput>(() => {
     throw new Error(`No \`${name}\` actor was provided: ${hint}`);
   });
 }
@@ -80,6 +83,12 @@ export function errorFrom(event: ClientEvent | { type: string; error?: unknown }
     }
   }
 }
+
+/** The placeholder actors of both client machines, typed as what a caller must provide. */
+export const clientActors = {
+  signalling: missingActor<ClientSignallingCommand>('signalling', SIGNALLING_HINT),
+  rtc: missingActor<RtcCommand, RtcInput>('rtc', RTC_HINT),
+};
 
 /** Labels of the two peer connections of a pair: the one we offered and the one we answered. */
 export const outLabel = (id: string) => `out:${id}`;

@@ -4,13 +4,11 @@ import { ErrorCode, SignalboxError } from '../../src/errors.js';
 import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import {
+  clientActors,
   errorFrom,
   inLabel,
-  missingActor,
   outLabel,
   parseLabel,
-  RTC_HINT,
-  SIGNALLING_HINT,
   type ClientEmitted,
   type ClientEvent,
   type ClientInput,
@@ -53,10 +51,7 @@ export const cloudlinkPeer = setup({
     input: {} as ClientInput,
     emitted: {} as ClientEmitted,
   },
-  actors: {
-    signalling: missingActor('signalling', SIGNALLING_HINT),
-    rtc: missingActor('rtc', RTC_HINT),
-  },
+  actors: clientActors,
   delays: {
     serverTimeout: ({ context }) => context.serverTimeout,
   },
@@ -175,7 +170,6 @@ export const cloudlinkPeer = setup({
       type: 'parallel',
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
-        KEEPALIVE: { actions: 'answerKeepalive' },
         VIOLATION: { target: 'failed', actions: 'recordError' },
         'signalling.error': { target: 'failed', actions: 'recordError' },
         'signalling.closed': { target: 'failed', actions: 'recordError' },
@@ -267,10 +261,11 @@ export const cloudlinkPeer = setup({
         watchdog: {
           initial: 'idle',
           states: {
-            idle: { on: { INIT_OK: 'watching' } },
+            idle: { on: { INIT_OK: 'watching', KEEPALIVE: { actions: 'answerKeepalive' } } },
             watching: {
               after: { serverTimeout: { target: '#cloudlinkPeer.failed', actions: 'recordTimeout' } },
-              on: { KEEPALIVE: { target: 'watching', reenter: true } },
+              // Any KEEPALIVE from the server is answered, and restarts the watch.
+              on: { KEEPALIVE: { target: 'watching', reenter: true, actions: 'answerKeepalive' } },
             },
           },
         },
