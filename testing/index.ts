@@ -31,6 +31,8 @@ export interface CloudLinkWorldOptions {
   server?: CloudLinkServerOptions;
   /** Latency of the memory network (scheduled on `clock`). @default 0 */
   latency?: MemoryNetworkInit['latency'];
+  /** XState inspection observer for the server and every client (e.g. `createBrowserInspector().inspect`). */
+  inspect?: CloudLinkServerOptions['inspect'];
 }
 
 export interface ClientOptions extends ClientInput {
@@ -70,7 +72,7 @@ export interface CloudLinkWorld {
 export function createCloudLinkWorld(options: CloudLinkWorldOptions = {}): CloudLinkWorld {
   const clock = options.clock ?? new SimulatedClock();
   const network = createMemoryNetwork({ latency: options.latency, clock });
-  const server = createCloudLinkServer({ clock, ...options.server });
+  const server = createCloudLinkServer({ clock, inspect: options.inspect, ...options.server });
   const listener = network.listen('cloudlink');
   serve(listener, server);
   const rtc = memoryRtcFabric();
@@ -94,13 +96,13 @@ export function createCloudLinkWorld(options: CloudLinkWorldOptions = {}): Cloud
     rtc,
     host(opts) {
       const logic = cloudlinkHost.provide({ actors: { signalling: signalling(opts), rtc: rtc.rtc } });
-      const actor = createActor(logic, { input: input(opts), clock }).start();
+      const actor = createActor(logic, { input: input(opts), clock, inspect: options.inspect }).start();
       actors.push(actor);
       return actor;
     },
     peer(opts) {
       const logic = cloudlinkPeer.provide({ actors: { signalling: signalling(opts), rtc: rtc.rtc } });
-      const actor = createActor(logic, { input: input(opts), clock }).start();
+      const actor = createActor(logic, { input: input(opts), clock, inspect: options.inspect }).start();
       actors.push(actor);
       return actor;
     },

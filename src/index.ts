@@ -1,0 +1,44 @@
+/**
+ * signalbox core: the message, transport and codec contracts, errors, the
+ * runtime that connects machines to transports, and the WebRTC actor.
+ * Browser-safe: nothing here imports Node or a WebRTC library.
+ *
+ * @packageDocumentation
+ */
+export { message, type Message } from './message.js';
+export { ErrorCode, SignalboxError, TransportError, ProtocolError, RtcError, isSignalboxError } from './errors.js';
+export {
+  createTransport,
+  type Frame,
+  type CloseInfo,
+  type Transport,
+  type TransportEvents,
+  type TransportServer,
+  type TransportServerEvents,
+  type ConnectionInfo,
+  type TransportControl,
+  type TransportImpl,
+} from './transport.js';
+export { jsonCodec, parseJson, textOf, utf8, type Codec, type JsonCodecOptions } from './codec.js';
+export {
+  toCustomEvent,
+  fromCustomEvent,
+  dispatchEmitted,
+  forwardEvents,
+  type EmittingActor,
+  type EventSink,
+} from './events.js';
+export {
+  fromTransport,
+  serve,
+  type SignallingEvent,
+  type SignallingCommand,
+  type TransportSource,
+  type ProtocolServer,
+} from './runtime.js';
+export { memoryRouter, type Router } from './router.js';
+export { jsonLogger, silentLogger, truncateUtf8, type Logger } from './logger.js';
+export type { Clock } from './clock.js';
+export { joinTransports } from './duplex.js';
+export * from './backpressure.js';
+export * from './rtc/index.js';
