@@ -58,6 +58,7 @@ export const cloudlinkPeer = setup({
   guards: {
     isFromHost: ({ context, event }) => (event as { detail?: { tx?: string } }).detail?.tx === context.host,
     isAboutHost: ({ context, event }) => parseLabel((event as { label: string }).label).id === context.host,
+    isOurOffer: ({ event }) => parseLabel((event as { label: string }).label).side === 'out',
     hasAnswer: ({ context }) => context.pendingAnswer !== undefined,
     hasChannels: ({ context }) => context.out !== undefined && context.in !== undefined,
   },

@@ -1,4 +1,4 @@
-import { assign, enqueueActions, not, setup, type ActorRefFrom } from 'xstate';
+import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import { truncateUtf8, type Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import { fromTransport, type SignallingEvent } from '../../src/runtime.js';
@@ -248,7 +248,7 @@ export const cloudlinkSession = setup({
     initTimeout: ({ context }) => context.services.timing.initTimeout,
   },
   guards: {
-    hasGameId: ({ context }) => context.ugi.length > 0 && context.ugi.length <= 128,
+    lacksGameId: ({ context }) => context.ugi.length === 0 || context.ugi.length > 128,
     isSupportedVersion: ({ context }) => supportedVersions.includes(context.version),
     isStateful: ({ event }) => STATEFUL.has(event.type),
     isUnresponsive: ({ context }) => context.missed >= 2,
@@ -319,7 +319,7 @@ export const cloudlinkSession = setup({
     checkingEndpoint: {
       always: [
         {
-          guard: not('hasGameId'),
+          guard: 'lacksGameId',
           target: 'closed',
           actions: {
             type: 'violate',

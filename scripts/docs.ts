@@ -1,0 +1,37 @@
+/**
+ * Regenerates the machine diagrams in the protocol READMEs from the machine
+ * definitions: `npm run docs`. `test/docs.test.ts` fails when a README is
+ * out of date.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { AnyStateMachine } from 'xstate';
+import { cloudlinkHost } from '../machines/cloudlink/host.machine.js';
+import { cloudlinkPeer } from '../machines/cloudlink/peer.machine.js';
+import { cloudlinkSession } from '../machines/cloudlink/server.machine.js';
+import { cloudlinkHub } from '../machines/cloudlink/server.js';
+import { mermaid } from './diagram.js';
+
+export const diagrams: Record<string, { file: string; machines: Record<string, AnyStateMachine> }> = {
+  cloudlink: {
+    file: 'machines/cloudlink/README.md',
+    machines: { cloudlinkHub, cloudlinkSession, cloudlinkHost, cloudlinkPeer },
+  },
+};
+
+/** The README text with every `<!-- diagram:NAME -->…<!-- /diagram -->` block regenerated. */
+export function render(text: string, machines: Record<string, AnyStateMachine>): string {
+  return text.replace(/<!-- diagram:(\w+) -->[\s\S]*?<!-- \/diagram -->/g, (block, name: string) => {
+    const machine = machines[name];
+    if (!machine) throw new Error(`README names an unknown machine "${name}"`);
+    return `<!-- diagram:${name} -->\n\`\`\`mermaid\n${mermaid(machine)}\n\`\`\`\n<!-- /diagram -->`;
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const { file, machines } of Object.values(diagrams)) {
+    const before = readFileSync(file, 'utf8');
+    const after = render(before, machines);
+    if (after !== before) writeFileSync(file, after);
+    console.log(`${file}: ${after === before ? 'up to date' : 'updated'}`);
+  }
+}
