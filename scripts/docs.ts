@@ -23,7 +23,7 @@ export function render(text: string, machines: Record<string, AnyStateMachine>):
   return text.replace(/<!-- diagram:(\w+) -->[\s\S]*?<!-- \/diagram -->/g, (block, name: string) => {
     const machine = machines[name];
     if (!machine) throw new Error(`README names an unknown machine "${name}"`);
-    return `<!-- diagram:${name} -->\n\`\`\`mermaid\n${mermaid(machine)}\n\`\`\`\n<!-- /diagram -->`;
+    return `<!-- diagram:${name} -->\n\n\`\`\`mermaid\n${mermaid(machine)}\n\`\`\`\n\n<!-- /diagram -->`;
   });
 }
 
