@@ -96,13 +96,21 @@ export function createCloudLinkWorld(options: CloudLinkWorldOptions = {}): Cloud
     rtc,
     host(opts) {
       const logic = cloudlinkHost.provide({ actors: { signalling: signalling(opts), rtc: rtc.rtc } });
-      const actor = createActor(logic, { input: input(opts), clock, inspect: options.inspect }).start();
+      const actor = createActor(logic, {
+        input: input(opts),
+        clock,
+        ...(options.inspect && { inspect: options.inspect }),
+      }).start();
       actors.push(actor);
       return actor;
     },
     peer(opts) {
       const logic = cloudlinkPeer.provide({ actors: { signalling: signalling(opts), rtc: rtc.rtc } });
-      const actor = createActor(logic, { input: input(opts), clock, inspect: options.inspect }).start();
+      const actor = createActor(logic, {
+        input: input(opts),
+        clock,
+        ...(options.inspect && { inspect: options.inspect }),
+      }).start();
       actors.push(actor);
       return actor;
     },

@@ -124,8 +124,9 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
         },
       },
     },
-    clock: options.clock,
-    inspect: options.inspect,
+    // XState treats an explicit `undefined` as "no clock": pass only what was given.
+    ...(options.clock && { clock: options.clock }),
+    ...(options.inspect && { inspect: options.inspect }),
   }).start();
 
   return {

@@ -1,0 +1,19 @@
+/**
+ * The `rtc` actor and the data-channel transport. The WebRTC implementation is
+ * injected (browser global, werift, node-datachannel): nothing here imports one.
+ *
+ * @module
+ */
+export { fromRtc } from './rtc.actor.js';
+export type { RtcActorInit, RtcActorLogic, RtcCommand, RtcEmitted, RtcInput } from './rtc.actor.js';
+export { dataChannelTransport } from './data-channel-transport.js';
+export type { DataChannelTransportInit } from './data-channel-transport.js';
+export type {
+  RTCDataChannelLike,
+  RTCPeerConnectionLike,
+  RtcEventListener,
+  RtcEventTargetLike,
+  RtcIceCandidateInit,
+  RtcSessionDescription,
+  RtcSessionDescriptionLike,
+} from './types.js';

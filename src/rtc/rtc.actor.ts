@@ -1,0 +1,495 @@
+import { fromCallback, type CallbackActorLogic } from 'xstate';
+import { ErrorCode, RtcError } from '../errors.js';
+import type { Transport } from '../transport.js';
+import { dataChannelTransport } from './data-channel-transport.js';
+import {
+  listen,
+  type RTCDataChannelLike,
+  type RTCPeerConnectionLike,
+  type RtcIceCandidateInit,
+  type RtcSessionDescription,
+} from './types.js';
+
+/** How {@link fromRtc} builds peer connections. One init serves every invocation. */
+export interface RtcActorInit {
+  /**
+   * The `RTCPeerConnection` constructor: the browser's global, werift's, or
+   * node-datachannel's polyfill. Injected so that machines and this module
+   * never import a WebRTC library.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  RTCPeerConnection: new (config?: any) => RTCPeerConnectionLike;
+  /**
+   * Passed to the constructor (`iceServers` etc.). Note that werift rejects an
+   * `iceCandidatePoolSize` option.
+   * @default {}
+   */
+  config?: Record<string, unknown>;
+  /**
+   * `true`: report the description right away and each local candidate as an
+   * `rtc.candidate` event. `false`: wait for ICE gathering to complete (or
+   * `gatheringTimeout`) and report one SDP with every candidate in it, for
+   * protocols without a candidate message.
+   * @default false
+   */
+  trickle?: boolean;
+  /**
+   * Label of the data channel the offerer creates. The answerer takes the
+   * first channel the remote opens, whatever its label.
+   * @default 'signalbox'
+   */
+  channelLabel?: string;
+  /** High-water mark of the data-channel transport. @default 262144 (256 KiB) */
+  highWaterMark?: number;
+  /** Low-water mark of the data-channel transport. @default 65536 (64 KiB) */
+  lowWaterMark?: number;
+  /**
+   * Non-trickle only: stop waiting for ICE gathering to complete after this
+   * many milliseconds and report the SDP with the candidates found so far.
+   * @default 5000
+   */
+  gatheringTimeout?: number;
+}
+
+/** Input of one `rtc` actor invocation. */
+export interface RtcInput {
+  /** Copied into every event the actor sends, so a parent can tell several connections apart. */
+  label: string;
+  /** The offerer creates the data channel and the offer; the answerer answers. */
+  role: 'offerer' | 'answerer';
+  /** Answerer: the remote SDP offer. Without it, the answerer waits for an `rtc.remoteDescription` offer. */
+  remoteOffer?: string;
+}
+
+/** Events the `rtc` actor sends to its parent. Every one carries the `label` of its input. */
+export type RtcEmitted =
+  /** The local offer or answer, to relay to the remote peer. */
+  | { type: 'rtc.description'; label: string; description: { type: 'offer' | 'answer'; sdp: string } }
+  /** Trickle mode only: one local candidate, to relay. The end of candidates is not reported. */
+  | { type: 'rtc.candidate'; label: string; candidate: RtcIceCandidateInit }
+  /** The data channel is open; `transport` wraps it. */
+  | { type: 'rtc.open'; label: string; transport: Transport }
+  /**
+   * The connection failed, the data channel errored, a remote description was
+   * rejected, or setting up failed. The actor stays alive: the parent decides
+   * (stop it, or send `rtc.restartIce`).
+   */
+  | { type: 'rtc.failed'; label: string; error: RtcError }
+  /** The data channel or the connection closed after having been open. Sent once. */
+  | { type: 'rtc.closed'; label: string };
+
+/** Events the `rtc` actor accepts from its parent (`sendTo`). */
+export type RtcCommand =
+  /** The remote answer (offerer) or offer (answerer, or anyone for a renegotiation / ICE restart). */
+  | { type: 'rtc.remoteDescription'; description: { type: 'offer' | 'answer'; sdp: string } }
+  /** A remote candidate. It may arrive before the remote description: it is queued until that is set. */
+  | { type: 'rtc.remoteCandidate'; candidate: RtcIceCandidateInit }
+  /** Create an offer with `iceRestart: true` and report it as a new `rtc.description`. */
+  | { type: 'rtc.restartIce' }
+  /** Close the data channel and the connection (`rtc.closed` follows if the channel was open). */
+  | { type: 'rtc.close' };
+
+/** The logic {@link fromRtc} returns. */
+export type RtcActorLogic = CallbackActorLogic<RtcCommand, RtcInput>;
+
+const DEFAULT_GATHERING_TIMEOUT = 5000;
+
+/**
+ * The `rtc` actor: a callback actor around one `RTCPeerConnection` with one
+ * ordered data channel. A machine invokes it as `rtc`; the caller provides it.
+ *
+ * - Offerer: creates the data channel and an offer, sets it locally and sends
+ *   `rtc.description` (non-trickle: once ICE gathering completed). It then
+ *   expects the answer as `rtc.remoteDescription`.
+ * - Answerer: applies `input.remoteOffer` (or the first `rtc.remoteDescription`
+ *   offer), creates the answer and sends it as `rtc.description`.
+ * - Both: `rtc.open` with a {@link Transport} once the channel is open,
+ *   `rtc.closed` once it closed, `rtc.failed` for any failure. Nothing is
+ *   thrown out of the actor.
+ *
+ * Commands are applied one at a time, in the order received, so a candidate
+ * that arrives while the remote description is being applied waits for it.
+ * Stopping the actor closes the channel and the connection and removes every
+ * listener and timer, so nothing keeps the process alive.
+ *
+ * @example
+ * ```ts
+ * import { RTCPeerConnection } from 'werift'; // or the browser's global
+ * import { sendTo, setup } from 'xstate';
+ *
+ * const caller = setup({
+ *   actors: { rtc: fromRtc({ RTCPeerConnection, trickle: true }) },
+ * }).createMachine({
+ *   invoke: { id: 'rtc', src: 'rtc', input: { label: 'main', role: 'offerer' } },
+ *   on: {
+ *     'rtc.description': { actions: ({ event }) => signalling.send({ type: 'offer', detail: event.description }) },
+ *     'rtc.candidate': { actions: ({ event }) => signalling.send({ type: 'candidate', detail: event.candidate }) },
+ *     answer: { actions: sendTo('rtc', ({ event }) => ({ type: 'rtc.remoteDescription', description: event.detail })) },
+ *     'rtc.open': { actions: ({ event }) => event.transport.send('hello') },
+ *   },
+ * });
+ * ```
+ */
+export function fromRtc(init: RtcActorInit): RtcActorLogic {
+  if (typeof init?.RTCPeerConnection !== 'function') {
+    throw new TypeError(
+      'fromRtc() needs an RTCPeerConnection constructor: pass { RTCPeerConnection } (browser global, werift, node-datachannel)',
+    );
+  }
+  const trickle = init.trickle ?? false;
+  const channelLabel = init.channelLabel ?? 'signalbox';
+  const gatheringTimeout = init.gatheringTimeout ?? DEFAULT_GATHERING_TIMEOUT;
+
+  return fromCallback<RtcCommand, RtcInput>(({ input, sendBack, receive }) => {
+    const label = String(input?.label ?? '');
+    let stopped = false;
+    /** Set by `rtc.close`: later commands are ignored. */
+    let closing = false;
+    let pc: RTCPeerConnectionLike | undefined;
+    let channel: RTCDataChannelLike | undefined;
+    let transport: Transport | undefined;
+    let opened = false;
+    let closedReported = false;
+    /** Remote candidates wait here until a remote description is set. */
+    let remoteDescriptionSet = false;
+    const pendingRemoteCandidates: RtcIceCandidateInit[] = [];
+    /**
+     * Trickle: local candidates found before our description went out wait
+     * here, so the remote always gets the description first (werift gathers
+     * inside setLocalDescription). `undefined` while they may go out directly.
+     */
+    let heldLocalCandidates: RtcIceCandidateInit[] | undefined;
+    /** Undo functions: listeners, timers, pending waits. Run on stop. */
+    const disposers = new Set<() => void>();
+    const channelOffs: Array<() => void> = [];
+    let queue: Promise<void> = Promise.resolve();
+
+    const report = (event: RtcEmitted) => {
+      if (!stopped) sendBack(event);
+    };
+    const fail = (message: string, cause?: unknown) => {
+      report({
+        type: 'rtc.failed',
+        label,
+        error: new RtcError(ErrorCode.RtcFailed, message, cause === undefined ? undefined : { cause }),
+      });
+    };
+    const reportClosed = () => {
+      if (closedReported || !opened) return;
+      closedReported = true;
+      report({ type: 'rtc.closed', label });
+    };
+
+    /** Runs `op` after every earlier one; a failure becomes `rtc.failed` with `what` as context. */
+    const enqueue = (what: string, op: (pc: RTCPeerConnectionLike) => Promise<void>) => {
+      queue = queue.then(async () => {
+        if (stopped || closing || !pc) return;
+        try {
+          await op(pc);
+        } catch (error) {
+          if (!stopped && !closing) fail(`${what}: ${describe(error)}`, error);
+        }
+      });
+    };
+
+    // ---- data channel -------------------------------------------------------
+
+    const adoptChannel = (ch: RTCDataChannelLike) => {
+      channel = ch;
+      const onOpen = () => {
+        for (const off of channelOffs.splice(0)) off();
+        if (stopped || transport) return;
+        try {
+          transport = dataChannelTransport(ch, {
+            ...(init.highWaterMark !== undefined && { highWaterMark: init.highWaterMark }),
+            ...(init.lowWaterMark !== undefined && { lowWaterMark: init.lowWaterMark }),
+            ...(pc && { peerConnection: pc }),
+          });
+        } catch (error) {
+          fail(`could not wrap the data channel: ${describe(error)}`, error);
+          return;
+        }
+        opened = true;
+        transport.on('error', (error) => fail(error.message, error));
+        transport.on('close', reportClosed);
+        report({ type: 'rtc.open', label, transport });
+      };
+      if (ch.readyState === 'open') {
+        onOpen();
+        return;
+      }
+      channelOffs.push(
+        listen(ch, 'open', onOpen),
+        listen(ch, 'error', (event: { error?: unknown } | undefined) => {
+          const cause = event?.error ?? event;
+          fail(`data channel error before it opened: ${describe(cause)}`, cause);
+        }),
+        listen(ch, 'close', () => {
+          for (const off of channelOffs.splice(0)) off();
+          if (!closing) fail('the data channel closed before it opened');
+        }),
+      );
+    };
+
+    // ---- negotiation --------------------------------------------------------
+
+    /** Non-trickle: resolves when gathering completed, at the end-of-candidates event, or after `gatheringTimeout`. */
+    const gatheringComplete = (peer: RTCPeerConnectionLike) =>
+      new Promise<void>((resolve) => {
+        // Right after an ICE-restart setLocalDescription a browser may still
+        // say 'complete' (the old generation) for a moment: trust 'complete'
+        // only if the new description already lists a candidate.
+        if (peer.iceGatheringState === 'complete' && /\na=candidate:/.test(peer.localDescription?.sdp ?? '')) {
+          resolve();
+          return;
+        }
+        const done = () => {
+          disposers.delete(done);
+          clearTimeout(timer);
+          offState();
+          offCandidate();
+          resolve();
+        };
+        const timer = setTimeout(done, gatheringTimeout);
+        const offState = listen(peer, 'icegatheringstatechange', () => {
+          if (peer.iceGatheringState === 'complete') done();
+        });
+        const offCandidate = listen(peer, 'icecandidate', (event: { candidate?: unknown } | undefined) => {
+          if (!event?.candidate) done();
+        });
+        disposers.add(done);
+      });
+
+    /** Reports our current local description (after gathering in non-trickle mode), then any held candidates. */
+    const reportLocalDescription = async (peer: RTCPeerConnectionLike, type: 'offer' | 'answer', created?: string) => {
+      if (!trickle) await gatheringComplete(peer);
+      if (stopped || closing) return;
+      const sdp = peer.localDescription?.sdp || created;
+      if (!sdp) throw new Error(`no local ${type} SDP after setLocalDescription`);
+      report({ type: 'rtc.description', label, description: { type, sdp } });
+      const held = heldLocalCandidates ?? [];
+      heldLocalCandidates = undefined;
+      for (const candidate of held) report({ type: 'rtc.candidate', label, candidate });
+    };
+
+    const makeOffer = async (peer: RTCPeerConnectionLike, iceRestart: boolean) => {
+      const offer = await peer.createOffer(iceRestart ? { iceRestart: true } : undefined);
+      // Candidates the remote trickles for this new offer must wait for its answer.
+      remoteDescriptionSet = false;
+      if (trickle) heldLocalCandidates = [];
+      await peer.setLocalDescription({ type: 'offer', sdp: offer.sdp });
+      await reportLocalDescription(peer, 'offer', offer.sdp);
+    };
+
+    const addRemoteCandidate = async (peer: RTCPeerConnectionLike, candidate: RtcIceCandidateInit) => {
+      try {
+        await peer.addIceCandidate(candidate);
+      } catch {
+        // Not fatal: a stale (pre-restart) or unusable candidate is dropped, as
+        // browsers do. If no candidate works, connectionState 'failed' reports it.
+      }
+    };
+
+    const applyRemoteDescription = async (peer: RTCPeerConnectionLike, description: unknown) => {
+      const checked = checkDescription(description);
+      try {
+        await peer.setRemoteDescription(checked);
+      } catch (error) {
+        throw new Error(`the remote ${checked.type} was rejected: ${describe(error)}`, { cause: error });
+      }
+      remoteDescriptionSet = true;
+      for (const candidate of pendingRemoteCandidates.splice(0)) await addRemoteCandidate(peer, candidate);
+      if (checked.type !== 'offer') {
+        resumeWeriftIceAfterRestart(peer);
+        return;
+      }
+      const answer = await peer.createAnswer();
+      if (trickle) heldLocalCandidates = [];
+      await peer.setLocalDescription({ type: 'answer', sdp: answer.sdp });
+      resumeWeriftIceAfterRestart(peer);
+      await reportLocalDescription(peer, 'answer', answer.sdp);
+    };
+
+    // ---- commands -----------------------------------------------------------
+
+    const closeEverything = () => {
+      try {
+        transport?.close();
+      } catch {
+        // close() is idempotent and should not throw; nothing to add if it does
+      }
+      if (!transport && channel) {
+        try {
+          channel.close();
+        } catch {
+          // already closed
+        }
+      }
+      if (pc) closePeer(pc);
+    };
+
+    receive((command) => {
+      if (stopped || closing) return;
+      switch (command?.type) {
+        case 'rtc.remoteDescription':
+          enqueue('bad remote description', (peer) => applyRemoteDescription(peer, command.description));
+          break;
+        case 'rtc.remoteCandidate': {
+          const candidate = command.candidate;
+          if (!candidate || typeof candidate !== 'object') return;
+          enqueue('could not add a remote candidate', async (peer) => {
+            if (remoteDescriptionSet) await addRemoteCandidate(peer, candidate);
+            else pendingRemoteCandidates.push(candidate);
+          });
+          break;
+        }
+        case 'rtc.restartIce':
+          enqueue('ICE restart failed', (peer) => makeOffer(peer, true));
+          break;
+        case 'rtc.close':
+          closing = true;
+          for (const dispose of [...disposers]) dispose();
+          closeEverything();
+          // A peer connection closed by close() fires no event in browsers: report here.
+          reportClosed();
+          break;
+      }
+    });
+
+    // ---- setup --------------------------------------------------------------
+
+    const setup = () => {
+      if (input?.role !== 'offerer' && input?.role !== 'answerer') {
+        fail(`rtc actor input.role must be 'offerer' or 'answerer', got ${JSON.stringify(input?.role)}`);
+        return;
+      }
+      try {
+        pc = new init.RTCPeerConnection({ ...init.config });
+      } catch (error) {
+        fail(`could not create the RTCPeerConnection: ${describe(error)}`, error);
+        return;
+      }
+      const peer = pc;
+      disposers.add(
+        listen(peer, 'connectionstatechange', () => {
+          if (stopped || closing) return;
+          const state = peer.connectionState;
+          if (state === 'failed') fail('the peer connection failed');
+          else if (state === 'closed') {
+            // Closed without our asking (werift closes when ICE closes).
+            if (opened) reportClosed();
+            else fail('the peer connection closed before the data channel opened');
+          }
+        }),
+      );
+      if (trickle) {
+        disposers.add(
+          listen(peer, 'icecandidate', (event: { candidate?: unknown } | undefined) => {
+            const candidate = candidateInit(event?.candidate);
+            if (!candidate) return; // end of candidates: not reported
+            if (heldLocalCandidates) heldLocalCandidates.push(candidate);
+            else report({ type: 'rtc.candidate', label, candidate });
+          }),
+        );
+      }
+      disposers.add(
+        listen(peer, 'datachannel', (event: { channel?: RTCDataChannelLike } | undefined) => {
+          // The first channel the remote opens is ours; others belong to someone else.
+          if (!channel && event?.channel) adoptChannel(event.channel);
+        }),
+      );
+
+      if (input.role === 'offerer') {
+        try {
+          adoptChannel(peer.createDataChannel(channelLabel, { ordered: true }));
+        } catch (error) {
+          fail(`could not create the data channel: ${describe(error)}`, error);
+          return;
+        }
+        enqueue('could not create the offer', (p) => makeOffer(p, false));
+      } else if (input.remoteOffer !== undefined) {
+        const remoteOffer = input.remoteOffer;
+        enqueue('bad remote offer', (p) => applyRemoteDescription(p, { type: 'offer', sdp: remoteOffer }));
+      }
+    };
+    setup();
+
+    return () => {
+      stopped = true;
+      for (const dispose of [...disposers]) dispose();
+      disposers.clear();
+      for (const off of channelOffs.splice(0)) off();
+      closeEverything();
+    };
+  });
+}
+
+/** Validates a description from signalling (it is untrusted data). */
+function checkDescription(description: unknown): RtcSessionDescription {
+  const d = description as Partial<RtcSessionDescription> | null | undefined;
+  if (!d || (d.type !== 'offer' && d.type !== 'answer') || typeof d.sdp !== 'string') {
+    throw new Error('expected { type: "offer" | "answer", sdp: string }');
+  }
+  // werift accepts any text as a remote offer and answers it; browsers reject
+  // it. Check the minimum here so every implementation fails the same way.
+  if (!/^v=0\r?\n/.test(d.sdp)) throw new Error('not an SDP document (it must start with "v=0")');
+  if (!/\nm=application /.test(d.sdp)) throw new Error('the SDP has no data channel (m=application) section');
+  return { type: d.type, sdp: d.sdp };
+}
+
+/**
+ * werift (0.25) workaround, a no-op elsewhere. After an ICE restart werift
+ * resets its ICE transport, but its connect() returns early because DTLS is
+ * still connected, so no connectivity check ever runs with the new
+ * credentials and the data channel goes silent. Once the answer is applied
+ * (where werift calls connect()), start each ICE transport that is in exactly
+ * that state. Browsers and node-datachannel have no `dtlsTransports` array.
+ */
+function resumeWeriftIceAfterRestart(pc: RTCPeerConnectionLike): void {
+  const transports = (pc as { dtlsTransports?: unknown }).dtlsTransports;
+  if (!Array.isArray(transports)) return;
+  for (const dtls of transports as Array<{
+    state?: string;
+    iceTransport?: { state?: string; start?: () => Promise<void> };
+  }>) {
+    const ice = dtls?.iceTransport;
+    if (dtls?.state !== 'connected' || typeof ice?.start !== 'function') continue;
+    if (ice.state === 'connected' || ice.state === 'checking' || ice.state === 'closed') continue;
+    ice.start().catch(() => {
+      // Its failure shows up as connectionState 'failed', which we report.
+    });
+  }
+}
+
+/**
+ * Turns a local candidate (a browser `RTCIceCandidate`, werift's plain object)
+ * into JSON-safe `RTCIceCandidateInit` data, or `undefined` for an
+ * end-of-candidates marker.
+ */
+function candidateInit(candidate: unknown): RtcIceCandidateInit | undefined {
+  if (!candidate || typeof candidate !== 'object') return undefined;
+  const c = candidate as RtcIceCandidateInit & { toJSON?: () => RtcIceCandidateInit };
+  const json = typeof c.toJSON === 'function' ? c.toJSON() : c;
+  if (!json.candidate) return undefined;
+  const init: RtcIceCandidateInit = { candidate: json.candidate };
+  if (json.sdpMid != null) init.sdpMid = json.sdpMid;
+  if (json.sdpMLineIndex != null) init.sdpMLineIndex = json.sdpMLineIndex;
+  if (json.usernameFragment != null) init.usernameFragment = json.usernameFragment;
+  return init;
+}
+
+/** Closes without throwing and without leaving an unhandled rejection (werift's close() is async). */
+function closePeer(pc: RTCPeerConnectionLike): void {
+  try {
+    const result = pc.close() as PromiseLike<unknown> | undefined;
+    if (result && typeof result.then === 'function') result.then(undefined, () => {});
+  } catch {
+    // already closed
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error && 'message' in error) return String(error.message);
+  return String(error);
+}

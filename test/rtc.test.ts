@@ -1,0 +1,420 @@
+import { RTCPeerConnection } from 'werift';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createActor, setup, type Actor, type AnyStateMachine } from 'xstate';
+import { ErrorCode, RtcError } from '../src/errors.js';
+import {
+  fromRtc,
+  type RTCDataChannelLike,
+  type RTCPeerConnectionLike,
+  type RtcActorInit,
+  type RtcCommand,
+  type RtcEmitted,
+  type RtcInput,
+} from '../src/rtc/index.js';
+import type { Frame, Transport } from '../src/transport.js';
+import { nextEvent } from './transport-compliance.js';
+
+// Compile-time only: the DOM's and werift's classes fit the structural types.
+type Fits<T, U> = [T] extends [U] ? true : false;
+const fits: [
+  Fits<typeof globalThis.RTCPeerConnection, RtcActorInit['RTCPeerConnection']>,
+  Fits<typeof RTCPeerConnection, RtcActorInit['RTCPeerConnection']>,
+  Fits<RTCPeerConnection, RTCPeerConnectionLike>,
+  Fits<globalThis.RTCDataChannel, RTCDataChannelLike>,
+  Fits<ReturnType<RTCPeerConnection['createDataChannel']>, RTCDataChannelLike>,
+] = [true, true, true, true, true];
+void fits;
+
+/**
+ * Loopback-only werift config. `iceUseIpv4: false` keeps werift from adding
+ * the machine's other IPv4 interfaces; the additional host address then yields
+ * exactly one candidate, 127.0.0.1 (no ICE servers, no internet).
+ */
+const LOOPBACK = {
+  iceUseIpv4: false,
+  iceUseIpv6: false,
+  iceInterfaceAddresses: { udp4: '127.0.0.1' },
+  iceAdditionalHostAddresses: ['127.0.0.1'],
+};
+
+type EventOf<T extends RtcEmitted['type']> = Extract<RtcEmitted, { type: T }>;
+
+/**
+ * One peer: a tiny parent machine that invokes one `rtc` actor and records
+ * every event it sends back. The test plays signalling: it forwards
+ * descriptions and candidates between peers with `send()`.
+ */
+class Peer {
+  readonly events: RtcEmitted[] = [];
+  readonly actor: Actor<AnyStateMachine>;
+  private readonly listeners = new Set<(event: RtcEmitted) => void>();
+
+  constructor(input: RtcInput, init: Partial<RtcActorInit> = {}) {
+    const machine = setup({
+      types: { events: {} as RtcEmitted },
+      actors: { rtc: fromRtc({ RTCPeerConnection, config: LOOPBACK, ...init }) },
+    }).createMachine({
+      invoke: { id: 'rtc', src: 'rtc', input },
+      on: {
+        '*': {
+          actions: ({ event }) => {
+            this.events.push(event);
+            for (const listener of [...this.listeners]) listener(event);
+          },
+        },
+      },
+    });
+    this.actor = createActor(machine).start();
+    peers.push(this);
+  }
+
+  send(command: RtcCommand) {
+    this.actor.getSnapshot().children.rtc?.send(command);
+  }
+
+  of<T extends RtcEmitted['type']>(type: T): EventOf<T>[] {
+    return this.events.filter((e): e is EventOf<T> => e.type === type);
+  }
+
+  /** Resolves with the `n`th (1-based) event of `type`, already recorded or still to come. */
+  waitFor<T extends RtcEmitted['type']>(type: T, n = 1, timeout = 8000): Promise<EventOf<T>> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.of(type)[n - 1];
+        if (!found) return false;
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve(found);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(new Error(`no ${type} #${n} within ${timeout} ms; got ${this.events.map((e) => e.type).join(', ')}`));
+      }, timeout);
+      if (!check()) this.listeners.add(check);
+    });
+  }
+
+  /** Forwards every description and candidate (past and future) to `other`. */
+  forwardTo(other: Peer) {
+    const forward = (event: RtcEmitted) => {
+      if (event.type === 'rtc.description')
+        other.send({ type: 'rtc.remoteDescription', description: event.description });
+      if (event.type === 'rtc.candidate') other.send({ type: 'rtc.remoteCandidate', candidate: event.candidate });
+    };
+    this.events.forEach(forward);
+    this.listeners.add(forward);
+  }
+
+  stop() {
+    this.actor.stop();
+  }
+}
+
+let peers: Peer[] = [];
+afterEach(async () => {
+  for (const peer of peers) peer.stop();
+  peers = [];
+  // werift's close() is asynchronous: let it finish before the next test.
+  await delay(50);
+});
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const candidateLines = (sdp: string) => sdp.split(/\r?\n/).filter((line) => line.startsWith('a=candidate:'));
+const withoutCandidates = (sdp: string) =>
+  sdp
+    .split('\r\n')
+    .filter((line) => !line.startsWith('a=candidate:') && line !== 'a=end-of-candidates')
+    .join('\r\n');
+const ufrag = (sdp: string) => /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
+
+/** Sends one frame each way and checks what arrives. */
+async function exchange(a: Transport, b: Transport, frame: Frame) {
+  const atB = nextEvent(b, 'message');
+  a.send(frame);
+  const back = nextEvent(a, 'message');
+  b.send(frame);
+  return [await atB, await back] as const;
+}
+
+/** An offerer and an answerer wired to each other, both open. */
+async function connectedPair(init: Partial<RtcActorInit> = {}) {
+  const a = new Peer({ label: 'a', role: 'offerer' }, init);
+  const b = new Peer({ label: 'b', role: 'answerer' }, init);
+  a.forwardTo(b);
+  b.forwardTo(a);
+  const [openA, openB] = await Promise.all([a.waitFor('rtc.open'), b.waitFor('rtc.open')]);
+  return { a, b, ta: openA.transport, tb: openB.transport };
+}
+
+describe('rtc actor, non-trickle (default)', () => {
+  it('reports one SDP with every candidate, answers a remoteOffer from input, and both sides open', async () => {
+    const a = new Peer({ label: 'a', role: 'offerer' });
+    const offer = await a.waitFor('rtc.description');
+    expect(offer).toMatchObject({ label: 'a', description: { type: 'offer' } });
+    expect(candidateLines(offer.description.sdp)).toEqual([expect.stringContaining(' 127.0.0.1 ')]);
+
+    const b = new Peer({ label: 'b', role: 'answerer', remoteOffer: offer.description.sdp });
+    const answer = await b.waitFor('rtc.description');
+    expect(answer).toMatchObject({ label: 'b', description: { type: 'answer' } });
+    expect(candidateLines(answer.description.sdp).length).toBeGreaterThan(0);
+    a.send({ type: 'rtc.remoteDescription', description: answer.description });
+
+    const [openA, openB] = await Promise.all([a.waitFor('rtc.open'), b.waitFor('rtc.open')]);
+    expect(openA.label).toBe('a');
+    expect(openB.label).toBe('b');
+
+    const [text, textBack] = await exchange(openA.transport, openB.transport, 'hello 👋');
+    expect(text).toBe('hello 👋');
+    expect(textBack).toBe('hello 👋');
+    const [bin, binBack] = await exchange(openA.transport, openB.transport, Uint8Array.of(0, 1, 254, 255));
+    expect(bin).toBeInstanceOf(Uint8Array);
+    expect(bin).toEqual(Uint8Array.of(0, 1, 254, 255));
+    expect(binBack).toEqual(Uint8Array.of(0, 1, 254, 255));
+
+    // Exactly one description each, no trickled candidates, no failure.
+    for (const peer of [a, b]) {
+      expect(peer.of('rtc.description')).toHaveLength(1);
+      expect(peer.of('rtc.candidate')).toHaveLength(0);
+      expect(peer.of('rtc.failed')).toHaveLength(0);
+    }
+  });
+});
+
+describe('rtc actor, trickle', () => {
+  it('exchanges candidates, including ones delivered before the remote description', async () => {
+    const init = { trickle: true };
+    const a = new Peer({ label: 'a', role: 'offerer' }, init);
+    const offer = await a.waitFor('rtc.description');
+    const offerCandidates = a.of('rtc.candidate');
+    expect(offerCandidates.length).toBeGreaterThan(0);
+    // The description goes out before its candidates.
+    expect(a.events.findIndex((e) => e.type === 'rtc.description')).toBeLessThan(
+      a.events.findIndex((e) => e.type === 'rtc.candidate'),
+    );
+    for (const { candidate, label } of offerCandidates) {
+      expect(label).toBe('a');
+      expect(candidate.candidate).toContain('127.0.0.1');
+      expect(JSON.parse(JSON.stringify(candidate))).toEqual(candidate);
+    }
+
+    // The answerer waits for the offer as a command. Candidates first, then the
+    // description with its own candidates stripped, so only trickled ones can work.
+    const b = new Peer({ label: 'b', role: 'answerer' }, init);
+    for (const { candidate } of offerCandidates) b.send({ type: 'rtc.remoteCandidate', candidate });
+    b.send({
+      type: 'rtc.remoteDescription',
+      description: { type: 'offer', sdp: withoutCandidates(offer.description.sdp) },
+    });
+
+    const answer = await b.waitFor('rtc.description');
+    expect(answer.description.type).toBe('answer');
+    const answerCandidates = b.of('rtc.candidate');
+    expect(answerCandidates.length).toBeGreaterThan(0);
+    for (const { candidate } of answerCandidates) a.send({ type: 'rtc.remoteCandidate', candidate });
+    a.send({
+      type: 'rtc.remoteDescription',
+      description: { type: 'answer', sdp: withoutCandidates(answer.description.sdp) },
+    });
+
+    const [openA, openB] = await Promise.all([a.waitFor('rtc.open'), b.waitFor('rtc.open')]);
+    const [text] = await exchange(openA.transport, openB.transport, 'trickled');
+    expect(text).toBe('trickled');
+    const [bin] = await exchange(openA.transport, openB.transport, Uint8Array.of(9, 8, 7));
+    expect(bin).toEqual(Uint8Array.of(9, 8, 7));
+    expect([...a.of('rtc.failed'), ...b.of('rtc.failed')]).toEqual([]);
+  });
+});
+
+describe('rtc actor failures', () => {
+  it('reports a bad remote offer from input as rtc.failed with ERR_RTC_FAILED', async () => {
+    const b = new Peer({ label: 'b', role: 'answerer', remoteOffer: 'this is not SDP' });
+    const failed = await b.waitFor('rtc.failed');
+    expect(failed.label).toBe('b');
+    expect(failed.error).toBeInstanceOf(RtcError);
+    expect(failed.error.code).toBe(ErrorCode.RtcFailed);
+    expect(b.of('rtc.description')).toHaveLength(0);
+  });
+
+  it('reports a bad remote answer, and a malformed description command, as rtc.failed', async () => {
+    const a = new Peer({ label: 'a', role: 'offerer' });
+    await a.waitFor('rtc.description');
+    a.send({ type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'v=0\r\nnonsense\r\n' } });
+    const first = await a.waitFor('rtc.failed');
+    expect(first.error.code).toBe(ErrorCode.RtcFailed);
+    a.send({ type: 'rtc.remoteDescription', description: { type: 'pranswer', sdp: 42 } as never });
+    const second = await a.waitFor('rtc.failed', 2);
+    expect(second.error.message).toMatch(/expected \{ type/);
+  });
+
+  it('reports a description the implementation rejects (an answer in the wrong state) as rtc.failed', async () => {
+    const { a } = await connectedPair();
+    const answer = a.of('rtc.description')[0]!.description.sdp.replace(/a=setup:\w+/, 'a=setup:active');
+    a.send({ type: 'rtc.remoteDescription', description: { type: 'answer', sdp: answer } });
+    const failed = await a.waitFor('rtc.failed');
+    expect(failed.error.code).toBe(ErrorCode.RtcFailed);
+    expect(failed.error.message).toMatch(/remote answer was rejected/);
+    expect(failed.error.cause).toBeDefined();
+  });
+
+  it('reports a throwing constructor as rtc.failed instead of crashing the parent', async () => {
+    const Broken = function () {
+      throw new Error('no WebRTC here');
+    } as unknown as RtcActorInit['RTCPeerConnection'];
+    const a = new Peer({ label: 'a', role: 'offerer' }, { RTCPeerConnection: Broken });
+    const failed = await a.waitFor('rtc.failed');
+    expect(failed.error.message).toContain('no WebRTC here');
+    expect(a.actor.getSnapshot().status).toBe('active');
+  });
+
+  it('sends what it has when gathering does not complete within gatheringTimeout', async () => {
+    const started = Date.now();
+    const a = new Peer({ label: 'a', role: 'offerer' }, { RTCPeerConnection: StuckPc, gatheringTimeout: 200 });
+    const offer = await a.waitFor('rtc.description');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(offer.description).toEqual({ type: 'offer', sdp: STUCK_SDP });
+  });
+
+  it('stopping mid-gathering removes every listener and timer and closes the connection', async () => {
+    vi.useFakeTimers();
+    try {
+      const a = new Peer({ label: 'a', role: 'offerer' }, { RTCPeerConnection: StuckPc, trickle: false });
+      const pc = StuckPc.last!;
+      // Let the offer be created and the gathering wait begin.
+      for (let i = 0; i < 10; i++) await Promise.resolve();
+      expect(vi.getTimerCount()).toBe(1);
+      expect(pc.listeners.size).toBeGreaterThan(0);
+      a.stop();
+      expect(vi.getTimerCount()).toBe(0);
+      expect([...pc.listeners]).toEqual([]);
+      expect([...pc.channel.listeners]).toEqual([]);
+      expect(pc.closed).toBe(true);
+      expect(pc.channel.closed).toBe(true);
+      expect(a.of('rtc.description')).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+const STUCK_SDP = 'v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n';
+
+/** A fake connection whose ICE gathering never completes; it records its listeners. */
+class StuckPc implements RTCPeerConnectionLike {
+  static last: StuckPc | undefined;
+  connectionState = 'new';
+  iceGatheringState = 'gathering';
+  localDescription: { type: string; sdp: string } | null = null;
+  closed = false;
+  readonly listeners = new Set<string>();
+  readonly channel = {
+    label: 'x',
+    readyState: 'connecting',
+    bufferedAmount: 0,
+    bufferedAmountLowThreshold: 0,
+    closed: false,
+    listeners: new Set<string>(),
+    addEventListener(type: string) {
+      this.listeners.add(type);
+    },
+    removeEventListener(type: string) {
+      this.listeners.delete(type);
+    },
+    send() {},
+    close() {
+      this.closed = true;
+    },
+  };
+  constructor() {
+    StuckPc.last = this;
+  }
+  addEventListener(type: string) {
+    this.listeners.add(type);
+  }
+  removeEventListener(type: string) {
+    this.listeners.delete(type);
+  }
+  createDataChannel() {
+    return this.channel;
+  }
+  async createOffer() {
+    return { type: 'offer', sdp: STUCK_SDP };
+  }
+  async createAnswer() {
+    return { type: 'answer', sdp: STUCK_SDP };
+  }
+  async setLocalDescription(d?: { type: string; sdp?: string }) {
+    this.localDescription = { type: d!.type, sdp: d!.sdp! };
+  }
+  async setRemoteDescription() {}
+  async addIceCandidate() {}
+  close() {
+    this.closed = true;
+  }
+}
+
+describe('rtc actor lifecycle', () => {
+  it('stopping the parent closes the channel: the other side sees a remote close and rtc.closed', async () => {
+    const { a, b, ta, tb } = await connectedPair();
+    const remoteClose = nextEvent(tb, 'close');
+    const localClose = nextEvent(ta, 'close');
+    a.stop();
+    expect(await localClose).toMatchObject({ initiator: 'local' });
+    expect(await remoteClose).toEqual({ code: 1000, reason: '', initiator: 'remote' });
+    await b.waitFor('rtc.closed');
+    expect(ta.isOpen).toBe(false);
+    expect(tb.isOpen).toBe(false);
+    expect(b.of('rtc.failed')).toEqual([]);
+  });
+
+  it('rtc.close closes both ends and reports rtc.closed on both sides', async () => {
+    const { a, b, tb } = await connectedPair();
+    const remoteClose = nextEvent(tb, 'close');
+    a.send({ type: 'rtc.close' });
+    await a.waitFor('rtc.closed');
+    expect((await remoteClose).initiator).toBe('remote');
+    await b.waitFor('rtc.closed');
+    expect(a.of('rtc.closed')).toHaveLength(1);
+  });
+
+  it('a transport closed by its user reports rtc.closed once on both sides', async () => {
+    const { a, b, ta } = await connectedPair({ trickle: true });
+    ta.close();
+    await Promise.all([a.waitFor('rtc.closed'), b.waitFor('rtc.closed')]);
+    await delay(100);
+    expect(a.of('rtc.closed')).toHaveLength(1);
+    expect(b.of('rtc.closed')).toHaveLength(1);
+  });
+
+  it.each([
+    ['non-trickle', false],
+    ['trickle', true],
+  ])('ICE restart (%s) produces a new offer and the data channel stays usable', async (_, trickle) => {
+    const { a, b, ta, tb } = await connectedPair({ trickle });
+    const [before] = await exchange(ta, tb, 'before restart');
+    expect(before).toBe('before restart');
+    const firstOffer = a.of('rtc.description')[0]!.description.sdp;
+
+    a.send({ type: 'rtc.restartIce' });
+    const restartOffer = await a.waitFor('rtc.description', 2);
+    expect(restartOffer.description.type).toBe('offer');
+    expect(ufrag(restartOffer.description.sdp)).not.toBe(ufrag(firstOffer));
+    if (!trickle) expect(candidateLines(restartOffer.description.sdp).length).toBeGreaterThan(0);
+    // forwardTo() relays it; the answerer answers the new offer.
+    const restartAnswer = await b.waitFor('rtc.description', 2);
+    expect(restartAnswer.description.type).toBe('answer');
+
+    // Sent while the offerer may still be applying the answer: reliable
+    // delivery must carry it over once ICE reconnects.
+    const [after, afterBack] = await exchange(ta, tb, Uint8Array.of(4, 2));
+    expect(after).toEqual(Uint8Array.of(4, 2));
+    expect(afterBack).toEqual(Uint8Array.of(4, 2));
+    expect(ta.isOpen && tb.isOpen).toBe(true);
+    for (const peer of [a, b]) {
+      expect(peer.of('rtc.failed')).toEqual([]);
+      expect(peer.of('rtc.closed')).toEqual([]);
+      expect(peer.of('rtc.open')).toHaveLength(1);
+    }
+  });
+});
