@@ -1,8 +1,14 @@
 import { SimulatedClock } from 'xstate';
 import { createMemoryNetwork, type MemoryNetwork } from '../adapters/memory/index.js';
+import { webSocketTransport } from '../adapters/websocket/node.js';
+import { startServer } from '../cli/server.js';
 import { serve } from '../src/runtime.js';
 import type { CloseInfo, Transport } from '../src/transport.js';
-import { createCloudLinkServer, type CloudLinkServer, type CloudLinkServerOptions } from '../machines/cloudlink/server.js';
+import {
+  createCloudLinkServer,
+  type CloudLinkServer,
+  type CloudLinkServerOptions,
+} from '../machines/cloudlink/server.js';
 
 export interface RawFrame {
   opcode: number;
@@ -65,7 +71,6 @@ export function rawClient(transport: Transport): RawClient {
 }
 
 export interface Testbed {
-  network: MemoryNetwork;
   server: CloudLinkServer;
   clock: SimulatedClock;
   connect(ugi?: string, query?: Record<string, string> | string): Promise<RawClient>;
@@ -74,34 +79,61 @@ export interface Testbed {
   close(): Promise<void>;
 }
 
+export interface MemoryTestbed extends Testbed {
+  network: MemoryNetwork;
+}
+
 /** A CloudLink server on a memory network, its timers on a SimulatedClock. */
-export function cloudlinkTestbed(options: CloudLinkServerOptions = {}): Testbed {
+export function cloudlinkTestbed(options: CloudLinkServerOptions = {}): MemoryTestbed {
   const network = createMemoryNetwork();
   const clock = new SimulatedClock();
   const server = createCloudLinkServer({ clock, keepaliveInterval: 1000, initTimeout: 1000, ...options });
   const listener = network.listen('cloudlink');
   serve(listener, server);
-  const testbed: Testbed = {
+  const testbed: MemoryTestbed = {
     network,
     server,
     clock,
     async connect(ugi = 'game', query) {
       return rawClient(await network.connect('cloudlink', { path: `/ws/${ugi}`, query }));
     },
-    async join(role, lobby, ugi) {
-      const client = await testbed.connect(ugi);
-      const id = await client.init();
-      client.send({ opcode: role === 'host' ? 4 : 5, payload: lobby });
-      const ack = await client.next();
-      if (ack.opcode !== (role === 'host' ? 7 : 6)) throw new Error(`expected ACK, got ${JSON.stringify(ack)}`);
-      return Object.assign(client, { id });
-    },
+    join: (role, lobby, ugi) => join(testbed, role, lobby, ugi),
     async close() {
       await server.close();
       await listener.close();
     },
   };
   return testbed;
+}
+
+/** The real `signalbox serve` stack (http + ws) on 127.0.0.1 port 0, its timers on a SimulatedClock. */
+export async function cloudlinkSocketTestbed(options: CloudLinkServerOptions = {}): Promise<Testbed> {
+  const clock = new SimulatedClock();
+  const running = await startServer({
+    port: 0,
+    host: '127.0.0.1',
+    cloudlink: { clock, keepaliveInterval: 1000, initTimeout: 1000, ...options },
+  });
+  const testbed: Testbed = {
+    server: running.cloudlink,
+    clock,
+    async connect(ugi = 'game', query) {
+      const search = query === undefined ? '' : `?${new URLSearchParams(query)}`;
+      return rawClient(await webSocketTransport(`ws://127.0.0.1:${running.address.port}/ws/${ugi}${search}`));
+    },
+    join: (role, lobby, ugi) => join(testbed, role, lobby, ugi),
+    close: () => running.close(),
+  };
+  return testbed;
+}
+
+async function join(testbed: Testbed, role: 'host' | 'peer', lobby: string, ugi?: string) {
+  const client = await testbed.connect(ugi);
+  const id = await client.init();
+  client.send({ opcode: role === 'host' ? 4 : 5, payload: lobby });
+  const ack = await client.next();
+  if (ack.opcode !== (role === 'host' ? 7 : 6)) throw new Error(`expected ACK, got ${JSON.stringify(ack)}`);
+  return Object.assign(client, { id });
 }
 
 /** Lets queued microtasks and the memory network's deliveries run. */

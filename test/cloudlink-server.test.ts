@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Opcode } from '../machines/cloudlink/protocol.js';
-import { cloudlinkTestbed, settle, type RawClient, type Testbed } from './cloudlink-helpers.js';
+import { cloudlinkTestbed, settle, type MemoryTestbed, type RawClient } from './cloudlink-helpers.js';
 
 const O = Opcode;
-let bed: Testbed;
+let bed: MemoryTestbed;
 
 afterEach(async () => {
   await bed?.close();
@@ -94,7 +94,10 @@ describe('cloudlink server: the seed lifespans', () => {
     expect(host.inbox).toEqual([]);
     expect(peer.inbox).toEqual([]);
     host.send({ opcode: O.MAKE_OFFER, payload: 'x', rx: peer.id });
-    expect(await host.next()).toMatchObject({ opcode: O.VIOLATION, payload: expect.stringContaining('not a peer in your lobby') });
+    expect(await host.next()).toMatchObject({
+      opcode: O.VIOLATION,
+      payload: expect.stringContaining('not a peer in your lobby'),
+    });
   });
 
   it('announces a clean SHUTDOWN to lobby mates with SHUTDOWN_ACK and closes the socket', async () => {
@@ -186,7 +189,12 @@ describe('cloudlink server: keepalive', () => {
     }
     expect((await peer.closed).code).toBe(4000);
     expect(peer.inbox.filter((f) => f.opcode === O.KEEPALIVE)).toHaveLength(2);
-    expect(toHost).toEqual([{ opcode: O.KEEPALIVE }, { opcode: O.KEEPALIVE }, { opcode: O.KEEPALIVE }, { opcode: O.SHUTDOWN_ACK, tx: peer.id }]);
+    expect(toHost).toEqual([
+      { opcode: O.KEEPALIVE },
+      { opcode: O.KEEPALIVE },
+      { opcode: O.KEEPALIVE },
+      { opcode: O.SHUTDOWN_ACK, tx: peer.id },
+    ]);
     expect(host.transport.isOpen).toBe(true);
     expect(bed.server.stats()).toEqual({ connections: 1, lobbies: 1 });
   });

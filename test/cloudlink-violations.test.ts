@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Opcode } from '../machines/cloudlink/protocol.js';
-import { cloudlinkTestbed, type RawClient, type Testbed } from './cloudlink-helpers.js';
+import type { CloudLinkServerOptions } from '../machines/cloudlink/server.js';
+import { cloudlinkSocketTestbed, cloudlinkTestbed, type RawClient, type Testbed } from './cloudlink-helpers.js';
 
 const O = Opcode;
 let bed: Testbed;
@@ -153,10 +154,15 @@ const cases: Array<{
   },
 ];
 
-describe('cloudlink server: bad input gets VIOLATION, then close', () => {
+const transports: Array<[string, (options: CloudLinkServerOptions) => Promise<Testbed>]> = [
+  ['memory', async (options) => cloudlinkTestbed(options)],
+  ['websocket', cloudlinkSocketTestbed],
+];
+
+describe.each(transports)('cloudlink server over %s: bad input gets VIOLATION, then close', (_, testbed) => {
   for (const c of cases) {
     it(`answers ${c.name} with VIOLATION and leaves the lobby unaffected`, async () => {
-      bed = cloudlinkTestbed({ maxFrameSize: 4096 });
+      bed = await testbed({ maxFrameSize: 4096 });
       const host = await bed.join('host', 'L');
       const peer = await bed.join('peer', 'L');
       await host.next(); // NEW_PEER
@@ -183,7 +189,7 @@ describe('cloudlink server: bad input gets VIOLATION, then close', () => {
   }
 
   it('answers a binary frame with VIOLATION', async () => {
-    bed = cloudlinkTestbed();
+    bed = await testbed({});
     const c = await bed.connect();
     c.transport.send(new Uint8Array([123, 125]));
     expect(await c.next()).toMatchObject({
@@ -197,7 +203,7 @@ describe('cloudlink server: bad input gets VIOLATION, then close', () => {
     ['7', /^unsupported version 7/],
     ['abc', /^unsupported version/],
   ])('refuses version v=%s with VIOLATION', async (v, reason) => {
-    bed = cloudlinkTestbed();
+    bed = await testbed({});
     const c = await bed.connect('game', { v });
     const frame = await c.next();
     expect(frame.opcode).toBe(O.VIOLATION);
@@ -207,7 +213,7 @@ describe('cloudlink server: bad input gets VIOLATION, then close', () => {
   });
 
   it('accepts v=0 and a missing v alike', async () => {
-    bed = cloudlinkTestbed();
+    bed = await testbed({});
     const a = await bed.connect('game', { v: '0' });
     const b = await bed.connect('game');
     expect(await a.init()).toMatch(/-/);
@@ -215,13 +221,13 @@ describe('cloudlink server: bad input gets VIOLATION, then close', () => {
   });
 
   it('refuses a path without a game id', async () => {
-    bed = cloudlinkTestbed();
+    bed = await testbed({});
     const c = await bed.connect('');
     expect(await c.next()).toMatchObject({ opcode: O.VIOLATION, payload: expect.stringMatching(/game id/) });
   });
 
   it('treats an escaped game id as its decoded text', async () => {
-    bed = cloudlinkTestbed();
+    bed = await testbed({});
     const host = await bed.join('host', 'L', encodeURIComponent('my game/1'));
     const peer = await bed.join('peer', 'L', encodeURIComponent('my game/1'));
     expect(await peer.next()).toEqual({ opcode: O.NEW_HOST, payload: host.id });
