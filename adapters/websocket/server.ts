@@ -1,0 +1,292 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import mitt from 'mitt';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import {
+  createTransport,
+  type ConnectionInfo,
+  type Transport,
+  type TransportServer,
+  type TransportServerEvents,
+} from '../../src/transport.js';
+
+/**
+ * Options of {@link webSocketServer}.
+ *
+ * @example
+ * ```ts
+ * const init: WebSocketServerInit = {
+ *   server: http,
+ *   path: (pathname) => pathname.startsWith('/ws/'),
+ *   maxPayload: 64 * 1024,
+ *   verifyUpgrade: (info) => info.headers.origin === 'https://game.example',
+ * };
+ * ```
+ */
+export interface WebSocketServerInit {
+  /**
+   * The HTTP(S) server to attach to. This server listens for its `upgrade`
+   * event and takes only the requests for `path`, so several protocol servers
+   * (and other WebSocket libraries) can share one port.
+   */
+  server: Server;
+  /** The request paths (without the query) this server accepts: one exact path, or a predicate. */
+  path: string | ((pathname: string) => boolean);
+  /**
+   * Largest frame accepted, in bytes. A bigger one closes the connection with 1009.
+   * @default 1048576 (1 MiB)
+   */
+  maxPayload?: number;
+  /**
+   * Decides whether to accept an upgrade for one of our paths. A false (or a
+   * rejection) answers 403 Forbidden.
+   * @default accept every request
+   */
+  verifyUpgrade?: (info: ConnectionInfo, request: IncomingMessage) => boolean | Promise<boolean>;
+  /**
+   * `drain` is emitted when a connection's `bufferedAmount` falls to
+   * `lowWaterMark` after it rose above `highWaterMark`.
+   * @default 1048576 (1 MiB)
+   */
+  highWaterMark?: number;
+  /** @default 262144 (256 KiB) */
+  lowWaterMark?: number;
+}
+
+/**
+ * A {@link TransportServer} for WebSocket connections, as {@link webSocketServer} returns it.
+ *
+ * @example
+ * ```ts
+ * const server: WebSocketTransportServer = webSocketServer({ server: http, path: '/swarm' });
+ * console.log(server.connections);
+ * ```
+ */
+export interface WebSocketTransportServer extends TransportServer {
+  /** Connections whose socket has not finished closing. */
+  readonly connections: number;
+}
+
+type PathMatcher = (pathname: string) => boolean;
+
+interface Claims {
+  matchers: Set<PathMatcher>;
+  rejecting?: () => void;
+}
+
+// Which paths the webSocketServers on each HTTP server accept, so that
+// rejectUnroutedUpgrades can refuse the rest whatever the listener order.
+const claims = new WeakMap<Server, Claims>();
+// Requests one of our servers took, so that two servers claiming the same
+// path never both handle one upgrade: the first registered wins.
+const taken = new WeakSet<IncomingMessage>();
+
+function claimsOf(server: Server): Claims {
+  let entry = claims.get(server);
+  if (!entry) claims.set(server, (entry = { matchers: new Set() }));
+  return entry;
+}
+
+// Split by hand: `new URL('//a/b', base)` would read `a` as a host.
+function targetOf(request: IncomingMessage): { pathname: string; search: string } {
+  let target = request.url ?? '/';
+  if (!target.startsWith('/')) {
+    try {
+      const url = new URL(target);
+      target = url.pathname + url.search;
+    } catch {
+      return { pathname: '', search: '' };
+    }
+  }
+  const q = target.indexOf('?');
+  return q < 0 ? { pathname: target, search: '' } : { pathname: target.slice(0, q), search: target.slice(q + 1) };
+}
+
+// An error on a socket nobody else owns yet (the client went away) must not
+// crash the process: nothing is left to do with it.
+const ignoreError = () => {};
+
+function refuse(socket: Duplex, status: number, text: string) {
+  socket.on('error', ignoreError);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+const CLOSE_GRACE = 1000;
+
+/**
+ * Serves WebSocket connections on `init.path` of an existing HTTP server and
+ * hands each out as a {@link Transport} with its {@link ConnectionInfo}
+ * (pathname, query, remote address, headers). Node only.
+ *
+ * Upgrades for other paths are left to other listeners; call
+ * {@link rejectUnroutedUpgrades} once so that a path nobody serves gets a 404
+ * instead of a socket left hanging. `close()` stops accepting, closes every
+ * connection with 1001 and resolves once their sockets are closed.
+ *
+ * Text frames arrive as `string`, binary as `Uint8Array`.
+ *
+ * @example
+ * ```ts
+ * const http = createServer();
+ * const cloudlink = webSocketServer({ server: http, path: (p) => p.startsWith('/ws/') });
+ * const workrooms = webSocketServer({ server: http, path: '/workrooms' });
+ * rejectUnroutedUpgrades(http);
+ * cloudlink.on('connection', ({ transport, info }) => console.log(info.path, info.query.get('v')));
+ * http.listen(3000);
+ * ```
+ */
+export function webSocketServer(init: WebSocketServerInit): WebSocketTransportServer {
+  const { server, path, verifyUpgrade, highWaterMark = 1 << 20, lowWaterMark = 1 << 18 } = init;
+  const accepts: PathMatcher = typeof path === 'string' ? (pathname) => pathname === path : path;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxPayload ?? 1 << 20 });
+  const emitter = mitt<TransportServerEvents>();
+  const sockets = new Map<WebSocket, Transport>();
+  const pending = new Set<Duplex>();
+  let closing: Promise<void> | undefined;
+
+  const upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer, info: ConnectionInfo) => {
+    pending.delete(socket);
+    socket.off('error', ignoreError);
+    if (closing || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      if (closing) ws.terminate();
+      else connect(ws, info);
+    });
+  };
+
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (taken.has(request) || closing) return;
+    const { pathname, search } = targetOf(request);
+    if (!accepts(pathname)) return;
+    taken.add(request);
+    const info: ConnectionInfo = {
+      path: pathname,
+      query: new URLSearchParams(search),
+      remoteAddress: request.socket.remoteAddress ?? '',
+      headers: request.headers,
+    };
+    if (!verifyUpgrade) return upgrade(request, socket, head, info);
+    socket.on('error', ignoreError);
+    pending.add(socket);
+    Promise.resolve()
+      .then(() => verifyUpgrade(info, request))
+      .then(
+        (ok) => (ok ? upgrade(request, socket, head, info) : refuse(socket, 403, 'Forbidden')),
+        () => refuse(socket, 403, 'Forbidden'),
+      )
+      .finally(() => pending.delete(socket));
+  };
+
+  const connect = (ws: WebSocket, info: ConnectionInfo) => {
+    let aboveHighWater = false;
+    // ws has no drain event; the send callback runs once a frame is written out.
+    const written = () => {
+      if (aboveHighWater && ws.bufferedAmount <= lowWaterMark) {
+        aboveHighWater = false;
+        control.drained();
+      }
+    };
+    const control = createTransport({
+      send(frame) {
+        ws.send(frame, written);
+        if (ws.bufferedAmount > highWaterMark) aboveHighWater = true;
+      },
+      close: (code, reason) => ws.close(code, reason),
+      bufferedAmount: () => ws.bufferedAmount,
+    });
+    sockets.set(ws, control.transport);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const buffer = data as Buffer;
+      control.receive(
+        isBinary ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : buffer.toString('utf8'),
+      );
+    });
+    ws.on('error', (error) => control.failed(error));
+    ws.on('close', (code, reason) => {
+      sockets.delete(ws);
+      control.closed(code, reason.toString('utf8'));
+    });
+    emitter.emit('connection', { transport: control.transport, info });
+  };
+
+  server.on('upgrade', onUpgrade);
+  const entry = claimsOf(server);
+  entry.matchers.add(accepts);
+
+  return {
+    get connections() {
+      return sockets.size;
+    },
+    on(type, handler) {
+      const h = handler as (event: unknown) => void;
+      emitter.on(type, h);
+      return () => emitter.off(type, h);
+    },
+    close() {
+      return (closing ??= (async () => {
+        server.off('upgrade', onUpgrade);
+        entry.matchers.delete(accepts);
+        for (const socket of pending) socket.destroy();
+        pending.clear();
+        const closed = [...sockets].map(
+          ([ws, transport]) =>
+            new Promise<void>((resolve) => {
+              // A client that never answers the close frame is cut off.
+              const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE);
+              ws.once('close', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              transport.close(1001, 'server closing');
+            }),
+        );
+        await Promise.all(closed);
+        await new Promise<void>((resolve) => wss.close(() => resolve()));
+        emitter.emit('close', undefined);
+        emitter.all.clear();
+      })());
+    },
+  };
+}
+
+/**
+ * Answers 404 to every WebSocket upgrade on `server` whose path no
+ * {@link webSocketServer} accepts, instead of leaving the socket open. Call
+ * once per HTTP server, in any order relative to the `webSocketServer`s; a
+ * second call does nothing. Returns a function that removes the listener.
+ *
+ * Only for servers whose every WebSocket endpoint is a `webSocketServer`: an
+ * upgrade meant for another library's listener on the same server (socket.io)
+ * would be refused too.
+ *
+ * @example
+ * ```ts
+ * const http = createServer();
+ * webSocketServer({ server: http, path: '/registry' });
+ * rejectUnroutedUpgrades(http);
+ * ```
+ */
+export function rejectUnroutedUpgrades(server: Server): () => void {
+  const entry = claimsOf(server);
+  if (entry.rejecting) return entry.rejecting;
+  const onUpgrade = (request: IncomingMessage, socket: Duplex) => {
+    const { pathname } = targetOf(request);
+    for (const accepts of entry.matchers) if (accepts(pathname)) return;
+    refuse(socket, 404, 'Not Found');
+  };
+  server.on('upgrade', onUpgrade);
+  const stop = () => {
+    server.off('upgrade', onUpgrade);
+    if (entry.rejecting === stop) entry.rejecting = undefined;
+  };
+  entry.rejecting = stop;
+  return stop;
+}
