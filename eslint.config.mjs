@@ -1,10 +1,12 @@
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  { files: ['**/*.mjs'], languageOptions: { globals: globals.node } },
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -19,7 +21,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/adapters/**', 'ws', 'werift', 'node-datachannel', 'socket.io*', 'node:*'], message: 'machines/ must stay free of I/O: take it as an actor via .provide().' },
+            {
+              group: ['**/adapters/**', 'ws', 'werift', 'node-datachannel', 'socket.io*', 'node:*'],
+              message: 'machines/ must stay free of I/O: take it as an actor via .provide().',
+            },
           ],
         },
       ],
@@ -28,7 +33,17 @@ export default tseslint.config(
   {
     files: ['src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/adapters/**', '**/machines/**'], message: 'src/ is the core: arrows point machines -> src and adapters -> src.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/adapters/**', '**/machines/**'],
+              message: 'src/ is the core: arrows point machines -> src and adapters -> src.',
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -48,7 +48,8 @@ export async function main(argv: string[], out: { write(text: string): void } = 
   const number = (name: string, value: string | undefined, min: number, max: number): number | undefined => {
     if (value === undefined) return undefined;
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
     return n;
   };
   let port, keepaliveInterval, maxFrameSize;

@@ -1,7 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rejectUnroutedUpgrades, webSocketServer } from '../adapters/websocket/server.js';
-import { createCloudLinkServer, type CloudLinkServer, type CloudLinkServerOptions } from '../machines/cloudlink/server.js';
+import {
+  createCloudLinkServer,
+  type CloudLinkServer,
+  type CloudLinkServerOptions,
+} from '../machines/cloudlink/server.js';
 import { silentLogger, type Logger } from '../src/logger.js';
 import { serve } from '../src/runtime.js';
 import type { TransportServer } from '../src/transport.js';
