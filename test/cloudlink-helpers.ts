@@ -2,6 +2,7 @@ import { SimulatedClock } from 'xstate';
 import { createMemoryNetwork, type MemoryNetwork } from '../adapters/memory/index.js';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { startServer } from '../cli/server.js';
+import { memoryDirectory, type LobbyDirectory } from '../machines/cloudlink/directory.js';
 import { serve } from '../src/runtime.js';
 import type { CloseInfo, Transport } from '../src/transport.js';
 import {
@@ -81,17 +82,20 @@ export interface Testbed {
 
 export interface MemoryTestbed extends Testbed {
   network: MemoryNetwork;
+  directory: LobbyDirectory;
 }
 
 /** A CloudLink server on a memory network, its timers on a SimulatedClock. */
 export function cloudlinkTestbed(options: CloudLinkServerOptions = {}): MemoryTestbed {
   const network = createMemoryNetwork();
   const clock = new SimulatedClock();
-  const server = createCloudLinkServer({ clock, keepaliveInterval: 1000, initTimeout: 1000, ...options });
+  const directory = options.directory ?? memoryDirectory();
+  const server = createCloudLinkServer({ clock, keepaliveInterval: 1000, initTimeout: 1000, directory, ...options });
   const listener = network.listen('cloudlink');
   serve(listener, server);
   const testbed: MemoryTestbed = {
     network,
+    directory,
     server,
     clock,
     async connect(ugi = 'game', query) {

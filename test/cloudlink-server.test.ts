@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Opcode } from '../machines/cloudlink/protocol.js';
-import { cloudlinkTestbed, settle, type MemoryTestbed, type RawClient } from './cloudlink-helpers.js';
+import { cloudlinkTestbed, settle, type MemoryTestbed, type RawClient, type RawFrame } from './cloudlink-helpers.js';
 
 const O = Opcode;
 let bed: MemoryTestbed;
@@ -205,5 +205,56 @@ describe('cloudlink server: keepalive', () => {
     bed.clock.increment(500);
     expect(await c.next()).toEqual({ opcode: O.VIOLATION, payload: 'INIT was not sent in time' });
     expect((await c.closed).code).toBe(1008);
+  });
+});
+
+describe('cloudlink server: nothing leaks', () => {
+  const steps: Array<[string, RawFrame, 'host' | 'peer']> = [
+    ['MAKE_OFFER', { opcode: O.MAKE_OFFER, payload: 'o' }, 'host'],
+    ['ACCEPT_OFFER', { opcode: O.ACCEPT_OFFER, payload: 'p' }, 'peer'],
+    ['MAKE_ANSWER (host)', { opcode: O.MAKE_ANSWER, payload: 'a' }, 'host'],
+    ['MAKE_ANSWER (peer)', { opcode: O.MAKE_ANSWER, payload: 'b' }, 'peer'],
+    ['ACK_CHECK', { opcode: O.ACK_CHECK }, 'host'],
+    ['ACK_READY', { opcode: O.ACK_READY }, 'peer'],
+  ];
+
+  for (const vanishing of ['host', 'peer'] as const) {
+    for (let done = 0; done <= steps.length; done++) {
+      const after = done === 0 ? 'joining' : steps[done - 1]![0];
+      it(`forgets a ${vanishing} that vanishes after ${after}`, async () => {
+        bed = cloudlinkTestbed();
+        const { host, peer } = await hostAndPeer();
+        for (const [, frame, from] of steps.slice(0, done)) {
+          const [sender, receiver] = from === 'host' ? [host, peer] : [peer, host];
+          sender.send({ ...frame, rx: receiver.id });
+          await receiver.next();
+        }
+        const [gone, stays] = vanishing === 'host' ? [host, peer] : [peer, host];
+        bed.network.sever(gone.transport);
+        expect(await stays.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: gone.id });
+        await settle();
+        expect(bed.server.stats()).toEqual({ connections: 1, lobbies: 1 });
+        expect(bed.directory.pairs).toBe(0);
+        expect(Object.keys(bed.server.hub.getSnapshot().children)).toEqual([stays.id]);
+        stays.transport.close();
+        await settle();
+        expect(bed.server.stats()).toEqual({ connections: 0, lobbies: 0 });
+        expect(bed.server.hub.getSnapshot().children).toEqual({});
+      });
+    }
+  }
+
+  it('forgets a thousand clients that come and go', async () => {
+    bed = cloudlinkTestbed();
+    for (let round = 0; round < 10; round++) {
+      const clients = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => bed.join(i % 2 ? 'host' : 'peer', `L${i % 10}`)),
+      );
+      for (const c of clients) c.transport.close();
+      await settle();
+    }
+    expect(bed.server.stats()).toEqual({ connections: 0, lobbies: 0 });
+    expect(bed.directory.pairs).toBe(0);
+    expect(bed.server.hub.getSnapshot().children).toEqual({});
   });
 });

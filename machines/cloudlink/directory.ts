@@ -17,6 +17,8 @@ export interface LobbyDirectory {
   setStage(host: string, peer: string, stage: Stage): void;
   /** Number of lobbies with at least one member. */
   readonly lobbies: number;
+  /** Number of host–peer handshakes being tracked. */
+  readonly pairs: number;
 }
 
 export type Role = 'host' | 'peer';
@@ -97,6 +99,9 @@ export function memoryDirectory(): LobbyDirectory {
     },
     get lobbies() {
       return lobbies.size;
+    },
+    get pairs() {
+      return stages.size;
     },
   };
 }
