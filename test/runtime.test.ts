@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { assign, createActor, sendTo, setup, waitFor } from 'xstate';
+import { createMemoryNetwork, memoryPair } from '../adapters/memory/index.js';
+import { jsonCodec } from '../src/codec.js';
+import type { Message } from '../src/message.js';
+import { fromTransport, type SignallingCommand, type SignallingEvent } from '../src/runtime.js';
+import type { Transport } from '../src/transport.js';
+import { nextEvent, nextFrames } from './transport-compliance.js';
+
+/** A tiny client: records what its signalling actor reports, sends what it is told to. */
+function harness(signalling: ReturnType<typeof fromTransport<Message, Message>>) {
+  const machine = setup({
+    types: {
+      context: {} as { seen: Array<Message | SignallingEvent> },
+      events: {} as Message | SignallingEvent | { type: 'say'; message: Message } | { type: 'hangUp' },
+    },
+    actors: { signalling },
+  }).createMachine({
+    context: { seen: [] },
+    invoke: { id: 'signalling', src: 'signalling' },
+    on: {
+      say: {
+        actions: sendTo(
+          'signalling',
+          ({ event }) =>
+            ({ type: 'signalling.send', message: (event as { message: Message }).message }) satisfies SignallingCommand,
+        ),
+      },
+      hangUp: {
+        actions: sendTo('signalling', {
+          type: 'signalling.close',
+          code: 4001,
+          reason: 'bye',
+        } satisfies SignallingCommand),
+      },
+      '*': { actions: assign({ seen: ({ context, event }) => [...context.seen, event as Message] }) },
+    },
+  });
+  return createActor(machine).start();
+}
+
+describe('fromTransport', () => {
+  it('opens the transport, reports signalling.open, and turns frames into events', async () => {
+    const [client, server] = memoryPair();
+    const actor = harness(fromTransport(client, jsonCodec()));
+    server.send('{"type":"hello","detail":{"n":1}}');
+    await waitFor(actor, (s) => s.context.seen.length === 2);
+    expect(actor.getSnapshot().context.seen).toEqual([
+      { type: 'signalling.open' },
+      { type: 'hello', detail: { n: 1 } },
+    ]);
+  });
+
+  it('queues messages sent before the transport is open and sends them in order once it is', async () => {
+    const network = createMemoryNetwork();
+    const listener = network.listen('x');
+    const accepted = new Promise<Transport>((resolve) =>
+      listener.on('connection', ({ transport }) => resolve(transport)),
+    );
+    const actor = harness(fromTransport(() => network.connect('x'), jsonCodec()));
+    actor.send({ type: 'say', message: { type: 'first', detail: 1 } });
+    actor.send({ type: 'say', message: { type: 'second', detail: 2 } });
+    const server = await accepted;
+    expect(await nextFrames(server, 2)).toEqual(['{"type":"first","detail":1}', '{"type":"second","detail":2}']);
+    actor.stop();
+  });
+
+  it('reports a frame the codec rejects as signalling.error and keeps going', async () => {
+    const [client, server] = memoryPair();
+    const actor = harness(fromTransport(client, jsonCodec()));
+    server.send('not json');
+    server.send('{"type":"ok","detail":null}');
+    await waitFor(actor, (s) => s.context.seen.length === 3);
+    const [, error, ok] = actor.getSnapshot().context.seen;
+    expect(error).toMatchObject({
+      type: 'signalling.error',
+      error: { code: 'ERR_MALFORMED_FRAME', name: 'ProtocolError' },
+    });
+    expect(ok).toEqual({ type: 'ok', detail: null });
+    expect(client.isOpen).toBe(true);
+  });
+
+  it('reports the remote closing as signalling.closed with the close info', async () => {
+    const [client, server] = memoryPair();
+    const actor = harness(fromTransport(client, jsonCodec()));
+    server.close(4002, 'go away');
+    await waitFor(actor, (s) => s.context.seen.some((e) => e.type === 'signalling.closed'));
+    expect(actor.getSnapshot().context.seen.at(-1)).toEqual({
+      type: 'signalling.closed',
+      info: { code: 4002, reason: 'go away', initiator: 'remote' },
+    });
+  });
+
+  it('reports a failed connect as signalling.closed carrying ERR_CONNECT_FAILED', async () => {
+    const actor = harness(fromTransport(() => createMemoryNetwork().connect('nobody'), jsonCodec()));
+    await waitFor(actor, (s) => s.context.seen.length === 1);
+    expect(actor.getSnapshot().context.seen[0]).toMatchObject({
+      type: 'signalling.closed',
+      error: { code: 'ERR_CONNECT_FAILED' },
+    });
+  });
+
+  it('reports a connect function that throws the same way', async () => {
+    const actor = harness(
+      fromTransport(() => {
+        throw new Error('no network');
+      }, jsonCodec()),
+    );
+    await waitFor(actor, (s) => s.context.seen.length === 1);
+    expect(actor.getSnapshot().context.seen[0]).toMatchObject({
+      type: 'signalling.closed',
+      error: { code: 'ERR_CONNECT_FAILED', message: 'no network' },
+    });
+  });
+
+  it('closes the transport with the given code on signalling.close, and when the actor stops', async () => {
+    const [client, server] = memoryPair();
+    const actor = harness(fromTransport(client, jsonCodec()));
+    const closed = nextEvent(server, 'close');
+    actor.send({ type: 'hangUp' });
+    expect(await closed).toMatchObject({ code: 4001, reason: 'bye' });
+
+    const [client2, server2] = memoryPair();
+    const other = harness(fromTransport(client2, jsonCodec()));
+    const closed2 = nextEvent(server2, 'close');
+    other.stop();
+    expect((await closed2).initiator).toBe('remote');
+    expect(client2.isOpen).toBe(false);
+  });
+
+  it('ignores sends after the transport closed instead of throwing', async () => {
+    const [client, server] = memoryPair();
+    const actor = harness(fromTransport(client, jsonCodec()));
+    server.close();
+    await waitFor(actor, (s) => s.context.seen.some((e) => e.type === 'signalling.closed'));
+    expect(() => actor.send({ type: 'say', message: { type: 'late', detail: 0 } })).not.toThrow();
+    expect(actor.getSnapshot().status).toBe('active');
+  });
+});
