@@ -1,0 +1,421 @@
+/**
+ * Model-based test of the CloudLink peer (`cloudlinkPeer`).
+ *
+ * The model is the peer machine itself with inert child actors; its events
+ * are what a scripted server (one host that offers, and a second host that
+ * only gets in the way) and scripted WebRTC connections can do to one peer.
+ * Each path @xstate/graph plans runs on a fresh real peer whose `signalling`
+ * is a memory transport to a server end the test writes raw frames to, and
+ * whose `rtc` actors report only what the path says. After every step the
+ * peer's state, its context, its rtc actors, the frames it sent and the
+ * events it emitted are checked.
+ */
+import { describe, expect, it } from 'vitest';
+import { fromCallback, type AnyMachineSnapshot } from 'xstate';
+import type { StatePath } from '@xstate/graph';
+import { inLabel, outLabel, type ClientEmitted } from '../machines/cloudlink/client.js';
+import { cloudlinkPeer, type PeerContext } from '../machines/cloudlink/peer.machine.js';
+import { Opcode, type OpcodeName } from '../machines/cloudlink/protocol.js';
+import { ErrorCode, RtcError } from '../src/errors.js';
+import type { Transport } from '../src/transport.js';
+import {
+  clientWorld,
+  coverageTracker,
+  nextFrame,
+  planPaths,
+  replay,
+  settle,
+  stateNodeIds,
+  stubTransport,
+  transitionKeys,
+  type WireFrame,
+} from './model-helpers.js';
+
+const PEER_ID = 'peer-1';
+/** The host that offers. */
+const H = 'host-1';
+/** Another host of the lobby, whose messages arrive while we are busy with H. */
+const O = 'host-2';
+const LOBBY = 'L';
+const SERVER_TIMEOUT_MS = 5000;
+const AFTER_TIMEOUT = 'xstate.after.serverTimeout.cloudlinkPeer.active.watchdog.watching';
+const CRASH = 'xstate.error.actor.rtcOut';
+
+type ModelEvent =
+  | { type: 'signalling.open' }
+  | { type: 'signalling.closed'; info: { code: number; reason: string; initiator: 'remote' } }
+  | { type: 'signalling.error'; error: { message: string }; frame: string }
+  | { type: 'leave' }
+  | { type: typeof AFTER_TIMEOUT }
+  | { type: typeof CRASH; error: { message: string } }
+  | { type: 'rtc.description'; label: string; description: { type: 'offer' | 'answer'; sdp: string } }
+  | { type: 'rtc.open'; label: string; transport: Transport }
+  | { type: 'rtc.failed'; label: string; error: { code: string; message: string } }
+  | { type: 'rtc.closed'; label: string }
+  | { type: OpcodeName; detail: { payload?: string; tx?: string } };
+
+type ModelSnapshot = AnyMachineSnapshot & { context: PeerContext };
+
+/** The peer, with inert child actors: its effects are all messages to them, so it is its own model. */
+const model = cloudlinkPeer.provide({
+  actors: { signalling: fromCallback(() => {}) as never, rtc: fromCallback(() => {}) as never },
+});
+
+const frame = (type: OpcodeName, detail: { payload?: string; tx?: string } = {}): ModelEvent => ({ type, detail });
+
+const serverFrames: ModelEvent[] = [
+  frame('INIT_OK', { payload: PEER_ID }),
+  frame('ACK_PEER', { payload: LOBBY }),
+  ...[H, O].flatMap((host) => [
+    frame('NEW_HOST', { payload: host }),
+    frame('SHUTDOWN_ACK', { tx: host }),
+    frame('ANTICIPATE_ANSWER', { payload: `${host}-answer`, tx: host }),
+    frame('ACK_CHECK', { tx: host }),
+  ]),
+  frame('ANTICIPATE_OFFER', { payload: `${H}-offer`, tx: H }),
+  frame('KEEPALIVE'),
+  frame('VIOLATION', { payload: 'ACCEPT_OFFER: no offer' }),
+  // Meant for hosts: a peer ignores it.
+  frame('RETURN_OFFER', { payload: 'stray-offer', tx: H }),
+  { type: 'signalling.error', error: { message: 'frame is not valid JSON' }, frame: 'nope' },
+  { type: 'signalling.closed', info: { code: 1001, reason: 'server closing', initiator: 'remote' } },
+  { type: 'leave' },
+];
+
+const valueOf = (s: AnyMachineSnapshot) =>
+  (s.value as { active?: { protocol: string | { linking: string }; watchdog: string } }).active;
+/** `lobby`, `linking.offering`, … */
+function protocolOf(s: AnyMachineSnapshot): string {
+  const protocol = valueOf(s)?.protocol;
+  if (protocol === undefined) return String(s.value);
+  return typeof protocol === 'string' ? protocol : `linking.${protocol.linking}`;
+}
+const linkingOf = (s: AnyMachineSnapshot) => {
+  const p = protocolOf(s);
+  return p.startsWith('linking.') ? p.slice('linking.'.length) : undefined;
+};
+
+function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
+  if (snapshot.status !== 'active') return [];
+  const { context } = snapshot as ModelSnapshot;
+  const protocol = protocolOf(snapshot);
+  if (protocol === 'connecting') {
+    return [
+      { type: 'signalling.open' },
+      { type: 'signalling.closed', info: { code: 1006, reason: 'connection refused', initiator: 'remote' } },
+      { type: 'leave' },
+    ];
+  }
+  const events = [...serverFrames];
+  if (valueOf(snapshot)!.watchdog === 'watching') events.push({ type: AFTER_TIMEOUT });
+  const linking = linkingOf(snapshot);
+  if (linking) {
+    const host = context.host!;
+    const [OUT, IN] = [outLabel(host), inLabel(host)];
+    // A second offer while we are busy.
+    events.push(frame('ANTICIPATE_OFFER', { payload: `${O}-offer`, tx: O }));
+    // Each connection reports its description once.
+    if (linking === 'offering')
+      events.push({ type: 'rtc.description', label: OUT, description: { type: 'offer', sdp: 'peer-offer' } });
+    if (context.pendingAnswer === undefined)
+      events.push({ type: 'rtc.description', label: IN, description: { type: 'answer', sdp: 'peer-answer' } });
+    // Ours opens once the host's answer is applied; theirs once the host has our answer.
+    if (!context.out && linking !== 'offering' && linking !== 'awaitingAnswer')
+      events.push({ type: 'rtc.open', label: OUT, transport: stubTransport });
+    if (!context.in && ['awaitingCheck', 'awaitingChannels'].includes(linking))
+      events.push({ type: 'rtc.open', label: IN, transport: stubTransport });
+    if (context.out) events.push({ type: 'rtc.closed', label: OUT });
+    if (context.in) events.push({ type: 'rtc.closed', label: IN });
+    for (const label of [OUT, IN])
+      events.push({ type: 'rtc.failed', label, error: { code: ErrorCode.RtcFailed, message: 'ICE failed' } });
+    events.push({ type: CRASH, error: { message: 'rtc crashed' } });
+  }
+  return events;
+}
+
+const summary = (context: PeerContext) => ({
+  hosts: [...context.hosts].sort(),
+  host: context.host ?? null,
+  remoteOffer: context.remoteOffer ?? null,
+  pendingAnswer: context.pendingAnswer ?? null,
+  out: !!context.out,
+  in: !!context.in,
+});
+
+function serializeState(snapshot: AnyMachineSnapshot): string {
+  if (snapshot.status !== 'active') return JSON.stringify(snapshot.value);
+  return JSON.stringify([snapshot.value, summary((snapshot as ModelSnapshot).context)]);
+}
+
+/** How an event relates to the model state, without naming hosts: for coverage classes. */
+function relation(snapshot: AnyMachineSnapshot, event: ModelEvent): string {
+  const { context } = snapshot as ModelSnapshot;
+  const who =
+    'detail' in event ? (event.detail.tx ?? (event.type === 'NEW_HOST' ? event.detail.payload : undefined)) : undefined;
+  const rel =
+    who === undefined ? '' : who === context.host ? 'host' : context.hosts.includes(who) ? 'known' : 'unknown';
+  const side = 'label' in event ? event.label.split(':')[0] : '';
+  return `${event.type} ${rel} ${side}`;
+}
+
+function formatEvent(event: ModelEvent): string {
+  if (event.type === AFTER_TIMEOUT) return `${SERVER_TIMEOUT_MS} ms without KEEPALIVE`;
+  if (event.type === CRASH) return 'rtcOut crashes';
+  if (event.type === 'signalling.error') return `bad frame ${event.frame}`;
+  if (event.type === 'signalling.closed') return event.info.reason;
+  if ('label' in event) return `${event.type}(${event.label})`;
+  if (!('detail' in event)) return event.type;
+  const who = event.detail.tx ?? (event.type === 'NEW_HOST' ? event.detail.payload : undefined);
+  return who ? `${event.type}(${who})` : event.type;
+}
+
+function formatState(snapshot: AnyMachineSnapshot): string {
+  if (snapshot.status !== 'active') return String(snapshot.value);
+  const c = summary((snapshot as ModelSnapshot).context);
+  const parts = [`hosts [${c.hosts.join(', ')}]`];
+  if (c.host) parts.push(`with ${c.host}`);
+  if (c.pendingAnswer) parts.push('answer ready');
+  const open = [c.out && 'out', c.in && 'in'].filter(Boolean).join('+');
+  if (open) parts.push(`${open} open`);
+  return `${protocolOf(snapshot)}/${valueOf(snapshot)!.watchdog} (${parts.join(', ')})`;
+}
+
+function describePath(path: StatePath<AnyMachineSnapshot, ModelEvent>): string {
+  const events = path.steps.slice(1).map((s) => formatEvent(s.event));
+  return `reaches ${formatState(path.state)} after ${events.join(' → ') || 'starting'}`;
+}
+
+const plan = planPaths<ModelEvent>({
+  model,
+  machine: cloudlinkPeer,
+  inputs: [{ lobby: LOBBY, serverTimeout: SERVER_TIMEOUT_MS }],
+  events: modelEvents,
+  serializeState,
+  describe: describePath,
+  // Every event, by its relation to the state (our host, a known host, a stranger), in every
+  // control state and combination of our answer and open channels.
+  edgeClass: (from, event) => {
+    if (from.status !== 'active') return '';
+    const c = summary((from as ModelSnapshot).context);
+    return JSON.stringify([from.value, !!c.pendingAnswer, c.out, c.in, relation(from, event)]);
+  },
+});
+
+// ---------------------------------------------------------------------------
+// The system under test.
+// ---------------------------------------------------------------------------
+
+const tracker = coverageTracker((_, snapshot) => snapshot.machine?.id === 'cloudlinkPeer');
+const world = () => clientWorld(cloudlinkPeer, { lobby: LOBBY, serverTimeout: SERVER_TIMEOUT_MS }, tracker.inspect);
+type World = ReturnType<typeof world>;
+
+// ---------------------------------------------------------------------------
+// The oracle: what the peer must send and emit, from the model alone.
+// ---------------------------------------------------------------------------
+
+const f = (name: OpcodeName, fields: Omit<WireFrame, 'opcode'> = {}): WireFrame => ({
+  opcode: Opcode[name],
+  ...fields,
+});
+/** Linking states in which our answer has gone out. */
+const ANSWERED = ['awaitingCheck', 'awaitingChannels', 'linked'];
+
+function expectedFrames(prev: ModelSnapshot, event: ModelEvent, next: ModelSnapshot): WireFrame[] {
+  const host = prev.context.host;
+  const [before, after] = [linkingOf(prev), next.status === 'active' ? linkingOf(next) : undefined];
+  switch (event.type) {
+    case 'signalling.open':
+      return [f('INIT')];
+    case 'INIT_OK':
+      return protocolOf(prev) === 'initializing' ? [f('CONFIG_PEER', { payload: LOBBY })] : [];
+    case 'KEEPALIVE':
+      return [f('KEEPALIVE')];
+    case 'leave':
+      return protocolOf(prev) === 'connecting' ? [] : [f('SHUTDOWN')];
+  }
+  if (!before) return [];
+  const frames: WireFrame[] = [];
+  // Our own offer goes back to the host as soon as it exists.
+  if (event.type === 'rtc.description' && event.label === outLabel(host!) && before === 'offering')
+    frames.push(f('ACCEPT_OFFER', { payload: 'peer-offer', rx: host }));
+  // Our answer goes out once the host has answered us and our answer exists.
+  if (after && !ANSWERED.includes(before) && ANSWERED.includes(after))
+    frames.push(f('MAKE_ANSWER', { payload: 'peer-answer', rx: host }));
+  // Ready once the host checked and both channels are open.
+  if (after === 'linked' && before !== 'linked') frames.push(f('ACK_READY', { rx: host }));
+  // A link that dies under us may be a host that vanished.
+  if ((event.type === 'rtc.failed' || event.type === 'rtc.closed') && next.status === 'active' && !after)
+    frames.push(f('SHUTDOWN_WRN', { rx: host }));
+  return frames;
+}
+
+function expectedError(prev: ModelSnapshot, event: ModelEvent): string | undefined {
+  switch (event.type) {
+    case 'VIOLATION':
+      return ErrorCode.Violation;
+    case 'signalling.error':
+      return ErrorCode.MalformedFrame;
+    case 'signalling.closed':
+      return protocolOf(prev) === 'connecting' ? ErrorCode.ConnectFailed : ErrorCode.TransportClosed;
+    case AFTER_TIMEOUT:
+      return ErrorCode.KeepaliveTimeout;
+    case CRASH:
+      return ErrorCode.ConnectFailed; // errorFrom() files an unknown actor error under ERR_CONNECT_FAILED
+    default:
+      return undefined;
+  }
+}
+
+async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<void> {
+  const script = 'label' in event ? w.rtc.live.get(event.label) : undefined;
+  if ('label' in event) expect(script, `the peer has no rtc actor ${event.label}`).toBeDefined();
+  switch (event.type) {
+    case 'signalling.open':
+      w.open();
+      break;
+    case 'signalling.closed':
+      if (protocolOf(prev) === 'connecting') w.refuse(new Error('connection refused'));
+      else w.server.transport.close(1001, 'server closing');
+      break;
+    case 'signalling.error':
+      w.server.send(event.frame);
+      break;
+    case 'leave':
+      w.actor.send({ type: 'leave' });
+      break;
+    case AFTER_TIMEOUT:
+      w.clock.increment(SERVER_TIMEOUT_MS);
+      break;
+    case CRASH:
+      w.rtc.live.get(outLabel(prev.context.host!))!.crashing = true;
+      w.actor.getSnapshot().children.rtcOut!.send({ type: 'rtc.restartIce' });
+      break;
+    case 'rtc.description':
+      script!.emit({ type: 'rtc.description', label: event.label, description: event.description });
+      break;
+    case 'rtc.open':
+      w.channels.push(w.rtc.open(event.label));
+      break;
+    case 'rtc.failed':
+      script!.emit({ type: 'rtc.failed', label: event.label, error: new RtcError(ErrorCode.RtcFailed, 'ICE failed') });
+      break;
+    case 'rtc.closed':
+      script!.channel!.remote.close();
+      script!.emit({ type: 'rtc.closed', label: event.label });
+      break;
+    default: {
+      const { payload, tx } = (event as { detail: { payload?: string; tx?: string } }).detail;
+      w.server.send({ opcode: Opcode[event.type as OpcodeName], payload, tx });
+    }
+  }
+  await settle();
+}
+
+async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEvent, next: ModelSnapshot) {
+  const real = w.actor.getSnapshot() as ModelSnapshot;
+  tracker.see(real);
+  expect(real.value).toEqual(next.value);
+  expect(real.status).toBe(next.status);
+
+  const sent = w.server.take();
+  const emitted = w.emitted();
+  if (!prev) {
+    expect(sent).toEqual([]);
+    expect(emitted).toEqual([]);
+    return;
+  }
+  expect(sent).toEqual(expectedFrames(prev, event, next));
+
+  const before = linkingOf(prev);
+  // A final model state stands for every way of getting there: only its value counts.
+  const after = next.status === 'active' ? linkingOf(next) : undefined;
+  const want: Array<ClientEmitted['type']> = [];
+  if (event.type === 'INIT_OK' && protocolOf(prev) === 'initializing') want.push('initialized');
+  if (after === 'linked' && before !== 'linked') want.push('linked');
+  if (next.status === 'active' && before && !after) want.push('unlinked');
+  if (next.status === 'done') want.push('stopped');
+  expect(emitted.map((e) => e.type)).toEqual(want);
+
+  for (const e of emitted) {
+    if (e.type === 'initialized') expect(e.detail).toEqual({ id: PEER_ID });
+    if (e.type === 'unlinked') {
+      const reason = event.type === 'SHUTDOWN_ACK' ? 'left' : event.type === 'rtc.failed' ? 'failed' : 'lost';
+      expect(e.detail).toEqual({ id: prev.context.host, reason });
+    }
+    if (e.type === 'linked') {
+      // Ours goes out on the connection we offered; theirs comes in on the one we answered.
+      const host = next.context.host!;
+      expect(e.detail.id).toBe(host);
+      const got = nextFrame(w.rtc.live.get(outLabel(host))!.channel!.remote);
+      e.detail.transport.send('to host');
+      expect(await got).toBe('to host');
+      const back = nextFrame(e.detail.transport);
+      w.rtc.live.get(inLabel(host))!.channel!.remote.send('to peer');
+      expect(await back).toBe('to peer');
+    }
+    if (e.type === 'stopped') expect(e.detail.error?.code).toBe(expectedError(prev, event));
+  }
+
+  if (next.status === 'done') {
+    // Everything is let go: the signalling connection and every data channel.
+    if (w.connected) expect(w.server.transport.isOpen).toBe(false);
+    if (event.type === 'leave' && w.connected) expect(w.server.closed).toMatchObject({ code: 1000, reason: 'leaving' });
+    for (const channel of w.channels) expect(channel.isOpen).toBe(false);
+    // Every rtc actor is stopped, but one that crashed: XState does not run a
+    // callback actor's cleanup after it threw.
+    expect([...w.rtc.live.values()].filter((script) => !script.crashing)).toEqual([]);
+    return;
+  }
+
+  expect(Object.keys(real.children).sort()).toEqual(Object.keys(next.children).sort());
+  expect(real.context.id).toBe(next.context.id);
+  expect(summary(real.context)).toEqual(summary(next.context));
+  // The rtc actors: both connections of the pair while linking, none otherwise.
+  const host = next.context.host;
+  expect([...w.rtc.live.keys()].sort()).toEqual(after ? [inLabel(host!), outLabel(host!)] : []);
+  if (after) {
+    const out = w.rtc.live.get(outLabel(host!))!;
+    const inbound = w.rtc.live.get(inLabel(host!))!;
+    expect(out.input).toEqual({ label: outLabel(host!), role: 'offerer' });
+    expect(inbound.input).toEqual({ label: inLabel(host!), role: 'answerer', remoteOffer: `${host}-offer` });
+    const answered = !['offering', 'awaitingAnswer'].includes(after);
+    expect(out.commands).toEqual(
+      answered ? [{ type: 'rtc.remoteDescription', description: { type: 'answer', sdp: `${host}-answer` } }] : [],
+    );
+    expect(inbound.commands).toEqual([]);
+  }
+  // A link given up has its channels closed.
+  if (before && !after) for (const channel of w.channels) expect(channel.isOpen).toBe(false);
+}
+
+describe('cloudlink peer, model-based (scripted server and WebRTC, SimulatedClock)', () => {
+  let ran = 0;
+
+  for (const path of plan.paths) {
+    it(`the peer ${path.description}`, async () => {
+      await replay(path, {
+        start: world,
+        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
+        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
+        stop: (w) => void w.actor.stop(),
+      });
+      ran++;
+    });
+  }
+
+  it('takes every state node and every transition of the peer machine', () => {
+    const states = stateNodeIds(cloudlinkPeer);
+    const transitions = [...new Set(transitionKeys(cloudlinkPeer))];
+    expect(plan.unplanned).toEqual([]);
+    expect([...plan.planned.states].sort()).toEqual([...states].sort());
+    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
+    if (ran < plan.paths.length) return; // a filtered run: not every path ran
+    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
+    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
+    console.info(
+      `peer model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
+        `${tracker.visited.states.size}/${states.length} state nodes, ` +
+        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
+    );
+  });
+});
