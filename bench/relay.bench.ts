@@ -1,0 +1,852 @@
+/**
+ * Relay throughput and idle memory of signalbox's CloudLink Omega server,
+ * against a bare `ws` relay measured in the same run (see bench/README.md).
+ *
+ *   npm run bench:relay -- --pairs 50 --seconds 5 --payload 1024 --window 8 --idle 2000 --rounds 2 [--profile]
+ *
+ * One file, three roles (argv[2]): no role is the orchestrator, which runs the
+ * servers under test on its own main thread; `client` is the load generator
+ * (a child process); `memory` is a fresh server process for one idle-memory
+ * measurement (it forks its own `client`).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { startServer } from '../cli/server.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const UGI = 'bench';
+const IMPLS = ['bare', 'signalbox'] as const;
+type Impl = (typeof IMPLS)[number];
+
+// ---------------------------------------------------------------------------
+// Options: `--name value`, `--name=value` or the env BENCH_NAME.
+
+interface Options {
+  pairs: number;
+  seconds: number;
+  payload: number;
+  window: number;
+  idle: number;
+  rounds: number;
+  warmup: number;
+  profile: boolean;
+}
+
+function readOption(name: string): string | undefined {
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === `--${name}`) return args[i + 1]?.startsWith('--') === false ? args[i + 1] : 'true';
+    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
+  }
+  return process.env[`BENCH_${name.toUpperCase()}`];
+}
+
+function numberOption(name: string, fallback: number, min: number, max: number): number {
+  const raw = readOption(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new Error(`--${name} must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function parseOptions(): Options {
+  const flag = readOption('profile');
+  return {
+    pairs: Math.round(numberOption('pairs', 50, 1, 2000)),
+    seconds: numberOption('seconds', 5, 0.5, 60),
+    payload: Math.round(numberOption('payload', 1024, 1, 60_000)),
+    window: Math.round(numberOption('window', 8, 1, 256)),
+    idle: Math.round(numberOption('idle', 2000, 2, 10_000) / 2) * 2,
+    rounds: Math.round(numberOption('rounds', 2, 1, 10)),
+    warmup: numberOption('warmup', 1, 0, 10),
+    profile: flag !== undefined && flag !== 'false' && flag !== '0',
+  };
+}
+
+/** `size` bytes of SDP-looking ASCII text (CRLF lines, as a browser produces). */
+function sdpText(size: number): string {
+  const lines = [
+    'v=0',
+    'o=- 4611731400430051336 2 IN IP4 127.0.0.1',
+    's=-',
+    't=0 0',
+    'a=group:BUNDLE 0',
+    'a=extmap-allow-mixed',
+    'a=msid-semantic: WMS',
+    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+    'c=IN IP4 0.0.0.0',
+    'a=ice-ufrag:Ik3e',
+    'a=ice-pwd:y5zOCgM4B0ixXhQZ1Fk3Yw2n',
+    'a=ice-options:trickle',
+    'a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:4C:D3:BF:35:47:8E:2C:D0',
+    'a=setup:actpass',
+    'a=mid:0',
+    'a=sctp-port:5000',
+    'a=max-message-size:262144',
+    'a=candidate:1467250027 1 udp 2122260223 192.168.0.196 46243 typ host generation 0',
+  ];
+  let text = '';
+  for (let i = 0; text.length < size; i++) text += `${lines[i % lines.length]}\r\n`;
+  return text.slice(0, size);
+}
+
+// ---------------------------------------------------------------------------
+// Servers under test.
+
+interface BenchServer {
+  readonly impl: Impl;
+  readonly url: string;
+  /** Open WebSocket connections as the server counts them. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+async function startImpl(impl: Impl, options: Options): Promise<BenchServer> {
+  if (impl === 'bare') return startBare();
+  const server = await startServer({
+    port: 0,
+    host: '127.0.0.1',
+    cloudlink: {
+      keepaliveInterval: 600_000,
+      initTimeout: 600_000,
+      maxFrameSize: Math.max(65_536, options.payload * 2 + 1024),
+    },
+  });
+  return {
+    impl,
+    url: `ws://127.0.0.1:${server.address.port}/ws/${UGI}`,
+    connections: () => server.health().connections.total,
+    close: () => server.close(),
+  };
+}
+
+interface Frame {
+  opcode: number;
+  payload?: string;
+  tx?: string;
+  rx?: string;
+}
+
+/**
+ * The baseline: the cheapest relay that speaks enough CloudLink for the load
+ * generator. JSON.parse each frame, look `rx` up in a Map, stamp `tx`,
+ * JSON.stringify, forward. No validation, no handshake-order checks, no keepalive.
+ */
+async function startBare(): Promise<BenchServer> {
+  const sockets = new Map<string, WebSocket>();
+  const lobbies = new Map<string, { host?: string; peers: Set<string> }>();
+  const http: Server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ connections: sockets.size }));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  const wss = new WebSocketServer({ server: http });
+  const send = (id: string | undefined, frame: Frame) => {
+    const ws = id === undefined ? undefined : sockets.get(id);
+    if (ws) ws.send(JSON.stringify(frame));
+  };
+
+  wss.on('connection', (ws) => {
+    const id = randomUUID();
+    let lobby: string | undefined;
+    sockets.set(id, ws);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) return;
+      let msg: Frame;
+      try {
+        msg = JSON.parse(data.toString()) as Frame;
+      } catch {
+        return;
+      }
+      switch (msg.opcode) {
+        case 10: // MAKE_OFFER → ANTICIPATE_OFFER
+        case 12: // ACCEPT_OFFER → RETURN_OFFER
+        case 14: // MAKE_ANSWER → ANTICIPATE_ANSWER
+          send(msg.rx, { opcode: msg.opcode + 1, payload: msg.payload, tx: id });
+          break;
+        case 2: // INIT
+          ws.send(JSON.stringify({ opcode: 3, payload: id }));
+          break;
+        case 4: // CONFIG_HOST
+        case 5: {
+          // CONFIG_PEER
+          lobby = String(msg.payload);
+          let entry = lobbies.get(lobby);
+          if (!entry) lobbies.set(lobby, (entry = { peers: new Set() }));
+          if (msg.opcode === 4) {
+            entry.host = id;
+            ws.send(JSON.stringify({ opcode: 7, payload: lobby }));
+            for (const peer of entry.peers) {
+              send(id, { opcode: 8, payload: peer });
+              send(peer, { opcode: 9, payload: id });
+            }
+          } else {
+            entry.peers.add(id);
+            ws.send(JSON.stringify({ opcode: 6, payload: lobby }));
+            if (entry.host !== undefined) {
+              send(id, { opcode: 9, payload: entry.host });
+              send(entry.host, { opcode: 8, payload: id });
+            }
+          }
+          break;
+        }
+      }
+    });
+    ws.on('close', () => {
+      sockets.delete(id);
+      const entry = lobby === undefined ? undefined : lobbies.get(lobby);
+      if (!entry) return;
+      if (entry.host === id) entry.host = undefined;
+      entry.peers.delete(id);
+      if (entry.host === undefined && entry.peers.size === 0) lobbies.delete(lobby!);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = http.address() as AddressInfo;
+  return {
+    impl: 'bare',
+    url: `ws://127.0.0.1:${port}/ws/${UGI}`,
+    connections: () => sockets.size,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// IPC between the roles.
+
+type Task =
+  | { kind: 'load'; url: string; pairs: number; window: number; payload: number; warmup: number; seconds: number }
+  | { kind: 'idle'; url: string; count: number };
+
+type ClientReport =
+  | { type: 'ready'; connections: number; setupMs: number }
+  | { type: 'start' }
+  | { type: 'end'; delivered: number; elapsedMs: number; clientCpuMs: number }
+  | { type: 'error'; message: string };
+
+interface MemoryReport {
+  type: 'memory';
+  impl: Impl;
+  count: number;
+  heapPerConn: number;
+  rssPerConn: number;
+  heapUsedPerConn: number;
+  externalPerConn: number;
+}
+
+const children = new Set<ChildProcess>();
+
+function spawnRole(args: string[]): ChildProcess {
+  // fork() reuses process.execArgv, so the child runs under tsx too.
+  const child = fork(SELF, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function killChildren() {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/** The next IPC message from `child` that `accept` takes, or a rejection on error, exit or timeout. */
+function nextReport<T>(child: ChildProcess, accept: (m: unknown) => T | undefined, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (m: unknown) => {
+      if ((m as ClientReport).type === 'error') {
+        done();
+        reject(new Error(`child failed: ${(m as { message: string }).message}`));
+        return;
+      }
+      const value = accept(m);
+      if (value !== undefined) {
+        done();
+        resolve(value);
+      }
+    };
+    const onExit = (code: number | null, signal: string | null) => {
+      done();
+      reject(new Error(`child exited early (code ${code}, signal ${signal})`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      child.kill('SIGKILL');
+      reject(new Error(`child did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function report(message: ClientReport | MemoryReport) {
+  // With a callback, a parent that is gone is an error passed here, not an 'error' event.
+  if (process.connected) process.send!(message, undefined, {}, () => {});
+}
+
+// ---------------------------------------------------------------------------
+// Role `client`: the load generator, a plain `ws` client speaking CloudLink.
+
+/** A client connection with an inbox for the handshake phase. */
+class Conn {
+  id = '';
+  private inbox: Frame[] = [];
+  private waiters: Array<{ opcode: number; resolve: (f: Frame) => void; reject: (e: Error) => void }> = [];
+  private handshaking = true;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: RawData) => {
+      if (this.handshaking) this.take(JSON.parse(data.toString()) as Frame);
+    });
+    ws.on('close', (code, reason) => {
+      const error = new Error(`socket closed (${code} ${reason.toString()}) during the handshake`);
+      for (const w of this.waiters.splice(0)) w.reject(error);
+    });
+  }
+
+  static open(url: string): Promise<Conn> {
+    return new Promise<Conn>((resolve, reject) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false });
+      ws.once('open', () => {
+        ws.off('error', reject);
+        ws.on('error', () => {});
+        resolve(new Conn(ws));
+      });
+      ws.once('error', reject);
+    });
+  }
+
+  send(frame: Frame | string) {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  private take(frame: Frame) {
+    if (frame.opcode === 1) return this.send({ opcode: 1 });
+    if (frame.opcode === 0) {
+      const error = new Error(`VIOLATION: ${frame.payload}`);
+      for (const w of this.waiters.splice(0)) w.reject(error);
+      return;
+    }
+    const i = this.waiters.findIndex((w) => w.opcode === frame.opcode);
+    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(frame);
+    else this.inbox.push(frame);
+  }
+
+  /** The next frame with `opcode` (received already or to come). */
+  next(opcode: number): Promise<Frame> {
+    const i = this.inbox.findIndex((f) => f.opcode === opcode);
+    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]!);
+    return new Promise<Frame>((resolve, reject) => this.waiters.push({ opcode, resolve, reject }));
+  }
+
+  /** INIT → INIT_OK. */
+  async init(name: string) {
+    this.send({ opcode: 2, payload: name });
+    this.id = (await this.next(3)).payload!;
+  }
+
+  /** Leaves the handshake phase: from now on frames go to `onFrame` unparsed. */
+  relayMode(onFrame: (data: Buffer) => void) {
+    this.handshaking = false;
+    this.ws.removeAllListeners('message');
+    this.ws.on('message', onFrame);
+  }
+
+  close(): Promise<void> {
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => ws.terminate(), 2000);
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close();
+    });
+  }
+}
+
+/** Host and peer in lobby `lobby`, INIT'ed and introduced to each other. */
+async function pair(url: string, lobby: string): Promise<[Conn, Conn]> {
+  const host = await Conn.open(url);
+  await host.init('host');
+  host.send({ opcode: 4, payload: lobby });
+  await host.next(7);
+  const peer = await Conn.open(url);
+  await peer.init('peer');
+  peer.send({ opcode: 5, payload: lobby });
+  await peer.next(6);
+  const [newHost, newPeer] = await Promise.all([peer.next(9), host.next(8)]);
+  if (newHost.payload !== host.id || newPeer.payload !== peer.id) throw new Error('NEW_HOST/NEW_PEER mismatch');
+  return [host, peer];
+}
+
+/** Runs `fn(i)` for i < count with at most `limit` at a time. */
+async function pool<T>(count: number, limit: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array<T>(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      out[i] = await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+  return out;
+}
+
+const ANSWER_PREFIX = Buffer.from('{"opcode":15,');
+
+async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
+  const started = performance.now();
+  const lobbyTag = randomUUID().slice(0, 8);
+  const pairs = await pool(task.pairs, 32, (i) => pair(task.url, `lobby-${lobbyTag}-${i}`));
+  const sdp = sdpText(task.payload);
+
+  // One offer/accept per pair unlocks MAKE_ANSWER in both directions.
+  await Promise.all(
+    pairs.map(async ([host, peer]) => {
+      host.send({ opcode: 10, payload: sdp, rx: peer.id });
+      const offer = await peer.next(11);
+      if (offer.tx !== host.id) throw new Error('ANTICIPATE_OFFER from the wrong host');
+      peer.send({ opcode: 12, payload: sdp, rx: host.id });
+      const back = await host.next(13);
+      if (back.tx !== peer.id) throw new Error('RETURN_OFFER from the wrong peer');
+    }),
+  );
+  const conns = pairs.flat();
+  report({ type: 'ready', connections: conns.length, setupMs: performance.now() - started });
+
+  let delivered = 0;
+  let running = true;
+  let failure: string | undefined;
+  for (const [a, b] of pairs) {
+    for (const [self, mate] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      // Pre-encoded: the generator should spend its CPU on sockets, not JSON.
+      const frame = `{"opcode":14,"payload":${JSON.stringify(sdp)},"rx":${JSON.stringify(mate.id)}}`;
+      const ws = self.ws;
+      self.relayMode((data) => {
+        if (
+          data.length > ANSWER_PREFIX.length &&
+          data.compare(ANSWER_PREFIX, 0, ANSWER_PREFIX.length, 0, ANSWER_PREFIX.length) === 0
+        ) {
+          delivered++;
+          if (running) ws.send(frame);
+          return;
+        }
+        const other = JSON.parse(data.toString()) as Frame;
+        if (other.opcode === 1) ws.send('{"opcode":1}');
+        else if (other.opcode === 15) {
+          // A server that orders keys differently: still an answer.
+          delivered++;
+          if (running) ws.send(frame);
+        } else if (other.opcode === 0) failure ??= `VIOLATION: ${other.payload}`;
+      });
+      self.ws.on('close', (code) => {
+        if (running) failure ??= `a relay socket closed (${code}) during the run`;
+      });
+      for (let k = 0; k < task.window; k++) ws.send(frame);
+    }
+  }
+
+  await sleep(task.warmup * 1000);
+  report({ type: 'start' });
+  const d0 = delivered;
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  await sleep(task.seconds * 1000);
+  const d1 = delivered;
+  const t1 = performance.now();
+  const c1 = process.cpuUsage(c0);
+  running = false;
+  if (failure) throw new Error(failure);
+  report({ type: 'end', delivered: d1 - d0, elapsedMs: t1 - t0, clientCpuMs: (c1.user + c1.system) / 1000 });
+  return conns;
+}
+
+async function runIdleClients(task: Extract<Task, { kind: 'idle' }>): Promise<Conn[]> {
+  const started = performance.now();
+  const lobbyTag = randomUUID().slice(0, 8);
+  const pairs = await pool(task.count / 2, 32, (i) => pair(task.url, `idle-${lobbyTag}-${i}`));
+  const conns = pairs.flat();
+  report({ type: 'ready', connections: conns.length, setupMs: performance.now() - started });
+  return conns;
+}
+
+async function clientRole() {
+  const task = await new Promise<Task>((resolve) => process.once('message', (m) => resolve(m as Task)));
+  const close = new Promise<void>((resolve) =>
+    process.on('message', (m) => (m as { type?: string }).type === 'close' && resolve()),
+  );
+  const conns = task.kind === 'load' ? await runLoad(task) : await runIdleClients(task);
+  if (task.kind === 'idle') await close;
+  await Promise.all(conns.map((c) => c.close()));
+  process.disconnect();
+}
+
+// ---------------------------------------------------------------------------
+// Role `memory`: a fresh process holding one server; measures its growth for K idle clients.
+
+function exposeGc(): () => void {
+  const existing = (globalThis as { gc?: () => void }).gc;
+  if (existing) return existing;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+async function settleAndMeasure(gc: () => void): Promise<NodeJS.MemoryUsage> {
+  for (let i = 0; i < 4; i++) {
+    await sleep(50);
+    gc();
+  }
+  return process.memoryUsage();
+}
+
+async function waitFor(what: string, test: () => boolean, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function idleClients(server: BenchServer, count: number): Promise<() => Promise<void>> {
+  const child = spawnRole(['client']);
+  child.send({ kind: 'idle', url: server.url, count } satisfies Task);
+  await nextReport(child, (m) => ((m as ClientReport).type === 'ready' ? m : undefined), 60_000);
+  await waitFor(`${count} connections on the server`, () => server.connections() === count, 10_000);
+  return async () => {
+    // Killed, not closed politely: the server sees every socket drop (1006) at once.
+    child.kill('SIGKILL');
+    await exited(child, 10_000);
+    await waitFor('the server to drop its connections', () => server.connections() === 0, 10_000);
+  };
+}
+
+async function memoryRole(impl: Impl, options: Options) {
+  const gc = exposeGc();
+  const server = await startImpl(impl, options);
+  try {
+    // Warm-up: the first connections compile and allocate one-time things.
+    const closeWarm = await idleClients(server, 100);
+    await closeWarm();
+    const before = await settleAndMeasure(gc);
+    const closeIdle = await idleClients(server, options.idle);
+    const after = await settleAndMeasure(gc);
+    await closeIdle();
+    const k = options.idle;
+    const heapUsed = (after.heapUsed - before.heapUsed) / k;
+    const external = (after.external - before.external) / k;
+    report({
+      type: 'memory',
+      impl,
+      count: k,
+      heapPerConn: heapUsed + external,
+      heapUsedPerConn: heapUsed,
+      externalPerConn: external,
+      rssPerConn: (after.rss - before.rss) / k,
+    });
+  } finally {
+    await server.close();
+  }
+  process.disconnect();
+}
+
+// ---------------------------------------------------------------------------
+// Orchestrator.
+
+interface LoadResult {
+  impl: Impl;
+  msgsPerSec: number;
+  /** Server CPU time per relayed message, in microseconds. */
+  cpuPerMsg: number;
+  /** The kernel's share of it (system time: socket reads and writes). */
+  sysPerMsg: number;
+  serverCpu: number;
+  clientCpu: number;
+  setupMs: number;
+}
+
+async function measureLoad(impl: Impl, options: Options, profiler?: Session): Promise<LoadResult> {
+  const server = await startImpl(impl, options);
+  try {
+    const child = spawnRole(['client']);
+    const timeout = (options.warmup + options.seconds) * 1000 + 60_000;
+    child.send({
+      kind: 'load',
+      url: server.url,
+      pairs: options.pairs,
+      window: options.window,
+      payload: options.payload,
+      warmup: options.warmup,
+      seconds: options.seconds,
+    } satisfies Task);
+    const ready = await nextReport(
+      child,
+      (m) => ((m as ClientReport).type === 'ready' ? (m as Extract<ClientReport, { type: 'ready' }>) : undefined),
+      timeout,
+    );
+    await nextReport(child, (m) => ((m as ClientReport).type === 'start' ? m : undefined), timeout);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    if (profiler) await profiler.post('Profiler.start');
+    const end = await nextReport(
+      child,
+      (m) => ((m as ClientReport).type === 'end' ? (m as Extract<ClientReport, { type: 'end' }>) : undefined),
+      timeout,
+    );
+    const wall = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      printProfile(impl, profile);
+    }
+    await exited(child, 10_000);
+    return {
+      impl,
+      msgsPerSec: (end.delivered / end.elapsedMs) * 1000,
+      cpuPerMsg: (cpu.user + cpu.system) / Math.max(1, end.delivered),
+      sysPerMsg: cpu.system / Math.max(1, end.delivered),
+      serverCpu: (cpu.user + cpu.system) / 1000 / wall,
+      clientCpu: end.clientCpuMs / end.elapsedMs,
+      setupMs: ready.setupMs,
+    };
+  } finally {
+    await server.close();
+  }
+}
+
+async function measureMemory(impl: Impl): Promise<MemoryReport> {
+  const child = spawnRole(['memory', impl, ...process.argv.slice(2)]);
+  const result = await nextReport(
+    child,
+    (m) => ((m as MemoryReport).type === 'memory' ? (m as MemoryReport) : undefined),
+    120_000,
+  );
+  await exited(child, 10_000);
+  return result;
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+function where(url: string): string {
+  if (!url) return '';
+  const path = url.startsWith('file://') ? fileURLToPath(url) : url;
+  return path.startsWith('/') ? relative(ROOT, path) : path;
+}
+
+function area(frame: ProfileNode['callFrame']): string {
+  const path = where(frame.url);
+  if (path === '') return /^\(.*\)$/.test(frame.functionName) ? frame.functionName : 'native (syscalls: writev, …)';
+  if (path.startsWith('node:')) return 'node internals';
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+  if (pkg) return pkg[1]!;
+  return path
+    .split('/')
+    .slice(0, path.startsWith('machines/') ? 2 : 1)
+    .join('/');
+}
+
+/** Self and inclusive time by function and by area, from a V8 CPU profile. */
+function printProfile(impl: Impl, profile: { nodes: ProfileNode[]; samples?: number[] }) {
+  const file = join(tmpdir(), `signalbox-relay-${impl}-${Date.now()}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // Under tsx, line numbers of .ts files are those of the transpiled code: left out.
+  const label = ({ callFrame: { functionName, url, lineNumber } }: ProfileNode) =>
+    `${functionName || '(anonymous)'} ${where(url)}${url && !url.endsWith('.ts') ? `:${lineNumber + 1}` : ''}`;
+  const self = new Map<string, number>();
+  const byArea = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  const samples = profile.samples ?? [];
+  for (const id of samples) {
+    const node = nodes.get(id)!;
+    self.set(label(node), (self.get(label(node)) ?? 0) + 1);
+    byArea.set(area(node.callFrame), (byArea.get(area(node.callFrame)) ?? 0) + 1);
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const n = nodes.get(at)!;
+      if (!/^(machines|src|adapters|cli)\//.test(where(n.callFrame.url))) continue;
+      const key = label(n);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + 1);
+    }
+  }
+  const total = samples.length || 1;
+  const top = (m: Map<string, number>, n: number) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, v]) => `    ${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`)
+      .join('\n');
+  console.log(`  ${impl} profile (${samples.length} samples, server main thread) written to ${file}`);
+  console.log(`  self time by area:\n${top(byArea, 12)}`);
+  console.log(`  self time by function:\n${top(self, 25)}`);
+  if (inclusive.size > 0) console.log(`  inclusive time, project code:\n${top(inclusive, 20)}`);
+}
+
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const pct = (x: number) => `${Math.round(x * 100)}%`;
+
+async function orchestrate(options: Options) {
+  const began = performance.now();
+  console.log(
+    `relay bench: node ${process.version}, ${cpus().length} cpu(s); ${options.pairs} pairs, window ${options.window}/client, ` +
+      `${options.payload} B payload, ${options.warmup} s warm-up + ${options.seconds} s x ${options.rounds} round(s) each; ` +
+      `${options.idle} idle connections`,
+  );
+
+  const loads: LoadResult[] = [];
+  const line = (label: string, r: LoadResult) =>
+    console.log(
+      `${label} ${r.impl.padEnd(9)}: ${fmt(r.msgsPerSec).padStart(8)} msgs/s, ` +
+        `${fmt(r.cpuPerMsg, 1).padStart(5)} µs server cpu/msg (${fmt(r.sysPerMsg, 1)} sys)  (server cpu ${pct(r.serverCpu)}, ` +
+        `load generator cpu ${pct(r.clientCpu)}, setup ${fmt(r.setupMs)} ms)`,
+    );
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const impl of IMPLS) {
+      const r = await measureLoad(impl, options);
+      loads.push(r);
+      line(`round ${round}`, r);
+    }
+  }
+  if (options.profile) {
+    // An extra round under the CPU profiler, left out of the summary.
+    const profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    for (const impl of IMPLS) line('profiled', await measureLoad(impl, options, profiler));
+    profiler.disconnect();
+  }
+
+  const memory: MemoryReport[] = [];
+  for (const impl of IMPLS) {
+    const m = await measureMemory(impl);
+    memory.push(m);
+    console.log(
+      `idle ${impl.padEnd(9)}: ${fmt(m.heapPerConn).padStart(6)} B/conn heap (used ${fmt(m.heapUsedPerConn)} + external ` +
+        `${fmt(m.externalPerConn)}), ${fmt(m.rssPerConn)} B/conn rss, over ${m.count} connections`,
+    );
+  }
+
+  // Best of the rounds: noise on a shared machine only ever slows a run down.
+  const best = (impl: Impl) => Math.max(...loads.filter((l) => l.impl === impl).map((l) => l.msgsPerSec));
+  const bare = best('bare');
+  const signalbox = best('signalbox');
+  const cheapest = (impl: Impl) => Math.min(...loads.filter((l) => l.impl === impl).map((l) => l.cpuPerMsg));
+  const mem = (impl: Impl) => memory.find((m) => m.impl === impl)!;
+  console.log('');
+  console.log(
+    `relay throughput, bare ws   : ${fmt(bare).padStart(8)} msgs/s (best of ${options.rounds}); ` +
+      `${fmt(cheapest('bare'), 1)} µs server cpu/msg`,
+  );
+  console.log(
+    `relay throughput, signalbox : ${fmt(signalbox).padStart(8)} msgs/s (best of ${options.rounds}); ` +
+      `${fmt(cheapest('signalbox'), 1)} µs server cpu/msg`,
+  );
+  console.log(
+    `idle memory, bare ws        : ${fmt(mem('bare').heapPerConn).padStart(8)} B/conn heap, ${fmt(mem('bare').rssPerConn)} B/conn rss`,
+  );
+  console.log(
+    `idle memory, signalbox      : ${fmt(mem('signalbox').heapPerConn).padStart(8)} B/conn heap, ${fmt(mem('signalbox').rssPerConn)} B/conn rss`,
+  );
+  console.log(`total time                  : ${fmt((performance.now() - began) / 1000, 1)} s`);
+  console.log(`ratio=${(signalbox / bare).toFixed(2)}`);
+}
+
+// ---------------------------------------------------------------------------
+
+async function main() {
+  const role = process.argv[2];
+  if (role === 'client' || role === 'memory') {
+    // Orphaned (the parent died or gave up): take our own children down and leave.
+    process.once('disconnect', () => {
+      killChildren();
+      process.exit(0);
+    });
+  }
+  if (role === 'client') return clientRole();
+  const options = parseOptions();
+  if (role === 'memory') return memoryRole(process.argv[3] as Impl, options);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killChildren();
+      process.exit(130);
+    });
+  }
+  try {
+    await orchestrate(options);
+  } finally {
+    killChildren();
+  }
+}
+
+main().catch((error: unknown) => {
+  if (process.send) {
+    try {
+      report({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+    } catch {
+      // The parent is gone.
+    }
+  } else {
+    console.error(error);
+  }
+  killChildren();
+  process.exitCode = 1;
+  // Sockets or timers may still be open in a failed run.
+  setTimeout(() => process.exit(1), 100).unref();
+});
