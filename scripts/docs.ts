@@ -8,13 +8,12 @@ import type { AnyStateMachine } from 'xstate';
 import { cloudlinkHost } from '../machines/cloudlink/host.machine.js';
 import { cloudlinkPeer } from '../machines/cloudlink/peer.machine.js';
 import { cloudlinkSession } from '../machines/cloudlink/server.machine.js';
-import { cloudlinkHub } from '../machines/cloudlink/server.js';
 import { mermaid } from './diagram.js';
 
 export const diagrams: Record<string, { file: string; machines: Record<string, AnyStateMachine> }> = {
   cloudlink: {
     file: 'machines/cloudlink/README.md',
-    machines: { cloudlinkHub, cloudlinkSession, cloudlinkHost, cloudlinkPeer },
+    machines: { cloudlinkSession, cloudlinkHost, cloudlinkPeer },
   },
 };
 

@@ -235,11 +235,11 @@ describe('cloudlink server: nothing leaks', () => {
         await settle();
         expect(bed.server.stats()).toEqual({ connections: 1, lobbies: 1 });
         expect(bed.directory.pairs).toBe(0);
-        expect(Object.keys(bed.server.hub.getSnapshot().children)).toEqual([stays.id]);
+        expect([...bed.server.sessions.keys()]).toEqual([stays.id]);
         stays.transport.close();
         await settle();
         expect(bed.server.stats()).toEqual({ connections: 0, lobbies: 0 });
-        expect(bed.server.hub.getSnapshot().children).toEqual({});
+        expect(bed.server.sessions.size).toBe(0);
       });
     }
   }
@@ -255,6 +255,6 @@ describe('cloudlink server: nothing leaks', () => {
     }
     expect(bed.server.stats()).toEqual({ connections: 0, lobbies: 0 });
     expect(bed.directory.pairs).toBe(0);
-    expect(bed.server.hub.getSnapshot().children).toEqual({});
+    expect(bed.server.sessions.size).toBe(0);
   });
 });

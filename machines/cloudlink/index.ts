@@ -1,5 +1,5 @@
 /**
- * CloudLink Omega (`signalbox/cloudlink`): the server hub and session, the
+ * CloudLink Omega (`signalbox/cloudlink`): the server session, the
  * game host and the game peer, as XState machines; the codecs; the server
  * factory. Browser-safe.
  *
@@ -16,14 +16,7 @@ export {
   type SessionServices,
   type SessionTiming,
 } from './server.machine.js';
-export {
-  cloudlinkHub,
-  createCloudLinkServer,
-  type CloudLinkServer,
-  type CloudLinkServerOptions,
-  type HubEvent,
-  type HubInput,
-} from './server.js';
+export { createCloudLinkServer, type CloudLinkServer, type CloudLinkServerOptions } from './server.js';
 export { clientCodec, serverCodec, type CloudLinkCodecOptions } from './codec.js';
 export { memoryDirectory, Stage, type LobbyDirectory, type Role } from './directory.js';
 export {

@@ -28,6 +28,8 @@ export interface SessionServices {
   readonly transport: Transport;
   readonly timing: SessionTiming;
   readonly log: Logger;
+  /** Asks session `id` to send an early KEEPALIVE (SHUTDOWN_WRN said it may be gone). */
+  readonly probe: (id: string) => void;
 }
 
 export interface SessionInput {
@@ -196,7 +198,7 @@ const reportVanished = enqueueActions<
   never,
   never,
   never
->(({ context, event, enqueue, system }) => {
+>(({ context, event, enqueue }) => {
   const { rx } = (event as MessageOf<ClientMessage, 'SHUTDOWN_WRN'>).detail;
   const { directory, router } = context.services;
   if (context.role === undefined) {
@@ -214,7 +216,7 @@ const reportVanished = enqueueActions<
     });
   } else {
     // Still connected as far as we know: probe it now instead of waiting for the next tick.
-    system.get(rx)?.send({ type: 'session.probe' });
+    context.services.probe(rx);
   }
 });
 

@@ -1,12 +1,4 @@
-import {
-  createActor,
-  enqueueActions,
-  setup,
-  stopChild,
-  type ActorRefFrom,
-  type InspectionEvent,
-  type Observer,
-} from 'xstate';
+import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import type { Clock } from '../../src/clock.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { memoryRouter, type Router } from '../../src/router.js';
@@ -15,50 +7,12 @@ import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { memoryDirectory, type LobbyDirectory } from './directory.js';
 import type { ServerMessage } from './protocol.js';
-import { cloudlinkSession, type SessionServices, type SessionTiming } from './server.machine.js';
-
-export interface HubInput {
-  services: Omit<SessionServices, 'transport'>;
-}
-
-export type HubEvent =
-  { type: 'hub.connect'; id: string; ugi: string; version: number; transport: Transport } | { type: 'hub.stop' };
-
-/**
- * The CloudLink hub: spawns one {@link cloudlinkSession} per connection
- * (with the session id as its system id, so sessions can reach each other)
- * and stops them all when it stops.
- */
-export const cloudlinkHub = setup({
-  types: { context: {} as HubInput, events: {} as HubEvent, input: {} as HubInput },
-  actors: { session: cloudlinkSession },
-}).createMachine({
-  id: 'cloudlinkHub',
-  context: ({ input }) => input,
-  initial: 'running',
-  states: {
-    running: {
-      on: {
-        'hub.connect': {
-          actions: enqueueActions(({ context, event, enqueue }) => {
-            const { id, ugi, version, transport } = event;
-            enqueue.spawnChild('session', {
-              id,
-              systemId: id,
-              input: { id, ugi, version, services: { ...context.services, transport } },
-            });
-          }),
-        },
-        // A finished session leaves the hub's children.
-        'xstate.done.actor.*': {
-          actions: stopChild(({ event }) => (event as unknown as { actorId: string }).actorId),
-        },
-        'hub.stop': 'stopped',
-      },
-    },
-    stopped: { type: 'final' },
-  },
-});
+import {
+  cloudlinkSession,
+  type CloudLinkSessionActor,
+  type SessionServices,
+  type SessionTiming,
+} from './server.machine.js';
 
 export interface CloudLinkServerOptions extends Partial<SessionTiming> {
   /** Largest frame a client may send, in characters; larger ones get VIOLATION. @default 65536 */
@@ -71,15 +25,15 @@ export interface CloudLinkServerOptions extends Partial<SessionTiming> {
   generateId?: () => string;
   /** Timer source for keepalives and timeouts (pass XState's `SimulatedClock` in tests). */
   clock?: Clock;
-  /** XState inspection observer, e.g. from `@statelyai/inspect`. */
+  /** XState inspection observer, e.g. from `@statelyai/inspect`; every session reports to it. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** @default silentLogger */
   logger?: Logger;
 }
 
 export interface CloudLinkServer extends ProtocolServer {
-  /** The running hub actor (its children are the sessions). */
-  readonly hub: ActorRefFrom<typeof cloudlinkHub>;
+  /** The running sessions, by peer id. */
+  readonly sessions: ReadonlyMap<string, CloudLinkSessionActor>;
   /** Open sessions and non-empty lobbies. */
   stats(): { connections: number; lobbies: number };
 }
@@ -87,8 +41,14 @@ export interface CloudLinkServer extends ProtocolServer {
 const PATH = /^\/ws\/([^/]*)\/?$/;
 
 /**
- * Creates a CloudLink Omega server. Feed it connections with `serve()` (or
- * call `accept` yourself); each is expected at `/ws/{ugi}?v={version}`.
+ * Creates a CloudLink Omega server: the hub that holds the shared registries
+ * (the lobby directory, the router) and runs one {@link cloudlinkSession}
+ * actor per connection. Feed it connections with `serve()` (or call `accept`
+ * yourself); each is expected at `/ws/{ugi}?v={version}`.
+ *
+ * The hub is plain code rather than a parent machine: sessions spawned as
+ * children of one actor made every connect and disconnect cost O(sessions)
+ * inside XState (copying the children record, scanning every timer).
  *
  * @example
  * ```ts
@@ -100,38 +60,46 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
   const directory = options.directory ?? memoryDirectory();
   const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
-  const logic = cloudlinkHub.provide({
+  const sessions = new Map<string, CloudLinkSessionActor>();
+  const logic = cloudlinkSession.provide({
     actors: {
-      session: cloudlinkSession.provide({
-        actors: {
-          signalling: fromTransport(
-            (input: { transport: Transport }) => input.transport,
-            serverCodec({ maxFrameSize: options.maxFrameSize }),
-          ),
-        },
-      }),
+      signalling: fromTransport(
+        (input: { transport: Transport }) => input.transport,
+        serverCodec({ maxFrameSize: options.maxFrameSize }),
+      ),
     },
   });
-  const hub = createActor(logic, {
-    input: {
-      services: {
-        router,
-        directory,
-        log: options.logger ?? silentLogger,
-        timing: {
-          keepaliveInterval: options.keepaliveInterval ?? 10_000,
-          initTimeout: options.initTimeout ?? 10_000,
-        },
-      },
+  const shared: Omit<SessionServices, 'transport'> = {
+    router,
+    directory,
+    log: options.logger ?? silentLogger,
+    timing: {
+      keepaliveInterval: options.keepaliveInterval ?? 10_000,
+      initTimeout: options.initTimeout ?? 10_000,
     },
-    // XState treats an explicit `undefined` as "no clock": pass only what was given.
+    probe: (id) => sessions.get(id)?.send({ type: 'session.probe' }),
+  };
+  // XState treats an explicit `undefined` as "no clock": pass only what was given.
+  const actorOptions = {
     ...(options.clock && { clock: options.clock }),
     ...(options.inspect && { inspect: options.inspect }),
-  }).start();
+  };
+  let closed = false;
+  /** Drops what a session that did not end through its `closed` state left behind. */
+  const forget = (id: string) => {
+    sessions.delete(id);
+    directory.leave(id);
+    router.close(id, 1011, 'server error');
+    router.remove(id);
+  };
 
   return {
-    hub,
+    sessions,
     accept(transport: Transport, info: ConnectionInfo) {
+      if (closed) {
+        transport.close(1001, 'server closing');
+        return;
+      }
       const match = PATH.exec(info.path);
       let ugi = '';
       try {
@@ -141,10 +109,28 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
       }
       const v = info.query.get('v');
       const version = v === null || v === '' ? 0 : /^\d+$/.test(v) ? Number(v) : Number.NaN;
-      hub.send({ type: 'hub.connect', id: generateId(), ugi, version, transport });
+      const id = generateId();
+      const session = createActor(logic, {
+        ...actorOptions,
+        id,
+        input: { id, ugi, version, services: { ...shared, transport } },
+      });
+      sessions.set(id, session);
+      session.subscribe({
+        complete: () => sessions.delete(id),
+        error: (error) => {
+          shared.log.error('session crashed', { session: id, error: String(error) });
+          forget(id);
+        },
+      });
+      session.start();
     },
     async close() {
-      hub.send({ type: 'hub.stop' });
+      closed = true;
+      for (const [id, session] of [...sessions]) {
+        session.stop();
+        forget(id);
+      }
     },
     stats: () => ({ connections: router.size, lobbies: directory.lobbies }),
   };
