@@ -196,7 +196,11 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
     };
     const control = createTransport({
       send(frame) {
-        ws.send(frame, written);
+        // A write callback costs on every frame; it is only needed when this
+        // send may take the buffer over the high-water mark, i.e. when the
+        // socket is already backed up or the frame alone is large.
+        const track = aboveHighWater || ws.bufferedAmount > 0 || frameSize(frame) > lowWaterMark;
+        ws.send(frame, track ? written : undefined);
         if (ws.bufferedAmount > highWaterMark) aboveHighWater = true;
       },
       close: (code, reason) => ws.close(code, reason),
@@ -289,4 +293,9 @@ export function rejectUnroutedUpgrades(server: Server): () => void {
   };
   entry.rejecting = stop;
   return stop;
+}
+
+/** Upper bound of a frame's size in bytes (UTF-8 takes at most 3 bytes per UTF-16 unit). */
+function frameSize(frame: string | Uint8Array): number {
+  return typeof frame === 'string' ? frame.length * 3 : frame.byteLength;
 }
