@@ -17,22 +17,14 @@ export const ErrorCode = {
   UnknownMessage: 'ERR_UNKNOWN_MESSAGE',
   /** A known message with a missing or wrong-typed field. */
   InvalidField: 'ERR_INVALID_FIELD',
-  /** A valid message that is not allowed in the receiver's current state. */
-  OutOfOrder: 'ERR_OUT_OF_ORDER',
   /** A message addressed to someone the sender may not reach. */
   NotPermitted: 'ERR_NOT_PERMITTED',
-  /** The client asked for a protocol version the server does not speak. */
-  UnsupportedVersion: 'ERR_UNSUPPORTED_VERSION',
   /** The remote stopped answering keepalives. */
   KeepaliveTimeout: 'ERR_KEEPALIVE_TIMEOUT',
   /** The server told us we violated the protocol (CloudLink VIOLATION). */
   Violation: 'ERR_VIOLATION',
   /** A WebRTC peer connection or data channel failed. */
   RtcFailed: 'ERR_RTC_FAILED',
-  /** The remote peer left or vanished. */
-  PeerGone: 'ERR_PEER_GONE',
-  /** Something took longer than its configured limit. */
-  Timeout: 'ERR_TIMEOUT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

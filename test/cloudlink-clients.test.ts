@@ -99,7 +99,7 @@ describe('cloudlink host and peer machines (memory network, memory WebRTC)', () 
     expect(world.server.stats()).toEqual({ connections: 1, lobbies: 1 });
   });
 
-  it('reports a failed WebRTC link as unlinked (failed) on both sides and warns the server', async () => {
+  it('reports a failed WebRTC link as unlinked (failed) on both sides, then the host offers again and they relink', async () => {
     world = createCloudLinkWorld();
     const host = world.host({ lobby: 'L' });
     const hostLog = record(host);
@@ -107,13 +107,38 @@ describe('cloudlink host and peer machines (memory network, memory WebRTC)', () 
     const peerLog = record(peer);
     await waitFor(peer, (s) => s.matches({ active: { protocol: { linking: 'linked' } } }));
     world.rtc.fail();
-    await waitFor(peer, (s) => s.matches({ active: { protocol: 'lobby' } }));
-    await waitFor(host, (s) => Object.keys(s.context.links).length === 0);
+    await waitFor(peer, () => peerLog.of('unlinked').length === 1 && hostLog.of('unlinked').length === 1);
     expect(peerLog.of('unlinked')[0]!.detail.reason).toBe('failed');
     expect(hostLog.of('unlinked')[0]!.detail.reason).toBe('failed');
-    // Both sides are still in good standing with the server.
-    expect(host.getSnapshot().matches({ active: { protocol: 'hosting' } })).toBe(true);
+    // Both stay in good standing with the server, and the pair heals.
+    await waitFor(peer, () => peerLog.of('linked').length === 2);
+    await waitFor(host, (s) => s.context.links[peer.getSnapshot().context.id!]?.stage === 'ready');
+    expect(host.getSnapshot().context.links[peer.getSnapshot().context.id!]).toMatchObject({
+      generation: 2,
+      failures: 0,
+    });
     expect(world.server.stats().connections).toBe(2);
+  });
+
+  it('gives up on a peer that never answers after handshakeTimeout, offering offerAttempts times', async () => {
+    world = createCloudLinkWorld();
+    const host = world.host({ lobby: 'L', handshakeTimeout: 5000, offerAttempts: 2 });
+    const hostLog = record(host);
+    await waitFor(host, (s) => s.matches({ active: { protocol: 'hosting' } }));
+    // A peer that joins but never takes offers: a raw client.
+    const mute = await world.network.connect('cloudlink', { path: '/ws/game' });
+    mute.send('{"opcode":2}');
+    mute.send('{"opcode":5,"payload":"L"}');
+    await waitFor(host, (s) => Object.values(s.context.links).some((l) => l.stage === 'awaitingReturnOffer'));
+    world.clock.increment(5000);
+    await waitFor(host, (s) =>
+      Object.values(s.context.links).some((l) => l.generation === 2 && l.stage === 'awaitingReturnOffer'),
+    );
+    world.clock.increment(5000);
+    await settle();
+    expect(host.getSnapshot().context.links).toEqual({});
+    expect(hostLog.of('unlinked').map((e) => e.detail.reason)).toEqual(['timeout', 'timeout']);
+    mute.close();
   });
 
   it('answers the server KEEPALIVE and stays connected across many intervals', async () => {

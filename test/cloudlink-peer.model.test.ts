@@ -3,17 +3,24 @@
  *
  * The model is the peer machine itself with inert child actors; its events
  * are what a scripted server (one host that offers, and a second host that
- * only gets in the way) and scripted WebRTC connections can do to one peer.
- * Each path @xstate/graph plans runs on a fresh real peer whose `signalling`
- * is a memory transport to a server end the test writes raw frames to, and
- * whose `rtc` actors report only what the path says. After every step the
- * peer's state, its context, its rtc actors, the frames it sent and the
- * events it emitted are checked.
+ * only gets in the way), scripted WebRTC connections and the clock (the
+ * handshake's deadline) can do to one peer. Each path @xstate/graph plans
+ * runs on a fresh real peer whose `signalling` is a memory transport to a
+ * server end the test writes raw frames to, whose `rtc` actors report only
+ * what the path says, and whose clock is a SimulatedClock the path advances.
+ * After every step the peer's state, its context, its rtc actors, the frames
+ * it sent and the events it emitted are checked.
+ *
+ * Time: the watchdog's timeout (5 s) is shorter than the handshake's (7 s),
+ * so "the watchdog fires" advances the clock 5 s and no handshake deadline
+ * (always 7 s ahead at a step's start) is reached; "the handshake times out"
+ * advances it 7 s while the server pings (KEEPALIVE every 4 s, answered), so
+ * the watchdog never fires then.
  */
 import { describe, expect, it } from 'vitest';
 import { fromCallback, type AnyMachineSnapshot } from 'xstate';
 import type { StatePath } from '@xstate/graph';
-import { inLabel, outLabel, type ClientEmitted } from '../machines/cloudlink/client.js';
+import { inLabel, outLabel, type ClientEmitted, type UnlinkReason } from '../machines/cloudlink/client.js';
 import { cloudlinkPeer, type PeerContext } from '../machines/cloudlink/peer.machine.js';
 import { Opcode, type OpcodeName } from '../machines/cloudlink/protocol.js';
 import { ErrorCode, RtcError } from '../src/errors.js';
@@ -38,8 +45,20 @@ const H = 'host-1';
 const O = 'host-2';
 const LOBBY = 'L';
 const SERVER_TIMEOUT_MS = 5000;
+/** Longer than the watchdog's timeout: the server's pings keep the peer alive while a handshake runs out. */
+const HANDSHAKE_TIMEOUT_MS = 7000;
+/** How often the server pings while a handshake deadline runs out (under SERVER_TIMEOUT_MS). */
+const PING_INTERVAL_MS = 4000;
+/** KEEPALIVEs the server sends, and the peer answers, while HANDSHAKE_TIMEOUT_MS pass. */
+const PINGS = Math.ceil(HANDSHAKE_TIMEOUT_MS / PING_INTERVAL_MS);
+const INPUT = { lobby: LOBBY, serverTimeout: SERVER_TIMEOUT_MS, handshakeTimeout: HANDSHAKE_TIMEOUT_MS };
 const AFTER_TIMEOUT = 'xstate.after.serverTimeout.cloudlinkPeer.active.watchdog.watching';
 const CRASH = 'xstate.error.actor.rtcOut';
+/**
+ * HANDSHAKE_TIMEOUT_MS pass with no handshake deadline pending (in the lobby,
+ * or linked): nothing may happen. The machine has no transition for it.
+ */
+const WAIT = 'test.wait';
 
 type ModelEvent =
   | { type: 'signalling.open' }
@@ -47,6 +66,8 @@ type ModelEvent =
   | { type: 'signalling.error'; error: { message: string }; frame: string }
   | { type: 'leave' }
   | { type: typeof AFTER_TIMEOUT }
+  | { type: typeof WAIT }
+  | { type: 'link.timeout'; peer: string; generation: number }
   | { type: typeof CRASH; error: { message: string } }
   | { type: 'rtc.description'; label: string; description: { type: 'offer' | 'answer'; sdp: string } }
   | { type: 'rtc.open'; label: string; transport: Transport }
@@ -109,6 +130,9 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   const events = [...serverFrames];
   if (valueOf(snapshot)!.watchdog === 'watching') events.push({ type: AFTER_TIMEOUT });
   const linking = linkingOf(snapshot);
+  // The handshake's deadline is pending from the offer until linked; otherwise time passes quietly.
+  if (linking && linking !== 'linked') events.push({ type: 'link.timeout', peer: context.host!, generation: 0 });
+  if (protocol === 'lobby' || linking === 'linked') events.push({ type: WAIT });
   if (linking) {
     const host = context.host!;
     const [OUT, IN] = [outLabel(host), inLabel(host)];
@@ -160,6 +184,8 @@ function relation(snapshot: AnyMachineSnapshot, event: ModelEvent): string {
 
 function formatEvent(event: ModelEvent): string {
   if (event.type === AFTER_TIMEOUT) return `${SERVER_TIMEOUT_MS} ms without KEEPALIVE`;
+  if (event.type === WAIT) return `${HANDSHAKE_TIMEOUT_MS} ms pass`;
+  if (event.type === 'link.timeout') return `the handshake with ${event.peer} times out`;
   if (event.type === CRASH) return 'rtcOut crashes';
   if (event.type === 'signalling.error') return `bad frame ${event.frame}`;
   if (event.type === 'signalling.closed') return event.info.reason;
@@ -188,7 +214,7 @@ function describePath(path: StatePath<AnyMachineSnapshot, ModelEvent>): string {
 const plan = planPaths<ModelEvent>({
   model,
   machine: cloudlinkPeer,
-  inputs: [{ lobby: LOBBY, serverTimeout: SERVER_TIMEOUT_MS }],
+  inputs: [INPUT],
   events: modelEvents,
   serializeState,
   describe: describePath,
@@ -206,7 +232,7 @@ const plan = planPaths<ModelEvent>({
 // ---------------------------------------------------------------------------
 
 const tracker = coverageTracker((_, snapshot) => snapshot.machine?.id === 'cloudlinkPeer');
-const world = () => clientWorld(cloudlinkPeer, { lobby: LOBBY, serverTimeout: SERVER_TIMEOUT_MS }, tracker.inspect);
+const world = () => clientWorld(cloudlinkPeer, INPUT, tracker.inspect);
 type World = ReturnType<typeof world>;
 
 // ---------------------------------------------------------------------------
@@ -230,6 +256,10 @@ function expectedFrames(prev: ModelSnapshot, event: ModelEvent, next: ModelSnaps
       return protocolOf(prev) === 'initializing' ? [f('CONFIG_PEER', { payload: LOBBY })] : [];
     case 'KEEPALIVE':
       return [f('KEEPALIVE')];
+    case WAIT:
+    case 'link.timeout':
+      // The server's pings meanwhile, answered. A handshake that ran out tells the server nothing.
+      return Array.from({ length: PINGS }, () => f('KEEPALIVE'));
     case 'leave':
       return protocolOf(prev) === 'connecting' ? [] : [f('SHUTDOWN')];
   }
@@ -249,6 +279,12 @@ function expectedFrames(prev: ModelSnapshot, event: ModelEvent, next: ModelSnaps
   return frames;
 }
 
+/** The peer's pending handshake deadlines. */
+const deadlines = (w: World) =>
+  Object.values(w.actor.system.getSnapshot()._scheduledEvents)
+    .filter((scheduled) => scheduled.source === w.actor && scheduled.event.type === 'link.timeout')
+    .map(({ id, event, delay }) => ({ id, event, delay }));
+
 function expectedError(prev: ModelSnapshot, event: ModelEvent): string | undefined {
   switch (event.type) {
     case 'VIOLATION':
@@ -260,7 +296,7 @@ function expectedError(prev: ModelSnapshot, event: ModelEvent): string | undefin
     case AFTER_TIMEOUT:
       return ErrorCode.KeepaliveTimeout;
     case CRASH:
-      return ErrorCode.ConnectFailed; // errorFrom() files an unknown actor error under ERR_CONNECT_FAILED
+      return ErrorCode.RtcFailed; // errorFrom(): a crashed child other than `signalling`
     default:
       return undefined;
   }
@@ -285,6 +321,11 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
       break;
     case AFTER_TIMEOUT:
       w.clock.increment(SERVER_TIMEOUT_MS);
+      break;
+    case WAIT:
+    case 'link.timeout':
+      // A pending deadline was set at the start of some step (no time passes in others): it runs out now.
+      expect(await w.elapse(HANDSHAKE_TIMEOUT_MS, PING_INTERVAL_MS)).toBe(PINGS);
       break;
     case CRASH:
       w.rtc.live.get(outLabel(prev.context.host!))!.crashing = true;
@@ -325,6 +366,12 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     return;
   }
   expect(sent).toEqual(expectedFrames(prev, event, next));
+  // The deadline, by the protocol: a handshake that runs out goes back to the lobby; time alone changes nothing.
+  if (event.type === 'link.timeout') expect([protocolOf(real), real.context.host]).toEqual(['lobby', undefined]);
+  if (event.type === WAIT) {
+    expect(real.value).toEqual(prev.value);
+    expect(summary(real.context)).toEqual(summary(prev.context));
+  }
 
   const before = linkingOf(prev);
   // A final model state stands for every way of getting there: only its value counts.
@@ -339,8 +386,13 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   for (const e of emitted) {
     if (e.type === 'initialized') expect(e.detail).toEqual({ id: PEER_ID });
     if (e.type === 'unlinked') {
-      const reason = event.type === 'SHUTDOWN_ACK' ? 'left' : event.type === 'rtc.failed' ? 'failed' : 'lost';
-      expect(e.detail).toEqual({ id: prev.context.host, reason });
+      const reasons: Partial<Record<ModelEvent['type'], UnlinkReason>> = {
+        SHUTDOWN_ACK: 'left',
+        'rtc.failed': 'failed',
+        'rtc.closed': 'lost',
+        'link.timeout': 'timeout',
+      };
+      expect(e.detail).toEqual({ id: prev.context.host, reason: reasons[event.type] });
     }
     if (e.type === 'linked') {
       // Ours goes out on the connection we offered; theirs comes in on the one we answered.
@@ -364,12 +416,25 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     // Every rtc actor is stopped, but one that crashed: XState does not run a
     // callback actor's cleanup after it threw.
     expect([...w.rtc.live.values()].filter((script) => !script.crashing)).toEqual([]);
+    expect(deadlines(w)).toEqual([]);
     return;
   }
 
   expect(Object.keys(real.children).sort()).toEqual(Object.keys(next.children).sort());
   expect(real.context.id).toBe(next.context.id);
   expect(summary(real.context)).toEqual(summary(next.context));
+  // A deadline runs from the offer until linked (or the link is given up).
+  expect(deadlines(w)).toEqual(
+    after && after !== 'linked'
+      ? [
+          {
+            id: 'link.timeout',
+            event: { type: 'link.timeout', peer: next.context.host, generation: 0 },
+            delay: HANDSHAKE_TIMEOUT_MS,
+          },
+        ]
+      : [],
+  );
   // The rtc actors: both connections of the pair while linking, none otherwise.
   const host = next.context.host;
   expect([...w.rtc.live.keys()].sort()).toEqual(after ? [inLabel(host!), outLabel(host!)] : []);

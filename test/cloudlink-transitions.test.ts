@@ -106,8 +106,18 @@ describe('cloudlinkHost transitions', () => {
 
   it('starts an offering connection for each NEW_PEER, once', () => {
     const step = run(cloudlinkHost, input, [...hosting, server('NEW_PEER', { payload: 'p1' })]);
-    expect(step.spawned).toEqual([{ id: 'out:p1', input: { label: 'out:p1', role: 'offerer' } }]);
-    expect(step.snapshot.context.links).toEqual({ p1: { stage: 'offering', peerReady: false } });
+    expect(step.spawned).toEqual([{ id: 'out:p1#1', input: { label: 'out:p1', role: 'offerer' } }]);
+    expect(step.snapshot.context.links).toEqual({
+      p1: { stage: 'offering', peerReady: false, generation: 1, failures: 0 },
+    });
+    expect(step.actions).toContainEqual({
+      type: 'xstate.raise',
+      params: expect.objectContaining({
+        id: 'link.timeout:p1',
+        delay: 30_000,
+        event: { type: 'link.timeout', peer: 'p1', generation: 1 },
+      }),
+    });
     const again = run(cloudlinkHost, input, [
       ...hosting,
       server('NEW_PEER', { payload: 'p1' }),
@@ -124,7 +134,7 @@ describe('cloudlinkHost transitions', () => {
 
   it('answers RETURN_OFFER with a second, answering connection', () => {
     const step = run(cloudlinkHost, input, awaitingReady.slice(0, 6));
-    expect(step.spawned).toEqual([{ id: 'in:p1', input: { label: 'in:p1', role: 'answerer', remoteOffer: 'O2' } }]);
+    expect(step.spawned).toEqual([{ id: 'in:p1#1', input: { label: 'in:p1', role: 'answerer', remoteOffer: 'O2' } }]);
     expect(step.snapshot.context.links.p1!.stage).toBe('answering');
   });
 
@@ -140,7 +150,7 @@ describe('cloudlinkHost transitions', () => {
     ]);
     const step = run(cloudlinkHost, input, awaitingReady);
     expect(step.sentTo).toEqual([
-      { to: 'out:p1', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'A1' } } },
+      { to: 'out:p1#1', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'A1' } } },
     ]);
     expect(step.sent).toEqual([{ type: 'ACK_CHECK', detail: { rx: 'p1' } }]);
     expect(step.snapshot.context.links.p1!.stage).toBe('awaitingReady');
@@ -159,6 +169,10 @@ describe('cloudlinkHost transitions', () => {
       expect(before.emitted).toEqual([]);
       const step = run(cloudlinkHost, input, [...awaitingReady, ...order]);
       expect(step.snapshot.context.links.p1!.stage).toBe('ready');
+      expect(step.actions).toContainEqual({
+        type: 'xstate.cancel',
+        params: expect.objectContaining({ sendId: 'link.timeout:p1' }),
+      });
       expect(step.emitted).toEqual([
         { type: 'linked', detail: { id: 'p1', transport: expect.objectContaining({ isOpen: true }) } },
       ]);
@@ -168,12 +182,12 @@ describe('cloudlinkHost transitions', () => {
   it('drops a link on SHUTDOWN_ACK without warning the server', () => {
     const step = run(cloudlinkHost, input, [...awaitingReady, server('SHUTDOWN_ACK', { tx: 'p1' })]);
     expect(step.snapshot.context.links).toEqual({});
-    expect(step.stopped).toEqual(['out:p1', 'in:p1']);
+    expect(step.stopped).toEqual(['out:p1#1', 'in:p1#1']);
     expect(step.emitted).toEqual([{ type: 'unlinked', detail: { id: 'p1', reason: 'left' } }]);
     expect(step.sent).toEqual([]);
   });
 
-  it('drops a failed or lost link and reports it with SHUTDOWN_WRN', () => {
+  it('drops a failed or lost link, reports it with SHUTDOWN_WRN and offers again', () => {
     for (const [event, reason] of [
       [rtc('rtc.failed', 'in:p1', { error: new Error('x') }), 'failed'],
       [rtc('rtc.closed', 'out:p1'), 'lost'],
@@ -181,7 +195,37 @@ describe('cloudlinkHost transitions', () => {
       const step = run(cloudlinkHost, input, [...awaitingReady, event]);
       expect(step.emitted).toEqual([{ type: 'unlinked', detail: { id: 'p1', reason } }]);
       expect(step.sent).toEqual([{ type: 'SHUTDOWN_WRN', detail: { rx: 'p1' } }]);
+      expect(step.stopped).toEqual(['out:p1#1', 'in:p1#1']);
+      expect(step.spawned).toEqual([{ id: 'out:p1#2', input: { label: 'out:p1', role: 'offerer' } }]);
+      expect(step.snapshot.context.links.p1).toEqual({
+        stage: 'offering',
+        peerReady: false,
+        generation: 2,
+        failures: 1,
+      });
     }
+  });
+
+  it('gives a handshake up after handshakeTimeout, without a warning, and stops offering after offerAttempts', () => {
+    const timeout = (generation: number) => ({ type: 'link.timeout', peer: 'p1', generation });
+    const first = run(cloudlinkHost, { ...input, offerAttempts: 2 }, [...awaitingReady, timeout(1)]);
+    expect(first.emitted).toEqual([{ type: 'unlinked', detail: { id: 'p1', reason: 'timeout' } }]);
+    expect(first.sent).toEqual([]);
+    expect(first.snapshot.context.links.p1).toMatchObject({ stage: 'offering', generation: 2, failures: 1 });
+    const last = run(cloudlinkHost, { ...input, offerAttempts: 2 }, [...awaitingReady, timeout(1), timeout(2)]);
+    expect(last.emitted).toEqual([{ type: 'unlinked', detail: { id: 'p1', reason: 'timeout' } }]);
+    expect(last.spawned).toEqual([]);
+    expect(last.snapshot.context.links).toEqual({});
+  });
+
+  it('ignores a deadline of an earlier handshake', () => {
+    const step = run(cloudlinkHost, input, [
+      ...awaitingReady,
+      rtc('rtc.failed', 'out:p1', { error: new Error('x') }),
+      { type: 'link.timeout', peer: 'p1', generation: 1 },
+    ]);
+    expect(step.emitted).toEqual([]);
+    expect(step.snapshot.context.links.p1).toMatchObject({ generation: 2, stage: 'offering' });
   });
 
   it('answers KEEPALIVE and restarts the server watch', () => {
@@ -336,6 +380,36 @@ describe('cloudlinkPeer transitions', () => {
     expect(step.snapshot.value).toMatchObject({ active: { protocol: { linking: 'offering' } } });
   });
 
+  it('starts a deadline when it takes an offer, cancels it once linked, and gives up when it passes', () => {
+    expect(run(cloudlinkPeer, input, offered).actions).toContainEqual({
+      type: 'xstate.raise',
+      params: expect.objectContaining({ id: 'link.timeout', delay: 30_000 }),
+    });
+    const linked = run(cloudlinkPeer, input, [
+      ...checked,
+      rtc('rtc.open', 'out:h1', { transport: channelB }),
+      rtc('rtc.open', 'in:h1', { transport: channelD }),
+    ]);
+    expect(linked.actions).toContainEqual({
+      type: 'xstate.cancel',
+      params: expect.objectContaining({ sendId: 'link.timeout' }),
+    });
+    const stale = run(cloudlinkPeer, input, [
+      ...checked,
+      rtc('rtc.open', 'out:h1', { transport: channelB }),
+      rtc('rtc.open', 'in:h1', { transport: channelD }),
+      { type: 'link.timeout', peer: 'h1', generation: 0 },
+    ]);
+    expect(stale.snapshot.value).toMatchObject({ active: { protocol: { linking: 'linked' } } });
+    expect(
+      run(cloudlinkPeer, input, [...checked, { type: 'link.timeout', peer: 'h2', generation: 0 }]).emitted,
+    ).toEqual([]);
+    const late = run(cloudlinkPeer, input, [...checked, { type: 'link.timeout', peer: 'h1', generation: 0 }]);
+    expect(late.snapshot.value).toMatchObject({ active: { protocol: 'lobby' } });
+    expect(late.emitted).toEqual([{ type: 'unlinked', detail: { id: 'h1', reason: 'timeout' } }]);
+    expect(late.sent).toEqual([]);
+  });
+
   it('returns to the lobby when the host leaves (no warning) or the link fails (warning)', () => {
     const left = run(cloudlinkPeer, input, [...checked, server('SHUTDOWN_ACK', { tx: 'h1' })]);
     expect(left.snapshot.value).toMatchObject({ active: { protocol: 'lobby' } });
@@ -357,6 +431,7 @@ describe('cloudlinkSession transitions', () => {
     transport: serverEnd,
     timing: { keepaliveInterval: 1000, initTimeout: 1000 },
     log: silentLogger,
+    probe: () => {},
   };
   const input = (ugi = 'game', version = 0) => ({ id: 's1', ugi, version, services });
   const client = (type: string, detail: Record<string, unknown> = {}) => ({ type, detail }) as SessionEvent;

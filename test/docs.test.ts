@@ -11,3 +11,11 @@ describe('protocol READMEs', () => {
     });
   }
 });
+
+describe('README', () => {
+  it('lists every error code, and only those', async () => {
+    const { ErrorCode } = await import('../src/errors.js');
+    const listed = [...readFileSync('README.md', 'utf8').matchAll(/^\| `(ERR_[A-Z_]+)`/gm)].map((m) => m[1]);
+    expect(listed.sort()).toEqual(Object.values(ErrorCode).sort());
+  });
+});

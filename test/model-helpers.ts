@@ -7,6 +7,7 @@ import { getStateNodes, TestModel, type StatePath, type TestPath } from '@xstate
 import { memoryPair } from '../adapters/memory/index.js';
 import type { ClientEmitted, ClientInput } from '../machines/cloudlink/client.js';
 import { clientCodec } from '../machines/cloudlink/codec.js';
+import { Opcode } from '../machines/cloudlink/protocol.js';
 import { fromTransport } from '../src/runtime.js';
 import type { RtcActorLogic, RtcCommand, RtcEmitted, RtcInput } from '../src/rtc/rtc.actor.js';
 import type { CloseInfo, Transport } from '../src/transport.js';
@@ -338,6 +339,8 @@ export function wire(transport: Transport, react: (frame: WireFrame, w: Wire) =>
 
 /** One invocation of the scripted `rtc` actor. */
 export interface RtcScript {
+  /** The actor's id in its parent (`rtcOut`, `out:peer-1#2`, …). */
+  readonly id: string;
   readonly input: RtcInput;
   /** Commands the machine sent it. */
   readonly commands: RtcCommand[];
@@ -355,8 +358,10 @@ export interface RtcScript {
  */
 export function scriptedRtc() {
   const live = new Map<string, RtcScript>();
-  const logic: RtcActorLogic = fromCallback<RtcCommand, RtcInput>(({ input, sendBack, receive }) => {
+  const scripts: RtcScript[] = [];
+  const logic: RtcActorLogic = fromCallback<RtcCommand, RtcInput>(({ input, self, sendBack, receive }) => {
     const script: RtcScript = {
+      id: self.id,
       input,
       commands: [],
       stopped: false,
@@ -367,6 +372,7 @@ export function scriptedRtc() {
       },
     };
     live.set(input.label, script);
+    scripts.push(script);
     receive((command) => {
       if (script.crashing) throw new Error(`rtc ${input.label} crashed (simulated)`);
       script.commands.push(command);
@@ -378,7 +384,10 @@ export function scriptedRtc() {
   });
   return {
     logic,
+    /** The running invocation of each label (a later one replaces an earlier). */
     live,
+    /** Every invocation so far, stopped or not. */
+    scripts,
     /** Reports the data channel of `label` open; returns its far end. */
     open(label: string): Transport {
       const script = live.get(label)!;
@@ -482,6 +491,23 @@ export function clientWorld<TMachine extends AnyStateMachine>(
     refuse: (error: Error) => refuse(error),
     /** Events the actor emitted since the last call. */
     emitted: () => emitted.slice(read, (read = emitted.length)),
+    /**
+     * Lets `ms` pass on the clock while the server keeps the connection alive,
+     * as it does on its own schedule: a KEEPALIVE, then at most `pingEvery` ms,
+     * and again until `ms` have passed. Resolves with the number of KEEPALIVEs
+     * sent (each one the client answers).
+     */
+    async elapse(ms: number, pingEvery: number): Promise<number> {
+      let pings = 0;
+      for (let passed = 0; passed < ms; passed += pingEvery) {
+        world.server.send({ opcode: Opcode.KEEPALIVE });
+        pings++;
+        await settle();
+        clock.increment(Math.min(pingEvery, ms - passed));
+      }
+      await settle();
+      return pings;
+    },
   };
   return world;
 }

@@ -87,7 +87,7 @@ export function createCloudLinkWorld(options: CloudLinkWorldOptions = {}): Cloud
         }),
       clientCodec(),
     );
-  const input = ({ lobby, name, serverTimeout }: ClientOptions): ClientInput => ({ lobby, name, serverTimeout });
+  const input = ({ ugi: _ugi, version: _version, ...clientInput }: ClientOptions): ClientInput => clientInput;
 
   return {
     clock,

@@ -17,13 +17,33 @@ export interface ClientInput {
    * @default 25000
    */
   serverTimeout?: number;
+  /**
+   * A pair that is not linked this long after its handshake began is given
+   * up (`unlinked` with reason `timeout`): the other side may be busy with
+   * someone else, or gone.
+   * @default 30000
+   */
+  handshakeTimeout?: number;
+  /**
+   * Host only: how many times in a row the host offers to one peer whose link
+   * failed, timed out or was lost, before it waits for the peer to come back
+   * (a new NEW_PEER). A link that reaches `ready` resets the count.
+   * @default 3
+   */
+  offerAttempts?: number;
 }
 
 /** Events a host or peer machine accepts from the application. */
 export type ClientCommand = { type: 'leave' };
 
+/** A pair's handshake ran out of time; `generation` tells stale timers apart. */
+export type LinkTimeout = { type: 'link.timeout'; peer: string; generation: number };
+
 /** Everything a client machine reacts to. */
-export type ClientEvent = ServerMessage | SignallingEvent | RtcEmitted | ClientCommand;
+export type ClientEvent = ServerMessage | SignallingEvent | RtcEmitted | ClientCommand | LinkTimeout;
+
+/** Why a pair ended. */
+export type UnlinkReason = 'left' | 'failed' | 'lost' | 'timeout';
 
 /** Emitted by both client machines (subscribe with `actor.on(type, …)` or {@link dispatchEmitted}). */
 export type ClientEmitted =
@@ -31,8 +51,11 @@ export type ClientEmitted =
   | { type: 'initialized'; detail: { id: string } }
   /** The other side of a pair is ready: both data channels are open. `transport` sends on ours, receives on theirs. */
   | { type: 'linked'; detail: { id: string; transport: Transport } }
-  /** A pair ended: the remote left (SHUTDOWN_ACK), its WebRTC link failed, or it was lost. */
-  | { type: 'unlinked'; detail: { id: string; reason: 'left' | 'failed' | 'lost' } }
+  /**
+   * A pair ended: the remote left (SHUTDOWN_ACK), its WebRTC link failed, its
+   * channels closed under us (lost), or the handshake took too long.
+   */
+  | { type: 'unlinked'; detail: { id: string; reason: UnlinkReason } }
   /** The client stopped for good: `error` is set unless it was asked to leave. */
   | { type: 'stopped'; detail: { error?: SignalboxError } };
 
@@ -73,13 +96,11 @@ export function errorFrom(event: ClientEvent | { type: string; error?: unknown }
     default: {
       const error = (event as { error?: unknown }).error;
       if (error instanceof SignalboxError) return error;
-      return new SignalboxError(
-        ErrorCode.ConnectFailed,
-        error instanceof Error ? error.message : String(error ?? event.type),
-        {
-          cause: error,
-        },
-      );
+      // `xstate.error.actor.<id>`: a child crashed. Only `signalling` opens the connection.
+      const code = event.type === 'xstate.error.actor.signalling' ? ErrorCode.ConnectFailed : ErrorCode.RtcFailed;
+      return new SignalboxError(code, error instanceof Error ? error.message : String(error ?? event.type), {
+        cause: error,
+      });
     }
   }
 }

@@ -13,6 +13,7 @@ import {
   type ClientEvent,
   type ClientInput,
   type ClientSignallingCommand,
+  type UnlinkReason,
 } from './client.js';
 import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
 
@@ -37,14 +38,24 @@ export type HostLinkStage =
 export interface HostLink {
   stage: HostLinkStage;
   peerReady: boolean;
+  /** Counts the handshakes begun with this peer; part of the rtc actors' ids. */
+  generation: number;
+  /** Links with this peer that failed, timed out or were lost in a row. */
+  failures: number;
   out?: Transport;
   in?: Transport;
 }
+
+/** The rtc actors of a handshake: the label names the connection, the generation the attempt. */
+const childId = (label: string, generation: number) => `${label}#${generation}`;
+const timerId = (peer: string) => `link.timeout:${peer}`;
 
 export interface HostContext {
   readonly lobby: string;
   readonly name?: string;
   readonly serverTimeout: number;
+  readonly handshakeTimeout: number;
+  readonly offerAttempts: number;
   /** Our peer id, from INIT_OK. */
   id?: string;
   /** One entry per peer being linked or linked. */
@@ -73,6 +84,7 @@ export const cloudlinkHost = setup({
   actors: clientActors,
   delays: {
     serverTimeout: ({ context }) => context.serverTimeout,
+    handshakeTimeout: ({ context }) => context.handshakeTimeout,
   },
   actions: {
     sendInit: enqueueActions(({ context, enqueue }) =>
@@ -112,11 +124,26 @@ export const cloudlinkHost = setup({
         enqueue.assign({
           links: ({ context }) => ({ ...context.links, [peer]: { ...context.links[peer]!, ...patch } }),
         });
-      const drop = (peer: string, reason: 'left' | 'failed' | 'lost') => {
+      /** Begins (or begins again) the handshake with `peer`: a fresh offering connection and a deadline. */
+      const offer = (peer: string, generation: number, failures: number) => {
+        enqueue.assign({
+          links: ({ context }) => ({
+            ...context.links,
+            [peer]: { stage: 'offering', peerReady: false, generation, failures },
+          }),
+        });
+        enqueue.spawnChild('rtc', {
+          id: childId(outLabel(peer), generation),
+          input: { label: outLabel(peer), role: 'offerer' } satisfies RtcInput,
+        });
+        enqueue.raise({ type: 'link.timeout', peer, generation }, { id: timerId(peer), delay: 'handshakeTimeout' });
+      };
+      const drop = (peer: string, reason: UnlinkReason) => {
         const link = context.links[peer];
         if (!link) return;
-        enqueue.stopChild(outLabel(peer));
-        enqueue.stopChild(inLabel(peer));
+        enqueue.cancel(timerId(peer));
+        enqueue.stopChild(childId(outLabel(peer), link.generation));
+        enqueue.stopChild(childId(inLabel(peer), link.generation));
         link.out?.close();
         link.in?.close();
         enqueue.assign({
@@ -124,11 +151,17 @@ export const cloudlinkHost = setup({
         });
         enqueue.emit({ type: 'unlinked', detail: { id: peer, reason } });
         // A link that dies under us may be a peer that vanished: tell the server.
-        if (reason !== 'left') enqueue.sendTo('signalling', send({ type: 'SHUTDOWN_WRN', detail: { rx: peer } }));
+        if (reason === 'failed' || reason === 'lost') {
+          enqueue.sendTo('signalling', send({ type: 'SHUTDOWN_WRN', detail: { rx: peer } }));
+        }
+        // The peer is still in the lobby as far as we know: offer again, a bounded number of times.
+        const failures = link.failures + 1;
+        if (reason !== 'left' && failures < context.offerAttempts) offer(peer, link.generation + 1, failures);
       };
       const tryReady = (peer: string, link: HostLink) => {
         if (link.stage === 'awaitingReady' && link.peerReady && link.out && link.in) {
-          update(peer, { ...link, stage: 'ready' });
+          update(peer, { ...link, stage: 'ready', failures: 0 });
+          enqueue.cancel(timerId(peer));
           enqueue.emit({ type: 'linked', detail: { id: peer, transport: joinTransports(link.out, link.in) } });
         } else {
           update(peer, link);
@@ -138,14 +171,7 @@ export const cloudlinkHost = setup({
       switch (event.type) {
         case 'NEW_PEER': {
           const peer = event.detail.payload;
-          if (context.links[peer]) return;
-          enqueue.assign({
-            links: ({ context }) => ({ ...context.links, [peer]: { stage: 'offering', peerReady: false } }),
-          });
-          enqueue.spawnChild('rtc', {
-            id: outLabel(peer),
-            input: { label: outLabel(peer), role: 'offerer' } satisfies RtcInput,
-          });
+          if (!context.links[peer]) offer(peer, 1, 0);
           return;
         }
         case 'rtc.description': {
@@ -168,9 +194,10 @@ export const cloudlinkHost = setup({
         }
         case 'RETURN_OFFER': {
           const peer = event.detail.tx;
-          if (context.links[peer]?.stage !== 'awaitingReturnOffer') return;
+          const link = context.links[peer];
+          if (link?.stage !== 'awaitingReturnOffer') return;
           enqueue.spawnChild('rtc', {
-            id: inLabel(peer),
+            id: childId(inLabel(peer), link.generation),
             input: { label: inLabel(peer), role: 'answerer', remoteOffer: event.detail.payload } satisfies RtcInput,
           });
           update(peer, { stage: 'answering' });
@@ -178,8 +205,9 @@ export const cloudlinkHost = setup({
         }
         case 'ANTICIPATE_ANSWER': {
           const peer = event.detail.tx;
-          if (context.links[peer]?.stage !== 'awaitingAnswer') return;
-          enqueue.sendTo(outLabel(peer), {
+          const link = context.links[peer];
+          if (link?.stage !== 'awaitingAnswer') return;
+          enqueue.sendTo(childId(outLabel(peer), link.generation), {
             type: 'rtc.remoteDescription',
             description: { type: 'answer', sdp: event.detail.payload },
           } satisfies RtcCommand);
@@ -205,6 +233,11 @@ export const cloudlinkHost = setup({
         case 'rtc.closed':
           drop(parseLabel(event.label).id, 'lost');
           return;
+        case 'link.timeout': {
+          const link = context.links[event.peer];
+          if (link?.generation === event.generation && link.stage !== 'ready') drop(event.peer, 'timeout');
+          return;
+        }
         case 'SHUTDOWN_ACK':
           drop(event.detail.tx, 'left');
           return;
@@ -217,6 +250,8 @@ export const cloudlinkHost = setup({
     lobby: input.lobby,
     name: input.name,
     serverTimeout: input.serverTimeout ?? 25_000,
+    handshakeTimeout: input.handshakeTimeout ?? 30_000,
+    offerAttempts: input.offerAttempts ?? 3,
     links: {},
   }),
   initial: 'active',
@@ -249,6 +284,7 @@ export const cloudlinkHost = setup({
                 'rtc.open': { actions: 'handshake' },
                 'rtc.failed': { actions: 'handshake' },
                 'rtc.closed': { actions: 'handshake' },
+                'link.timeout': { actions: 'handshake' },
               },
             },
             // SHUTDOWN goes out on entry, before leaving `active` stops the signalling actor.

@@ -1,4 +1,4 @@
-import { assign, enqueueActions, setup } from 'xstate';
+import { and, assign, cancel, enqueueActions, not, raise, setup, stateIn } from 'xstate';
 import { joinTransports } from '../../src/duplex.js';
 import { ErrorCode, SignalboxError } from '../../src/errors.js';
 import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
@@ -13,6 +13,8 @@ import {
   type ClientEvent,
   type ClientInput,
   type ClientSignallingCommand,
+  type LinkTimeout,
+  type UnlinkReason,
 } from './client.js';
 import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
 
@@ -20,6 +22,7 @@ export interface PeerContext {
   readonly lobby: string;
   readonly name?: string;
   readonly serverTimeout: number;
+  readonly handshakeTimeout: number;
   /** Our peer id, from INIT_OK. */
   id?: string;
   /** Hosts announced with NEW_HOST and still there. */
@@ -54,12 +57,18 @@ export const cloudlinkPeer = setup({
   actors: clientActors,
   delays: {
     serverTimeout: ({ context }) => context.serverTimeout,
+    handshakeTimeout: ({ context }) => context.handshakeTimeout,
   },
   guards: {
     isFromHost: ({ context, event }) => (event as { detail?: { tx?: string } }).detail?.tx === context.host,
     isAboutHost: ({ context, event }) => parseLabel((event as { label: string }).label).id === context.host,
     isOurOffer: ({ event }) => parseLabel((event as { label: string }).label).side === 'out',
     hasAnswer: ({ context }) => context.pendingAnswer !== undefined,
+    /** The deadline of the handshake under way (a stale one, or one that lost a race with `linked`, is ignored). */
+    isDeadlineDue: and([
+      ({ context, event }) => (event as LinkTimeout).peer === context.host,
+      not(stateIn({ active: { protocol: { linking: 'linked' } } })),
+    ]),
     hasChannels: ({ context }) => context.out !== undefined && context.in !== undefined,
   },
   actions: {
@@ -135,12 +144,20 @@ export const cloudlinkPeer = setup({
         detail: { id: context.host!, transport: joinTransports(context.out!, context.in!) },
       });
     }),
-    unlink: enqueueActions(({ context, event, enqueue }, params: { reason: 'left' | 'failed' | 'lost' }) => {
+    startDeadline: raise(({ context }) => ({ type: 'link.timeout', peer: context.host!, generation: 0 }) as const, {
+      id: 'link.timeout',
+      delay: 'handshakeTimeout',
+    }),
+    cancelDeadline: cancel('link.timeout'),
+    unlink: enqueueActions(({ context, event, enqueue }, params: { reason: UnlinkReason }) => {
       const host = context.host!;
       context.out?.close();
       context.in?.close();
       enqueue.emit({ type: 'unlinked', detail: { id: host, reason: params.reason } });
-      if (params.reason !== 'left') enqueue.sendTo('signalling', send({ type: 'SHUTDOWN_WRN', detail: { rx: host } }));
+      // A link that dies under us may be a host that vanished: tell the server.
+      if (params.reason === 'failed' || params.reason === 'lost') {
+        enqueue.sendTo('signalling', send({ type: 'SHUTDOWN_WRN', detail: { rx: host } }));
+      }
       enqueue.assign({
         host: undefined,
         remoteOffer: undefined,
@@ -163,6 +180,7 @@ export const cloudlinkPeer = setup({
     lobby: input.lobby,
     name: input.name,
     serverTimeout: input.serverTimeout ?? 25_000,
+    handshakeTimeout: input.handshakeTimeout ?? 30_000,
     hosts: [],
   }),
   initial: 'active',
@@ -192,6 +210,9 @@ export const cloudlinkPeer = setup({
               },
             },
             linking: {
+              // The handshake has `handshakeTimeout` to reach `linked`.
+              entry: 'startDeadline',
+              exit: 'cancelDeadline',
               invoke: [
                 {
                   id: 'rtcOut',
@@ -216,6 +237,11 @@ export const cloudlinkPeer = setup({
                   { actions: 'removeHost' },
                 ],
                 'rtc.open': { guard: 'isAboutHost', actions: 'keepChannel' },
+                'link.timeout': {
+                  guard: 'isDeadlineDue',
+                  target: 'lobby',
+                  actions: { type: 'unlink', params: { reason: 'timeout' } },
+                },
                 'rtc.failed': {
                   guard: 'isAboutHost',
                   target: 'lobby',
@@ -253,7 +279,7 @@ export const cloudlinkPeer = setup({
                 },
                 awaitingCheck: { on: { ACK_CHECK: { guard: 'isFromHost', target: 'awaitingChannels' } } },
                 awaitingChannels: { always: { guard: 'hasChannels', target: 'linked', actions: 'sendReady' } },
-                linked: {},
+                linked: { entry: 'cancelDeadline' },
               },
             },
             leaving: { entry: 'sendShutdown', always: '#cloudlinkPeer.closed' },
