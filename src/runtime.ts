@@ -2,7 +2,7 @@ import { fromCallback, type CallbackActorLogic } from 'xstate';
 import type { Codec } from './codec.js';
 import { ErrorCode, ProtocolError, SignalboxError, TransportError } from './errors.js';
 import type { Message } from './message.js';
-import type { CloseInfo, ConnectionInfo, Transport, TransportServer } from './transport.js';
+import type { CloseInfo, ConnectionInfo, Frame, Transport, TransportServer } from './transport.js';
 
 /** Sent by the `signalling` actor to its parent, besides each decoded message. */
 export type SignallingEvent =
@@ -133,6 +133,43 @@ export function fromTransport<In extends Message, Out extends Message, TInput = 
       transport?.close(1000, 'actor stopped');
     };
   });
+}
+
+/**
+ * Feeds a transport to an actor that has no `signalling` child of its own (a
+ * server session): each frame decoded with `codec` is sent to the actor as an
+ * event, a frame the codec rejects as `signalling.error`, and the close as
+ * `signalling.closed`. Returns the function that stops feeding. Sending back
+ * is the actor's business (servers write through a {@link Router}).
+ *
+ * Cheaper than invoking {@link fromTransport} per connection: no second actor.
+ *
+ * @example
+ * ```ts
+ * const session = createActor(cloudlinkSession, { input }).start();
+ * feedActor(session, transport, serverCodec());
+ * ```
+ */
+export function feedActor<In extends Message>(
+  actor: { send(event: NoInfer<In> | SignallingEvent): void },
+  transport: Transport,
+  codec: { decode(frame: Frame): In },
+): () => void {
+  const offMessage = transport.on('message', (frame) => {
+    let decoded: In;
+    try {
+      decoded = codec.decode(frame);
+    } catch (error) {
+      actor.send({ type: 'signalling.error', error: asProtocolError(error) });
+      return;
+    }
+    actor.send(decoded);
+  });
+  const offClose = transport.on('close', (info) => actor.send({ type: 'signalling.closed', info }));
+  return () => {
+    offMessage();
+    offClose();
+  };
 }
 
 /**

@@ -3,7 +3,7 @@ import { assign, createActor, sendTo, setup, waitFor } from 'xstate';
 import { createMemoryNetwork, memoryPair } from '../adapters/memory/index.js';
 import { jsonCodec } from '../src/codec.js';
 import type { Message } from '../src/message.js';
-import { fromTransport, type SignallingCommand, type SignallingEvent } from '../src/runtime.js';
+import { feedActor, fromTransport, type SignallingCommand, type SignallingEvent } from '../src/runtime.js';
 import type { Transport } from '../src/transport.js';
 import { nextEvent, nextFrames } from './transport-compliance.js';
 
@@ -135,5 +135,34 @@ describe('fromTransport', () => {
     await waitFor(actor, (s) => s.context.seen.some((e) => e.type === 'signalling.closed'));
     expect(() => actor.send({ type: 'say', message: { type: 'late', detail: 0 } })).not.toThrow();
     expect(actor.getSnapshot().status).toBe('active');
+  });
+});
+
+describe('feedActor', () => {
+  it('sends decoded frames, codec rejections and the close to the actor, until stopped', async () => {
+    const [client, server] = memoryPair();
+    const got: unknown[] = [];
+    feedActor({ send: (event) => got.push(event) }, server, jsonCodec());
+    client.send('{"type":"a","detail":1}');
+    client.send('nope');
+    await nextEvent(server, 'message');
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(got).toEqual([
+      { type: 'a', detail: 1 },
+      { type: 'signalling.error', error: expect.objectContaining({ code: 'ERR_MALFORMED_FRAME' }) },
+    ]);
+    client.close(4000, 'done');
+    await nextEvent(server, 'close');
+    expect(got.at(-1)).toEqual({
+      type: 'signalling.closed',
+      info: { code: 4000, reason: 'done', initiator: 'remote' },
+    });
+
+    const [c2, s2] = memoryPair();
+    const later: unknown[] = [];
+    feedActor({ send: (event) => later.push(event) }, s2, jsonCodec())();
+    c2.send('{"type":"ignored","detail":null}');
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(later).toEqual([]);
   });
 });

@@ -1,9 +1,8 @@
 import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import { truncateUtf8, type Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
-import { fromTransport, type SignallingEvent } from '../../src/runtime.js';
+import type { SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
-import { serverCodec } from './codec.js';
 import { Stage, type LobbyDirectory, type Role } from './directory.js';
 import {
   supportedVersions,
@@ -242,9 +241,6 @@ export const cloudlinkSession = setup({
     events: {} as SessionEvent,
     input: {} as SessionInput,
   },
-  actors: {
-    signalling: fromTransport((input: { transport: Transport }) => input.transport, serverCodec()),
-  },
   delays: {
     keepalive: ({ context }) => context.services.timing.keepaliveInterval,
     initTimeout: ({ context }) => context.services.timing.initTimeout,
@@ -344,13 +340,7 @@ export const cloudlinkSession = setup({
     },
     open: {
       type: 'parallel',
-      invoke: {
-        id: 'signalling',
-        src: 'signalling',
-        input: ({ context }) => ({ transport: context.services.transport }),
-      },
       on: {
-        'signalling.open': {},
         'signalling.error': {
           target: 'closed',
           actions: {

@@ -2,7 +2,7 @@ import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import type { Clock } from '../../src/clock.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { memoryRouter, type Router } from '../../src/router.js';
-import { fromTransport, type ProtocolServer } from '../../src/runtime.js';
+import { feedActor, type ProtocolServer } from '../../src/runtime.js';
 import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { memoryDirectory, type LobbyDirectory } from './directory.js';
@@ -61,14 +61,7 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
   const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const sessions = new Map<string, CloudLinkSessionActor>();
-  const logic = cloudlinkSession.provide({
-    actors: {
-      signalling: fromTransport(
-        (input: { transport: Transport }) => input.transport,
-        serverCodec({ maxFrameSize: options.maxFrameSize }),
-      ),
-    },
-  });
+  const codec = serverCodec({ maxFrameSize: options.maxFrameSize });
   const shared: Omit<SessionServices, 'transport'> = {
     router,
     directory,
@@ -110,7 +103,7 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
       const v = info.query.get('v');
       const version = v === null || v === '' ? 0 : /^\d+$/.test(v) ? Number(v) : Number.NaN;
       const id = generateId();
-      const session = createActor(logic, {
+      const session = createActor(cloudlinkSession, {
         ...actorOptions,
         id,
         input: { id, ugi, version, services: { ...shared, transport } },
@@ -124,6 +117,8 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
         },
       });
       session.start();
+      // Frames go straight from the transport into the session: no actor in between.
+      if (session.getSnapshot().status === 'active') feedActor(session, transport, codec);
     },
     async close() {
       closed = true;
