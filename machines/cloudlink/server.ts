@@ -78,11 +78,15 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
     ...(options.inspect && { inspect: options.inspect }),
   };
   let closed = false;
+  /** Stops feeding each session's transport into it. */
+  const feeds = new Map<string, () => void>();
   /** Drops what a session that did not end through its `closed` state left behind. */
-  const forget = (id: string) => {
+  const forget = (id: string, code: number, reason: string) => {
+    feeds.get(id)?.();
+    feeds.delete(id);
     sessions.delete(id);
     directory.leave(id);
-    router.close(id, 1011, 'server error');
+    router.close(id, code, reason);
     router.remove(id);
   };
 
@@ -110,21 +114,25 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
       });
       sessions.set(id, session);
       session.subscribe({
-        complete: () => sessions.delete(id),
+        complete: () => {
+          feeds.get(id)?.();
+          feeds.delete(id);
+          sessions.delete(id);
+        },
         error: (error) => {
           shared.log.error('session crashed', { session: id, error: String(error) });
-          forget(id);
+          forget(id, 1011, 'server error');
         },
       });
       session.start();
       // Frames go straight from the transport into the session: no actor in between.
-      if (session.getSnapshot().status === 'active') feedActor(session, transport, codec);
+      if (session.getSnapshot().status === 'active') feeds.set(id, feedActor(session, transport, codec));
     },
     async close() {
       closed = true;
       for (const [id, session] of [...sessions]) {
         session.stop();
-        forget(id);
+        forget(id, 1001, 'server closing');
       }
     },
     stats: () => ({ connections: router.size, lobbies: directory.lobbies }),
