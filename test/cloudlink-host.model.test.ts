@@ -25,18 +25,20 @@ import type { StatePath } from '@xstate/graph';
 import type { ClientEmitted, UnlinkReason } from '../machines/cloudlink/client.js';
 import { cloudlinkHost, type HostContext, type HostLink } from '../machines/cloudlink/host.machine.js';
 import { Opcode, type OpcodeName } from '../machines/cloudlink/protocol.js';
-import { ErrorCode, RtcError } from '../src/errors.js';
+import { ErrorCode } from '../src/errors.js';
 import type { Transport } from '../src/transport.js';
 import {
   clientWorld,
   coverageTracker,
   nextFrame,
+  playScripted,
   planPaths,
   replay,
   settle,
   stateNodeIds,
   stubTransport,
   transitionKeys,
+  type ScriptedStep,
   type WireFrame,
 } from './model-helpers.js';
 
@@ -443,23 +445,8 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
       if (isPending(prev, event)) expect(await w.elapse(HANDSHAKE_TIMEOUT_MS, PING_INTERVAL_MS)).toBe(PINGS);
       else w.actor.send(event);
       break;
-    case 'rtc.description':
-      script!.emit({ type: 'rtc.description', label: event.label, description: event.description });
-      break;
-    case 'rtc.open':
-      w.channels.push(w.rtc.open(event.label));
-      break;
-    case 'rtc.failed':
-      script!.emit({ type: 'rtc.failed', label: event.label, error: new RtcError(ErrorCode.RtcFailed, 'ICE failed') });
-      break;
-    case 'rtc.closed':
-      script!.channel!.remote.close();
-      script!.emit({ type: 'rtc.closed', label: event.label });
-      break;
-    default: {
-      const { payload, tx } = (event as { detail: { payload?: string; tx?: string } }).detail;
-      w.server.send({ opcode: Opcode[event.type as OpcodeName], payload, tx });
-    }
+    default:
+      playScripted(w, event as ScriptedStep);
   }
   await settle();
 }

@@ -23,18 +23,20 @@ import type { StatePath } from '@xstate/graph';
 import { inLabel, outLabel, type ClientEmitted, type UnlinkReason } from '../machines/cloudlink/client.js';
 import { cloudlinkPeer, type PeerContext } from '../machines/cloudlink/peer.machine.js';
 import { Opcode, type OpcodeName } from '../machines/cloudlink/protocol.js';
-import { ErrorCode, RtcError } from '../src/errors.js';
+import { ErrorCode } from '../src/errors.js';
 import type { Transport } from '../src/transport.js';
 import {
   clientWorld,
   coverageTracker,
   nextFrame,
+  playScripted,
   planPaths,
   replay,
   settle,
   stateNodeIds,
   stubTransport,
   transitionKeys,
+  type ScriptedStep,
   type WireFrame,
 } from './model-helpers.js';
 
@@ -331,23 +333,8 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
       w.rtc.live.get(outLabel(prev.context.host!))!.crashing = true;
       w.actor.getSnapshot().children.rtcOut!.send({ type: 'rtc.restartIce' });
       break;
-    case 'rtc.description':
-      script!.emit({ type: 'rtc.description', label: event.label, description: event.description });
-      break;
-    case 'rtc.open':
-      w.channels.push(w.rtc.open(event.label));
-      break;
-    case 'rtc.failed':
-      script!.emit({ type: 'rtc.failed', label: event.label, error: new RtcError(ErrorCode.RtcFailed, 'ICE failed') });
-      break;
-    case 'rtc.closed':
-      script!.channel!.remote.close();
-      script!.emit({ type: 'rtc.closed', label: event.label });
-      break;
-    default: {
-      const { payload, tx } = (event as { detail: { payload?: string; tx?: string } }).detail;
-      w.server.send({ opcode: Opcode[event.type as OpcodeName], payload, tx });
-    }
+    default:
+      playScripted(w, event as ScriptedStep);
   }
   await settle();
 }

@@ -7,7 +7,8 @@ import { getStateNodes, TestModel, type StatePath, type TestPath } from '@xstate
 import { memoryPair } from '../adapters/memory/index.js';
 import type { ClientEmitted, ClientInput } from '../machines/cloudlink/client.js';
 import { clientCodec } from '../machines/cloudlink/codec.js';
-import { Opcode } from '../machines/cloudlink/protocol.js';
+import { Opcode, type OpcodeName } from '../machines/cloudlink/protocol.js';
+import { ErrorCode, RtcError } from '../src/errors.js';
 import { fromTransport } from '../src/runtime.js';
 import type { RtcActorLogic, RtcCommand, RtcEmitted, RtcInput } from '../src/rtc/rtc.actor.js';
 import type { CloseInfo, Transport } from '../src/transport.js';
@@ -520,4 +521,36 @@ export function nextFrame(transport: Transport): Promise<unknown> {
       resolve(frame);
     });
   });
+}
+
+/** A model step both client models take the same way: the scripted rtc actor or the scripted server acts. */
+export type ScriptedStep =
+  | { type: 'rtc.description'; label: string; description: { type: 'offer' | 'answer'; sdp: string } }
+  | { type: 'rtc.open'; label: string }
+  | { type: 'rtc.failed'; label: string }
+  | { type: 'rtc.closed'; label: string }
+  | { type: OpcodeName; detail: { payload?: string; tx?: string } };
+
+/** Plays a {@link ScriptedStep} on a {@link clientWorld}. */
+export function playScripted(w: ReturnType<typeof clientWorld>, event: ScriptedStep): void {
+  const script = 'label' in event ? w.rtc.live.get(event.label) : undefined;
+  switch (event.type) {
+    case 'rtc.description':
+      script!.emit({ type: 'rtc.description', label: event.label, description: event.description });
+      break;
+    case 'rtc.open':
+      w.channels.push(w.rtc.open(event.label));
+      break;
+    case 'rtc.failed':
+      script!.emit({ type: 'rtc.failed', label: event.label, error: new RtcError(ErrorCode.RtcFailed, 'ICE failed') });
+      break;
+    case 'rtc.closed':
+      script!.channel!.remote.close();
+      script!.emit({ type: 'rtc.closed', label: event.label });
+      break;
+    default: {
+      const { payload, tx } = event.detail;
+      w.server.send({ opcode: Opcode[event.type], payload, tx });
+    }
+  }
 }

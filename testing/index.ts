@@ -88,32 +88,24 @@ export function createCloudLinkWorld(options: CloudLinkWorldOptions = {}): Cloud
       clientCodec(),
     );
   const input = ({ ugi: _ugi, version: _version, ...clientInput }: ClientOptions): ClientInput => clientInput;
+  const start = <M extends typeof cloudlinkHost | typeof cloudlinkPeer>(machine: M, opts: ClientOptions): Actor<M> => {
+    const logic = (machine as typeof cloudlinkHost).provide({ actors: { signalling: signalling(opts), rtc: rtc.rtc } });
+    const actor = createActor(logic, {
+      input: input(opts),
+      clock,
+      ...(options.inspect && { inspect: options.inspect }),
+    }).start();
+    actors.push(actor);
+    return actor as unknown as Actor<M>;
+  };
 
   return {
     clock,
     network,
     server,
     rtc,
-    host(opts) {
-      const logic = cloudlinkHost.provide({ actors: { signalling: signalling(opts), rtc: rtc.rtc } });
-      const actor = createActor(logic, {
-        input: input(opts),
-        clock,
-        ...(options.inspect && { inspect: options.inspect }),
-      }).start();
-      actors.push(actor);
-      return actor;
-    },
-    peer(opts) {
-      const logic = cloudlinkPeer.provide({ actors: { signalling: signalling(opts), rtc: rtc.rtc } });
-      const actor = createActor(logic, {
-        input: input(opts),
-        clock,
-        ...(options.inspect && { inspect: options.inspect }),
-      }).start();
-      actors.push(actor);
-      return actor;
-    },
+    host: (opts) => start(cloudlinkHost, opts),
+    peer: (opts) => start(cloudlinkPeer, opts),
     async close() {
       for (const actor of actors) actor.stop();
       await server.close();
