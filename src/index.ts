@@ -9,6 +9,7 @@ export { message, type Message } from './message.js';
 export { ErrorCode, SignalboxError, TransportError, ProtocolError, RtcError, isSignalboxError } from './errors.js';
 export {
   createTransport,
+  subscriber,
   type Frame,
   type CloseInfo,
   type Transport,

@@ -1,4 +1,4 @@
-import mitt, { type Emitter } from 'mitt';
+import mitt, { type Emitter, type EventType } from 'mitt';
 import { ErrorCode, TransportError } from './errors.js';
 
 /** What travels over a transport: a text frame or a binary frame. */
@@ -232,5 +232,22 @@ export function createTransport(impl: TransportImpl): TransportControl {
     drained() {
       if (open) emitter.emit('drain', undefined);
     },
+  };
+}
+
+/**
+ * The `on(type, handler)` of a {@link TransportServer} (or any evented
+ * object) over a mitt emitter: it returns the unsubscribe function.
+ *
+ * @example
+ * ```ts
+ * const emitter = mitt<TransportServerEvents>();
+ * const server: TransportServer = { on: subscriber(emitter), close: async () => {} };
+ * ```
+ */
+export function subscriber<E extends Record<EventType, unknown>>(emitter: Emitter<E>) {
+  return <K extends keyof E>(type: K, handler: (event: E[K]) => void): (() => void) => {
+    emitter.on(type, handler);
+    return () => emitter.off(type, handler);
   };
 }

@@ -2,6 +2,7 @@ import mitt from 'mitt';
 import { ErrorCode, TransportError } from '../../src/errors.js';
 import {
   createTransport,
+  subscriber,
   type ConnectionInfo,
   type Frame,
   type Transport,
@@ -292,11 +293,7 @@ export function createMemoryNetwork(options: MemoryNetworkInit = {}): MemoryNetw
         get connections() {
           return own.size;
         },
-        on(type, handler) {
-          const h = handler as (event: unknown) => void;
-          emitter.on(type, h);
-          return () => emitter.off(type, h);
-        },
+        on: subscriber(emitter),
         close() {
           return (closing ??= (async () => {
             servers.delete(address);

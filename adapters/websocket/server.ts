@@ -4,6 +4,7 @@ import mitt from 'mitt';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   createTransport,
+  subscriber,
   type ConnectionInfo,
   type Transport,
   type TransportServer,
@@ -229,11 +230,7 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
     get connections() {
       return sockets.size;
     },
-    on(type, handler) {
-      const h = handler as (event: unknown) => void;
-      emitter.on(type, h);
-      return () => emitter.off(type, h);
-    },
+    on: subscriber(emitter),
     close() {
       return (closing ??= (async () => {
         server.off('upgrade', onUpgrade);
