@@ -260,3 +260,17 @@ describe('createMemoryNetwork', () => {
     expect(await nextFrames(await accepted, 2)).toEqual(['early', 'bird']);
   });
 });
+
+describe('memory binary frames', () => {
+  it('delivers a copy of just the bytes of a view, even of a pooled Node Buffer', async () => {
+    const [a, b] = memoryPair();
+    const pooled = Buffer.from('abc'); // a view into Node's shared 8 KiB pool
+    const got = new Promise<Uint8Array>((resolve) => b.on('message', (f) => resolve(f as Uint8Array)));
+    a.send(pooled);
+    pooled[0] = 0x7a;
+    const frame = await got;
+    expect(frame.byteLength).toBe(3);
+    expect(frame.buffer.byteLength).toBe(3);
+    expect([...frame]).toEqual([0x61, 0x62, 0x63]);
+  });
+});

@@ -199,7 +199,7 @@ function createLink(timing: Timing, onClosed: () => void): Link {
   const end = (from: 0 | 1) =>
     createTransport({
       send(frame) {
-        const copy = typeof frame === 'string' ? frame : frame.slice();
+        const copy = typeof frame === 'string' ? frame : new Uint8Array(frame);
         const bytes = typeof copy === 'string' ? utf8Length(copy) : copy.byteLength;
         inFlight[from] += bytes;
         enqueue(from, { kind: 'frame', frame: copy, bytes, ready: false });
