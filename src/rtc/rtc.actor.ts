@@ -84,7 +84,10 @@ export type RtcCommand =
   | { type: 'rtc.remoteDescription'; description: { type: 'offer' | 'answer'; sdp: string } }
   /** A remote candidate. It may arrive before the remote description: it is queued until that is set. */
   | { type: 'rtc.remoteCandidate'; candidate: RtcIceCandidateInit }
-  /** Create an offer with `iceRestart: true` and report it as a new `rtc.description`. */
+  /**
+   * Create an offer with `iceRestart: true` and report it as a new `rtc.description`.
+   * An implementation that cannot restart ICE (node-datachannel) reports `rtc.failed` instead.
+   */
   | { type: 'rtc.restartIce' }
   /** Close the data channel and the connection (`rtc.closed` follows if the channel was open). */
   | { type: 'rtc.close' };
@@ -274,6 +277,7 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
 
     const makeOffer = async (peer: RTCPeerConnectionLike, iceRestart: boolean) => {
       const offer = await peer.createOffer(iceRestart ? { iceRestart: true } : undefined);
+      if (iceRestart) refuseUnrestartedOffer(peer, offer.sdp);
       // Candidates the remote trickles for this new offer must wait for its answer.
       remoteDescriptionSet = false;
       if (trickle) heldLocalCandidates = [];
@@ -325,7 +329,15 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
           // already closed
         }
       }
-      if (pc) closePeer(pc);
+      if (!pc) return;
+      const peer = pc;
+      // node-datachannel's polyfill (0.33) defers the channel's close() to
+      // setImmediate and keeps readyState 'open' until then; closing the
+      // connection first races that close, and a werift remote then missed it
+      // (about 1 in 10 runs here: its channel stayed open). Browsers and werift
+      // are 'closing' at once and close the connection right away as before.
+      if (channel?.readyState === 'open') afterCurrentTask(() => closePeer(peer));
+      else closePeer(peer);
     };
 
     receive((command) => {
@@ -462,16 +474,37 @@ function resumeWeriftIceAfterRestart(pc: RTCPeerConnectionLike): void {
 }
 
 /**
- * Turns a local candidate (a browser `RTCIceCandidate`, werift's plain object)
- * into JSON-safe `RTCIceCandidateInit` data, or `undefined` for an
- * end-of-candidates marker.
+ * An ICE-restart offer must carry new ICE credentials. node-datachannel's
+ * polyfill (0.33) cannot restart ICE: its `createOffer()` ignores `iceRestart`
+ * and hands back the first offer again. Applying that would only renegotiate
+ * with the old credentials, so refuse before touching the connection (the
+ * parent gets `rtc.failed` and can replace the connection). Browsers and
+ * werift change the ufrag and pass.
+ */
+function refuseUnrestartedOffer(pc: RTCPeerConnectionLike, offerSdp: string | undefined): void {
+  const ufrag = (sdp: string | undefined) => (sdp ? /\na=ice-ufrag:(\S+)/.exec(sdp)?.[1] : undefined);
+  const before = ufrag(pc.localDescription?.sdp);
+  if (before !== undefined && before === ufrag(offerSdp)) {
+    throw new Error(
+      'this RTCPeerConnection does not support ICE restart (the new offer kept its ICE credentials; ' +
+        "node-datachannel's polyfill cannot restart ICE): close this connection and create a new one",
+    );
+  }
+}
+
+/**
+ * Turns a local candidate (a browser `RTCIceCandidate`, werift's plain object,
+ * node-datachannel's polyfill object) into JSON-safe `RTCIceCandidateInit`
+ * data, or `undefined` for an end-of-candidates marker. node-datachannel
+ * reports the SDP attribute line (`a=candidate:…`); the `a=` is dropped so the
+ * remote gets the W3C form (`candidate:…`) whatever its implementation.
  */
 function candidateInit(candidate: unknown): RtcIceCandidateInit | undefined {
   if (!candidate || typeof candidate !== 'object') return undefined;
   const c = candidate as RtcIceCandidateInit & { toJSON?: () => RtcIceCandidateInit };
   const json = typeof c.toJSON === 'function' ? c.toJSON() : c;
   if (!json.candidate) return undefined;
-  const init: RtcIceCandidateInit = { candidate: json.candidate };
+  const init: RtcIceCandidateInit = { candidate: json.candidate.replace(/^a=/, '') };
   if (json.sdpMid != null) init.sdpMid = json.sdpMid;
   if (json.sdpMLineIndex != null) init.sdpMLineIndex = json.sdpMLineIndex;
   if (json.usernameFragment != null) init.usernameFragment = json.usernameFragment;
@@ -486,6 +519,12 @@ function closePeer(pc: RTCPeerConnectionLike): void {
   } catch {
     // already closed
   }
+}
+
+/** `setImmediate` where it exists (Node), else a zero timeout. */
+function afterCurrentTask(fn: () => void): void {
+  if (typeof setImmediate === 'function') setImmediate(fn);
+  else setTimeout(fn, 0);
 }
 
 function describe(error: unknown): string {

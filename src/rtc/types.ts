@@ -78,7 +78,8 @@ export interface RTCPeerConnectionLike extends RtcEventTargetLike {
   createDataChannel(label: string, options?: { ordered?: boolean }): RTCDataChannelLike;
   createOffer(options?: { iceRestart?: boolean }): Promise<RtcSessionDescriptionLike>;
   createAnswer(): Promise<RtcSessionDescriptionLike>;
-  setLocalDescription(description?: { type: 'offer' | 'answer'; sdp?: string }): Promise<unknown>;
+  /** Always called with a description (node-datachannel's polyfill requires one). */
+  setLocalDescription(description: { type: 'offer' | 'answer'; sdp?: string }): Promise<unknown>;
   setRemoteDescription(description: RtcSessionDescription): Promise<unknown>;
   addIceCandidate(candidate: RtcIceCandidateInit): Promise<unknown>;
   /** Browsers return `void`, werift a promise. */
