@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { memoryPair } from '../adapters/memory/index.js';
 import { Opcode } from '../machines/cloudlink/protocol.js';
 import { cloudlinkTestbed, settle, type MemoryTestbed, type RawClient, type RawFrame } from './cloudlink-helpers.js';
 
@@ -243,6 +244,16 @@ describe('cloudlink server: nothing leaks', () => {
       });
     }
   }
+
+  it('starts no session for a connection that closed before it was accepted', () => {
+    bed = cloudlinkTestbed();
+    const [serverEnd, clientEnd] = memoryPair();
+    clientEnd.close();
+    serverEnd.close();
+    bed.server.accept(serverEnd, { path: '/ws/game', query: new URLSearchParams(), remoteAddress: 'x', headers: {} });
+    expect(bed.server.sessions.size).toBe(0);
+    expect(bed.server.stats()).toEqual({ connections: 0, lobbies: 0 });
+  });
 
   it('forgets a thousand clients that come and go', async () => {
     bed = cloudlinkTestbed();

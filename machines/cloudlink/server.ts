@@ -93,7 +93,8 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
   return {
     sessions,
     accept(transport: Transport, info: ConnectionInfo) {
-      if (closed) {
+      if (closed || !transport.isOpen) {
+        // A connection that died before we got it must not leave a session behind.
         transport.close(1001, 'server closing');
         return;
       }
