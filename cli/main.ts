@@ -5,7 +5,7 @@ import { startServer } from './server.js';
 const USAGE = `Usage: signalbox <command> [options]
 
 Commands:
-  serve     Run the signalling server (CloudLink Omega at /ws/{ugi}, GET /health)
+  serve     Run the signalling server (CloudLink Omega at /ws/{ugi}, filedrop at /filedrop, GET /health)
 
 Options for serve:
   --port N            TCP port (default 8080; 0 picks a free one)

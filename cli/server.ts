@@ -6,6 +6,7 @@ import {
   type CloudLinkServer,
   type CloudLinkServerOptions,
 } from '../machines/cloudlink/server.js';
+import { createFileDropServer, type FileDropServer, type FileDropServerOptions } from '../machines/filedrop/server.js';
 import { silentLogger, type Logger } from '../src/logger.js';
 import { serve } from '../src/runtime.js';
 import type { TransportServer } from '../src/transport.js';
@@ -17,6 +18,8 @@ export interface SignalboxServerOptions {
   host?: string;
   /** CloudLink Omega options (keepalive, frame cap, …), served at `/ws/{ugi}`. */
   cloudlink?: CloudLinkServerOptions;
+  /** filedrop options (frame cap, id generator, …), served at `/filedrop`. */
+  filedrop?: FileDropServerOptions;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -26,6 +29,7 @@ export interface SignalboxServer {
   readonly address: { host: string; port: number };
   readonly http: Server;
   readonly cloudlink: CloudLinkServer;
+  readonly filedrop: FileDropServer;
   /** What `GET /health` returns. */
   health(): Health;
   /** Stops accepting, closes every connection and session. */
@@ -35,13 +39,13 @@ export interface SignalboxServer {
 export interface Health {
   status: 'ok';
   uptime: number;
-  connections: { total: number; cloudlink: number };
+  connections: { total: number; cloudlink: number; filedrop: number };
   lobbies: { cloudlink: number };
 }
 
 /**
  * Starts one HTTP server that serves every protocol at its own path
- * (CloudLink Omega at `/ws/{ugi}`) plus `GET /health`.
+ * (CloudLink Omega at `/ws/{ugi}`, filedrop at `/filedrop`) plus `GET /health`.
  *
  * @example
  * ```ts
@@ -55,13 +59,16 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const started = Date.now();
   const cloudlink = createCloudLinkServer({ logger: log, ...options.cloudlink });
   const maxFrameSize = options.cloudlink?.maxFrameSize ?? 65536;
+  const filedrop = createFileDropServer({ logger: log, ...options.filedrop });
+  const filedropFrameSize = options.filedrop?.maxFrameSize ?? 65536;
 
   const health = (): Health => {
     const c = cloudlink.stats();
+    const f = filedrop.stats();
     return {
       status: 'ok',
       uptime: (Date.now() - started) / 1000,
-      connections: { total: c.connections, cloudlink: c.connections },
+      connections: { total: c.connections + f.connections, cloudlink: c.connections, filedrop: f.connections },
       lobbies: { cloudlink: c.lobbies },
     };
   };
@@ -79,12 +86,15 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     // A frame over the cap must still reach the codec to earn a VIOLATION, so
     // the socket-level limit sits well above it (UTF-8 may take 3 bytes a character).
     webSocketServer({ server: http, path: (p) => p.startsWith('/ws/'), maxPayload: maxFrameSize * 3 + 1024 }),
+    webSocketServer({ server: http, path: '/filedrop', maxPayload: filedropFrameSize * 3 + 1024 }),
   ];
-  const stops = [serve(transports[0]!, cloudlink)];
+  const stops = [serve(transports[0]!, cloudlink), serve(transports[1]!, filedrop)];
   rejectUnroutedUpgrades(http);
-  transports[0]!.on('connection', ({ info }) =>
-    log.info('connection', { protocol: 'cloudlink', path: info.path, remote: info.remoteAddress }),
-  );
+  for (const [i, protocol] of (['cloudlink', 'filedrop'] as const).entries()) {
+    transports[i]!.on('connection', ({ info }) =>
+      log.info('connection', { protocol, path: info.path, remote: info.remoteAddress }),
+    );
+  }
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -95,19 +105,21 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   });
   const bound = http.address() as AddressInfo;
   const address = { host: bound.address, port: bound.port };
-  log.info('listening', { ...address, protocols: { cloudlink: '/ws/{ugi}' } });
+  log.info('listening', { ...address, protocols: { cloudlink: '/ws/{ugi}', filedrop: '/filedrop' } });
 
   let closing: Promise<void> | undefined;
   return {
     address,
     http,
     cloudlink,
+    filedrop,
     health,
     close() {
       closing ??= (async () => {
         for (const stop of stops) stop();
         await Promise.all(transports.map((t) => t.close()));
         await cloudlink.close();
+        await filedrop.close();
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
         log.info('closed');

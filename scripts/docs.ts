@@ -8,12 +8,19 @@ import type { AnyStateMachine } from 'xstate';
 import { cloudlinkHost } from '../machines/cloudlink/host.machine.js';
 import { cloudlinkPeer } from '../machines/cloudlink/peer.machine.js';
 import { cloudlinkSession } from '../machines/cloudlink/server.machine.js';
+import { filedropReceiver } from '../machines/filedrop/receiver.machine.js';
+import { filedropSender, filedropSenderTransfer } from '../machines/filedrop/sender.machine.js';
+import { filedropSession } from '../machines/filedrop/server.machine.js';
 import { mermaid } from './diagram.js';
 
 export const diagrams: Record<string, { file: string; machines: Record<string, AnyStateMachine> }> = {
   cloudlink: {
     file: 'machines/cloudlink/README.md',
     machines: { cloudlinkSession, cloudlinkHost, cloudlinkPeer },
+  },
+  filedrop: {
+    file: 'machines/filedrop/README.md',
+    machines: { filedropSession, filedropSender, filedropSenderTransfer, filedropReceiver },
   },
 };
 

@@ -25,6 +25,16 @@ export const ErrorCode = {
   Violation: 'ERR_VIOLATION',
   /** A WebRTC peer connection or data channel failed. */
   RtcFailed: 'ERR_RTC_FAILED',
+  /** One side cancelled (this one, or the remote: the error says which). */
+  Cancelled: 'ERR_CANCELLED',
+  /** The peer named does not exist, or left before the exchange ended. */
+  PeerGone: 'ERR_PEER_GONE',
+  /** A step did not finish in the time allowed. */
+  Timeout: 'ERR_TIMEOUT',
+  /** Data arrived damaged: wrong size or wrong digest. */
+  Integrity: 'ERR_INTEGRITY',
+  /** Reading the source or writing the sink failed (a file, a stream). */
+  Io: 'ERR_IO',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,4 +1,4 @@
-import { fromCallback, type CallbackActorLogic } from 'xstate';
+import { fromCallback, type CallbackActorLogic, type EventObject, type NonReducibleUnknown } from 'xstate';
 import type { Codec } from './codec.js';
 import { ErrorCode, ProtocolError, SignalboxError, TransportError } from './errors.js';
 import type { Message } from './message.js';
@@ -207,4 +207,17 @@ function errorMessage(error: unknown): string {
 function asProtocolError(error: unknown): ProtocolError {
   if (error instanceof ProtocolError) return error;
   return new ProtocolError(ErrorCode.MalformedFrame, errorMessage(error), { cause: error });
+}
+
+/**
+ * @internal The default of an actor a machine names and its caller must
+ * supply with `.provide()`: it fails at once, with `hint` saying how.
+ */
+export function missingActor<TEvent extends EventObject = EventObject, TInput = NonReducibleUnknown>(
+  name: string,
+  hint: string,
+): CallbackActorLogic<TEvent, TInput> {
+  return fromCallback<TEvent, TInput>(() => {
+    throw new Error(`No \`${name}\` actor was provided: ${hint}`);
+  });
 }

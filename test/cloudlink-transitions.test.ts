@@ -3,7 +3,7 @@
  * Pure: XState's `transition()` computes the step without executing it.
  */
 import { describe, expect, it } from 'vitest';
-import { initialTransition, transition, type AnyStateMachine, type SnapshotFrom } from 'xstate';
+import type { AnyStateMachine } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
 import type { ClientEvent } from '../machines/cloudlink/client.js';
 import { cloudlinkHost } from '../machines/cloudlink/host.machine.js';
@@ -14,46 +14,11 @@ import { memoryDirectory } from '../machines/cloudlink/directory.js';
 import { memoryRouter } from '../src/router.js';
 import { serverCodec } from '../machines/cloudlink/codec.js';
 import { silentLogger } from '../src/logger.js';
+import { run as runSteps, type Step as GenericStep } from './transition-helpers.js';
 
-interface Step<M extends AnyStateMachine> {
-  snapshot: SnapshotFrom<M>;
-  /** Messages sent to the `signalling` actor, in order. */
-  sent: ClientMessage[];
-  /** Other sendTo targets, spawned children, emitted events and custom actions, by kind. */
-  sentTo: Array<{ to: string; event: { type: string } }>;
-  spawned: Array<{ id: string; input: unknown }>;
-  stopped: string[];
-  emitted: Array<{ type: string; detail?: unknown }>;
-  actions: Array<{ type: string; params?: unknown }>;
-}
-
-type Action = { type: string; params?: Record<string, unknown> };
-
-function describeActions<M extends AnyStateMachine>(snapshot: SnapshotFrom<M>, actions: readonly Action[]): Step<M> {
-  const step: Step<M> = { snapshot, sent: [], sentTo: [], spawned: [], stopped: [], emitted: [], actions: [] };
-  for (const action of actions) {
-    const p = action.params ?? {};
-    if (action.type === 'xstate.sendTo') {
-      const event = p.event as { type: string; message?: ClientMessage };
-      if (p.targetId === 'signalling' && event.type === 'signalling.send') step.sent.push(event.message!);
-      else step.sentTo.push({ to: String(p.targetId ?? (p.to as { id: string }).id), event });
-    } else if (action.type === 'xstate.spawnChild') step.spawned.push({ id: String(p.id), input: p.input });
-    // stopChild's params are the child's actor ref itself (empty when there is no such child).
-    else if (action.type === 'xstate.stopChild') step.stopped.push(String(p.id));
-    else if (action.type === 'xstate.emit') step.emitted.push(p.event as { type: string });
-    else step.actions.push({ type: action.type, params: action.params });
-  }
-  return step;
-}
-
-/** Runs `events` from the machine's start; returns what the last one did. */
-function run<M extends AnyStateMachine>(machine: M, input: unknown, events: readonly unknown[]): Step<M> {
-  let [snapshot, actions] = initialTransition(machine, input as never) as [SnapshotFrom<M>, Action[]];
-  for (const event of events) {
-    [snapshot, actions] = transition(machine, snapshot, event as never) as [SnapshotFrom<M>, Action[]];
-  }
-  return describeActions(snapshot, actions);
-}
+type Step<M extends AnyStateMachine> = GenericStep<M, ClientMessage>;
+const run = <M extends AnyStateMachine>(machine: M, input: unknown, events: readonly unknown[]): Step<M> =>
+  runSteps<M, ClientMessage>(machine, input, events);
 
 const [channelA, channelB] = memoryPair();
 const [channelC, channelD] = memoryPair();

@@ -1,7 +1,7 @@
 /**
  * What signalbox's own tests use, for yours: the memory network, an
- * in-process WebRTC stand-in, a SimulatedClock, and a whole CloudLink world
- * (server, hosts, peers) in one process.
+ * in-process WebRTC stand-in, a SimulatedClock, and whole CloudLink and
+ * filedrop worlds (server and clients) in one process.
  *
  * @packageDocumentation
  */
@@ -22,7 +22,8 @@ import { memoryRtcFabric, type MemoryRtcFabric } from './memory-rtc.js';
 export { SimulatedClock } from 'xstate';
 export { createMemoryNetwork, memoryPair } from '../adapters/memory/index.js';
 export type { MemoryNetwork, MemoryNetworkInit, MemoryServer, MemoryConnectInit } from '../adapters/memory/index.js';
-export { memoryRtcFabric, type MemoryRtcFabric } from './memory-rtc.js';
+export { memoryRtcFabric, type MemoryRtcFabric, type MemoryRtcFabricInit } from './memory-rtc.js';
+export { createFileDropWorld, type FileDropWorld, type FileDropWorldOptions } from './filedrop.js';
 
 export interface CloudLinkWorldOptions {
   /** Drives every timer of the world. @default new SimulatedClock() */

@@ -1,6 +1,5 @@
-import { fromCallback, type CallbackActorLogic, type EventObject, type NonReducibleUnknown } from 'xstate';
 import { ErrorCode, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
-import type { SignallingCommand, SignallingEvent } from '../../src/runtime.js';
+import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
@@ -60,16 +59,6 @@ export type ClientEmitted =
   | { type: 'stopped'; detail: { error?: SignalboxError } };
 
 export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
-
-/** Default for actors a caller must supply: fails at once with the fix. */
-export function missingActor<TEvent extends EventObject = EventObject, TInput = NonReducibleUnknown>(
-  name: string,
-  hint: string,
-): CallbackActorLogic<TEvent, TInput> {
-  return fromCallback<TEvent, TInput>(() => {
-    throw new Error(`No \`${name}\` actor was provided: ${hint}`);
-  });
-}
 
 export const SIGNALLING_HINT =
   'use machine.provide({ actors: { signalling: fromTransport(() => webSocketTransport(url), cloudlink.clientCodec()) } })';

@@ -1,0 +1,86 @@
+import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
+import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
+import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { FileDropError, transferFailures, type TransferFailure } from './errors.js';
+import type { ClientMessage, ServerMessage } from './protocol.js';
+
+export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
+
+export const SIGNALLING_HINT =
+  "use machine.provide({ actors: { signalling: fromTransport(() => webSocketTransport('wss://…/filedrop'), filedrop.clientCodec()) } })";
+export const RTC_HINT =
+  'use machine.provide({ actors: { rtc: fromRtc({ RTCPeerConnection, trickle: true }) } }) with the browser global, werift or node-datachannel';
+
+/** The placeholder actors of both client machines, typed as what a caller must provide. */
+export const clientActors = {
+  signalling: missingActor<ClientSignallingCommand>('signalling', SIGNALLING_HINT),
+  rtc: missingActor<RtcCommand, RtcInput>('rtc', RTC_HINT),
+};
+
+export const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
+
+/** The error a client ends with when its signalling connection ends or misbehaves. */
+export function signallingError(
+  event: SignallingEvent | ServerMessage | { type: string; error?: unknown },
+): FileDropError {
+  switch (event.type) {
+    case 'signalling.closed': {
+      const { info, error } = event as Extract<SignallingEvent, { type: 'signalling.closed' }>;
+      return new FileDropError(
+        'signalling-lost',
+        error?.message ?? `signalling closed (${info.code} ${info.reason})`.trim(),
+        {
+          ...(error && { code: error.code, cause: error }),
+        },
+      );
+    }
+    case 'signalling.error': {
+      const { error } = event as Extract<SignallingEvent, { type: 'signalling.error' }>;
+      return new FileDropError('protocol', `the server sent a bad frame: ${error.message}`, {
+        code: error.code,
+        cause: error,
+      });
+    }
+    case 'error': {
+      const { code, message } = (event as Extract<ServerMessage, { type: 'error' }>).detail;
+      return new FileDropError('protocol', `the server refused a message: ${message}`, {
+        code: (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.InvalidField,
+      });
+    }
+    case 'invalid peer id': {
+      const { event: type, peer } = (event as Extract<ServerMessage, { type: 'invalid peer id' }>).detail;
+      return new FileDropError('protocol', `the server says ${JSON.stringify(peer)} in ${type} is not a peer id`);
+    }
+    default: {
+      // `xstate.error.actor.signalling`: opening the connection threw.
+      const error = (event as { error?: unknown }).error;
+      if (error instanceof SignalboxError) {
+        return new FileDropError('signalling-lost', error.message, { code: error.code, cause: error });
+      }
+      return new FileDropError('signalling-lost', error instanceof Error ? error.message : String(error), {
+        code: ErrorCode.ConnectFailed,
+        cause: error,
+      });
+    }
+  }
+}
+
+/**
+ * The error for a failure the other side reported (`response` with
+ * `error`, or `progress` with `error`): `busy` stays `busy`, anything else is
+ * `remote-cancelled` with the remote's reason kept in `remote`.
+ */
+export function remoteError(reason: string, who: 'sender' | 'receiver'): FileDropError {
+  if (reason === 'busy') return new FileDropError('busy', `the ${who} is busy with another transfer`);
+  const known = (transferFailures as string[]).includes(reason);
+  return new FileDropError(
+    'remote-cancelled',
+    `the ${who} ${reason === 'cancelled' ? 'cancelled' : `gave up (${known ? reason : 'unknown reason'})`}`,
+    { remote: reason },
+  );
+}
+
+/** Local failures worth telling the other side about (not those the other side or the server caused). */
+export function isOwnFailure(reason: TransferFailure): boolean {
+  return !['remote-cancelled', 'busy', 'no-such-peer', 'invalid-code', 'peer-gone', 'signalling-lost'].includes(reason);
+}

@@ -1,0 +1,213 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import type { FileInfo } from './protocol.js';
+
+/**
+ * The file a sender offers. The machines never touch a file system: they
+ * read through this. `read` may be called for any range, several times, by
+ * several transfers at once.
+ *
+ * Implementations: {@link memorySource}, {@link blobSource} (browser `File`s),
+ * `fileSource(path)` from `signalbox/fs` (Node, streaming).
+ */
+export interface FileSource extends FileInfo {
+  /** Resolves with exactly `length` bytes from `offset` (the caller never reads past `size`). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Called once when the sender that owns the source ends. Optional. */
+  close?(): void | Promise<void>;
+}
+
+/**
+ * Where a receiver writes the file. Calls never overlap: each waits for the
+ * previous one to settle.
+ *
+ * Implementations: {@link memorySink}, `fileSink(path)` and
+ * `directorySink(dir)` from `signalbox/fs` (Node, write to a temporary file,
+ * rename on `close`).
+ */
+export interface FileSink {
+  /** Appends `chunk`. The bytes may be kept: they are not reused. */
+  write(chunk: Uint8Array): void | Promise<void>;
+  /** All bytes were written and verified: commit them. */
+  close(): void | Promise<void>;
+  /**
+   * The transfer failed: discard what was written. It may come after
+   * `close` was called (a cancel racing the last write): a sink that already
+   * committed keeps the file. A second call does nothing.
+   */
+  abort(reason: unknown): void | Promise<void>;
+}
+
+/** What a receiver is given: a sink, or a function that opens one once the file is known (it may refuse by throwing). */
+export type SinkOpener = FileSink | ((file: FileInfo) => FileSink | Promise<FileSink>);
+
+/** SHA-256 of `bytes` as 64 lowercase hex digits. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return bytesToHex(sha256(bytes));
+}
+
+/**
+ * An incremental SHA-256, for content that streams past: `update` with each
+ * piece, then `hex()` once.
+ *
+ * @example
+ * ```ts
+ * const hash = sha256Stream();
+ * hash.update(first);
+ * hash.update(second);
+ * hash.hex(); // same as sha256Hex(first + second)
+ * ```
+ */
+export function sha256Stream(): { update(bytes: Uint8Array): void; hex(): string } {
+  const hash = sha256.create();
+  return {
+    update: (bytes) => void hash.update(bytes),
+    hex: () => bytesToHex(hash.digest()),
+  };
+}
+
+/** SHA-256 of a whole source, read in `blockSize` pieces (never all at once). */
+export async function sha256OfSource(source: Pick<FileSource, 'size' | 'read'>, blockSize = 1 << 20): Promise<string> {
+  const hash = sha256Stream();
+  for (let offset = 0; offset < source.size; offset += blockSize) {
+    hash.update(await source.read(offset, Math.min(blockSize, source.size - offset)));
+  }
+  return hash.hex();
+}
+
+/** Options of {@link memorySource}. */
+export interface MemorySourceInit {
+  /** @default 'file' */
+  name?: string;
+  /** @default '' */
+  type?: string;
+  /**
+   * `true` computes the digest, a string is announced as is (a wrong one makes
+   * the receiver fail with `digest-mismatch`), `false` announces none.
+   * @default true
+   */
+  sha256?: boolean | string;
+}
+
+/**
+ * A {@link FileSource} over bytes in memory.
+ *
+ * @example
+ * ```ts
+ * const source = memorySource(new TextEncoder().encode('hello'), { name: 'hello.txt', type: 'text/plain' });
+ * ```
+ */
+export function memorySource(bytes: Uint8Array, init: MemorySourceInit = {}): FileSource {
+  const digest = init.sha256 ?? true;
+  const source: FileSource = {
+    name: init.name ?? 'file',
+    size: bytes.byteLength,
+    type: init.type ?? '',
+    read: async (offset, length) => bytes.slice(offset, offset + length),
+  };
+  if (digest !== false) source.sha256 = digest === true ? sha256Hex(bytes) : digest;
+  return source;
+}
+
+/** Something with the `Blob` methods a {@link blobSource} needs: a browser `File` or `Blob`, Node's `Blob`. */
+export interface BlobLike {
+  readonly size: number;
+  readonly type: string;
+  readonly name?: string;
+  slice(start: number, end: number): { arrayBuffer(): Promise<ArrayBuffer> };
+}
+
+/**
+ * A {@link FileSource} over a browser `File` (or any `Blob`), read slice by
+ * slice. No digest unless `sha256` is passed (compute one with
+ * {@link sha256OfSource}).
+ *
+ * @example
+ * ```ts
+ * input.onchange = () => start(blobSource(input.files[0]));
+ * ```
+ */
+export function blobSource(blob: BlobLike, init: { name?: string; sha256?: string } = {}): FileSource {
+  const source: FileSource = {
+    name: init.name ?? blob.name ?? 'file',
+    size: blob.size,
+    type: blob.type,
+    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+  };
+  if (init.sha256 !== undefined) source.sha256 = init.sha256;
+  return source;
+}
+
+/** A {@link FileSink} that keeps the bytes in memory, and what became of it. */
+export interface MemorySink extends FileSink {
+  /** `open` until `close` (then `closed`) or `abort` (then `aborted`). */
+  readonly state: 'open' | 'closed' | 'aborted';
+  /** The bytes written so far, joined. */
+  bytes(): Uint8Array;
+  /** The `abort` reason. */
+  readonly reason?: unknown;
+}
+
+/**
+ * A {@link FileSink} in memory, for tests and small files.
+ *
+ * @example
+ * ```ts
+ * const sink = memorySink();
+ * const receiver = createActor(logic, { input: { code, sink } }).start();
+ * // once done: sink.state === 'closed', sink.bytes()
+ * ```
+ */
+export function memorySink(): MemorySink {
+  const chunks: Uint8Array[] = [];
+  let state: MemorySink['state'] = 'open';
+  let reason: unknown;
+  return {
+    get state() {
+      return state;
+    },
+    get reason() {
+      return reason;
+    },
+    write(chunk) {
+      if (state !== 'open') throw new Error(`write() on a ${state} memory sink`);
+      chunks.push(chunk.slice());
+    },
+    close() {
+      if (state === 'open') state = 'closed';
+    },
+    abort(why) {
+      if (state !== 'open') return;
+      state = 'aborted';
+      reason = why;
+    },
+    bytes() {
+      const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+      let at = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, at);
+        at += chunk.byteLength;
+      }
+      return out;
+    },
+  };
+}
+
+/**
+ * A file name from a remote peer made safe to create in a directory: the
+ * last path segment only, without control characters or characters Windows
+ * refuses, never `''`, `.` or `..`, at most 255 characters.
+ *
+ * @example
+ * ```ts
+ * safeFileName('../../etc/passwd'); // 'passwd'
+ * safeFileName('..'); // 'download'
+ * ```
+ */
+export function safeFileName(name: string, fallback = 'download'): string {
+  const last = name.split(/[/\\]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  const cleaned = last.replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_').trim();
+  if (cleaned === '' || /^\.+$/.test(cleaned)) return fallback;
+  return cleaned.length > 255 ? cleaned.slice(cleaned.length - 255) : cleaned;
+}

@@ -1,0 +1,95 @@
+/**
+ * filedrop (`signalbox/filedrop`): one file from a sender to receivers that
+ * type its code, over WebRTC, with a signalling server in between. The
+ * server session, the sender (and its per-receiver transfer), the receiver,
+ * as XState machines; the codecs; the server factory; file sources and sinks
+ * that need no file system. Browser-safe.
+ *
+ * @packageDocumentation
+ */
+export {
+  filedropSender,
+  filedropSenderTransfer,
+  fileInfoOf,
+  type SenderInput,
+  type SenderContext,
+  type SenderCommand,
+  type SenderEvent,
+  type SenderEmitted,
+  type TransferInput,
+  type TransferContext,
+  type TransferEvent,
+  type TransferOutput,
+  type TransferReport,
+  type TransferTiming,
+} from './sender.machine.js';
+export {
+  filedropReceiver,
+  type ReceiverInput,
+  type ReceiverContext,
+  type ReceiverCommand,
+  type ReceiverEvent,
+  type ReceiverEmitted,
+} from './receiver.machine.js';
+export {
+  filedropSession,
+  planRelay,
+  type FileDropSessionActor,
+  type SessionContext,
+  type SessionEvent,
+  type SessionInput,
+  type SessionServices,
+  type Transmission,
+} from './server.machine.js';
+export { createFileDropServer, type FileDropServer, type FileDropServerOptions } from './server.js';
+export { clientCodec, serverCodec, type FileDropCodecOptions, type InvalidPeer } from './codec.js';
+export { memoryRegistry, type PeerRegistry } from './registry.js';
+export { FileDropError, transferFailures, type TransferFailure } from './errors.js';
+export {
+  memorySource,
+  memorySink,
+  blobSource,
+  sha256Hex,
+  sha256Stream,
+  sha256OfSource,
+  safeFileName,
+  type FileSource,
+  type FileSink,
+  type SinkOpener,
+  type MemorySink,
+  type MemorySourceInit,
+  type BlobLike,
+} from './files.js';
+export { CHUNK_SIZE, CHUNK_HEADER, encodeChunk, decodeChunk } from './chunks.js';
+export {
+  upload,
+  download,
+  openSink,
+  type UploadInput,
+  type UploadEvent,
+  type DownloadInput,
+  type DownloadEvent,
+  type OpenSinkInput,
+} from './transfer.js';
+export {
+  PEER_ID_ALPHABET,
+  PEER_ID_LENGTH,
+  isPeerId,
+  generatePeerId,
+  normalizeCode,
+  clientMessageTypes,
+  serverOnlyTypes,
+  direction,
+  type FileInfo,
+  type Refusal,
+  type ResponseData,
+  type SessionDescription,
+  type Progress,
+  type ServerErrorCode,
+  type ClientMessage,
+  type ServerMessage,
+  type RelayedMessage,
+  type ClientMessageType,
+  type ServerMessageType,
+  type MessageOf,
+} from './protocol.js';

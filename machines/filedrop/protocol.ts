@@ -1,0 +1,167 @@
+import type { Message } from '../../src/message.js';
+import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
+
+/**
+ * The characters of a peer id: digits and capitals without the look-alikes
+ * 0/O, 1/I/L and U (Crockford's choice), so a code read aloud or off a screen
+ * is typed right.
+ */
+export const PEER_ID_ALPHABET = '23456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** Length of a peer id: 30^8 ≈ 6.6 × 10^11 codes. */
+export const PEER_ID_LENGTH = 8;
+
+const PEER_ID = new RegExp(`^[${PEER_ID_ALPHABET}]{${PEER_ID_LENGTH}}$`);
+
+/** True when `value` is a peer id in the canonical form (8 characters of {@link PEER_ID_ALPHABET}). */
+export function isPeerId(value: unknown): value is string {
+  return typeof value === 'string' && PEER_ID.test(value);
+}
+
+/**
+ * A fresh peer id: 8 characters of {@link PEER_ID_ALPHABET} drawn from
+ * `crypto.getRandomValues`, without modulo bias.
+ *
+ * @example
+ * ```ts
+ * generatePeerId(); // 'K7PQ2MZA'
+ * ```
+ */
+export function generatePeerId(): string {
+  const n = PEER_ID_ALPHABET.length;
+  // The largest multiple of n that fits a byte: bytes at or above it are redrawn.
+  const limit = 256 - (256 % n);
+  let id = '';
+  const bytes = new Uint8Array(PEER_ID_LENGTH * 2);
+  while (id.length < PEER_ID_LENGTH) {
+    globalThis.crypto.getRandomValues(bytes);
+    for (const byte of bytes) {
+      if (byte < limit && id.length < PEER_ID_LENGTH) id += PEER_ID_ALPHABET[byte % n];
+    }
+  }
+  return id;
+}
+
+/**
+ * A code as a person typed it, in canonical form: capitals, without spaces or
+ * dashes (`'k7pq-2mza'` → `'K7PQ2MZA'`). It does not check the result: see
+ * {@link isPeerId}.
+ */
+export function normalizeCode(code: string): string {
+  return code.replace(/[\s-]+/g, '').toUpperCase();
+}
+
+/** What the sender offers: one file. */
+export interface FileInfo {
+  /** The file name, without any directory (the receiver sanitises it anyway). */
+  name: string;
+  /** Size in bytes. */
+  size: number;
+  /** MIME type; `''` when unknown. */
+  type: string;
+  /** SHA-256 of the content, 64 lowercase hex digits. When present the receiver checks it. */
+  sha256?: string;
+}
+
+/** A `response` that refuses or withdraws the file instead of describing it. */
+export interface Refusal {
+  /**
+   * Why: `busy` (a sender serving one receiver only is taken), or the
+   * {@link TransferFailure} that ended the sender's side (`cancelled`, `timeout`, …).
+   */
+  error: string;
+}
+
+/** `response` data: the file, or a refusal. */
+export type ResponseData = FileInfo | Refusal;
+
+/** An SDP offer or answer as it travels in `offer` / `answer`. */
+export interface SessionDescription<T extends 'offer' | 'answer' = 'offer' | 'answer'> {
+  type: T;
+  sdp: string;
+}
+
+/**
+ * `progress` data, receiver → sender. `done` (verified and stored) and
+ * `error` (the receiver's {@link TransferFailure}) are final.
+ */
+export interface Progress {
+  /** Bytes received so far. */
+  received: number;
+  /** The file size (0 if the receiver failed before it knew it). */
+  total: number;
+  done?: true;
+  error?: string;
+}
+
+/** Error codes of the server's `error` message. */
+export type ServerErrorCode =
+  'ERR_MALFORMED_FRAME' | 'ERR_FRAME_TOO_LARGE' | 'ERR_UNKNOWN_MESSAGE' | 'ERR_INVALID_FIELD' | 'ERR_NOT_PERMITTED';
+
+type Each<T extends string, D> = T extends string ? Message<T, D> : never;
+
+/**
+ * What a client sends. `peer` names the recipient; the server replaces it
+ * with the sender's id when it forwards, so socket.io's
+ * `emit(event, peerId, data?)` maps to `{ type: event, detail: { peer: peerId, data } }`.
+ */
+export type ClientMessage =
+  | Each<'request' | 'retry', { peer: string }>
+  | Message<'response', { peer: string; data: ResponseData }>
+  | Message<'offer', { peer: string; data: SessionDescription<'offer'> }>
+  | Message<'answer', { peer: string; data: SessionDescription<'answer'> }>
+  | Message<'candidate', { peer: string; data: RtcIceCandidateInit }>
+  | Message<'progress', { peer: string; data: Progress }>;
+
+/** A client message as the server forwards it: `peer` is who sent it. */
+export type RelayedMessage = ClientMessage;
+
+/** What the server sends: the client's own id, relayed messages and the errors. */
+export type ServerMessage =
+  | Message<'assign', { peer: string }>
+  | RelayedMessage
+  /** A message whose `peer` is not a string in peer-id form. `peer` echoes it when it was a string (cut to 32 characters). */
+  | Message<'invalid peer id', { event: string; peer?: string }>
+  /**
+   * `peer` is not connected: the answer to a message sent to it (`event` names
+   * that message), or, without `event`, news that a peer you exchanged
+   * messages with has left.
+   */
+  | Message<'peer not exists', { peer: string; event?: string }>
+  /** Anything else the server refused; nothing was forwarded. */
+  | Message<'error', { code: ServerErrorCode; message: string; event?: string }>;
+
+export type ClientMessageType = ClientMessage['type'];
+export type ServerMessageType = ServerMessage['type'];
+
+/** Narrows a message union to one type. */
+export type MessageOf<M extends Message, T extends M['type']> = Extract<M, { type: T }>;
+
+/** Every message type a client may send, in the seed's order. */
+export const clientMessageTypes: readonly ClientMessageType[] = [
+  'request',
+  'response',
+  'offer',
+  'answer',
+  'candidate',
+  'retry',
+  'progress',
+];
+
+/** Message types only the server sends. */
+export const serverOnlyTypes: readonly ServerMessageType[] = ['assign', 'invalid peer id', 'peer not exists', 'error'];
+
+/**
+ * Who may send each relayed message to whom, once a receiver has sent
+ * `request` to a sender: `toSender` messages go receiver → sender,
+ * `toReceiver` ones sender → receiver, `either` both ways.
+ */
+export const direction: Readonly<Record<ClientMessageType, 'request' | 'toSender' | 'toReceiver' | 'either'>> = {
+  request: 'request',
+  response: 'toReceiver',
+  offer: 'toSender',
+  answer: 'toReceiver',
+  candidate: 'either',
+  retry: 'toReceiver',
+  progress: 'toSender',
+};

@@ -1,0 +1,479 @@
+import { and, assign, emit, enqueueActions, setup } from 'xstate';
+import type { SignallingEvent } from '../../src/runtime.js';
+import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
+import type { Transport } from '../../src/transport.js';
+import { clientActors, isOwnFailure, remoteError, send, signallingError } from './client.js';
+import { FileDropError, type TransferFailure } from './errors.js';
+import type { FileSink, SinkOpener } from './files.js';
+import {
+  isPeerId,
+  normalizeCode,
+  type FileInfo,
+  type MessageOf,
+  type Refusal,
+  type ServerMessage,
+} from './protocol.js';
+import { download, openSink, type DownloadEvent } from './transfer.js';
+
+export interface ReceiverInput {
+  /** The sender's code (its peer id), as typed: spaces, dashes and case do not matter. */
+  code: string;
+  /**
+   * Where the file goes: a sink, or a function that opens one once the file
+   * is known. The function may refuse the file by throwing (`sink-failed`).
+   */
+  sink: SinkOpener;
+  /** How many ICE restarts (`retry` from the sender) to go through before giving up. @default 3 */
+  maxRetries?: number;
+  /** How long the sender has to answer `request`. @default 15000 */
+  responseTimeout?: number;
+  /** How long the data channel has to open after each offer (the first, and each ICE restart). @default 30000 */
+  connectTimeout?: number;
+  /** Least time between two `progress` messages to the sender. @default 250 */
+  progressInterval?: number;
+  /**
+   * After the data channel closed early, how long to wait for the sender's
+   * word (a `response` with its reason, or `peer not exists`) before calling
+   * it gone.
+   * @default 10000
+   */
+  lostTimeout?: number;
+}
+
+export interface ReceiverContext {
+  /** The code in canonical form. */
+  readonly code: string;
+  readonly opener: SinkOpener;
+  readonly maxRetries: number;
+  readonly responseTimeout: number;
+  readonly connectTimeout: number;
+  readonly progressInterval: number;
+  readonly lostTimeout: number;
+  /** Our own peer id, from `assign`. */
+  id?: string;
+  /** `request` went out: from then on the sender hears of our failures. */
+  requested: boolean;
+  /** What the sender's `response` announced. */
+  file?: FileInfo;
+  sink?: FileSink;
+  transport?: Transport;
+  received: number;
+  /** `received` as of the last `progress` sent. */
+  reported: number;
+  retries: number;
+  /** SHA-256 of what was received, once verified. */
+  sha256?: string;
+  error?: FileDropError;
+}
+
+/** Events a receiver accepts from the application. */
+export type ReceiverCommand = { type: 'cancel' };
+
+export type ReceiverEvent = ServerMessage | SignallingEvent | RtcEmitted | DownloadEvent | ReceiverCommand;
+
+/** Emitted by a receiver (subscribe with `actor.on(type, …)` or `dispatchEmitted`). */
+export type ReceiverEmitted =
+  /** `assign` arrived: our own peer id. */
+  | { type: 'assigned'; detail: { id: string } }
+  /** The sender described its file; the sink is being opened. */
+  | { type: 'file'; detail: { file: FileInfo } }
+  /** More bytes arrived. */
+  | { type: 'progress'; detail: { received: number; total: number } }
+  /** The sender asked for an ICE restart (`retry`); `attempt` counts from 1. */
+  | { type: 'retrying'; detail: { attempt: number } }
+  /** Every byte arrived, the size and digest matched, and the sink was closed. */
+  | { type: 'completed'; detail: { file: FileInfo; sha256: string } }
+  /** The receiver ended: `error` is set unless it completed. */
+  | { type: 'stopped'; detail: { error?: FileDropError } };
+
+type Detail = { detail: { peer: string } };
+
+/**
+ * A filedrop receiver: it asks the sender whose code it was given for its
+ * file (`request`), opens a sink once the `response` describes it, makes the
+ * WebRTC offer and the data channel (trickle ICE), writes the chunks that
+ * arrive, reports `progress` to the sender, and checks the size and the
+ * SHA-256. It ends `done`, or `failed` with a {@link FileDropError} whose
+ * `reason` says why; then nothing of it runs any more.
+ *
+ * Provide `signalling` (a transport to the server's `/filedrop`, with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const filedropReceiver = setup({
+  types: {
+    context: {} as ReceiverContext,
+    events: {} as ReceiverEvent,
+    input: {} as ReceiverInput,
+    emitted: {} as ReceiverEmitted,
+  },
+  actors: { ...clientActors, openSink, download },
+  delays: {
+    responseTimeout: ({ context }) => context.responseTimeout,
+    connectTimeout: ({ context }) => context.connectTimeout,
+    progressInterval: ({ context }) => context.progressInterval,
+    lostTimeout: ({ context }) => context.lostTimeout,
+  },
+  guards: {
+    isValidCode: ({ context }) => isPeerId(context.code),
+    isFromSender: ({ context, event }) => (event as Detail).detail.peer === context.code,
+    isRefusal: ({ event }) => 'error' in (event as MessageOf<ServerMessage, 'response'>).detail.data,
+    canRetry: ({ context }) => context.retries < context.maxRetries,
+    hasUnreported: ({ context }) => context.received > context.reported,
+  },
+  actions: {
+    fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
+      error: new FileDropError(reason, message),
+    })),
+    recordSignallingError: assign({ error: ({ event }) => signallingError(event) }),
+    recordRefusal: assign({
+      error: ({ event }) =>
+        remoteError(((event as MessageOf<ServerMessage, 'response'>).detail.data as Refusal).error, 'sender'),
+    }),
+    sendRequest: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ requested: true });
+      enqueue.sendTo('signalling', send({ type: 'request', detail: { peer: context.code } }));
+    }),
+    keepId: enqueueActions(({ event, enqueue }) => {
+      const id = (event as MessageOf<ServerMessage, 'assign'>).detail.peer;
+      enqueue.assign({ id });
+      enqueue.emit({ type: 'assigned', detail: { id } });
+    }),
+    keepFile: enqueueActions(({ event, enqueue }) => {
+      const file = (event as MessageOf<ServerMessage, 'response'>).detail.data as FileInfo;
+      enqueue.assign({ file });
+      enqueue.emit({ type: 'file', detail: { file } });
+    }),
+    sendSignal: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>;
+      const peer = context.code;
+      enqueue.sendTo(
+        'signalling',
+        send(
+          e.type === 'rtc.candidate'
+            ? { type: 'candidate', detail: { peer, data: e.candidate } }
+            : { type: 'offer', detail: { peer, data: { type: 'offer', sdp: e.description.sdp } } },
+        ),
+      );
+    }),
+    applyAnswer: enqueueActions(({ event, enqueue }) => {
+      const { data } = (event as MessageOf<ServerMessage, 'answer'>).detail;
+      enqueue.sendTo('rtc', { type: 'rtc.remoteDescription', description: data } satisfies RtcCommand);
+    }),
+    applyCandidate: enqueueActions(({ event, enqueue }) => {
+      const { data } = (event as MessageOf<ServerMessage, 'candidate'>).detail;
+      enqueue.sendTo('rtc', { type: 'rtc.remoteCandidate', candidate: data } satisfies RtcCommand);
+    }),
+    restartIce: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ retries: context.retries + 1 });
+      enqueue.emit({ type: 'retrying', detail: { attempt: context.retries + 1 } });
+      enqueue.sendTo('rtc', { type: 'rtc.restartIce' } satisfies RtcCommand);
+    }),
+    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
+    recordProgress: enqueueActions(({ context, event, enqueue }) => {
+      const { received } = event as Extract<DownloadEvent, { type: 'download.progress' }>;
+      enqueue.assign({ received });
+      enqueue.emit({ type: 'progress', detail: { received, total: context.file!.size } });
+    }),
+    sendProgress: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ reported: context.received });
+      enqueue.sendTo(
+        'signalling',
+        send({
+          type: 'progress',
+          detail: { peer: context.code, data: { received: context.received, total: context.file!.size } },
+        }),
+      );
+    }),
+    recordDownloadFailure: assign(({ event }) => {
+      const { reason, message, received } = event as Extract<DownloadEvent, { type: 'download.failed' }>;
+      return { received, error: new FileDropError(reason, message) };
+    }),
+    recordDone: assign(({ event }) => {
+      const { received, sha256 } = event as Extract<DownloadEvent, { type: 'download.done' }>;
+      return { received, sha256 };
+    }),
+    sendDone: enqueueActions(({ context, enqueue }) => {
+      const total = context.file!.size;
+      enqueue.sendTo(
+        'signalling',
+        send({ type: 'progress', detail: { peer: context.code, data: { received: total, total, done: true } } }),
+      );
+    }),
+    tellSender: enqueueActions(({ context, enqueue }) => {
+      if (!context.requested || !context.error || !isOwnFailure(context.error.reason)) return;
+      enqueue.sendTo(
+        'signalling',
+        send({
+          type: 'progress',
+          detail: {
+            peer: context.code,
+            data: { received: context.received, total: context.file?.size ?? 0, error: context.error.reason },
+          },
+        }),
+      );
+    }),
+    abortSink: ({ context }) => {
+      const { sink, error } = context;
+      if (!sink) return;
+      // A sink's failure to clean up has nobody left to tell.
+      Promise.resolve()
+        .then(() => sink.abort(error))
+        .catch(() => {});
+    },
+    announceDone: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit({ type: 'completed', detail: { file: context.file!, sha256: context.sha256! } });
+      enqueue.emit({ type: 'stopped', detail: {} });
+    }),
+    announceFailure: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
+  },
+}).createMachine({
+  id: 'filedropReceiver',
+  context: ({ input }) => ({
+    code: normalizeCode(String(input.code ?? '')),
+    opener: input.sink,
+    maxRetries: input.maxRetries ?? 3,
+    responseTimeout: input.responseTimeout ?? 15_000,
+    connectTimeout: input.connectTimeout ?? 30_000,
+    progressInterval: input.progressInterval ?? 250,
+    lostTimeout: input.lostTimeout ?? 10_000,
+    requested: false,
+    received: 0,
+    reported: 0,
+    retries: 0,
+  }),
+  initial: 'checking',
+  states: {
+    checking: {
+      always: [
+        { guard: 'isValidCode', target: 'active' },
+        {
+          target: 'failed',
+          actions: {
+            type: 'fail',
+            params: ({ context }) => ({
+              reason: 'invalid-code',
+              message: `"${context.code}" is not a code: 8 characters of 2-9 and A-Z without I, L, O, U`,
+            }),
+          },
+        },
+      ],
+    },
+    active: {
+      invoke: { id: 'signalling', src: 'signalling' },
+      on: {
+        'signalling.closed': { target: 'failed', actions: 'recordSignallingError' },
+        'signalling.error': { target: 'failed', actions: 'recordSignallingError' },
+        error: { target: 'failed', actions: 'recordSignallingError' },
+        'xstate.error.actor.signalling': { target: 'failed', actions: 'recordSignallingError' },
+        'xstate.error.actor.rtc': {
+          target: '.failing',
+          actions: {
+            type: 'fail',
+            params: ({ event }: { event: { error?: unknown } }) => ({
+              reason: 'rtc-failed' as const,
+              message: describe(event.error),
+            }),
+          },
+        },
+        cancel: {
+          target: '.failing',
+          actions: { type: 'fail', params: { reason: 'cancelled', message: 'the receiver cancelled' } },
+        },
+      },
+      initial: 'connecting',
+      states: {
+        connecting: { on: { 'signalling.open': 'awaitingAssign' } },
+        awaitingAssign: { on: { assign: { target: 'requesting', actions: 'keepId' } } },
+        requesting: {
+          entry: 'sendRequest',
+          after: {
+            responseTimeout: {
+              target: 'failing',
+              actions: {
+                type: 'fail',
+                params: ({ context }) => ({
+                  reason: 'timeout',
+                  message: `no response from ${context.code} within ${context.responseTimeout} ms`,
+                }),
+              },
+            },
+          },
+          on: {
+            response: [
+              {
+                guard: and(['isFromSender', 'isRefusal']),
+                target: '#filedropReceiver.failed',
+                actions: 'recordRefusal',
+              },
+              { guard: 'isFromSender', target: 'engaged', actions: 'keepFile' },
+            ],
+            'peer not exists': {
+              guard: 'isFromSender',
+              target: '#filedropReceiver.failed',
+              actions: {
+                type: 'fail',
+                params: ({ context }) => ({
+                  reason: 'no-such-peer',
+                  message: `no sender has the code ${context.code}`,
+                }),
+              },
+            },
+            'invalid peer id': {
+              target: '#filedropReceiver.failed',
+              actions: {
+                type: 'fail',
+                params: ({ context }) => ({
+                  reason: 'invalid-code',
+                  message: `the server refused the code ${context.code}`,
+                }),
+              },
+            },
+          },
+        },
+        engaged: {
+          on: {
+            response: {
+              guard: and(['isFromSender', 'isRefusal']),
+              target: '#filedropReceiver.failed',
+              actions: 'recordRefusal',
+            },
+            'peer not exists': {
+              guard: 'isFromSender',
+              target: '#filedropReceiver.failed',
+              actions: {
+                type: 'fail',
+                params: ({ context }) => ({ reason: 'peer-gone', message: `the sender ${context.code} left` }),
+              },
+            },
+          },
+          initial: 'openingSink',
+          states: {
+            openingSink: {
+              invoke: {
+                id: 'openSink',
+                src: 'openSink',
+                input: ({ context }) => ({ sink: context.opener, file: context.file! }),
+                onDone: { target: 'transferring', actions: assign({ sink: ({ event }) => event.output }) },
+                onError: {
+                  target: '#filedropReceiver.active.failing',
+                  actions: {
+                    type: 'fail',
+                    params: ({ event }) => ({ reason: 'sink-failed', message: `no sink: ${describe(event.error)}` }),
+                  },
+                },
+              },
+            },
+            transferring: {
+              invoke: {
+                id: 'rtc',
+                src: 'rtc',
+                input: ({ context }) => ({ label: context.code, role: 'offerer' }) satisfies RtcInput,
+              },
+              on: {
+                'rtc.description': { actions: 'sendSignal' },
+                'rtc.candidate': { actions: 'sendSignal' },
+                answer: { guard: 'isFromSender', actions: 'applyAnswer' },
+                candidate: { guard: 'isFromSender', actions: 'applyCandidate' },
+                retry: [
+                  { guard: and(['isFromSender', 'canRetry']), actions: 'restartIce' },
+                  {
+                    guard: 'isFromSender',
+                    target: '#filedropReceiver.active.failing',
+                    actions: {
+                      type: 'fail',
+                      params: ({ context }) => ({
+                        reason: 'rtc-failed',
+                        message: `WebRTC failed after ${context.retries} ICE restarts`,
+                      }),
+                    },
+                  },
+                ],
+                // The channel closed before every byte was in: the sender's reason may be on its way.
+                'rtc.closed': 'lost',
+              },
+              initial: 'connecting',
+              states: {
+                connecting: {
+                  after: {
+                    connectTimeout: {
+                      target: '#filedropReceiver.active.failing',
+                      actions: {
+                        type: 'fail',
+                        params: ({ context }) => ({
+                          reason: 'timeout',
+                          message: `the data channel did not open within ${context.connectTimeout} ms`,
+                        }),
+                      },
+                    },
+                  },
+                  on: {
+                    'rtc.open': { target: 'receiving', actions: 'keepTransport' },
+                    // Each ICE restart gets a full connectTimeout.
+                    retry: {
+                      guard: and(['isFromSender', 'canRetry']),
+                      target: 'connecting',
+                      reenter: true,
+                      actions: 'restartIce',
+                    },
+                  },
+                },
+                receiving: {
+                  invoke: {
+                    id: 'download',
+                    src: 'download',
+                    input: ({ context }) => ({
+                      transport: context.transport!,
+                      sink: context.sink!,
+                      file: context.file!,
+                    }),
+                  },
+                  on: {
+                    'download.progress': { actions: 'recordProgress' },
+                    'download.done': { target: '#filedropReceiver.active.completing', actions: 'recordDone' },
+                    'download.failed': { target: '#filedropReceiver.active.failing', actions: 'recordDownloadFailure' },
+                  },
+                  // `progress` to the sender at most once per progressInterval.
+                  initial: 'idle',
+                  states: {
+                    idle: {
+                      on: { 'download.progress': { target: 'cooling', actions: ['recordProgress', 'sendProgress'] } },
+                    },
+                    cooling: {
+                      after: {
+                        progressInterval: [
+                          { guard: 'hasUnreported', target: 'cooling', reenter: true, actions: 'sendProgress' },
+                          { target: 'idle' },
+                        ],
+                      },
+                    },
+                  },
+                },
+              },
+            },
+            lost: {
+              after: {
+                lostTimeout: {
+                  target: '#filedropReceiver.failed',
+                  actions: {
+                    type: 'fail',
+                    params: { reason: 'peer-gone', message: 'the data channel closed before the file was complete' },
+                  },
+                },
+              },
+            },
+          },
+        },
+        // What the sender must hear goes out before leaving `active` stops the signalling actor.
+        completing: { entry: 'sendDone', always: '#filedropReceiver.done' },
+        failing: { entry: 'tellSender', always: '#filedropReceiver.failed' },
+      },
+    },
+    done: { type: 'final', entry: 'announceDone' },
+    failed: { type: 'final', entry: ['abortSink', 'announceFailure'] },
+  },
+  output: ({ context }) => ({ file: context.file, sha256: context.sha256, error: context.error }),
+});
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,633 @@
+import {
+  and,
+  assign,
+  emit,
+  enqueueActions,
+  sendParent,
+  setup,
+  type DoneActorEvent,
+  type ErrorActorEvent,
+} from 'xstate';
+import type { SignallingEvent } from '../../src/runtime.js';
+import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
+import type { Transport } from '../../src/transport.js';
+import { clientActors, isOwnFailure, remoteError, send, signallingError } from './client.js';
+import { FileDropError, type TransferFailure } from './errors.js';
+import type { FileSource } from './files.js';
+import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
+import { upload, type UploadEvent } from './transfer.js';
+
+/* ------------------------------------------------------------------------ */
+/* One transfer: the sender's side of one receiver's request.               */
+/* ------------------------------------------------------------------------ */
+
+/** Timing and limits of each transfer, in milliseconds. */
+export interface TransferTiming {
+  /** ICE restarts (`retry`) to ask for before giving up. @default 3 */
+  maxRetries: number;
+  /** How long the receiver has to send its offer after our `response` (it may be asking its user). @default 120000 */
+  offerTimeout: number;
+  /** How long the data channel has to open after each offer. @default 30000 */
+  connectTimeout: number;
+  /** After the data channel closed early, how long to wait for the receiver's last word before calling it gone. @default 10000 */
+  lostTimeout: number;
+}
+
+export interface TransferInput extends TransferTiming {
+  /** The receiver. */
+  peer: string;
+  source: FileSource;
+}
+
+export interface TransferContext extends TransferTiming {
+  readonly peer: string;
+  readonly source: FileSource;
+  readonly file: FileInfo;
+  retries: number;
+  /** Bytes the receiver reported. */
+  received: number;
+  transport?: Transport;
+  error?: FileDropError;
+}
+
+/** What a transfer tells its sender: a message to send, an rtc command, news for the application. */
+export type TransferReport =
+  | { type: 'transfer.signal'; message: ClientMessage }
+  | { type: 'transfer.rtc'; peer: string; command: RtcCommand }
+  | { type: 'transfer.progress'; peer: string; received: number; total: number }
+  | { type: 'transfer.retrying'; peer: string; attempt: number };
+
+/** What a transfer ends with (its output). */
+export interface TransferOutput {
+  peer: string;
+  received: number;
+  error?: FileDropError;
+}
+
+export type TransferEvent =
+  | MessageOf<ServerMessage, 'offer' | 'candidate' | 'progress' | 'peer not exists'>
+  | RtcEmitted
+  | UploadEvent
+  | { type: 'cancel' }
+  /** The sender lost this transfer's rtc actor (it crashed). */
+  | { type: 'transfer.abort'; message: string };
+
+const signal = (message: ClientMessage): TransferReport => ({ type: 'transfer.signal', message });
+const rtcCommand = (peer: string, command: RtcCommand): TransferReport => ({ type: 'transfer.rtc', peer, command });
+
+type TransferArgs = { context: TransferContext; event: TransferEvent };
+
+/** The receiver's offer (first, or after an ICE restart) goes to our rtc actor. */
+const applyOffer = {
+  type: 'report',
+  params: ({ context, event }: TransferArgs) =>
+    rtcCommand(context.peer, {
+      type: 'rtc.remoteDescription',
+      description: (event as MessageOf<ServerMessage, 'offer'>).detail.data,
+    }),
+} as const;
+
+/** News for the application: the receiver has `received` bytes. */
+const reportProgress = {
+  type: 'report',
+  params: ({ context, event }: TransferArgs): TransferReport => ({
+    type: 'transfer.progress',
+    peer: context.peer,
+    received: (event as MessageOf<ServerMessage, 'progress'>).detail.data.received,
+    total: context.file.size,
+  }),
+} as const;
+
+/** ICE failed here: ask the receiver for an ICE restart (the seed's `retry`). */
+const askRetry = [
+  {
+    type: 'report',
+    params: ({ context }: TransferArgs) => signal({ type: 'retry', detail: { peer: context.peer } }),
+  },
+  {
+    type: 'report',
+    params: ({ context }: TransferArgs): TransferReport => ({
+      type: 'transfer.retrying',
+      peer: context.peer,
+      attempt: context.retries + 1,
+    }),
+  },
+  'countRetry',
+] as const;
+
+/** The file as `response` describes it. */
+export function fileInfoOf(source: FileSource): FileInfo {
+  const info: FileInfo = { name: source.name, size: source.size, type: source.type };
+  if (source.sha256 !== undefined) info.sha256 = source.sha256;
+  return info;
+}
+
+/**
+ * The sender's side of one transfer, spawned by {@link filedropSender} for
+ * each `request`: `response` with the file, the receiver's offer answered,
+ * the chunks sent once the data channel is open, then the receiver's verdict
+ * (`progress` with `done` or `error`). A failed ICE asks for an ICE restart
+ * (`retry`), at most `maxRetries` times. Its rtc actor belongs to the
+ * sender, which routes messages both ways.
+ */
+export const filedropSenderTransfer = setup({
+  types: {
+    context: {} as TransferContext,
+    events: {} as TransferEvent,
+    input: {} as TransferInput,
+    output: {} as TransferOutput,
+  },
+  actors: { upload },
+  delays: {
+    offerTimeout: ({ context }) => context.offerTimeout,
+    connectTimeout: ({ context }) => context.connectTimeout,
+    lostTimeout: ({ context }) => context.lostTimeout,
+  },
+  guards: {
+    canRetry: ({ context }) => context.retries < context.maxRetries,
+    isVerdictDone: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.done === true,
+    isVerdictError: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.error !== undefined,
+    isChannelGone: ({ event }) => (event as Extract<UploadEvent, { type: 'upload.failed' }>).reason === 'peer-gone',
+    isAnswer: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.description' }>).description.type === 'answer',
+    isNewProgress: ({ context, event }) =>
+      (event as MessageOf<ServerMessage, 'progress'>).detail.data.received > context.received,
+    isOwnFailure: ({ context }) => context.error !== undefined && isOwnFailure(context.error.reason),
+  },
+  actions: {
+    fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
+      error: new FileDropError(reason, message),
+    })),
+    /** Everything a transfer tells its sender goes through here (tests replace it to watch). */
+    report: sendParent((_, report: TransferReport) => report),
+    countRetry: assign({ retries: ({ context }) => context.retries + 1 }),
+    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
+    keepReceived: assign({
+      received: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.received,
+    }),
+    recordRemoteFailure: assign(({ event }) => {
+      const { error, received } = (event as MessageOf<ServerMessage, 'progress'>).detail.data;
+      return { received, error: remoteError(error!, 'receiver') };
+    }),
+    recordUploadFailure: assign({
+      error: ({ event }) => {
+        const { reason, message } = event as Extract<UploadEvent, { type: 'upload.failed' }>;
+        return new FileDropError(reason, message);
+      },
+    }),
+  },
+}).createMachine({
+  id: 'filedropSenderTransfer',
+  context: ({ input }) => ({
+    peer: input.peer,
+    source: input.source,
+    file: fileInfoOf(input.source),
+    maxRetries: input.maxRetries,
+    offerTimeout: input.offerTimeout,
+    connectTimeout: input.connectTimeout,
+    lostTimeout: input.lostTimeout,
+    retries: 0,
+    received: 0,
+  }),
+  on: {
+    candidate: {
+      actions: {
+        type: 'report',
+        params: ({ context, event }) =>
+          rtcCommand(context.peer, { type: 'rtc.remoteCandidate', candidate: event.detail.data }),
+      },
+    },
+    'rtc.description': {
+      guard: 'isAnswer',
+      actions: {
+        type: 'report',
+        params: ({ context, event }) =>
+          signal({
+            type: 'answer',
+            detail: { peer: context.peer, data: { type: 'answer', sdp: event.description.sdp } },
+          }),
+      },
+    },
+    'rtc.candidate': {
+      actions: {
+        type: 'report',
+        params: ({ context, event }) =>
+          signal({ type: 'candidate', detail: { peer: context.peer, data: event.candidate } }),
+      },
+    },
+    progress: [
+      {
+        guard: and(['isVerdictDone', 'isNewProgress']),
+        target: '.done',
+        actions: ['keepReceived', reportProgress],
+      },
+      { guard: 'isVerdictDone', target: '.done' },
+      { guard: 'isVerdictError', target: '.failed', actions: 'recordRemoteFailure' },
+      { guard: 'isNewProgress', actions: ['keepReceived', reportProgress] },
+    ],
+    'peer not exists': {
+      target: '.failed',
+      actions: { type: 'fail', params: { reason: 'peer-gone', message: 'the receiver left' } },
+    },
+    // The channel closed under us: the receiver's verdict may still be on its way through the server.
+    'rtc.closed': '.lost',
+    cancel: {
+      target: '.failing',
+      actions: { type: 'fail', params: { reason: 'cancelled', message: 'the sender cancelled' } },
+    },
+    'transfer.abort': {
+      target: '.failing',
+      actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.message }) },
+    },
+  },
+  initial: 'awaitingOffer',
+  states: {
+    awaitingOffer: {
+      entry: {
+        type: 'report',
+        params: ({ context }) => signal({ type: 'response', detail: { peer: context.peer, data: context.file } }),
+      },
+      after: {
+        offerTimeout: {
+          target: 'failing',
+          actions: {
+            type: 'fail',
+            params: ({ context }) => ({
+              reason: 'timeout',
+              message: `no offer from ${context.peer} within ${context.offerTimeout} ms`,
+            }),
+          },
+        },
+      },
+      on: { offer: { target: 'connecting', actions: applyOffer } },
+    },
+    connecting: {
+      after: {
+        connectTimeout: {
+          target: 'failing',
+          actions: {
+            type: 'fail',
+            params: ({ context }) => ({
+              reason: 'timeout',
+              message: `the data channel did not open within ${context.connectTimeout} ms`,
+            }),
+          },
+        },
+      },
+      on: {
+        // A re-offer (ICE restart) gets a full connectTimeout.
+        offer: { target: 'connecting', reenter: true, actions: applyOffer },
+        'rtc.open': { target: 'sending', actions: 'keepTransport' },
+        'rtc.failed': [
+          { guard: 'canRetry', actions: askRetry },
+          {
+            target: 'failing',
+            actions: {
+              type: 'fail',
+              params: ({ event }) => ({ reason: 'rtc-failed', message: `${event.error.message}; no retries left` }),
+            },
+          },
+        ],
+      },
+    },
+    sending: {
+      invoke: {
+        id: 'upload',
+        src: 'upload',
+        input: ({ context }) => ({ transport: context.transport!, source: context.source }),
+      },
+      on: {
+        offer: { actions: applyOffer },
+        'upload.done': 'finishing',
+        'upload.failed': [
+          { guard: 'isChannelGone', target: 'lost' },
+          { target: 'failing', actions: 'recordUploadFailure' },
+        ],
+        'rtc.failed': [
+          { guard: 'canRetry', actions: askRetry },
+          {
+            target: 'failing',
+            actions: {
+              type: 'fail',
+              params: ({ event }) => ({ reason: 'rtc-failed', message: `${event.error.message}; no retries left` }),
+            },
+          },
+        ],
+      },
+    },
+    finishing: {
+      // Every chunk is with the data channel: waiting for `progress` with `done` (or `error`).
+      on: {
+        offer: { actions: applyOffer },
+        'rtc.failed': { guard: 'canRetry', actions: askRetry },
+      },
+    },
+    lost: {
+      after: {
+        lostTimeout: {
+          target: 'failed',
+          actions: {
+            type: 'fail',
+            params: { reason: 'peer-gone', message: 'the data channel closed and the receiver went quiet' },
+          },
+        },
+      },
+    },
+    // What the receiver must hear goes out before the transfer ends.
+    failing: {
+      always: [
+        {
+          guard: 'isOwnFailure',
+          target: 'failed',
+          actions: {
+            type: 'report',
+            params: ({ context }) =>
+              signal({ type: 'response', detail: { peer: context.peer, data: { error: context.error!.reason } } }),
+          },
+        },
+        { target: 'failed' },
+      ],
+    },
+    done: { type: 'final' },
+    failed: { type: 'final' },
+  },
+  output: ({ context }) => ({
+    peer: context.peer,
+    received: context.received,
+    ...(context.error && { error: context.error }),
+  }),
+});
+
+/* ------------------------------------------------------------------------ */
+/* The sender.                                                              */
+/* ------------------------------------------------------------------------ */
+
+export interface SenderInput extends Partial<TransferTiming> {
+  /** The file. It is read only while a transfer runs; `close()` is called when the sender ends. */
+  source: FileSource;
+  /**
+   * Serve one receiver only: the first `request` is answered, later ones get
+   * a refusal (`busy`) while it runs, and the sender ends with that
+   * transfer's outcome.
+   * @default false (serve every request, until `cancel`)
+   */
+  once?: boolean;
+}
+
+export interface SenderContext {
+  readonly source: FileSource;
+  readonly once: boolean;
+  readonly timing: TransferTiming;
+  /** Our peer id, from `assign`: the code a receiver types. */
+  id?: string;
+  /** Running transfers by receiver id; `generation` is part of their actors' ids. */
+  transfers: Record<string, { generation: number }>;
+  /** Counts transfers started, for actor ids. */
+  generation: number;
+  /** Transfers that completed. */
+  completed: number;
+  error?: FileDropError;
+}
+
+/** Events a sender accepts from the application: `cancel` ends everything; with `peer`, one transfer. */
+export type SenderCommand = { type: 'cancel'; peer?: string };
+
+export type SenderEvent =
+  | ServerMessage
+  | SignallingEvent
+  | RtcEmitted
+  | TransferReport
+  | SenderCommand
+  | DoneActorEvent<TransferOutput>
+  | ErrorActorEvent;
+
+/** Emitted by a sender (subscribe with `actor.on(type, …)` or `dispatchEmitted`). */
+export type SenderEmitted =
+  /** `assign` arrived: `id` is the code receivers type. */
+  | { type: 'assigned'; detail: { id: string } }
+  /** A receiver asked for the file; its transfer starts. */
+  | { type: 'requested'; detail: { peer: string } }
+  /** A receiver reported progress. */
+  | { type: 'progress'; detail: { peer: string; received: number; total: number } }
+  /** WebRTC failed for a receiver: an ICE restart was asked for. */
+  | { type: 'retrying'; detail: { peer: string; attempt: number } }
+  /** A receiver has the whole file, verified. */
+  | { type: 'completed'; detail: { peer: string } }
+  /** A transfer failed. */
+  | { type: 'failed'; detail: { peer: string; error: FileDropError } }
+  /** The sender ended: `error` is set unless it was a `once` sender whose transfer completed. */
+  | { type: 'stopped'; detail: { error?: FileDropError } };
+
+const transferId = (peer: string, generation: number) => `transfer:${peer}#${generation}`;
+const rtcId = (peer: string, generation: number) => `rtc:${peer}#${generation}`;
+/** `transfer:<peer>#<n>` or `rtc:<peer>#<n>` → its parts. */
+function parseChildId(id: string): { kind: string; peer: string; generation: number } {
+  const colon = id.indexOf(':');
+  const hash = id.lastIndexOf('#');
+  return { kind: id.slice(0, colon), peer: id.slice(colon + 1, hash), generation: Number(id.slice(hash + 1)) };
+}
+
+type Detail = { detail: { peer: string } };
+
+/**
+ * A filedrop sender: it offers one file under the id the server assigns (the
+ * code a receiver types) and answers each `request` with a transfer of its
+ * own ({@link filedropSenderTransfer}), several at once. It runs until
+ * `cancel` (then `failed` with reason `cancelled`), or, with `once`, until
+ * its one transfer ends.
+ *
+ * Provide `signalling` (a transport to the server's `/filedrop`, with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const filedropSender = setup({
+  types: {
+    context: {} as SenderContext,
+    events: {} as SenderEvent,
+    input: {} as SenderInput,
+    emitted: {} as SenderEmitted,
+  },
+  actors: { ...clientActors, transfer: filedropSenderTransfer },
+  guards: {
+    isRunning: ({ context, event }) => (event as Detail).detail.peer in context.transfers,
+    isBusy: ({ context }) => context.once && (Object.keys(context.transfers).length > 0 || context.completed > 0),
+    hasPeer: ({ event }) => (event as SenderCommand).peer !== undefined,
+    isTransferDone: ({ context, event }) => {
+      const { kind, peer, generation } = parseChildId((event as DoneActorEvent).actorId);
+      return kind === 'transfer' && context.transfers[peer]?.generation === generation;
+    },
+    isChildCrash: ({ event }) => /^(transfer|rtc):/.test((event as ErrorActorEvent).actorId ?? ''),
+    isOnce: ({ context }) => context.once,
+    isSuccess: ({ event }) => (event as DoneActorEvent<TransferOutput>).output?.error === undefined,
+  },
+  actions: {
+    recordSignallingError: assign({ error: ({ event }) => signallingError(event) }),
+    recordCancel: assign({ error: () => new FileDropError('cancelled', 'the sender cancelled') }),
+    keepId: enqueueActions(({ event, enqueue }) => {
+      const id = (event as MessageOf<ServerMessage, 'assign'>).detail.peer;
+      enqueue.assign({ id });
+      enqueue.emit({ type: 'assigned', detail: { id } });
+    }),
+    refuseBusy: enqueueActions(({ event, enqueue }) => {
+      const peer = (event as Detail).detail.peer;
+      enqueue.sendTo('signalling', send({ type: 'response', detail: { peer, data: { error: 'busy' } } }));
+    }),
+    startTransfer: enqueueActions(({ context, event, enqueue }) => {
+      const peer = (event as Detail).detail.peer;
+      const generation = context.generation + 1;
+      enqueue.assign({ generation, transfers: { ...context.transfers, [peer]: { generation } } });
+      enqueue.spawnChild('rtc', {
+        id: rtcId(peer, generation),
+        input: { label: peer, role: 'answerer' } satisfies RtcInput,
+      });
+      enqueue.spawnChild('transfer', {
+        id: transferId(peer, generation),
+        input: { peer, source: context.source, ...context.timing },
+      });
+      enqueue.emit({ type: 'requested', detail: { peer } });
+    }),
+    /** Sends what arrived from a receiver (or its rtc actor, by label) to that receiver's transfer. */
+    forward: enqueueActions(({ context, event, enqueue }) => {
+      const peer = 'label' in event ? event.label : (event as Detail).detail.peer;
+      const running = context.transfers[peer];
+      if (running) enqueue.sendTo(transferId(peer, running.generation), event as never);
+    }),
+    cancelOne: enqueueActions(({ context, event, enqueue }) => {
+      const peer = (event as SenderCommand).peer!;
+      const running = context.transfers[peer];
+      if (running) enqueue.sendTo(transferId(peer, running.generation), { type: 'cancel' });
+    }),
+    relaySignal: enqueueActions(({ event, enqueue }) =>
+      enqueue.sendTo('signalling', send((event as Extract<TransferReport, { type: 'transfer.signal' }>).message)),
+    ),
+    relayRtc: enqueueActions(({ context, event, enqueue }) => {
+      const { peer, command } = event as Extract<TransferReport, { type: 'transfer.rtc' }>;
+      const running = context.transfers[peer];
+      if (running) enqueue.sendTo(rtcId(peer, running.generation), command);
+    }),
+    announceProgress: emit(({ event }) => {
+      const { peer, received, total } = event as Extract<TransferReport, { type: 'transfer.progress' }>;
+      return { type: 'progress' as const, detail: { peer, received, total } };
+    }),
+    announceRetry: emit(({ event }) => {
+      const { peer, attempt } = event as Extract<TransferReport, { type: 'transfer.retrying' }>;
+      return { type: 'retrying' as const, detail: { peer, attempt } };
+    }),
+    endTransfer: enqueueActions(({ context, event, enqueue }) => {
+      const { actorId, output } = event as DoneActorEvent<TransferOutput>;
+      const { peer, generation } = parseChildId(actorId);
+      // A done child stays among the children until stopped.
+      enqueue.stopChild(actorId);
+      enqueue.stopChild(rtcId(peer, generation));
+      enqueue.assign({
+        transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
+      });
+      if (output.error) {
+        enqueue.emit({ type: 'failed', detail: { peer, error: output.error } });
+        if (context.once) enqueue.assign({ error: output.error });
+      } else {
+        enqueue.assign({ completed: context.completed + 1 });
+        enqueue.emit({ type: 'completed', detail: { peer } });
+      }
+    }),
+    /** A transfer or rtc actor crashed: the transfer fails (rtc) or is dropped (transfer). */
+    handleCrash: enqueueActions(({ context, event, enqueue }) => {
+      const { actorId, error } = event as ErrorActorEvent;
+      const { kind, peer, generation } = parseChildId(actorId!);
+      const running = context.transfers[peer];
+      if (running?.generation !== generation) return;
+      const message = `the ${kind} actor crashed: ${error instanceof Error ? error.message : String(error)}`;
+      if (kind === 'rtc') {
+        enqueue.sendTo(transferId(peer, generation), { type: 'transfer.abort', message });
+        return;
+      }
+      enqueue.stopChild(rtcId(peer, generation));
+      enqueue.assign({
+        transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
+      });
+      enqueue.emit({
+        type: 'failed',
+        detail: { peer, error: new FileDropError('protocol', message, { cause: error }) },
+      });
+    }),
+    /** Tells every receiver still being served that we cancelled. */
+    tellReceivers: enqueueActions(({ context, enqueue }) => {
+      for (const peer of Object.keys(context.transfers)) {
+        enqueue.sendTo('signalling', send({ type: 'response', detail: { peer, data: { error: 'cancelled' } } }));
+      }
+    }),
+    closeSource: ({ context }) => {
+      Promise.resolve()
+        .then(() => context.source.close?.())
+        .catch(() => {});
+    },
+    announceStop: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
+  },
+}).createMachine({
+  id: 'filedropSender',
+  context: ({ input }) => ({
+    source: input.source,
+    once: input.once ?? false,
+    timing: {
+      maxRetries: input.maxRetries ?? 3,
+      offerTimeout: input.offerTimeout ?? 120_000,
+      connectTimeout: input.connectTimeout ?? 30_000,
+      lostTimeout: input.lostTimeout ?? 10_000,
+    },
+    transfers: {},
+    generation: 0,
+    completed: 0,
+  }),
+  initial: 'active',
+  states: {
+    active: {
+      invoke: { id: 'signalling', src: 'signalling' },
+      on: {
+        'signalling.closed': { target: 'failed', actions: 'recordSignallingError' },
+        'signalling.error': { target: 'failed', actions: 'recordSignallingError' },
+        error: { target: 'failed', actions: 'recordSignallingError' },
+        'invalid peer id': { target: 'failed', actions: 'recordSignallingError' },
+        'xstate.error.actor.signalling': { target: 'failed', actions: 'recordSignallingError' },
+        cancel: [
+          { guard: 'hasPeer', actions: 'cancelOne' },
+          { target: '.cancelling', actions: 'recordCancel' },
+        ],
+      },
+      initial: 'connecting',
+      states: {
+        connecting: { on: { 'signalling.open': 'awaitingAssign' } },
+        awaitingAssign: { on: { assign: { target: 'serving', actions: 'keepId' } } },
+        serving: {
+          on: {
+            request: [{ guard: 'isRunning' }, { guard: 'isBusy', actions: 'refuseBusy' }, { actions: 'startTransfer' }],
+            offer: { actions: 'forward' },
+            candidate: { actions: 'forward' },
+            progress: { actions: 'forward' },
+            'peer not exists': { actions: 'forward' },
+            'rtc.description': { actions: 'forward' },
+            'rtc.candidate': { actions: 'forward' },
+            'rtc.open': { actions: 'forward' },
+            'rtc.failed': { actions: 'forward' },
+            'rtc.closed': { actions: 'forward' },
+            'transfer.signal': { actions: 'relaySignal' },
+            'transfer.rtc': { actions: 'relayRtc' },
+            'transfer.progress': { actions: 'announceProgress' },
+            'transfer.retrying': { actions: 'announceRetry' },
+            'xstate.done.actor.*': [
+              {
+                guard: and(['isTransferDone', 'isOnce', 'isSuccess']),
+                target: '#filedropSender.done',
+                actions: 'endTransfer',
+              },
+              { guard: and(['isTransferDone', 'isOnce']), target: '#filedropSender.failed', actions: 'endTransfer' },
+              { guard: 'isTransferDone', actions: 'endTransfer' },
+            ],
+            'xstate.error.actor.*': { guard: 'isChildCrash', actions: 'handleCrash' },
+          },
+        },
+        // What receivers must hear goes out before leaving `active` stops the signalling actor.
+        cancelling: { entry: 'tellReceivers', always: '#filedropSender.failed' },
+      },
+    },
+    done: { type: 'final', entry: ['closeSource', 'announceStop'] },
+    failed: { type: 'final', entry: ['closeSource', 'announceStop'] },
+  },
+});

@@ -1,0 +1,156 @@
+import { setup, type ActorRefFrom } from 'xstate';
+import type { Logger } from '../../src/logger.js';
+import type { Router } from '../../src/router.js';
+import type { SignallingEvent } from '../../src/runtime.js';
+import type { Transport } from '../../src/transport.js';
+import type { InvalidPeer } from './codec.js';
+import { direction, type ClientMessage, type ServerErrorCode, type ServerMessage } from './protocol.js';
+import type { PeerRegistry } from './registry.js';
+
+/** What a session needs from its server: shared state and its own connection. */
+export interface SessionServices {
+  readonly router: Router<ServerMessage>;
+  readonly registry: PeerRegistry;
+  readonly transport: Transport;
+  readonly log: Logger;
+}
+
+export interface SessionInput {
+  /** The peer id the server allocated (and registered) for this connection. */
+  id: string;
+  services: SessionServices;
+}
+
+export interface SessionContext {
+  readonly id: string;
+  readonly services: SessionServices;
+}
+
+export type SessionEvent = ClientMessage | InvalidPeer | SignallingEvent;
+
+/** One message to deliver: to another peer, or back to this client (`to` is its own id). */
+export interface Transmission {
+  to: string;
+  message: ServerMessage;
+  /** A `request`: record that this client asked `to`. */
+  link?: boolean;
+}
+
+/**
+ * Checks one client message against the registry. A receiver must `request`
+ * a sender before anything else passes between them; then each message may
+ * only go its way (offer and progress to the sender; response, answer and
+ * retry to the receiver; candidates both ways).
+ */
+export function planRelay(context: SessionContext, event: ClientMessage): Transmission {
+  const { registry } = context.services;
+  const self = context.id;
+  const reply = (message: ServerMessage): Transmission => ({ to: self, message });
+  const refuse = (code: ServerErrorCode, type: string, message: string) =>
+    reply({ type: 'error', detail: { code, message, event: type } });
+  const to = event.detail.peer;
+  if (to === self) return refuse('ERR_NOT_PERMITTED', event.type, `${event.type}: you cannot send to yourself`);
+  if (!registry.has(to)) return reply({ type: 'peer not exists', detail: { peer: to, event: event.type } });
+  const way = direction[event.type];
+  const asked = registry.isLinked(self, to);
+  const askedBy = registry.isLinked(to, self);
+  if (way === 'toSender' && !asked) {
+    return refuse('ERR_NOT_PERMITTED', event.type, `${event.type}: you have not sent ${to} a request`);
+  }
+  if (way === 'toReceiver' && !askedBy) {
+    return refuse('ERR_NOT_PERMITTED', event.type, `${event.type}: ${to} has not sent you a request`);
+  }
+  if (way === 'either' && !asked && !askedBy) {
+    return refuse('ERR_NOT_PERMITTED', event.type, `${event.type}: neither of you has sent the other a request`);
+  }
+  const message = { type: event.type, detail: { ...event.detail, peer: self } } as ServerMessage;
+  return way === 'request' ? { to, message, link: true } : { to, message };
+}
+
+/**
+ * One client's connection to a filedrop server. It is told its id
+ * (`assign`) as it starts, then relays the seed's messages between peers,
+ * each checked against the registry; whatever it refuses is answered with
+ * `invalid peer id`, `peer not exists` or `error`, and nothing is
+ * forwarded. The connection stays open through errors. When it closes the
+ * session leaves the registry and tells every peer it exchanged messages
+ * with (`peer not exists` without `event`).
+ */
+export const filedropSession = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as SessionInput,
+  },
+  actions: {
+    register: ({ context }) => context.services.router.add(context.id, context.services.transport),
+    transmit: ({ context }, { to, message, link }: Transmission) => {
+      const { registry, router } = context.services;
+      if (link) registry.link(context.id, to);
+      // Registered but not reachable (it is closing, or lives on another process that dropped it).
+      if (!router.send(to, message) && to !== context.id) {
+        router.send(context.id, { type: 'peer not exists', detail: { peer: to, event: message.type } });
+      }
+    },
+    leave: ({ context }) => {
+      const { router, registry, transport, log } = context.services;
+      for (const peer of registry.remove(context.id)) {
+        router.send(peer, { type: 'peer not exists', detail: { peer: context.id } });
+      }
+      router.remove(context.id);
+      transport.close(1000, 'session ended');
+      log.info('session closed', { protocol: 'filedrop', session: context.id });
+    },
+  },
+}).createMachine({
+  id: 'filedropSession',
+  context: ({ input }) => ({ id: input.id, services: input.services }),
+  entry: [
+    'register',
+    {
+      type: 'transmit',
+      params: ({ context }) => ({ to: context.id, message: { type: 'assign', detail: { peer: context.id } } }),
+    },
+  ],
+  initial: 'open',
+  states: {
+    open: {
+      on: {
+        request: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        response: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        offer: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        answer: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        candidate: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        retry: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        progress: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        'session.invalidPeer': {
+          actions: {
+            type: 'transmit',
+            params: ({ context, event }) => {
+              const { peer, event: type } = event.detail;
+              const detail: { event: string; peer?: string } = { event: type };
+              if (typeof peer === 'string') detail.peer = peer.slice(0, 32);
+              return { to: context.id, message: { type: 'invalid peer id', detail } };
+            },
+          },
+        },
+        'signalling.error': {
+          actions: {
+            type: 'transmit',
+            params: ({ context, event }) => ({
+              to: context.id,
+              message: {
+                type: 'error',
+                detail: { code: event.error.code as ServerErrorCode, message: event.error.message },
+              },
+            }),
+          },
+        },
+        'signalling.closed': 'closed',
+      },
+    },
+    closed: { type: 'final', entry: 'leave' },
+  },
+});
+
+export type FileDropSessionActor = ActorRefFrom<typeof filedropSession>;

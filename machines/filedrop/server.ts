@@ -1,0 +1,128 @@
+import { createActor, type InspectionEvent, type Observer } from 'xstate';
+import type { Clock } from '../../src/clock.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
+import { memoryRouter, type Router } from '../../src/router.js';
+import { feedActor, type ProtocolServer } from '../../src/runtime.js';
+import type { ConnectionInfo, Transport } from '../../src/transport.js';
+import { serverCodec } from './codec.js';
+import { generatePeerId, isPeerId, type ServerMessage } from './protocol.js';
+import { memoryRegistry, type PeerRegistry } from './registry.js';
+import { filedropSession, type FileDropSessionActor, type SessionServices } from './server.machine.js';
+
+export interface FileDropServerOptions {
+  /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
+  maxFrameSize?: number;
+  /** Delivery to sessions by id. @default memoryRouter */
+  router?: Router<ServerMessage>;
+  /** Connected peers and who asked whom. @default memoryRegistry() */
+  registry?: PeerRegistry;
+  /**
+   * New peer ids. Pair a different format with `isPeerId`.
+   * @default generatePeerId: 8 characters without look-alikes, crypto-random
+   */
+  generateId?: () => string;
+  /** What a well-formed peer id is; anything else gets `invalid peer id`. @default isPeerId */
+  isPeerId?: (value: unknown) => boolean;
+  /** Timer source (sessions have no timers today; kept for symmetry with the other servers). */
+  clock?: Clock;
+  /** XState inspection observer; every session reports to it, named by its peer id. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** @default silentLogger */
+  logger?: Logger;
+}
+
+export interface FileDropServer extends ProtocolServer {
+  /** The running sessions, by peer id. */
+  readonly sessions: ReadonlyMap<string, FileDropSessionActor>;
+  /** Open sessions, and receiver → sender links (requests) between connected peers. */
+  stats(): { connections: number; pairs: number };
+}
+
+/** Tries at allocating a free peer id before refusing the connection. */
+const ID_ATTEMPTS = 16;
+
+/**
+ * Creates a filedrop server: the hub that holds the shared state (the peer
+ * registry, the router) and runs one {@link filedropSession} per connection.
+ * Feed it connections with `serve()` (or call `accept` yourself); the path
+ * is not looked at.
+ *
+ * @example
+ * ```ts
+ * const filedrop = createFileDropServer();
+ * serve(webSocketServer({ server: httpServer, path: '/filedrop' }), filedrop);
+ * ```
+ */
+export function createFileDropServer(options: FileDropServerOptions = {}): FileDropServer {
+  const registry = options.registry ?? memoryRegistry();
+  const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
+  const generateId = options.generateId ?? generatePeerId;
+  const codec = serverCodec({ maxFrameSize: options.maxFrameSize, isPeerId: options.isPeerId ?? isPeerId });
+  const log = options.logger ?? silentLogger;
+  const sessions = new Map<string, FileDropSessionActor>();
+  const actorOptions = {
+    ...(options.clock && { clock: options.clock }),
+    ...(options.inspect && { inspect: options.inspect }),
+  };
+  let closed = false;
+  /** Stops feeding each session's transport into it. */
+  const feeds = new Map<string, () => void>();
+  /** Drops what a session that did not end through its `closed` state left behind. */
+  const forget = (id: string, code: number, reason: string, notify: boolean) => {
+    feeds.get(id)?.();
+    feeds.delete(id);
+    sessions.delete(id);
+    for (const peer of registry.remove(id)) {
+      if (notify) router.send(peer, { type: 'peer not exists', detail: { peer: id } });
+    }
+    router.close(id, code, reason);
+    router.remove(id);
+  };
+
+  return {
+    sessions,
+    accept(transport: Transport, _info: ConnectionInfo) {
+      if (closed || !transport.isOpen) {
+        transport.close(1001, 'server closing');
+        return;
+      }
+      let id: string | undefined;
+      for (let attempt = 0; attempt < ID_ATTEMPTS && id === undefined; attempt++) {
+        const candidate = generateId();
+        if (registry.add(candidate)) id = candidate;
+      }
+      if (id === undefined) {
+        log.error('no free peer id', { protocol: 'filedrop', attempts: ID_ATTEMPTS });
+        transport.close(1013, 'no free peer id, try again later');
+        return;
+      }
+      const services: SessionServices = { router, registry, transport, log };
+      const session = createActor(filedropSession, { ...actorOptions, id, input: { id, services } });
+      sessions.set(id, session);
+      const peerId = id;
+      session.subscribe({
+        complete: () => {
+          feeds.get(peerId)?.();
+          feeds.delete(peerId);
+          sessions.delete(peerId);
+        },
+        error: (error) => {
+          log.error('session crashed', { protocol: 'filedrop', session: peerId, error: String(error) });
+          forget(peerId, 1011, 'server error', true);
+        },
+      });
+      session.start();
+      if (session.getSnapshot().status === 'active') feeds.set(id, feedActor(session, transport, codec));
+    },
+    async close() {
+      closed = true;
+      for (const [id, session] of [...sessions]) {
+        feeds.get(id)?.();
+        session.stop();
+        // Nobody is told: everyone is going.
+        forget(id, 1001, 'server closing', false);
+      }
+    },
+    stats: () => ({ connections: router.size, pairs: registry.pairs }),
+  };
+}

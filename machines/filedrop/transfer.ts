@@ -1,0 +1,209 @@
+import { fromCallback, fromPromise, type EventObject } from 'xstate';
+import { DEFAULT_HIGH_WATER_MARK, sendWithBackpressure } from '../../src/backpressure.js';
+import { TransportError } from '../../src/errors.js';
+import type { Transport } from '../../src/transport.js';
+import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.js';
+import type { TransferFailure } from './errors.js';
+import { sha256Stream, type FileSink, type FileSource, type SinkOpener } from './files.js';
+import type { FileInfo } from './protocol.js';
+
+/** Input of the {@link upload} actor. */
+export interface UploadInput {
+  transport: Transport;
+  source: FileSource;
+  /** Frames are sent while the channel buffers at most this much. @default 262144 (256 KiB) */
+  highWaterMark?: number;
+  /** Bytes read from the source at a time (a multiple of the chunk size is best). @default 262144 */
+  readSize?: number;
+}
+
+/** What the {@link upload} actor reports to its parent. */
+export type UploadEvent =
+  /** Every chunk was handed to the data channel (not yet received: wait for the receiver's `progress`). */
+  | { type: 'upload.done' }
+  | { type: 'upload.failed'; reason: Extract<TransferFailure, 'source-failed' | 'peer-gone'>; message: string };
+
+/**
+ * Sends a file over an open data channel: reads the source `readSize` bytes
+ * at a time and sends it as chunks (4-byte big-endian sequence number, at
+ * most 16 KiB of data) with {@link sendWithBackpressure}, so the channel's
+ * buffer stays under `highWaterMark`. Stopping it stops between chunks.
+ */
+export const upload = fromCallback<EventObject, UploadInput>(({ input, sendBack }) => {
+  let stopped = false;
+  const report = (event: UploadEvent) => {
+    if (!stopped) sendBack(event);
+  };
+  const { transport, source } = input;
+  const highWaterMark = input.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+  const readSize = Math.max(CHUNK_SIZE, input.readSize ?? 16 * CHUNK_SIZE);
+
+  void (async () => {
+    let seq = 0;
+    for (let offset = 0; offset < source.size;) {
+      const length = Math.min(readSize, source.size - offset);
+      let block: Uint8Array;
+      try {
+        block = await source.read(offset, length);
+      } catch (error) {
+        report({
+          type: 'upload.failed',
+          reason: 'source-failed',
+          message: `reading the file failed: ${describe(error)}`,
+        });
+        return;
+      }
+      if (stopped) return;
+      if (block.byteLength !== length) {
+        report({
+          type: 'upload.failed',
+          reason: 'source-failed',
+          message: `the file gave ${block.byteLength} bytes at ${offset} instead of ${length}: did it change?`,
+        });
+        return;
+      }
+      for (let at = 0; at < length; at += CHUNK_SIZE) {
+        try {
+          await sendWithBackpressure(transport, encodeChunk(seq++, block.subarray(at, at + CHUNK_SIZE)), highWaterMark);
+        } catch (error) {
+          report({
+            type: 'upload.failed',
+            reason: error instanceof TransportError ? 'peer-gone' : 'source-failed',
+            message: `the data channel refused a chunk: ${describe(error)}`,
+          });
+          return;
+        }
+        if (stopped) return;
+      }
+      offset += length;
+    }
+    report({ type: 'upload.done' });
+  })();
+
+  return () => {
+    stopped = true;
+  };
+});
+
+/** Input of the {@link download} actor. */
+export interface DownloadInput {
+  transport: Transport;
+  sink: FileSink;
+  file: FileInfo;
+  /** Report `download.progress` each time this many more bytes arrived. @default 262144 */
+  reportEvery?: number;
+}
+
+/** What the {@link download} actor reports to its parent. */
+export type DownloadEvent =
+  | { type: 'download.progress'; received: number }
+  /** Every byte arrived, matched the size and digest, was written, and the sink was closed. */
+  | { type: 'download.done'; received: number; sha256: string }
+  | {
+      type: 'download.failed';
+      reason: Extract<TransferFailure, 'protocol' | 'size-mismatch' | 'digest-mismatch' | 'sink-failed'>;
+      message: string;
+      received: number;
+    };
+
+/**
+ * Receives a file from an open data channel: checks each chunk's sequence
+ * number, hashes the bytes as they come (SHA-256, incrementally), writes
+ * them to the sink one write at a time, and once `file.size` bytes are in,
+ * compares the digest and closes the sink. It never aborts the sink: its
+ * parent does, when the transfer fails. Chunks that arrive while the sink
+ * is busy wait in memory.
+ */
+export const download = fromCallback<EventObject, DownloadInput>(({ input, sendBack }) => {
+  const { transport, sink, file } = input;
+  const reportEvery = input.reportEvery ?? 256 * 1024;
+  const hash = sha256Stream();
+  let stopped = false;
+  /** Every byte is in: no more frames are taken. */
+  let complete = false;
+  /** The outcome was reported. */
+  let settled = false;
+  let expected = 0;
+  let received = 0;
+  let reported = 0;
+  let writes: Promise<void> = Promise.resolve();
+
+  const settle = (event: Exclude<DownloadEvent, { type: 'download.progress' }>) => {
+    if (settled) return;
+    settled = true;
+    off();
+    if (!stopped) sendBack(event);
+  };
+  const fail = (reason: Extract<DownloadEvent, { type: 'download.failed' }>['reason'], message: string) =>
+    settle({ type: 'download.failed', reason, message, received });
+  const finish = () => {
+    complete = true;
+    off();
+    // After a failed write the download has settled already: nothing more to do.
+    void writes.then(async () => {
+      if (settled || stopped) return;
+      const digest = hash.hex();
+      if (file.sha256 !== undefined && digest !== file.sha256) {
+        fail('digest-mismatch', `SHA-256 of the ${received} bytes is ${digest}, the sender announced ${file.sha256}`);
+        return;
+      }
+      try {
+        await sink.close();
+      } catch (error) {
+        fail('sink-failed', `closing failed: ${describe(error)}`);
+        return;
+      }
+      settle({ type: 'download.done', received, sha256: digest });
+    });
+  };
+
+  const off = transport.on('message', (frame) => {
+    if (complete || settled || stopped) return;
+    if (typeof frame === 'string') return fail('protocol', 'a text frame on the data channel: only chunks may come');
+    const chunk = decodeChunk(frame);
+    if ('invalid' in chunk) return fail('protocol', chunk.invalid);
+    if (chunk.seq !== expected) return fail('protocol', `chunk ${chunk.seq} arrived where ${expected} was due`);
+    expected++;
+    if (received + chunk.data.byteLength > file.size) {
+      return fail('size-mismatch', `more than the announced ${file.size} bytes arrived`);
+    }
+    received += chunk.data.byteLength;
+    hash.update(chunk.data);
+    const data = chunk.data;
+    writes = writes.then(async () => {
+      if (stopped || settled) return;
+      try {
+        await sink.write(data);
+      } catch (error) {
+        fail('sink-failed', `writing failed: ${describe(error)}`);
+      }
+    });
+    if (received - reported >= reportEvery || received === file.size) {
+      reported = received;
+      if (!stopped) sendBack({ type: 'download.progress', received } satisfies DownloadEvent);
+    }
+    if (received === file.size) finish();
+  });
+
+  if (file.size === 0) finish();
+
+  return () => {
+    stopped = true;
+    off();
+  };
+});
+
+/** Input of the {@link openSink} actor. */
+export interface OpenSinkInput {
+  sink: SinkOpener;
+  file: FileInfo;
+}
+
+/** Opens the receiver's sink for the announced file (the opener may refuse by throwing). */
+export const openSink = fromPromise<FileSink, OpenSinkInput>(async ({ input }) =>
+  typeof input.sink === 'function' ? await input.sink(input.file) : input.sink,
+);
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

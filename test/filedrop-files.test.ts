@@ -1,0 +1,291 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createActor, setup, type AnyEventObject } from 'xstate';
+import { directorySink, fileSink, fileSource } from '../adapters/fs/index.js';
+import { memoryPair } from '../adapters/memory/index.js';
+import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../machines/filedrop/chunks.js';
+import {
+  blobSource,
+  memorySink,
+  memorySource,
+  safeFileName,
+  sha256Hex,
+  sha256OfSource,
+  sha256Stream,
+} from '../machines/filedrop/files.js';
+import { generatePeerId, isPeerId, normalizeCode, PEER_ID_ALPHABET } from '../machines/filedrop/protocol.js';
+import { download, upload } from '../machines/filedrop/transfer.js';
+import type { FileInfo } from '../machines/filedrop/protocol.js';
+import type { Frame, Transport } from '../src/transport.js';
+import { settle } from './cloudlink-helpers.js';
+import { bytes } from './filedrop-helpers.js';
+
+describe('peer ids', () => {
+  it('are 8 characters of the alphabet, spread over all of it', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const id = generatePeerId();
+      expect(isPeerId(id)).toBe(true);
+      for (const c of id) seen.add(c);
+    }
+    expect([...seen].sort().join('')).toBe([...PEER_ID_ALPHABET].sort().join(''));
+  });
+
+  it('are typed back in any case, with spaces or dashes', () => {
+    expect(normalizeCode(' k7pq-2mza ')).toBe('K7PQ2MZA');
+    expect(isPeerId(normalizeCode('k7pq 2mza'))).toBe(true);
+    expect(isPeerId('K7PQ2MZ')).toBe(false);
+    expect(isPeerId('K7PQ2MZO')).toBe(false);
+    expect(isPeerId(12345678)).toBe(false);
+  });
+});
+
+describe('chunks', () => {
+  it('carry a 4-byte big-endian sequence number before the data', () => {
+    const frame = encodeChunk(0x01020304, new Uint8Array([9, 8]));
+    expect(frame).toEqual(new Uint8Array([1, 2, 3, 4, 9, 8]));
+    expect(decodeChunk(frame)).toEqual({ seq: 0x01020304, data: new Uint8Array([9, 8]) });
+    expect(decodeChunk(encodeChunk(0xffffffff, new Uint8Array(CHUNK_SIZE)))).toMatchObject({ seq: 0xffffffff });
+  });
+
+  it('hold at most 16 KiB of data', () => {
+    expect(() => encodeChunk(0, new Uint8Array(CHUNK_SIZE + 1))).toThrow(/at most 16384 bytes/);
+    expect(decodeChunk(new Uint8Array(4 + CHUNK_SIZE + 1))).toEqual({ invalid: expect.stringMatching(/over 16384/) });
+    expect(decodeChunk(new Uint8Array(3))).toEqual({ invalid: expect.stringMatching(/no sequence number/) });
+  });
+});
+
+describe('sources, sinks and digests', () => {
+  it('hashes incrementally to the same SHA-256 as at once (and the known value)', async () => {
+    expect(sha256Hex(new TextEncoder().encode('abc'))).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
+    const data = bytes(100_000);
+    const hash = sha256Stream();
+    for (let at = 0; at < data.length; at += 7777) hash.update(data.subarray(at, at + 7777));
+    expect(hash.hex()).toBe(sha256Hex(data));
+    expect(await sha256OfSource(memorySource(data, { sha256: false }), 4096)).toBe(sha256Hex(data));
+  });
+
+  it('memorySource reads ranges and announces its digest unless told otherwise', async () => {
+    const data = bytes(1000);
+    const source = memorySource(data, { name: 'n', type: 't' });
+    expect(source).toMatchObject({ name: 'n', type: 't', size: 1000, sha256: sha256Hex(data) });
+    expect(await source.read(10, 5)).toEqual(data.slice(10, 15));
+    expect(memorySource(data, { sha256: false })).not.toHaveProperty('sha256');
+    expect(memorySource(data, { sha256: 'f'.repeat(64) }).sha256).toBe('f'.repeat(64));
+  });
+
+  it('blobSource reads a Blob slice by slice', async () => {
+    const data = bytes(5000);
+    const source = blobSource(new File([data as Uint8Array<ArrayBuffer>], 'photo.jpg', { type: 'image/jpeg' }));
+    expect(source).toMatchObject({ name: 'photo.jpg', size: 5000, type: 'image/jpeg' });
+    expect(await source.read(4000, 1000)).toEqual(data.slice(4000));
+  });
+
+  it('memorySink keeps what is written, and an abort after close changes nothing', () => {
+    const sink = memorySink();
+    sink.write(new Uint8Array([1]));
+    sink.write(new Uint8Array([2, 3]));
+    sink.close();
+    sink.abort('late');
+    expect(sink.state).toBe('closed');
+    expect(sink.bytes()).toEqual(new Uint8Array([1, 2, 3]));
+    const aborted = memorySink();
+    aborted.abort('why');
+    expect(aborted).toMatchObject({ state: 'aborted', reason: 'why' });
+    expect(() => aborted.write(new Uint8Array(1))).toThrow(/aborted/);
+  });
+
+  it('safeFileName keeps the last segment and refuses names that walk out of the directory', () => {
+    expect(safeFileName('../../etc/passwd')).toBe('passwd');
+    expect(safeFileName('C:\\Users\\x\\a.txt')).toBe('a.txt');
+    expect(safeFileName('..')).toBe('download');
+    expect(safeFileName('a/')).toBe('download');
+    expect(safeFileName('a\u0000b?.txt')).toBe('a_b_.txt');
+    expect(safeFileName('x'.repeat(300) + '.txt')).toHaveLength(255);
+  });
+});
+
+describe('Node file sources and sinks (signalbox/fs)', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'signalbox-fs-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fileSource reads ranges of a file and announces its streamed SHA-256', async () => {
+    const data = bytes(3 * 1024 * 1024 + 17);
+    await writeFile(join(dir, 'big.bin'), data);
+    const source = await fileSource(join(dir, 'big.bin'));
+    try {
+      expect(source).toMatchObject({ name: 'big.bin', size: data.length, type: 'application/octet-stream' });
+      expect(source.sha256).toBe(sha256Hex(data));
+      expect(await source.read(1_000_000, 10)).toEqual(data.slice(1_000_000, 1_000_010));
+    } finally {
+      await source.close!();
+    }
+    const named = await fileSource(join(dir, 'big.bin'), { name: 'x.png', sha256: false });
+    expect(named).toMatchObject({ name: 'x.png', type: 'application/octet-stream' });
+    expect(named).not.toHaveProperty('sha256');
+    await named.close!();
+    await writeFile(join(dir, 'a.png'), data.slice(0, 10));
+    const png = await fileSource(join(dir, 'a.png'), { sha256: false });
+    expect(png.type).toBe('image/png');
+    await png.close!();
+    await expect(fileSource(dir)).rejects.toThrow(/not a regular file/);
+    await expect(fileSource(join(dir, 'nope'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('fileSink writes to a .part file and renames it on close', async () => {
+    const target = join(dir, 'out.bin');
+    const sink = await fileSink(target);
+    await sink.write(new Uint8Array([1, 2]));
+    await sink.write(new Uint8Array([3]));
+    expect(await readdir(dir)).toEqual(['out.bin.part']);
+    await sink.close();
+    await sink.abort('late: ignored');
+    expect(await readdir(dir)).toEqual(['out.bin']);
+    expect(new Uint8Array(await readFile(target))).toEqual(new Uint8Array([1, 2, 3]));
+    await expect(fileSink(target)).rejects.toThrow(/EEXIST/);
+    const again = await fileSink(target, { overwrite: true });
+    await again.write(new Uint8Array([7]));
+    await again.close();
+    expect(new Uint8Array(await readFile(target))).toEqual(new Uint8Array([7]));
+  });
+
+  it('fileSink leaves nothing behind when aborted, even with a write in flight', async () => {
+    const sink = await fileSink(join(dir, 'gone.bin'));
+    const write = sink.write(new Uint8Array(100_000));
+    await sink.abort('cancelled');
+    await write;
+    expect(await readdir(dir)).toEqual([]);
+    await expect(sink.write(new Uint8Array(1))).rejects.toThrow(/aborted/);
+  });
+
+  it('directorySink puts each file in the directory under a safe name', async () => {
+    const open = directorySink(dir);
+    const sink = await open({ name: '../../escape.txt', size: 1, type: '' });
+    await sink.write(new Uint8Array([65]));
+    await sink.close();
+    expect(await readdir(dir)).toEqual(['escape.txt']);
+  });
+});
+
+/** Runs the `download` actor under a parent that records what it reports. */
+function downloading(file: FileInfo, sink = memorySink()) {
+  const [near, far] = memoryPair();
+  const events: AnyEventObject[] = [];
+  const parent = setup({ actors: { download } }).createMachine({
+    invoke: { src: 'download', input: { transport: far, sink, file, reportEvery: 10 } },
+    on: { '*': { actions: ({ event }) => events.push(event) } },
+  });
+  const actor = createActor(parent).start();
+  return { send: (frame: Frame) => near.send(frame), events, sink, actor };
+}
+
+describe('the download actor', () => {
+  const file = (size: number, data?: Uint8Array): FileInfo => ({
+    name: 'f',
+    size,
+    type: '',
+    ...(data && { sha256: sha256Hex(data) }),
+  });
+
+  it('writes chunks in order, reports progress every reportEvery bytes, checks the digest and closes the sink', async () => {
+    const data = bytes(25);
+    const d = downloading(file(25, data));
+    d.send(encodeChunk(0, data.subarray(0, 12)));
+    d.send(encodeChunk(1, data.subarray(12, 20)));
+    d.send(encodeChunk(2, data.subarray(20)));
+    await settle();
+    expect(d.events).toEqual([
+      { type: 'download.progress', received: 12 },
+      { type: 'download.progress', received: 25 },
+      { type: 'download.done', received: 25, sha256: sha256Hex(data) },
+    ]);
+    expect(d.sink.state).toBe('closed');
+    expect(d.sink.bytes()).toEqual(data);
+  });
+
+  it('fails on a chunk out of sequence, a text frame, or bytes beyond the size', async () => {
+    const gap = downloading(file(10));
+    gap.send(encodeChunk(1, new Uint8Array(5)));
+    const text = downloading(file(10));
+    text.send('{"type":"cancel"}');
+    const extra = downloading(file(4));
+    extra.send(encodeChunk(0, new Uint8Array(5)));
+    await settle();
+    expect(gap.events).toEqual([
+      { type: 'download.failed', reason: 'protocol', message: 'chunk 1 arrived where 0 was due', received: 0 },
+    ]);
+    expect(text.events[0]).toMatchObject({ type: 'download.failed', reason: 'protocol' });
+    expect(extra.events[0]).toMatchObject({ type: 'download.failed', reason: 'size-mismatch' });
+    // It never aborts the sink: the machine does, with its own reason.
+    expect(gap.sink.state).toBe('open');
+  });
+
+  it('fails on a digest mismatch without closing the sink', async () => {
+    const d = downloading(file(3, new Uint8Array([1, 2, 3])));
+    d.send(encodeChunk(0, new Uint8Array([1, 2, 4])));
+    await settle();
+    expect(d.events.at(-1)).toMatchObject({ type: 'download.failed', reason: 'digest-mismatch' });
+    expect(d.sink.state).toBe('open');
+  });
+
+  it('stops writing once stopped', async () => {
+    const d = downloading(file(10));
+    d.actor.stop();
+    d.send(encodeChunk(0, new Uint8Array(5)));
+    await settle();
+    expect(d.events).toEqual([]);
+    expect(d.sink.bytes()).toEqual(new Uint8Array(0));
+  });
+});
+
+describe('the upload actor', () => {
+  function uploading(data: Uint8Array, transport?: Transport) {
+    const [near, far] = memoryPair();
+    const frames: Uint8Array[] = [];
+    far.on('message', (frame) => frames.push(frame as Uint8Array));
+    const events: AnyEventObject[] = [];
+    const source = memorySource(data);
+    const parent = setup({ actors: { upload } }).createMachine({
+      invoke: { src: 'upload', input: { transport: transport ?? near, source, readSize: 40_000 } },
+      on: { '*': { actions: ({ event }) => events.push(event) } },
+    });
+    createActor(parent).start();
+    return { frames, events, near };
+  }
+
+  it('sends the file as numbered chunks of at most 16 KiB, then says so', async () => {
+    const data = bytes(100_000);
+    const u = uploading(data);
+    await settle(30);
+    expect(u.events).toEqual([{ type: 'upload.done' }]);
+    const chunks = u.frames.map((f) => decodeChunk(f) as { seq: number; data: Uint8Array });
+    expect(chunks.map((c) => c.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(chunks.map((c) => c.data.byteLength)).toEqual([16384, 16384, 7232, 16384, 16384, 7232, 16384, 3616]);
+    const joined = new Uint8Array(chunks.reduce((n, c) => n + c.data.byteLength, 0));
+    let at = 0;
+    for (const c of chunks) {
+      joined.set(c.data, at);
+      at += c.data.byteLength;
+    }
+    expect(sha256Hex(joined)).toBe(sha256Hex(data));
+  });
+
+  it('reports a closed channel as peer-gone', async () => {
+    const [near] = memoryPair();
+    near.close();
+    const u = uploading(bytes(10), near);
+    await settle();
+    expect(u.events).toEqual([
+      { type: 'upload.failed', reason: 'peer-gone', message: expect.stringMatching(/closed/) },
+    ]);
+  });
+});

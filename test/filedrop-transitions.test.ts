@@ -1,0 +1,627 @@
+/**
+ * Level 1 for filedrop: given a state and a message, the next state and what
+ * is sent. Pure: XState's `transition()` computes each step without running it.
+ */
+import { describe, expect, it } from 'vitest';
+import type { AnyStateMachine } from 'xstate';
+import { memoryPair } from '../adapters/memory/index.js';
+import { serverCodec } from '../machines/filedrop/codec.js';
+import { memorySink, memorySource } from '../machines/filedrop/files.js';
+import type { ClientMessage, FileInfo } from '../machines/filedrop/protocol.js';
+import { filedropReceiver } from '../machines/filedrop/receiver.machine.js';
+import { memoryRegistry } from '../machines/filedrop/registry.js';
+import { filedropSender, filedropSenderTransfer } from '../machines/filedrop/sender.machine.js';
+import { filedropSession, type SessionServices } from '../machines/filedrop/server.machine.js';
+import { silentLogger } from '../src/logger.js';
+import { memoryRouter } from '../src/router.js';
+import { run as runSteps, type Step } from './transition-helpers.js';
+
+const run = <M extends AnyStateMachine>(
+  machine: M,
+  input: unknown,
+  events: readonly unknown[],
+): Step<M, ClientMessage> => runSteps<M, ClientMessage>(machine, input, events);
+
+const msg = (type: string, detail: Record<string, unknown> = {}) => ({ type, detail });
+const rtc = (type: string, label: string, extra: Record<string, unknown> = {}) => ({ type, label, ...extra });
+/** The custom action calls of a step, without XState's own. */
+const custom = (step: Step<AnyStateMachine>) => step.actions.filter((a) => !a.type.startsWith('xstate.'));
+const errorOf = (step: Step<AnyStateMachine>) => (step.snapshot.context as { error?: { reason: string } }).error;
+
+const SENDER = 'K7PQ2MZA';
+const RECEIVER = 'H3XN8RTW';
+const STRANGER = 'ZZZZ9999';
+const file: FileInfo = { name: 'a.bin', size: 100, type: '', sha256: 'a'.repeat(64) };
+const [channel] = memoryPair();
+
+describe('filedropSession transitions', () => {
+  const services = (linked = false): SessionServices => {
+    const registry = memoryRegistry();
+    for (const id of [SENDER, RECEIVER, STRANGER]) registry.add(id);
+    if (linked) registry.link(RECEIVER, SENDER);
+    const [serverEnd] = memoryPair();
+    return { registry, router: memoryRouter(serverCodec()), transport: serverEnd, log: silentLogger };
+  };
+  const as = (id: string, linked = false) => ({ id, services: services(linked) });
+  const transmitted = (step: Step<AnyStateMachine>) =>
+    custom(step)
+      .filter((a) => a.type === 'transmit')
+      .map((a) => a.params);
+
+  it('registers and assigns the client its id as it starts', () => {
+    const step = run(filedropSession, as(RECEIVER), []);
+    expect(step.snapshot.value).toBe('open');
+    expect(custom(step)).toEqual([
+      { type: 'register', params: undefined },
+      { type: 'transmit', params: { to: RECEIVER, message: { type: 'assign', detail: { peer: RECEIVER } } } },
+    ]);
+  });
+
+  it('forwards a request to a connected peer, stamped with the sender, and links the two', () => {
+    const step = run(filedropSession, as(RECEIVER), [msg('request', { peer: SENDER })]);
+    expect(transmitted(step)).toEqual([
+      { to: SENDER, message: { type: 'request', detail: { peer: RECEIVER } }, link: true },
+    ]);
+  });
+
+  it('answers a message to a peer that is not connected with peer not exists', () => {
+    const step = run(filedropSession, as(RECEIVER), [msg('request', { peer: '22222222' })]);
+    expect(transmitted(step)).toEqual([
+      { to: RECEIVER, message: { type: 'peer not exists', detail: { peer: '22222222', event: 'request' } } },
+    ]);
+  });
+
+  it('forwards each later message only the way the request opened', () => {
+    const data = { type: 'offer', sdp: 'x' };
+    // receiver → sender, after the request
+    expect(transmitted(run(filedropSession, as(RECEIVER, true), [msg('offer', { peer: SENDER, data })]))).toEqual([
+      { to: SENDER, message: { type: 'offer', detail: { peer: RECEIVER, data } } },
+    ]);
+    // sender → receiver, after the request
+    expect(
+      transmitted(run(filedropSession, as(SENDER, true), [msg('response', { peer: RECEIVER, data: file })])),
+    ).toEqual([{ to: RECEIVER, message: { type: 'response', detail: { peer: SENDER, data: file } } }]);
+    // the wrong way, or without a request
+    for (const [self, type, to, why] of [
+      [SENDER, 'offer', RECEIVER, `offer: you have not sent ${RECEIVER} a request`],
+      [RECEIVER, 'retry', SENDER, `retry: ${SENDER} has not sent you a request`],
+      [STRANGER, 'response', RECEIVER, `response: ${RECEIVER} has not sent you a request`],
+      [STRANGER, 'candidate', SENDER, 'candidate: neither of you has sent the other a request'],
+    ] as const) {
+      const step = run(filedropSession, as(self, true), [msg(type, { peer: to, data: {} })]);
+      expect(transmitted(step)).toEqual([
+        { to: self, message: { type: 'error', detail: { code: 'ERR_NOT_PERMITTED', message: why, event: type } } },
+      ]);
+    }
+  });
+
+  it('answers a bad peer id with invalid peer id, echoing strings only', () => {
+    const invalid = (peer: unknown) =>
+      transmitted(run(filedropSession, as(RECEIVER), [msg('session.invalidPeer', { event: 'request', peer })]));
+    expect(invalid('x'.repeat(40))).toEqual([
+      { to: RECEIVER, message: { type: 'invalid peer id', detail: { event: 'request', peer: 'x'.repeat(32) } } },
+    ]);
+    expect(invalid(42)).toEqual([{ to: RECEIVER, message: { type: 'invalid peer id', detail: { event: 'request' } } }]);
+  });
+
+  it('answers a frame the codec refused with error and its code, and stays open', () => {
+    const error = { code: 'ERR_UNKNOWN_MESSAGE', message: 'unknown message type `x`' };
+    const step = run(filedropSession, as(RECEIVER), [{ type: 'signalling.error', error }]);
+    expect(step.snapshot.value).toBe('open');
+    expect(transmitted(step)).toEqual([{ to: RECEIVER, message: { type: 'error', detail: error } }]);
+  });
+
+  it('leaves when the connection closes', () => {
+    const step = run(filedropSession, as(RECEIVER), [{ type: 'signalling.closed', info: { code: 1006 } }]);
+    expect(step.snapshot.status).toBe('done');
+    expect(custom(step)).toEqual([{ type: 'leave', params: undefined }]);
+  });
+});
+
+describe('filedropReceiver transitions', () => {
+  const sink = memorySink();
+  const input = { code: 'k7pq-2mza', sink, maxRetries: 1 };
+  const requesting = [msg('signalling.open'), msg('assign', { peer: RECEIVER })];
+  const engaged = [...requesting, msg('response', { peer: SENDER, data: file })];
+  const connecting = [...engaged, { type: 'xstate.done.actor.openSink', output: sink }];
+  const receiving = [...connecting, rtc('rtc.open', SENDER, { transport: channel })];
+  const progress = (received: number) => ({ type: 'download.progress', received });
+  const sentProgress = (step: Step<AnyStateMachine, ClientMessage>) => step.sent.filter((m) => m.type === 'progress');
+
+  it('fails at once, without connecting, for a code that cannot be one', () => {
+    const step = run(filedropReceiver, { code: 'hello', sink }, []);
+    expect(step.snapshot.value).toBe('failed');
+    expect(errorOf(step)).toMatchObject({ reason: 'invalid-code' });
+    expect(step.emitted).toEqual([
+      { type: 'stopped', detail: { error: expect.objectContaining({ reason: 'invalid-code' }) } },
+    ]);
+  });
+
+  it('requests the file by its code (made canonical) once assigned', () => {
+    const step = run(filedropReceiver, input, requesting);
+    expect(step.snapshot.value).toEqual({ active: 'requesting' });
+    expect(step.sent).toEqual([{ type: 'request', detail: { peer: SENDER } }]);
+    expect(step.emitted).toEqual([{ type: 'assigned', detail: { id: RECEIVER } }]);
+  });
+
+  it('ignores what the server relays before assign', () => {
+    const step = run(filedropReceiver, input, [msg('signalling.open'), msg('response', { peer: SENDER, data: file })]);
+    expect(step.snapshot.value).toEqual({ active: 'awaitingAssign' });
+    expect(step.sent).toEqual([]);
+  });
+
+  it('opens its sink when the sender describes the file, and ignores responses from others', () => {
+    const step = run(filedropReceiver, input, engaged);
+    expect(step.snapshot.value).toEqual({ active: { engaged: 'openingSink' } });
+    expect(step.snapshot.context.file).toEqual(file);
+    expect(step.emitted).toEqual([{ type: 'file', detail: { file } }]);
+    const other = run(filedropReceiver, input, [...requesting, msg('response', { peer: STRANGER, data: file })]);
+    expect(other.snapshot.value).toEqual({ active: 'requesting' });
+  });
+
+  it('fails with the seed errors and refusals while requesting', () => {
+    expect(
+      errorOf(
+        run(filedropReceiver, input, [...requesting, msg('peer not exists', { peer: SENDER, event: 'request' })]),
+      ),
+    ).toMatchObject({ reason: 'no-such-peer' });
+    expect(
+      errorOf(run(filedropReceiver, input, [...requesting, msg('invalid peer id', { event: 'request' })])),
+    ).toMatchObject({ reason: 'invalid-code' });
+    expect(
+      errorOf(
+        run(filedropReceiver, input, [...requesting, msg('response', { peer: SENDER, data: { error: 'busy' } })]),
+      ),
+    ).toMatchObject({ reason: 'busy' });
+    const timeout = run(filedropReceiver, input, [
+      ...requesting,
+      { type: 'xstate.after.responseTimeout.filedropReceiver.active.requesting' },
+    ]);
+    expect(errorOf(timeout)).toMatchObject({ reason: 'timeout' });
+    expect(sentProgress(timeout)).toEqual([
+      { type: 'progress', detail: { peer: SENDER, data: { received: 0, total: 0, error: 'timeout' } } },
+    ]);
+  });
+
+  it('makes the offer and relays its candidates; applies the answer and candidates of the sender only', () => {
+    const offer = run(filedropReceiver, input, [
+      ...connecting,
+      rtc('rtc.description', SENDER, { description: { type: 'offer', sdp: 'O' } }),
+    ]);
+    expect(offer.snapshot.value).toEqual({ active: { engaged: { transferring: 'connecting' } } });
+    expect(offer.sent).toEqual([{ type: 'offer', detail: { peer: SENDER, data: { type: 'offer', sdp: 'O' } } }]);
+    const cand = { candidate: 'candidate:1', sdpMid: '0' };
+    expect(
+      run(filedropReceiver, input, [...connecting, rtc('rtc.candidate', SENDER, { candidate: cand })]).sent,
+    ).toEqual([{ type: 'candidate', detail: { peer: SENDER, data: cand } }]);
+    expect(
+      run(filedropReceiver, input, [...connecting, msg('answer', { peer: SENDER, data: { type: 'answer', sdp: 'A' } })])
+        .sentTo,
+    ).toEqual([{ to: 'rtc', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'A' } } }]);
+    expect(
+      run(filedropReceiver, input, [...connecting, msg('candidate', { peer: SENDER, data: cand })]).sentTo,
+    ).toEqual([{ to: 'rtc', event: { type: 'rtc.remoteCandidate', candidate: cand } }]);
+    expect(
+      run(filedropReceiver, input, [...connecting, msg('candidate', { peer: STRANGER, data: cand })]).sentTo,
+    ).toEqual([]);
+  });
+
+  it('restarts ICE on retry, up to maxRetries, then gives up and tells the sender', () => {
+    const retry = msg('retry', { peer: SENDER });
+    const first = run(filedropReceiver, input, [...connecting, retry]);
+    expect(first.sentTo).toEqual([{ to: 'rtc', event: { type: 'rtc.restartIce' } }]);
+    expect(first.emitted).toEqual([{ type: 'retrying', detail: { attempt: 1 } }]);
+    // A fresh connectTimeout for the new attempt.
+    expect(first.actions).toContainEqual({ type: 'xstate.cancel', params: expect.anything() });
+    const second = run(filedropReceiver, input, [...connecting, retry, retry]);
+    expect(second.snapshot.value).toBe('failed');
+    expect(errorOf(second)).toMatchObject({ reason: 'rtc-failed' });
+    expect(second.sent).toEqual([
+      { type: 'progress', detail: { peer: SENDER, data: { received: 0, total: 100, error: 'rtc-failed' } } },
+    ]);
+    // Its own rtc.failed is not a reason to give up: the sender decides (retry).
+    expect(
+      run(filedropReceiver, input, [...connecting, rtc('rtc.failed', SENDER, { error: new Error('ice') })]).snapshot
+        .value,
+    ).toEqual({
+      active: { engaged: { transferring: 'connecting' } },
+    });
+  });
+
+  it('fails with timeout when the channel does not open within connectTimeout', () => {
+    const step = run(filedropReceiver, input, [
+      ...connecting,
+      { type: 'xstate.after.connectTimeout.filedropReceiver.active.engaged.transferring.connecting' },
+    ]);
+    expect(errorOf(step)).toMatchObject({ reason: 'timeout' });
+    expect(custom(step).map((a) => a.type)).toContain('abortSink');
+  });
+
+  it('reports progress to the sender at most once per progressInterval', () => {
+    const first = run(filedropReceiver, input, [...receiving, progress(30)]);
+    expect(first.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
+    expect(sentProgress(first)).toEqual([
+      { type: 'progress', detail: { peer: SENDER, data: { received: 30, total: 100 } } },
+    ]);
+    expect(first.emitted).toEqual([{ type: 'progress', detail: { received: 30, total: 100 } }]);
+    const held = run(filedropReceiver, input, [...receiving, progress(30), progress(60)]);
+    expect(sentProgress(held)).toEqual([]);
+    expect(held.emitted).toEqual([{ type: 'progress', detail: { received: 60, total: 100 } }]);
+    const tick = {
+      type: 'xstate.after.progressInterval.filedropReceiver.active.engaged.transferring.receiving.cooling',
+    };
+    expect(sentProgress(run(filedropReceiver, input, [...receiving, progress(30), progress(60), tick]))).toEqual([
+      { type: 'progress', detail: { peer: SENDER, data: { received: 60, total: 100 } } },
+    ]);
+    const rest = run(filedropReceiver, input, [...receiving, progress(30), tick]);
+    expect(sentProgress(rest)).toEqual([]);
+    expect(rest.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'idle' } } } });
+  });
+
+  it('ends done once the download is verified, telling the sender', () => {
+    const step = run(filedropReceiver, input, [
+      ...receiving,
+      { type: 'download.done', received: 100, sha256: file.sha256 },
+    ]);
+    expect(step.snapshot.value).toBe('done');
+    expect(step.sent).toEqual([
+      { type: 'progress', detail: { peer: SENDER, data: { received: 100, total: 100, done: true } } },
+    ]);
+    expect(step.emitted).toEqual([
+      { type: 'completed', detail: { file, sha256: file.sha256 } },
+      { type: 'stopped', detail: {} },
+    ]);
+  });
+
+  it('ends failed on a bad download, aborting the sink and telling the sender why', () => {
+    const step = run(filedropReceiver, input, [
+      ...receiving,
+      { type: 'download.failed', reason: 'digest-mismatch', message: 'no', received: 100 },
+    ]);
+    expect(step.snapshot.value).toBe('failed');
+    expect(errorOf(step)).toMatchObject({ reason: 'digest-mismatch', code: 'ERR_INTEGRITY' });
+    expect(step.sent).toEqual([
+      { type: 'progress', detail: { peer: SENDER, data: { received: 100, total: 100, error: 'digest-mismatch' } } },
+    ]);
+    expect(custom(step).map((a) => a.type)).toEqual(['abortSink']);
+  });
+
+  it('cancels: failed with reason cancelled, and the sender is told', () => {
+    const step = run(filedropReceiver, input, [...receiving, progress(30), { type: 'cancel' }]);
+    expect(errorOf(step)).toMatchObject({ reason: 'cancelled', code: 'ERR_CANCELLED' });
+    expect(step.sent).toEqual([
+      { type: 'progress', detail: { peer: SENDER, data: { received: 30, total: 100, error: 'cancelled' } } },
+    ]);
+  });
+
+  it("waits for the sender's word when the channel closes early, then calls it gone", () => {
+    const lost = [...receiving, rtc('rtc.closed', SENDER)];
+    expect(run(filedropReceiver, input, lost).snapshot.value).toEqual({ active: { engaged: 'lost' } });
+    const told = run(filedropReceiver, input, [
+      ...lost,
+      msg('response', { peer: SENDER, data: { error: 'cancelled' } }),
+    ]);
+    expect(errorOf(told)).toMatchObject({ reason: 'remote-cancelled', remote: 'cancelled' });
+    expect(told.sent).toEqual([]);
+    const left = run(filedropReceiver, input, [...lost, msg('peer not exists', { peer: SENDER })]);
+    expect(errorOf(left)).toMatchObject({ reason: 'peer-gone' });
+    const quiet = run(filedropReceiver, input, [
+      ...lost,
+      { type: 'xstate.after.lostTimeout.filedropReceiver.active.engaged.lost' },
+    ]);
+    expect(errorOf(quiet)).toMatchObject({ reason: 'peer-gone' });
+    expect(quiet.sent).toEqual([]);
+  });
+
+  it('fails signalling-lost when the server connection closes, telling nobody', () => {
+    const step = run(filedropReceiver, input, [
+      ...receiving,
+      { type: 'signalling.closed', info: { code: 1006, reason: '' } },
+    ]);
+    expect(errorOf(step)).toMatchObject({ reason: 'signalling-lost' });
+    expect(step.sent).toEqual([]);
+  });
+});
+
+describe('filedropSender transitions', () => {
+  const source = memorySource(new Uint8Array(100), { name: 'a.bin' });
+  const serving = [msg('signalling.open'), msg('assign', { peer: SENDER })];
+  const requested = [...serving, msg('request', { peer: RECEIVER })];
+  const done = (output: Record<string, unknown>, generation = 1) => ({
+    type: `xstate.done.actor.transfer:${RECEIVER}#${generation}`,
+    actorId: `transfer:${RECEIVER}#${generation}`,
+    output: { peer: RECEIVER, received: 100, ...output },
+  });
+
+  it('serves once assigned, and says its code', () => {
+    const step = run(filedropSender, { source }, serving);
+    expect(step.snapshot.value).toEqual({ active: 'serving' });
+    expect(step.emitted).toEqual([{ type: 'assigned', detail: { id: SENDER } }]);
+  });
+
+  it('ignores a request that arrives before its assign', () => {
+    const step = run(filedropSender, { source }, [msg('signalling.open'), msg('request', { peer: RECEIVER })]);
+    expect(step.snapshot.value).toEqual({ active: 'awaitingAssign' });
+    expect(step.spawned).toEqual([]);
+    expect(step.sent).toEqual([]);
+  });
+
+  it('starts a transfer and its rtc actor (the answerer) for each request', () => {
+    const step = run(filedropSender, { source, maxRetries: 2 }, requested);
+    expect(step.spawned).toEqual([
+      { id: `rtc:${RECEIVER}#1`, input: { label: RECEIVER, role: 'answerer' } },
+      {
+        id: `transfer:${RECEIVER}#1`,
+        input: {
+          peer: RECEIVER,
+          source,
+          maxRetries: 2,
+          offerTimeout: 120_000,
+          connectTimeout: 30_000,
+          lostTimeout: 10_000,
+        },
+      },
+    ]);
+    expect(step.emitted).toEqual([{ type: 'requested', detail: { peer: RECEIVER } }]);
+    expect(step.snapshot.context.transfers).toEqual({ [RECEIVER]: { generation: 1 } });
+    // A second request from the same receiver while it runs changes nothing.
+    expect(run(filedropSender, { source }, [...requested, msg('request', { peer: RECEIVER })]).spawned).toEqual([]);
+  });
+
+  it('refuses further receivers with busy when it serves one only', () => {
+    const step = run(filedropSender, { source, once: true }, [...requested, msg('request', { peer: STRANGER })]);
+    expect(step.spawned).toEqual([]);
+    expect(step.sent).toEqual([{ type: 'response', detail: { peer: STRANGER, data: { error: 'busy' } } }]);
+  });
+
+  it('routes messages and rtc events by receiver to its transfer, and drops the rest', () => {
+    const offer = msg('offer', { peer: RECEIVER, data: { type: 'offer', sdp: 'O' } });
+    expect(run(filedropSender, { source }, [...requested, offer]).sentTo).toEqual([
+      { to: `transfer:${RECEIVER}#1`, event: offer },
+    ]);
+    const open = rtc('rtc.open', RECEIVER, { transport: channel });
+    expect(run(filedropSender, { source }, [...requested, open]).sentTo).toEqual([
+      { to: `transfer:${RECEIVER}#1`, event: open },
+    ]);
+    expect(run(filedropSender, { source }, [...requested, msg('offer', { peer: STRANGER, data: {} })]).sentTo).toEqual(
+      [],
+    );
+  });
+
+  it('relays what a transfer says: to the server, to its rtc actor, to the application', () => {
+    const message = { type: 'answer', detail: { peer: RECEIVER, data: { type: 'answer', sdp: 'A' } } };
+    expect(run(filedropSender, { source }, [...requested, { type: 'transfer.signal', message }]).sent).toEqual([
+      message,
+    ]);
+    const command = { type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'O' } };
+    expect(
+      run(filedropSender, { source }, [...requested, { type: 'transfer.rtc', peer: RECEIVER, command }]).sentTo,
+    ).toEqual([{ to: `rtc:${RECEIVER}#1`, event: command }]);
+    expect(
+      run(filedropSender, { source }, [
+        ...requested,
+        { type: 'transfer.progress', peer: RECEIVER, received: 5, total: 100 },
+      ]).emitted,
+    ).toEqual([{ type: 'progress', detail: { peer: RECEIVER, received: 5, total: 100 } }]);
+  });
+
+  it('ends a transfer: stops its actors, forgets it, says how it went, and keeps serving', () => {
+    const ok = run(filedropSender, { source }, [...requested, done({})]);
+    expect(ok.snapshot.value).toEqual({ active: 'serving' });
+    expect(ok.snapshot.context.transfers).toEqual({});
+    expect(ok.emitted).toEqual([{ type: 'completed', detail: { peer: RECEIVER } }]);
+    expect(ok.snapshot.context.completed).toBe(1);
+    const error = { reason: 'peer-gone' };
+    expect(run(filedropSender, { source }, [...requested, done({ error })]).emitted).toEqual([
+      { type: 'failed', detail: { peer: RECEIVER, error } },
+    ]);
+    // A done event of an older generation is not this transfer's.
+    expect(run(filedropSender, { source }, [...requested, done({}, 7)]).snapshot.context.transfers).toEqual({
+      [RECEIVER]: { generation: 1 },
+    });
+  });
+
+  it('with once, ends with its one transfer: done, or failed with its error', () => {
+    const ok = run(filedropSender, { source, once: true }, [...requested, done({})]);
+    expect(ok.snapshot.value).toBe('done');
+    expect(ok.emitted.map((e) => e.type)).toEqual(['completed', 'stopped']);
+    const error = { reason: 'remote-cancelled' };
+    const bad = run(filedropSender, { source, once: true }, [...requested, done({ error })]);
+    expect(bad.snapshot.value).toBe('failed');
+    expect(bad.snapshot.context.error).toBe(error);
+  });
+
+  it('cancels one transfer, or all of them (telling every receiver) and ends', () => {
+    expect(run(filedropSender, { source }, [...requested, { type: 'cancel', peer: RECEIVER }]).sentTo).toEqual([
+      { to: `transfer:${RECEIVER}#1`, event: { type: 'cancel' } },
+    ]);
+    const all = run(filedropSender, { source }, [...requested, msg('request', { peer: STRANGER }), { type: 'cancel' }]);
+    expect(all.snapshot.value).toBe('failed');
+    expect(errorOf(all)).toMatchObject({ reason: 'cancelled' });
+    expect(all.sent).toEqual([
+      { type: 'response', detail: { peer: RECEIVER, data: { error: 'cancelled' } } },
+      { type: 'response', detail: { peer: STRANGER, data: { error: 'cancelled' } } },
+    ]);
+  });
+
+  it('fails the transfer whose rtc actor crashed', () => {
+    const crash = {
+      type: `xstate.error.actor.rtc:${RECEIVER}#1`,
+      actorId: `rtc:${RECEIVER}#1`,
+      error: new Error('boom'),
+    };
+    expect(run(filedropSender, { source }, [...requested, crash]).sentTo).toEqual([
+      { to: `transfer:${RECEIVER}#1`, event: { type: 'transfer.abort', message: 'the rtc actor crashed: boom' } },
+    ]);
+  });
+
+  it('fails signalling-lost when the server connection closes', () => {
+    const step = run(filedropSender, { source }, [
+      ...requested,
+      { type: 'signalling.closed', info: { code: 1006, reason: '' } },
+    ]);
+    expect(errorOf(step)).toMatchObject({ reason: 'signalling-lost' });
+  });
+});
+
+describe('filedropSenderTransfer transitions', () => {
+  // `report` is how a transfer talks to its sender; a no-op here, so each step shows what it would say.
+  const transfer = filedropSenderTransfer.provide({ actions: { report: () => {} } });
+  const source = memorySource(new Uint8Array(100), { name: 'a.bin' });
+  const input = { peer: RECEIVER, source, maxRetries: 1, offerTimeout: 1000, connectTimeout: 1000, lostTimeout: 1000 };
+  const reports = (step: Step<AnyStateMachine>) =>
+    custom(step)
+      .filter((a) => a.type === 'report')
+      .map((a) => a.params);
+  const offer = msg('offer', { peer: RECEIVER, data: { type: 'offer', sdp: 'O' } });
+  const connecting = [offer];
+  const sending = [offer, rtc('rtc.open', RECEIVER, { transport: channel })];
+  const finishing = [...sending, { type: 'upload.done' }];
+  const rtcFailed = rtc('rtc.failed', RECEIVER, { error: new Error('ICE failed') });
+
+  it('responds with the file as it starts', () => {
+    const step = run(transfer, input, []);
+    expect(step.snapshot.value).toBe('awaitingOffer');
+    expect(reports(step)).toEqual([
+      {
+        type: 'transfer.signal',
+        message: {
+          type: 'response',
+          detail: { peer: RECEIVER, data: { name: 'a.bin', size: 100, type: '', sha256: source.sha256 } },
+        },
+      },
+    ]);
+  });
+
+  it('hands the offer and candidates to its rtc actor, and relays its answer and candidates', () => {
+    const step = run(transfer, input, connecting);
+    expect(step.snapshot.value).toBe('connecting');
+    expect(reports(step)).toEqual([
+      {
+        type: 'transfer.rtc',
+        peer: RECEIVER,
+        command: { type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'O' } },
+      },
+    ]);
+    const cand = { candidate: 'candidate:1' };
+    expect(reports(run(transfer, input, [msg('candidate', { peer: RECEIVER, data: cand })]))).toEqual([
+      { type: 'transfer.rtc', peer: RECEIVER, command: { type: 'rtc.remoteCandidate', candidate: cand } },
+    ]);
+    expect(
+      reports(
+        run(transfer, input, [
+          ...connecting,
+          rtc('rtc.description', RECEIVER, { description: { type: 'answer', sdp: 'A' } }),
+        ]),
+      ),
+    ).toEqual([
+      {
+        type: 'transfer.signal',
+        message: { type: 'answer', detail: { peer: RECEIVER, data: { type: 'answer', sdp: 'A' } } },
+      },
+    ]);
+    expect(reports(run(transfer, input, [...connecting, rtc('rtc.candidate', RECEIVER, { candidate: cand })]))).toEqual(
+      [{ type: 'transfer.signal', message: { type: 'candidate', detail: { peer: RECEIVER, data: cand } } }],
+    );
+  });
+
+  it('sends the file once the channel is open, then waits for the verdict', () => {
+    expect(run(transfer, input, sending).snapshot.value).toBe('sending');
+    expect(run(transfer, input, finishing).snapshot.value).toBe('finishing');
+    const progress = run(transfer, input, [
+      ...finishing,
+      msg('progress', { peer: RECEIVER, data: { received: 60, total: 100 } }),
+    ]);
+    expect(reports(progress)).toEqual([{ type: 'transfer.progress', peer: RECEIVER, received: 60, total: 100 }]);
+    const doneStep = run(transfer, input, [
+      ...finishing,
+      msg('progress', { peer: RECEIVER, data: { received: 100, total: 100, done: true } }),
+    ]);
+    expect(doneStep.snapshot.value).toBe('done');
+    expect(doneStep.snapshot.output).toEqual({ peer: RECEIVER, received: 100 });
+    const bad = run(transfer, input, [
+      ...finishing,
+      msg('progress', { peer: RECEIVER, data: { received: 100, total: 100, error: 'digest-mismatch' } }),
+    ]);
+    expect(bad.snapshot.value).toBe('failed');
+    expect(bad.snapshot.output!.error).toMatchObject({ reason: 'remote-cancelled', remote: 'digest-mismatch' });
+    expect(reports(bad)).toEqual([]);
+  });
+
+  it('asks for an ICE restart (retry) when ICE fails, up to maxRetries, then gives up and tells the receiver', () => {
+    const once = run(transfer, input, [...connecting, rtcFailed]);
+    expect(once.snapshot.value).toBe('connecting');
+    expect(reports(once)).toEqual([
+      { type: 'transfer.signal', message: { type: 'retry', detail: { peer: RECEIVER } } },
+      { type: 'transfer.retrying', peer: RECEIVER, attempt: 1 },
+    ]);
+    expect(once.snapshot.context.retries).toBe(1);
+    const twice = run(transfer, input, [...connecting, rtcFailed, rtcFailed]);
+    expect(twice.snapshot.value).toBe('failed');
+    expect(twice.snapshot.output!.error).toMatchObject({ reason: 'rtc-failed' });
+    expect(reports(twice)).toEqual([
+      {
+        type: 'transfer.signal',
+        message: { type: 'response', detail: { peer: RECEIVER, data: { error: 'rtc-failed' } } },
+      },
+    ]);
+    // Mid-transfer too: the upload goes on while ICE restarts.
+    expect(run(transfer, input, [...sending, rtcFailed]).snapshot.value).toBe('sending');
+  });
+
+  it('times out waiting for the offer or the channel, telling the receiver', () => {
+    const noOffer = run(transfer, input, [{ type: 'xstate.after.offerTimeout.filedropSenderTransfer.awaitingOffer' }]);
+    expect(noOffer.snapshot.output!.error).toMatchObject({ reason: 'timeout' });
+    expect(reports(noOffer)).toEqual([
+      {
+        type: 'transfer.signal',
+        message: { type: 'response', detail: { peer: RECEIVER, data: { error: 'timeout' } } },
+      },
+    ]);
+    const noChannel = run(transfer, input, [
+      ...connecting,
+      { type: 'xstate.after.connectTimeout.filedropSenderTransfer.connecting' },
+    ]);
+    expect(noChannel.snapshot.output!.error).toMatchObject({ reason: 'timeout' });
+  });
+
+  it("waits for the receiver's word when the channel closes early, then calls it gone", () => {
+    const lost = run(transfer, input, [...sending, rtc('rtc.closed', RECEIVER)]);
+    expect(lost.snapshot.value).toBe('lost');
+    expect(
+      run(transfer, input, [...sending, { type: 'upload.failed', reason: 'peer-gone', message: 'closed' }]).snapshot
+        .value,
+    ).toBe('lost');
+    const quiet = run(transfer, input, [
+      ...sending,
+      rtc('rtc.closed', RECEIVER),
+      { type: 'xstate.after.lostTimeout.filedropSenderTransfer.lost' },
+    ]);
+    expect(quiet.snapshot.output!.error).toMatchObject({ reason: 'peer-gone' });
+    expect(reports(quiet)).toEqual([]);
+    const left = run(transfer, input, [...sending, msg('peer not exists', { peer: RECEIVER })]);
+    expect(left.snapshot.output!.error).toMatchObject({ reason: 'peer-gone' });
+  });
+
+  it('cancels, and fails on a source that cannot be read, telling the receiver either way', () => {
+    const cancel = run(transfer, input, [...sending, { type: 'cancel' }]);
+    expect(cancel.snapshot.output!.error).toMatchObject({ reason: 'cancelled' });
+    expect(reports(cancel)).toEqual([
+      {
+        type: 'transfer.signal',
+        message: { type: 'response', detail: { peer: RECEIVER, data: { error: 'cancelled' } } },
+      },
+    ]);
+    const broken = run(transfer, input, [
+      ...sending,
+      { type: 'upload.failed', reason: 'source-failed', message: 'EIO' },
+    ]);
+    expect(broken.snapshot.output!.error).toMatchObject({ reason: 'source-failed', message: 'EIO' });
+    expect(reports(broken)).toEqual([
+      {
+        type: 'transfer.signal',
+        message: { type: 'response', detail: { peer: RECEIVER, data: { error: 'source-failed' } } },
+      },
+    ]);
+  });
+});
