@@ -10,14 +10,7 @@ import { cloudlinkPeer } from '../machines/cloudlink/peer.machine.js';
 import { fromRtc } from '../src/rtc/index.js';
 import { fromTransport } from '../src/runtime.js';
 import type { Frame, Transport } from '../src/transport.js';
-
-/** Loopback-only werift: one 127.0.0.1 host candidate, no ICE servers. */
-const LOOPBACK = {
-  iceUseIpv4: false,
-  iceUseIpv6: false,
-  iceInterfaceAddresses: { udp4: '127.0.0.1' },
-  iceAdditionalHostAddresses: ['127.0.0.1'],
-};
+import { WERIFT_LOOPBACK } from './rtc-helpers.js';
 
 let server: SignalboxServer;
 const actors: Array<{ stop(): void }> = [];
@@ -33,7 +26,7 @@ afterAll(async () => {
 });
 
 const url = (ugi: string) => `ws://127.0.0.1:${server.address.port}/ws/${ugi}?v=0`;
-const provide = { rtc: fromRtc({ RTCPeerConnection, config: LOOPBACK }) };
+const provide = { rtc: fromRtc({ RTCPeerConnection, config: WERIFT_LOOPBACK }) };
 
 function linkedEvents(actor: Actor<typeof cloudlinkHost> | Actor<typeof cloudlinkPeer>) {
   const linked: Array<{ id: string; transport: Transport }> = [];

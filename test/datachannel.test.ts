@@ -1,70 +1,41 @@
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_HIGH_WATER_MARK, sendWithBackpressure } from '../src/backpressure.js';
+import { sendWithBackpressure } from '../src/backpressure.js';
 import { ErrorCode, TransportError } from '../src/errors.js';
 import { dataChannelTransport, type DataChannelTransportInit } from '../src/rtc/index.js';
-import { nextEvent, transportCompliance } from './transport-compliance.js';
-
-/**
- * Loopback-only werift config. `iceUseIpv4: false` stops werift from adding
- * the machine's other IPv4 interfaces (127.0.0.1 fails its interface filter,
- * so without it every interface is advertised); the additional host address
- * then yields exactly one candidate, 127.0.0.1.
- */
-const LOOPBACK = {
-  iceUseIpv4: false,
-  iceUseIpv6: false,
-  iceInterfaceAddresses: { udp4: '127.0.0.1' },
-  iceAdditionalHostAddresses: ['127.0.0.1'],
-};
-
-const opened = (channel: RTCDataChannel) =>
-  new Promise<void>((resolve) => {
-    if (channel.readyState === 'open') resolve();
-    else channel.addEventListener('open', () => resolve());
-  });
+import { WERIFT_LOOPBACK, checkBackpressure, dataChannelCompliance, dataChannelPair, opened } from './rtc-helpers.js';
+import { nextEvent } from './transport-compliance.js';
 
 /** Two werift peer connections joined by one open, ordered data channel, wrapped as transports. */
 async function weriftPair(init: DataChannelTransportInit = {}) {
-  const pcA = new RTCPeerConnection(LOOPBACK);
-  const pcB = new RTCPeerConnection(LOOPBACK);
+  const pcA = new RTCPeerConnection(WERIFT_LOOPBACK);
+  const pcB = new RTCPeerConnection(WERIFT_LOOPBACK);
   const teardown = async () => {
     await Promise.allSettled([pcA.close(), pcB.close()]);
   };
-  try {
-    const channelA = pcA.createDataChannel('test', { ordered: true });
-    const channelB = new Promise<RTCDataChannel>((resolve) =>
-      pcB.addEventListener('datachannel', (event: { channel: RTCDataChannel }) => resolve(event.channel)),
-    );
-    // werift resolves setLocalDescription after gathering: the SDPs carry every candidate.
-    await pcA.setLocalDescription(await pcA.createOffer());
-    await pcB.setRemoteDescription({ type: 'offer', sdp: pcA.localDescription!.sdp });
-    await pcB.setLocalDescription(await pcB.createAnswer());
-    await pcA.setRemoteDescription({ type: 'answer', sdp: pcB.localDescription!.sdp });
-    const b = await channelB;
-    await Promise.all([opened(channelA), opened(b)]);
-    return {
-      a: dataChannelTransport(channelA, { ...init, peerConnection: pcA }),
-      b: dataChannelTransport(b, { ...init, peerConnection: pcB }),
-      channelA,
-      channelB: b,
-      teardown,
-    };
-  } catch (error) {
-    await teardown();
-    throw error;
-  }
+  return dataChannelPair(
+    pcA,
+    pcB,
+    teardown,
+    async () => {
+      const channelA = pcA.createDataChannel('test', { ordered: true });
+      const channelB = new Promise<RTCDataChannel>((resolve) =>
+        pcB.addEventListener('datachannel', (event: { channel: RTCDataChannel }) => resolve(event.channel)),
+      );
+      // werift resolves setLocalDescription after gathering: the SDPs carry every candidate.
+      await pcA.setLocalDescription(await pcA.createOffer());
+      await pcB.setRemoteDescription({ type: 'offer', sdp: pcA.localDescription!.sdp });
+      await pcB.setLocalDescription(await pcB.createAnswer());
+      await pcA.setRemoteDescription({ type: 'answer', sdp: pcB.localDescription!.sdp });
+      const b = await channelB;
+      await Promise.all([opened(channelA), opened(b)]);
+      return { channelA, channelB: b };
+    },
+    init,
+  );
 }
 
-transportCompliance(
-  'werift data channel',
-  async () => {
-    const { a, b, teardown } = await weriftPair();
-    return { a, b, teardown };
-  },
-  // A data channel close carries no code or reason: the remote always sees 1000.
-  { binary: true, closeCode: false },
-);
+dataChannelCompliance('werift data channel', () => weriftPair());
 
 describe('dataChannelTransport', () => {
   let cleanup: Array<() => Promise<void>> = [];
@@ -84,7 +55,7 @@ describe('dataChannelTransport', () => {
   };
 
   it('refuses a channel that is not open yet, with a message that says what to do', async () => {
-    const pc = new RTCPeerConnection(LOOPBACK);
+    const pc = new RTCPeerConnection(WERIFT_LOOPBACK);
     cleanup.push(() => pc.close());
     const channel = pc.createDataChannel('early');
     expect(() => dataChannelTransport(channel)).toThrow(/open data channel.*'open' event/);
@@ -127,39 +98,7 @@ describe('dataChannelTransport', () => {
 
 describe('sendWithBackpressure over werift', () => {
   it('sends 4 MiB in 16 KiB chunks without letting bufferedAmount exceed the high-water mark plus one chunk', async () => {
-    const { a, b, teardown } = await weriftPair();
-    try {
-      const chunk = 16 * 1024;
-      const total = 4 * 1024 * 1024;
-      const source = Uint8Array.from({ length: total }, (_, i) => (i * 7 + (i >> 14)) & 0xff);
-      const received = new Uint8Array(total);
-      let receivedBytes = 0;
-      const done = new Promise<void>((resolve) =>
-        b.on('message', (frame) => {
-          const bytes = frame as Uint8Array;
-          received.set(bytes, receivedBytes);
-          receivedBytes += bytes.byteLength;
-          if (receivedBytes >= total) resolve();
-        }),
-      );
-      let maxBuffered = 0;
-      let drains = 0;
-      a.on('drain', () => drains++);
-      for (let offset = 0; offset < total; offset += chunk) {
-        await sendWithBackpressure(a, source.subarray(offset, offset + chunk));
-        maxBuffered = Math.max(maxBuffered, a.bufferedAmount);
-      }
-      await done;
-      expect(maxBuffered).toBeLessThanOrEqual(DEFAULT_HIGH_WATER_MARK + chunk);
-      expect(drains).toBeGreaterThan(0);
-      expect(receivedBytes).toBe(total);
-      // Byte-for-byte, so any reordering or loss shows.
-      expect(Buffer.compare(received, source)).toBe(0);
-    } finally {
-      a.close();
-      b.close();
-      await teardown();
-    }
+    await checkBackpressure(await weriftPair(), 4 * 1024 * 1024);
   });
 
   it('keeps call order for sends that are not awaited one by one', async () => {

@@ -15,14 +15,7 @@ import { DEFAULT_HIGH_WATER_MARK } from '../src/backpressure.js';
 import { fromRtc } from '../src/rtc/index.js';
 import { fromTransport } from '../src/runtime.js';
 import { bytes } from './filedrop-helpers.js';
-
-/** Loopback-only werift: one 127.0.0.1 host candidate, no ICE servers. */
-const LOOPBACK = {
-  iceUseIpv4: false,
-  iceUseIpv6: false,
-  iceInterfaceAddresses: { udp4: '127.0.0.1' },
-  iceAdditionalHostAddresses: ['127.0.0.1'],
-};
+import { WERIFT_LOOPBACK } from './rtc-helpers.js';
 
 let server: SignalboxServer;
 let dir: string;
@@ -54,7 +47,7 @@ describe('filedrop end to end: real server, ws, werift → werift', () => {
         () => webSocketTransport(`ws://127.0.0.1:${server.address.port}/filedrop`),
         clientCodec(),
       ),
-      rtc: fromRtc({ RTCPeerConnection, config: LOOPBACK, trickle: true }),
+      rtc: fromRtc({ RTCPeerConnection, config: WERIFT_LOOPBACK, trickle: true }),
     });
     const source = await fileSource(join(dir, 'ten.bin'));
     const sender = createActor(filedropSender.provide({ actors: provide() }), { input: { source, once: true } });

@@ -1,17 +1,17 @@
 import { RTCPeerConnection } from 'werift';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createActor, setup, type Actor, type AnyStateMachine } from 'xstate';
 import { ErrorCode, RtcError } from '../src/errors.js';
+import type { RTCDataChannelLike, RTCPeerConnectionLike, RtcActorInit, RtcInput } from '../src/rtc/index.js';
 import {
-  fromRtc,
-  type RTCDataChannelLike,
-  type RTCPeerConnectionLike,
-  type RtcActorInit,
-  type RtcCommand,
-  type RtcEmitted,
-  type RtcInput,
-} from '../src/rtc/index.js';
-import type { Frame, Transport } from '../src/transport.js';
+  RtcPeer,
+  WERIFT_LOOPBACK,
+  candidateLines,
+  delay,
+  exchange,
+  stopPeers,
+  ufrag,
+  withoutCandidates,
+} from './rtc-helpers.js';
 import { nextEvent } from './transport-compliance.js';
 
 // Compile-time only: the DOM's and werift's classes fit the structural types.
@@ -25,118 +25,18 @@ const fits: [
 ] = [true, true, true, true, true];
 void fits;
 
-/**
- * Loopback-only werift config. `iceUseIpv4: false` keeps werift from adding
- * the machine's other IPv4 interfaces; the additional host address then yields
- * exactly one candidate, 127.0.0.1 (no ICE servers, no internet).
- */
-const LOOPBACK = {
-  iceUseIpv4: false,
-  iceUseIpv6: false,
-  iceInterfaceAddresses: { udp4: '127.0.0.1' },
-  iceAdditionalHostAddresses: ['127.0.0.1'],
-};
-
-type EventOf<T extends RtcEmitted['type']> = Extract<RtcEmitted, { type: T }>;
-
-/**
- * One peer: a tiny parent machine that invokes one `rtc` actor and records
- * every event it sends back. The test plays signalling: it forwards
- * descriptions and candidates between peers with `send()`.
- */
-class Peer {
-  readonly events: RtcEmitted[] = [];
-  readonly actor: Actor<AnyStateMachine>;
-  private readonly listeners = new Set<(event: RtcEmitted) => void>();
-
+/** A werift `RtcPeer`, loopback-only unless `init` says otherwise. */
+class Peer extends RtcPeer {
   constructor(input: RtcInput, init: Partial<RtcActorInit> = {}) {
-    const machine = setup({
-      types: { events: {} as RtcEmitted },
-      actors: { rtc: fromRtc({ RTCPeerConnection, config: LOOPBACK, ...init }) },
-    }).createMachine({
-      invoke: { id: 'rtc', src: 'rtc', input },
-      on: {
-        '*': {
-          actions: ({ event }) => {
-            this.events.push(event);
-            for (const listener of [...this.listeners]) listener(event);
-          },
-        },
-      },
-    });
-    this.actor = createActor(machine).start();
-    peers.push(this);
-  }
-
-  send(command: RtcCommand) {
-    this.actor.getSnapshot().children.rtc?.send(command);
-  }
-
-  of<T extends RtcEmitted['type']>(type: T): EventOf<T>[] {
-    return this.events.filter((e): e is EventOf<T> => e.type === type);
-  }
-
-  /** Resolves with the `n`th (1-based) event of `type`, already recorded or still to come. */
-  waitFor<T extends RtcEmitted['type']>(type: T, n = 1, timeout = 8000): Promise<EventOf<T>> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.of(type)[n - 1];
-        if (!found) return false;
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        resolve(found);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        this.listeners.delete(check);
-        reject(new Error(`no ${type} #${n} within ${timeout} ms; got ${this.events.map((e) => e.type).join(', ')}`));
-      }, timeout);
-      if (!check()) this.listeners.add(check);
-    });
-  }
-
-  /** Forwards every description and candidate (past and future) to `other`. */
-  forwardTo(other: Peer) {
-    const forward = (event: RtcEmitted) => {
-      if (event.type === 'rtc.description')
-        other.send({ type: 'rtc.remoteDescription', description: event.description });
-      if (event.type === 'rtc.candidate') other.send({ type: 'rtc.remoteCandidate', candidate: event.candidate });
-    };
-    this.events.forEach(forward);
-    this.listeners.add(forward);
-  }
-
-  stop() {
-    this.actor.stop();
+    super(input, { RTCPeerConnection, config: WERIFT_LOOPBACK, ...init });
   }
 }
 
-let peers: Peer[] = [];
 afterEach(async () => {
-  for (const peer of peers) peer.stop();
-  peers = [];
+  stopPeers();
   // werift's close() is asynchronous: let it finish before the next test.
   await delay(50);
 });
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-const candidateLines = (sdp: string) => sdp.split(/\r?\n/).filter((line) => line.startsWith('a=candidate:'));
-const withoutCandidates = (sdp: string) =>
-  sdp
-    .split('\r\n')
-    .filter((line) => !line.startsWith('a=candidate:') && line !== 'a=end-of-candidates')
-    .join('\r\n');
-const ufrag = (sdp: string) => /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
-
-/** Sends one frame each way and checks what arrives. */
-async function exchange(a: Transport, b: Transport, frame: Frame) {
-  const atB = nextEvent(b, 'message');
-  a.send(frame);
-  const back = nextEvent(a, 'message');
-  b.send(frame);
-  return [await atB, await back] as const;
-}
 
 /** An offerer and an answerer wired to each other, both open. */
 async function connectedPair(init: Partial<RtcActorInit> = {}) {
