@@ -1,17 +1,38 @@
 import { parseArgs } from 'node:util';
 import { jsonLogger } from '../src/logger.js';
 import { startServer } from './server.js';
+import {
+  checkDirectory,
+  DEFAULT_FILEDROP_SERVER,
+  receiveFile,
+  sendFile,
+  serverUrl,
+  WEBRTC_BACKENDS,
+  type WebRtcBackend,
+} from './transfer.js';
 
 const USAGE = `Usage: signalbox <command> [options]
 
 Commands:
-  serve     Run the signalling server (CloudLink Omega at /ws/{ugi}, filedrop at /filedrop, GET /health)
+  serve             Run the signalling server (CloudLink Omega at /ws/{ugi}, filedrop at /filedrop, GET /health)
+  send <file>       Offer a file over filedrop: prints its code on stdout, then serves one receiver
+  receive <code>    Fetch the file offered under <code>, check its SHA-256 and save it
 
 Options for serve:
   --port N            TCP port (default 8080; 0 picks a free one)
   --host H            interface to bind (default 0.0.0.0)
   --keepalive MS      KEEPALIVE interval in ms (default 10000)
   --max-frame N       largest client frame in characters (default 65536)
+
+Options for send and receive:
+  --server URL        the server's filedrop endpoint (default ${DEFAULT_FILEDROP_SERVER});
+                      http(s):// is taken as ws(s)://, a URL without a path gets /filedrop
+  --webrtc LIB        WebRTC backend: werift (default) or node-datachannel (installed separately)
+  --out DIR           receive only: the directory to save into (default: the current one)
+
+Progress goes to stderr (a bar on a terminal); Ctrl-C cancels and tells the other side.
+Exit codes: 0 success, 1 the transfer failed, 2 bad usage.
+
   -h, --help          show this help
 `;
 
@@ -27,6 +48,9 @@ export async function main(argv: string[], out: { write(text: string): void } = 
         host: { type: 'string' },
         keepalive: { type: 'string' },
         'max-frame': { type: 'string' },
+        server: { type: 'string' },
+        webrtc: { type: 'string' },
+        out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -36,9 +60,42 @@ export async function main(argv: string[], out: { write(text: string): void } = 
   }
   const { values, positionals } = parsed;
   const command = positionals[0];
+  if (command === 'serve') {
+    for (const name of ['server', 'webrtc', 'out'] as const)
+      if (values[name] !== undefined) {
+        process.stderr.write(`signalbox: --${name} is not an option of serve\n\n${USAGE}`);
+        return 2;
+      }
+  }
   if (values.help || command === undefined) {
     (values.help ? out : process.stderr).write(USAGE);
     return values.help ? 0 : 2;
+  }
+  if (command === 'send' || command === 'receive') {
+    const usage = (message: string) => {
+      process.stderr.write(`signalbox: ${message}\n\n${USAGE}`);
+      return 2;
+    };
+    const operand = positionals[1];
+    if (operand === undefined || positionals.length > 2)
+      return usage(`${command} takes exactly one ${command === 'send' ? '<file>' : '<code>'}`);
+    for (const name of ['port', 'host', 'keepalive', 'max-frame'] as const)
+      if (values[name] !== undefined) return usage(`--${name} is an option of serve only`);
+    if (command === 'send' && values.out !== undefined) return usage('--out is an option of receive only');
+    const webrtc = (values.webrtc ?? 'werift') as WebRtcBackend;
+    if (!WEBRTC_BACKENDS.includes(webrtc))
+      return usage(`--webrtc must be one of ${WEBRTC_BACKENDS.join(', ')}, got "${values.webrtc}"`);
+    let server;
+    try {
+      server = serverUrl(values.server ?? DEFAULT_FILEDROP_SERVER);
+    } catch (error) {
+      return usage((error as Error).message);
+    }
+    if (command === 'send') return sendFile(operand, { server, webrtc, out });
+    const dir = values.out ?? '.';
+    const problem = await checkDirectory(dir);
+    if (problem) return usage(problem);
+    return receiveFile(operand, dir, { server, webrtc, out });
   }
   if (command !== 'serve') {
     process.stderr.write(`signalbox: unknown command "${command}"\n\n${USAGE}`);

@@ -1,0 +1,262 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { createActor, type Actor, type AnyActorLogic } from 'xstate';
+import { directorySink, fileSource } from '../adapters/fs/index.js';
+import { webSocketTransport } from '../adapters/websocket/node.js';
+import { clientCodec } from '../machines/filedrop/codec.js';
+import { FileDropError } from '../machines/filedrop/errors.js';
+import { safeFileName, type FileSource } from '../machines/filedrop/files.js';
+import { filedropReceiver, type ReceiverEmitted } from '../machines/filedrop/receiver.machine.js';
+import { filedropSender, type SenderEmitted } from '../machines/filedrop/sender.machine.js';
+import { fromRtc, type RtcActorInit } from '../src/rtc/index.js';
+import { fromTransport } from '../src/runtime.js';
+
+/** Where `send` and `receive` connect unless `--server` says otherwise. */
+export const DEFAULT_FILEDROP_SERVER = 'ws://127.0.0.1:8080/filedrop';
+
+export type WebRtcBackend = 'werift' | 'node-datachannel';
+export const WEBRTC_BACKENDS: readonly WebRtcBackend[] = ['werift', 'node-datachannel'];
+
+interface Writable {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface TransferCliOptions {
+  /** A ws(s):// URL of the server's `/filedrop`. */
+  server: string;
+  webrtc: WebRtcBackend;
+  /** The code (send) or the saved path (receive) goes here, alone on its line. */
+  out?: Writable;
+  /** Progress and messages. */
+  err?: Writable;
+}
+
+/**
+ * `--server` as given → the ws(s):// URL to connect to. http(s):// maps to
+ * ws(s)://; a URL without a path gets `/filedrop`.
+ * @throws Error when it is not an http(s) or ws(s) URL.
+ */
+export function serverUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`--server must be a ws://, wss://, http:// or https:// URL, got "${value}"`);
+  }
+  const protocols: Record<string, string> = { 'ws:': 'ws:', 'wss:': 'wss:', 'http:': 'ws:', 'https:': 'wss:' };
+  const protocol = protocols[url.protocol];
+  if (!protocol) throw new Error(`--server must be a ws://, wss://, http:// or https:// URL, got "${value}"`);
+  url.protocol = protocol;
+  if (url.pathname === '/' || url.pathname === '') url.pathname = '/filedrop';
+  return url.toString();
+}
+
+/** Loads the WebRTC library lazily, so the one not chosen need not be installed. */
+async function loadRtc(backend: WebRtcBackend): Promise<RtcActorInit['RTCPeerConnection']> {
+  try {
+    if (backend === 'node-datachannel') {
+      const ndc = await import('node-datachannel/polyfill');
+      return ndc.RTCPeerConnection as unknown as RtcActorInit['RTCPeerConnection'];
+    }
+    const werift = await import('werift');
+    return werift.RTCPeerConnection as unknown as RtcActorInit['RTCPeerConnection'];
+  } catch (error) {
+    throw new Error(
+      `could not load the WebRTC backend "${backend}" (npm install ${backend}): ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+function clientActors(server: string, RTCPeerConnection: RtcActorInit['RTCPeerConnection']) {
+  return {
+    signalling: fromTransport(() => webSocketTransport(server), clientCodec()),
+    rtc: fromRtc({ RTCPeerConnection, trickle: true }),
+  };
+}
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--:--';
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/**
+ * A progress bar with rate and ETA on a TTY (cli-progress); elsewhere,
+ * nothing until the end, so logs and pipes stay clean.
+ */
+class Progress {
+  private bar?: cliProgress.SingleBar;
+  private started = 0;
+  private total = 0;
+  private last = 0;
+
+  constructor(private readonly err: Writable) {}
+
+  start(total: number, label: string): void {
+    this.started = Date.now();
+    this.total = total;
+    if (!this.err.isTTY) return;
+    this.bar = new cliProgress.SingleBar(
+      {
+        stream: this.err as NodeJS.WritableStream,
+        format: `${label} {bar} {percentage}% | {done}/{size} | {rate}/s | ETA {remaining}`,
+        hideCursor: true,
+        clearOnComplete: false,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar.start(total, 0, this.payload(0));
+  }
+
+  update(value: number): void {
+    this.last = value;
+    this.bar?.update(value, this.payload(value));
+  }
+
+  /** Stops the bar; returns a one-line summary of what went through. */
+  stop(): string {
+    if (this.bar) {
+      this.bar.update(this.last, this.payload(this.last));
+      this.bar.stop();
+      this.bar = undefined;
+    }
+    const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
+    return `${formatBytes(this.last)} in ${seconds.toFixed(1)} s (${formatBytes(this.last / seconds)}/s)`;
+  }
+
+  private payload(value: number) {
+    const seconds = (Date.now() - this.started) / 1000;
+    const rate = seconds > 0 ? value / seconds : 0;
+    return {
+      done: formatBytes(value),
+      size: formatBytes(this.total),
+      rate: formatBytes(rate),
+      remaining: rate > 0 ? formatDuration((this.total - value) / rate) : '--:--',
+    };
+  }
+}
+
+function describeError(error: FileDropError | undefined): string {
+  if (!error) return 'transfer failed';
+  const remote = error.remote ? ` (the other side: ${error.remote})` : '';
+  return `${error.reason}: ${error.message}${remote}`;
+}
+
+/**
+ * Runs a machine until it stops; SIGINT (and SIGTERM) send it `cancel`, so
+ * the other side is told. Resolves with the `stopped` error, if any.
+ */
+function untilStopped<T extends AnyActorLogic>(actor: Actor<T>): Promise<FileDropError | undefined> {
+  return new Promise((resolve) => {
+    const cancel = () => (actor as unknown as Actor<typeof filedropReceiver>).send({ type: 'cancel' });
+    process.on('SIGINT', cancel);
+    process.on('SIGTERM', cancel);
+    actor.on('stopped', (event: { detail: { error?: FileDropError } }) => {
+      process.off('SIGINT', cancel);
+      process.off('SIGTERM', cancel);
+      resolve(event.detail.error);
+    });
+    actor.start();
+  });
+}
+
+/** `signalbox send <file>`: prints the code, serves one receiver. Resolves with the exit code. */
+export async function sendFile(path: string, options: TransferCliOptions): Promise<number> {
+  const out = options.out ?? process.stdout;
+  const err = options.err ?? process.stderr;
+  let source: FileSource;
+  let RTCPeerConnection;
+  try {
+    RTCPeerConnection = await loadRtc(options.webrtc);
+    source = await fileSource(path);
+  } catch (error) {
+    err.write(`signalbox: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const sender = createActor(filedropSender.provide({ actors: clientActors(options.server, RTCPeerConnection) }), {
+    input: { source, once: true },
+  });
+  const progress = new Progress(err);
+  sender.on('assigned', ({ detail }: Extract<SenderEmitted, { type: 'assigned' }>) => {
+    out.write(`${detail.id}\n`);
+    err.write(
+      `Sending ${source.name} (${formatBytes(source.size)}). On the other side run:\n  signalbox receive ${detail.id}\n`,
+    );
+  });
+  sender.on('requested', () => progress.start(source.size, 'Sending  '));
+  sender.on('progress', ({ detail }: Extract<SenderEmitted, { type: 'progress' }>) => progress.update(detail.received));
+  const error = await untilStopped(sender);
+  const summary = progress.stop();
+  if (error) {
+    err.write(`signalbox: send failed: ${describeError(error)}\n`);
+    return 1;
+  }
+  err.write(`Sent ${source.name}: ${summary}\n`);
+  return 0;
+}
+
+/** `signalbox receive <code>`: writes the file into `dir`, checking its digest. Resolves with the exit code. */
+export async function receiveFile(code: string, dir: string, options: TransferCliOptions): Promise<number> {
+  const out = options.out ?? process.stdout;
+  const err = options.err ?? process.stderr;
+  let RTCPeerConnection;
+  try {
+    RTCPeerConnection = await loadRtc(options.webrtc);
+  } catch (error) {
+    err.write(`signalbox: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const receiver = createActor(filedropReceiver.provide({ actors: clientActors(options.server, RTCPeerConnection) }), {
+    input: { code, sink: directorySink(dir) },
+  });
+  const progress = new Progress(err);
+  let target = '';
+  receiver.on('file', ({ detail }: Extract<ReceiverEmitted, { type: 'file' }>) => {
+    target = join(dir, safeFileName(detail.file.name));
+    err.write(`Receiving ${detail.file.name} (${formatBytes(detail.file.size)}) into ${target}\n`);
+    progress.start(detail.file.size, 'Receiving');
+  });
+  receiver.on('progress', ({ detail }: Extract<ReceiverEmitted, { type: 'progress' }>) =>
+    progress.update(detail.received),
+  );
+  let digest: string | undefined;
+  receiver.on('completed', ({ detail }: Extract<ReceiverEmitted, { type: 'completed' }>) => {
+    digest = detail.sha256;
+  });
+  const error = await untilStopped(receiver);
+  const summary = progress.stop();
+  if (error) {
+    err.write(`signalbox: receive failed: ${describeError(error)}\n`);
+    return 1;
+  }
+  err.write(`Received ${target}: ${summary}${digest ? `, SHA-256 ${digest} verified` : ''}\n`);
+  out.write(`${target}\n`);
+  return 0;
+}
+
+/** `--out`: must be an existing directory. */
+export async function checkDirectory(dir: string): Promise<string | undefined> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return `--out: ${dir} is not a directory`;
+  } catch {
+    return `--out: ${dir} does not exist`;
+  }
+  return undefined;
+}

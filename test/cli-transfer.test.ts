@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type SignalboxServer } from '../cli/server.js';
+
+const TSX = ['--import', 'tsx', 'cli/bin.ts'];
+
+let server: SignalboxServer;
+let dir: string;
+let url: string;
+
+function run(args: string[]) {
+  const child = spawn(process.execPath, [...TSX, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout: string[] = [];
+  const lineWaiters: Array<(line: string) => void> = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    stdout.push(line);
+    lineWaiters.shift()?.(line);
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    stdout,
+    stderr: () => stderr,
+    firstLine: () =>
+      new Promise<string>((resolve) => (stdout.length > 0 ? resolve(stdout[0]!) : lineWaiters.push(resolve))),
+  };
+}
+
+beforeAll(async () => {
+  server = await startServer({ port: 0, host: '127.0.0.1' });
+  url = `ws://127.0.0.1:${server.address.port}/filedrop`;
+  dir = await mkdtemp(join(tmpdir(), 'signalbox-cli-'));
+});
+afterAll(async () => {
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('signalbox send / receive', () => {
+  it('sends a 1 MiB file from one process to another, byte for byte', async () => {
+    const data = randomBytes(1024 * 1024);
+    await writeFile(join(dir, 'data.bin'), data);
+    const out = join(dir, 'out');
+    await mkdir(out);
+
+    const sender = run(['send', join(dir, 'data.bin'), '--server', url]);
+    const code = await sender.firstLine();
+    expect(code).toMatch(/^[2-9A-Z]{8}$/);
+    // http:// is mapped to ws://, and a bare origin gets /filedrop.
+    const receiver = run(['receive', code, '--out', out, '--server', `http://127.0.0.1:${server.address.port}`]);
+
+    const [sent, received] = await Promise.all([sender.exited, receiver.exited]);
+    expect({ code: received, stderr: receiver.stderr() }).toMatchObject({ code: 0 });
+    expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
+    expect(sender.stdout).toEqual([code]);
+    expect(receiver.stdout).toEqual([join(out, 'data.bin')]);
+    expect(receiver.stderr()).toMatch(/SHA-256 [0-9a-f]{64} verified/);
+    // stderr is not a TTY: no progress bar escapes.
+    expect(receiver.stderr() + sender.stderr()).not.toMatch(/\x1b\[/); // eslint-disable-line no-control-regex
+    expect(Buffer.compare(await readFile(join(out, 'data.bin')), data)).toBe(0);
+  }, 15_000);
+
+  it('fails with exit code 1 and a clear message for a code nobody holds', async () => {
+    const receiver = run(['receive', '2345-6789', '--out', dir, '--server', url]);
+    expect(await receiver.exited).toBe(1);
+    expect(receiver.stderr()).toMatch(/receive failed: no-such-peer/);
+    expect(receiver.stdout).toEqual([]);
+  }, 10_000);
+
+  it('exits 2 on bad usage', async () => {
+    const cases = [
+      ['send'],
+      ['receive'],
+      ['send', 'a', 'b'],
+      ['receive', 'ABCD2345', '--webrtc', 'nope'],
+      ['receive', 'ABCD2345', '--server', 'ftp://example.org'],
+      ['receive', 'ABCD2345', '--out', join(dir, 'missing')],
+      ['send', 'x', '--out', dir],
+      ['send', 'x', '--bogus'],
+    ];
+    const results = await Promise.all(
+      cases.map(async (args) => {
+        const child = run(args);
+        return { args, code: await child.exited, stderr: child.stderr() };
+      }),
+    );
+    for (const r of results) {
+      expect(r, r.args.join(' ')).toMatchObject({ code: 2 });
+      expect(r.stderr).toMatch(/^signalbox: .+\n\nUsage:/);
+    }
+  }, 15_000);
+});
