@@ -210,7 +210,8 @@ export class RtcPeer {
       };
       const timer = setTimeout(() => {
         this.listeners.delete(check);
-        reject(new Error(`no ${type} #${n} within ${timeout} ms; got ${this.events.map((e) => e.type).join(', ')}`));
+        const got = this.events.map((e) => (e.type === 'rtc.failed' ? `rtc.failed (${e.error.message})` : e.type));
+        reject(new Error(`no ${type} #${n} within ${timeout} ms; got ${got.join(', ')}`));
       }, timeout);
       if (!check()) this.listeners.add(check);
     });
