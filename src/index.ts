@@ -38,6 +38,7 @@ export {
   type ProtocolServer,
 } from './runtime.js';
 export { memoryRouter, type Router } from './router.js';
+export { sessionHost, type SessionHost, type SessionHostInit } from './session-host.js';
 export { jsonLogger, silentLogger, truncateUtf8, type Logger } from './logger.js';
 export type { Clock } from './clock.js';
 export { joinTransports } from './duplex.js';

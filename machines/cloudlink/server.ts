@@ -1,8 +1,9 @@
-import { createActor, type InspectionEvent, type Observer } from 'xstate';
+import type { InspectionEvent, Observer } from 'xstate';
 import type { Clock } from '../../src/clock.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { memoryRouter, type Router } from '../../src/router.js';
-import { feedActor, type ProtocolServer } from '../../src/runtime.js';
+import type { ProtocolServer } from '../../src/runtime.js';
+import { sessionHost } from '../../src/session-host.js';
 import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { memoryDirectory, type LobbyDirectory } from './directory.js';
@@ -60,44 +61,35 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
   const directory = options.directory ?? memoryDirectory();
   const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
-  const sessions = new Map<string, CloudLinkSessionActor>();
   const codec = serverCodec({ maxFrameSize: options.maxFrameSize });
+  const log = options.logger ?? silentLogger;
+  const host = sessionHost({
+    logic: cloudlinkSession,
+    codec,
+    clock: options.clock,
+    inspect: options.inspect,
+    log,
+    cleanup(id, code, reason) {
+      directory.leave(id);
+      router.close(id, code, reason);
+      router.remove(id);
+    },
+  });
   const shared: Omit<SessionServices, 'transport'> = {
     router,
     directory,
-    log: options.logger ?? silentLogger,
+    log,
     timing: {
       keepaliveInterval: options.keepaliveInterval ?? 10_000,
       initTimeout: options.initTimeout ?? 10_000,
     },
-    probe: (id) => sessions.get(id)?.send({ type: 'session.probe' }),
-  };
-  // XState treats an explicit `undefined` as "no clock": pass only what was given.
-  const actorOptions = {
-    ...(options.clock && { clock: options.clock }),
-    ...(options.inspect && { inspect: options.inspect }),
-  };
-  let closed = false;
-  /** Stops feeding each session's transport into it. */
-  const feeds = new Map<string, () => void>();
-  /** Drops what a session that did not end through its `closed` state left behind. */
-  const forget = (id: string, code: number, reason: string) => {
-    feeds.get(id)?.();
-    feeds.delete(id);
-    sessions.delete(id);
-    directory.leave(id);
-    router.close(id, code, reason);
-    router.remove(id);
+    probe: (id) => host.sessions.get(id)?.send({ type: 'session.probe' }),
   };
 
   return {
-    sessions,
+    sessions: host.sessions,
     accept(transport: Transport, info: ConnectionInfo) {
-      if (closed || !transport.isOpen) {
-        // A connection that died before we got it must not leave a session behind.
-        transport.close(1001, 'server closing');
-        return;
-      }
+      if (!host.admits(transport)) return;
       const match = PATH.exec(info.path);
       let ugi = '';
       try {
@@ -108,33 +100,10 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
       const v = info.query.get('v');
       const version = v === null || v === '' ? 0 : /^\d+$/.test(v) ? Number(v) : Number.NaN;
       const id = generateId();
-      const session = createActor(cloudlinkSession, {
-        ...actorOptions,
-        id,
-        input: { id, ugi, version, services: { ...shared, transport } },
-      });
-      sessions.set(id, session);
-      session.subscribe({
-        complete: () => {
-          feeds.get(id)?.();
-          feeds.delete(id);
-          sessions.delete(id);
-        },
-        error: (error) => {
-          shared.log.error('session crashed', { session: id, error: String(error) });
-          forget(id, 1011, 'server error');
-        },
-      });
-      session.start();
-      // Frames go straight from the transport into the session: no actor in between.
-      if (session.getSnapshot().status === 'active') feeds.set(id, feedActor(session, transport, codec));
+      host.start(id, transport, { id, ugi, version, services: { ...shared, transport } });
     },
     async close() {
-      closed = true;
-      for (const [id, session] of [...sessions]) {
-        session.stop();
-        forget(id, 1001, 'server closing');
-      }
+      host.close();
     },
     stats: () => ({ connections: router.size, lobbies: directory.lobbies }),
   };

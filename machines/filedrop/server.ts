@@ -1,8 +1,9 @@
-import { createActor, type InspectionEvent, type Observer } from 'xstate';
+import type { InspectionEvent, Observer } from 'xstate';
 import type { Clock } from '../../src/clock.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { memoryRouter, type Router } from '../../src/router.js';
-import { feedActor, type ProtocolServer } from '../../src/runtime.js';
+import type { ProtocolServer } from '../../src/runtime.js';
+import { sessionHost } from '../../src/session-host.js';
 import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { generatePeerId, isPeerId, type ServerMessage } from './protocol.js';
@@ -59,33 +60,26 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
   const generateId = options.generateId ?? generatePeerId;
   const codec = serverCodec({ maxFrameSize: options.maxFrameSize, isPeerId: options.isPeerId ?? isPeerId });
   const log = options.logger ?? silentLogger;
-  const sessions = new Map<string, FileDropSessionActor>();
-  const actorOptions = {
-    ...(options.clock && { clock: options.clock }),
-    ...(options.inspect && { inspect: options.inspect }),
-  };
-  let closed = false;
-  /** Stops feeding each session's transport into it. */
-  const feeds = new Map<string, () => void>();
-  /** Drops what a session that did not end through its `closed` state left behind. */
-  const forget = (id: string, code: number, reason: string, notify: boolean) => {
-    feeds.get(id)?.();
-    feeds.delete(id);
-    sessions.delete(id);
-    for (const peer of registry.remove(id)) {
-      if (notify) router.send(peer, { type: 'peer not exists', detail: { peer: id } });
-    }
-    router.close(id, code, reason);
-    router.remove(id);
-  };
+  const host = sessionHost({
+    logic: filedropSession,
+    codec,
+    clock: options.clock,
+    inspect: options.inspect,
+    log,
+    cleanup(id, code, reason, crashed) {
+      // On shutdown nobody is told: everyone is going.
+      for (const peer of registry.remove(id)) {
+        if (crashed) router.send(peer, { type: 'peer not exists', detail: { peer: id } });
+      }
+      router.close(id, code, reason);
+      router.remove(id);
+    },
+  });
 
   return {
-    sessions,
+    sessions: host.sessions,
     accept(transport: Transport, _info: ConnectionInfo) {
-      if (closed || !transport.isOpen) {
-        transport.close(1001, 'server closing');
-        return;
-      }
+      if (!host.admits(transport)) return;
       let id: string | undefined;
       for (let attempt = 0; attempt < ID_ATTEMPTS && id === undefined; attempt++) {
         const candidate = generateId();
@@ -97,31 +91,10 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
         return;
       }
       const services: SessionServices = { router, registry, transport, log };
-      const session = createActor(filedropSession, { ...actorOptions, id, input: { id, services } });
-      sessions.set(id, session);
-      const peerId = id;
-      session.subscribe({
-        complete: () => {
-          feeds.get(peerId)?.();
-          feeds.delete(peerId);
-          sessions.delete(peerId);
-        },
-        error: (error) => {
-          log.error('session crashed', { protocol: 'filedrop', session: peerId, error: String(error) });
-          forget(peerId, 1011, 'server error', true);
-        },
-      });
-      session.start();
-      if (session.getSnapshot().status === 'active') feeds.set(id, feedActor(session, transport, codec));
+      host.start(id, transport, { id, services });
     },
     async close() {
-      closed = true;
-      for (const [id, session] of [...sessions]) {
-        feeds.get(id)?.();
-        session.stop();
-        // Nobody is told: everyone is going.
-        forget(id, 1001, 'server closing', false);
-      }
+      host.close();
     },
     stats: () => ({ connections: router.size, pairs: registry.pairs }),
   };

@@ -1,0 +1,104 @@
+import {
+  createActor,
+  type Actor,
+  type AnyStateMachine,
+  type InputFrom,
+  type InspectionEvent,
+  type Observer,
+} from 'xstate';
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
+import type { Message } from './message.js';
+import { feedActor, type SignallingEvent } from './runtime.js';
+import type { Frame, Transport } from './transport.js';
+
+export interface SessionHostInit<TLogic extends AnyStateMachine> {
+  /** The session machine: one root actor per connection, named by its id. */
+  logic: TLogic;
+  /** Decodes what clients send; frames go straight from the transport into the session. */
+  codec: { decode(frame: Frame): Message };
+  clock?: Clock;
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  log: Logger;
+  /**
+   * Drops what a session that did not reach its final state left in the
+   * shared registries: it crashed (`crashed`) or the server is shutting down.
+   * The host has already stopped feeding it and stopped its actor.
+   */
+  cleanup(id: string, code: number, reason: string, crashed: boolean): void;
+}
+
+export interface SessionHost<TLogic extends AnyStateMachine> {
+  /** The running sessions, by id. */
+  readonly sessions: ReadonlyMap<string, Actor<TLogic>>;
+  /** False once closing, or for a transport that closed before it was accepted (which it then closes). */
+  admits(transport: Transport): boolean;
+  /** Starts session `id` on `transport`. */
+  start(id: string, transport: Transport, input: InputFrom<TLogic>): void;
+  /** Stops every session, each through `cleanup`. */
+  close(): void;
+}
+
+/**
+ * What every protocol server does with its sessions: one root actor per
+ * connection in a Map (not children of a hub actor, which made each connect
+ * and disconnect O(sessions) inside XState), frames fed straight in with
+ * {@link feedActor}, and a cleanup for sessions that crash or outlive the
+ * server.
+ *
+ * @example
+ * ```ts
+ * const host = sessionHost({ logic: session, codec, log, cleanup: (id) => registry.remove(id) });
+ * if (host.admits(transport)) host.start(id, transport, { id, transport });
+ * ```
+ */
+export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostInit<TLogic>): SessionHost<TLogic> {
+  const sessions = new Map<string, Actor<TLogic>>();
+  const feeds = new Map<string, () => void>();
+  // XState treats an explicit `undefined` as "no clock": pass only what was given.
+  const actorOptions = {
+    ...(init.clock && { clock: init.clock }),
+    ...(init.inspect && { inspect: init.inspect }),
+  };
+  let closed = false;
+
+  const detach = (id: string) => {
+    feeds.get(id)?.();
+    feeds.delete(id);
+    sessions.delete(id);
+  };
+
+  return {
+    sessions,
+    admits(transport) {
+      if (!closed && transport.isOpen) return true;
+      // A connection that died before we got it must not leave a session behind.
+      transport.close(1001, 'server closing');
+      return false;
+    },
+    start(id, transport, input) {
+      const session = createActor(init.logic, { ...actorOptions, id, input } as never) as Actor<TLogic>;
+      sessions.set(id, session);
+      session.subscribe({
+        complete: () => detach(id),
+        error: (error) => {
+          init.log.error('session crashed', { session: id, error: String(error) });
+          detach(id);
+          init.cleanup(id, 1011, 'server error', true);
+        },
+      });
+      session.start();
+      if ((session.getSnapshot() as { status: string }).status === 'active') {
+        feeds.set(id, feedActor(session as { send(event: Message | SignallingEvent): void }, transport, init.codec));
+      }
+    },
+    close() {
+      closed = true;
+      for (const [id, session] of [...sessions]) {
+        detach(id);
+        session.stop();
+        init.cleanup(id, 1001, 'server closing', false);
+      }
+    },
+  };
+}
