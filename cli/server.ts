@@ -8,7 +8,7 @@ import {
 } from '../machines/cloudlink/server.js';
 import { createFileDropServer, type FileDropServer, type FileDropServerOptions } from '../machines/filedrop/server.js';
 import { silentLogger, type Logger } from '../src/logger.js';
-import { serve } from '../src/runtime.js';
+import { serve, type ProtocolServer } from '../src/runtime.js';
 import type { TransportServer } from '../src/transport.js';
 
 export interface SignalboxServerOptions {
@@ -39,8 +39,22 @@ export interface SignalboxServer {
 export interface Health {
   status: 'ok';
   uptime: number;
-  connections: { total: number; cloudlink: number; filedrop: number };
+  /** Open connections in all, and per protocol. */
+  connections: { total: number } & Record<Protocol, number>;
   lobbies: { cloudlink: number };
+}
+
+/** The protocols one `signalbox serve` process serves. */
+export type Protocol = 'cloudlink' | 'filedrop';
+
+/** One protocol served at one path. */
+interface Mount {
+  protocol: Protocol;
+  /** The path as logged. */
+  shown: string;
+  path: string | ((path: string) => boolean);
+  server: ProtocolServer & { stats(): { connections: number } };
+  maxFrameSize: number;
 }
 
 /**
@@ -58,18 +72,39 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const log = options.logger ?? silentLogger;
   const started = Date.now();
   const cloudlink = createCloudLinkServer({ logger: log, ...options.cloudlink });
-  const maxFrameSize = options.cloudlink?.maxFrameSize ?? 65536;
   const filedrop = createFileDropServer({ logger: log, ...options.filedrop });
-  const filedropFrameSize = options.filedrop?.maxFrameSize ?? 65536;
+
+  // Every protocol is one mount: where it listens, its server, and the largest frame it accepts.
+  // A frame over the cap must still reach the codec to earn the protocol's own error, so the
+  // socket-level limit sits well above it (UTF-8 may take 3 bytes a character).
+  const mounts: Mount[] = [
+    {
+      protocol: 'cloudlink',
+      shown: '/ws/{ugi}',
+      path: (p) => p.startsWith('/ws/'),
+      server: cloudlink,
+      maxFrameSize: options.cloudlink?.maxFrameSize ?? 65536,
+    },
+    {
+      protocol: 'filedrop',
+      shown: '/filedrop',
+      path: '/filedrop',
+      server: filedrop,
+      maxFrameSize: options.filedrop?.maxFrameSize ?? 65536,
+    },
+  ];
 
   const health = (): Health => {
-    const c = cloudlink.stats();
-    const f = filedrop.stats();
+    const perProtocol = mounts.map((m) => [m.protocol, m.server.stats().connections] as const);
+    const connections = {
+      total: perProtocol.reduce((sum, [, n]) => sum + n, 0),
+      ...(Object.fromEntries(perProtocol) as Record<Protocol, number>),
+    };
     return {
       status: 'ok',
       uptime: (Date.now() - started) / 1000,
-      connections: { total: c.connections + f.connections, cloudlink: c.connections, filedrop: f.connections },
-      lobbies: { cloudlink: c.lobbies },
+      connections,
+      lobbies: { cloudlink: cloudlink.stats().lobbies },
     };
   };
 
@@ -82,19 +117,17 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     }
   });
 
-  const transports: TransportServer[] = [
-    // A frame over the cap must still reach the codec to earn a VIOLATION, so
-    // the socket-level limit sits well above it (UTF-8 may take 3 bytes a character).
-    webSocketServer({ server: http, path: (p) => p.startsWith('/ws/'), maxPayload: maxFrameSize * 3 + 1024 }),
-    webSocketServer({ server: http, path: '/filedrop', maxPayload: filedropFrameSize * 3 + 1024 }),
-  ];
-  const stops = [serve(transports[0]!, cloudlink), serve(transports[1]!, filedrop)];
-  rejectUnroutedUpgrades(http);
-  for (const [i, protocol] of (['cloudlink', 'filedrop'] as const).entries()) {
-    transports[i]!.on('connection', ({ info }) =>
+  const transports: TransportServer[] = [];
+  const stops: (() => void)[] = [];
+  for (const { protocol, path, server, maxFrameSize } of mounts) {
+    const transport = webSocketServer({ server: http, path, maxPayload: maxFrameSize * 3 + 1024 });
+    transports.push(transport);
+    stops.push(serve(transport, server));
+    transport.on('connection', ({ info }) =>
       log.info('connection', { protocol, path: info.path, remote: info.remoteAddress }),
     );
   }
+  rejectUnroutedUpgrades(http);
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -105,7 +138,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   });
   const bound = http.address() as AddressInfo;
   const address = { host: bound.address, port: bound.port };
-  log.info('listening', { ...address, protocols: { cloudlink: '/ws/{ugi}', filedrop: '/filedrop' } });
+  log.info('listening', { ...address, protocols: Object.fromEntries(mounts.map((m) => [m.protocol, m.shown])) });
 
   let closing: Promise<void> | undefined;
   return {
@@ -118,8 +151,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       closing ??= (async () => {
         for (const stop of stops) stop();
         await Promise.all(transports.map((t) => t.close()));
-        await cloudlink.close();
-        await filedrop.close();
+        await Promise.all(mounts.map((m) => m.server.close()));
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
         log.info('closed');
