@@ -44,3 +44,4 @@ export type { Clock } from './clock.js';
 export { joinTransports } from './duplex.js';
 export * from './backpressure.js';
 export * from './rtc/index.js';
+export { sha256Hex, sha256Stream, type Sha256Stream } from './sha256.js';

@@ -1,6 +1,7 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { sha256Hex, sha256Stream } from '../../src/sha256.js';
 import type { FileInfo } from './protocol.js';
+
+export { sha256Hex, sha256Stream, type Sha256Stream } from '../../src/sha256.js';
 
 /**
  * The file a sender offers. The machines never touch a file system: they
@@ -40,31 +41,6 @@ export interface FileSink {
 
 /** What a receiver is given: a sink, or a function that opens one once the file is known (it may refuse by throwing). */
 export type SinkOpener = FileSink | ((file: FileInfo) => FileSink | Promise<FileSink>);
-
-/** SHA-256 of `bytes` as 64 lowercase hex digits. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return bytesToHex(sha256(bytes));
-}
-
-/**
- * An incremental SHA-256, for content that streams past: `update` with each
- * piece, then `hex()` once.
- *
- * @example
- * ```ts
- * const hash = sha256Stream();
- * hash.update(first);
- * hash.update(second);
- * hash.hex(); // same as sha256Hex(first + second)
- * ```
- */
-export function sha256Stream(): { update(bytes: Uint8Array): void; hex(): string } {
-  const hash = sha256.create();
-  return {
-    update: (bytes) => void hash.update(bytes),
-    hex: () => bytesToHex(hash.digest()),
-  };
-}
 
 /** SHA-256 of a whole source, read in `blockSize` pieces (never all at once). */
 export async function sha256OfSource(source: Pick<FileSource, 'size' | 'read'>, blockSize = 1 << 20): Promise<string> {
