@@ -14,6 +14,8 @@ const entries = {
   'broadcast-channel': 'adapters/broadcast-channel/index.ts',
   websocket: 'adapters/websocket/index.ts',
   'websocket-node': 'adapters/websocket/node.ts',
+  'socket-io': 'adapters/socket-io/index.ts',
+  'socket-io-node': 'adapters/socket-io/node.ts',
   fs: 'adapters/fs/index.ts',
   server: 'cli/server.ts',
   testing: 'testing/index.ts',

@@ -7,6 +7,8 @@ import {
   type CloudLinkServerOptions,
 } from '../machines/cloudlink/server.js';
 import { createFileDropServer, type FileDropServer, type FileDropServerOptions } from '../machines/filedrop/server.js';
+import { serverSocketIoEvents } from '../machines/filedrop/socket-io.js';
+import { socketIoServer, type SocketIoServerInit } from '../adapters/socket-io/server.js';
 import { silentLogger, type Logger } from '../src/logger.js';
 import { serve, type ProtocolServer } from '../src/runtime.js';
 import type { TransportServer } from '../src/transport.js';
@@ -20,6 +22,13 @@ export interface SignalboxServerOptions {
   cloudlink?: CloudLinkServerOptions;
   /** filedrop options (frame cap, id generator, …), served at `/filedrop`. */
   filedrop?: FileDropServerOptions;
+  /**
+   * filedrop for socket.io 4 clients, at socket.io's `/socket.io/` path, by the
+   * same filedrop server (`cors`, `allowRequest`, … for socket.io), or `false`
+   * to serve WebSocket only.
+   * @default served, with socket.io's defaults
+   */
+  filedropSocketIo?: false | { options?: SocketIoServerInit['options'] };
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -87,7 +96,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     },
     {
       protocol: 'filedrop',
-      shown: '/filedrop',
+      shown: options.filedropSocketIo === false ? '/filedrop' : '/filedrop, /socket.io/',
       path: '/filedrop',
       server: filedrop,
       maxFrameSize: options.filedrop?.maxFrameSize ?? 65536,
@@ -125,6 +134,20 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     stops.push(serve(transport, server));
     transport.on('connection', ({ info }) =>
       log.info('connection', { protocol, path: info.path, remote: info.remoteAddress }),
+    );
+  }
+  if (options.filedropSocketIo !== false) {
+    // The seed's socket.io 4 events, through the same filedrop server: socket.io and WebSocket clients meet.
+    const socketIo = socketIoServer({
+      server: http,
+      events: serverSocketIoEvents(),
+      maxHttpBufferSize: (options.filedrop?.maxFrameSize ?? 65536) * 3 + 1024,
+      options: options.filedropSocketIo?.options,
+    });
+    transports.push(socketIo);
+    stops.push(serve(socketIo, filedrop));
+    socketIo.on('connection', ({ info }) =>
+      log.info('connection', { protocol: 'filedrop', path: info.path, remote: info.remoteAddress, socketIo: true }),
     );
   }
   rejectUnroutedUpgrades(http);

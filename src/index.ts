@@ -21,6 +21,7 @@ export {
   type TransportImpl,
 } from './transport.js';
 export { jsonCodec, parseJson, textOf, utf8, type Codec, type JsonCodecOptions } from './codec.js';
+export { frameEvents, type EventCodec } from './event-codec.js';
 export {
   toCustomEvent,
   fromCustomEvent,

@@ -3,6 +3,7 @@ import type { Transport } from '../../src/transport.js';
 import { webSocketTransport as connect, type WebSocketTransportInit } from './client.js';
 
 export {
+  claimUpgrades,
   rejectUnroutedUpgrades,
   webSocketServer,
   type WebSocketServerInit,

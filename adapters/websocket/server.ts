@@ -259,14 +259,32 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
 }
 
 /**
+ * Tells {@link rejectUnroutedUpgrades} that another library's upgrade
+ * listener on `server` serves the paths `accepts` matches (socket.io at
+ * `/socket.io/`), so that their upgrades are left to it. Returns the
+ * function that withdraws the claim.
+ *
+ * @example
+ * ```ts
+ * const release = claimUpgrades(http, (pathname) => pathname.startsWith('/socket.io/'));
+ * ```
+ */
+export function claimUpgrades(server: Server, accepts: (pathname: string) => boolean): () => void {
+  const entry = claimsOf(server);
+  const matcher: PathMatcher = (pathname) => accepts(pathname);
+  entry.matchers.add(matcher);
+  return () => void entry.matchers.delete(matcher);
+}
+
+/**
  * Answers 404 to every WebSocket upgrade on `server` whose path no
  * {@link webSocketServer} accepts, instead of leaving the socket open. Call
  * once per HTTP server, in any order relative to the `webSocketServer`s; a
  * second call does nothing. Returns a function that removes the listener.
  *
- * Only for servers whose every WebSocket endpoint is a `webSocketServer`: an
- * upgrade meant for another library's listener on the same server (socket.io)
- * would be refused too.
+ * An upgrade meant for another library's listener on the same server is
+ * refused too, unless that library's paths are claimed with
+ * {@link claimUpgrades} (`socketIoServer` claims its own).
  *
  * @example
  * ```ts

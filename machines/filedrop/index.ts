@@ -43,6 +43,7 @@ export {
 } from './server.machine.js';
 export { createFileDropServer, type FileDropServer, type FileDropServerOptions } from './server.js';
 export { clientCodec, serverCodec, type FileDropCodecOptions, type InvalidPeer } from './codec.js';
+export { serverSocketIoEvents, clientSocketIoEvents } from './socket-io.js';
 export { memoryRegistry, type PeerRegistry } from './registry.js';
 export { FileDropError, transferFailures, type TransferFailure } from './errors.js';
 export {
