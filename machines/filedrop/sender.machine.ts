@@ -11,7 +11,7 @@ import {
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import { clientActors, isOwnFailure, remoteError, send, signallingError } from './client.js';
+import { clientActors, remoteError, send, signallingError } from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
 import type { FileSource } from './files.js';
 import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
@@ -151,7 +151,6 @@ export const filedropSenderTransfer = setup({
     isAnswer: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.description' }>).description.type === 'answer',
     isNewProgress: ({ context, event }) =>
       (event as MessageOf<ServerMessage, 'progress'>).detail.data.received > context.received,
-    isOwnFailure: ({ context }) => context.error !== undefined && isOwnFailure(context.error.reason),
   },
   actions: {
     fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
@@ -332,20 +331,17 @@ export const filedropSenderTransfer = setup({
         },
       },
     },
-    // What the receiver must hear goes out before the transfer ends.
+    // Only our own failures come through here (the receiver's verdict, its leaving and a lost
+    // channel go straight to `failed`): the receiver hears why before the transfer ends.
     failing: {
-      always: [
-        {
-          guard: 'isOwnFailure',
-          target: 'failed',
-          actions: {
-            type: 'report',
-            params: ({ context }) =>
-              signal({ type: 'response', detail: { peer: context.peer, data: { error: context.error!.reason } } }),
-          },
+      always: {
+        target: 'failed',
+        actions: {
+          type: 'report',
+          params: ({ context }) =>
+            signal({ type: 'response', detail: { peer: context.peer, data: { error: context.error!.reason } } }),
         },
-        { target: 'failed' },
-      ],
+      },
     },
     done: { type: 'final' },
     failed: { type: 'final' },
@@ -455,6 +451,10 @@ export const filedropSender = setup({
       return kind === 'transfer' && context.transfers[peer]?.generation === generation;
     },
     isChildCrash: ({ event }) => /^(transfer|rtc):/.test((event as ErrorActorEvent).actorId ?? ''),
+    isTransferCrash: ({ context, event }) => {
+      const { kind, peer, generation } = parseChildId((event as ErrorActorEvent).actorId ?? '');
+      return kind === 'transfer' && context.transfers[peer]?.generation === generation;
+    },
     isOnce: ({ context }) => context.once,
     isSuccess: ({ event }) => (event as DoneActorEvent<TransferOutput>).output?.error === undefined,
   },
@@ -539,14 +539,15 @@ export const filedropSender = setup({
         enqueue.sendTo(transferId(peer, generation), { type: 'transfer.abort', message });
         return;
       }
+      // A crashed child stays among the children until stopped.
+      enqueue.stopChild(actorId!);
       enqueue.stopChild(rtcId(peer, generation));
       enqueue.assign({
         transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
       });
-      enqueue.emit({
-        type: 'failed',
-        detail: { peer, error: new FileDropError('protocol', message, { cause: error }) },
-      });
+      const failure = new FileDropError('protocol', message, { cause: error });
+      enqueue.emit({ type: 'failed', detail: { peer, error: failure } });
+      if (context.once) enqueue.assign({ error: failure });
     }),
     /** Tells every receiver still being served that we cancelled. */
     tellReceivers: enqueueActions(({ context, enqueue }) => {
@@ -620,7 +621,11 @@ export const filedropSender = setup({
               { guard: and(['isTransferDone', 'isOnce']), target: '#filedropSender.failed', actions: 'endTransfer' },
               { guard: 'isTransferDone', actions: 'endTransfer' },
             ],
-            'xstate.error.actor.*': { guard: 'isChildCrash', actions: 'handleCrash' },
+            'xstate.error.actor.*': [
+              // A once sender ends with its transfer, even one that crashed.
+              { guard: and(['isTransferCrash', 'isOnce']), target: '#filedropSender.failed', actions: 'handleCrash' },
+              { guard: 'isChildCrash', actions: 'handleCrash' },
+            ],
           },
         },
         // What receivers must hear goes out before leaving `active` stops the signalling actor.
