@@ -10,6 +10,7 @@ const entries = {
   index: 'src/index.ts',
   cloudlink: 'machines/cloudlink/index.ts',
   filedrop: 'machines/filedrop/index.ts',
+  workrooms: 'machines/workrooms/index.ts',
   memory: 'adapters/memory/index.ts',
   'broadcast-channel': 'adapters/broadcast-channel/index.ts',
   websocket: 'adapters/websocket/index.ts',

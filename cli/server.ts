@@ -9,6 +9,11 @@ import {
 import { createFileDropServer, type FileDropServer, type FileDropServerOptions } from '../machines/filedrop/server.js';
 import { serverSocketIoEvents } from '../machines/filedrop/socket-io.js';
 import { socketIoServer, type SocketIoServerInit } from '../adapters/socket-io/server.js';
+import {
+  createWorkroomsServer,
+  type WorkroomsServer,
+  type WorkroomsServerOptions,
+} from '../machines/workrooms/server.js';
 import { silentLogger, type Logger } from '../src/logger.js';
 import { serve, type ProtocolServer } from '../src/runtime.js';
 import type { TransportServer } from '../src/transport.js';
@@ -29,6 +34,8 @@ export interface SignalboxServerOptions {
    * @default served, with socket.io's defaults
    */
   filedropSocketIo?: false | { options?: SocketIoServerInit['options'] };
+  /** workrooms options (frame cap, grace period, profile check, …), served at `/workrooms`. */
+  workrooms?: WorkroomsServerOptions;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -39,6 +46,7 @@ export interface SignalboxServer {
   readonly http: Server;
   readonly cloudlink: CloudLinkServer;
   readonly filedrop: FileDropServer;
+  readonly workrooms: WorkroomsServer;
   /** What `GET /health` returns. */
   health(): Health;
   /** Stops accepting, closes every connection and session. */
@@ -54,7 +62,7 @@ export interface Health {
 }
 
 /** The protocols one `signalbox serve` process serves. */
-export type Protocol = 'cloudlink' | 'filedrop';
+export type Protocol = 'cloudlink' | 'filedrop' | 'workrooms';
 
 /** One protocol served at one path. */
 interface Mount {
@@ -82,6 +90,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const started = Date.now();
   const cloudlink = createCloudLinkServer({ logger: log, ...options.cloudlink });
   const filedrop = createFileDropServer({ logger: log, ...options.filedrop });
+  const workrooms = createWorkroomsServer({ logger: log, ...options.workrooms });
 
   // Every protocol is one mount: where it listens, its server, and the largest frame it accepts.
   // A frame over the cap must still reach the codec to earn the protocol's own error, so the
@@ -100,6 +109,13 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       path: '/filedrop',
       server: filedrop,
       maxFrameSize: options.filedrop?.maxFrameSize ?? 65536,
+    },
+    {
+      protocol: 'workrooms',
+      shown: '/workrooms',
+      path: '/workrooms',
+      server: workrooms,
+      maxFrameSize: options.workrooms?.maxFrameSize ?? 65536,
     },
   ];
 
@@ -169,6 +185,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     http,
     cloudlink,
     filedrop,
+    workrooms,
     health,
     close() {
       closing ??= (async () => {

@@ -11,6 +11,8 @@ import { cloudlinkSession } from '../machines/cloudlink/server.machine.js';
 import { filedropReceiver } from '../machines/filedrop/receiver.machine.js';
 import { filedropSender, filedropSenderTransfer } from '../machines/filedrop/sender.machine.js';
 import { filedropSession } from '../machines/filedrop/server.machine.js';
+import { workroomsClient } from '../machines/workrooms/client.machine.js';
+import { workroomsSession } from '../machines/workrooms/server.machine.js';
 import { mermaid } from './diagram.js';
 
 export const diagrams: Record<string, { file: string; machines: Record<string, AnyStateMachine> }> = {
@@ -21,6 +23,10 @@ export const diagrams: Record<string, { file: string; machines: Record<string, A
   filedrop: {
     file: 'machines/filedrop/README.md',
     machines: { filedropSession, filedropSender, filedropSenderTransfer, filedropReceiver },
+  },
+  workrooms: {
+    file: 'machines/workrooms/README.md',
+    machines: { workroomsSession, workroomsClient },
   },
 };
 

@@ -1,0 +1,436 @@
+import { assign, emit, enqueueActions, setup } from 'xstate';
+import { ErrorCode, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
+import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
+import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
+import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
+import type { Transport } from '../../src/transport.js';
+import {
+  generateId,
+  type CallInfo,
+  type ClientMessage,
+  type DirectoryEntry,
+  type MessageOf,
+  type ServerMessage,
+  type UserProfiles,
+} from './protocol.js';
+
+export interface ClientInput {
+  /**
+   * This run's `sessionid`. Keep it secret: whoever has it can take the
+   * session over. @default generateId(): fresh and unguessable
+   */
+  sessionid?: string;
+  /** Profiles to announce (`userprofile`) after each `register`; `profile` commands replace them. */
+  profile?: UserProfiles;
+  /** How long to wait before connecting again after the signalling connection dropped, in ms. @default 1000 */
+  reconnectDelay?: number;
+  /** How many reconnects in a row (without a `registered` in between) before giving up. @default 10 */
+  reconnectAttempts?: number;
+  /** How long the server has to answer `register` before the connection counts as failed, in ms. @default 10000 */
+  registerTimeout?: number;
+}
+
+/** One call this client is in, and its WebRTC connection (`rtc` child `call:<callid>`). */
+export interface ClientCall {
+  readonly info: CallInfo;
+  /** The other side's sessionid. */
+  readonly peerid: string;
+  /** The caller makes the offer and the data channel. */
+  readonly role: 'offerer' | 'answerer';
+  /** The call's data channel, once open. */
+  transport?: Transport;
+}
+
+export interface ClientContext {
+  readonly sessionid: string;
+  profile?: UserProfiles;
+  readonly reconnectDelay: number;
+  readonly reconnectAttempts: number;
+  readonly registerTimeout: number;
+  /** Reconnects since the last `registered`. */
+  attempts: number;
+  calls: Record<string, ClientCall>;
+  error?: SignalboxError;
+}
+
+/** What the application sends a workrooms client. */
+export type ClientCommand =
+  /** Calls a session (`call`). */
+  | { type: 'call'; to: string }
+  /** Hangs up one call (or several: `hangup` with every callid). */
+  | { type: 'end'; callids: string[] }
+  /** Searches the directory (`autocomplete`); the answer is emitted as `autocomplete`. */
+  | { type: 'search'; search: string }
+  /** Replaces this client's profiles (`userprofile`, now and after every reconnect). */
+  | { type: 'profile'; profile: UserProfiles }
+  /** Hangs up every call and disconnects for good. */
+  | { type: 'leave' };
+
+export type ClientEvent = ServerMessage | SignallingEvent | RtcEmitted | ClientCommand;
+
+/** Why a call ended, as the `hangup` event says. */
+export type HangupReason =
+  /** This client hung up (`end`, `leave`). */
+  | 'local'
+  /** The other side hung up, or the server ended it (the other side did not come back in time). */
+  | 'remote'
+  /** Its WebRTC connection failed or closed. */
+  | 'failed';
+
+/** Emitted by a workrooms client (subscribe with `actor.on(type, …)` or `dispatchEmitted`). */
+export type ClientEmitted =
+  /** `register` was answered: `calls` are the calls that carried over a reconnect. */
+  | { type: 'registered'; detail: { sessionid: string; calls: string[] } }
+  | { type: 'outboundcall'; detail: CallInfo }
+  | { type: 'inboundcall'; detail: CallInfo }
+  /** The call's data channel is open: `transport` sends and receives on it. */
+  | { type: 'connected'; detail: { callid: string; peerid: string; transport: Transport } }
+  /** A call ended. `sessionid` is the other side. */
+  | { type: 'hangup'; detail: { callid: string; sessionid: string; reason: HangupReason } }
+  | { type: 'autocomplete'; detail: { search: string; results: DirectoryEntry[] } }
+  /** The server refused a message (or sent a bad frame); nothing else happened. */
+  | { type: 'error'; detail: { code: string; message: string; event?: string } }
+  /** The signalling connection dropped; the client connects again after `reconnectDelay`. Calls stay up. */
+  | { type: 'disconnected'; detail: { attempt: number } }
+  /** The client stopped for good: `error` is set unless it was asked to `leave`. */
+  | { type: 'stopped'; detail: { error?: SignalboxError } };
+
+export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
+
+export const SIGNALLING_HINT =
+  "use machine.provide({ actors: { signalling: fromTransport(() => webSocketTransport('wss://…/workrooms'), workrooms.clientCodec()) } })";
+export const RTC_HINT =
+  'use machine.provide({ actors: { rtc: fromRtc({ RTCPeerConnection, trickle: true }) } }) with the browser global, werift or node-datachannel';
+
+/** The id of the `rtc` child of a call. */
+export const rtcId = (callid: string) => `call:${callid}`;
+
+const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
+
+type CallEvent = Extract<ClientEvent, { type: 'call' }>;
+type EndEvent = Extract<ClientEvent, { type: 'end' }>;
+type RtcEvent<T extends RtcEmitted['type']> = Extract<RtcEmitted, { type: T }>;
+
+/**
+ * A workrooms client: it registers its `sessionid` (and, after a reconnect,
+ * the calls it still has), announces its profile, places and takes calls,
+ * and runs one WebRTC connection per call (`rtc` child `call:<callid>`,
+ * trickle ICE over `offer` / `answer` / `ice`). The caller makes the offer
+ * and the data channel. When the signalling connection drops, the calls stay
+ * up peer to peer and the client connects again after `reconnectDelay`,
+ * registering with its calls so the server keeps them.
+ *
+ * Provide `signalling` (a transport to the server's `/workrooms`, with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const workroomsClient = setup({
+  types: {
+    context: {} as ClientContext,
+    events: {} as ClientEvent,
+    input: {} as ClientInput,
+    emitted: {} as ClientEmitted,
+  },
+  actors: {
+    signalling: missingActor<ClientSignallingCommand>('signalling', SIGNALLING_HINT),
+    rtc: missingActor<RtcCommand, RtcInput>('rtc', RTC_HINT),
+  },
+  delays: {
+    reconnectDelay: ({ context }) => context.reconnectDelay,
+    registerTimeout: ({ context }) => context.registerTimeout,
+  },
+  guards: {
+    canReconnect: ({ context }) => context.attempts < context.reconnectAttempts,
+    isAboutRegister: ({ event }) => (event as MessageOf<ServerMessage, 'error'>).detail.event === 'register',
+  },
+  actions: {
+    sendRegister: enqueueActions(({ context, enqueue }) => {
+      const calls = Object.values(context.calls).map((call) => call.info);
+      enqueue.sendTo('signalling', send({ type: 'register', detail: { sessionid: context.sessionid, calls } }));
+    }),
+    registered: enqueueActions(({ context, event, enqueue }) => {
+      const { sessionid, calls: restored } = (event as MessageOf<ServerMessage, 'registered'>).detail;
+      enqueue.assign({ attempts: 0 });
+      // Calls the server no longer has are over (it also says so with `hangup`).
+      for (const call of Object.values(context.calls)) {
+        if (!restored.includes(call.info.callid)) dropCall(enqueue, context, call.info.callid, 'remote');
+      }
+      if (context.profile) enqueue.sendTo('signalling', send({ type: 'userprofile', detail: context.profile }));
+      enqueue.emit({ type: 'registered', detail: { sessionid, calls: restored } });
+    }),
+    sendCall: enqueueActions(({ event, enqueue }) => {
+      enqueue.sendTo('signalling', send({ type: 'call', detail: { to: (event as CallEvent).to } }));
+    }),
+    sendSearch: enqueueActions(({ event, enqueue }) => {
+      const { search } = event as Extract<ClientEvent, { type: 'search' }>;
+      enqueue.sendTo('signalling', send({ type: 'autocomplete', detail: { search } }));
+    }),
+    keepProfile: assign({ profile: ({ event }) => (event as Extract<ClientEvent, { type: 'profile' }>).profile }),
+    sendProfile: enqueueActions(({ context, enqueue }) => {
+      enqueue.sendTo('signalling', send({ type: 'userprofile', detail: context.profile! }));
+    }),
+    /** `end`: drops the calls here, and tells the server when `tell` (online). */
+    endCalls: enqueueActions(({ context, event, enqueue }, { tell }: { tell: boolean }) => {
+      const callids = (event as EndEvent).callids.filter((callid) => context.calls[callid]);
+      for (const callid of callids) dropCall(enqueue, context, callid, 'local');
+      if (tell && callids.length > 0) {
+        enqueue.sendTo(
+          'signalling',
+          send({ type: 'hangup', detail: { calls: callids.map((callid) => ({ callid })) } }),
+        );
+      }
+    }),
+    endAll: enqueueActions(({ context, enqueue }, { tell }: { tell: boolean }) => {
+      const callids = Object.keys(context.calls);
+      for (const callid of callids) dropCall(enqueue, context, callid, 'local');
+      if (tell && callids.length > 0) {
+        enqueue.sendTo(
+          'signalling',
+          send({ type: 'hangup', detail: { calls: callids.map((callid) => ({ callid })) } }),
+        );
+      }
+    }),
+    remoteHangup: enqueueActions(({ context, event, enqueue }) => {
+      const { calls } = (event as MessageOf<ServerMessage, 'hangup'>).detail;
+      for (const { callid } of calls) if (context.calls[callid]) dropCall(enqueue, context, callid, 'remote');
+    }),
+    addCall: enqueueActions(({ context, event, enqueue }) => {
+      const { type, detail } = event as MessageOf<ServerMessage, 'outboundcall' | 'inboundcall'>;
+      if (context.calls[detail.callid]) return;
+      const role = type === 'outboundcall' ? 'offerer' : 'answerer';
+      const peerid = role === 'offerer' ? detail.tosessionid : detail.fromsessionid;
+      const call: ClientCall = { info: detail, peerid, role };
+      enqueue.assign({ calls: { ...context.calls, [detail.callid]: call } });
+      enqueue.spawnChild('rtc', {
+        id: rtcId(detail.callid),
+        input: { label: detail.callid, role } satisfies RtcInput,
+      });
+      enqueue.emit({ type, detail });
+    }),
+    relaySignal: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as RtcEvent<'rtc.description' | 'rtc.candidate'>;
+      const call = context.calls[e.label];
+      if (!call) return;
+      const base = { callid: e.label, peerid: call.peerid };
+      enqueue.sendTo(
+        'signalling',
+        send(
+          e.type === 'rtc.candidate'
+            ? { type: 'ice', detail: { ...base, candidate: e.candidate } }
+            : { type: e.description.type, detail: { ...base, sdp: e.description.sdp } },
+        ),
+      );
+    }),
+    applySignal: enqueueActions(({ context, event, enqueue }) => {
+      const { type, detail } = event as MessageOf<ServerMessage, 'offer' | 'answer' | 'ice'>;
+      const call = context.calls[detail.callid];
+      if (!call || call.peerid !== detail.peerid) return;
+      enqueue.sendTo(
+        rtcId(detail.callid),
+        (type === 'ice'
+          ? { type: 'rtc.remoteCandidate', candidate: (detail as { candidate: RtcIceCandidateInit }).candidate }
+          : {
+              type: 'rtc.remoteDescription',
+              description: { type, sdp: (detail as { sdp: string }).sdp },
+            }) satisfies RtcCommand,
+      );
+    }),
+    callOpen: enqueueActions(({ context, event, enqueue }) => {
+      const { label, transport } = event as RtcEvent<'rtc.open'>;
+      const call = context.calls[label];
+      if (!call) return;
+      enqueue.assign({ calls: { ...context.calls, [label]: { ...call, transport } } });
+      enqueue.emit({ type: 'connected', detail: { callid: label, peerid: call.peerid, transport } });
+    }),
+    /** A call's WebRTC connection failed or closed: the call is over, for the other side too when `tell`. */
+    callFailed: enqueueActions(({ context, event, enqueue }, { tell }: { tell: boolean }) => {
+      const callid = rtcCallid(event);
+      if (callid === undefined || !context.calls[callid]) return;
+      dropCall(enqueue, context, callid, 'failed');
+      if (tell) enqueue.sendTo('signalling', send({ type: 'hangup', detail: { calls: [{ callid }] } }));
+    }),
+    reportResults: emit(({ event }) => ({
+      type: 'autocomplete' as const,
+      detail: (event as MessageOf<ServerMessage, 'autocomplete'>).detail,
+    })),
+    reportServerError: emit(({ event }) => ({
+      type: 'error' as const,
+      detail: (event as MessageOf<ServerMessage, 'error'>).detail,
+    })),
+    reportBadFrame: emit(({ event }) => {
+      const { error } = event as Extract<SignallingEvent, { type: 'signalling.error' }>;
+      return {
+        type: 'error' as const,
+        detail: { code: error.code, message: `the server sent a bad frame: ${error.message}` },
+      };
+    }),
+    refuseOffline: emit(({ event }) => ({
+      type: 'error' as const,
+      detail: {
+        code: ErrorCode.TransportClosed,
+        message: `${event.type}: not connected to the server (reconnecting)`,
+        event: event.type,
+      },
+    })),
+    countAttempt: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ attempts: context.attempts + 1 });
+      enqueue.emit({ type: 'disconnected', detail: { attempt: context.attempts + 1 } });
+    }),
+    recordError: assign({ error: ({ event }) => errorFrom(event) }),
+    recordTimeout: assign({
+      error: ({ context }) =>
+        new SignalboxError(
+          ErrorCode.Timeout,
+          `the server did not answer register within ${context.registerTimeout} ms`,
+        ),
+    }),
+    announceStop: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
+  },
+}).createMachine({
+  id: 'workroomsClient',
+  context: ({ input }) => ({
+    sessionid: input?.sessionid ?? generateId(),
+    profile: input?.profile,
+    reconnectDelay: input?.reconnectDelay ?? 1000,
+    reconnectAttempts: input?.reconnectAttempts ?? 10,
+    registerTimeout: input?.registerTimeout ?? 10_000,
+    attempts: 0,
+    calls: {},
+  }),
+  initial: 'active',
+  states: {
+    active: {
+      on: {
+        'rtc.open': { actions: 'callOpen' },
+        'rtc.failed': { actions: { type: 'callFailed', params: { tell: false } } },
+        'rtc.closed': { actions: { type: 'callFailed', params: { tell: false } } },
+        'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: false } } },
+        end: { actions: { type: 'endCalls', params: { tell: false } } },
+        leave: { target: 'left', actions: { type: 'endAll', params: { tell: false } } },
+      },
+      initial: 'online',
+      states: {
+        online: {
+          invoke: { id: 'signalling', src: 'signalling' },
+          on: {
+            'signalling.closed': [
+              { guard: 'canReconnect', target: 'reconnecting', actions: 'countAttempt' },
+              { target: '#workroomsClient.failed', actions: 'recordError' },
+            ],
+            'xstate.error.actor.signalling': [
+              { guard: 'canReconnect', target: 'reconnecting', actions: 'countAttempt' },
+              { target: '#workroomsClient.failed', actions: 'recordError' },
+            ],
+            'signalling.error': { actions: 'reportBadFrame' },
+            error: [
+              { guard: 'isAboutRegister', target: '#workroomsClient.failed', actions: 'recordError' },
+              { actions: 'reportServerError' },
+            ],
+            outboundcall: { actions: 'addCall' },
+            inboundcall: { actions: 'addCall' },
+            hangup: { actions: 'remoteHangup' },
+            autocomplete: { actions: 'reportResults' },
+            offer: { actions: 'applySignal' },
+            answer: { actions: 'applySignal' },
+            ice: { actions: 'applySignal' },
+            'rtc.description': { actions: 'relaySignal' },
+            'rtc.candidate': { actions: 'relaySignal' },
+            'rtc.failed': { actions: { type: 'callFailed', params: { tell: true } } },
+            'rtc.closed': { actions: { type: 'callFailed', params: { tell: true } } },
+            'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: true } } },
+            end: { actions: { type: 'endCalls', params: { tell: true } } },
+            profile: { actions: ['keepProfile', 'sendProfile'] },
+            leave: '.leaving',
+          },
+          initial: 'registering',
+          states: {
+            registering: {
+              entry: 'sendRegister',
+              after: {
+                registerTimeout: [
+                  { guard: 'canReconnect', target: '#workroomsClient.active.reconnecting', actions: 'countAttempt' },
+                  { target: '#workroomsClient.failed', actions: 'recordTimeout' },
+                ],
+              },
+              on: {
+                registered: { target: 'ready', actions: 'registered' },
+                // Kept until registered, when the profile goes out anyway.
+                profile: { actions: 'keepProfile' },
+                call: { actions: 'sendCall' },
+                search: { actions: 'sendSearch' },
+              },
+            },
+            ready: {
+              on: {
+                call: { actions: 'sendCall' },
+                search: { actions: 'sendSearch' },
+              },
+            },
+            // What the server must hear goes out before leaving `online` stops the signalling actor.
+            leaving: {
+              entry: { type: 'endAll', params: { tell: true } },
+              always: '#workroomsClient.left',
+            },
+          },
+        },
+        // The calls stay up peer to peer meanwhile; what they signal is dropped.
+        reconnecting: {
+          after: { reconnectDelay: 'online' },
+          on: {
+            call: { actions: 'refuseOffline' },
+            search: { actions: 'refuseOffline' },
+            profile: { actions: 'keepProfile' },
+          },
+        },
+      },
+    },
+    left: { type: 'final', entry: 'announceStop' },
+    failed: { type: 'final', entry: 'announceStop' },
+  },
+  output: ({ context }) => ({ error: context.error }),
+});
+
+/** The part of `enqueueActions`' enqueuer that {@link dropCall} uses. */
+interface Enqueue {
+  stopChild(id: string): void;
+  assign(assigner: { calls: (args: { context: ClientContext }) => Record<string, ClientCall> }): void;
+  emit(event: ClientEmitted): void;
+}
+
+/** Stops the call's rtc child, forgets the call and emits `hangup`. */
+function dropCall(enqueue: Enqueue, context: ClientContext, callid: string, reason: HangupReason): void {
+  const call = context.calls[callid];
+  if (!call) return;
+  enqueue.stopChild(rtcId(callid));
+  enqueue.assign({
+    calls: ({ context }) => Object.fromEntries(Object.entries(context.calls).filter(([id]) => id !== callid)),
+  });
+  enqueue.emit({ type: 'hangup', detail: { callid, sessionid: call.peerid, reason } });
+}
+
+/** The call whose rtc child an event is about: `rtc.*` events carry the label; a crash names the child. */
+function rtcCallid(event: { type: string; label?: string }): string | undefined {
+  if (event.label !== undefined) return event.label;
+  const prefix = `xstate.error.actor.${rtcId('')}`;
+  return event.type.startsWith(prefix) ? event.type.slice(prefix.length) : undefined;
+}
+
+/** The error a client stops with. */
+export function errorFrom(event: ClientEvent | { type: string; error?: unknown }): SignalboxError {
+  if (event.type === 'signalling.closed') {
+    const e = event as Extract<SignallingEvent, { type: 'signalling.closed' }>;
+    return (
+      e.error ??
+      new TransportError(ErrorCode.TransportClosed, `signalling closed (${e.info.code} ${e.info.reason})`.trim())
+    );
+  }
+  if (event.type === 'error') {
+    const { code, message } = (event as MessageOf<ServerMessage, 'error'>).detail;
+    const known = (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.InvalidField;
+    return new ProtocolError(known, `the server refused register: ${message}`);
+  }
+  const error = (event as { error?: unknown }).error;
+  if (error instanceof SignalboxError) return error;
+  return new TransportError(ErrorCode.ConnectFailed, error instanceof Error ? error.message : String(error), {
+    cause: error,
+  });
+}

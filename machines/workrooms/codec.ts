@@ -1,0 +1,188 @@
+import * as v from 'valibot';
+import { parseJson, textOf, type Codec } from '../../src/codec.js';
+import { ErrorCode, ProtocolError } from '../../src/errors.js';
+import type { Frame } from '../../src/transport.js';
+import {
+  clientMessageTypes,
+  isId,
+  serverOnlyTypes,
+  type ClientMessage,
+  type ClientMessageType,
+  type ServerMessage,
+  type ServerMessageType,
+} from './protocol.js';
+
+export interface WorkroomsCodecOptions {
+  /** Largest accepted frame, in characters. @default 65536 (server), 1048576 (client) */
+  maxFrameSize?: number;
+}
+
+/** Most calls one `register` or `hangup` may name. */
+export const MAX_CALLS = 64;
+/** Most profile sources (`github`, …) one `userprofile` may carry. */
+export const MAX_PROFILES = 8;
+/** Longest `autocomplete` search, in characters. */
+export const MAX_SEARCH = 128;
+
+const id = v.custom<string>(isId, 'must be 22 to 64 characters of A-Z a-z 0-9 - _');
+const profile = v.record(v.string(), v.unknown());
+const profiles = v.pipe(
+  v.record(v.pipe(v.string(), v.minLength(1), v.maxLength(32)), profile),
+  v.check((value) => Object.keys(value).length <= MAX_PROFILES, `at most ${MAX_PROFILES} profile sources`),
+);
+const candidate = v.object({
+  candidate: v.string(),
+  sdpMid: v.optional(v.nullable(v.string())),
+  sdpMLineIndex: v.optional(v.nullable(v.pipe(v.number(), v.safeInteger(), v.minValue(0)))),
+  usernameFragment: v.optional(v.nullable(v.string())),
+});
+const sdp = v.pipe(v.string(), v.minLength(1));
+const calls = <T extends v.GenericSchema>(item: T, min: number) =>
+  v.pipe(v.array(item), v.minLength(min), v.maxLength(MAX_CALLS, `at most ${MAX_CALLS} calls`));
+
+// Clients: strict objects, a stray key is an error. `register`'s calls are the
+// client's copies of outboundcall / inboundcall: only `callid` matters.
+const clientDetails: Record<ClientMessageType, v.GenericSchema> = {
+  register: v.strictObject({
+    sessionid: id,
+    calls: calls(
+      v.object({
+        callid: id,
+        fromsessionid: v.optional(v.string()),
+        tosessionid: v.optional(v.string()),
+      }),
+      0,
+    ),
+  }),
+  userprofile: profiles,
+  call: v.strictObject({ to: id }),
+  hangup: v.strictObject({ calls: calls(v.strictObject({ callid: id, sessionid: v.optional(v.string()) }), 1) }),
+  autocomplete: v.strictObject({
+    search: v.pipe(v.string(), v.maxLength(MAX_SEARCH)),
+    // The seed's form carries `results`; a client need not fill them, and they are ignored.
+    results: v.optional(v.array(v.unknown())),
+  }),
+  offer: v.strictObject({ callid: id, peerid: id, sdp }),
+  answer: v.strictObject({ callid: id, peerid: id, sdp }),
+  ice: v.strictObject({ callid: id, peerid: id, candidate }),
+};
+
+// The server's frames: unknown extra keys are ignored (forward compatible).
+const text = v.string();
+const callInfo = { callid: text, fromsessionid: text, tosessionid: text, userprofiles: profiles };
+const serverDetails: Record<ServerMessageType, v.GenericSchema> = {
+  registered: v.object({ sessionid: text, calls: v.array(text) }),
+  outboundcall: v.object({ ...callInfo, outbound: v.literal(true) }),
+  inboundcall: v.object({ ...callInfo, inbound: v.literal(true) }),
+  hangup: v.object({ calls: v.array(v.object({ callid: text, sessionid: text })) }),
+  autocomplete: v.object({
+    search: text,
+    results: v.array(v.object({ sessionid: text, userprofiles: profiles })),
+  }),
+  offer: v.object({ callid: text, peerid: text, sdp }),
+  answer: v.object({ callid: text, peerid: text, sdp }),
+  ice: v.object({ callid: text, peerid: text, candidate }),
+  error: v.object({ code: text, message: text, event: v.optional(text) }),
+};
+
+function envelope(frame: Frame, max: number): { type: string; detail: unknown } {
+  const value = parseJson(textOf(frame, max));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError(ErrorCode.MalformedFrame, 'frame must be a JSON object { type, detail }');
+  }
+  const { type, detail, ...rest } = value as Record<string, unknown>;
+  if (typeof type !== 'string' || type.length === 0) {
+    throw new ProtocolError(ErrorCode.InvalidField, '`type` must be a non-empty string');
+  }
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) {
+    throw new ProtocolError(
+      ErrorCode.InvalidField,
+      `${type.slice(0, 64)}: unexpected key \`${extra.slice(0, 64)}\` next to type and detail`,
+    );
+  }
+  return { type, detail };
+}
+
+function check(schema: v.GenericSchema, type: string, detail: unknown): unknown {
+  if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) {
+    throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail\` must be an object`);
+  }
+  const result = v.safeParse(schema, detail);
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  const key = issue.path?.map((item) => String(item.key).slice(0, 64)).join('.');
+  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
+}
+
+/** The server's codec error for a decoded `type`, so its `error` reply can name the message. */
+export class WorkroomsDecodeError extends ProtocolError {
+  constructor(
+    code: ProtocolError['code'],
+    message: string,
+    readonly event?: ClientMessageType,
+  ) {
+    super(code, message);
+  }
+}
+
+/**
+ * The server's codec: JSON text `{"type": …, "detail": {…}}`, checked
+ * field by field (valibot). It rejects server-only and unknown types, wrong,
+ * missing or extra fields, ids that are not 22–64 URL-safe characters, and
+ * frames over `maxFrameSize`, each with a {@link ProtocolError} whose code
+ * the session sends back in `error`.
+ *
+ * @example
+ * ```ts
+ * serverCodec().decode('{"type":"call","detail":{"to":"q2R0bW9yZ2VuLXNlc3Npb24"}}');
+ * // { type: 'call', detail: { to: 'q2R0bW9yZ2VuLXNlc3Npb24' } }
+ * ```
+ */
+export function serverCodec(options: WorkroomsCodecOptions = {}): Codec<ClientMessage, ServerMessage> {
+  const max = options.maxFrameSize ?? 65536;
+  return {
+    decode(frame) {
+      const { type, detail } = envelope(frame, max);
+      if ((serverOnlyTypes as readonly string[]).includes(type)) {
+        throw new ProtocolError(ErrorCode.NotPermitted, `\`${type}\` is sent by the server only`);
+      }
+      if (!(clientMessageTypes as readonly string[]).includes(type)) {
+        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
+      }
+      try {
+        return { type, detail: check(clientDetails[type as ClientMessageType], type, detail) } as ClientMessage;
+      } catch (error) {
+        const e = error as ProtocolError;
+        throw new WorkroomsDecodeError(e.code, e.message, type as ClientMessageType);
+      }
+    },
+    encode,
+  };
+}
+
+/**
+ * The client's codec, the mirror of {@link serverCodec}.
+ *
+ * @example
+ * ```ts
+ * fromTransport(() => webSocketTransport('wss://example.org/workrooms'), clientCodec());
+ * ```
+ */
+export function clientCodec(options: WorkroomsCodecOptions = {}): Codec<ServerMessage, ClientMessage> {
+  const max = options.maxFrameSize ?? 1 << 20;
+  return {
+    decode(frame) {
+      const { type, detail } = envelope(frame, max);
+      if (!Object.hasOwn(serverDetails, type)) {
+        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
+      }
+      return { type, detail: check(serverDetails[type as ServerMessageType], type, detail) } as ServerMessage;
+    },
+    encode,
+  };
+}
+
+function encode(message: ClientMessage | ServerMessage): string {
+  return JSON.stringify({ type: message.type, detail: message.detail });
+}

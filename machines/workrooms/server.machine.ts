@@ -1,0 +1,334 @@
+import { assign, setup, type ActorRefFrom } from 'xstate';
+import type { Logger } from '../../src/logger.js';
+import type { Router } from '../../src/router.js';
+import type { SignallingEvent } from '../../src/runtime.js';
+import type { Transport } from '../../src/transport.js';
+import { WorkroomsDecodeError } from './codec.js';
+import type {
+  ClientMessage,
+  HangupEntry,
+  MessageOf,
+  ServerErrorCode,
+  ServerMessage,
+  UserProfiles,
+} from './protocol.js';
+import type { CallRecord, WorkroomsRegistry } from './registry.js';
+
+/** What a session needs from its server: shared state, its own connection, and the server's settings. */
+export interface SessionServices {
+  /** Delivery to sessions by `sessionid`. */
+  readonly router: Router<ServerMessage>;
+  readonly registry: WorkroomsRegistry;
+  readonly transport: Transport;
+  readonly log: Logger;
+  /** A fresh, unguessable `callid`. */
+  readonly generateCallId: () => string;
+  /** Tells the session of `connection` that its `sessionid` was taken over by a new connection. */
+  readonly evict: (connection: string) => void;
+  /** Accepts or refuses a `userprofile` (say, by checking an OAuth token in it). */
+  readonly verifyProfile?: (profiles: UserProfiles, sessionid: string) => boolean;
+  /** How long the calls of a session whose connection dropped wait for it to register again, in ms. */
+  readonly grace: number;
+  /** Most results of one `autocomplete`. */
+  readonly searchLimit: number;
+}
+
+export interface SessionInput {
+  /** The server's own id for this connection (not the client's `sessionid`). */
+  connection: string;
+  services: SessionServices;
+}
+
+export interface SessionContext {
+  readonly connection: string;
+  readonly services: SessionServices;
+  /** The `sessionid` this connection registered. */
+  sessionid?: string;
+}
+
+/** Sent by the server to a session whose `sessionid` a `register` on another connection took over. */
+export type TakenOver = { type: 'session.takenOver' };
+
+export type SessionEvent = ClientMessage | SignallingEvent | TakenOver;
+
+/** Close code for a connection whose session another connection took over. */
+export const CLOSE_TAKEN_OVER = 4001;
+
+type Ctx = { context: SessionContext };
+
+/** Sends to this connection: the router holds it under the connection id as well as under its `sessionid`. */
+const reply = (context: SessionContext, message: ServerMessage) =>
+  context.services.router.send(context.connection, message);
+
+const refusal = (code: ServerErrorCode, event: string, message: string): ServerMessage => ({
+  type: 'error',
+  detail: { code, message, event },
+});
+
+const otherSide = (call: CallRecord, sessionid: string) => (call.from === sessionid ? call.to : call.from);
+
+/** Hangs up `calls` on behalf of `by`: removes them and tells each side that is online (one `hangup` each). */
+function hangUpCalls(context: SessionContext, calls: CallRecord[], by: string, tellSelf: boolean): void {
+  const { registry, router } = context.services;
+  const perSession = new Map<string, Array<Required<HangupEntry>>>();
+  for (const call of calls) {
+    if (!registry.removeCall(call.callid)) continue;
+    for (const party of [call.from, call.to]) {
+      if (party === by && !tellSelf) continue;
+      const list = perSession.get(party) ?? [];
+      list.push({ callid: call.callid, sessionid: by });
+      perSession.set(party, list);
+    }
+  }
+  for (const [to, list] of perSession) router.send(to, { type: 'hangup', detail: { calls: list } });
+}
+
+/** True when this connection still holds its `sessionid` (it was not taken over). */
+const holds = ({ context }: Ctx) =>
+  context.sessionid !== undefined && context.services.registry.holder(context.sessionid) === context.connection;
+
+/**
+ * One client's connection to a workrooms server. It waits for `register`,
+ * which names the client's `sessionid` (taking the session over from an
+ * older connection if it is still held) and the calls it still has; then it
+ * places calls, relays each call's `offer` / `answer` / `ice` to the other
+ * side of that call only, hangs calls up, keeps the profile and answers
+ * `autocomplete`. Whatever it refuses is answered with `error` and changes
+ * nothing.
+ *
+ * When the connection drops the session is `away`: its calls wait `grace`
+ * ms for a `register` of the same `sessionid` on a new connection, and are
+ * then hung up for the other side. A session without calls ends at once.
+ */
+export const workroomsSession = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as SessionInput,
+  },
+  delays: {
+    grace: ({ context }) => context.services.grace,
+  },
+  guards: {
+    hasCalls: ({ context }) => holds({ context }) && context.services.registry.callsOf(context.sessionid!).length > 0,
+  },
+  actions: {
+    open: ({ context }) => context.services.router.add(context.connection, context.services.transport),
+    rememberSession: assign({
+      sessionid: ({ event }) => (event as MessageOf<ClientMessage, 'register'>).detail.sessionid,
+    }),
+    register: ({ context, event }) => {
+      const { detail } = event as MessageOf<ClientMessage, 'register'>;
+      const { registry, router, transport, evict, log } = context.services;
+      const sessionid = context.sessionid!;
+      const previous = registry.claim(sessionid, context.connection);
+      if (previous !== undefined) {
+        log.info('session taken over', { protocol: 'workrooms', connection: context.connection, previous });
+        evict(previous);
+      }
+      router.add(sessionid, transport);
+      const listed = new Set(detail.calls.map((call) => call.callid));
+      const held = registry.callsOf(sessionid);
+      // Calls the client no longer has are over, for the other side too.
+      hangUpCalls(
+        context,
+        held.filter((call) => !listed.has(call.callid)),
+        sessionid,
+        false,
+      );
+      const restored = held.filter((call) => listed.has(call.callid)).map((call) => call.callid);
+      reply(context, { type: 'registered', detail: { sessionid, calls: restored } });
+      // Calls the server no longer has (hung up, or their grace ran out): the client drops them.
+      const gone = detail.calls.filter(
+        (call, i) => !restored.includes(call.callid) && detail.calls.findIndex((c) => c.callid === call.callid) === i,
+      );
+      if (gone.length > 0) {
+        const peer = (call: (typeof detail.calls)[number]) =>
+          call.fromsessionid === sessionid ? call.tosessionid : call.fromsessionid;
+        reply(context, {
+          type: 'hangup',
+          detail: { calls: gone.map((call) => ({ callid: call.callid, sessionid: peer(call) ?? sessionid })) },
+        });
+      }
+      log.info('session registered', { protocol: 'workrooms', connection: context.connection, restored });
+    },
+    setProfile: ({ context, event }) => {
+      const profiles = (event as MessageOf<ClientMessage, 'userprofile'>).detail;
+      const { registry, verifyProfile } = context.services;
+      if (verifyProfile && !verifyProfile(profiles, context.sessionid!)) {
+        reply(context, refusal('ERR_NOT_PERMITTED', 'userprofile', 'userprofile: the server refused this profile'));
+        return;
+      }
+      registry.setProfile(context.sessionid!, profiles);
+    },
+    placeCall: ({ context, event }) => {
+      const { to } = (event as MessageOf<ClientMessage, 'call'>).detail;
+      const { registry, router, generateCallId } = context.services;
+      const self = context.sessionid!;
+      if (to === self) {
+        reply(context, refusal('ERR_NOT_PERMITTED', 'call', 'call: you cannot call yourself'));
+        return;
+      }
+      if (!registry.isOnline(to)) {
+        reply(context, refusal('ERR_PEER_GONE', 'call', `call: no session ${to} is connected`));
+        return;
+      }
+      const existing = registry.callBetween(self, to);
+      if (existing) {
+        reply(
+          context,
+          refusal('ERR_NOT_PERMITTED', 'call', `call: you already have call ${existing.callid} with ${to}`),
+        );
+        return;
+      }
+      let callid = generateCallId();
+      while (registry.call(callid)) callid = generateCallId();
+      registry.addCall({ callid, from: self, to });
+      const base = { callid, fromsessionid: self, tosessionid: to };
+      router.send(to, {
+        type: 'inboundcall',
+        detail: { inbound: true, ...base, userprofiles: registry.profile(self) ?? {} },
+      });
+      router.send(self, {
+        type: 'outboundcall',
+        detail: { outbound: true, ...base, userprofiles: registry.profile(to) ?? {} },
+      });
+    },
+    hangUp: ({ context, event }) => {
+      const { calls } = (event as MessageOf<ClientMessage, 'hangup'>).detail;
+      const { registry } = context.services;
+      const self = context.sessionid!;
+      const found: CallRecord[] = [];
+      const unknown: string[] = [];
+      for (const { callid } of calls) {
+        const call = registry.call(callid);
+        if (call && (call.from === self || call.to === self)) {
+          if (!found.includes(call)) found.push(call);
+        } else if (!unknown.includes(callid)) unknown.push(callid);
+      }
+      if (unknown.length > 0) {
+        reply(context, refusal('ERR_NOT_PERMITTED', 'hangup', `hangup: you have no call ${unknown.join(', ')}`));
+      }
+      hangUpCalls(context, found, self, true);
+    },
+    search: ({ context, event }) => {
+      const { search } = (event as MessageOf<ClientMessage, 'autocomplete'>).detail;
+      const { registry, searchLimit } = context.services;
+      const results = registry.search(search, searchLimit, context.sessionid);
+      reply(context, { type: 'autocomplete', detail: { search, results } });
+    },
+    relay: ({ context, event }) => {
+      const relayed = event as MessageOf<ClientMessage, 'offer' | 'answer' | 'ice'>;
+      const { callid, peerid } = relayed.detail;
+      const { registry, router } = context.services;
+      const self = context.sessionid!;
+      const call = registry.call(callid);
+      if (!call || (call.from !== self && call.to !== self)) {
+        reply(context, refusal('ERR_NOT_PERMITTED', relayed.type, `${relayed.type}: you have no call ${callid}`));
+        return;
+      }
+      const other = otherSide(call, self);
+      if (peerid !== other) {
+        reply(
+          context,
+          refusal('ERR_NOT_PERMITTED', relayed.type, `${relayed.type}: ${peerid} is not on call ${callid}`),
+        );
+        return;
+      }
+      const message = { type: relayed.type, detail: { ...relayed.detail, peerid: self } } as ServerMessage;
+      if (!router.send(other, message)) {
+        reply(
+          context,
+          refusal('ERR_PEER_GONE', relayed.type, `${relayed.type}: ${other} is not connected (it may come back)`),
+        );
+      }
+    },
+    refuseBeforeRegister: ({ context, event }) => {
+      const { type } = event as ClientMessage;
+      reply(context, refusal('ERR_NOT_PERMITTED', type, `${type}: send register first`));
+    },
+    refuseRegister: ({ context }) => {
+      reply(context, refusal('ERR_NOT_PERMITTED', 'register', 'register: this connection is already registered'));
+    },
+    reportBadFrame: ({ context, event }) => {
+      const { error } = event as Extract<SignallingEvent, { type: 'signalling.error' }>;
+      const detail: { code: ServerErrorCode; message: string; event?: string } = {
+        code: error.code as ServerErrorCode,
+        message: error.message,
+      };
+      if (error instanceof WorkroomsDecodeError && error.event) detail.event = error.event;
+      reply(context, { type: 'error', detail });
+    },
+    goAway: ({ context }) => {
+      context.services.router.remove(context.connection);
+      if (!holds({ context })) return;
+      context.services.registry.setAway(context.sessionid!, context.connection);
+      context.services.router.remove(context.sessionid!);
+      context.services.log.info('session away', { protocol: 'workrooms', connection: context.connection });
+    },
+    leave: ({ context }) => {
+      const { registry, router, transport, log } = context.services;
+      if (holds({ context })) {
+        const sessionid = context.sessionid!;
+        hangUpCalls(context, registry.callsOf(sessionid), sessionid, false);
+        registry.release(sessionid, context.connection);
+        router.remove(sessionid);
+      }
+      router.remove(context.connection);
+      transport.close(1000, 'session ended');
+      log.info('session closed', { protocol: 'workrooms', connection: context.connection });
+    },
+    closeStale: ({ context }) => {
+      context.services.router.remove(context.connection);
+      context.services.transport.close(CLOSE_TAKEN_OVER, 'taken over by a new connection');
+      context.services.log.info('session replaced', { protocol: 'workrooms', connection: context.connection });
+    },
+  },
+}).createMachine({
+  id: 'workroomsSession',
+  context: ({ input }) => ({ connection: input.connection, services: input.services }),
+  entry: 'open',
+  initial: 'unregistered',
+  states: {
+    unregistered: {
+      on: {
+        register: { target: 'registered', actions: ['rememberSession', 'register'] },
+        userprofile: { actions: 'refuseBeforeRegister' },
+        call: { actions: 'refuseBeforeRegister' },
+        hangup: { actions: 'refuseBeforeRegister' },
+        autocomplete: { actions: 'refuseBeforeRegister' },
+        offer: { actions: 'refuseBeforeRegister' },
+        answer: { actions: 'refuseBeforeRegister' },
+        ice: { actions: 'refuseBeforeRegister' },
+        'signalling.error': { actions: 'reportBadFrame' },
+        'signalling.closed': 'closed',
+      },
+    },
+    registered: {
+      on: {
+        register: { actions: 'refuseRegister' },
+        userprofile: { actions: 'setProfile' },
+        call: { actions: 'placeCall' },
+        hangup: { actions: 'hangUp' },
+        autocomplete: { actions: 'search' },
+        offer: { actions: 'relay' },
+        answer: { actions: 'relay' },
+        ice: { actions: 'relay' },
+        'signalling.error': { actions: 'reportBadFrame' },
+        'signalling.closed': [{ guard: 'hasCalls', target: 'away' }, { target: 'closed' }],
+        'session.takenOver': 'replaced',
+      },
+    },
+    // The connection dropped with calls open: they wait for the client to register again.
+    away: {
+      entry: 'goAway',
+      after: { grace: 'closed' },
+      on: { 'session.takenOver': 'replaced' },
+    },
+    closed: { type: 'final', entry: 'leave' },
+    // A register of our sessionid on another connection took the session (and its calls) over.
+    replaced: { type: 'final', entry: 'closeStale' },
+  },
+});
+
+export type WorkroomsSessionActor = ActorRefFrom<typeof workroomsSession>;

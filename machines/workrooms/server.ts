@@ -1,0 +1,128 @@
+import type { InspectionEvent, Observer } from 'xstate';
+import type { Clock } from '../../src/clock.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
+import { memoryRouter, type Router } from '../../src/router.js';
+import type { ProtocolServer } from '../../src/runtime.js';
+import { sessionHost } from '../../src/session-host.js';
+import type { ConnectionInfo, Transport } from '../../src/transport.js';
+import { serverCodec } from './codec.js';
+import { generateId, type ServerMessage, type UserProfiles } from './protocol.js';
+import { memoryRegistry, type WorkroomsRegistry } from './registry.js';
+import { workroomsSession, type SessionServices, type WorkroomsSessionActor } from './server.machine.js';
+
+export interface WorkroomsServerOptions {
+  /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
+  maxFrameSize?: number;
+  /**
+   * How long the calls of a client whose connection dropped wait for it to
+   * `register` again before they are hung up for the other side, in ms.
+   * @default 30000
+   */
+  grace?: number;
+  /** Most results of one `autocomplete`. @default 20 */
+  searchLimit?: number;
+  /**
+   * Accepts or refuses each `userprofile` (OAuth is outside the library: check
+   * a token here). A refused profile gets `error` `ERR_NOT_PERMITTED`.
+   * @default every profile is taken as given
+   */
+  verifyProfile?: (profiles: UserProfiles, sessionid: string) => boolean;
+  /** New call ids. @default generateId: 22 URL-safe characters, crypto-random */
+  generateCallId?: () => string;
+  /** Delivery to sessions by id (connection ids and sessionids). @default memoryRouter */
+  router?: Router<ServerMessage>;
+  /** Sessions, profiles and calls. @default memoryRegistry() */
+  registry?: WorkroomsRegistry;
+  /** Timer source of the grace periods. */
+  clock?: Clock;
+  /** XState inspection observer; every session reports to it, named by its connection id. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** @default silentLogger */
+  logger?: Logger;
+}
+
+export interface WorkroomsServer extends ProtocolServer {
+  /** The running sessions, by connection id (`conn:1`, …), including those away within their grace period. */
+  readonly sessions: ReadonlyMap<string, WorkroomsSessionActor>;
+  /**
+   * Open connections; registered sessions (connected or away); sessions away
+   * (their connection dropped, their calls waiting); calls.
+   */
+  stats(): { connections: number; sessions: number; away: number; calls: number };
+}
+
+/**
+ * Creates a workrooms server: the hub that holds the shared state (the
+ * registry of sessions, profiles and calls; the router) and runs one
+ * {@link workroomsSession} per connection. Feed it connections with
+ * `serve()` (or call `accept` yourself); the path is not looked at.
+ *
+ * @example
+ * ```ts
+ * const workrooms = createWorkroomsServer({ grace: 10_000 });
+ * serve(webSocketServer({ server: httpServer, path: '/workrooms' }), workrooms);
+ * ```
+ */
+export function createWorkroomsServer(options: WorkroomsServerOptions = {}): WorkroomsServer {
+  const registry = options.registry ?? memoryRegistry();
+  const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
+  const codec = serverCodec({ maxFrameSize: options.maxFrameSize });
+  const log = options.logger ?? silentLogger;
+  const transports = new Map<string, Transport>();
+  let next = 0;
+
+  const host = sessionHost({
+    logic: workroomsSession,
+    codec,
+    clock: options.clock,
+    inspect: options.inspect,
+    log,
+    cleanup(connection, code, reason, crashed) {
+      const sessionid = registry.heldBy(connection);
+      if (sessionid !== undefined) {
+        // On shutdown nobody is told: everyone is going.
+        for (const call of registry.callsOf(sessionid)) {
+          registry.removeCall(call.callid);
+          const other = call.from === sessionid ? call.to : call.from;
+          if (crashed) router.send(other, { type: 'hangup', detail: { calls: [{ callid: call.callid, sessionid }] } });
+        }
+        registry.release(sessionid, connection);
+        router.remove(sessionid);
+      }
+      router.remove(connection);
+      transports.get(connection)?.close(code, reason);
+      transports.delete(connection);
+    },
+  });
+
+  const services = (connection: string, transport: Transport): SessionServices => ({
+    router,
+    registry,
+    transport,
+    log,
+    generateCallId: options.generateCallId ?? generateId,
+    evict: (previous) => host.sessions.get(previous)?.send({ type: 'session.takenOver' }),
+    verifyProfile: options.verifyProfile,
+    grace: options.grace ?? 30_000,
+    searchLimit: options.searchLimit ?? 20,
+  });
+
+  return {
+    sessions: host.sessions,
+    accept(transport: Transport, _info: ConnectionInfo) {
+      if (!host.admits(transport)) return;
+      // Not a valid sessionid (`:` is outside the id alphabet): the two never collide in the router.
+      const connection = `conn:${++next}`;
+      transports.set(connection, transport);
+      transport.on('close', () => transports.delete(connection));
+      host.start(connection, transport, { connection, services: services(connection, transport) });
+    },
+    async close() {
+      host.close();
+    },
+    stats() {
+      const { sessions, online, calls } = registry.size;
+      return { connections: transports.size, sessions, away: sessions - online, calls };
+    },
+  };
+}
