@@ -11,6 +11,7 @@ const entries = {
   cloudlink: 'machines/cloudlink/index.ts',
   filedrop: 'machines/filedrop/index.ts',
   workrooms: 'machines/workrooms/index.ts',
+  registry: 'machines/registry/index.ts',
   memory: 'adapters/memory/index.ts',
   'broadcast-channel': 'adapters/broadcast-channel/index.ts',
   websocket: 'adapters/websocket/index.ts',

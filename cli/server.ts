@@ -9,6 +9,7 @@ import {
 import { createFileDropServer, type FileDropServer, type FileDropServerOptions } from '../machines/filedrop/server.js';
 import { serverSocketIoEvents } from '../machines/filedrop/socket-io.js';
 import { socketIoServer, type SocketIoServerInit } from '../adapters/socket-io/server.js';
+import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../machines/registry/server.js';
 import {
   createWorkroomsServer,
   type WorkroomsServer,
@@ -34,6 +35,8 @@ export interface SignalboxServerOptions {
    * @default served, with socket.io's defaults
    */
   filedropSocketIo?: false | { options?: SocketIoServerInit['options'] };
+  /** registry options (frame cap, list size, connect timeout, …), served at `/registry`. */
+  registry?: RegistryServerOptions;
   /** workrooms options (frame cap, grace period, profile check, …), served at `/workrooms`. */
   workrooms?: WorkroomsServerOptions;
   /** @default silentLogger */
@@ -47,6 +50,7 @@ export interface SignalboxServer {
   readonly cloudlink: CloudLinkServer;
   readonly filedrop: FileDropServer;
   readonly workrooms: WorkroomsServer;
+  readonly registry: RegistryServer;
   /** What `GET /health` returns. */
   health(): Health;
   /** Stops accepting, closes every connection and session. */
@@ -62,7 +66,7 @@ export interface Health {
 }
 
 /** The protocols one `signalbox serve` process serves. */
-export type Protocol = 'cloudlink' | 'filedrop' | 'workrooms';
+export type Protocol = 'cloudlink' | 'filedrop' | 'registry' | 'workrooms';
 
 /** One protocol served at one path. */
 interface Mount {
@@ -91,6 +95,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const cloudlink = createCloudLinkServer({ logger: log, ...options.cloudlink });
   const filedrop = createFileDropServer({ logger: log, ...options.filedrop });
   const workrooms = createWorkroomsServer({ logger: log, ...options.workrooms });
+  const registry = createRegistryServer({ logger: log, ...options.registry });
 
   // Every protocol is one mount: where it listens, its server, and the largest frame it accepts.
   // A frame over the cap must still reach the codec to earn the protocol's own error, so the
@@ -116,6 +121,13 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       path: '/workrooms',
       server: workrooms,
       maxFrameSize: options.workrooms?.maxFrameSize ?? 65536,
+    },
+    {
+      protocol: 'registry',
+      shown: '/registry',
+      path: '/registry',
+      server: registry,
+      maxFrameSize: options.registry?.maxFrameSize ?? 262144,
     },
   ];
 
@@ -185,6 +197,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     http,
     cloudlink,
     filedrop,
+    registry,
     workrooms,
     health,
     close() {

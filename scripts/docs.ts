@@ -11,6 +11,10 @@ import { cloudlinkSession } from '../machines/cloudlink/server.machine.js';
 import { filedropReceiver } from '../machines/filedrop/receiver.machine.js';
 import { filedropSender, filedropSenderTransfer } from '../machines/filedrop/sender.machine.js';
 import { filedropSession } from '../machines/filedrop/server.machine.js';
+import { registryClient } from '../machines/registry/client.machine.js';
+import { registryFetch } from '../machines/registry/fetch.machine.js';
+import { registryServe } from '../machines/registry/serve.machine.js';
+import { registrySession } from '../machines/registry/server.machine.js';
 import { workroomsClient } from '../machines/workrooms/client.machine.js';
 import { workroomsSession } from '../machines/workrooms/server.machine.js';
 import { mermaid } from './diagram.js';
@@ -23,6 +27,10 @@ export const diagrams: Record<string, { file: string; machines: Record<string, A
   filedrop: {
     file: 'machines/filedrop/README.md',
     machines: { filedropSession, filedropSender, filedropSenderTransfer, filedropReceiver },
+  },
+  registry: {
+    file: 'machines/registry/README.md',
+    machines: { registrySession, registryClient, registryFetch, registryServe },
   },
   workrooms: {
     file: 'machines/workrooms/README.md',

@@ -10,6 +10,7 @@ import { basename, extname, join } from 'node:path';
 import { safeFileName, sha256OfSource, type FileSink, type FileSource } from '../../machines/filedrop/files.js';
 import type { FileInfo } from '../../machines/filedrop/protocol.js';
 
+export { directoryProvider, type DirectoryProviderInit } from './directory-source.js';
 /** Options of {@link fileSource}. */
 export interface FileSourceInit {
   /** The name the receiver sees. @default the file's base name */

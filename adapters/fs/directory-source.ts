@@ -1,0 +1,126 @@
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { FileSource } from '../../machines/filedrop/files.js';
+import { RegistryError } from '../../machines/registry/errors.js';
+import type { FileProvider } from '../../machines/registry/files.js';
+import { checkPath, type FileEntry } from '../../machines/registry/protocol.js';
+import { fileSource } from './index.js';
+
+/** Options of {@link directoryProvider}. */
+export interface DirectoryProviderInit {
+  /**
+   * List each file's SHA-256 (read once per size and modification time, 1 MiB
+   * at a time), so requesters check it against what arrives.
+   * @default true
+   */
+  sha256?: boolean;
+  /** Most files listed; the walk stops there. @default 1000 (the server's default cap) */
+  maxFiles?: number;
+}
+
+/**
+ * A registry {@link FileProvider} that shares the regular files under `dir`
+ * (recursively), listed by their `/`-separated path relative to it. Nothing
+ * outside `dir` is ever listed or served: a requested path must be a clean
+ * relative path (no `..`, not absolute, no NUL, no backslash), and it must
+ * still resolve inside `dir` once symlinks are followed (`outside-root`
+ * otherwise). Symlinks that point inside `dir` are followed; those that
+ * point out are left out of the list.
+ *
+ * @example
+ * ```ts
+ * const provider = directoryProvider('./shared');
+ * const client = createRegistryClient({ url, provider, RTCPeerConnection });
+ * ```
+ */
+export function directoryProvider(dir: string, init: DirectoryProviderInit = {}): FileProvider {
+  const withDigest = init.sha256 ?? true;
+  const maxFiles = init.maxFiles ?? 1000;
+  const digests = new Map<string, { key: string; sha256: string }>();
+  let root: Promise<string> | undefined;
+  const rootOf = () => (root ??= realpath(dir));
+
+  /** The real path of `path` under the root, or a {@link RegistryError}. */
+  const resolve = async (path: string): Promise<string> => {
+    const problem = checkPath(path);
+    if (problem) throw new RegistryError('invalid-path', `${JSON.stringify(path.slice(0, 256))}: ${problem}`);
+    const base = await rootOf();
+    let real: string;
+    try {
+      real = await realpath(join(base, ...path.split('/')));
+    } catch (error) {
+      throw new RegistryError('source-failed', `${path}: ${describe(error)}`, { cause: error });
+    }
+    if (!isInside(base, real)) {
+      throw new RegistryError('outside-root', `${path} resolves outside the shared directory`);
+    }
+    return real;
+  };
+
+  const digestOf = async (real: string, size: number, mtimeMs: number): Promise<string> => {
+    const key = `${size}:${mtimeMs}`;
+    const known = digests.get(real);
+    if (known?.key === key) return known.sha256;
+    const source = await fileSource(real, { sha256: true });
+    await source.close?.();
+    digests.set(real, { key, sha256: source.sha256! });
+    return source.sha256!;
+  };
+
+  return {
+    async list() {
+      const base = await rootOf();
+      const files: FileEntry[] = [];
+      const walk = async (at: string): Promise<void> => {
+        const names = (await readdir(at)).sort();
+        for (const name of names) {
+          if (files.length >= maxFiles) return;
+          const full = join(at, name);
+          const path = relative(base, full).split(sep).join('/');
+          if (checkPath(path) !== undefined) continue; // a name no peer could ask for (a control character, a backslash)
+          let real: string;
+          try {
+            real = await realpath(full);
+          } catch {
+            continue; // a dangling symlink
+          }
+          if (!isInside(base, real)) continue;
+          const info = await stat(real);
+          if (info.isDirectory()) {
+            // A symlink to a directory inside is not walked twice.
+            if ((await lstat(full)).isSymbolicLink()) continue;
+            await walk(full);
+          } else if (info.isFile()) {
+            const entry: FileEntry = { path, size: info.size };
+            if (withDigest) entry.sha256 = await digestOf(real, info.size, info.mtimeMs);
+            files.push(entry);
+          }
+        }
+      };
+      await walk(base);
+      return files;
+    },
+    async open(path): Promise<FileSource> {
+      const real = await resolve(path);
+      const info = await stat(real);
+      if (!info.isFile()) throw new RegistryError('not-listed', `${path} is not a regular file`);
+      try {
+        const known = digests.get(real);
+        return await fileSource(real, {
+          name: path,
+          sha256: known?.key === `${info.size}:${info.mtimeMs}` ? known.sha256 : true,
+        });
+      } catch (error) {
+        throw new RegistryError('source-failed', `${path}: ${describe(error)}`, { cause: error });
+      }
+    },
+  };
+}
+
+function isInside(root: string, path: string): boolean {
+  return path.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

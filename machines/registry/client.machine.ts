@@ -1,0 +1,543 @@
+import { and, assign, emit, enqueueActions, setup, type DoneActorEvent, type ErrorActorEvent } from 'xstate';
+import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
+import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
+import type { SinkOpener } from '../filedrop/files.js';
+import { checkFileList } from './codec.js';
+import { RegistryError } from './errors.js';
+import { registryFetch, type FetchOutput, type FetchReport, type JobTiming } from './fetch.machine.js';
+import type { FileProvider } from './files.js';
+import {
+  checkPath,
+  isConnectionId,
+  type ClientMessage,
+  type FileEntry,
+  type MessageOf,
+  type ServerMessage,
+} from './protocol.js';
+import { registryServe, type ServeOutput } from './serve.machine.js';
+import { listFiles } from './transfer.js';
+
+export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
+
+export const SIGNALLING_HINT =
+  "use machine.provide({ actors: { signalling: fromTransport(() => webSocketTransport('wss://…/registry'), registry.clientCodec()) } })";
+export const RTC_HINT =
+  'use machine.provide({ actors: { rtc: fromRtc({ RTCPeerConnection, trickle: true }) } }) with the browser global, werift or node-datachannel';
+
+export interface RegistryClientInput extends Partial<JobTiming> {
+  /** Serves requested files, and lists them unless `files` is given. */
+  provider: FileProvider;
+  /** The list to announce in `Connect`. @default provider.list() */
+  files?: FileEntry[];
+  /** Most file connections served at once; offers beyond it are ignored (the requester times out). @default 16 */
+  maxServing?: number;
+}
+
+/** Commands the application sends a registry client. */
+export type RegistryClientCommand =
+  /** Announce a new list (`UpdateFiles`); without `files`, ask the provider again. */
+  | { type: 'updateFiles'; files?: FileEntry[] }
+  /**
+   * Fetch `path` from `peer` over a data channel of its own. `request` names
+   * it in the events that follow (1 to 64 characters of `A-Z a-z 0-9 _ -`;
+   * a counter by default) and is the connection id on the wire.
+   */
+  | { type: 'requestFile'; peer: string; path: string; sink: SinkOpener; request?: string }
+  /** Cancel one request (by `request`). */
+  | { type: 'cancel'; request: string }
+  /** `Disconnect` from the server and stop. */
+  | { type: 'leave' };
+
+/** One running file connection. */
+export interface Job {
+  kind: 'fetch' | 'serve';
+  peer: string;
+  /** The connection id on the wire (the requester's `request`). */
+  connection: string;
+  /** Fetch: the path asked for. */
+  path?: string;
+}
+
+export interface RegistryClientContext {
+  readonly provider: FileProvider;
+  readonly timing: JobTiming;
+  readonly maxServing: number;
+  /** Our server-assigned id, from `Welcome`. */
+  id?: string;
+  /** What we list. */
+  files: FileEntry[];
+  /** Files given in the input or an `updateFiles`, not yet checked. */
+  pending?: FileEntry[];
+  /** Every other registered peer and its list. */
+  peers: Record<string, FileEntry[]>;
+  /** Running file connections, by key (`fetch:<connection>@<peer>` or `serve:<connection>@<peer>`). */
+  jobs: Record<string, Job>;
+  /** Counts requests, for default request ids. */
+  counter: number;
+  error?: RegistryError;
+}
+
+type ChildDone = DoneActorEvent<FetchOutput | ServeOutput>;
+
+export type RegistryClientEvent =
+  ServerMessage | SignallingEvent | RtcEmitted | FetchReport | RegistryClientCommand | ChildDone | ErrorActorEvent;
+
+/** Emitted by a registry client (subscribe with `actor.on(type, …)`, or as DOM events with `dispatchEmitted`). */
+export type RegistryClientEmitted =
+  /** `Welcome` arrived: `id` is this client's peer id. */
+  | { type: 'registered'; detail: { id: string } }
+  /** A peer registered (or was there before us), with its list. */
+  | { type: 'peerRegistered'; detail: { peer: string; files: FileEntry[] } }
+  /** A peer announced a new list. */
+  | { type: 'peerUpdated'; detail: { peer: string; files: FileEntry[] } }
+  /** A peer left (Disconnect or its socket closed). */
+  | { type: 'peerUnregistered'; detail: { peer: string } }
+  /** Every peer and its list, after any of the three above. */
+  | { type: 'peers'; detail: { peers: Record<string, FileEntry[]> } }
+  /** Our list was announced (`Connect` or `UpdateFiles`). */
+  | { type: 'filesUpdated'; detail: { files: FileEntry[] } }
+  /** A new list was refused (malformed, or the provider failed); the old one stays. */
+  | { type: 'filesFailed'; detail: { error: RegistryError } }
+  | { type: 'progress'; detail: { request: string; peer: string; path: string; received: number; total: number } }
+  /** A requested file arrived, verified (size and SHA-256), and its sink was closed. */
+  | { type: 'fetched'; detail: { request: string; peer: string; path: string; size: number; sha256: string } }
+  | { type: 'fetchFailed'; detail: { request: string; peer: string; path: string; error: RegistryError } }
+  /** A peer got one of our files. */
+  | { type: 'served'; detail: { peer: string; path: string } }
+  | { type: 'serveFailed'; detail: { peer: string; path?: string; error: RegistryError } }
+  /** The server refused something we sent (a race, such as an Offer to a peer that just left). */
+  | { type: 'refused'; detail: { code: string; message: string; event?: string } }
+  /** The client stopped: `error` is set unless it was asked to leave. */
+  | { type: 'stopped'; detail: { error?: RegistryError } };
+
+const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
+const keyOf = (kind: Job['kind'], connection: string, peer: string) => `${kind}:${connection}@${peer}`;
+const jobId = (key: string) => `job:${key}`;
+const rtcId = (key: string) => `rtc:${key}`;
+type Detail = { detail: { peer: string; connection: string } };
+type Request = Extract<RegistryClientCommand, { type: 'requestFile' }>;
+
+/** The request id a `requestFile` gets. */
+const requestOf = (context: RegistryClientContext, event: Request) => event.request ?? `r${context.counter + 1}`;
+
+/** Why a `requestFile` cannot start, or undefined. */
+function refuseRequest(context: RegistryClientContext, event: Request): RegistryError | undefined {
+  const request = requestOf(context, event);
+  if (!isConnectionId(request)) {
+    return new RegistryError('protocol', `request id ${JSON.stringify(request)}: 1 to 64 of A-Z a-z 0-9 _ -`);
+  }
+  if (keyOf('fetch', request, event.peer) in context.jobs) {
+    return new RegistryError('protocol', `request ${request} to ${event.peer} is running already`);
+  }
+  const problem = checkPath(event.path);
+  if (problem)
+    return new RegistryError('invalid-path', `${JSON.stringify(String(event.path).slice(0, 256))}: ${problem}`);
+  const files = context.peers[event.peer];
+  if (!files) return new RegistryError('no-such-peer', `no peer ${event.peer} is registered`);
+  if (!files.some((file) => file.path === event.path)) {
+    return new RegistryError('not-listed', `${event.peer} does not list ${JSON.stringify(event.path)}`);
+  }
+  return undefined;
+}
+
+/** The client's error when its signalling connection ends or misbehaves. */
+function signallingError(event: { type: string; error?: unknown; info?: { code: number; reason: string } }) {
+  if (event.type === 'signalling.closed') {
+    const error = event.error as SignalboxError | undefined;
+    return new RegistryError(
+      'signalling-lost',
+      error?.message ?? `signalling closed (${event.info!.code} ${event.info!.reason})`.trim(),
+      error ? { code: error.code, cause: error } : {},
+    );
+  }
+  if (event.type === 'signalling.error') {
+    const error = event.error as SignalboxError;
+    return new RegistryError('protocol', `the server sent a bad frame: ${error.message}`, {
+      code: error.code,
+      cause: error,
+    });
+  }
+  const error = event.error;
+  return new RegistryError('signalling-lost', error instanceof Error ? error.message : String(error), {
+    code: error instanceof SignalboxError ? error.code : ErrorCode.ConnectFailed,
+    cause: error,
+  });
+}
+
+/**
+ * A registry client: it registers its file list with the server
+ * (`Connect`), keeps every other peer's list as the server announces them
+ * (`RegisterPeer`, `UpdatePeer`, `UnregisterPeer`), announces its own
+ * changes (`UpdateFiles`), fetches files straight from other peers
+ * (`requestFile`: one WebRTC data channel per request, signalled through
+ * the server) and serves its own files to peers that ask, through its
+ * {@link FileProvider}. `leave` sends `Disconnect`.
+ *
+ * Provide `signalling` (a transport to the server's `/registry` with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const registryClient = setup({
+  types: {
+    context: {} as RegistryClientContext,
+    events: {} as RegistryClientEvent,
+    input: {} as RegistryClientInput,
+    emitted: {} as RegistryClientEmitted,
+  },
+  actors: {
+    signalling: missingActor<ClientSignallingCommand>('signalling', SIGNALLING_HINT),
+    rtc: missingActor<RtcCommand, RtcInput>('rtc', RTC_HINT),
+    listFiles,
+    fetch: registryFetch,
+    serve: registryServe,
+  },
+  guards: {
+    hasFiles: ({ event }) => (event as Extract<RegistryClientCommand, { type: 'updateFiles' }>).files !== undefined,
+    hasValidFiles: ({ event }) =>
+      checkFileList((event as Extract<RegistryClientCommand, { type: 'updateFiles' }>).files) === undefined,
+    canRequest: ({ context, event }) => refuseRequest(context, event as Request) === undefined,
+    isKnownServe: ({ context, event }) => {
+      const { peer, connection } = (event as Detail).detail;
+      return keyOf('serve', connection, peer) in context.jobs;
+    },
+    canServe: ({ context, event }) =>
+      (event as Detail).detail.peer in context.peers &&
+      Object.values(context.jobs).filter((job) => job.kind === 'serve').length < context.maxServing,
+    isRunningJob: ({ context, event }) => (event as FetchReport).key in context.jobs,
+    isJobDone: ({ context, event }) => {
+      const id = (event as ChildDone).actorId ?? '';
+      return id.startsWith('job:') && id.slice(4) in context.jobs;
+    },
+    isJobCrash: ({ context, event }) => {
+      const id = (event as ErrorActorEvent).actorId ?? '';
+      return /^(job|rtc):/.test(id) && id.slice(4) in context.jobs;
+    },
+  },
+  actions: {
+    recordSignallingError: assign({ error: ({ event }) => signallingError(event as never) }),
+    recordServerRefusal: assign({
+      error: ({ event }) => {
+        const { code, message } = (event as MessageOf<ServerMessage, 'Error'>).detail;
+        return new RegistryError('protocol', `the server refused Connect: ${message}`, {
+          code: (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.InvalidField,
+        });
+      },
+    }),
+    recordListFailure: assign({ error: ({ event }) => asRegistryError((event as ErrorActorEvent).error) }),
+    keepFiles: assign({
+      files: ({ event }) => (event as unknown as DoneActorEvent<FileEntry[]>).output,
+      pending: undefined,
+    }),
+    sendConnect: enqueueActions(({ context, enqueue }) => {
+      enqueue.sendTo('signalling', send({ type: 'Connect', detail: { files: context.files } }));
+    }),
+    announceFiles: emit(({ context }) => ({ type: 'filesUpdated' as const, detail: { files: context.files } })),
+    publish: enqueueActions(({ event, enqueue }) => {
+      const files =
+        event.type === 'updateFiles' ? event.files! : (event as unknown as DoneActorEvent<FileEntry[]>).output;
+      enqueue.assign({ files });
+      enqueue.sendTo('signalling', send({ type: 'UpdateFiles', detail: { files } }));
+      enqueue.emit({ type: 'filesUpdated', detail: { files } });
+    }),
+    refuseFiles: emit(({ event }) => {
+      const error =
+        event.type === 'updateFiles'
+          ? new RegistryError('invalid-files', checkFileList(event.files) ?? 'invalid file list')
+          : asRegistryError((event as ErrorActorEvent).error);
+      return { type: 'filesFailed' as const, detail: { error } };
+    }),
+    welcome: enqueueActions(({ event, enqueue }) => {
+      const { id } = (event as MessageOf<ServerMessage, 'Welcome'>).detail;
+      enqueue.assign({ id });
+      enqueue.emit({ type: 'registered', detail: { id } });
+    }),
+    storePeer: enqueueActions(({ context, event, enqueue }) => {
+      const { peer, files } = (event as MessageOf<ServerMessage, 'RegisterPeer' | 'UpdatePeer'>).detail;
+      const peers = { ...context.peers, [peer]: files };
+      enqueue.assign({ peers });
+      enqueue.emit(
+        event.type === 'RegisterPeer'
+          ? { type: 'peerRegistered', detail: { peer, files } }
+          : { type: 'peerUpdated', detail: { peer, files } },
+      );
+      enqueue.emit({ type: 'peers', detail: { peers } });
+    }),
+    removePeer: enqueueActions(({ context, event, enqueue }) => {
+      const { peer } = (event as MessageOf<ServerMessage, 'UnregisterPeer'>).detail;
+      const { [peer]: _gone, ...peers } = context.peers;
+      enqueue.assign({ peers });
+      for (const [key, job] of Object.entries(context.jobs)) {
+        if (job.peer === peer) enqueue.sendTo(jobId(key), { type: 'peer.gone' });
+      }
+      enqueue.emit({ type: 'peerUnregistered', detail: { peer } });
+      enqueue.emit({ type: 'peers', detail: { peers } });
+    }),
+    startFetch: enqueueActions(({ context, event, enqueue }) => {
+      const request = event as Request;
+      const connection = requestOf(context, request);
+      const key = keyOf('fetch', connection, request.peer);
+      const expected = context.peers[request.peer]!.find((file) => file.path === request.path)!;
+      enqueue.assign({
+        counter: context.counter + 1,
+        jobs: { ...context.jobs, [key]: { kind: 'fetch', peer: request.peer, connection, path: request.path } },
+      });
+      enqueue.spawnChild('rtc', { id: rtcId(key), input: { label: key, role: 'offerer' } satisfies RtcInput });
+      enqueue.spawnChild('fetch', {
+        id: jobId(key),
+        input: { key, peer: request.peer, path: request.path, expected, sink: request.sink, ...context.timing },
+      });
+    }),
+    refuseFetch: emit(({ context, event }) => {
+      const request = event as Request;
+      return {
+        type: 'fetchFailed' as const,
+        detail: {
+          request: requestOf(context, request),
+          peer: request.peer,
+          path: request.path,
+          error: refuseRequest(context, request)!,
+        },
+      };
+    }),
+    startServe: enqueueActions(({ context, event, enqueue }) => {
+      const { peer, connection, sdp } = (event as MessageOf<ServerMessage, 'Offer'>).detail;
+      const key = keyOf('serve', connection, peer);
+      enqueue.assign({ jobs: { ...context.jobs, [key]: { kind: 'serve', peer, connection } } });
+      enqueue.spawnChild('rtc', {
+        id: rtcId(key),
+        input: { label: key, role: 'answerer', remoteOffer: sdp } satisfies RtcInput,
+      });
+      enqueue.spawnChild('serve', {
+        id: jobId(key),
+        input: { key, peer, provider: context.provider, files: context.files, ...context.timing },
+      });
+    }),
+    /** A new offer on a connection we serve (an ICE restart): to its rtc actor. */
+    reoffer: enqueueActions(({ event, enqueue }) => {
+      const { peer, connection, sdp } = (event as MessageOf<ServerMessage, 'Offer'>).detail;
+      enqueue.sendTo(rtcId(keyOf('serve', connection, peer)), {
+        type: 'rtc.remoteDescription',
+        description: { type: 'offer', sdp },
+      } satisfies RtcCommand);
+    }),
+    applyAnswer: enqueueActions(({ context, event, enqueue }) => {
+      const { peer, connection, sdp } = (event as MessageOf<ServerMessage, 'Answer'>).detail;
+      const key = keyOf('fetch', connection, peer);
+      if (!(key in context.jobs)) return;
+      enqueue.sendTo(rtcId(key), {
+        type: 'rtc.remoteDescription',
+        description: { type: 'answer', sdp },
+      } satisfies RtcCommand);
+    }),
+    applyCandidate: enqueueActions(({ context, event, enqueue }) => {
+      const { peer, connection, from, candidate } = (event as MessageOf<ServerMessage, 'Candidate'>).detail;
+      // The requester's candidates go to the connection we serve, the holder's to the one we fetch on.
+      const key = keyOf(from === 'requester' ? 'serve' : 'fetch', connection, peer);
+      if (!(key in context.jobs)) return;
+      enqueue.sendTo(rtcId(key), { type: 'rtc.remoteCandidate', candidate } satisfies RtcCommand);
+    }),
+    sendSignal: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>;
+      const job = context.jobs[e.label];
+      if (!job) return;
+      const { peer, connection } = job;
+      if (e.type === 'rtc.candidate') {
+        const from = job.kind === 'fetch' ? 'requester' : 'holder';
+        enqueue.sendTo(
+          'signalling',
+          send({ type: 'Candidate', detail: { peer, connection, from, candidate: e.candidate } }),
+        );
+      } else {
+        const type = e.description.type === 'offer' ? 'Offer' : 'Answer';
+        enqueue.sendTo('signalling', send({ type, detail: { peer, connection, sdp: e.description.sdp } }));
+      }
+    }),
+    /** What an rtc actor reports about its channel goes to its job. */
+    forwardRtc: enqueueActions(({ context, event, enqueue }) => {
+      const { label } = event as RtcEmitted;
+      if (label in context.jobs) enqueue.sendTo(jobId(label), event as never);
+    }),
+    announceProgress: emit(({ context, event }) => {
+      const { key, received, total } = event as FetchReport;
+      const job = context.jobs[key]!;
+      return {
+        type: 'progress' as const,
+        detail: { request: job.connection, peer: job.peer, path: job.path!, received, total },
+      };
+    }),
+    cancelOne: enqueueActions(({ context, event, enqueue }) => {
+      const { request } = event as Extract<RegistryClientCommand, { type: 'cancel' }>;
+      for (const [key, job] of Object.entries(context.jobs)) {
+        if (job.kind === 'fetch' && job.connection === request) enqueue.sendTo(jobId(key), { type: 'cancel' });
+      }
+    }),
+    endJob: enqueueActions(({ context, event, enqueue }) => {
+      const { actorId, output } = event as ChildDone;
+      const key = actorId!.slice(4);
+      const job = context.jobs[key]!;
+      enqueue.stopChild(actorId!);
+      enqueue.stopChild(rtcId(key));
+      const { [key]: _done, ...jobs } = context.jobs;
+      enqueue.assign({ jobs });
+      if (job.kind === 'fetch') {
+        const { error, size, sha256 } = output as FetchOutput;
+        const base = { request: job.connection, peer: job.peer, path: job.path! };
+        enqueue.emit(
+          error
+            ? { type: 'fetchFailed', detail: { ...base, error } }
+            : { type: 'fetched', detail: { ...base, size, sha256: sha256! } },
+        );
+      } else {
+        const { error, path } = output as ServeOutput;
+        enqueue.emit(
+          error
+            ? { type: 'serveFailed', detail: { peer: job.peer, ...(path !== undefined && { path }), error } }
+            : { type: 'served', detail: { peer: job.peer, path: path! } },
+        );
+      }
+    }),
+    /** A job or its rtc actor crashed: the other one goes too, and the request fails. */
+    dropJob: enqueueActions(({ context, event, enqueue }) => {
+      const { actorId, error } = event as ErrorActorEvent;
+      const key = actorId!.slice(4);
+      const job = context.jobs[key]!;
+      enqueue.stopChild(jobId(key));
+      enqueue.stopChild(rtcId(key));
+      const { [key]: _gone, ...jobs } = context.jobs;
+      enqueue.assign({ jobs });
+      const failure = new RegistryError('rtc-failed', `the ${actorId!.slice(0, 3)} actor crashed: ${describe(error)}`, {
+        cause: error,
+      });
+      enqueue.emit(
+        job.kind === 'fetch'
+          ? {
+              type: 'fetchFailed',
+              detail: { request: job.connection, peer: job.peer, path: job.path!, error: failure },
+            }
+          : { type: 'serveFailed', detail: { peer: job.peer, error: failure } },
+      );
+    }),
+    announceRefusal: emit(({ event }) => ({
+      type: 'refused' as const,
+      detail: (event as MessageOf<ServerMessage, 'Error'>).detail,
+    })),
+    sendDisconnect: enqueueActions(({ enqueue }) =>
+      enqueue.sendTo('signalling', send({ type: 'Disconnect', detail: undefined })),
+    ),
+    announceStop: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
+  },
+}).createMachine({
+  id: 'registryClient',
+  context: ({ input }) => ({
+    provider: input.provider,
+    pending: input.files,
+    timing: {
+      connectTimeout: input.connectTimeout ?? 30_000,
+      responseTimeout: input.responseTimeout ?? 15_000,
+      lingerTimeout: input.lingerTimeout ?? 10_000,
+    },
+    maxServing: input.maxServing ?? 16,
+    files: [],
+    peers: {},
+    jobs: {},
+    counter: 0,
+  }),
+  initial: 'active',
+  states: {
+    active: {
+      invoke: { id: 'signalling', src: 'signalling' },
+      on: {
+        'signalling.closed': { target: 'failed', actions: 'recordSignallingError' },
+        'signalling.error': { target: 'failed', actions: 'recordSignallingError' },
+        'xstate.error.actor.signalling': { target: 'failed', actions: 'recordSignallingError' },
+        leave: '.leaving',
+        requestFile: { actions: 'refuseFetch' },
+      },
+      initial: 'listing',
+      states: {
+        listing: {
+          invoke: {
+            id: 'listFiles',
+            src: 'listFiles',
+            input: ({ context }) => ({ files: context.pending, provider: context.provider }),
+            onDone: { target: 'registering', actions: 'keepFiles' },
+            onError: { target: '#registryClient.failed', actions: 'recordListFailure' },
+          },
+        },
+        registering: {
+          entry: 'sendConnect',
+          on: {
+            Welcome: { target: 'ready', actions: ['welcome', 'announceFiles'] },
+            // The server refused our Connect (a list over its limits, say).
+            Error: { target: '#registryClient.failed', actions: 'recordServerRefusal' },
+          },
+        },
+        ready: {
+          on: {
+            RegisterPeer: { actions: 'storePeer' },
+            UpdatePeer: { actions: 'storePeer' },
+            UnregisterPeer: { actions: 'removePeer' },
+            requestFile: [{ guard: 'canRequest', actions: 'startFetch' }, { actions: 'refuseFetch' }],
+            cancel: { actions: 'cancelOne' },
+            Offer: [
+              { guard: 'isKnownServe', actions: 'reoffer' },
+              { guard: 'canServe', actions: 'startServe' },
+            ],
+            Answer: { actions: 'applyAnswer' },
+            Candidate: { actions: 'applyCandidate' },
+            'rtc.description': { actions: 'sendSignal' },
+            'rtc.candidate': { actions: 'sendSignal' },
+            'rtc.open': { actions: 'forwardRtc' },
+            'rtc.failed': { actions: 'forwardRtc' },
+            'rtc.closed': { actions: 'forwardRtc' },
+            'job.progress': { guard: 'isRunningJob', actions: 'announceProgress' },
+            'xstate.done.actor.*': { guard: 'isJobDone', actions: 'endJob' },
+            'xstate.error.actor.*': { guard: 'isJobCrash', actions: 'dropJob' },
+            Error: { actions: 'announceRefusal' },
+          },
+          initial: 'idle',
+          states: {
+            idle: {
+              on: {
+                updateFiles: [
+                  { guard: and(['hasFiles', 'hasValidFiles']), actions: 'publish' },
+                  { guard: 'hasFiles', actions: 'refuseFiles' },
+                  { target: 'relisting' },
+                ],
+              },
+            },
+            relisting: {
+              invoke: {
+                id: 'relist',
+                src: 'listFiles',
+                input: ({ context }) => ({ provider: context.provider }),
+                onDone: { target: 'idle', actions: 'publish' },
+                onError: { target: 'idle', actions: 'refuseFiles' },
+              },
+              on: {
+                // A list given while the provider is asked wins: the provider's answer is dropped.
+                updateFiles: [
+                  { guard: and(['hasFiles', 'hasValidFiles']), target: 'idle', actions: 'publish' },
+                  { guard: 'hasFiles', actions: 'refuseFiles' },
+                ],
+              },
+            },
+          },
+        },
+        // `Disconnect` goes out before leaving `active` stops the signalling actor.
+        leaving: { entry: 'sendDisconnect', always: '#registryClient.done' },
+      },
+    },
+    done: { type: 'final', entry: 'announceStop' },
+    failed: { type: 'final', entry: 'announceStop' },
+  },
+});
+
+function asRegistryError(error: unknown): RegistryError {
+  if (error instanceof RegistryError) return error;
+  return new RegistryError('source-failed', describe(error), { cause: error });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

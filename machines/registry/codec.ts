@@ -1,0 +1,221 @@
+import * as v from 'valibot';
+import { parseJson, textOf, type Codec } from '../../src/codec.js';
+import { ErrorCode, ProtocolError } from '../../src/errors.js';
+import type { Frame } from '../../src/transport.js';
+import {
+  checkPath,
+  clientMessageTypes,
+  isConnectionId,
+  serverOnlyTypes,
+  type ChannelMessage,
+  type ClientMessage,
+  type ClientMessageType,
+  type FileEntry,
+  type ServerMessage,
+} from './protocol.js';
+
+export interface RegistryCodecOptions {
+  /** Largest accepted frame, in characters. @default 262144 (server), 4194304 (client) */
+  maxFrameSize?: number;
+  /** Most entries in one file list. @default 1000 (server), 100000 (client) */
+  maxFiles?: number;
+}
+
+const count = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex digits'));
+const path = v.pipe(
+  v.string(),
+  v.check(
+    (value) => checkPath(value) === undefined,
+    (issue) => checkPath(issue.input) ?? 'invalid path',
+  ),
+);
+const entry = v.strictObject({ path, size: count, sha256: v.optional(sha256) });
+
+/** A file list: at most `max` clean, unique entries. */
+export function fileListSchema(max: number) {
+  return v.pipe(
+    v.array(entry),
+    v.maxLength(max, `a file list has at most ${max} entries`),
+    v.check(
+      (files) => new Set(files.map((f) => f.path)).size === files.length,
+      'a file list must not name a path twice',
+    ),
+  );
+}
+
+/**
+ * Checks a file list as a client is about to send it, or as a peer announced
+ * it; returns why it is refused, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * checkFileList([{ path: 'a.txt', size: 1 }, { path: 'a.txt', size: 2 }]); // 'a file list must not name a path twice'
+ * ```
+ */
+export function checkFileList(files: unknown, max = 100_000): string | undefined {
+  const result = v.safeParse(fileListSchema(max), files);
+  if (result.success) return undefined;
+  const issue = result.issues[0];
+  const key = issue.path?.map((item) => String(item.key)).join('.');
+  return `${key ? `files.${key}: ` : ''}${issue.message}`;
+}
+
+const peerId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
+const connection = v.pipe(
+  v.string(),
+  v.check((value) => isConnectionId(value), 'a connection id is 1 to 64 characters of A-Z a-z 0-9 _ -'),
+);
+const sdp = v.pipe(v.string(), v.minLength(1));
+const candidate = v.object({
+  candidate: v.optional(v.string()),
+  sdpMid: v.optional(v.nullable(v.string())),
+  sdpMLineIndex: v.optional(v.nullable(count)),
+  usernameFragment: v.optional(v.nullable(v.string())),
+});
+const side = v.picklist(['requester', 'holder']);
+
+/** Client frames: every detail is strict (a stray key is an error). */
+function clientDetails(maxFiles: number): Record<ClientMessageType, v.GenericSchema> {
+  const files = fileListSchema(maxFiles);
+  return {
+    Connect: v.strictObject({ files }),
+    UpdateFiles: v.strictObject({ files }),
+    Disconnect: v.optional(v.strictObject({})),
+    Offer: v.strictObject({ peer: peerId, connection, sdp }),
+    Answer: v.strictObject({ peer: peerId, connection, sdp }),
+    Candidate: v.strictObject({ peer: peerId, connection, from: side, candidate: v.strictObject(candidate.entries) }),
+  };
+}
+
+/** Server frames: unknown extra keys are ignored (forward compatible). */
+function serverDetails(maxFiles: number): Record<ServerMessage['type'], v.GenericSchema> {
+  const files = fileListSchema(maxFiles);
+  return {
+    Welcome: v.object({ id: peerId }),
+    RegisterPeer: v.object({ peer: peerId, files }),
+    UpdatePeer: v.object({ peer: peerId, files }),
+    UnregisterPeer: v.object({ peer: peerId }),
+    Offer: v.object({ peer: peerId, connection, sdp }),
+    Answer: v.object({ peer: peerId, connection, sdp }),
+    Candidate: v.object({ peer: peerId, connection, from: side, candidate }),
+    Error: v.object({ code: v.string(), message: v.string(), event: v.optional(v.string()) }),
+  };
+}
+
+function envelope(frame: Frame, max: number): { type: string; detail: unknown } {
+  const value = parseJson(textOf(frame, max));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError(ErrorCode.MalformedFrame, 'frame must be a JSON object { type, detail }');
+  }
+  const { type, detail, ...rest } = value as Record<string, unknown>;
+  if (typeof type !== 'string' || type.length === 0) {
+    throw new ProtocolError(ErrorCode.InvalidField, '`type` must be a non-empty string');
+  }
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) {
+    throw new ProtocolError(
+      ErrorCode.InvalidField,
+      `${type.slice(0, 64)}: unexpected key \`${extra.slice(0, 64)}\` next to type and detail`,
+    );
+  }
+  return { type, detail };
+}
+
+function check(schema: v.GenericSchema, type: string, detail: unknown): unknown {
+  const result = v.safeParse(schema, detail);
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  const key = issue.path?.map((item) => String(item.key)).join('.');
+  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
+}
+
+/**
+ * The server's codec: JSON text `{"type": …, "detail": …}` with the seed's
+ * message names. It rejects server-only and unknown types, wrong or extra
+ * fields, malformed file lists (unclean or repeated paths, too many
+ * entries) and frames over `maxFrameSize`, each with a {@link ProtocolError}
+ * of a stable code.
+ *
+ * @example
+ * ```ts
+ * serverCodec().decode('{"type":"Connect","detail":{"files":[{"path":"a.txt","size":5}]}}');
+ * // { type: 'Connect', detail: { files: [{ path: 'a.txt', size: 5 }] } }
+ * ```
+ */
+export function serverCodec(options: RegistryCodecOptions = {}): Codec<ClientMessage, ServerMessage> {
+  const max = options.maxFrameSize ?? 256 * 1024;
+  const details = clientDetails(options.maxFiles ?? 1000);
+  return {
+    decode(frame) {
+      const { type, detail } = envelope(frame, max);
+      if ((serverOnlyTypes as readonly string[]).includes(type)) {
+        throw new ProtocolError(ErrorCode.NotPermitted, `\`${type}\` is sent by the server only`);
+      }
+      if (!(clientMessageTypes as readonly string[]).includes(type)) {
+        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
+      }
+      const event = type as ClientMessageType;
+      return { type: event, detail: check(details[event], type, detail) } as ClientMessage;
+    },
+    encode,
+  };
+}
+
+/**
+ * The client's codec, the mirror of {@link serverCodec}.
+ *
+ * @example
+ * ```ts
+ * fromTransport(() => webSocketTransport('wss://example.org/registry'), clientCodec());
+ * ```
+ */
+export function clientCodec(options: RegistryCodecOptions = {}): Codec<ServerMessage, ClientMessage> {
+  const max = options.maxFrameSize ?? 4 * 1024 * 1024;
+  const details = serverDetails(options.maxFiles ?? 100_000);
+  return {
+    decode(frame) {
+      const { type, detail } = envelope(frame, max);
+      if (!Object.hasOwn(details, type)) {
+        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
+      }
+      const schema = details[type as ServerMessage['type']];
+      return { type, detail: check(schema, type, detail) } as ServerMessage;
+    },
+    encode,
+  };
+}
+
+function encode(message: ClientMessage | ServerMessage): string {
+  return JSON.stringify(message.detail === undefined ? { type: message.type } : message);
+}
+
+const channelDetails: Record<ChannelMessage['type'], v.GenericSchema> = {
+  RequestFile: v.strictObject({ path: v.pipe(v.string(), v.maxLength(4096)) }),
+  File: v.strictObject({ path: v.string(), size: count, sha256 }),
+  Error: v.strictObject({
+    reason: v.picklist(['not-listed', 'invalid-path', 'outside-root', 'source-failed', 'protocol']),
+    message: v.pipe(v.string(), v.maxLength(1024)),
+  }),
+};
+
+/**
+ * The text frames of a file connection's data channel (`RequestFile`,
+ * `File`, `Error`). The path of a `RequestFile` is not checked here: the
+ * holder refuses a bad one with its own `Error`.
+ */
+export const channelCodec: Codec<ChannelMessage> = {
+  decode(frame) {
+    const { type, detail } = envelope(frame, 8192);
+    if (!Object.hasOwn(channelDetails, type)) {
+      throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
+    }
+    return { type, detail: check(channelDetails[type as ChannelMessage['type']], type, detail) } as ChannelMessage;
+  },
+  encode: (message) => JSON.stringify(message),
+};
+
+/** Copies the entries of a checked list (drops nothing, adds nothing). */
+export function copyFiles(files: readonly FileEntry[]): FileEntry[] {
+  return files.map((f) => (f.sha256 === undefined ? { path: f.path, size: f.size } : { ...f }));
+}

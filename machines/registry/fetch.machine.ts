@@ -1,0 +1,272 @@
+import { and, assign, not, sendParent, setup } from 'xstate';
+import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
+import type { Transport } from '../../src/transport.js';
+import type { FileSink, SinkOpener } from '../filedrop/files.js';
+import { download, openSink, type DownloadEvent } from '../filedrop/transfer.js';
+import { channelCodec } from './codec.js';
+import { RegistryError, type RegistryFailure } from './errors.js';
+import type { ChannelMessage, FileEntry, MessageOf } from './protocol.js';
+import { firstFrame, type FirstFrameEvent } from './transfer.js';
+
+/** Timing of each file connection, in milliseconds. */
+export interface JobTiming {
+  /** How long the data channel has to open. @default 30000 */
+  connectTimeout: number;
+  /** Requester: how long the holder has to answer `RequestFile`; holder: how long the requester has to send it. @default 15000 */
+  responseTimeout: number;
+  /** Holder: after the last chunk (or a refusal), how long to wait for the requester to close the connection. @default 10000 */
+  lingerTimeout: number;
+}
+
+export interface FetchInput extends JobTiming {
+  /** The parent's key of this connection (the label of its `rtc` actor). */
+  key: string;
+  peer: string;
+  path: string;
+  /** The entry the peer listed: the size (and digest) the file must have. */
+  expected: FileEntry;
+  sink: SinkOpener;
+}
+
+export interface FetchContext extends Omit<FetchInput, 'sink'> {
+  readonly opener: SinkOpener;
+  transport?: Transport;
+  sink?: FileSink;
+  /** What the holder announced in `File`. */
+  file?: MessageOf<ChannelMessage, 'File'>['detail'];
+  received: number;
+  sha256?: string;
+  error?: RegistryError;
+}
+
+/** Commands from the client machine: the peer left the server, or the application cancelled. */
+export type JobCommand = { type: 'peer.gone' } | { type: 'cancel' };
+
+export type FetchEvent = RtcEmitted | FirstFrameEvent | DownloadEvent | JobCommand;
+
+/** What a fetch tells the client machine while it runs. */
+export type FetchReport = { type: 'job.progress'; key: string; received: number; total: number };
+
+export interface FetchOutput {
+  key: string;
+  size: number;
+  sha256?: string;
+  error?: RegistryError;
+}
+
+const fail = (reason: RegistryFailure, message: string) => ({ type: 'fail', params: { reason, message } }) as const;
+
+/**
+ * The requester's side of one `RequestFile`: once its data channel is open
+ * (the client machine runs the `rtc` actor and relays the signalling), it
+ * sends `RequestFile` with the path, checks the holder's `File` against what
+ * the holder listed (size, and digest when listed), opens the sink and
+ * receives the chunks with filedrop's `download` actor, which verifies the
+ * size and the SHA-256. Ends `done`, or `failed` with a {@link RegistryError}
+ * (the sink is aborted).
+ */
+export const registryFetch = setup({
+  types: {
+    context: {} as FetchContext,
+    events: {} as FetchEvent,
+    input: {} as FetchInput,
+    output: {} as FetchOutput,
+  },
+  actors: { firstFrame, openSink, download },
+  delays: {
+    connectTimeout: ({ context }) => context.connectTimeout,
+    responseTimeout: ({ context }) => context.responseTimeout,
+  },
+  guards: {
+    isFile: ({ context, event }) => {
+      const { message } = event as Extract<FirstFrameEvent, { type: 'channel.message' }>;
+      return message.type === 'File' && message.detail.path === context.path;
+    },
+    isRefusal: ({ event }) => (event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message.type === 'Error',
+    hasListedSize: ({ context, event }) =>
+      ((event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'File'>)
+        .detail.size === context.expected.size,
+    hasListedDigest: ({ context, event }) =>
+      context.expected.sha256 === undefined ||
+      ((event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'File'>)
+        .detail.sha256 === context.expected.sha256,
+  },
+  actions: {
+    fail: assign((_, { reason, message }: { reason: RegistryFailure; message: string }) => ({
+      error: new RegistryError(reason, message),
+    })),
+    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
+    sendRequest: ({ context }) => {
+      try {
+        context.transport!.send(channelCodec.encode({ type: 'RequestFile', detail: { path: context.path } }));
+      } catch {
+        // The channel closed at once: `rtc.closed` follows.
+      }
+    },
+    keepFile: assign({
+      file: ({ event }) =>
+        ((event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'File'>)
+          .detail,
+    }),
+    recordRefusal: assign({
+      error: ({ event }) => {
+        const { reason, message } = (
+          (event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'Error'>
+        ).detail;
+        return new RegistryError(reason, `the peer refused: ${message}`);
+      },
+    }),
+    recordInvalid: assign({
+      error: ({ event }) => {
+        const e = event as FirstFrameEvent;
+        const what =
+          e.type === 'channel.invalid' ? e.message : `expected File for the requested path, got ${e.message.type}`;
+        return new RegistryError('protocol', `the peer answered badly: ${what}`);
+      },
+    }),
+    failSize: assign({
+      error: ({ context }) =>
+        new RegistryError(
+          'size-mismatch',
+          `the peer listed ${context.expected.size} bytes and now sends ${context.file!.size}`,
+        ),
+    }),
+    failDigest: assign({
+      error: ({ context }) =>
+        new RegistryError(
+          'digest-mismatch',
+          `the peer listed SHA-256 ${context.expected.sha256} and now sends ${context.file!.sha256}`,
+        ),
+    }),
+    report: sendParent(({ context, event }) => ({
+      type: 'job.progress' as const,
+      key: context.key,
+      received: (event as Extract<DownloadEvent, { type: 'download.progress' }>).received,
+      total: context.expected.size,
+    })),
+    recordProgress: assign({
+      received: ({ event }) => (event as Extract<DownloadEvent, { type: 'download.progress' }>).received,
+    }),
+    recordDownloadFailure: assign(({ event }) => {
+      const { reason, message, received } = event as Extract<DownloadEvent, { type: 'download.failed' }>;
+      return { received, error: new RegistryError(reason, message) };
+    }),
+    recordDone: assign(({ event }) => {
+      const { received, sha256 } = event as Extract<DownloadEvent, { type: 'download.done' }>;
+      return { received, sha256 };
+    }),
+    abortSink: ({ context }) => {
+      const { sink, error } = context;
+      if (!sink) return;
+      Promise.resolve()
+        .then(() => sink.abort(error))
+        .catch(() => {});
+    },
+  },
+}).createMachine({
+  id: 'registryFetch',
+  context: ({ input: { sink, ...input } }) => ({ ...input, opener: sink, received: 0 }),
+  initial: 'active',
+  states: {
+    active: {
+      on: {
+        'peer.gone': { target: '#registryFetch.failed', actions: fail('peer-gone', 'the peer left') },
+        cancel: { target: '#registryFetch.failed', actions: fail('cancelled', 'the request was cancelled') },
+        'rtc.failed': {
+          target: '#registryFetch.failed',
+          actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },
+        },
+        'rtc.closed': {
+          target: '#registryFetch.failed',
+          actions: fail('peer-gone', 'the data channel closed before the file was complete'),
+        },
+      },
+      initial: 'connecting',
+      states: {
+        connecting: {
+          after: {
+            connectTimeout: {
+              target: '#registryFetch.failed',
+              actions: fail('timeout', 'the data channel did not open in time'),
+            },
+          },
+          on: { 'rtc.open': { target: 'requesting', actions: 'keepTransport' } },
+        },
+        requesting: {
+          entry: 'sendRequest',
+          invoke: { id: 'firstFrame', src: 'firstFrame', input: ({ context }) => ({ transport: context.transport! }) },
+          after: {
+            responseTimeout: {
+              target: '#registryFetch.failed',
+              actions: fail('timeout', 'the peer did not answer in time'),
+            },
+          },
+          on: {
+            'channel.message': [
+              { guard: 'isRefusal', target: '#registryFetch.failed', actions: 'recordRefusal' },
+              {
+                guard: and(['isFile', not('hasListedSize')]),
+                target: '#registryFetch.failed',
+                actions: ['keepFile', 'failSize'],
+              },
+              {
+                guard: and(['isFile', not('hasListedDigest')]),
+                target: '#registryFetch.failed',
+                actions: ['keepFile', 'failDigest'],
+              },
+              { guard: 'isFile', target: 'openingSink', actions: 'keepFile' },
+              { target: '#registryFetch.failed', actions: 'recordInvalid' },
+            ],
+            'channel.invalid': { target: '#registryFetch.failed', actions: 'recordInvalid' },
+          },
+        },
+        openingSink: {
+          invoke: {
+            id: 'openSink',
+            src: 'openSink',
+            input: ({ context }) => ({
+              sink: context.opener,
+              file: { name: context.path, size: context.file!.size, type: '', sha256: context.file!.sha256 },
+            }),
+            onDone: { target: 'receiving', actions: assign({ sink: ({ event }) => event.output }) },
+            onError: {
+              target: '#registryFetch.failed',
+              actions: {
+                type: 'fail',
+                params: ({ event }) => ({ reason: 'sink-failed', message: `no sink: ${describe(event.error)}` }),
+              },
+            },
+          },
+        },
+        receiving: {
+          invoke: {
+            id: 'download',
+            src: 'download',
+            input: ({ context }) => ({
+              transport: context.transport!,
+              sink: context.sink!,
+              file: { name: context.path, size: context.file!.size, type: '', sha256: context.file!.sha256 },
+            }),
+          },
+          on: {
+            'download.progress': { actions: ['recordProgress', 'report'] },
+            'download.done': { target: '#registryFetch.done', actions: 'recordDone' },
+            'download.failed': { target: '#registryFetch.failed', actions: 'recordDownloadFailure' },
+          },
+        },
+      },
+    },
+    done: { type: 'final' },
+    failed: { type: 'final', entry: 'abortSink' },
+  },
+  output: ({ context }) => ({
+    key: context.key,
+    size: context.received,
+    ...(context.sha256 !== undefined && { sha256: context.sha256 }),
+    ...(context.error && { error: context.error }),
+  }),
+});
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,270 @@
+import { assign, not, setup } from 'xstate';
+import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
+import type { Transport } from '../../src/transport.js';
+import type { FileSource } from '../filedrop/files.js';
+import { upload, type UploadEvent } from '../filedrop/transfer.js';
+import { channelCodec } from './codec.js';
+import { RegistryError, type RegistryFailure } from './errors.js';
+import type { FileProvider } from './files.js';
+import type { JobCommand, JobTiming } from './fetch.machine.js';
+import { checkPath, type ChannelMessage, type FileEntry, type Refusal } from './protocol.js';
+import { firstFrame, openSource, type FirstFrameEvent } from './transfer.js';
+
+export interface ServeInput extends JobTiming {
+  /** The parent's key of this connection (the label of its `rtc` actor). */
+  key: string;
+  /** The requester. */
+  peer: string;
+  provider: FileProvider;
+  /** What this client lists right now: only these paths are served. */
+  files: readonly FileEntry[];
+}
+
+export interface ServeContext extends ServeInput {
+  transport?: Transport;
+  /** The requested path, once asked. */
+  path?: string;
+  source?: FileSource;
+  /** Why the request is refused (sent to the requester as `Error`). */
+  refusal?: RegistryError;
+  error?: RegistryError;
+}
+
+export type ServeEvent = RtcEmitted | FirstFrameEvent | UploadEvent | JobCommand;
+
+export interface ServeOutput {
+  key: string;
+  path?: string;
+  error?: RegistryError;
+}
+
+type Requested = { type: 'channel.message'; message: ChannelMessage };
+const requestedPath = (event: ServeEvent) => {
+  const { message } = event as Requested;
+  return message.type === 'RequestFile' ? message.detail.path : undefined;
+};
+const fail = (reason: RegistryFailure, message: string) => ({ type: 'fail', params: { reason, message } }) as const;
+const refusals: readonly RegistryFailure[] = [
+  'not-listed',
+  'invalid-path',
+  'outside-root',
+  'source-failed',
+  'protocol',
+];
+
+/**
+ * The holder's side of one file connection: once the data channel is open
+ * it reads the requester's one `RequestFile`, serves only a clean path of
+ * its current list, opens it through the {@link FileProvider} (which refuses
+ * anything outside what it shares), announces `File` (path, size, SHA-256)
+ * and sends the content with filedrop's `upload` actor (16 KiB chunks,
+ * backpressure). A refused request gets an `Error` on the channel. Either
+ * way it then waits for the requester to close the connection.
+ */
+export const registryServe = setup({
+  types: {
+    context: {} as ServeContext,
+    events: {} as ServeEvent,
+    input: {} as ServeInput,
+    output: {} as ServeOutput,
+  },
+  actors: { firstFrame, openSource, upload },
+  delays: {
+    connectTimeout: ({ context }) => context.connectTimeout,
+    responseTimeout: ({ context }) => context.responseTimeout,
+    lingerTimeout: ({ context }) => context.lingerTimeout,
+  },
+  guards: {
+    isRequest: ({ event }) => requestedPath(event) !== undefined,
+    hasCleanPath: ({ context }) => checkPath(context.path) === undefined,
+    hasListedPath: ({ context }) => context.files.some((file) => file.path === context.path),
+    isChannelGone: ({ event }) => (event as Extract<UploadEvent, { type: 'upload.failed' }>).reason === 'peer-gone',
+  },
+  actions: {
+    fail: assign((_, { reason, message }: { reason: RegistryFailure; message: string }) => ({
+      error: new RegistryError(reason, message),
+    })),
+    refuse: assign((_, { reason, message }: { reason: Refusal; message: string }) => ({
+      refusal: new RegistryError(reason, message),
+    })),
+    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
+    keepPath: assign({ path: ({ event }) => requestedPath(event) }),
+    sendHeader: ({ context }) => {
+      const { source, path } = context;
+      send(context, { type: 'File', detail: { path: path!, size: source!.size, sha256: source!.sha256! } });
+    },
+    sendRefusal: ({ context }) => {
+      const { reason, message } = context.refusal!;
+      send(context, { type: 'Error', detail: { reason: reason as Refusal, message: message.slice(0, 1024) } });
+    },
+    recordRefusal: assign({ error: ({ context }) => context.refusal }),
+    recordUploadFailure: assign({
+      error: ({ event }) => {
+        const { reason, message } = event as Extract<UploadEvent, { type: 'upload.failed' }>;
+        return new RegistryError(reason, message);
+      },
+    }),
+    closeSource: ({ context }) => {
+      const { source } = context;
+      Promise.resolve()
+        .then(() => source?.close?.())
+        .catch(() => {});
+    },
+  },
+}).createMachine({
+  id: 'registryServe',
+  context: ({ input }) => ({ ...input }),
+  initial: 'active',
+  states: {
+    active: {
+      on: {
+        'peer.gone': { target: '#registryServe.failed', actions: fail('peer-gone', 'the requester left') },
+        cancel: { target: '#registryServe.failed', actions: fail('cancelled', 'serving was cancelled') },
+        'rtc.failed': {
+          target: '#registryServe.failed',
+          actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },
+        },
+        'rtc.closed': {
+          target: '#registryServe.failed',
+          actions: fail('peer-gone', 'the requester closed the connection early'),
+        },
+      },
+      initial: 'connecting',
+      states: {
+        connecting: {
+          after: {
+            connectTimeout: {
+              target: '#registryServe.failed',
+              actions: fail('timeout', 'the data channel did not open in time'),
+            },
+          },
+          on: { 'rtc.open': { target: 'awaitingRequest', actions: 'keepTransport' } },
+        },
+        awaitingRequest: {
+          invoke: { id: 'firstFrame', src: 'firstFrame', input: ({ context }) => ({ transport: context.transport! }) },
+          after: {
+            responseTimeout: {
+              target: '#registryServe.failed',
+              actions: fail('timeout', 'no RequestFile came in time'),
+            },
+          },
+          on: {
+            'channel.message': [
+              {
+                guard: 'isRequest',
+                target: 'checking',
+                actions: 'keepPath',
+              },
+              {
+                target: 'refusing',
+                actions: {
+                  type: 'refuse',
+                  params: { reason: 'protocol', message: 'the first frame must be RequestFile' },
+                },
+              },
+            ],
+            'channel.invalid': {
+              target: 'refusing',
+              actions: { type: 'refuse', params: ({ event }) => ({ reason: 'protocol', message: event.message }) },
+            },
+          },
+        },
+        checking: {
+          always: [
+            {
+              guard: not('hasCleanPath'),
+              target: 'refusing',
+              actions: {
+                type: 'refuse',
+                params: ({ context }) => ({
+                  reason: 'invalid-path',
+                  message: `${JSON.stringify(context.path!.slice(0, 256))}: ${checkPath(context.path)}`,
+                }),
+              },
+            },
+            {
+              guard: not('hasListedPath'),
+              target: 'refusing',
+              actions: {
+                type: 'refuse',
+                params: ({ context }) => ({
+                  reason: 'not-listed',
+                  message: `${JSON.stringify(context.path!.slice(0, 256))} is not in this peer's list`,
+                }),
+              },
+            },
+            { target: 'opening' },
+          ],
+        },
+        opening: {
+          invoke: {
+            id: 'openSource',
+            src: 'openSource',
+            input: ({ context }) => ({ provider: context.provider, path: context.path! }),
+            onDone: { target: 'sending', actions: assign({ source: ({ event }) => event.output }) },
+            onError: {
+              target: 'refusing',
+              actions: {
+                type: 'refuse',
+                params: ({ event }) => {
+                  const error = event.error;
+                  const reason =
+                    error instanceof RegistryError && refusals.includes(error.reason) ? error.reason : 'source-failed';
+                  return { reason: reason as Refusal, message: describe(error) };
+                },
+              },
+            },
+          },
+        },
+        sending: {
+          entry: 'sendHeader',
+          invoke: {
+            id: 'upload',
+            src: 'upload',
+            input: ({ context }) => ({ transport: context.transport!, source: context.source! }),
+          },
+          on: {
+            'upload.done': 'finishing',
+            'upload.failed': [
+              {
+                guard: 'isChannelGone',
+                target: '#registryServe.failed',
+                actions: fail('peer-gone', 'the data channel closed mid-file'),
+              },
+              { target: '#registryServe.failed', actions: 'recordUploadFailure' },
+            ],
+          },
+        },
+        // Every chunk is with the data channel: the requester closes the connection once it verified them.
+        finishing: {
+          after: { lingerTimeout: '#registryServe.done' },
+          on: { 'rtc.closed': '#registryServe.done' },
+        },
+        refusing: {
+          entry: 'sendRefusal',
+          after: { lingerTimeout: { target: '#registryServe.failed', actions: 'recordRefusal' } },
+          on: { 'rtc.closed': { target: '#registryServe.failed', actions: 'recordRefusal' } },
+        },
+      },
+    },
+    done: { type: 'final', entry: 'closeSource' },
+    failed: { type: 'final', entry: 'closeSource' },
+  },
+  output: ({ context }) => ({
+    key: context.key,
+    ...(context.path !== undefined && { path: context.path }),
+    ...(context.error && { error: context.error }),
+  }),
+});
+
+function send(context: ServeContext, message: ChannelMessage): void {
+  try {
+    context.transport!.send(channelCodec.encode(message));
+  } catch {
+    // The channel closed: `rtc.closed` follows.
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,173 @@
+import { setup, type ActorRefFrom } from 'xstate';
+import type { Logger } from '../../src/logger.js';
+import type { Router } from '../../src/router.js';
+import type { SignallingEvent } from '../../src/runtime.js';
+import type { Transport } from '../../src/transport.js';
+import { copyFiles } from './codec.js';
+import type { ClientMessage, MessageOf, RelayMessage, ServerErrorCode, ServerMessage } from './protocol.js';
+import type { FileRegistry } from './registry.js';
+
+/** What a session needs from its server: shared state, its own connection, its timing. */
+export interface SessionServices {
+  readonly router: Router<ServerMessage>;
+  readonly registry: FileRegistry;
+  readonly transport: Transport;
+  readonly log: Logger;
+  /** How long a connection may stay without sending `Connect`, in ms. */
+  readonly connectTimeout: number;
+}
+
+export interface SessionInput {
+  /** The peer id the server allocated for this connection. */
+  id: string;
+  services: SessionServices;
+}
+
+export interface SessionContext {
+  readonly id: string;
+  readonly services: SessionServices;
+}
+
+export type SessionEvent = ClientMessage | SignallingEvent;
+
+/** An `Error` message back to this client. */
+function errorFor(code: ServerErrorCode, message: string, event?: string): ServerMessage {
+  return { type: 'Error', detail: event === undefined ? { code, message } : { code, message, event } };
+}
+
+/**
+ * Where a relay goes and what is delivered, or the `Error` this client gets
+ * instead: the recipient must be another registered peer, and it receives
+ * the message with `peer` set to the sender.
+ */
+export function planRelay(context: SessionContext, event: RelayMessage): { to: string; message: ServerMessage } {
+  const self = context.id;
+  const to = event.detail.peer;
+  if (to === self) {
+    return {
+      to: self,
+      message: errorFor('ERR_NOT_PERMITTED', `${event.type}: you cannot send to yourself`, event.type),
+    };
+  }
+  if (!context.services.registry.has(to)) {
+    return { to: self, message: errorFor('ERR_PEER_GONE', `${event.type}: no peer ${to} is registered`, event.type) };
+  }
+  return { to, message: { type: event.type, detail: { ...event.detail, peer: self } } as ServerMessage };
+}
+
+const refuse = (code: ServerErrorCode, message: (type: string) => string) => ({
+  type: 'reply' as const,
+  params: ({ event }: { event: SessionEvent }) => errorFor(code, message(event.type), event.type),
+});
+
+/**
+ * One client's connection to a registry server. It waits for `Connect` (the
+ * client's file list), registers the client under its server-assigned id,
+ * answers `Welcome` and a `RegisterPeer` for each peer already there, and
+ * announces the newcomer to them (`RegisterPeer`). `UpdateFiles` is
+ * announced as `UpdatePeer`; `Offer` / `Answer` / `Candidate` of a file
+ * connection go to the peer they name. `Disconnect`, or the socket closing
+ * without it, unregisters the client and tells every other peer
+ * (`UnregisterPeer`). Whatever it refuses is answered with an `Error`; the
+ * connection stays open, except when `Connect` does not come in time.
+ */
+export const registrySession = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as SessionInput,
+  },
+  delays: {
+    connectTimeout: ({ context }) => context.services.connectTimeout,
+  },
+  actions: {
+    addRoute: ({ context }) => context.services.router.add(context.id, context.services.transport),
+    reply: ({ context }, message: ServerMessage) => void context.services.router.send(context.id, message),
+    register: ({ context, event }) => {
+      const { router, registry } = context.services;
+      const files = copyFiles((event as MessageOf<ClientMessage, 'Connect'>).detail.files);
+      router.send(context.id, { type: 'Welcome', detail: { id: context.id } });
+      for (const [peer, list] of registry.entries()) {
+        router.send(context.id, { type: 'RegisterPeer', detail: { peer, files: copyFiles(list) } });
+      }
+      registry.add(context.id, files);
+      broadcast(context, { type: 'RegisterPeer', detail: { peer: context.id, files } });
+    },
+    update: ({ context, event }) => {
+      const files = copyFiles((event as MessageOf<ClientMessage, 'UpdateFiles'>).detail.files);
+      context.services.registry.update(context.id, files);
+      broadcast(context, { type: 'UpdatePeer', detail: { peer: context.id, files } });
+    },
+    relay: ({ context, event }) => {
+      const { to, message } = planRelay(context, event as RelayMessage);
+      if (context.services.router.send(to, message) || to === context.id) return;
+      // Registered but not reachable (closing, or on a process that dropped it).
+      context.services.router.send(
+        context.id,
+        errorFor('ERR_PEER_GONE', `${event.type}: peer ${to} is not reachable`, event.type),
+      );
+    },
+    expire: ({ context }) => {
+      const { router, transport } = context.services;
+      router.send(context.id, errorFor('ERR_TIMEOUT', 'Connect was not sent in time'));
+      transport.close(1008, 'Connect was not sent in time');
+    },
+    leave: ({ context }) => {
+      const { router, registry, transport, log } = context.services;
+      if (registry.remove(context.id)) broadcast(context, { type: 'UnregisterPeer', detail: { peer: context.id } });
+      router.remove(context.id);
+      transport.close(1000, 'session ended');
+      log.info('session closed', { protocol: 'registry', session: context.id });
+    },
+  },
+}).createMachine({
+  id: 'registrySession',
+  context: ({ input }) => ({ id: input.id, services: input.services }),
+  entry: 'addRoute',
+  initial: 'open',
+  states: {
+    open: {
+      on: {
+        'signalling.error': {
+          actions: {
+            type: 'reply',
+            params: ({ event }) => errorFor(event.error.code as ServerErrorCode, event.error.message),
+          },
+        },
+        'signalling.closed': 'closed',
+        Disconnect: 'closed',
+      },
+      initial: 'awaitingConnect',
+      states: {
+        awaitingConnect: {
+          after: { connectTimeout: { target: '#registrySession.closed', actions: 'expire' } },
+          on: {
+            Connect: { target: 'registered', actions: 'register' },
+            UpdateFiles: { actions: refuse('ERR_NOT_PERMITTED', (type) => `${type} before Connect`) },
+            Offer: { actions: refuse('ERR_NOT_PERMITTED', (type) => `${type} before Connect`) },
+            Answer: { actions: refuse('ERR_NOT_PERMITTED', (type) => `${type} before Connect`) },
+            Candidate: { actions: refuse('ERR_NOT_PERMITTED', (type) => `${type} before Connect`) },
+          },
+        },
+        registered: {
+          on: {
+            Connect: { actions: refuse('ERR_NOT_PERMITTED', () => 'Connect: already connected; send UpdateFiles') },
+            UpdateFiles: { actions: 'update' },
+            Offer: { actions: 'relay' },
+            Answer: { actions: 'relay' },
+            Candidate: { actions: 'relay' },
+          },
+        },
+      },
+    },
+    closed: { type: 'final', entry: 'leave' },
+  },
+});
+
+/** Sends `message` to every registered peer but this session's. */
+function broadcast(context: SessionContext, message: ServerMessage): void {
+  const { router, registry } = context.services;
+  for (const [peer] of registry.entries()) if (peer !== context.id) router.send(peer, message);
+}
+
+export type RegistrySessionActor = ActorRefFrom<typeof registrySession>;

@@ -1,0 +1,538 @@
+/**
+ * Model-based test of the registry client (`registryClient`).
+ *
+ * The model is the client machine itself with inert actors. Its events are
+ * what a scripted server (one other peer, P), scripted WebRTC connections,
+ * scripted transfer jobs, the file provider and the application can do to
+ * one client. Each path @xstate/graph plans runs on a fresh real client
+ * whose `signalling` is a memory transport to a server end the test reads
+ * and writes as raw JSON, whose `rtc` actors and `fetch` / `serve` jobs
+ * report only what the path says, and whose provider lists when told. After
+ * every step the client's state, context, children, the frames it sent, the
+ * events it emitted and what its children were told are checked.
+ */
+import type { StatePath } from '@xstate/graph';
+import { describe, expect, it } from 'vitest';
+import { assign, createActor, fromCallback, setup, type AnyMachineSnapshot } from 'xstate';
+import { memoryPair } from '../adapters/memory/index.js';
+import { memorySink } from '../machines/filedrop/files.js';
+import { registryClient, type RegistryClientContext } from '../machines/registry/client.machine.js';
+import { clientCodec } from '../machines/registry/codec.js';
+import { RegistryError } from '../machines/registry/errors.js';
+import type { FileProvider } from '../machines/registry/files.js';
+import type { FileEntry } from '../machines/registry/protocol.js';
+import { ErrorCode, ProtocolError, RtcError } from '../src/errors.js';
+import { fromTransport } from '../src/runtime.js';
+import type { Transport } from '../src/transport.js';
+import {
+  coverageTracker,
+  planPaths,
+  replay,
+  scriptedRtc,
+  settle,
+  stateNodeIds,
+  stubTransport,
+  transitionKeys,
+} from './model-helpers.js';
+import { rawClient, type RawClient } from './registry-helpers.js';
+
+const P = 'peer-p';
+const ME = 'me';
+const FETCH = `fetch:r1@${P}`;
+const SERVE = `serve:c1@${P}`;
+const X: FileEntry = { path: 'x.bin', size: 10, sha256: 'a'.repeat(64) };
+const OWN: FileEntry[] = [{ path: 'own.txt', size: 3 }];
+const NEW: FileEntry[] = [{ path: 'new.txt', size: 4 }];
+const candidate = { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0' };
+
+/** Sinks are compared by identity: one for every request of a run. */
+const sink = memorySink();
+
+type ModelEvent = { type: string; [key: string]: unknown };
+
+/** Every event a model state may take, with its short name (for test titles and edge classes). */
+const E = {
+  listed: { type: 'xstate.done.actor.listFiles', output: OWN, actorId: 'listFiles' },
+  listFailed: {
+    type: 'xstate.error.actor.listFiles',
+    error: new RegistryError('source-failed', 'disk gone'),
+    actorId: 'listFiles',
+  },
+  relisted: { type: 'xstate.done.actor.relist', output: NEW, actorId: 'relist' },
+  relistFailed: {
+    type: 'xstate.error.actor.relist',
+    error: new RegistryError('source-failed', 'disk gone'),
+    actorId: 'relist',
+  },
+  welcome: { type: 'Welcome', detail: { id: ME } },
+  error: {
+    type: 'Error',
+    detail: { code: 'ERR_PEER_GONE', message: 'Offer: no peer q is registered', event: 'Offer' },
+  },
+  register: { type: 'RegisterPeer', detail: { peer: P, files: [X] } },
+  updateEmpty: { type: 'UpdatePeer', detail: { peer: P, files: [] } },
+  updateX: { type: 'UpdatePeer', detail: { peer: P, files: [X] } },
+  unregister: { type: 'UnregisterPeer', detail: { peer: P } },
+  offer: { type: 'Offer', detail: { peer: P, connection: 'c1', sdp: 'v=0 p-offer' } },
+  answer: { type: 'Answer', detail: { peer: P, connection: 'r1', sdp: 'v=0 p-answer' } },
+  holderCandidate: { type: 'Candidate', detail: { peer: P, connection: 'r1', from: 'holder', candidate } },
+  requesterCandidate: { type: 'Candidate', detail: { peer: P, connection: 'c1', from: 'requester', candidate } },
+  request: { type: 'requestFile', peer: P, path: 'x.bin', sink, request: 'r1' },
+  badRequest: { type: 'requestFile', peer: P, path: '../x.bin', sink, request: 'r2' },
+  cancel: { type: 'cancel', request: 'r1' },
+  updateFiles: { type: 'updateFiles', files: NEW },
+  updateBadFiles: { type: 'updateFiles', files: [{ path: '/etc/passwd', size: 1 }] },
+  relist: { type: 'updateFiles' },
+  fetchOffer: { type: 'rtc.description', label: FETCH, description: { type: 'offer', sdp: 'v=0 my-offer' } },
+  fetchCandidate: { type: 'rtc.candidate', label: FETCH, candidate },
+  fetchOpen: { type: 'rtc.open', label: FETCH, transport: stubTransport },
+  fetchFailedRtc: { type: 'rtc.failed', label: FETCH, error: new RtcError(ErrorCode.RtcFailed, 'ICE failed') },
+  fetchClosed: { type: 'rtc.closed', label: FETCH },
+  serveAnswer: { type: 'rtc.description', label: SERVE, description: { type: 'answer', sdp: 'v=0 my-answer' } },
+  serveCandidate: { type: 'rtc.candidate', label: SERVE, candidate },
+  progress: { type: 'job.progress', key: FETCH, received: 5, total: 10 },
+  fetchDone: {
+    type: `xstate.done.actor.job:${FETCH}`,
+    actorId: `job:${FETCH}`,
+    output: { key: FETCH, size: 10, sha256: 'a'.repeat(64) },
+  },
+  fetchLost: {
+    type: `xstate.done.actor.job:${FETCH}`,
+    actorId: `job:${FETCH}`,
+    output: { key: FETCH, size: 0, error: new RegistryError('peer-gone', 'the peer left') },
+  },
+  serveDone: {
+    type: `xstate.done.actor.job:${SERVE}`,
+    actorId: `job:${SERVE}`,
+    output: { key: SERVE, path: 'own.txt' },
+  },
+  fetchCrash: { type: `xstate.error.actor.job:${FETCH}`, actorId: `job:${FETCH}`, error: new Error('job crashed') },
+  leave: { type: 'leave' },
+  closed: { type: 'signalling.closed', info: { code: 1001, reason: 'server closing', initiator: 'remote' } },
+  badFrame: {
+    type: 'signalling.error',
+    error: new ProtocolError(ErrorCode.MalformedFrame, 'frame is not valid JSON'),
+    frame: 'nope',
+  },
+  crash: { type: 'xstate.error.actor.signalling', actorId: 'signalling', error: new Error('encoder crashed') },
+} satisfies Record<string, ModelEvent>;
+type Name = keyof typeof E;
+const nameOf = new Map<ModelEvent, Name>(Object.entries(E).map(([name, event]) => [event, name as Name]));
+
+/** A stand-in for a fetch or serve job: it records what it is told and ends when the test says. */
+const scriptedJob = setup({
+  types: {
+    context: {} as { key: string; output?: unknown },
+    input: {} as { key: string },
+    events: {} as { type: string; output?: unknown },
+  },
+}).createMachine({
+  context: ({ input }) => ({ key: input.key }),
+  initial: 'running',
+  states: {
+    running: {
+      on: {
+        'test.finish': { target: 'finished', actions: assign({ output: ({ event }) => event.output }) },
+        'test.crash': {
+          actions: () => {
+            throw new Error('job crashed');
+          },
+        },
+        '*': {
+          actions: ({ context, event }) => void told.set(context.key, [...(told.get(context.key) ?? []), event.type]),
+        },
+      },
+    },
+    finished: { type: 'final' },
+  },
+  output: ({ context }) => context.output,
+});
+/** What each job was told, by key (reset for every run). */
+const told = new Map<string, string[]>();
+
+const inert = fromCallback(() => {});
+const model = registryClient.provide({
+  actors: {
+    signalling: inert as never,
+    rtc: inert as never,
+    listFiles: inert as never,
+    fetch: scriptedJob as never,
+    serve: scriptedJob as never,
+  },
+});
+
+type Snapshot = AnyMachineSnapshot & { context: RegistryClientContext };
+const ctx = (s: AnyMachineSnapshot) => (s as Snapshot).context;
+const inState = (s: AnyMachineSnapshot, value: unknown) => s.status === 'active' && s.matches(value as never);
+
+function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
+  if (snapshot.status !== 'active') return [];
+  const { jobs, peers } = ctx(snapshot);
+  const always = [E.leave, E.closed, E.request];
+  if (inState(snapshot, { active: 'listing' })) return [E.listed, E.listFailed, ...always];
+  if (inState(snapshot, { active: 'registering' })) return [E.welcome, E.error, E.badFrame, E.crash, ...always];
+  const events: ModelEvent[] = [
+    ...always,
+    E.badFrame,
+    E.crash,
+    E.error,
+    E.badRequest,
+    E.cancel,
+    E.offer,
+    E.answer,
+    E.holderCandidate,
+    E.requesterCandidate,
+    E.updateFiles,
+    E.updateBadFiles,
+    E.relist,
+  ];
+  if (!(P in peers)) events.push(E.register);
+  else events.push(E.unregister, peers[P]!.length ? E.updateEmpty : E.updateX);
+  if (inState(snapshot, { active: { ready: 'relisting' } })) events.push(E.relisted, E.relistFailed);
+  if (FETCH in jobs) {
+    events.push(E.fetchOffer, E.fetchCandidate, E.fetchOpen, E.fetchFailedRtc, E.fetchClosed);
+    events.push(E.fetchDone, E.fetchLost, E.fetchCrash, E.progress);
+  }
+  if (SERVE in jobs) events.push(E.serveAnswer, E.serveCandidate, E.serveDone);
+  return events;
+}
+
+const summary = (c: RegistryClientContext) => ({
+  files: c.files,
+  peers: Object.fromEntries(Object.entries(c.peers).map(([id, files]) => [id, files.map((f) => f.path)])),
+  jobs: Object.keys(c.jobs).sort(),
+});
+
+const serializeState = (s: AnyMachineSnapshot) =>
+  s.status === 'active' ? JSON.stringify([s.value, summary(ctx(s))]) : JSON.stringify(s.value);
+
+function describePath(path: StatePath<AnyMachineSnapshot, ModelEvent>): string {
+  const names = path.steps.slice(1).map((step) => nameOf.get(step.event) ?? step.event.type);
+  return `reaches ${JSON.stringify(path.state.value)} after ${names.join(' → ') || 'starting'}`;
+}
+
+const plan = planPaths<ModelEvent>({
+  model,
+  machine: registryClient,
+  inputs: [{ provider: { list: () => [], open: () => Promise.reject(new Error('unused')) } }],
+  events: modelEvents,
+  serializeState,
+  describe: describePath,
+  // Every event in every control state, with and without each job and with P known or not.
+  edgeClass: (from, event) =>
+    from.status !== 'active'
+      ? ''
+      : JSON.stringify([from.value, P in ctx(from).peers, summary(ctx(from)).jobs, nameOf.get(event)]),
+});
+
+// ---------------------------------------------------------------------------
+// The system under test.
+// ---------------------------------------------------------------------------
+
+const tracker = coverageTracker((_, snapshot) => snapshot.machine?.id === 'registryClient');
+
+function world() {
+  told.clear();
+  const [client, serverEnd] = memoryPair();
+  const server: RawClient = rawClient(serverEnd);
+  const rtc = scriptedRtc();
+  let crashEncode = false;
+  const codec = clientCodec();
+  const lists: Array<{ resolve(files: FileEntry[]): void; reject(error: unknown): void }> = [];
+  const provider: FileProvider = {
+    list: () => new Promise<FileEntry[]>((resolve, reject) => lists.push({ resolve, reject })),
+    open: () => Promise.reject(new Error('unused')),
+  };
+  const logic = registryClient.provide({
+    actors: {
+      signalling: fromTransport(client, {
+        decode: codec.decode,
+        encode: (message) => {
+          if (crashEncode) throw new Error('encoder crashed');
+          return codec.encode(message);
+        },
+      }),
+      rtc: rtc.logic,
+      fetch: scriptedJob as never,
+      serve: scriptedJob as never,
+    },
+  });
+  const emitted: Array<{ type: string; detail: Record<string, unknown> }> = [];
+  const actor = createActor(logic, { input: { provider }, inspect: tracker.inspect });
+  actor.on('*', (event) => emitted.push(event as never));
+  actor.start();
+  return {
+    actor,
+    server,
+    serverEnd,
+    rtc,
+    lists,
+    emitted,
+    crash: () => (crashEncode = true),
+    channels: [] as Transport[],
+  };
+}
+type World = ReturnType<typeof world>;
+
+async function exec(w: World, _prev: AnyMachineSnapshot, event: ModelEvent): Promise<void> {
+  const name = nameOf.get(event)!;
+  const child = (id: string) => w.actor.getSnapshot().children[id] as { send(e: unknown): void } | undefined;
+  switch (name) {
+    case 'listed':
+    case 'relisted':
+      w.lists.shift()!.resolve(name === 'listed' ? OWN : NEW);
+      break;
+    case 'listFailed':
+    case 'relistFailed':
+      w.lists.shift()!.reject(new RegistryError('source-failed', 'disk gone'));
+      break;
+    case 'welcome':
+    case 'error':
+    case 'register':
+    case 'updateEmpty':
+    case 'updateX':
+    case 'unregister':
+    case 'offer':
+    case 'answer':
+    case 'holderCandidate':
+    case 'requesterCandidate':
+      w.server.send({ type: event.type, detail: event.detail });
+      break;
+    case 'badFrame':
+      w.server.send('nope');
+      break;
+    case 'closed':
+      w.serverEnd.close(1001, 'server closing');
+      break;
+    case 'crash':
+      w.crash();
+      child('signalling')!.send({ type: 'signalling.send', message: { type: 'Disconnect' } });
+      break;
+    case 'fetchOffer':
+    case 'fetchCandidate':
+    case 'serveAnswer':
+    case 'serveCandidate':
+    case 'fetchFailedRtc':
+      w.rtc.live.get(event.label as string)!.emit(event as never);
+      break;
+    case 'fetchOpen':
+      w.channels.push(w.rtc.open(FETCH));
+      break;
+    case 'fetchClosed':
+      w.rtc.live.get(FETCH)!.emit({ type: 'rtc.closed', label: FETCH });
+      break;
+    case 'fetchDone':
+    case 'fetchLost':
+    case 'serveDone':
+      child(event.actorId as string)!.send({ type: 'test.finish', output: event.output });
+      break;
+    case 'fetchCrash':
+      child(`job:${FETCH}`)!.send({ type: 'test.crash' });
+      break;
+    default: {
+      const { type, ...rest } = event;
+      w.actor.send({ type, ...rest } as never);
+    }
+  }
+  await settle();
+}
+
+// ---------------------------------------------------------------------------
+// The oracle, from the model alone.
+// ---------------------------------------------------------------------------
+
+/** True when the model's `requestFile` in `prev` starts a fetch. */
+function startsFetch(prev: AnyMachineSnapshot, event: ModelEvent): boolean {
+  if (event.type !== 'requestFile' || !inState(prev, { active: 'ready' })) return false;
+  const { peers, jobs } = ctx(prev);
+  return event.path === 'x.bin' && !!peers[P]?.some((f: FileEntry) => f.path === 'x.bin') && !(FETCH in jobs);
+}
+
+function expectedFrames(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineSnapshot): unknown[] {
+  const name = nameOf.get(event)!;
+  if (name === 'leave') return [{ type: 'Disconnect' }];
+  if (name === 'listed') return [{ type: 'Connect', detail: { files: OWN } }];
+  if (name === 'relisted') return [{ type: 'UpdateFiles', detail: { files: NEW } }];
+  if (name === 'updateFiles' && inState(prev, { active: 'ready' }))
+    return [{ type: 'UpdateFiles', detail: { files: NEW } }];
+  if (next.status !== 'active') return [];
+  const { jobs } = ctx(prev);
+  if (name === 'fetchOffer' && FETCH in jobs)
+    return [{ type: 'Offer', detail: { peer: P, connection: 'r1', sdp: 'v=0 my-offer' } }];
+  if (name === 'fetchCandidate' && FETCH in jobs)
+    return [{ type: 'Candidate', detail: { peer: P, connection: 'r1', from: 'requester', candidate } }];
+  if (name === 'serveAnswer' && SERVE in jobs)
+    return [{ type: 'Answer', detail: { peer: P, connection: 'c1', sdp: 'v=0 my-answer' } }];
+  if (name === 'serveCandidate' && SERVE in jobs)
+    return [{ type: 'Candidate', detail: { peer: P, connection: 'c1', from: 'holder', candidate } }];
+  return [];
+}
+
+function expectedEmitted(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineSnapshot): string[] {
+  const name = nameOf.get(event)!;
+  if (next.status === 'done') return ['stopped'];
+  const ready = inState(prev, { active: 'ready' });
+  const { jobs } = ctx(prev);
+  switch (name) {
+    case 'welcome':
+      return ['registered', 'filesUpdated'];
+    case 'register':
+      return ['peerRegistered', 'peers'];
+    case 'updateEmpty':
+    case 'updateX':
+      return ['peerUpdated', 'peers'];
+    case 'unregister':
+      return ['peerUnregistered', 'peers'];
+    case 'request':
+    case 'badRequest':
+      return startsFetch(prev, event) ? [] : ['fetchFailed'];
+    case 'updateFiles':
+    case 'relisted':
+      return ready ? ['filesUpdated'] : [];
+    case 'updateBadFiles':
+    case 'relistFailed':
+      return ready ? ['filesFailed'] : [];
+    case 'fetchDone':
+      return ['fetched'];
+    case 'progress':
+      return ['progress'];
+    case 'fetchLost':
+    case 'fetchCrash':
+      return ['fetchFailed'];
+    case 'serveDone':
+      return ['served'];
+    case 'error':
+      return ready ? ['refused'] : [];
+    default:
+      void jobs;
+      return [];
+  }
+}
+
+/** What the jobs must have been told by this step: event types by job key. */
+function expectedTold(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineSnapshot): Record<string, string[]> {
+  const name = nameOf.get(event)!;
+  const { jobs } = ctx(prev);
+  const out: Record<string, string[]> = {};
+  if (next.status !== 'active') return out;
+  if (name === 'unregister') for (const key of Object.keys(jobs)) out[key] = ['peer.gone'];
+  if (name === 'cancel' && FETCH in jobs) out[FETCH] = ['cancel'];
+  if (['fetchOpen', 'fetchFailedRtc', 'fetchClosed'].includes(name) && FETCH in jobs) out[FETCH] = [event.type];
+  return out;
+}
+
+/** What the rtc actors must have been sent by this step, by label. */
+function expectedCommands(prev: AnyMachineSnapshot, event: ModelEvent): Record<string, unknown[]> {
+  const name = nameOf.get(event)!;
+  const { jobs } = ctx(prev);
+  if (!inState(prev, { active: 'ready' })) return {};
+  if (name === 'answer' && FETCH in jobs)
+    return { [FETCH]: [{ type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'v=0 p-answer' } }] };
+  if (name === 'holderCandidate' && FETCH in jobs) return { [FETCH]: [{ type: 'rtc.remoteCandidate', candidate }] };
+  if (name === 'requesterCandidate' && SERVE in jobs) return { [SERVE]: [{ type: 'rtc.remoteCandidate', candidate }] };
+  if (name === 'offer' && SERVE in jobs)
+    return { [SERVE]: [{ type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'v=0 p-offer' } }] };
+  return {};
+}
+
+async function check(w: World, prev: AnyMachineSnapshot | undefined, event: ModelEvent, next: AnyMachineSnapshot) {
+  const real = w.actor.getSnapshot() as Snapshot;
+  tracker.see(real);
+  expect(real.status).toBe(next.status);
+  expect(real.value).toEqual(next.value);
+  const sent = w.server.inbox.splice(0);
+  const emitted = w.emitted.splice(0);
+  const commands = new Map([...w.rtc.live].map(([label, script]) => [label, script.commands.splice(0)]));
+  const toldNow = Object.fromEntries(
+    [...told].map(([key, types]) => [key, types.splice(0)] as const).filter(([, t]) => t.length > 0),
+  );
+  if (!prev) {
+    expect(sent).toEqual([]);
+    expect(emitted).toEqual([]);
+    return;
+  }
+  expect(sent).toEqual(expectedFrames(prev, event, next));
+  expect(emitted.map((e) => e.type)).toEqual(expectedEmitted(prev, event, next));
+  for (const e of emitted) {
+    if (e.type === 'stopped') {
+      const reason = nameOf.get(event) === 'leave' ? undefined : (e.detail.error as RegistryError).reason;
+      const want: Partial<Record<Name, string>> = {
+        closed: 'signalling-lost',
+        crash: 'signalling-lost',
+        badFrame: 'protocol',
+        error: 'protocol',
+        listFailed: 'source-failed',
+      };
+      expect(reason).toBe(want[nameOf.get(event)!]);
+    }
+    if (e.type === 'fetched')
+      expect(e.detail).toEqual({ request: 'r1', peer: P, path: 'x.bin', size: 10, sha256: X.sha256 });
+    if (e.type === 'progress')
+      expect(e.detail).toEqual({ request: 'r1', peer: P, path: 'x.bin', received: 5, total: 10 });
+    if (e.type === 'fetchFailed') expect(e.detail.error).toBeInstanceOf(RegistryError);
+  }
+
+  if (next.status !== 'active') {
+    // Everything is let go: the signalling connection, every rtc actor, every job.
+    // XState does not run a callback actor's cleanup after it threw: a crashed
+    // signalling actor leaves its transport to the garbage collector.
+    if (nameOf.get(event) !== 'crash') expect(w.serverEnd.isOpen).toBe(false);
+    expect([...w.rtc.live.keys()]).toEqual([]);
+    for (const channel of w.channels) expect(channel.isOpen).toBe(false);
+    return;
+  }
+  expect(summary(real.context)).toEqual(summary(ctx(next)));
+  expect(real.context.id).toBe(ctx(next).id);
+  // One rtc actor and one job per running transfer, nothing else.
+  const keys = Object.keys(ctx(next).jobs).sort();
+  expect([...w.rtc.live.keys()].sort()).toEqual(keys);
+  expect(
+    Object.keys(real.children)
+      .filter((id) => id.startsWith('job:'))
+      .sort(),
+  ).toEqual(keys.map((k) => `job:${k}`));
+  if (FETCH in ctx(next).jobs && !(FETCH in ctx(prev).jobs)) {
+    expect(w.rtc.live.get(FETCH)!.input).toEqual({ label: FETCH, role: 'offerer' });
+  }
+  if (SERVE in ctx(next).jobs && !(SERVE in ctx(prev).jobs)) {
+    expect(w.rtc.live.get(SERVE)!.input).toEqual({ label: SERVE, role: 'answerer', remoteOffer: 'v=0 p-offer' });
+  }
+  const wantCommands = expectedCommands(prev, event);
+  for (const [label, got] of commands) expect(got).toEqual(wantCommands[label] ?? []);
+  expect(toldNow).toEqual(expectedTold(prev, event, next));
+}
+
+describe('registry client, model-based (scripted server, WebRTC and jobs)', () => {
+  let ran = 0;
+  for (const path of plan.paths) {
+    it(`the client ${path.description}`, async () => {
+      await replay(path, {
+        start: async () => {
+          const w = world();
+          await settle();
+          return w;
+        },
+        exec: (w, prev, event) => exec(w, prev, event),
+        check: (w, prev, event, next) => check(w, prev, event, next),
+        stop: (w) => void w.actor.stop(),
+      });
+      ran++;
+    });
+  }
+
+  it('takes every state node and every transition of the client machine', () => {
+    const states = stateNodeIds(registryClient);
+    const transitions = [...new Set(transitionKeys(registryClient))];
+    expect(plan.unplanned).toEqual([]);
+    expect([...plan.planned.states].sort()).toEqual([...states].sort());
+    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
+    if (ran < plan.paths.length) return; // a filtered run: not every path ran
+    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
+    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
+    console.info(
+      `registry client model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
+        `${tracker.visited.states.size}/${states.length} state nodes, ` +
+        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
+    );
+  });
+});

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { channelCodec, checkFileList, clientCodec, serverCodec } from '../machines/registry/codec.js';
+import { checkPath, type ClientMessage, type ServerMessage } from '../machines/registry/protocol.js';
+import { ErrorCode, ProtocolError } from '../src/errors.js';
+
+function refusal(decode: () => unknown): ProtocolError {
+  try {
+    decode();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProtocolError);
+    return error as ProtocolError;
+  }
+  throw new Error('decoded without an error');
+}
+
+describe('registry paths', () => {
+  it('accepts clean relative paths', () => {
+    for (const path of ['a', 'a.txt', 'docs/deep/file.bin', '.hidden', 'a..b', '…/ü', 'x'.repeat(1024)]) {
+      expect(checkPath(path)).toBeUndefined();
+    }
+  });
+
+  it('refuses every way out of the shared directory, each with its reason', () => {
+    expect(checkPath('..')).toMatch(/`\.\.` segment/);
+    expect(checkPath('a/../../b')).toMatch(/`\.\.` segment/);
+    expect(checkPath('./a')).toMatch(/`\.` segment/);
+    expect(checkPath('/etc/passwd')).toBe('a path must be relative');
+    expect(checkPath('C:/x')).toBe('a path must be relative');
+    expect(checkPath('c:x')).toBe('a path must be relative');
+    expect(checkPath('a\\b')).toMatch(/separator/);
+    expect(checkPath('a\u0000b')).toMatch(/NUL/);
+    expect(checkPath('a\nb')).toMatch(/control/);
+    expect(checkPath('a//b')).toMatch(/empty segments/);
+    expect(checkPath('a/')).toMatch(/empty segments/);
+    expect(checkPath('')).toBe('a path must not be empty');
+    expect(checkPath('x'.repeat(1025))).toMatch(/at most 1024/);
+    expect(checkPath(42)).toBe('a path must be a string');
+  });
+
+  it('checks whole lists: entries, duplicates, size', () => {
+    expect(
+      checkFileList([
+        { path: 'a', size: 0 },
+        { path: 'b', size: 1, sha256: 'f'.repeat(64) },
+      ]),
+    ).toBeUndefined();
+    expect(checkFileList('a.txt')).toMatch(/array/i);
+    expect(checkFileList([{ path: 'a', size: 1.5 }])).toMatch(/^files\.0\.size: /);
+    expect(
+      checkFileList([
+        { path: 'a', size: 1 },
+        { path: 'a', size: 1 },
+      ]),
+    ).toBe('a file list must not name a path twice');
+    expect(
+      checkFileList(
+        [
+          { path: 'a', size: 1 },
+          { path: 'b', size: 1 },
+        ],
+        1,
+      ),
+    ).toBe('a file list has at most 1 entries');
+  });
+});
+
+describe('registry codecs', () => {
+  it('round-trips what each side sends', () => {
+    const server = serverCodec();
+    const client = clientCodec();
+    const connect: ClientMessage = { type: 'Connect', detail: { files: [{ path: 'a', size: 1 }] } };
+    expect(server.decode(client.encode(connect))).toEqual(connect);
+    expect(server.decode(client.encode({ type: 'Disconnect', detail: undefined }))).toEqual({
+      type: 'Disconnect',
+      detail: undefined,
+    });
+    const register: ServerMessage = { type: 'RegisterPeer', detail: { peer: 'p', files: [] } };
+    expect(client.decode(server.encode(register))).toEqual(register);
+  });
+
+  it('refuses server frames a client cannot trust, with stable codes', () => {
+    const client = clientCodec({ maxFrameSize: 100 });
+    expect(refusal(() => client.decode('{"type":"Nope","detail":{}}')).code).toBe(ErrorCode.UnknownMessage);
+    expect(refusal(() => client.decode('{"type":"Welcome","detail":{}}')).code).toBe(ErrorCode.InvalidField);
+    expect(
+      refusal(() => client.decode('{"type":"RegisterPeer","detail":{"peer":"p","files":[{"path":"../x","size":1}]}}'))
+        .code,
+    ).toBe(ErrorCode.InvalidField);
+    expect(refusal(() => client.decode('x'.repeat(101))).code).toBe(ErrorCode.FrameTooLarge);
+    expect(refusal(() => client.decode(new Uint8Array([1]))).code).toBe(ErrorCode.MalformedFrame);
+  });
+
+  it('decodes the data channel’s text frames and refuses the rest', () => {
+    expect(channelCodec.decode('{"type":"RequestFile","detail":{"path":"../x"}}')).toEqual({
+      type: 'RequestFile',
+      detail: { path: '../x' },
+    });
+    expect(refusal(() => channelCodec.decode('{"type":"File","detail":{"path":"a","size":1}}')).code).toBe(
+      ErrorCode.InvalidField,
+    );
+    expect(refusal(() => channelCodec.decode('{"type":"Error","detail":{"reason":"boom","message":""}}')).code).toBe(
+      ErrorCode.InvalidField,
+    );
+    expect(refusal(() => channelCodec.decode('{"type":"Connect","detail":{}}')).code).toBe(ErrorCode.UnknownMessage);
+    expect(refusal(() => channelCodec.decode(new Uint8Array([0, 0, 0, 0]))).code).toBe(ErrorCode.MalformedFrame);
+  });
+});

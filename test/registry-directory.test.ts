@@ -1,0 +1,111 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directoryProvider } from '../adapters/fs/index.js';
+import { sha256Hex } from '../machines/filedrop/files.js';
+import { RegistryError } from '../machines/registry/errors.js';
+import { bytes } from './registry-helpers.js';
+
+let base: string;
+let shared: string;
+const data = bytes(40_000, 5);
+const secret = new TextEncoder().encode('top secret');
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'signalbox-registry-'));
+  shared = join(base, 'shared');
+  await mkdir(join(shared, 'docs', 'deep'), { recursive: true });
+  await writeFile(join(shared, 'a.txt'), 'hello');
+  await writeFile(join(shared, 'docs', 'deep', 'data.bin'), data);
+  await writeFile(join(base, 'secret.txt'), secret);
+  await mkdir(join(base, 'outside'));
+  await writeFile(join(base, 'outside', 'x.txt'), secret);
+  // Symlinks: one to a file inside, one to a file outside, one to a directory outside, one dangling.
+  await symlink(join(shared, 'a.txt'), join(shared, 'alias.txt'));
+  await symlink(join(base, 'secret.txt'), join(shared, 'leak.txt'));
+  await symlink(join(base, 'outside'), join(shared, 'door'));
+  await symlink('../../secret.txt', join(shared, 'docs', 'relative-leak.txt'));
+  await symlink(join(shared, 'nowhere'), join(shared, 'dangling'));
+});
+afterAll(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+async function refusal(promise: unknown): Promise<RegistryError> {
+  const error = await Promise.resolve(promise).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(RegistryError);
+  return error as RegistryError;
+}
+
+describe('directoryProvider: listing', () => {
+  it('lists the regular files under the directory by relative path, with size and SHA-256', async () => {
+    const files = await directoryProvider(shared).list();
+    expect(files).toEqual([
+      { path: 'a.txt', size: 5, sha256: sha256Hex(new TextEncoder().encode('hello')) },
+      { path: 'alias.txt', size: 5, sha256: sha256Hex(new TextEncoder().encode('hello')) },
+      { path: 'docs/deep/data.bin', size: data.byteLength, sha256: sha256Hex(data) },
+    ]);
+  });
+
+  it('leaves out symlinks that point outside, dangling ones, and stops at maxFiles', async () => {
+    const paths = (await directoryProvider(shared, { sha256: false, maxFiles: 2 }).list()).map((f) => f.path);
+    expect(paths).toEqual(['a.txt', 'alias.txt']);
+    const all = (await directoryProvider(shared, { sha256: false }).list()).map((f) => f.path);
+    for (const escaped of ['leak.txt', 'door/x.txt', 'docs/relative-leak.txt', 'dangling']) {
+      expect(all).not.toContain(escaped);
+    }
+  });
+});
+
+describe('directoryProvider: serving', () => {
+  it('opens a listed file and reads it', async () => {
+    const source = await directoryProvider(shared).open('docs/deep/data.bin');
+    expect(source.size).toBe(data.byteLength);
+    expect(source.sha256).toBe(sha256Hex(data));
+    expect(sha256Hex(await source.read(0, source.size))).toBe(sha256Hex(data));
+    await source.close?.();
+  });
+
+  const escapes: Array<[string, string, string]> = [
+    ['a `..` path', '../secret.txt', 'invalid-path'],
+    ['a `..` path further in', 'docs/../../secret.txt', 'invalid-path'],
+    ['an absolute path', join(base ?? '/tmp', 'secret.txt'), 'invalid-path'],
+    ['/etc/passwd', '/etc/passwd', 'invalid-path'],
+    ['a NUL byte', 'a.txt\u0000../../secret.txt', 'invalid-path'],
+    ['backslashes', '..\\secret.txt', 'invalid-path'],
+    ['an empty path', '', 'invalid-path'],
+    ['a symlink to a file outside', 'leak.txt', 'outside-root'],
+    ['a relative symlink that climbs out', 'docs/relative-leak.txt', 'outside-root'],
+    ['a file behind a symlinked directory outside', 'door/x.txt', 'outside-root'],
+    ['a missing file', 'missing.txt', 'source-failed'],
+    ['a directory', 'docs', 'not-listed'],
+  ];
+  for (const [name, path, reason] of escapes) {
+    it(`refuses ${name} (${reason}) and serves nothing`, async () => {
+      const error = await refusal(directoryProvider(shared).open(path));
+      expect(error.reason).toBe(reason);
+    });
+  }
+
+  it('refuses an absolute path built at run time', async () => {
+    const error = await refusal(directoryProvider(shared).open(join(base, 'secret.txt')));
+    expect(error.reason).toBe('invalid-path');
+    expect(error.code).toBe('ERR_INVALID_FIELD');
+  });
+
+  it('refuses a symlink that was swapped to point outside after listing', async () => {
+    const provider = directoryProvider(shared);
+    await writeFile(join(shared, 'swap.txt'), 'fine');
+    expect((await provider.list()).map((f) => f.path)).toContain('swap.txt');
+    await rm(join(shared, 'swap.txt'));
+    await symlink(join(base, 'secret.txt'), join(shared, 'swap.txt'));
+    const error = await refusal(provider.open('swap.txt'));
+    expect(error.reason).toBe('outside-root');
+    expect(error.code).toBe('ERR_NOT_PERMITTED');
+    await rm(join(shared, 'swap.txt'));
+  });
+});
