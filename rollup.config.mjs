@@ -12,6 +12,7 @@ const entries = {
   filedrop: 'machines/filedrop/index.ts',
   workrooms: 'machines/workrooms/index.ts',
   registry: 'machines/registry/index.ts',
+  swarm: 'machines/swarm/index.ts',
   memory: 'adapters/memory/index.ts',
   'broadcast-channel': 'adapters/broadcast-channel/index.ts',
   websocket: 'adapters/websocket/index.ts',

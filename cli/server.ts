@@ -15,6 +15,7 @@ import {
   type WorkroomsServer,
   type WorkroomsServerOptions,
 } from '../machines/workrooms/server.js';
+import { createSwarmServer, type SwarmServer, type SwarmServerOptions } from '../machines/swarm/server.js';
 import { silentLogger, type Logger } from '../src/logger.js';
 import { serve, type ProtocolServer } from '../src/runtime.js';
 import type { TransportServer } from '../src/transport.js';
@@ -39,6 +40,8 @@ export interface SignalboxServerOptions {
   registry?: RegistryServerOptions;
   /** workrooms options (frame cap, grace period, profile check, …), served at `/workrooms`. */
   workrooms?: WorkroomsServerOptions;
+  /** swarm options (frame cap, requests per connection, intro timeout, …), served at `/swarm`. */
+  swarm?: SwarmServerOptions;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -49,6 +52,7 @@ export interface SignalboxServer {
   readonly http: Server;
   readonly cloudlink: CloudLinkServer;
   readonly filedrop: FileDropServer;
+  readonly swarm: SwarmServer;
   readonly workrooms: WorkroomsServer;
   readonly registry: RegistryServer;
   /** What `GET /health` returns. */
@@ -66,7 +70,7 @@ export interface Health {
 }
 
 /** The protocols one `signalbox serve` process serves. */
-export type Protocol = 'cloudlink' | 'filedrop' | 'registry' | 'workrooms';
+export type Protocol = 'cloudlink' | 'filedrop' | 'registry' | 'workrooms' | 'swarm';
 
 /** One protocol served at one path. */
 interface Mount {
@@ -80,7 +84,9 @@ interface Mount {
 
 /**
  * Starts one HTTP server that serves every protocol at its own path
- * (CloudLink Omega at `/ws/{ugi}`, filedrop at `/filedrop`) plus `GET /health`.
+ * (CloudLink Omega at `/ws/{ugi}`, filedrop at `/filedrop` and for socket.io 4
+ * clients at `/socket.io/`, registry at
+ * `/registry`, workrooms at `/workrooms`, swarm at `/swarm`) plus `GET /health`.
  *
  * @example
  * ```ts
@@ -94,6 +100,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const started = Date.now();
   const cloudlink = createCloudLinkServer({ logger: log, ...options.cloudlink });
   const filedrop = createFileDropServer({ logger: log, ...options.filedrop });
+  const swarm = createSwarmServer({ logger: log, ...options.swarm });
   const workrooms = createWorkroomsServer({ logger: log, ...options.workrooms });
   const registry = createRegistryServer({ logger: log, ...options.registry });
 
@@ -114,6 +121,13 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       path: '/filedrop',
       server: filedrop,
       maxFrameSize: options.filedrop?.maxFrameSize ?? 65536,
+    },
+    {
+      protocol: 'swarm',
+      shown: '/swarm',
+      path: '/swarm',
+      server: swarm,
+      maxFrameSize: options.swarm?.maxFrameSize ?? 65536,
     },
     {
       protocol: 'workrooms',
@@ -199,6 +213,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     filedrop,
     registry,
     workrooms,
+    swarm,
     health,
     close() {
       closing ??= (async () => {

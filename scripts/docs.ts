@@ -17,6 +17,10 @@ import { registryServe } from '../machines/registry/serve.machine.js';
 import { registrySession } from '../machines/registry/server.machine.js';
 import { workroomsClient } from '../machines/workrooms/client.machine.js';
 import { workroomsSession } from '../machines/workrooms/server.machine.js';
+import { swarmAlice } from '../machines/swarm/alice.machine.js';
+import { swarmBob } from '../machines/swarm/bob.machine.js';
+import { swarmPeer } from '../machines/swarm/peer.machine.js';
+import { swarmSession } from '../machines/swarm/server.machine.js';
 import { mermaid } from './diagram.js';
 
 export const diagrams: Record<string, { file: string; machines: Record<string, AnyStateMachine> }> = {
@@ -27,6 +31,10 @@ export const diagrams: Record<string, { file: string; machines: Record<string, A
   filedrop: {
     file: 'machines/filedrop/README.md',
     machines: { filedropSession, filedropSender, filedropSenderTransfer, filedropReceiver },
+  },
+  swarm: {
+    file: 'machines/swarm/README.md',
+    machines: { swarmSession, swarmPeer, swarmAlice, swarmBob },
   },
   registry: {
     file: 'machines/registry/README.md',

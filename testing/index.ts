@@ -24,6 +24,7 @@ export { createMemoryNetwork, memoryPair } from '../adapters/memory/index.js';
 export type { MemoryNetwork, MemoryNetworkInit, MemoryServer, MemoryConnectInit } from '../adapters/memory/index.js';
 export { memoryRtcFabric, type MemoryRtcFabric, type MemoryRtcFabricInit } from './memory-rtc.js';
 export { createFileDropWorld, type FileDropWorld, type FileDropWorldOptions } from './filedrop.js';
+export { createSwarmWorld, type SwarmWorld, type SwarmWorldOptions } from './swarm.js';
 export { createRegistryWorld, type RegistryWorld, type RegistryWorldOptions } from './registry.js';
 export { createWorkroomsWorld, type WorkroomsWorld, type WorkroomsWorldOptions } from './workrooms.js';
 

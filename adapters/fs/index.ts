@@ -11,6 +11,8 @@ import { safeFileName, sha256OfSource, type FileSink, type FileSource } from '..
 import type { FileInfo } from '../../machines/filedrop/protocol.js';
 
 export { directoryProvider, type DirectoryProviderInit } from './directory-source.js';
+export { directoryStore, type DirectoryStoreInit } from './directory-store.js';
+
 /** Options of {@link fileSource}. */
 export interface FileSourceInit {
   /** The name the receiver sees. @default the file's base name */

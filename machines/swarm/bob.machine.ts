@@ -1,0 +1,163 @@
+import { and, assign, enqueueActions, setup } from 'xstate';
+import type { Transport } from '../../src/transport.js';
+import { upload, type UploadEvent } from '../filedrop/transfer.js';
+import { sendFrame, type LinkRequest } from './link.js';
+import type { Hash, PeerMessage } from './protocol.js';
+import type { ResourceStore } from './store.js';
+import { resourceSource } from './transfer.js';
+
+export interface BobInput {
+  /** The link's name (the `context_id` of the match that made it). */
+  link: string;
+  transport: Transport;
+  store: ResourceStore;
+  /** High-water mark for the bytes sent. @default 262144 (256 KiB) */
+  highWaterMark?: number;
+}
+
+export interface BobContext {
+  readonly link: string;
+  readonly transport: Transport;
+  readonly store: ResourceStore;
+  readonly highWaterMark?: number;
+  /** Hashes the remote reserved that we are fetching from our own peers for it. */
+  reserves: Hash[];
+  /** The resource being transferred. */
+  serving?: Hash;
+}
+
+/** Sent to bob by his parent peer once a reserve it asked for ended. */
+export type ReserveResult = { type: 'reserve.done'; hash: Hash } | { type: 'reserve.failed'; hash: Hash };
+
+export type BobEvent = LinkRequest | ReserveResult | UploadEvent;
+
+/** What bob asks his parent peer: fetch `hash` from our other peers for the remote of `link`. */
+export type BobReserve = { type: 'bob.reserve'; link: string; hash: Hash };
+
+const requestOf = (event: unknown) => (event as LinkRequest).message as { type: string; detail: { hash: Hash } };
+
+/**
+ * The seed's bob on one link: he answers what the remote (alice) asks.
+ * `querying_resource` is answered from the store at once (`resource_found`
+ * with the size, or `resource_not_found`); `reserve_resource` too when the
+ * store has it, else he asks his parent to fetch it from his other peers
+ * (`bob.reserve`) and answers once that ended; `requesting_resource` is
+ * answered `transferring_resource` and the bytes follow, with backpressure.
+ * One transfer at a time per link: a second request meanwhile gets `error`.
+ */
+export const swarmBob = setup({
+  types: {
+    context: {} as BobContext,
+    events: {} as BobEvent,
+    input: {} as BobInput,
+  },
+  actors: { upload },
+  guards: {
+    isQuery: ({ event }) => requestOf(event).type === 'querying_resource',
+    isReserve: ({ event }) => requestOf(event).type === 'reserve_resource',
+    isRequest: ({ event }) => requestOf(event).type === 'requesting_resource',
+    hasRequested: ({ context, event }) => context.store.stat(requestOf(event).detail.hash) !== undefined,
+  },
+  actions: {
+    transmit: ({ context }, message: PeerMessage) => sendFrame(context.transport, message),
+    answer: enqueueActions(({ context, enqueue }, { hash }: { hash: Hash }) => {
+      const size = context.store.stat(hash);
+      const message: PeerMessage =
+        size === undefined
+          ? { type: 'resource_not_found', detail: { hash } }
+          : { type: 'resource_found', detail: { hash, size } };
+      enqueue({ type: 'transmit', params: message } as never);
+    }),
+    reserve: enqueueActions(({ context, event, enqueue }) => {
+      const { hash } = requestOf(event).detail;
+      if (context.store.stat(hash) !== undefined || context.reserves.includes(hash)) {
+        if (!context.reserves.includes(hash)) enqueue({ type: 'answer', params: { hash } } as never);
+        return;
+      }
+      enqueue.assign({ reserves: [...context.reserves, hash] });
+      enqueue.sendParent({ type: 'bob.reserve', link: context.link, hash } satisfies BobReserve);
+    }),
+    settleReserve: enqueueActions(({ context, event, enqueue }) => {
+      const { hash } = event as ReserveResult;
+      if (!context.reserves.includes(hash)) return;
+      enqueue.assign({ reserves: context.reserves.filter((h) => h !== hash) });
+      enqueue({ type: 'answer', params: { hash } } as never);
+    }),
+    startTransfer: enqueueActions(({ event, enqueue }) => {
+      const { hash } = requestOf(event).detail;
+      enqueue.assign({ serving: hash });
+      enqueue({ type: 'transmit', params: { type: 'transferring_resource', detail: { hash } } } as never);
+    }),
+    /** Reading the store failed mid-transfer: the remote cannot get whole bytes any more, so the link goes. */
+    closeLink: ({ context }) => context.transport.close(),
+    endTransfer: assign({ serving: undefined }),
+  },
+}).createMachine({
+  id: 'swarmBob',
+  context: ({ input }) => ({
+    link: input.link,
+    transport: input.transport,
+    store: input.store,
+    highWaterMark: input.highWaterMark,
+    reserves: [],
+  }),
+  on: {
+    'reserve.done': { actions: 'settleReserve' },
+    'reserve.failed': { actions: 'settleReserve' },
+  },
+  initial: 'idle',
+  states: {
+    idle: {
+      on: {
+        'link.message': [
+          {
+            guard: 'isQuery',
+            actions: { type: 'answer', params: ({ event }) => ({ hash: event.message.detail.hash as Hash }) },
+          },
+          { guard: 'isReserve', actions: 'reserve' },
+          { guard: and(['isRequest', 'hasRequested']), target: 'transferring', actions: 'startTransfer' },
+          {
+            guard: 'isRequest',
+            actions: { type: 'answer', params: ({ event }) => ({ hash: event.message.detail.hash as Hash }) },
+          },
+        ],
+      },
+    },
+    transferring: {
+      invoke: {
+        id: 'upload',
+        src: 'upload',
+        input: ({ context }) => ({
+          transport: context.transport,
+          source: resourceSource(context.store, context.serving!, context.store.stat(context.serving!) ?? 0),
+          ...(context.highWaterMark !== undefined && { highWaterMark: context.highWaterMark }),
+        }),
+      },
+      on: {
+        'link.message': [
+          {
+            guard: 'isQuery',
+            actions: { type: 'answer', params: ({ event }) => ({ hash: event.message.detail.hash as Hash }) },
+          },
+          { guard: 'isReserve', actions: 'reserve' },
+          {
+            guard: 'isRequest',
+            actions: {
+              type: 'transmit',
+              params: ({ context, event }) => ({
+                type: 'error' as const,
+                detail: {
+                  code: 'ERR_NOT_PERMITTED' as const,
+                  message: `one transfer at a time: ${context.serving} is still being sent`,
+                  hash: event.message.detail.hash as Hash,
+                },
+              }),
+            },
+          },
+        ],
+        'upload.done': { target: 'idle', actions: 'endTransfer' },
+        'upload.failed': { target: 'idle', actions: ['closeLink', 'endTransfer'] },
+      },
+    },
+  },
+});

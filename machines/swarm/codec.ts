@@ -1,0 +1,177 @@
+import * as v from 'valibot';
+import { parseJson, textOf, type Codec } from '../../src/codec.js';
+import { ErrorCode, ProtocolError } from '../../src/errors.js';
+import type { Message } from '../../src/message.js';
+import type { Frame } from '../../src/transport.js';
+import { CHUNK_HEADER, CHUNK_SIZE, decodeChunk } from '../filedrop/chunks.js';
+import {
+  clientMessageTypes,
+  MAX_ID_LENGTH,
+  MAX_PEER_LIST,
+  serverMessageTypes,
+  type ClientMessage,
+  type PeerMessage,
+  type PeerMessageType,
+  type ServerMessage,
+} from './protocol.js';
+
+export interface SwarmCodecOptions {
+  /** Largest accepted text frame, in characters. @default 65536 (server, data channel), 1048576 (client) */
+  maxFrameSize?: number;
+}
+
+const id = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_ID_LENGTH));
+const sdp = v.pipe(v.string(), v.minLength(1));
+const hash = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'must be a SHA-256: 64 lowercase hex digits'));
+const size = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+
+// What clients send: strict (a stray key is an error).
+const clientDetails: Record<ClientMessage['type'], v.GenericSchema> = {
+  i_am: v.strictObject({ client_id: id }),
+  requesting_peers: v.strictObject({ context_id: id }),
+  sending_offer: v.strictObject({ offer: sdp, context_id: id }),
+  sending_answer: v.strictObject({ answer: sdp, context_id: id }),
+};
+
+// What the server sends: unknown extra keys are ignored (forward compatible).
+const serverDetails: Record<ServerMessage['type'], v.GenericSchema> = {
+  requesting_offer: v.object({ context_id: id }),
+  wait_for_offer: v.object({ context_id: id }),
+  forwarding_offer: v.object({ offer: sdp, context_id: id }),
+  forwarding_answer: v.object({ answer: sdp, context_id: id }),
+  error: v.object({
+    code: v.string(),
+    message: v.string(),
+    event: v.optional(v.string()),
+    context_id: v.optional(v.string()),
+  }),
+};
+
+// Data channel: strict both ways, a peer is as untrusted as a client.
+const peerDetails: Record<PeerMessageType, v.GenericSchema> = {
+  i_am: v.strictObject({ client_id: id }),
+  requesting_peer_list: v.strictObject({}),
+  sending_peer_list: v.strictObject({ peer_list: v.pipe(v.array(id), v.maxLength(MAX_PEER_LIST)) }),
+  querying_resource: v.strictObject({ hash }),
+  reserve_resource: v.strictObject({ hash }),
+  resource_found: v.strictObject({ hash, size }),
+  resource_not_found: v.strictObject({ hash }),
+  requesting_resource: v.strictObject({ hash }),
+  transferring_resource: v.strictObject({ hash }),
+  error: v.strictObject({
+    code: v.pipe(v.string(), v.maxLength(64)),
+    message: v.pipe(v.string(), v.maxLength(1024)),
+    hash: v.optional(hash),
+  }),
+};
+
+function envelope(frame: Frame, max: number): { type: string; detail: unknown } {
+  const value = parseJson(textOf(frame, max));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError(ErrorCode.MalformedFrame, 'frame must be a JSON object { type, detail }');
+  }
+  const { type, detail, ...rest } = value as Record<string, unknown>;
+  if (typeof type !== 'string' || type.length === 0) {
+    throw new ProtocolError(ErrorCode.InvalidField, '`type` must be a non-empty string');
+  }
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) {
+    throw new ProtocolError(ErrorCode.InvalidField, `${type.slice(0, 64)}: unexpected key \`${extra.slice(0, 64)}\``);
+  }
+  return { type, detail };
+}
+
+function check(schemas: Record<string, v.GenericSchema>, type: string, detail: unknown): unknown {
+  if (!Object.hasOwn(schemas, type)) {
+    throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
+  }
+  const result = v.safeParse(schemas[type]!, detail ?? {});
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  const key = issue.path?.map((item) => String(item.key)).join('.');
+  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
+}
+
+const encode = (message: Message): string => JSON.stringify({ type: message.type, detail: message.detail });
+
+/**
+ * The server's codec: JSON text `{"type": …, "detail": {…}}` with the seed's
+ * client actions. It rejects server-only and unknown types, wrong or extra
+ * fields, binary frames and frames over `maxFrameSize`.
+ *
+ * @example
+ * ```ts
+ * serverCodec().decode('{"type":"i_am","detail":{"client_id":"laptop-1"}}');
+ * // { type: 'i_am', detail: { client_id: 'laptop-1' } }
+ * ```
+ */
+export function serverCodec(options: SwarmCodecOptions = {}): Codec<ClientMessage, ServerMessage> {
+  const max = options.maxFrameSize ?? 65536;
+  return {
+    decode(frame) {
+      const { type, detail } = envelope(frame, max);
+      if ((serverMessageTypes as readonly string[]).includes(type) && !clientMessageTypes.includes(type as never)) {
+        throw new ProtocolError(ErrorCode.NotPermitted, `\`${type}\` is sent by the server only`);
+      }
+      return { type, detail: check(clientDetails, type, detail) } as ClientMessage;
+    },
+    encode,
+  };
+}
+
+/**
+ * The client's codec, the mirror of {@link serverCodec}.
+ *
+ * @example
+ * ```ts
+ * fromTransport(() => webSocketTransport('wss://example.org/swarm'), clientCodec());
+ * ```
+ */
+export function clientCodec(options: SwarmCodecOptions = {}): Codec<ServerMessage, ClientMessage> {
+  const max = options.maxFrameSize ?? 1 << 20;
+  return {
+    decode(frame) {
+      const { type, detail } = envelope(frame, max);
+      return { type, detail: check(serverDetails, type, detail) } as ServerMessage;
+    },
+    encode,
+  };
+}
+
+/** A binary data-channel frame: one piece of a resource's bytes. */
+export interface Chunk {
+  type: 'chunk';
+  detail: { seq: number; data: Uint8Array };
+}
+
+/**
+ * The data-channel codec: text frames are {@link PeerMessage}s (checked as
+ * strictly as the server checks clients), binary frames are chunks of a
+ * resource (4-byte big-endian sequence number, then at most 16 KiB).
+ * `encode` takes messages only: send chunks with `encodeChunk`.
+ *
+ * @example
+ * ```ts
+ * peerCodec().decode('{"type":"querying_resource","detail":{"hash":"9f86…"}}');
+ * peerCodec().decode(encodeChunk(0, bytes)); // { type: 'chunk', detail: { seq: 0, data } }
+ * ```
+ */
+export function peerCodec(options: SwarmCodecOptions = {}): Codec<PeerMessage | Chunk, PeerMessage> {
+  const max = options.maxFrameSize ?? 65536;
+  return {
+    decode(frame) {
+      if (typeof frame !== 'string') {
+        const chunk = decodeChunk(frame);
+        if ('invalid' in chunk) {
+          const code =
+            frame.byteLength > CHUNK_HEADER + CHUNK_SIZE ? ErrorCode.FrameTooLarge : ErrorCode.MalformedFrame;
+          throw new ProtocolError(code, chunk.invalid);
+        }
+        return { type: 'chunk', detail: chunk };
+      }
+      const { type, detail } = envelope(frame, max);
+      return { type, detail: check(peerDetails, type, detail) } as PeerMessage;
+    },
+    encode,
+  };
+}

@@ -1,0 +1,177 @@
+import { assign, setup, type ActorRefFrom } from 'xstate';
+import type { Logger } from '../../src/logger.js';
+import type { Router } from '../../src/router.js';
+import type { SignallingEvent } from '../../src/runtime.js';
+import type { Transport } from '../../src/transport.js';
+import type { ClientMessage, MessageOf, ServerErrorCode, ServerMessage } from './protocol.js';
+import type { MatchRegistry } from './registry.js';
+
+/** What a session needs from its server: shared state, its connection, its limits. */
+export interface SessionServices {
+  readonly router: Router<ServerMessage>;
+  readonly registry: MatchRegistry;
+  readonly transport: Transport;
+  readonly log: Logger;
+  /** Most requests one connection may have pending or in a match at once. */
+  readonly maxRequests: number;
+  /** How long a connection has to send `i_am`, in ms. */
+  readonly introTimeout: number;
+}
+
+export interface SessionInput {
+  /** The server's id of this connection (the router's key). */
+  id: string;
+  services: SessionServices;
+}
+
+export interface SessionContext {
+  readonly id: string;
+  readonly services: SessionServices;
+  /** From `i_am`. */
+  clientId?: string;
+}
+
+export type SessionEvent = ClientMessage | SignallingEvent;
+
+type Refusal = { code: ServerErrorCode; message: string; event?: string; context_id?: string };
+
+/**
+ * One client's connection to a swarm server. The client introduces itself
+ * (`i_am`), then files requests for peers (`requesting_peers`); the
+ * registry pairs each with a pending request of another client (never the
+ * same `client_id`), and the session tells both ends their role
+ * (`requesting_offer` to the one that waited, `wait_for_offer` to the
+ * newcomer). It then forwards alice's `sending_offer` and bob's
+ * `sending_answer` within their match only. Whatever it refuses is
+ * answered with `error`; the connection stays open. A connection that does
+ * not introduce itself within `introTimeout` is closed. When the connection
+ * closes, its pending requests go, and the other end of each match in
+ * progress is told (`error` with `ERR_PEER_GONE` and its `context_id`).
+ */
+export const swarmSession = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as SessionInput,
+  },
+  delays: {
+    introTimeout: ({ context }) => context.services.introTimeout,
+  },
+  actions: {
+    register: ({ context }) => context.services.router.add(context.id, context.services.transport),
+    introduce: assign({ clientId: ({ event }) => (event as MessageOf<ClientMessage, 'i_am'>).detail.client_id }),
+    refuse: ({ context }, refusal: Refusal) =>
+      void context.services.router.send(context.id, { type: 'error', detail: refusal }),
+    request: ({ context }, { context_id }: { context_id: string }) => {
+      const { registry, router, maxRequests } = context.services;
+      const refuse = (message: string) =>
+        router.send(context.id, {
+          type: 'error',
+          detail: { code: 'ERR_NOT_PERMITTED', message, event: 'requesting_peers', context_id },
+        });
+      if (registry.has(context.id, context_id)) return void refuse(`context_id ${context_id} is already in use`);
+      if (registry.count(context.id) >= maxRequests) {
+        return void refuse(`at most ${maxRequests} requests may wait at once`);
+      }
+      const match = registry.request({ session: context.id, client: context.clientId!, context: context_id });
+      if (!match) return;
+      router.send(match.alice.session, { type: 'requesting_offer', detail: { context_id: match.alice.context } });
+      router.send(match.bob.session, { type: 'wait_for_offer', detail: { context_id: match.bob.context } });
+    },
+    relayOffer: ({ context }, { offer, context_id }: { offer: string; context_id: string }) => {
+      const { registry, router } = context.services;
+      const bob = registry.offer(context.id, context_id);
+      if (bob) router.send(bob.session, { type: 'forwarding_offer', detail: { offer, context_id: bob.context } });
+      else {
+        router.send(context.id, {
+          type: 'error',
+          detail: {
+            code: 'ERR_NOT_PERMITTED',
+            message: `no match under context_id ${context_id} is waiting for your offer`,
+            event: 'sending_offer',
+            context_id,
+          },
+        });
+      }
+    },
+    relayAnswer: ({ context }, { answer, context_id }: { answer: string; context_id: string }) => {
+      const { registry, router } = context.services;
+      const alice = registry.answer(context.id, context_id);
+      if (alice)
+        router.send(alice.session, { type: 'forwarding_answer', detail: { answer, context_id: alice.context } });
+      else {
+        router.send(context.id, {
+          type: 'error',
+          detail: {
+            code: 'ERR_NOT_PERMITTED',
+            message: `no offer under context_id ${context_id} is waiting for your answer`,
+            event: 'sending_answer',
+            context_id,
+          },
+        });
+      }
+    },
+    leave: ({ context }) => {
+      const { router, registry, transport, log } = context.services;
+      for (const other of registry.remove(context.id)) {
+        router.send(other.session, {
+          type: 'error',
+          detail: { code: 'ERR_PEER_GONE', message: 'the other peer of this match left', context_id: other.context },
+        });
+      }
+      router.remove(context.id);
+      transport.close(1000, 'session ended');
+      log.info('session closed', { protocol: 'swarm', session: context.id });
+    },
+    closeIdle: ({ context }) => context.services.transport.close(1008, 'no i_am in time'),
+  },
+}).createMachine({
+  id: 'swarmSession',
+  context: ({ input }) => ({ id: input.id, services: input.services }),
+  entry: 'register',
+  initial: 'awaitingIntro',
+  on: {
+    'signalling.error': {
+      actions: {
+        type: 'refuse',
+        params: ({ event }) => ({ code: event.error.code as ServerErrorCode, message: event.error.message }),
+      },
+    },
+    'signalling.closed': '.closed',
+  },
+  states: {
+    awaitingIntro: {
+      after: { introTimeout: { target: 'closed', actions: 'closeIdle' } },
+      on: {
+        i_am: { target: 'ready', actions: 'introduce' },
+        requesting_peers: { actions: { type: 'refuse', params: ({ event }) => introduceFirst(event.type) } },
+        sending_offer: { actions: { type: 'refuse', params: ({ event }) => introduceFirst(event.type) } },
+        sending_answer: { actions: { type: 'refuse', params: ({ event }) => introduceFirst(event.type) } },
+      },
+    },
+    ready: {
+      on: {
+        i_am: {
+          actions: {
+            type: 'refuse',
+            params: ({ context }) => ({
+              code: 'ERR_NOT_PERMITTED' as const,
+              message: `i_am comes once: this connection is ${context.clientId}`,
+              event: 'i_am',
+            }),
+          },
+        },
+        requesting_peers: { actions: { type: 'request', params: ({ event }) => event.detail } },
+        sending_offer: { actions: { type: 'relayOffer', params: ({ event }) => event.detail } },
+        sending_answer: { actions: { type: 'relayAnswer', params: ({ event }) => event.detail } },
+      },
+    },
+    closed: { type: 'final', entry: 'leave' },
+  },
+});
+
+function introduceFirst(event: string): Refusal {
+  return { code: 'ERR_NOT_PERMITTED', message: `${event}: introduce yourself with i_am first`, event };
+}
+
+export type SwarmSessionActor = ActorRefFrom<typeof swarmSession>;

@@ -1,0 +1,100 @@
+import type { InspectionEvent, Observer } from 'xstate';
+import type { Clock } from '../../src/clock.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
+import { memoryRouter, type Router } from '../../src/router.js';
+import type { ProtocolServer } from '../../src/runtime.js';
+import { sessionHost } from '../../src/session-host.js';
+import type { ConnectionInfo, Transport } from '../../src/transport.js';
+import { serverCodec } from './codec.js';
+import type { ServerMessage } from './protocol.js';
+import { memoryRegistry, type MatchRegistry } from './registry.js';
+import { swarmSession, type SessionServices, type SwarmSessionActor } from './server.machine.js';
+
+export interface SwarmServerOptions {
+  /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
+  maxFrameSize?: number;
+  /** Most requests one connection may have pending or in a match at once. @default 16 */
+  maxRequests?: number;
+  /** How long a new connection has to send `i_am` before it is closed, in ms. @default 30000 */
+  introTimeout?: number;
+  /** Delivery to sessions by id. @default memoryRouter */
+  router?: Router<ServerMessage>;
+  /** Pending requests and matches in progress. @default memoryRegistry() */
+  registry?: MatchRegistry;
+  /** Session ids (internal: clients never see them). @default crypto.randomUUID */
+  generateId?: () => string;
+  /** Timer source of the sessions (the intro timeout). */
+  clock?: Clock;
+  /** XState inspection observer; every session reports to it, named by its id. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** @default silentLogger */
+  logger?: Logger;
+}
+
+export interface SwarmServer extends ProtocolServer {
+  /** The running sessions, by session id. */
+  readonly sessions: ReadonlyMap<string, SwarmSessionActor>;
+  /** Open connections, requests waiting for a partner, matches whose answer is still due. */
+  stats(): { connections: number; pending: number; matches: number };
+}
+
+/**
+ * Creates a swarm matchmaking server: the hub that holds the shared state
+ * (the {@link MatchRegistry}, the router) and runs one {@link swarmSession}
+ * per connection. Feed it connections with `serve()` (or call `accept`
+ * yourself); the path is not looked at.
+ *
+ * @example
+ * ```ts
+ * const swarm = createSwarmServer();
+ * serve(webSocketServer({ server: httpServer, path: '/swarm' }), swarm);
+ * ```
+ */
+export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer {
+  const registry = options.registry ?? memoryRegistry();
+  const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
+  const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
+  const codec = serverCodec({ maxFrameSize: options.maxFrameSize });
+  const log = options.logger ?? silentLogger;
+  const maxRequests = options.maxRequests ?? 16;
+  const introTimeout = options.introTimeout ?? 30_000;
+  const host = sessionHost({
+    logic: swarmSession,
+    codec,
+    clock: options.clock,
+    inspect: options.inspect,
+    log,
+    cleanup(id, code, reason, crashed) {
+      // On shutdown nobody is told: everyone is going.
+      for (const other of registry.remove(id)) {
+        if (crashed) {
+          router.send(other.session, {
+            type: 'error',
+            detail: { code: 'ERR_PEER_GONE', message: 'the other peer of this match left', context_id: other.context },
+          });
+        }
+      }
+      router.close(id, code, reason);
+      router.remove(id);
+    },
+  });
+
+  return {
+    sessions: host.sessions,
+    accept(transport: Transport, _info: ConnectionInfo) {
+      if (!host.admits(transport)) return;
+      const id = generateId();
+      if (host.sessions.has(id) || router.has(id)) {
+        log.error('session id taken', { protocol: 'swarm', session: id });
+        transport.close(1011, 'server error');
+        return;
+      }
+      const services: SessionServices = { router, registry, transport, log, maxRequests, introTimeout };
+      host.start(id, transport, { id, services });
+    },
+    async close() {
+      host.close();
+    },
+    stats: () => ({ connections: router.size, pending: registry.pending, matches: registry.matches }),
+  };
+}

@@ -1,0 +1,277 @@
+import { createMemoryNetwork, type MemoryNetwork } from '../adapters/memory/index.js';
+import { webSocketTransport } from '../adapters/websocket/node.js';
+import { startServer } from '../cli/server.js';
+import { memoryRegistry, type MatchRegistry } from '../machines/swarm/registry.js';
+import { createSwarmServer, type SwarmServer, type SwarmServerOptions } from '../machines/swarm/server.js';
+import { serve } from '../src/runtime.js';
+import type { CloseInfo, Transport } from '../src/transport.js';
+
+/** A frame as the server sends it, parsed. */
+export interface Frame {
+  type: string;
+  detail: Record<string, unknown>;
+}
+
+/** A hand-driven swarm client speaking raw JSON frames, for server tests. */
+export interface RawClient {
+  readonly transport: Transport;
+  send(frame: unknown): void;
+  /** The next frame from the server (fails after `ms` if none comes). */
+  next(ms?: number): Promise<Frame>;
+  /** Frames received and not yet taken with `next`. */
+  readonly inbox: Frame[];
+  readonly closed: Promise<CloseInfo>;
+}
+
+export function rawClient(transport: Transport): RawClient {
+  const inbox: Frame[] = [];
+  const waiters: Array<(frame: Frame) => void> = [];
+  transport.on('message', (frame) => {
+    const parsed = JSON.parse(frame as string) as Frame;
+    const waiter = waiters.shift();
+    if (waiter) waiter(parsed);
+    else inbox.push(parsed);
+  });
+  const closed = new Promise<CloseInfo>((resolve) => transport.on('close', resolve));
+  return {
+    transport,
+    inbox,
+    closed,
+    send: (frame: unknown) =>
+      transport.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : JSON.stringify(frame)),
+    next(ms = 2000) {
+      const queued = inbox.shift();
+      if (queued) return Promise.resolve(queued);
+      return new Promise<Frame>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(done), 1);
+          reject(new Error(`no frame within ${ms} ms`));
+        }, ms);
+        const done = (frame: Frame) => {
+          clearTimeout(timer);
+          resolve(frame);
+        };
+        waiters.push(done);
+      });
+    },
+  };
+}
+
+export interface Testbed {
+  server: SwarmServer;
+  registry: MatchRegistry;
+  /** Connects a raw client that has introduced itself as `clientId` (unless undefined). */
+  connect(clientId?: string): Promise<RawClient>;
+  close(): Promise<void>;
+}
+
+export interface MemoryTestbed extends Testbed {
+  network: MemoryNetwork;
+}
+
+/** A swarm server on a memory network. */
+export function swarmTestbed(options: SwarmServerOptions = {}): MemoryTestbed {
+  const network = createMemoryNetwork();
+  const registry = options.registry ?? memoryRegistry();
+  const server = createSwarmServer({ registry, ...options });
+  const listener = network.listen('swarm');
+  serve(listener, server);
+  return {
+    network,
+    registry,
+    server,
+    async connect(clientId) {
+      const client = rawClient(await network.connect('swarm', { path: '/swarm' }));
+      if (clientId !== undefined) client.send({ type: 'i_am', detail: { client_id: clientId } });
+      return client;
+    },
+    async close() {
+      await server.close();
+      await listener.close();
+    },
+  };
+}
+
+/** The real `signalbox serve` stack (http + ws) on 127.0.0.1 port 0, swarm at `/swarm`. */
+export async function swarmSocketTestbed(options: SwarmServerOptions = {}): Promise<Testbed> {
+  const registry = options.registry ?? memoryRegistry();
+  const running = await startServer({ port: 0, host: '127.0.0.1', swarm: { registry, ...options } });
+  return {
+    registry,
+    server: running.swarm,
+    async connect(clientId) {
+      const client = rawClient(await webSocketTransport(`ws://127.0.0.1:${running.address.port}/swarm`));
+      if (clientId !== undefined) client.send({ type: 'i_am', detail: { client_id: clientId } });
+      return client;
+    },
+    close: () => running.close(),
+  };
+}
+
+/** Lets queued deliveries run. */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Waits until `check` holds (real time, for sockets), failing after `ms`. */
+export async function until(check: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Deterministic pseudo-random bytes. */
+export function bytes(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+// ---- peers in memory -------------------------------------------------------------
+
+import type { SimulatedClock as Clock } from 'xstate';
+import type { SwarmPeer, SwarmPeerOptions } from '../machines/swarm/client.js';
+import type { PeerEmitted } from '../machines/swarm/peer.machine.js';
+import { createSwarmWorld } from '../testing/swarm.js';
+
+export interface PeerWorld {
+  clock: Clock;
+  server: SwarmServer;
+  /** Starts a peer (client id `peer-N`) on the world's server, memory network and memory WebRTC. */
+  peer(options?: Partial<SwarmPeerOptions>): SwarmPeer & { events: PeerEmitted[] };
+  /** Links `a` and `b` (a asks first, so it is alice of the match); resolves with each side's link name. */
+  link(a: SwarmPeer, b: SwarmPeer): Promise<{ ab: string; ba: string }>;
+  close(): Promise<void>;
+}
+
+/** {@link createSwarmWorld} with peers that record what they emit, and a way to link two of them. */
+export function peerWorld(): PeerWorld {
+  const world = createSwarmWorld();
+  let n = 0;
+  return {
+    clock: world.clock,
+    server: world.server,
+    peer(options = {}) {
+      const events: PeerEmitted[] = [];
+      const peer = world.peer({ clientId: `peer-${++n}`, ...options });
+      peer.actor.on('*', (e) => events.push(e as PeerEmitted));
+      return Object.assign(peer, { events });
+    },
+    async link(a, b) {
+      const linked = (peer: SwarmPeer, other: SwarmPeer) =>
+        new Promise<string>((resolve) => {
+          const sub = peer.actor.on('linked', ({ detail }) => {
+            if (detail.peer !== other.clientId) return;
+            sub.unsubscribe();
+            resolve(detail.link);
+          });
+        });
+      const ab = linked(a, b);
+      const ba = linked(b, a);
+      const before = world.server.stats().pending;
+      a.connect();
+      await until(() => world.server.stats().pending > before);
+      b.connect();
+      return { ab: await ab, ba: await ba };
+    },
+    close: () => world.close(),
+  };
+}
+
+// ---- one real peer, the server and its remotes played by the test ------------------
+
+import { createActor, SimulatedClock } from 'xstate';
+import { memoryPair } from '../adapters/memory/index.js';
+import { clientCodec } from '../machines/swarm/codec.js';
+import { swarmPeer } from '../machines/swarm/peer.machine.js';
+import { memoryStore, type ResourceStore } from '../machines/swarm/store.js';
+import { fromTransport } from '../src/runtime.js';
+import { scriptedRtc } from './model-helpers.js';
+
+/** A data-channel end the test drives: raw frames in and out. */
+export interface RawChannel {
+  readonly transport: Transport;
+  readonly frames: Array<Frame | Uint8Array>;
+  send(frame: unknown): void;
+  next(ms?: number): Promise<Frame | Uint8Array>;
+}
+
+export function rawChannel(transport: Transport): RawChannel {
+  const frames: Array<Frame | Uint8Array> = [];
+  const waiters: Array<() => void> = [];
+  let read = 0;
+  transport.on('message', (frame) => {
+    frames.push(typeof frame === 'string' ? (JSON.parse(frame) as Frame) : frame);
+    for (const waiter of waiters.splice(0)) waiter();
+  });
+  return {
+    transport,
+    frames,
+    send: (frame) =>
+      transport.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : JSON.stringify(frame)),
+    async next(ms = 2000) {
+      const deadline = Date.now() + ms;
+      while (read >= frames.length) {
+        if (Date.now() > deadline) throw new Error(`no data-channel frame within ${ms} ms`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 20);
+        });
+      }
+      return frames[read++]!;
+    },
+  };
+}
+
+/**
+ * One real swarm peer (client id `me`) on a SimulatedClock, whose server is
+ * a raw client end the test plays, and whose WebRTC is scripted: `link()`
+ * walks it through a match as bob and hands back the remote data-channel end.
+ */
+export function soloPeer(store: ResourceStore = memoryStore()) {
+  const clock = new SimulatedClock();
+  const [client, serverEnd] = memoryPair();
+  const rtc = scriptedRtc();
+  const events: PeerEmitted[] = [];
+  const actor = createActor(
+    swarmPeer.provide({ actors: { signalling: fromTransport(client, clientCodec()), rtc: rtc.logic } }),
+    { input: { clientId: 'me', store, answerTimeout: 1000, stallTimeout: 1000 }, clock },
+  );
+  actor.on('*', (e) => events.push(e as PeerEmitted));
+  actor.start();
+  const server = rawClient(serverEnd);
+  let n = 0;
+  return {
+    clock,
+    actor,
+    store,
+    rtc,
+    events,
+    server,
+    /** A link as bob of a match: resolves once the remote introduced itself as `remoteId`. */
+    async link(remoteId = 'remote'): Promise<{ link: string; remote: RawChannel }> {
+      actor.send({ type: 'connect', count: 1 });
+      let request = await server.next();
+      while (request.type !== 'requesting_peers') request = await server.next();
+      const link = request.detail.context_id as string;
+      server.send({ type: 'wait_for_offer', detail: { context_id: link } });
+      server.send({ type: 'forwarding_offer', detail: { offer: `v=0 offer ${++n}`, context_id: link } });
+      await settle();
+      rtc.live.get(link)!.emit({ type: 'rtc.description', label: link, description: { type: 'answer', sdp: 'v=0 a' } });
+      const answer = await server.next();
+      if (answer.type !== 'sending_answer') throw new Error(`expected sending_answer, got ${answer.type}`);
+      const remote = rawChannel(rtc.open(link));
+      remote.send({ type: 'i_am', detail: { client_id: remoteId } });
+      const iAm = await remote.next();
+      if ((iAm as Frame).type !== 'i_am') throw new Error('expected our i_am back');
+      return { link, remote };
+    },
+    stop: () => actor.stop(),
+  };
+}

@@ -1,0 +1,274 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import { settle, swarmSocketTestbed, swarmTestbed, until, type RawClient, type Testbed } from './swarm-helpers.js';
+
+let bed: Testbed;
+afterEach(async () => {
+  await bed?.close();
+});
+
+const OFFER = 'v=0\r\no=alice offer';
+const ANSWER = 'v=0\r\no=bob answer';
+const request = (context_id: string) => ({ type: 'requesting_peers', detail: { context_id } });
+
+/** Two clients the server paired: `alice` waited, `bob` came second. */
+async function match(aliceId = 'alice-device', bobId = 'bob-device') {
+  const alice = await bed.connect(aliceId);
+  alice.send(request('a1'));
+  await until(() => bed.server.stats().pending === 1);
+  const bob = await bed.connect(bobId);
+  bob.send(request('b1'));
+  expect(await alice.next()).toEqual({ type: 'requesting_offer', detail: { context_id: 'a1' } });
+  expect(await bob.next()).toEqual({ type: 'wait_for_offer', detail: { context_id: 'b1' } });
+  return { alice, bob };
+}
+
+const beds: Array<[string, () => Promise<Testbed> | Testbed]> = [
+  ['memory network', () => swarmTestbed()],
+  ['real ws on 127.0.0.1', () => swarmSocketTestbed()],
+];
+
+describe.each(beds)('swarm server over %s', (_name, create) => {
+  it('pairs two requests and relays the offer and the answer, each with the receiver’s own context_id', async () => {
+    bed = await create();
+    const { alice, bob } = await match();
+    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 1 });
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect(await bob.next()).toEqual({ type: 'forwarding_offer', detail: { offer: OFFER, context_id: 'b1' } });
+    bob.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'b1' } });
+    expect(await alice.next()).toEqual({ type: 'forwarding_answer', detail: { answer: ANSWER, context_id: 'a1' } });
+    // The match is complete: the server forgets it.
+    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
+  });
+
+  it('never pairs two requests of the same client_id, even from two connections', async () => {
+    bed = await create();
+    const laptop1 = await bed.connect('laptop');
+    const laptop2 = await bed.connect('laptop');
+    laptop1.send(request('x'));
+    laptop1.send(request('y'));
+    await until(() => bed.server.stats().pending === 2);
+    laptop2.send(request('z'));
+    await until(() => bed.server.stats().pending === 3);
+    await settle();
+    expect(laptop1.inbox).toEqual([]);
+    expect(laptop2.inbox).toEqual([]);
+    // Another device is paired with the request that waited longest.
+    const phone = await bed.connect('phone');
+    phone.send(request('p'));
+    expect(await laptop1.next()).toEqual({ type: 'requesting_offer', detail: { context_id: 'x' } });
+    expect(await phone.next()).toEqual({ type: 'wait_for_offer', detail: { context_id: 'p' } });
+    expect(bed.server.stats()).toEqual({ connections: 3, pending: 2, matches: 1 });
+  });
+
+  it('keeps a client’s concurrent requests apart by context_id', async () => {
+    bed = await create();
+    const hub = await bed.connect('hub');
+    hub.send(request('one'));
+    hub.send(request('two'));
+    await until(() => bed.server.stats().pending === 2);
+    const b = await bed.connect('b');
+    b.send(request('b-ctx'));
+    const c = await bed.connect('c');
+    c.send(request('c-ctx'));
+    expect(await hub.next()).toEqual({ type: 'requesting_offer', detail: { context_id: 'one' } });
+    expect(await hub.next()).toEqual({ type: 'requesting_offer', detail: { context_id: 'two' } });
+    expect((await b.next()).detail).toEqual({ context_id: 'b-ctx' });
+    expect((await c.next()).detail).toEqual({ context_id: 'c-ctx' });
+    // Offers go to the match of their context only.
+    hub.send({ type: 'sending_offer', detail: { offer: 'v=0 for c', context_id: 'two' } });
+    hub.send({ type: 'sending_offer', detail: { offer: 'v=0 for b', context_id: 'one' } });
+    expect(await c.next()).toEqual({ type: 'forwarding_offer', detail: { offer: 'v=0 for c', context_id: 'c-ctx' } });
+    expect(await b.next()).toEqual({ type: 'forwarding_offer', detail: { offer: 'v=0 for b', context_id: 'b-ctx' } });
+    c.send({ type: 'sending_answer', detail: { answer: 'v=0 from c', context_id: 'c-ctx' } });
+    expect(await hub.next()).toEqual({
+      type: 'forwarding_answer',
+      detail: { answer: 'v=0 from c', context_id: 'two' },
+    });
+    expect(bed.server.stats().matches).toBe(1);
+  });
+
+  it('lets a request without a partner wait, and takes it away when its client leaves', async () => {
+    bed = await create();
+    const early = await bed.connect('early');
+    early.send(request('e'));
+    await until(() => bed.server.stats().pending === 1);
+    early.transport.close();
+    await until(() => bed.server.stats().connections === 0);
+    expect(bed.server.stats()).toEqual({ connections: 0, pending: 0, matches: 0 });
+    // A newcomer is not paired with the request that left: it waits in turn.
+    const late = await bed.connect('late');
+    late.send(request('l'));
+    await until(() => bed.server.stats().pending === 1);
+    await settle();
+    expect(late.inbox).toEqual([]);
+  });
+
+  it('tells the other side of a match in progress that its peer left (ERR_PEER_GONE), and forgets the match', async () => {
+    bed = await create();
+    const { alice, bob } = await match();
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    await bob.next();
+    alice.transport.close();
+    expect(await bob.next()).toEqual({
+      type: 'error',
+      detail: { code: 'ERR_PEER_GONE', message: 'the other peer of this match left', context_id: 'b1' },
+    });
+    expect(bed.server.stats()).toEqual({ connections: 1, pending: 0, matches: 0 });
+    // Bob's late answer is refused, not relayed to anyone.
+    bob.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'b1' } });
+    expect((await bob.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'sending_answer' });
+  });
+
+  it('leaks nothing: sessions, pending requests and matches are all gone once every client left', async () => {
+    bed = await create();
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 12; i++) {
+      const client = await bed.connect(`device-${i % 5}`);
+      client.send(request(`r${i}`));
+      client.send(request(`s${i}`));
+      clients.push(client);
+    }
+    await until(() => bed.server.stats().pending + bed.server.stats().matches * 2 === 24);
+    expect(bed.server.stats().matches).toBeGreaterThan(0);
+    for (const client of clients) client.transport.close();
+    await until(() => bed.server.stats().connections === 0);
+    expect(bed.server.stats()).toEqual({ connections: 0, pending: 0, matches: 0 });
+    expect(bed.server.sessions.size).toBe(0);
+  });
+});
+
+type Case = { name: string; frame: unknown; error: Record<string, unknown>; before?: 'intro' | 'none' };
+
+const cases: Case[] = [
+  { name: 'a frame that is not JSON', frame: 'hello?', error: { code: 'ERR_MALFORMED_FRAME' } },
+  { name: 'a JSON array', frame: '[1,2]', error: { code: 'ERR_MALFORMED_FRAME' } },
+  { name: 'a binary frame', frame: new Uint8Array([1, 2, 3]), error: { code: 'ERR_MALFORMED_FRAME' } },
+  { name: 'a frame over the cap', frame: 'x'.repeat(70_000), error: { code: 'ERR_FRAME_TOO_LARGE' } },
+  { name: 'an unknown type', frame: { type: 'hello', detail: {} }, error: { code: 'ERR_UNKNOWN_MESSAGE' } },
+  {
+    name: 'a type only the server sends',
+    frame: { type: 'forwarding_offer', detail: { offer: 'v=0', context_id: 'x' } },
+    error: { code: 'ERR_NOT_PERMITTED' },
+  },
+  {
+    name: 'a missing field',
+    frame: { type: 'requesting_peers', detail: {} },
+    error: { code: 'ERR_INVALID_FIELD' },
+  },
+  {
+    name: 'a wrong-typed field',
+    frame: { type: 'requesting_peers', detail: { context_id: 7 } },
+    error: { code: 'ERR_INVALID_FIELD' },
+  },
+  {
+    name: 'an extra field',
+    frame: { type: 'requesting_peers', detail: { context_id: 'x', client_id: 'someone-else' } },
+    error: { code: 'ERR_INVALID_FIELD' },
+  },
+  {
+    name: 'an extra key next to type and detail',
+    frame: { type: 'requesting_peers', detail: { context_id: 'x' }, to: 'all' },
+    error: { code: 'ERR_INVALID_FIELD' },
+  },
+  {
+    name: 'a context_id over 128 characters',
+    frame: { type: 'requesting_peers', detail: { context_id: 'c'.repeat(129) } },
+    error: { code: 'ERR_INVALID_FIELD' },
+  },
+  {
+    name: 'a request before i_am',
+    frame: request('x'),
+    before: 'none',
+    error: { code: 'ERR_NOT_PERMITTED', event: 'requesting_peers' },
+  },
+  {
+    name: 'a second i_am',
+    frame: { type: 'i_am', detail: { client_id: 'impostor' } },
+    error: { code: 'ERR_NOT_PERMITTED', event: 'i_am' },
+  },
+  {
+    name: 'an offer for no match',
+    frame: { type: 'sending_offer', detail: { offer: OFFER, context_id: 'nope' } },
+    error: { code: 'ERR_NOT_PERMITTED', event: 'sending_offer', context_id: 'nope' },
+  },
+  {
+    name: 'an answer for no offer',
+    frame: { type: 'sending_answer', detail: { answer: ANSWER, context_id: 'nope' } },
+    error: { code: 'ERR_NOT_PERMITTED', event: 'sending_answer', context_id: 'nope' },
+  },
+];
+
+describe('swarm server: bad input gets a typed error and the connection stays usable', () => {
+  it.each(cases)('$name', async ({ frame, error, before }) => {
+    bed = swarmTestbed();
+    const client = await bed.connect(before === 'none' ? undefined : 'me');
+    client.send(frame);
+    const reply = await client.next();
+    expect(reply.type).toBe('error');
+    expect(reply.detail).toMatchObject(error);
+    expect(typeof reply.detail.message).toBe('string');
+    // Still open, still served.
+    if (before === 'none') client.send({ type: 'i_am', detail: { client_id: 'me' } });
+    client.send(request('after'));
+    await until(() => bed.server.stats().pending === 1);
+    expect(client.transport.isOpen).toBe(true);
+    expect(bed.server.stats().connections).toBe(1);
+  });
+
+  it('refuses an offer from bob, an answer from alice, a second offer, and a context_id in use', async () => {
+    bed = swarmTestbed();
+    const { alice, bob } = await match();
+    bob.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'b1' } });
+    expect((await bob.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'sending_offer' });
+    alice.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'a1' } });
+    expect((await alice.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'sending_answer' });
+    alice.send(request('a1'));
+    expect((await alice.next()).detail).toMatchObject({
+      code: 'ERR_NOT_PERMITTED',
+      event: 'requesting_peers',
+      context_id: 'a1',
+    });
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect((await bob.next()).type).toBe('forwarding_offer');
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect((await alice.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'sending_offer' });
+    await settle();
+    expect(bob.inbox).toEqual([]);
+  });
+
+  it('caps the requests one connection may have waiting', async () => {
+    bed = swarmTestbed({ maxRequests: 3 });
+    const client = await bed.connect('greedy');
+    for (const id of ['1', '2', '3', '4']) client.send(request(id));
+    expect((await client.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', context_id: '4' });
+    expect(bed.server.stats().pending).toBe(3);
+  });
+
+  it('closes a connection that does not introduce itself within introTimeout, leaving nothing behind', async () => {
+    const clock = new SimulatedClock();
+    bed = swarmTestbed({ clock, introTimeout: 1000 });
+    const silent = await bed.connect();
+    const polite = await bed.connect('polite');
+    await settle();
+    clock.increment(999);
+    await settle();
+    expect(silent.transport.isOpen).toBe(true);
+    clock.increment(1);
+    const info = await silent.closed;
+    expect(info.code).toBe(1008);
+    await settle();
+    expect(polite.transport.isOpen).toBe(true);
+    expect(bed.server.stats().connections).toBe(1);
+  });
+
+  it('tells nobody on shutdown, and closes every connection', async () => {
+    bed = swarmTestbed();
+    const { alice, bob } = await match();
+    await bed.server.close();
+    await Promise.all([alice.closed, bob.closed]);
+    expect(alice.inbox).toEqual([]);
+    expect(bob.inbox).toEqual([]);
+    expect(bed.server.stats()).toEqual({ connections: 0, pending: 0, matches: 0 });
+  });
+});
