@@ -68,6 +68,23 @@ describe('swarm data channel: bob’s answers', () => {
     expect(await remote.next()).toEqual({ type: 'resource_not_found', detail: { hash: unknown } });
   });
 
+  it('refuses a reserve_resource beyond 16 waiting from one remote: it never makes more queries to other peers', async () => {
+    solo = soloPeer();
+    const { remote: silent } = await solo.link('silent');
+    const { remote: asker } = await solo.link('asker');
+    const hashes = Array.from({ length: 17 }, (_, i) => sha256Hex(new Uint8Array([i, 7])));
+    for (const hash of hashes) asker.send({ type: 'reserve_resource', detail: { hash } });
+    expect(await asker.next()).toEqual({
+      type: 'error',
+      detail: { code: 'ERR_NOT_PERMITTED', message: 'at most 16 reserve_resource may wait at once', hash: hashes[16] },
+    });
+    // One fetch at a time: the silent peer got the first query only, and nothing for the refused one.
+    expect(await silent.next()).toEqual({ type: 'querying_resource', detail: { hash: hashes[0] } });
+    await settle();
+    expect(silent.frames).toHaveLength(2); // its i_am answer, then the query
+    expect(solo.actor.getSnapshot().context.queue.map((job) => job.hash)).toEqual(hashes.slice(1, 16));
+  });
+
   it('answers requesting_peer_list with its other links, the asker left out', async () => {
     solo = soloPeer();
     await solo.link('first');
@@ -160,8 +177,8 @@ describe('swarm data channel: bad input from a remote', () => {
 });
 
 describe('swarm data channel: alice refuses bad bytes', () => {
-  /** The peer fetches `hash`; the remote plays bob: found with `size`, then sends `payload`. */
-  async function serveBadly(hash: string, size: number, payload: Uint8Array) {
+  /** The peer fetches `hash`; the remote plays bob: found with `size`, then sends `payload` (or `frames`). */
+  async function serveBadly(hash: string, size: number, payload: Uint8Array, frames: Uint8Array[] = []) {
     solo = soloPeer();
     const { remote } = await solo.link('bad-bob');
     const failed = new Promise<SwarmError>((resolve) =>
@@ -175,6 +192,7 @@ describe('swarm data channel: alice refuses bad bytes', () => {
     for (let at = 0, seq = 0; at < payload.byteLength; at += CHUNK_SIZE) {
       remote.send(encodeChunk(seq++, payload.subarray(at, at + CHUNK_SIZE)));
     }
+    for (const frame of frames) remote.send(frame);
     const error = await failed;
     await settle();
     return { error, remote };
@@ -185,7 +203,7 @@ describe('swarm data channel: alice refuses bad bytes', () => {
     const hash = sha256Hex(data);
     const { error, remote } = await serveBadly(hash, 500, data);
     expect(error).toMatchObject({ reason: 'not-found' });
-    expect(error.message).toMatch(/size-mismatch/);
+    expect(error.misses).toEqual([{ link: '1', reason: 'size-mismatch', message: expect.any(String) }]);
     expect(solo.store.stat(hash)).toBeUndefined();
     expect(remote.transport.isOpen).toBe(false);
   });
@@ -193,8 +211,9 @@ describe('swarm data channel: alice refuses bad bytes', () => {
   it('bytes whose SHA-256 is not the hash: digest-mismatch, nothing stored or served', async () => {
     const data = bytes(50_000, 1);
     const hash = sha256Hex(data);
-    const { error } = await serveBadly(hash, data.byteLength, bytes(50_000, 2));
-    expect(error.message).toMatch(/digest-mismatch/);
+    const { error, remote } = await serveBadly(hash, data.byteLength, bytes(50_000, 2));
+    expect(error.misses.map((m) => m.reason)).toEqual(['digest-mismatch']);
+    expect(remote.transport.isOpen).toBe(false);
     expect(solo.store.stat(hash)).toBeUndefined();
     expect(solo.store.list()).toEqual([]);
   });
@@ -213,8 +232,20 @@ describe('swarm data channel: alice refuses bad bytes', () => {
     await remote.next();
     remote.send({ type: 'transferring_resource', detail: { hash } });
     remote.send(encodeChunk(1, data.subarray(CHUNK_SIZE)));
-    expect((await failed).message).toMatch(/protocol/);
+    expect((await failed).misses.map((m) => m.reason)).toEqual(['protocol']);
     expect(solo.store.stat(hash)).toBeUndefined();
+  });
+
+  it('empty chunks (which would keep the stall timer from ever firing): a protocol failure, the link closed', async () => {
+    const data = bytes(100, 4);
+    const hash = sha256Hex(data);
+    const { error, remote } = await serveBadly(hash, data.byteLength, new Uint8Array(0), [
+      encodeChunk(0, new Uint8Array(0)),
+      encodeChunk(1, new Uint8Array(0)),
+    ]);
+    expect(error.misses).toEqual([{ link: '1', reason: 'protocol', message: 'chunk 0 carries no bytes' }]);
+    expect(solo.store.stat(hash)).toBeUndefined();
+    expect(remote.transport.isOpen).toBe(false);
   });
 
   it('a peer that goes silent mid-transfer: timeout after stallTimeout, on the SimulatedClock', async () => {

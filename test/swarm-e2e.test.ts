@@ -24,14 +24,14 @@ afterAll(async () => {
 
 type Peer = SwarmPeer & { events: PeerEmitted[]; store: MemoryStore | ResourceStore };
 
-function peer(name: string, store: ResourceStore = memoryStore()): Peer {
+function peer(name: string, store: ResourceStore = memoryStore(), stallTimeout = 3000): Peer {
   const events: PeerEmitted[] = [];
   const p = createSwarmPeer({
     clientId: name,
     signalling: () => webSocketTransport(`ws://127.0.0.1:${server.address.port}/swarm`),
     rtc: { RTCPeerConnection, config: WERIFT_LOOPBACK },
     store,
-    stallTimeout: 3000,
+    stallTimeout,
   });
   p.actor.on('*', (e) => events.push(e as PeerEmitted));
   peers.push(p);
@@ -79,7 +79,8 @@ describe('swarm end to end: real server, ws, werift data channels', () => {
     // The edge does not need it urgently: the middle fetches it from the origin (the edge's tier 2) and passes it on.
     const viaReserve = edge.fetch(hash, { urgent: false });
     const fromOrigin = direct.fetch(hash);
-    expect((await viaReserve).size).toBe(data.byteLength);
+    // The edge's only link is the middle's, and the middle held nothing: it answered once it had fetched.
+    expect(await viaReserve).toEqual({ hash, size: data.byteLength, from: edge.links()[0]!.link, misses: [] });
     expect((await fromOrigin).size).toBe(data.byteLength);
     expect(middle.events).toContainEqual({
       type: 'resource',
@@ -115,22 +116,32 @@ describe('swarm end to end: real server, ws, werift data channels', () => {
     };
     const backupStore = memoryStore();
     backupStore.add(data);
-    const fetcher = peer('fetcher');
+    // A stall timeout longer than the test: only the closed link can make the fetcher move on in time.
+    const fetcher = peer('fetcher', memoryStore(), 60_000);
     const doomed = peer('doomed', slow);
     const backup = peer('backup', backupStore);
     const { ab: toDoomed } = await link(fetcher, doomed);
     const { ab: toBackup } = await link(fetcher, backup);
     const fetched = fetcher.fetch(hash);
-    const received = () =>
-      (fetcher.actor.getSnapshot().children.alice?.getSnapshot() as { context: { received: number } } | undefined)
-        ?.context.received ?? 0;
+    type AliceView = { context: { received: number; index: number; candidates: Array<{ link: string }> } };
+    const alice = () => fetcher.actor.getSnapshot().children.alice?.getSnapshot() as AliceView | undefined;
+    const received = () => alice()?.context.received ?? 0;
     // Bytes from the doomed peer are arriving, and it holds back the rest.
     await until(() => reads >= 2 && received() > 0, 10_000);
     expect(received()).toBeLessThan(data.byteLength);
+    expect(alice()!.context.candidates[alice()!.context.index]!.link).toBe(toDoomed);
+    expect((fetcher.actor.getSnapshot().children.alice?.getSnapshot() as { value: unknown }).value).toEqual({
+      receiving: 'flowing',
+    });
     doomed.actor.stop();
     const result = await fetched;
     release();
-    expect(result).toEqual({ hash, size: data.byteLength, from: toBackup });
+    expect(result).toEqual({
+      hash,
+      size: data.byteLength,
+      from: toBackup,
+      misses: [{ link: toDoomed, reason: 'peer-gone', message: 'the link closed mid-transfer' }],
+    });
     expect(fetcher.events).toContainEqual(
       expect.objectContaining({ type: 'unlinked', detail: expect.objectContaining({ link: toDoomed }) }),
     );

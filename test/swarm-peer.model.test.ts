@@ -191,6 +191,14 @@ function formatEvent(event: ModelEvent): string {
   }
 }
 
+/** Where request `C` stands: its matchmaking stage, its link (and whether the remote introduced itself), or nothing. */
+function stageOf(snapshot: ModelSnapshot): string {
+  const { matches, links } = snapshot.context;
+  if (matches[C]) return matches[C];
+  if (links[C]) return links[C].peer === undefined ? 'link' : 'ready link';
+  return 'none';
+}
+
 /** Transitions no model event plans for, and why. */
 const notPlanned = {
   'swarmPeer.active: on xstate.error.actor.signalling':
@@ -209,7 +217,8 @@ const plan = planPaths<ModelEvent>({
       .slice(1)
       .map((s) => formatEvent(s.event))
       .join(' → ')} ⇒ ${JSON.stringify(path.state.value)}`,
-  edgeClass: (from, event) => `${JSON.stringify(from.value)} ${formatEvent(event)}`,
+  // The matchmaking stages and the link live in context, not in state nodes: every event is planned in each.
+  edgeClass: (from, event) => `${JSON.stringify(from.value)} ${stageOf(from as ModelSnapshot)} ${formatEvent(event)}`,
 });
 
 // ---------------------------------------------------------------------------
@@ -405,7 +414,7 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     wantRemote.push(frame('requesting_resource', { hash: HASH }));
   }
   if (prev && event.type === 'xstate.error.actor.alice') wantRemote.push(frame('requesting_resource', { hash: HASH }));
-  if (prev && event.type === 'requestPeerList' && prev.context.links[C]) {
+  if (prev && event.type === 'requestPeerList' && prev.context.links[C]?.peer !== undefined) {
     wantRemote.push(frame('requesting_peer_list', {}));
   }
   if (prev && event.type === 'link.error' && !event.binary) {
@@ -457,6 +466,40 @@ describe('swarm peer, model-based (scripted server, WebRTC and remote)', () => {
     expect(snapshot.value).toBe('failed');
     expect(snapshot.context.error).toMatchObject({ reason: 'signalling-lost', code: 'ERR_CONNECT_FAILED' });
     expect(snapshot.context.error!.message).toMatch(/No `signalling` actor was provided: use machine.provide/);
+  });
+
+  it('takes every step of the matchmaking stages and of the link (they live in context, not in state nodes)', () => {
+    const where = (snapshot: ModelSnapshot) =>
+      snapshot.context.matches[C] ?? (snapshot.context.links[C] ? 'link' : '-');
+    const taken = new Set<string>();
+    for (const path of plan.paths) {
+      for (let i = 1; i < path.steps.length; i++) {
+        const from = where(path.steps[i - 1]!.state as unknown as ModelSnapshot);
+        const to = where(path.steps[i]!.state as unknown as ModelSnapshot);
+        if (from !== to) taken.add(`${from} → ${to} on ${formatEvent(path.steps[i]!.event)}`);
+      }
+    }
+    const withRtc = ['offering', 'awaitingAnswer', 'aliceConnecting', 'answering', 'bobConnecting'];
+    const stages = ['pending', 'awaitingOffer', ...withRtc];
+    const expected = [
+      '- → pending on connect',
+      // alice (requesting_offer: she offers) and bob (wait_for_offer: he answers)
+      'pending → offering on requesting_offer',
+      'offering → awaitingAnswer on rtc offer',
+      'awaitingAnswer → aliceConnecting on forwarding_answer',
+      'aliceConnecting → link on rtc.open',
+      'pending → awaitingOffer on wait_for_offer',
+      'awaitingOffer → answering on forwarding_offer',
+      'answering → bobConnecting on rtc answer',
+      'bobConnecting → link on rtc.open',
+      // the server ends a match in progress; WebRTC fails; the link goes
+      ...stages.map((stage) => `${stage} → - on server: peer gone`),
+      ...withRtc.map((stage) => `${stage} → - on rtc.failed`),
+      ...['link.closed', 'rtc.closed', 'rtc.failed', 'remote: bad binary frame', 'remote: unsolicited bytes'].map(
+        (event) => `link → - on ${event}`,
+      ),
+    ];
+    expect([...taken].sort()).toEqual(expected.sort());
   });
 
   it('takes every state node and every transition of the peer', () => {

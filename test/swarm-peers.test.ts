@@ -50,7 +50,12 @@ describe('swarm peers in memory (server, memory network, memory WebRTC)', () => 
     const holder = world.peer({ store });
     const { ab: toEmpty } = await world.link(fetcher, empty);
     const { ab: toHolder } = await world.link(fetcher, holder);
-    expect(await fetcher.fetch(hash)).toEqual({ hash, size: data.byteLength, from: toHolder });
+    expect(await fetcher.fetch(hash)).toEqual({
+      hash,
+      size: data.byteLength,
+      from: toHolder,
+      misses: [{ link: toEmpty, reason: 'not-found', message: 'resource_not_found' }],
+    });
     expect(toEmpty).not.toBe(toHolder);
   });
 
@@ -161,7 +166,13 @@ describe('swarm peers in memory (server, memory network, memory WebRTC)', () => 
     dying.actor.stop();
     const result = await fetched;
     release();
-    expect(result).toEqual({ hash, size: data.byteLength, from: toBackup });
+    // The dying peer was dropped because its link closed mid-transfer (the SimulatedClock never ran the stall timer).
+    expect(result).toEqual({
+      hash,
+      size: data.byteLength,
+      from: toBackup,
+      misses: [{ link: toDying, reason: 'peer-gone', message: 'the link closed mid-transfer' }],
+    });
     expect(fetcher.events).toContainEqual(
       expect.objectContaining({ type: 'unlinked', detail: expect.objectContaining({ link: toDying }) }),
     );

@@ -262,6 +262,53 @@ describe('swarm server: bad input gets a typed error and the connection stays us
     expect(bed.server.stats().connections).toBe(1);
   });
 
+  it('drops a match whose offer never comes after matchTimeout: both ends get ERR_TIMEOUT, their slots are free', async () => {
+    const clock = new SimulatedClock();
+    bed = swarmTestbed({ clock, matchTimeout: 5000, maxRequests: 1 });
+    const { alice, bob } = await match();
+    clock.increment(4999);
+    await settle();
+    expect(alice.inbox).toEqual([]);
+    expect(bed.server.stats().matches).toBe(1);
+    clock.increment(1);
+    const timeout = (context_id: string) => ({
+      type: 'error',
+      detail: { code: 'ERR_TIMEOUT', message: 'the match was not answered within 5000 ms', context_id },
+    });
+    expect(await alice.next()).toEqual(timeout('a1'));
+    expect(await bob.next()).toEqual(timeout('b1'));
+    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
+    // The late offer goes nowhere; both may ask again (maxRequests 1: the old request no longer counts).
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect((await alice.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'sending_offer' });
+    alice.send(request('a2'));
+    bob.send(request('b2'));
+    expect(await alice.next()).toEqual({ type: 'requesting_offer', detail: { context_id: 'a2' } });
+    expect(await bob.next()).toEqual({ type: 'wait_for_offer', detail: { context_id: 'b2' } });
+  });
+
+  it('lets a match answered in time be: its timer does nothing', async () => {
+    const clock = new SimulatedClock();
+    bed = swarmTestbed({ clock, matchTimeout: 5000 });
+    const { alice, bob } = await match();
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    await bob.next();
+    bob.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'b1' } });
+    await alice.next();
+    // The same context_ids, reused for a new match with each other, are not hit by the old timer.
+    bob.send(request('b1'));
+    await until(() => bed.server.stats().pending === 1);
+    clock.increment(2500);
+    alice.send(request('a1'));
+    expect((await bob.next()).type).toBe('requesting_offer');
+    expect((await alice.next()).type).toBe('wait_for_offer');
+    clock.increment(2500); // the first match's timer fires
+    await settle();
+    expect(alice.inbox).toEqual([]);
+    expect(bob.inbox).toEqual([]);
+    expect(bed.server.stats().matches).toBe(1);
+  });
+
   it('tells nobody on shutdown, and closes every connection', async () => {
     bed = swarmTestbed();
     const { alice, bob } = await match();

@@ -7,7 +7,10 @@
  * request. The world: client W (`other`) waits with a request before the
  * session under test (A, client `me`) connects; client V (`late`) requests
  * on `partner`. W and V answer at once (an offer for `requesting_offer`, an
- * answer for `forwarding_offer`). Every path @xstate/graph plans is replayed
+ * answer for `forwarding_offer`); `match.expired` stands for `matchTimeout`
+ * passing on the clock, which ends every match A still has in progress
+ * (the timer of a match runs in the session whose request made it: A's, or
+ * V's). Every path @xstate/graph plans is replayed
  * on a fresh real server over a memory network on a SimulatedClock; after
  * each step the real session's state, the frames A, W and V got, and the
  * server's stats are checked.
@@ -23,6 +26,7 @@ import { coverageTracker, planPaths, replay, settle, stateNodeIds, transitionKey
 import { rawClient, type Frame, type RawClient } from './swarm-helpers.js';
 
 const INTRO_MS = 1000;
+const MATCH_MS = 5000;
 const A = 'session-a';
 const AFTER_INTRO = 'xstate.after.introTimeout.swarmSession.awaitingIntro';
 type Ctx = 'x' | 'y';
@@ -38,6 +42,7 @@ type ModelEvent =
   | { type: 'signalling.error'; error: { code: string; message: string }; frame: string }
   | { type: 'signalling.closed'; info: { code: number; reason: string; initiator: 'remote' } }
   | { type: 'partner' }
+  | { type: 'match.expired'; id: string }
   | { type: typeof AFTER_INTRO };
 
 interface Book {
@@ -52,11 +57,12 @@ interface Book {
 type ModelSnapshot = Omit<AnyMachineSnapshot, 'context'> & { context: { book: Book } };
 
 const detailOf = (event: unknown) => (event as { detail: { context_id: Ctx } }).detail;
+const inProgress = (book: Book, ctx: Ctx) => book.stages[ctx] !== undefined && book.stages[ctx].stage !== 'pending';
 
 /** What the registry does with A's messages, and with V's arrival. */
 const model: AnyStateMachine = setup({
   types: { context: {} as { book: Book }, events: {} as ModelEvent },
-  delays: { introTimeout: INTRO_MS },
+  delays: { introTimeout: INTRO_MS, matchTimeout: MATCH_MS },
   actions: {
     register: () => {},
     leave: () => {},
@@ -89,6 +95,11 @@ const model: AnyStateMachine = setup({
       const book = structuredClone(context.book);
       const ctx = detailOf(event).context_id;
       if (book.stages[ctx]?.stage === 'answering') delete book.stages[ctx];
+      return { book };
+    }),
+    expire: assign(({ context }) => {
+      const book = structuredClone(context.book);
+      for (const ctx of CTXS) if (inProgress(book, ctx)) delete book.stages[ctx];
       return { book };
     }),
     partnerArrives: assign(({ context }) => {
@@ -130,6 +141,7 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   const { book } = (snapshot as ModelSnapshot).context;
   const out = [...events];
   if (book.v === 'absent') out.push({ type: 'partner' });
+  if (CTXS.some((ctx) => inProgress(book, ctx))) out.push({ type: 'match.expired', id: 'any' });
   if (snapshot.value === 'awaitingIntro') out.push({ type: AFTER_INTRO });
   return out;
 }
@@ -146,6 +158,7 @@ function formatEvent(event: ModelEvent): string {
   if (event.type === 'signalling.error') return 'a bad frame';
   if (event.type === 'signalling.closed') return 'A disconnects';
   if (event.type === 'partner') return 'V arrives';
+  if (event.type === 'match.expired') return `${MATCH_MS} ms pass`;
   if (event.type === 'i_am') return 'i_am';
   return `${event.type}(${event.detail.context_id})`;
 }
@@ -176,6 +189,7 @@ async function world() {
   const server = createSwarmServer({
     clock,
     introTimeout: INTRO_MS,
+    matchTimeout: MATCH_MS,
     generateId: () => ids.shift()!,
     inspect: (event) => {
       tracker.inspect(event);
@@ -227,6 +241,9 @@ async function exec(world: World, event: ModelEvent) {
     case AFTER_INTRO:
       world.clock.increment(INTRO_MS);
       break;
+    case 'match.expired':
+      world.clock.increment(MATCH_MS);
+      break;
     default:
       world.a.send({ type: event.type, detail: event.detail });
   }
@@ -235,6 +252,12 @@ async function exec(world: World, event: ModelEvent) {
 
 const error = (detail: Record<string, unknown>) => ({ type: 'error', detail: expect.objectContaining(detail) });
 const partnerCtx = (p: Partner) => (p === 'W' ? 'w1' : 'v1');
+const timedOut = (context_id: string) => ({
+  type: 'error',
+  detail: { code: 'ERR_TIMEOUT', message: `the match was not answered within ${MATCH_MS} ms`, context_id },
+});
+/** Timers fire in the order they were set: compare what each client got as a set. */
+const unordered = (frames: unknown[]) => frames.map((f) => JSON.stringify(f)).sort();
 
 /** What A, W and V receive in a step, from the model alone. */
 function expected(prev: ModelSnapshot, event: ModelEvent, next: ModelSnapshot) {
@@ -295,6 +318,14 @@ function expected(prev: ModelSnapshot, event: ModelEvent, next: ModelSnapshot) {
         }
       }
       break;
+    case 'match.expired':
+      for (const ctx of CTXS) {
+        if (!inProgress(before, ctx)) continue;
+        const p = before.stages[ctx]!.partner!;
+        out.a.push(timedOut(ctx));
+        out[p].push(timedOut(partnerCtx(p)));
+      }
+      break;
     case 'partner': {
       if (before.w === 'waiting') {
         // W and V pair up and finish their own handshake.
@@ -321,7 +352,10 @@ async function check(world: World, prev: ModelSnapshot | undefined, event: Model
   expect(real.status).toBe(next.status);
   if (next.status !== 'done') expect(real.value).toEqual(next.value);
   const got = { a: take(world.a), W: take(world.w), V: take(world.v) };
-  if (prev) expect(got).toEqual(expected(prev, event, next));
+  if (prev && event.type === 'match.expired') {
+    const want = expected(prev, event, next);
+    for (const who of ['a', 'W', 'V'] as const) expect(unordered(got[who])).toEqual(unordered(want[who]));
+  } else if (prev) expect(got).toEqual(expected(prev, event, next));
   const { book } = next.context;
   if (next.status === 'done') {
     expect(world.a.transport.isOpen).toBe(false);

@@ -13,6 +13,7 @@ import { swarmPeer } from '../machines/swarm/peer.machine.js';
 import { memoryRegistry } from '../machines/swarm/registry.js';
 import { swarmSession, type SessionServices } from '../machines/swarm/server.machine.js';
 import { memoryStore } from '../machines/swarm/store.js';
+import { ErrorCode, RtcError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
 import { memoryRouter } from '../src/router.js';
 import { run, type Step } from './transition-helpers.js';
@@ -32,6 +33,7 @@ describe('swarmSession transitions', () => {
       log: silentLogger,
       maxRequests: 4,
       introTimeout: 1000,
+      matchTimeout: 5000,
     };
   };
   const input = () => ({ id: 's1', services: services() });
@@ -63,15 +65,30 @@ describe('swarmSession transitions', () => {
 
   it('hands requests, offers and answers to the registry once introduced', () => {
     const intro = msg('i_am', { client_id: 'laptop' });
-    expect(custom(run(swarmSession, input(), [intro, msg('requesting_peers', { context_id: 'c' })]))).toEqual([
-      { type: 'request', params: { context_id: 'c' } },
-    ]);
+    const waiting = input();
+    const pending = run(swarmSession, waiting, [intro, msg('requesting_peers', { context_id: 'c' })]);
+    expect(waiting.services.registry.pending).toBe(1);
+    expect(pending.actions).toEqual([]); // no partner: no match, no timer
     expect(
       custom(run(swarmSession, input(), [intro, msg('sending_offer', { offer: 'v=0 o', context_id: 'c' })])),
     ).toEqual([{ type: 'relayOffer', params: { offer: 'v=0 o', context_id: 'c' } }]);
     expect(
       custom(run(swarmSession, input(), [intro, msg('sending_answer', { answer: 'v=0 a', context_id: 'c' })])),
     ).toEqual([{ type: 'relayAnswer', params: { answer: 'v=0 a', context_id: 'c' } }]);
+  });
+
+  it('starts a matchTimeout timer for each match its request makes, and expires the match when it fires', () => {
+    const paired = input();
+    const { registry } = paired.services;
+    registry.request({ session: 's0', client: 'other', context: 'o' });
+    const intro = msg('i_am', { client_id: 'laptop' });
+    const matched = run(swarmSession, paired, [intro, msg('requesting_peers', { context_id: 'c' })]);
+    expect(matched.actions).toEqual([
+      { type: 'xstate.raise', params: { event: { type: 'match.expired', id: '1' }, delay: 5000 } },
+    ]);
+    expect(registry.matches).toBe(1);
+    const expired = run(swarmSession, paired, [intro, { type: 'match.expired', id: '1' }]);
+    expect(custom(expired)).toEqual([{ type: 'expire', params: { id: '1' } }]);
   });
 
   it('refuses a second i_am', () => {
@@ -178,7 +195,57 @@ describe('swarmPeer transitions (matchmaking)', () => {
     ]);
     expect(step.stopped).toEqual(['rtc:1']);
     expect(step.snapshot.context.matches).toEqual({ 2: 'pending' });
-    expect(step.emitted[0]).toMatchObject({ type: 'match-failed', detail: { context_id: '1' } });
+    expect(step.emitted[0]).toMatchObject({
+      type: 'match-failed',
+      detail: { context_id: '1', error: { name: 'SwarmError', reason: 'peer-gone', code: 'ERR_PEER_GONE' } },
+    });
+  });
+
+  it('types why a match failed: WebRTC, a request the server refused, or a match it gave up on', () => {
+    const rtcError = new RtcError(ErrorCode.RtcFailed, 'ICE failed');
+    const failed = run(swarmPeer, input, [
+      open,
+      msg('requesting_offer', { context_id: '1' }),
+      { type: 'rtc.failed', label: '1', error: rtcError },
+    ]);
+    expect(failed.stopped).toEqual(['rtc:1']);
+    expect(failed.emitted[0]).toMatchObject({
+      type: 'match-failed',
+      detail: { context_id: '1', error: { reason: 'rtc-failed', code: 'ERR_RTC_FAILED', cause: rtcError } },
+    });
+    const refused = run(swarmPeer, input, [
+      open,
+      msg('error', { code: 'ERR_NOT_PERMITTED', message: 'at most 16 requests may wait at once', context_id: '2' }),
+    ]);
+    expect(refused.snapshot.context.matches).toEqual({ 1: 'pending' });
+    expect(refused.emitted[0]).toMatchObject({
+      type: 'match-failed',
+      detail: { context_id: '2', error: { reason: 'protocol', code: 'ERR_NOT_PERMITTED' } },
+    });
+    const expired = run(swarmPeer, input, [
+      open,
+      msg('wait_for_offer', { context_id: '1' }),
+      msg('error', { code: 'ERR_TIMEOUT', message: 'the match was not answered within 30000 ms', context_id: '1' }),
+    ]);
+    expect(expired.snapshot.context.matches).toEqual({ 2: 'pending' });
+    expect(expired.emitted[0]).toMatchObject({
+      type: 'match-failed',
+      detail: { context_id: '1', error: { reason: 'timeout', code: 'ERR_TIMEOUT' } },
+    });
+  });
+
+  it('asks for a peer list only on a link whose remote introduced itself', () => {
+    const [transport] = memoryPair();
+    const step = run(swarmPeer, input, [
+      open,
+      msg('wait_for_offer', { context_id: '1' }),
+      msg('forwarding_offer', { offer: 'v=0', context_id: '1' }),
+      { type: 'rtc.description', label: '1', description: { type: 'answer', sdp: 'v=0' } },
+      { type: 'rtc.open', label: '1', transport },
+      { type: 'requestPeerList', link: '1' },
+    ]);
+    expect(step.snapshot.context.links['1']).toEqual({ transport, role: 'bob' });
+    expect(custom(step)).toEqual([]);
   });
 
   it('takes an open data channel as a link, and closes one for no match', () => {
@@ -283,9 +350,21 @@ describe('swarmAlice transitions', () => {
     expect(step.snapshot.value).toBe('failed');
     expect(step.snapshot.context.misses.map((m: { reason: string }) => m.reason)).toEqual(['not-found', 'peer-gone']);
     expect(step.snapshot.context.error).toMatchObject({ reason: 'not-found', code: 'ERR_PEER_GONE' });
+    expect(step.snapshot.context.error!.misses).toEqual(step.snapshot.context.misses);
     const timedOut = run(swarmAlice, input(), [{ type: 'xstate.after.answerTimeout.swarmAlice.asking' }]);
     expect(timedOut.snapshot.context.index).toBe(1);
     expect(timedOut.snapshot.context.misses[0]).toMatchObject({ link: 'a', reason: 'timeout' });
+  });
+
+  it('waits answerTimeout, not reserveTimeout, for an urgent query (even when reserveTimeout is the shorter)', () => {
+    const shortReserve = input({ answerTimeout: 10_000, reserveTimeout: 1000 });
+    const early = run(swarmAlice, shortReserve, [{ type: 'xstate.after.reserveTimeout.swarmAlice.asking' }]);
+    expect(early.snapshot.value).toBe('asking');
+    expect(early.snapshot.context.misses).toEqual([]);
+    const lazy = run(swarmAlice, input({ urgent: false, answerTimeout: 1000 }), [
+      { type: 'xstate.after.answerTimeout.swarmAlice.asking' },
+    ]);
+    expect(lazy.snapshot.context.misses).toEqual([]);
   });
 
   it('skips a resource over maxSize', () => {

@@ -1,5 +1,5 @@
-import { and, assign, enqueueActions, setup } from 'xstate';
-import { SwarmError, type SwarmFailure } from './errors.js';
+import { and, assign, enqueueActions, not, setup } from 'xstate';
+import { SwarmError, type Miss, type SwarmFailure } from './errors.js';
 import { sendFrame, type LinkEvent, type LinkRef, type LinkReply } from './link.js';
 import { isHash, type Hash, type PeerMessage } from './protocol.js';
 import type { ResourceStore } from './store.js';
@@ -28,12 +28,7 @@ export interface AliceInput {
   stallTimeout?: number;
 }
 
-/** One candidate that did not deliver, and why. */
-export interface Miss {
-  link: string;
-  reason: SwarmFailure;
-  message: string;
-}
+export type { Miss };
 
 export interface AliceContext {
   readonly hash: Hash;
@@ -139,12 +134,14 @@ export const swarmAlice = setup({
       received: ({ event }) => (event as Extract<CollectEvent, { type: 'collect.progress' }>).received,
     }),
     recordDone: assign({ from: ({ context }) => context.candidates[context.index]!.link }),
-    fail: assign((_, { reason, message }: { reason: SwarmFailure; message: string }) => ({
-      error: new SwarmError(reason, message),
+    fail: assign(({ context }, { reason, message }: { reason: SwarmFailure; message: string }) => ({
+      error: new SwarmError(reason, message, { misses: context.misses }),
     })),
     giveUp: assign(({ context }) => {
       const why = context.misses.map((m) => `${m.link}: ${m.reason}`).join(', ');
-      return { error: new SwarmError('not-found', `no peer delivered ${context.hash} (${why})`) };
+      return {
+        error: new SwarmError('not-found', `no peer delivered ${context.hash} (${why})`, { misses: context.misses }),
+      };
     }),
   },
 }).createMachine({
@@ -208,6 +205,7 @@ export const swarmAlice = setup({
           actions: { type: 'skip', params: { reason: 'timeout', message: 'no answer to querying_resource' } },
         },
         reserveTimeout: {
+          guard: not('isUrgent'),
           target: 'choosing',
           actions: { type: 'skip', params: { reason: 'timeout', message: 'no answer to reserve_resource' } },
         },

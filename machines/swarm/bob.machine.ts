@@ -13,6 +13,12 @@ export interface BobInput {
   store: ResourceStore;
   /** High-water mark for the bytes sent. @default 262144 (256 KiB) */
   highWaterMark?: number;
+  /**
+   * Most `reserve_resource` of the remote that may wait at once (each one
+   * makes this peer query its other peers); more get `error`.
+   * @default 16
+   */
+  maxReserves?: number;
 }
 
 export interface BobContext {
@@ -20,6 +26,7 @@ export interface BobContext {
   readonly transport: Transport;
   readonly store: ResourceStore;
   readonly highWaterMark?: number;
+  readonly maxReserves: number;
   /** Hashes the remote reserved that we are fetching from our own peers for it. */
   reserves: Hash[];
   /** The resource being transferred. */
@@ -43,7 +50,8 @@ const requestOf = (event: unknown) => (event as LinkRequest).message as { type: 
  * store has it, else he asks his parent to fetch it from his other peers
  * (`bob.reserve`) and answers once that ended; `requesting_resource` is
  * answered `transferring_resource` and the bytes follow, with backpressure.
- * One transfer at a time per link: a second request meanwhile gets `error`.
+ * One transfer at a time per link: a second request meanwhile gets `error`;
+ * so does a reserve beyond `maxReserves` waiting.
  */
 export const swarmBob = setup({
   types: {
@@ -70,9 +78,12 @@ export const swarmBob = setup({
     }),
     reserve: enqueueActions(({ context, event, enqueue }) => {
       const { hash } = requestOf(event).detail;
-      if (context.store.stat(hash) !== undefined || context.reserves.includes(hash)) {
-        if (!context.reserves.includes(hash)) enqueue({ type: 'answer', params: { hash } } as never);
-        return;
+      if (context.reserves.includes(hash)) return; // answered once the fetch under way ends
+      if (context.store.stat(hash) !== undefined) return enqueue({ type: 'answer', params: { hash } } as never);
+      if (context.reserves.length >= context.maxReserves) {
+        const message = `at most ${context.maxReserves} reserve_resource may wait at once`;
+        const refusal: PeerMessage = { type: 'error', detail: { code: 'ERR_NOT_PERMITTED', message, hash } };
+        return enqueue({ type: 'transmit', params: refusal } as never);
       }
       enqueue.assign({ reserves: [...context.reserves, hash] });
       enqueue.sendParent({ type: 'bob.reserve', link: context.link, hash } satisfies BobReserve);
@@ -99,6 +110,7 @@ export const swarmBob = setup({
     transport: input.transport,
     store: input.store,
     highWaterMark: input.highWaterMark,
+    maxReserves: input.maxReserves ?? 16,
     reserves: [],
   }),
   on: {

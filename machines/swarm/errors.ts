@@ -29,10 +29,18 @@ export type SwarmFailure =
   | 'store-failed'
   /** The signalling connection closed or could not be opened. */
   | 'signalling-lost'
-  /** A WebRTC connection failed. */
+  /** A WebRTC connection failed before its data channel opened (`match-failed`). */
   | 'rtc-failed'
   /** This side gave up (`leave`). */
   | 'cancelled';
+
+/** One peer that did not deliver a resource, and why. */
+export interface Miss {
+  /** The link that was asked. */
+  link: string;
+  reason: SwarmFailure;
+  message: string;
+}
 
 const codes: Record<SwarmFailure, ErrorCode> = {
   'not-found': ErrorCode.PeerGone,
@@ -64,11 +72,14 @@ const codes: Record<SwarmFailure, ErrorCode> = {
  */
 export class SwarmError extends SignalboxError {
   override readonly name = 'SwarmError';
+  /** For a fetch that failed: each peer asked, in order, and why it did not deliver (`digest-mismatch`, …). */
+  readonly misses: readonly Miss[];
   constructor(
     readonly reason: SwarmFailure,
     message: string,
-    options: { cause?: unknown; code?: ErrorCode } = {},
+    options: { cause?: unknown; code?: ErrorCode; misses?: readonly Miss[] } = {},
   ) {
     super(options.code ?? codes[reason], message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.misses = options.misses ?? [];
   }
 }

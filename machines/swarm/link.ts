@@ -68,8 +68,11 @@ export const linkChannel = fromCallback<EventObject, LinkRef>(({ input, sendBack
       sendBack({ type: 'link.chunk', link, seq: decoded.detail.seq, data: decoded.detail.data } satisfies LinkEvent);
     } else sendBack({ type: 'link.message', link, message: decoded } satisfies LinkEvent);
   });
-  const offClose = transport.on('close', () => sendBack({ type: 'link.closed', link } satisfies LinkEvent));
-  if (!transport.isOpen) queueMicrotask(() => sendBack({ type: 'link.closed', link } satisfies LinkEvent));
+  // Reported a microtask later: a child of the peer (alice, bob) that closes a link itself must not
+  // have the peer take a step inside its own action. Nothing comes after a close, so order holds.
+  const closed = () => queueMicrotask(() => sendBack({ type: 'link.closed', link } satisfies LinkEvent));
+  const offClose = transport.on('close', closed);
+  if (!transport.isOpen) closed();
   return () => {
     offMessage();
     offClose();

@@ -5,7 +5,7 @@ import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.j
 import type { Transport } from '../../src/transport.js';
 import { swarmAlice, type AliceInput, type AliceOutput } from './alice.machine.js';
 import { swarmBob, type BobInput, type BobReserve, type ReserveResult } from './bob.machine.js';
-import { SwarmError } from './errors.js';
+import { SwarmError, type Miss } from './errors.js';
 import { linkChannel, sendFrame, type LinkEvent, type LinkRef } from './link.js';
 import {
   isHash,
@@ -39,6 +39,8 @@ export interface PeerInput {
   reserveTimeout?: number;
   /** Longest silence between two chunks of a transfer. @default 15000 */
   stallTimeout?: number;
+  /** Most `reserve_resource` one remote may have waiting at once; more get `error`. @default 16 */
+  maxReserves?: number;
 }
 
 /** Where one matchmaking request stands (`context_id` → stage). */
@@ -77,6 +79,7 @@ export interface PeerContext {
   readonly clientId: string;
   readonly store: ResourceStore;
   readonly alice: Pick<AliceInput, 'maxSize' | 'answerTimeout' | 'reserveTimeout' | 'stallTimeout'>;
+  readonly bob: Pick<BobInput, 'maxReserves'>;
   /** `requesting_peers` to send once connected. */
   connections: number;
   /** Numbers our `context_id`s. */
@@ -123,16 +126,26 @@ export type PeerEmitted =
   | { type: 'online'; detail: { clientId: string } }
   /** The server paired a request: `role` alice makes the offer, bob answers. */
   | { type: 'matched'; detail: { context_id: string; role: 'alice' | 'bob' } }
-  /** A request or match ended before a data channel opened (the other side left, WebRTC failed). */
-  | { type: 'match-failed'; detail: { context_id: string; error: SignalboxError } }
+  /**
+   * A request or match ended before a data channel opened: `peer-gone` (the
+   * other side left), `timeout` (the server gave up on it), `rtc-failed`
+   * (WebRTC failed), `protocol` (the server refused the request, `error.code`
+   * says why).
+   */
+  | { type: 'match-failed'; detail: { context_id: string; error: SwarmError } }
   /** A data channel opened and the remote introduced itself. */
   | { type: 'linked'; detail: { link: string; peer: string } }
   | { type: 'unlinked'; detail: { link: string; peer?: string; reason: UnlinkReason } }
   | { type: 'peer-list'; detail: { link: string; peer?: string; peers: string[] } }
   /** A verified resource was stored (fetched for us or, tier 2, for a peer). */
   | { type: 'resource'; detail: { hash: Hash; size: number; from: string } }
-  /** A `fetch` ended: the resource is in the store. */
-  | { type: 'fetched'; detail: { hash: Hash; size: number; from?: string } }
+  /**
+   * A `fetch` ended: the resource is in the store, from link `from` (none if
+   * it was there already); `misses` are the peers asked before, and why each
+   * did not deliver.
+   */
+  | { type: 'fetched'; detail: { hash: Hash; size: number; from?: string; misses: readonly Miss[] } }
+  /** A `fetch` failed; `error.misses` says why each peer asked did not deliver. */
   | { type: 'fetch-failed'; detail: { hash: Hash; error: SwarmError } }
   /** A remote broke the protocol (bad frames, bytes nobody asked for). */
   | { type: 'peer-error'; detail: { link: string; peer?: string; error: SignalboxError } }
@@ -235,7 +248,7 @@ export const swarmPeer = setup({
         return enqueue.emit({ type: 'fetch-failed', detail: { hash, error } });
       }
       const size = context.store.stat(hash);
-      if (size !== undefined) return enqueue.emit({ type: 'fetched', detail: { hash, size } });
+      if (size !== undefined) return enqueue.emit({ type: 'fetched', detail: { hash, size, misses: [] } });
       if (!context.wanted.includes(hash)) enqueue.assign({ wanted: [...context.wanted, hash] });
       if (context.current?.hash !== hash && !context.queue.some((job) => job.hash === hash)) {
         enqueue.assign({ queue: [...context.queue, { hash, urgent }] });
@@ -252,7 +265,7 @@ export const swarmPeer = setup({
             return matches;
           },
         });
-      const failMatch = (id: string, error: SignalboxError) => {
+      const failMatch = (id: string, error: SwarmError) => {
         if (!context.matches[id]) return;
         enqueue.stopChild(rtcId(id));
         stage(id, undefined);
@@ -262,6 +275,11 @@ export const swarmPeer = setup({
         const target = context.links[link];
         if (target) enqueue(() => sendFrame(target.transport, message));
       };
+      /** alice, while she is still asking (not once she reached her final state). */
+      const aliceAsking = () => {
+        const alice = self.getSnapshot()?.children?.alice as ActorRefFrom<typeof swarmAlice> | undefined;
+        return alice?.getSnapshot().status === 'active';
+      };
       const dropLink = (link: string, reason: UnlinkReason) => {
         const entry = context.links[link];
         if (!entry) return;
@@ -269,7 +287,7 @@ export const swarmPeer = setup({
         enqueue.stopChild(channelId(link));
         enqueue.stopChild(bobId(link));
         enqueue(() => entry.transport.close());
-        if (context.current) enqueue.sendTo('alice', { type: 'link.closed', link } satisfies LinkEvent);
+        if (aliceAsking()) enqueue.sendTo('alice', { type: 'link.closed', link } satisfies LinkEvent);
         enqueue.assign({
           links: ({ context }) => without(context.links, link),
           peerLists: ({ context }) => without(context.peerLists, link),
@@ -330,10 +348,14 @@ export const swarmPeer = setup({
         }
         case 'error': {
           const id = event.detail.context_id!;
-          const code = (Object.values(ErrorCode) as string[]).includes(event.detail.code)
-            ? (event.detail.code as ErrorCode)
-            : ErrorCode.NotPermitted;
-          failMatch(id, new SignalboxError(code, `the server: ${event.detail.message}`));
+          const { code, message } = event.detail;
+          const error =
+            code === 'ERR_PEER_GONE'
+              ? new SwarmError('peer-gone', `the server: ${message}`)
+              : code === 'ERR_TIMEOUT'
+                ? new SwarmError('timeout', `the server: ${message}`)
+                : new SwarmError('protocol', `the server refused: ${message}`, { code: errorCodeOf(code) });
+          failMatch(id, error);
           return;
         }
         case 'rtc.description': {
@@ -369,7 +391,9 @@ export const swarmPeer = setup({
         }
         case 'rtc.failed':
           if (context.links[event.label]) dropLink(event.label, 'failed');
-          else failMatch(event.label, event.error);
+          else {
+            failMatch(event.label, new SwarmError('rtc-failed', event.error.message, { cause: event.error }));
+          }
           return;
         case 'rtc.closed':
           dropLink(event.label, 'closed');
@@ -415,7 +439,12 @@ export const swarmPeer = setup({
             if (entry.role === 'bob') reply(link, { type: 'i_am', detail: { client_id: context.clientId } });
             enqueue.spawnChild('bob', {
               id: bobId(link),
-              input: { link, transport: entry.transport, store: context.store } satisfies BobInput,
+              input: {
+                link,
+                transport: entry.transport,
+                store: context.store,
+                ...definedOnly(context.bob),
+              } satisfies BobInput,
             });
             enqueue.emit({ type: 'linked', detail: { link, peer } });
             return;
@@ -470,7 +499,10 @@ export const swarmPeer = setup({
           return;
         }
         case 'requestPeerList':
-          reply(event.link, { type: 'requesting_peer_list', detail: {} });
+          // Only a ready link: before the remote's i_am it would be refused.
+          if (context.links[event.link]?.peer !== undefined) {
+            reply(event.link, { type: 'requesting_peer_list', detail: {} });
+          }
           return;
       }
     }),
@@ -485,13 +517,14 @@ export const swarmPeer = setup({
         new SwarmError('protocol', `fetching ${job.hash} crashed: ${String((event as { error?: unknown }).error)}`);
       const ok = output !== undefined && output.error === undefined;
       if (ok) enqueue.emit({ type: 'resource', detail: { hash: job.hash, size: output.size!, from: output.from! } });
+      const misses = output?.misses ?? [];
       for (const link of context.reservers[job.hash] ?? []) {
         enqueue.sendTo(bobId(link), { type: ok ? 'reserve.done' : 'reserve.failed', hash: job.hash } as ReserveResult);
       }
       if (context.wanted.includes(job.hash)) {
         enqueue.emit(
           ok
-            ? { type: 'fetched', detail: { hash: job.hash, size: output.size!, from: output.from } }
+            ? { type: 'fetched', detail: { hash: job.hash, size: output.size!, from: output.from, misses } }
             : { type: 'fetch-failed', detail: { hash: job.hash, error } },
         );
       }
@@ -529,6 +562,7 @@ export const swarmPeer = setup({
       reserveTimeout: input.reserveTimeout,
       stallTimeout: input.stallTimeout,
     },
+    bob: { maxReserves: input.maxReserves },
     connections: input.connections ?? 0,
     requests: 0,
     matches: {},
@@ -620,13 +654,16 @@ function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** A library error code named by a remote, or `fallback` for one we do not know. */
+function errorCodeOf(code: string, fallback: ErrorCode = ErrorCode.InvalidField): ErrorCode {
+  return (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : fallback;
+}
+
 /** The error a peer ends with, from the event that ended it. */
 function errorFrom(event: { type: string; error?: unknown; info?: { code: number; reason: string } }): SignalboxError {
   if (event.type === 'error') {
     const { code, message } = (event as unknown as MessageOf<ServerMessage, 'error'>).detail;
-    return new SwarmError('protocol', `the server refused a message: ${message}`, {
-      code: (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.InvalidField,
-    });
+    return new SwarmError('protocol', `the server refused a message: ${message}`, { code: errorCodeOf(code) });
   }
   if (event.type === 'signalling.error') {
     const error = event.error as SignalboxError;

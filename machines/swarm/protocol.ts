@@ -33,7 +33,8 @@ export type ServerErrorCode =
   | 'ERR_UNKNOWN_MESSAGE'
   | 'ERR_INVALID_FIELD'
   | 'ERR_NOT_PERMITTED'
-  | 'ERR_PEER_GONE';
+  | 'ERR_PEER_GONE'
+  | 'ERR_TIMEOUT';
 
 /** What a client sends to the server. */
 export type ClientMessage =
@@ -58,8 +59,8 @@ export type ServerMessage =
   | Message<'forwarding_answer', { answer: string; context_id: string }>
   /**
    * A message the server refused (nothing was forwarded), or, with
-   * `ERR_PEER_GONE` and `context_id`, news that the other side of a match in
-   * progress left.
+   * `context_id`, the end of a match in progress: `ERR_PEER_GONE` (the other
+   * side left) or `ERR_TIMEOUT` (the answer did not come in time).
    */
   | Message<'error', { code: ServerErrorCode; message: string; event?: string; context_id?: string }>;
 

@@ -16,6 +16,8 @@ export interface PendingRequest extends RequestEnd {
  * offer; `bob` answers it.
  */
 export interface Match {
+  /** Names this match (unique in the registry), for {@link MatchRegistry.expire}. */
+  id: string;
   alice: RequestEnd;
   bob: RequestEnd;
 }
@@ -53,6 +55,11 @@ export interface MatchRegistry {
    */
   answer(session: string, context: string): RequestEnd | undefined;
   /**
+   * Forgets match `id` if its answer has not been forwarded yet (it took too
+   * long) and returns it, to tell both ends; `undefined` if it is over.
+   */
+  expire(id: string): Match | undefined;
+  /**
    * Forgets everything of `session` (it left): its pending requests and its
    * matches in progress. Returns the other ends of those matches, to tell them.
    */
@@ -79,7 +86,7 @@ const key = (session: string, context: string) => `${session}\u0000${context}`;
  * registry.request({ session: 's1', client: 'laptop', context: 'a' }); // undefined: waits
  * registry.request({ session: 's2', client: 'laptop', context: 'b' }); // undefined: same client
  * registry.request({ session: 's3', client: 'phone', context: 'x' });
- * // { alice: { session: 's1', context: 'a' }, bob: { session: 's3', context: 'x' } }
+ * // { id: '1', alice: { session: 's1', context: 'a' }, bob: { session: 's3', context: 'x' } }
  * ```
  */
 export function memoryRegistry(): MatchRegistry {
@@ -87,6 +94,9 @@ export function memoryRegistry(): MatchRegistry {
   const pending = new Map<string, PendingRequest>();
   /** Matches in progress, under both ends' keys. */
   const matches = new Map<string, MatchEntry>();
+  /** The same, by id. */
+  const byId = new Map<string, MatchEntry>();
+  let serial = 0;
   /** Keys of each session's requests, pending or matched. */
   const bySession = new Map<string, Set<string>>();
   let matchCount = 0;
@@ -102,6 +112,7 @@ export function memoryRegistry(): MatchRegistry {
     if (keys?.size === 0) bySession.delete(end.session);
   };
   const forget = (match: MatchEntry) => {
+    byId.delete(match.id);
     matches.delete(key(match.alice.session, match.alice.context));
     matches.delete(key(match.bob.session, match.bob.context));
     disown(match.alice);
@@ -117,15 +128,17 @@ export function memoryRegistry(): MatchRegistry {
         if (other.client === request.client) continue;
         pending.delete(otherKey);
         const match: MatchEntry = {
+          id: `${++serial}`,
           alice: { session: other.session, context: other.context },
           bob: { session: request.session, context: request.context },
           stage: 'offering',
         };
         matches.set(otherKey, match);
         matches.set(k, match);
+        byId.set(match.id, match);
         own(request.session, k);
         matchCount++;
-        return { alice: match.alice, bob: match.bob };
+        return { id: match.id, alice: match.alice, bob: match.bob };
       }
       pending.set(k, { ...request });
       own(request.session, k);
@@ -148,6 +161,12 @@ export function memoryRegistry(): MatchRegistry {
       }
       forget(match);
       return match.alice;
+    },
+    expire(id) {
+      const match = byId.get(id);
+      if (!match) return undefined;
+      forget(match);
+      return { id, alice: match.alice, bob: match.bob };
     },
     remove(session) {
       const others: RequestEnd[] = [];

@@ -1,10 +1,10 @@
-import { assign, setup, type ActorRefFrom } from 'xstate';
+import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import type { Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
 import type { ClientMessage, MessageOf, ServerErrorCode, ServerMessage } from './protocol.js';
-import type { MatchRegistry } from './registry.js';
+import type { MatchRegistry, RequestEnd } from './registry.js';
 
 /** What a session needs from its server: shared state, its connection, its limits. */
 export interface SessionServices {
@@ -16,6 +16,8 @@ export interface SessionServices {
   readonly maxRequests: number;
   /** How long a connection has to send `i_am`, in ms. */
   readonly introTimeout: number;
+  /** How long a match may take from the pairing to the forwarded answer, in ms. */
+  readonly matchTimeout: number;
 }
 
 export interface SessionInput {
@@ -31,7 +33,10 @@ export interface SessionContext {
   clientId?: string;
 }
 
-export type SessionEvent = ClientMessage | SignallingEvent;
+/** Raised (delayed by `matchTimeout`) by the session whose request made match `id`. */
+export type MatchExpired = { type: 'match.expired'; id: string };
+
+export type SessionEvent = ClientMessage | SignallingEvent | MatchExpired;
 
 type Refusal = { code: ServerErrorCode; message: string; event?: string; context_id?: string };
 
@@ -43,10 +48,14 @@ type Refusal = { code: ServerErrorCode; message: string; event?: string; context
  * (`requesting_offer` to the one that waited, `wait_for_offer` to the
  * newcomer). It then forwards alice's `sending_offer` and bob's
  * `sending_answer` within their match only. Whatever it refuses is
- * answered with `error`; the connection stays open. A connection that does
- * not introduce itself within `introTimeout` is closed. When the connection
- * closes, its pending requests go, and the other end of each match in
- * progress is told (`error` with `ERR_PEER_GONE` and its `context_id`).
+ * answered with `error`; the connection stays open. A match whose answer
+ * has not been forwarded within `matchTimeout` is dropped and both ends are
+ * told (`error` with `ERR_TIMEOUT` and their `context_id`), so a peer that
+ * never offers or answers cannot hold a request forever. A connection that
+ * does not introduce itself within `introTimeout` is closed. When the
+ * connection closes, its pending requests go, and the other end of each
+ * match in progress is told (`error` with `ERR_PEER_GONE` and its
+ * `context_id`).
  */
 export const swarmSession = setup({
   types: {
@@ -56,13 +65,14 @@ export const swarmSession = setup({
   },
   delays: {
     introTimeout: ({ context }) => context.services.introTimeout,
+    matchTimeout: ({ context }) => context.services.matchTimeout,
   },
   actions: {
     register: ({ context }) => context.services.router.add(context.id, context.services.transport),
     introduce: assign({ clientId: ({ event }) => (event as MessageOf<ClientMessage, 'i_am'>).detail.client_id }),
     refuse: ({ context }, refusal: Refusal) =>
       void context.services.router.send(context.id, { type: 'error', detail: refusal }),
-    request: ({ context }, { context_id }: { context_id: string }) => {
+    request: enqueueActions(({ context, enqueue }, { context_id }: { context_id: string }) => {
       const { registry, router, maxRequests } = context.services;
       const refuse = (message: string) =>
         router.send(context.id, {
@@ -77,48 +87,39 @@ export const swarmSession = setup({
       if (!match) return;
       router.send(match.alice.session, { type: 'requesting_offer', detail: { context_id: match.alice.context } });
       router.send(match.bob.session, { type: 'wait_for_offer', detail: { context_id: match.bob.context } });
+      // One timer per match, in the session that made it (if it leaves first, `leave` ends the match).
+      enqueue.raise({ type: 'match.expired', id: match.id } satisfies MatchExpired, { delay: 'matchTimeout' });
+    }),
+    expire: ({ context }, { id }: { id: string }) => {
+      const { registry, router, matchTimeout } = context.services;
+      const match = registry.expire(id);
+      if (!match) return; // answered in time
+      endMatches(
+        router,
+        [match.alice, match.bob],
+        'ERR_TIMEOUT',
+        `the match was not answered within ${matchTimeout} ms`,
+      );
     },
     relayOffer: ({ context }, { offer, context_id }: { offer: string; context_id: string }) => {
-      const { registry, router } = context.services;
-      const bob = registry.offer(context.id, context_id);
-      if (bob) router.send(bob.session, { type: 'forwarding_offer', detail: { offer, context_id: bob.context } });
-      else {
-        router.send(context.id, {
-          type: 'error',
-          detail: {
-            code: 'ERR_NOT_PERMITTED',
-            message: `no match under context_id ${context_id} is waiting for your offer`,
-            event: 'sending_offer',
-            context_id,
-          },
-        });
-      }
+      const bob = context.services.registry.offer(context.id, context_id);
+      if (!bob) return refuseRelay(context, 'sending_offer', context_id, 'no match is waiting for your offer');
+      context.services.router.send(bob.session, {
+        type: 'forwarding_offer',
+        detail: { offer, context_id: bob.context },
+      });
     },
     relayAnswer: ({ context }, { answer, context_id }: { answer: string; context_id: string }) => {
-      const { registry, router } = context.services;
-      const alice = registry.answer(context.id, context_id);
-      if (alice)
-        router.send(alice.session, { type: 'forwarding_answer', detail: { answer, context_id: alice.context } });
-      else {
-        router.send(context.id, {
-          type: 'error',
-          detail: {
-            code: 'ERR_NOT_PERMITTED',
-            message: `no offer under context_id ${context_id} is waiting for your answer`,
-            event: 'sending_answer',
-            context_id,
-          },
-        });
-      }
+      const alice = context.services.registry.answer(context.id, context_id);
+      if (!alice) return refuseRelay(context, 'sending_answer', context_id, 'no offer is waiting for your answer');
+      context.services.router.send(alice.session, {
+        type: 'forwarding_answer',
+        detail: { answer, context_id: alice.context },
+      });
     },
     leave: ({ context }) => {
       const { router, registry, transport, log } = context.services;
-      for (const other of registry.remove(context.id)) {
-        router.send(other.session, {
-          type: 'error',
-          detail: { code: 'ERR_PEER_GONE', message: 'the other peer of this match left', context_id: other.context },
-        });
-      }
+      tellPeerGone(router, registry.remove(context.id));
       router.remove(context.id);
       transport.close(1000, 'session ended');
       log.info('session closed', { protocol: 'swarm', session: context.id });
@@ -164,11 +165,42 @@ export const swarmSession = setup({
         requesting_peers: { actions: { type: 'request', params: ({ event }) => event.detail } },
         sending_offer: { actions: { type: 'relayOffer', params: ({ event }) => event.detail } },
         sending_answer: { actions: { type: 'relayAnswer', params: ({ event }) => event.detail } },
+        'match.expired': { actions: { type: 'expire', params: ({ event }) => ({ id: event.id }) } },
       },
     },
     closed: { type: 'final', entry: 'leave' },
   },
 });
+
+/** Refuses an offer or answer that belongs to no match waiting for it (nothing is forwarded). */
+function refuseRelay(
+  context: SessionContext,
+  event: 'sending_offer' | 'sending_answer',
+  context_id: string,
+  why: string,
+): void {
+  const message = `${why} under context_id ${context_id}`;
+  context.services.router.send(context.id, {
+    type: 'error',
+    detail: { code: 'ERR_NOT_PERMITTED', message, event, context_id },
+  });
+}
+
+/** Tells each of `ends` that its match in progress is over: `error` with `code` and its own `context_id`. */
+function endMatches(
+  router: Router<ServerMessage>,
+  ends: readonly RequestEnd[],
+  code: 'ERR_PEER_GONE' | 'ERR_TIMEOUT',
+  message: string,
+): void {
+  for (const end of ends)
+    router.send(end.session, { type: 'error', detail: { code, message, context_id: end.context } });
+}
+
+/** Tells the other end of each match in progress that its peer left (`error`, `ERR_PEER_GONE`, its `context_id`). */
+export function tellPeerGone(router: Router<ServerMessage>, others: readonly RequestEnd[]): void {
+  endMatches(router, others, 'ERR_PEER_GONE', 'the other peer of this match left');
+}
 
 function introduceFirst(event: string): Refusal {
   return { code: 'ERR_NOT_PERMITTED', message: `${event}: introduce yourself with i_am first`, event };

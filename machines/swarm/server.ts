@@ -8,7 +8,7 @@ import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ServerMessage } from './protocol.js';
 import { memoryRegistry, type MatchRegistry } from './registry.js';
-import { swarmSession, type SessionServices, type SwarmSessionActor } from './server.machine.js';
+import { swarmSession, tellPeerGone, type SessionServices, type SwarmSessionActor } from './server.machine.js';
 
 export interface SwarmServerOptions {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
@@ -17,13 +17,19 @@ export interface SwarmServerOptions {
   maxRequests?: number;
   /** How long a new connection has to send `i_am` before it is closed, in ms. @default 30000 */
   introTimeout?: number;
+  /**
+   * How long a match may take from the pairing to the forwarded answer, in
+   * ms; then both ends get `error` with `ERR_TIMEOUT` and the match is gone.
+   * @default 30000
+   */
+  matchTimeout?: number;
   /** Delivery to sessions by id. @default memoryRouter */
   router?: Router<ServerMessage>;
   /** Pending requests and matches in progress. @default memoryRegistry() */
   registry?: MatchRegistry;
   /** Session ids (internal: clients never see them). @default crypto.randomUUID */
   generateId?: () => string;
-  /** Timer source of the sessions (the intro timeout). */
+  /** Timer source of the sessions (the intro and match timeouts). */
   clock?: Clock;
   /** XState inspection observer; every session reports to it, named by its id. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
@@ -58,6 +64,7 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
   const log = options.logger ?? silentLogger;
   const maxRequests = options.maxRequests ?? 16;
   const introTimeout = options.introTimeout ?? 30_000;
+  const matchTimeout = options.matchTimeout ?? 30_000;
   const host = sessionHost({
     logic: swarmSession,
     codec,
@@ -66,14 +73,8 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
     log,
     cleanup(id, code, reason, crashed) {
       // On shutdown nobody is told: everyone is going.
-      for (const other of registry.remove(id)) {
-        if (crashed) {
-          router.send(other.session, {
-            type: 'error',
-            detail: { code: 'ERR_PEER_GONE', message: 'the other peer of this match left', context_id: other.context },
-          });
-        }
-      }
+      const others = registry.remove(id);
+      if (crashed) tellPeerGone(router, others);
       router.close(id, code, reason);
       router.remove(id);
     },
@@ -89,7 +90,7 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
         transport.close(1011, 'server error');
         return;
       }
-      const services: SessionServices = { router, registry, transport, log, maxRequests, introTimeout };
+      const services: SessionServices = { router, registry, transport, log, maxRequests, introTimeout, matchTimeout };
       host.start(id, transport, { id, services });
     },
     async close() {

@@ -29,8 +29,9 @@ export type CollectEvent =
 
 /**
  * Receives a resource: opens a writer in the store, checks each chunk's
- * sequence number and that no more than `size` bytes come, hashes the bytes
- * as they come, and once `size` are in, compares the SHA-256 with the hash.
+ * sequence number, that it is not empty and that no more than `size` bytes
+ * come, hashes the bytes as they come, and once `size` are in, compares the
+ * SHA-256 with the hash.
  * Only then does it commit; on any failure (or when stopped first) it
  * aborts the writer, so a bad resource is never stored.
  */
@@ -82,6 +83,8 @@ export const collect = fromCallback<CollectCommand, CollectInput>(({ input, send
   receive((chunk) => {
     if (settled || stopped) return;
     if (chunk.seq !== expected) return fail('protocol', `chunk ${chunk.seq} arrived where ${expected} was due`);
+    // Every chunk restarts alice's stall timer: empty ones would keep a transfer alive that never moves.
+    if (chunk.data.byteLength === 0) return fail('protocol', `chunk ${chunk.seq} carries no bytes`);
     expected++;
     if (received + chunk.data.byteLength > size) {
       return fail('size-mismatch', `more than the announced ${size} bytes arrived`);
