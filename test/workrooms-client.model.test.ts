@@ -46,6 +46,11 @@ const RECONNECT = 1000;
 const REGISTER_TIMEOUT = 5000;
 const ATTEMPTS = 2;
 const PROFILE = { github: { login: 'me' } };
+/** Nine profile sources, one more than the server takes. */
+const BAD_PROFILE = Object.fromEntries(
+  'abcdefghi'.split('').map((source) => [source, { login: 'me' }]),
+) as unknown as typeof PROFILE;
+const isBadProfile = (event: ModelEvent) => Object.keys((event as { profile: object }).profile).length > 8;
 const INPUT = {
   sessionid: ME,
   profile: PROFILE,
@@ -122,12 +127,19 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       msg('autocomplete', { search: 'p', results: [{ sessionid: P1, userprofiles: {} }] }),
       msg('error', { code: 'ERR_PEER_GONE', message: 'call: gone', event: 'call' }),
       msg('error', { code: 'ERR_INVALID_FIELD', message: 'register: bad', event: 'register' }),
+      // Our hangup crossed the other side's: the server no longer has the call.
+      msg('error', { code: 'ERR_NOT_PERMITTED', message: `hangup: you have no call ${C1}`, event: 'hangup' }),
       {
         type: 'signalling.error',
         error: { code: 'ERR_MALFORMED_FRAME', message: 'frame is not valid JSON' },
         frame: 'nope',
       },
       { type: 'signalling.closed', info: { code: 1006, reason: 'link severed', initiator: 'remote' } },
+      // The server closes a connection whose sessionid another connection registered.
+      {
+        type: 'signalling.closed',
+        info: { code: 4001, reason: 'taken over by a new connection', initiator: 'remote' },
+      },
       { type: 'xstate.error.actor.signalling', error: { message: 'simulated signalling crash' } },
     );
   }
@@ -148,6 +160,8 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
     { type: 'call', to: P1 },
     { type: 'search', search: 'p' },
     { type: 'profile', profile: PROFILE },
+    // One the server would refuse: refused here, never sent.
+    { type: 'profile', profile: BAD_PROFILE },
     { type: 'leave' },
   );
   return events;
@@ -164,9 +178,12 @@ function formatEvent(event: ModelEvent): string {
   if (event.type === 'xstate.error.actor.signalling') return 'signalling crashes';
   if (event.type.startsWith('xstate.error.actor.'))
     return `rtc ${event.type.slice('xstate.error.actor.call:'.length)} crashes`;
-  if (event.type === 'signalling.closed') return 'link severed';
+  if (event.type === 'signalling.closed') {
+    return (event as { info: { code: number } }).info.code === 4001 ? 'taken over' : 'link severed';
+  }
   if (event.type === 'signalling.error') return 'bad frame';
   if ('label' in event) return `${event.type}(${event.label === C1 ? 'c1' : 'c2'})`;
+  if (event.type === 'profile') return isBadProfile(event) ? 'bad profile' : 'profile';
   if (event.type === 'end') return `end(${(event as { callids: string[] }).callids[0] === C1 ? 'c1' : 'c2'})`;
   if ('detail' in event) {
     const d = event.detail as { callid?: string; event?: string; calls?: unknown[]; peerid?: string };
@@ -267,9 +284,11 @@ async function exec(w: World, _prev: ModelSnapshot, event: ModelEvent): Promise<
     case 'signalling.error':
       end.send((event as { frame: string }).frame);
       break;
-    case 'signalling.closed':
-      end.close(1006, 'link severed');
+    case 'signalling.closed': {
+      const { code, reason } = (event as Extract<ModelEvent, { type: 'signalling.closed' }>).info;
+      end.close(code, reason);
       break;
+    }
     case 'rtc.description':
     case 'rtc.candidate':
     case 'rtc.failed':
@@ -344,6 +363,7 @@ function expectedFrames(prev: ModelSnapshot | undefined, event: ModelEvent, next
     case 'search':
       return [{ type: 'autocomplete', detail: { search: 'p' } }];
     case 'profile':
+      if (isBadProfile(event)) return [];
       return control(prev) === 'ready' ? [{ type: 'userprofile', detail: PROFILE }] : [];
     case 'end':
       return hangup((event as { callids: string[] }).callids);
@@ -372,7 +392,10 @@ function expectedEmitted(prev: ModelSnapshot | undefined, event: ModelEvent, nex
     case 'autocomplete':
       return ['autocomplete'];
     case 'error':
-      return next.status === 'done' ? stopped : ['error'];
+      // Refused register: the client stops, and its calls end with it.
+      if (next.status === 'done') return [...lost, ...stopped];
+      // A refused hangup is a race the client shrugs off.
+      return (event.detail as { event?: string }).event === 'hangup' ? [] : ['error'];
     case 'signalling.error':
       return ['error'];
     case 'rtc.open':
@@ -380,6 +403,8 @@ function expectedEmitted(prev: ModelSnapshot | undefined, event: ModelEvent, nex
     case 'call':
     case 'search':
       return online ? [] : ['error'];
+    case 'profile':
+      return isBadProfile(event) ? ['error'] : [];
     default:
       return [...lost, ...disconnected, ...stopped];
   }

@@ -8,7 +8,7 @@ import type { ClientEmitted, workroomsClient } from '../machines/workrooms/clien
 import type { Transport } from '../src/transport.js';
 import { createWorkroomsClient } from '../machines/workrooms/client.js';
 import { createWorkroomsWorld, type WorkroomsWorld } from '../testing/index.js';
-import { settle } from './workrooms-helpers.js';
+import { rawClient, settle } from './workrooms-helpers.js';
 
 let world: WorkroomsWorld;
 afterEach(async () => {
@@ -131,9 +131,11 @@ describe('workrooms client', () => {
     a.send({ type: 'end', callids: [callid] });
     await until(() => rb.of('hangup').length === 1);
     expect(ra.of('hangup')).toEqual([{ type: 'hangup', detail: { callid, sessionid: idOf(b), reason: 'local' } }]);
-    // B hears of it from the server, or first from its closing channel: either way the call is over for it.
-    expect(rb.of('hangup')[0]!.detail).toMatchObject({ callid, sessionid: idOf(a) });
+    // B hears of it from the server, or first from its closing channel: either way A ended it.
+    expect(rb.of('hangup')).toEqual([{ type: 'hangup', detail: { callid, sessionid: idOf(a), reason: 'remote' } }]);
     await settle();
+    // Nor does B's own hangup, crossing A's, earn it an error.
+    expect([...ra.of('error'), ...rb.of('error')]).toEqual([]);
     expect(callsOf(a)).toEqual([]);
     expect(callsOf(b)).toEqual([]);
     expect(world.rtc.open).toBe(0);
@@ -190,7 +192,7 @@ describe('workrooms client', () => {
     expect(rb.of('hangup')[0]!.detail).toEqual({ callid, sessionid: idOf(a), reason: 'remote' });
     // B ended its WebRTC connection, so A's call is over too, though A is still offline.
     await until(() => ra.of('hangup').length === 1);
-    expect(ra.of('hangup')[0]!.detail).toEqual({ callid, sessionid: idOf(b), reason: 'failed' });
+    expect(ra.of('hangup')[0]!.detail).toEqual({ callid, sessionid: idOf(b), reason: 'remote' });
     world.clock.increment(GRACE);
     await until(() => ra.of('registered').length === 2);
     expect(ra.of('registered')[1]!.detail.calls).toEqual([]);
@@ -230,6 +232,49 @@ describe('workrooms client', () => {
     expect(ra.of('stopped')).toEqual([{ type: 'stopped', detail: { error: undefined } }]);
     await settle();
     expect(world.server.stats()).toEqual({ connections: 1, sessions: 1, away: 0, calls: 0 });
+  });
+
+  it('registers again with calls to peers whose profiles are large: register names who is on a call, not their profiles', async () => {
+    world = createWorkroomsWorld({ server: { grace: GRACE } });
+    const a = world.client({ reconnectDelay: RECONNECT });
+    const ra = record(a);
+    // Five 15 KB profiles: together more than the server's 64 KiB frame cap.
+    const peers = Array.from({ length: 5 }, (_, i) =>
+      world.client({ profile: { github: { login: `peer${i}`, bio: 'x'.repeat(15_000) } } }),
+    );
+    await ready(a);
+    for (const peer of peers) await ready(peer);
+    await settle();
+    for (const peer of peers) a.send({ type: 'call', to: idOf(peer) });
+    await until(() => ra.of('connected').length === peers.length);
+    expect(ra.of('outboundcall').map((e) => (e.detail.userprofiles.github as { bio: string }).bio.length)).toEqual(
+      peers.map(() => 15_000),
+    );
+    world.drop(a);
+    await settle();
+    world.clock.increment(RECONNECT);
+    await until(() => ra.of('registered').length === 2);
+    expect([...ra.of('registered')[1]!.detail.calls].sort()).toEqual(callsOf(a).sort());
+    expect(callsOf(a)).toHaveLength(peers.length);
+    expect(ra.of('error')).toEqual([]);
+    expect(world.server.stats()).toMatchObject({ away: 0, calls: peers.length });
+  });
+
+  it('stops, rather than fight over it, when another connection registers its sessionid', async () => {
+    world = createWorkroomsWorld({ server: { grace: GRACE } });
+    const { a, b, ra, callid } = await connectedPair();
+    const usurper = rawClient(await world.network.connect('workrooms', { path: '/workrooms' }));
+    expect(await usurper.register(idOf(a), [{ callid }])).toEqual([callid]);
+    await until(() => a.getSnapshot().status === 'done');
+    expect(a.getSnapshot().value).toBe('failed');
+    expect(ra.of('disconnected')).toEqual([]);
+    expect(ra.of('hangup')).toEqual([{ type: 'hangup', detail: { callid, sessionid: idOf(b), reason: 'failed' } }]);
+    expect(ra.of('stopped')[0]!.detail.error?.code).toBe('ERR_CANCELLED');
+    // It never comes back to take the session again.
+    world.clock.increment(RECONNECT * 5);
+    await settle();
+    expect(usurper.transport.isOpen).toBe(true);
+    expect(world.server.stats()).toMatchObject({ connections: 2, sessions: 2, away: 0 });
   });
 
   it('connects again when register is not answered, and gives up after reconnectAttempts in a row', async () => {
@@ -318,6 +363,53 @@ describe('createWorkroomsClient', () => {
     world.clock.increment(RECONNECT);
     await until(() => a.seen.filter((t) => t === 'registered').length === 2);
     await a.client.leave();
+  });
+
+  it('answers a search the connection drops under with no results', async () => {
+    world = createWorkroomsWorld({ server: { grace: GRACE } });
+    // A connection that loses what the client sends: the search never reaches the server.
+    const transports: Transport[] = [];
+    const client = createWorkroomsClient({
+      connect: async () => {
+        const t = await world.network.connect('workrooms', { path: '/workrooms' });
+        transports.push(t);
+        return {
+          get isOpen() {
+            return t.isOpen;
+          },
+          get bufferedAmount() {
+            return t.bufferedAmount;
+          },
+          send: (frame) => {
+            if (!String(frame).includes('"autocomplete"')) t.send(frame);
+          },
+          on: (type, handler) => t.on(type, handler),
+          close: (code, reason) => t.close(code, reason),
+        } satisfies Transport;
+      },
+      rtc: world.rtc.rtc,
+      clock: world.clock,
+      reconnectDelay: RECONNECT,
+    });
+    await waitFor(client.actor, (s) => s.matches({ active: { online: 'ready' } }));
+    let results: unknown;
+    void client.search('anyone').then((r) => (results = r));
+    await settle();
+    expect(results).toBeUndefined();
+    world.network.sever(transports[0]!);
+    await until(() => results !== undefined);
+    expect(results).toEqual([]);
+    await client.leave();
+  });
+
+  it('says what is wrong with a profile it cannot send', () => {
+    expect(() =>
+      createWorkroomsClient({
+        connect: () => world.network.connect('workrooms', { path: '/workrooms' }),
+        rtc: world.rtc.rtc,
+        profile: { github: { id: 1n } } as never,
+      }),
+    ).toThrow(/the server would refuse this profile \(Do not know how to serialize a BigInt\)/);
   });
 
   it('says how to fix a missing connect', () => {

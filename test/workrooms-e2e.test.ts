@@ -56,6 +56,7 @@ function nextFrame(transport: Transport): Promise<unknown> {
 /** A client whose signalling sockets are kept, so a test can drop the current one. */
 function client(profile?: Record<string, Record<string, unknown>>) {
   const sockets: Transport[] = [];
+  const errors: unknown[] = [];
   const c = createWorkroomsClient({
     connect: async () => {
       const socket = await webSocketTransport(`ws://127.0.0.1:${server.address.port}/workrooms`);
@@ -66,8 +67,9 @@ function client(profile?: Record<string, Record<string, unknown>>) {
     reconnectDelay: 50,
     ...(profile && { profile }),
   });
+  c.addEventListener('error', (e) => errors.push(e.detail));
   clients.push(c);
-  return { client: c, sockets };
+  return { client: c, sockets, errors };
 }
 
 async function until(predicate: () => boolean, ms = 5000) {
@@ -115,10 +117,11 @@ describe('workrooms end to end: real server, ws, werift on loopback', () => {
     expect(server.workrooms.stats().calls).toBe(1);
     const hungUp = next(bob.client, 'hangup');
     alice.client.hangup(callid);
-    expect(await hungUp).toMatchObject({ callid, sessionid: alice.client.sessionid });
+    expect(await hungUp).toEqual({ callid, sessionid: alice.client.sessionid, reason: 'remote' });
     await until(() => server.workrooms.stats().calls === 0);
     expect(alice.client.calls()).toEqual([]);
     expect(bob.client.calls()).toEqual([]);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
   it('a client that drops its socket registers again with its call, and the call comes back', async () => {
@@ -136,8 +139,9 @@ describe('workrooms end to end: real server, ws, werift on loopback', () => {
     await exchange(ta, tb, 'after');
     const hungUp = next(alice.client, 'hangup');
     bob.client.hangup(callid);
-    expect(await hungUp).toMatchObject({ callid, sessionid: bob.client.sessionid });
+    expect(await hungUp).toEqual({ callid, sessionid: bob.client.sessionid, reason: 'remote' });
     await until(() => server.workrooms.stats().calls === 0);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
   it('holds two calls at once, each its own WebRTC connection', async () => {
@@ -170,7 +174,7 @@ describe('workrooms end to end: real server, ws, werift on loopback', () => {
     const { alice, bob } = await call();
     const hungUp = next(bob.client, 'hangup');
     await alice.client.leave();
-    expect((await hungUp).reason).not.toBe('local');
+    expect((await hungUp).reason).toBe('remote');
     await bob.client.leave();
     await until(() => server.workrooms.stats().connections === 0);
     expect(server.workrooms.stats()).toEqual({ connections: 0, sessions: 0, away: 0, calls: 0 });

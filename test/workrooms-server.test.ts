@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateId, isId } from '../machines/workrooms/protocol.js';
+import { MAX_CALLS, serverCodec } from '../machines/workrooms/codec.js';
+import { generateId, isId, type ServerMessage } from '../machines/workrooms/protocol.js';
+import { memoryRegistry } from '../machines/workrooms/registry.js';
+import { memoryRouter, type Router } from '../src/router.js';
 import {
   GRACE,
   placeCall,
@@ -19,6 +22,10 @@ const sdp = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n';
 const candidate = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 };
 const ada = { github: { login: 'ada', name: 'Ada Lovelace' } };
 const alan = { github: { login: 'alan', name: 'Alan Turing' } };
+const refusedProfile = {
+  type: 'error',
+  detail: { code: 'ERR_NOT_PERMITTED', message: 'userprofile: the server refused this profile', event: 'userprofile' },
+};
 
 describe('workrooms server: the seed procedure', () => {
   it('answers register with the sessionid, and counts the session', async () => {
@@ -141,18 +148,140 @@ describe('workrooms server: the seed procedure', () => {
     const [a, b] = [await bed.join(), await bed.join()];
     a.send({ type: 'userprofile', detail: { github: { login: 'ada', token: 'ok' } } });
     a.send({ type: 'userprofile', detail: { github: { login: 'mallory', token: 'forged' } } });
-    expect(await a.next()).toEqual({
-      type: 'error',
-      detail: {
-        code: 'ERR_NOT_PERMITTED',
-        message: 'userprofile: the server refused this profile',
-        event: 'userprofile',
-      },
-    });
+    expect(await a.next()).toEqual(refusedProfile);
     b.send({ type: 'autocomplete', detail: { search: 'ada' } });
     expect((await b.next()).detail!.results).toEqual([
       { sessionid: a.sessionid, userprofiles: { github: { login: 'ada', token: 'ok' } } },
     ]);
+  });
+});
+
+describe('workrooms server: limits and hooks', () => {
+  it('refuses a profile too deep to send on, so calling or finding its owner cannot crash a session', async () => {
+    bed = workroomsTestbed();
+    const [a, b] = [await bed.join(), await bed.join()];
+    // Accepted, this profile made JSON.stringify throw in every session that sent it on: A's, here.
+    b.send(`{"type":"userprofile","detail":{"github":{"login":"deep","x":${'['.repeat(5000)}${']'.repeat(5000)}}}}`);
+    expect((await b.next()).detail).toMatchObject({ code: 'ERR_INVALID_FIELD', event: 'userprofile' });
+    a.send({ type: 'autocomplete', detail: { search: 'deep' } });
+    expect(await a.next()).toEqual({ type: 'autocomplete', detail: { search: 'deep', results: [] } });
+    await placeCall(a, b);
+    expect([a.transport.isOpen, b.transport.isOpen]).toEqual([true, true]);
+    expect(bed.server.sessions.size).toBe(2);
+  });
+
+  it('takes a verify hook that throws as a refusal, and the session carries on', async () => {
+    bed = workroomsTestbed({
+      verifyProfile: (profiles) => {
+        if (!profiles.github) throw new TypeError('no github profile');
+        return true;
+      },
+    });
+    const [a, b] = [await bed.join(), await bed.join()];
+    a.send({ type: 'userprofile', detail: { gitlab: { login: 'ada' } } });
+    expect(await a.next()).toEqual(refusedProfile);
+    a.send({ type: 'userprofile', detail: ada });
+    b.send({ type: 'autocomplete', detail: { search: 'ada' } });
+    expect((await b.next()).detail!.results).toEqual([{ sessionid: a.sessionid, userprofiles: ada }]);
+    expect(a.transport.isOpen).toBe(true);
+    expect(bed.server.sessions.size).toBe(2);
+  });
+
+  it(`holds at most ${MAX_CALLS} calls per session, so its register and hangup lists always fit`, async () => {
+    const memory = workroomsTestbed();
+    bed = memory;
+    const hub = await bed.join();
+    const others = await Promise.all(Array.from({ length: MAX_CALLS + 1 }, () => bed.join()));
+    const callids: string[] = [];
+    for (const other of others.slice(0, MAX_CALLS)) callids.push(await placeCall(other, hub));
+    const last = others[MAX_CALLS]!;
+    last.send({ type: 'call', detail: { to: hub.sessionid } });
+    expect(await last.next()).toEqual({
+      type: 'error',
+      detail: {
+        code: 'ERR_NOT_PERMITTED',
+        message: `call: ${hub.sessionid} has ${MAX_CALLS} calls, the most a session may hold`,
+        event: 'call',
+      },
+    });
+    hub.send({ type: 'call', detail: { to: last.sessionid } });
+    expect(await hub.next()).toEqual({
+      type: 'error',
+      detail: {
+        code: 'ERR_NOT_PERMITTED',
+        message: `call: you have ${MAX_CALLS} calls, the most a session may hold`,
+        event: 'call',
+      },
+    });
+    expect([hub.inbox, last.inbox]).toEqual([[], []]);
+    expect(bed.server.stats().calls).toBe(MAX_CALLS);
+    // A full session registers again with every call, and hangs them all up in one message.
+    memory.network.sever(hub.transport);
+    await settle();
+    const back = await bed.connect();
+    const restored = await back.register(
+      hub.sessionid,
+      callids.map((callid) => ({ callid })),
+    );
+    expect([...restored].sort()).toEqual([...callids].sort());
+    back.send({ type: 'hangup', detail: { calls: callids.map((callid) => ({ callid })) } });
+    expect((await back.next()).detail!.calls).toHaveLength(MAX_CALLS);
+    expect(bed.server.stats().calls).toBe(0);
+  });
+
+  it('places no call whose inboundcall cannot be delivered (the callee’s connection just closed)', async () => {
+    const inner = memoryRouter<ServerMessage>(serverCodec());
+    let unreachable: string | undefined;
+    const router: Router<ServerMessage> = {
+      add: inner.add,
+      remove: inner.remove,
+      has: inner.has,
+      close: inner.close,
+      send: (id, message) => id !== unreachable && inner.send(id, message),
+      get size() {
+        return inner.size;
+      },
+    };
+    bed = workroomsTestbed({ router });
+    const [a, b] = [await bed.join(), await bed.join()];
+    unreachable = b.sessionid;
+    a.send({ type: 'call', detail: { to: b.sessionid } });
+    expect(await a.next()).toEqual({
+      type: 'error',
+      detail: { code: 'ERR_PEER_GONE', message: `call: no session ${b.sessionid} is connected`, event: 'call' },
+    });
+    expect(bed.server.stats().calls).toBe(0);
+    // Nothing stayed behind to block the next try.
+    unreachable = undefined;
+    await placeCall(a, b);
+  });
+});
+
+describe('workrooms server: a session that crashes', () => {
+  it('is cleaned up: its calls hung up for the other sides, its connection closed with 1011', async () => {
+    const registry = memoryRegistry();
+    // A shared store that fails (say, Redis went away) on one operation.
+    bed = workroomsTestbed({
+      registry: {
+        ...registry,
+        get size() {
+          return registry.size;
+        },
+        search: () => {
+          throw new Error('store unavailable');
+        },
+      },
+    });
+    const [a, b, c] = [await bed.join(), await bed.join(), await bed.join()];
+    const ab = await placeCall(a, b);
+    const ca = await placeCall(c, a);
+    a.send({ type: 'autocomplete', detail: { search: 'x' } });
+    expect((await a.closed).code).toBe(1011);
+    expect(await b.next()).toEqual({ type: 'hangup', detail: { calls: [{ callid: ab, sessionid: a.sessionid }] } });
+    expect(await c.next()).toEqual({ type: 'hangup', detail: { calls: [{ callid: ca, sessionid: a.sessionid }] } });
+    await settle();
+    expect(bed.server.stats()).toEqual({ connections: 2, sessions: 2, away: 0, calls: 0 });
+    expect(bed.server.sessions.size).toBe(2);
   });
 });
 
@@ -428,6 +557,32 @@ const cases: Array<{ name: string; who: Who; frame: (ids: Ids) => unknown; reply
     }),
   },
   {
+    name: 'a userprofile nested thousands deep (JSON.stringify would overflow the stack sending it on)',
+    who: 'b',
+    frame: () => `{"type":"userprofile","detail":{"github":{"x":${'['.repeat(5000)}${']'.repeat(5000)}}}}`,
+    reply: () => ({
+      type: 'error',
+      detail: {
+        code: 'ERR_INVALID_FIELD',
+        message: 'userprofile: `detail`: nested deeper than 16',
+        event: 'userprofile',
+      },
+    }),
+  },
+  {
+    name: 'a userprofile over 16384 characters',
+    who: 'a',
+    frame: () => ({ type: 'userprofile', detail: { github: { bio: 'x'.repeat(16384) } } }),
+    reply: () => ({
+      type: 'error',
+      detail: {
+        code: 'ERR_INVALID_FIELD',
+        message: 'userprofile: `detail`: larger than 16384 characters of JSON',
+        event: 'userprofile',
+      },
+    }),
+  },
+  {
     name: 'an extra key in detail',
     who: 'a',
     frame: ({ b }) => ({ type: 'call', detail: { to: b, from: 'me' } }),
@@ -575,7 +730,8 @@ for (const [where, makeBed] of testbeds) {
 
 describe('workrooms server: nothing leaks', () => {
   it('forgets a hundred clients a round, ten rounds, that call each other and vanish', async () => {
-    const memory = workroomsTestbed();
+    const router = memoryRouter<ServerMessage>(serverCodec());
+    const memory = workroomsTestbed({ router });
     bed = memory;
     for (let round = 0; round < 10; round++) {
       const clients = await Promise.all(Array.from({ length: 100 }, () => bed.join()));
@@ -595,10 +751,12 @@ describe('workrooms server: nothing leaks', () => {
     expect(bed.server.stats()).toEqual({ connections: 0, sessions: 0, away: 0, calls: 0 });
     expect(bed.registry.size).toEqual({ sessions: 0, online: 0, calls: 0 });
     expect(bed.server.sessions.size).toBe(0);
+    expect(router.size).toBe(0);
   });
 
   it('forgets the old connection of a session taken over, and the new one when it leaves', async () => {
-    const memory = workroomsTestbed();
+    const router = memoryRouter<ServerMessage>(serverCodec());
+    const memory = workroomsTestbed({ router });
     bed = memory;
     const [a, b] = [await bed.join(), await bed.join()];
     await placeCall(a, b);
@@ -606,11 +764,14 @@ describe('workrooms server: nothing leaks', () => {
     await fresh.register(a.sessionid, []);
     await settle();
     expect(bed.server.sessions.size).toBe(2);
+    // Each connection under its id, each session under its sessionid: nothing of the stale connection.
+    expect(router.size).toBe(4);
     fresh.transport.close();
     b.transport.close();
     await settle();
     expect(bed.server.stats()).toEqual({ connections: 0, sessions: 0, away: 0, calls: 0 });
     expect(bed.server.sessions.size).toBe(0);
+    expect(router.size).toBe(0);
   });
 
   it('forgets connections that never register', async () => {
@@ -643,7 +804,8 @@ describe('workrooms server: nothing leaks', () => {
   });
 
   it('leaks nothing over the real server either: clean closes, drops past the grace period, takeovers', async () => {
-    bed = await workroomsSocketTestbed({ grace: 50 });
+    const router = memoryRouter<ServerMessage>(serverCodec());
+    bed = await workroomsSocketTestbed({ grace: 50, router });
     const clients = await Promise.all(Array.from({ length: 20 }, () => bed.join()));
     for (let i = 0; i < clients.length; i += 2) await placeCall(clients[i]!, clients[i + 1]!);
     expect(bed.server.stats()).toEqual({ connections: 20, sessions: 20, away: 0, calls: 10 });
@@ -660,6 +822,7 @@ describe('workrooms server: nothing leaks', () => {
     expect(bed.server.stats()).toEqual({ connections: 0, sessions: 0, away: 0, calls: 0 });
     expect(bed.registry.size).toEqual({ sessions: 0, online: 0, calls: 0 });
     expect(bed.server.sessions.size).toBe(0);
+    expect(router.size).toBe(0);
   });
 });
 

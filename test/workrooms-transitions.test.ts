@@ -188,6 +188,35 @@ describe('workroomsClient transitions', () => {
     ]);
   });
 
+  it('refuses a profile the server would refuse, or that cannot even be encoded, and keeps the one it had', () => {
+    const profile = { github: { login: 'ada' } };
+    for (const bad of [
+      { github: { id: 1n } },
+      { github: { bio: 'x'.repeat(16_384) } },
+      { a: {}, b: {}, c: {}, d: {}, e: {}, f: {}, g: {}, h: {}, i: {} },
+    ]) {
+      const step = run(workroomsClient, { ...input, profile }, [registered(), { type: 'profile', profile: bad }]);
+      expect(step.sent).toEqual([]);
+      expect(step.emitted).toEqual([
+        {
+          type: 'error',
+          detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^profile: /), event: 'profile' },
+        },
+      ]);
+      expect(step.snapshot.context.profile).toEqual(profile);
+    }
+  });
+
+  it('says what is wrong with a profile it is started with', () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const step = run(workroomsClient, { ...input, profile: { github: circular } }, []);
+    expect(step.snapshot.status).toBe('error');
+    expect(String(step.snapshot.error)).toMatch(
+      /the server would refuse this profile \(userprofile: `detail`: nested deeper than 16\)/,
+    );
+  });
+
   it('starts an offering rtc child for an outbound call and an answering one for an inbound call', () => {
     const out = run(workroomsClient, input, [registered(), outbound]);
     expect(out.spawned).toEqual([{ id: `call:${CALL}`, input: { label: CALL, role: 'offerer' } }]);
@@ -264,6 +293,23 @@ describe('workroomsClient transitions', () => {
     expect(step.emitted).toEqual([{ type: 'hangup', detail: { callid: CALL, sessionid: PEER, reason: 'failed' } }]);
   });
 
+  it('hangs a call up for both sides when the other side closes its data channel, as the other side’s doing', () => {
+    const step = run(workroomsClient, input, [registered(), outbound, { type: 'rtc.closed', label: CALL }]);
+    expect(step.sent).toEqual([msg('hangup', { calls: [{ callid: CALL }] })]);
+    expect(step.emitted).toEqual([{ type: 'hangup', detail: { callid: CALL, sessionid: PEER, reason: 'remote' } }]);
+  });
+
+  it('shrugs off a refused hangup (it crossed the other side’s), but reports other refusals', () => {
+    const race = { code: 'ERR_NOT_PERMITTED', message: `hangup: you have no call ${CALL}`, event: 'hangup' };
+    const step = run(workroomsClient, input, [registered(), msg('error', race)]);
+    expect(step.snapshot.value).toEqual({ active: { online: 'ready' } });
+    expect(step.emitted).toEqual([]);
+    const invalid = { code: 'ERR_INVALID_FIELD', message: 'hangup: `detail.calls`: bad', event: 'hangup' };
+    expect(run(workroomsClient, input, [registered(), msg('error', invalid)]).emitted).toEqual([
+      { type: 'error', detail: invalid },
+    ]);
+  });
+
   it('keeps its calls when signalling drops, and registers them again after reconnectDelay', () => {
     const dropped = run(workroomsClient, input, [registered(), outbound, closed]);
     expect(dropped.snapshot.value).toEqual({ active: 'reconnecting' });
@@ -276,7 +322,9 @@ describe('workroomsClient transitions', () => {
       { type: 'xstate.after.reconnectDelay.workroomsClient.active.reconnecting' },
     ]);
     expect(again.snapshot.value).toEqual({ active: { online: 'registering' } });
-    expect(again.sent).toEqual([msg('register', { sessionid: ME, calls: [{ ...info, outbound: true }] })]);
+    // Who is on the call, not the profiles: those could make register outgrow the server's frame cap.
+    const { userprofiles: _, ...who } = info;
+    expect(again.sent).toEqual([msg('register', { sessionid: ME, calls: [{ ...who, outbound: true }] })]);
     const back = run(workroomsClient, input, [
       registered(),
       outbound,
@@ -325,6 +373,59 @@ describe('workroomsClient transitions', () => {
     ]);
     expect(step.snapshot.value).toBe('failed');
     expect(step.emitted[0]!.type).toBe('stopped');
+  });
+
+  it('ends its calls when it stops for good, each with a hangup event before stopped', () => {
+    const step = run(workroomsClient, input, [
+      registered(),
+      outbound,
+      msg('error', { code: 'ERR_INVALID_FIELD', message: 'register: bad', event: 'register' }),
+    ]);
+    expect(step.snapshot.value).toBe('failed');
+    expect(step.sent).toEqual([]);
+    expect(step.stopped).toContain(`call:${CALL}`);
+    expect(step.emitted).toEqual([
+      { type: 'hangup', detail: { callid: CALL, sessionid: PEER, reason: 'failed' } },
+      { type: 'stopped', detail: { error: expect.objectContaining({ code: 'ERR_INVALID_FIELD' }) } },
+    ]);
+  });
+
+  it('stops instead of reconnecting when another connection takes its session over (close 4001)', () => {
+    const takenOver = {
+      type: 'signalling.closed',
+      info: { code: 4001, reason: 'taken over by a new connection', initiator: 'remote' },
+    };
+    const step = run(workroomsClient, input, [registered(), outbound, takenOver]);
+    expect(step.snapshot.value).toBe('failed');
+    expect(step.sent).toEqual([]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['hangup', 'stopped']);
+    expect(step.emitted[1]!.detail).toMatchObject({
+      error: { code: 'ERR_CANCELLED', message: expect.stringMatching(/took the session over/) },
+    });
+    // Any other close is a drop: reconnect.
+    const dropped = run(workroomsClient, input, [
+      registered(),
+      { ...takenOver, info: { ...takenOver.info, code: 4000 } },
+    ]);
+    expect(dropped.snapshot.value).toEqual({ active: 'reconnecting' });
+  });
+
+  it('sends one hangup per call however often the application names it', () => {
+    const step = run(workroomsClient, input, [registered(), outbound, { type: 'end', callids: [CALL, CALL] }]);
+    expect(step.sent).toEqual([msg('hangup', { calls: [{ callid: CALL }] })]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['hangup']);
+    const remote = run(workroomsClient, input, [
+      registered(),
+      inbound,
+      msg('hangup', {
+        calls: [
+          { callid: CALL, sessionid: PEER },
+          { callid: CALL, sessionid: PEER },
+        ],
+      }),
+    ]);
+    expect(remote.emitted.map((e) => e.type)).toEqual(['hangup']);
+    expect(remote.stopped).toEqual([`call:${CALL}`]);
   });
 
   it('reports other server errors and stays ready', () => {

@@ -5,6 +5,7 @@ import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.j
 import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
 import type { Transport } from '../../src/transport.js';
 import {
+  CLOSE_TAKEN_OVER,
   generateId,
   type CallInfo,
   type ClientMessage,
@@ -13,6 +14,7 @@ import {
   type ServerMessage,
   type UserProfiles,
 } from './protocol.js';
+import { profileError } from './codec.js';
 
 export interface ClientInput {
   /**
@@ -72,9 +74,12 @@ export type ClientEvent = ServerMessage | SignallingEvent | RtcEmitted | ClientC
 export type HangupReason =
   /** This client hung up (`end`, `leave`). */
   | 'local'
-  /** The other side hung up, or the server ended it (the other side did not come back in time). */
+  /**
+   * The other side hung up (or closed the call's data channel), or the server
+   * ended it (the other side did not come back in time).
+   */
   | 'remote'
-  /** Its WebRTC connection failed or closed. */
+  /** Its WebRTC connection failed, or the client stopped for good (`stopped` with an error). */
   | 'failed';
 
 /** Emitted by a workrooms client (subscribe with `actor.on(type, …)` or `dispatchEmitted`). */
@@ -88,11 +93,15 @@ export type ClientEmitted =
   /** A call ended. `sessionid` is the other side. */
   | { type: 'hangup'; detail: { callid: string; sessionid: string; reason: HangupReason } }
   | { type: 'autocomplete'; detail: { search: string; results: DirectoryEntry[] } }
-  /** The server refused a message (or sent a bad frame); nothing else happened. */
+  /** A message was refused (by the server, or here: offline, a bad profile) or the server sent a bad frame; nothing else happened. */
   | { type: 'error'; detail: { code: string; message: string; event?: string } }
   /** The signalling connection dropped; the client connects again after `reconnectDelay`. Calls stay up. */
   | { type: 'disconnected'; detail: { attempt: number } }
-  /** The client stopped for good: `error` is set unless it was asked to `leave`. */
+  /**
+   * The client stopped for good: `error` is set unless it was asked to `leave`
+   * (`ERR_CANCELLED` when another connection took its session over). Each of
+   * its calls ended with `hangup` just before.
+   */
   | { type: 'stopped'; detail: { error?: SignalboxError } };
 
 export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
@@ -141,10 +150,21 @@ export const workroomsClient = setup({
   guards: {
     canReconnect: ({ context }) => context.attempts < context.reconnectAttempts,
     isAboutRegister: ({ event }) => (event as MessageOf<ServerMessage, 'error'>).detail.event === 'register',
+    /**
+     * The server refused a `hangup`: this client names only calls it holds, so
+     * the server had just ended them (the other side's hangup crossed ours).
+     */
+    isHangupRace: ({ event }) => {
+      const { code, event: about } = (event as MessageOf<ServerMessage, 'error'>).detail;
+      return about === 'hangup' && code === ErrorCode.NotPermitted;
+    },
+    isTakenOver: ({ event }) =>
+      (event as Extract<SignallingEvent, { type: 'signalling.closed' }>).info.code === CLOSE_TAKEN_OVER,
   },
   actions: {
     sendRegister: enqueueActions(({ context, enqueue }) => {
-      const calls = Object.values(context.calls).map((call) => call.info);
+      // Who is on each call, not the profiles: those could make `register` outgrow the server's frame cap.
+      const calls = Object.values(context.calls).map(({ info: { userprofiles: _, ...call } }) => call);
       enqueue.sendTo('signalling', send({ type: 'register', detail: { sessionid: context.sessionid, calls } }));
     }),
     registered: enqueueActions(({ context, event, enqueue }) => {
@@ -164,34 +184,35 @@ export const workroomsClient = setup({
       const { search } = event as Extract<ClientEvent, { type: 'search' }>;
       enqueue.sendTo('signalling', send({ type: 'autocomplete', detail: { search } }));
     }),
-    keepProfile: assign({ profile: ({ event }) => (event as Extract<ClientEvent, { type: 'profile' }>).profile }),
-    sendProfile: enqueueActions(({ context, enqueue }) => {
-      enqueue.sendTo('signalling', send({ type: 'userprofile', detail: context.profile! }));
+    /** `profile`: keeps the profile, and sends it when `send` (registered); one the server would refuse is refused here. */
+    takeProfile: enqueueActions(({ event, enqueue }, { send: now }: { send: boolean }) => {
+      const { profile } = event as Extract<ClientEvent, { type: 'profile' }>;
+      const problem = profileError(profile);
+      if (problem !== undefined) {
+        // Kept, a profile that cannot be encoded would crash the signalling connection after every register.
+        enqueue.emit({
+          type: 'error',
+          detail: { code: ErrorCode.InvalidField, message: `profile: ${problem}`, event: 'profile' },
+        });
+        return;
+      }
+      enqueue.assign({ profile });
+      if (now) enqueue.sendTo('signalling', send({ type: 'userprofile', detail: profile }));
     }),
     /** `end`: drops the calls here, and tells the server when `tell` (online). */
     endCalls: enqueueActions(({ context, event, enqueue }, { tell }: { tell: boolean }) => {
-      const callids = (event as EndEvent).callids.filter((callid) => context.calls[callid]);
-      for (const callid of callids) dropCall(enqueue, context, callid, 'local');
-      if (tell && callids.length > 0) {
-        enqueue.sendTo(
-          'signalling',
-          send({ type: 'hangup', detail: { calls: callids.map((callid) => ({ callid })) } }),
-        );
-      }
+      hangUp(enqueue, context, (event as EndEvent).callids, tell);
     }),
     endAll: enqueueActions(({ context, enqueue }, { tell }: { tell: boolean }) => {
-      const callids = Object.keys(context.calls);
-      for (const callid of callids) dropCall(enqueue, context, callid, 'local');
-      if (tell && callids.length > 0) {
-        enqueue.sendTo(
-          'signalling',
-          send({ type: 'hangup', detail: { calls: callids.map((callid) => ({ callid })) } }),
-        );
-      }
+      hangUp(enqueue, context, Object.keys(context.calls), tell);
+    }),
+    /** The client stopped for good: its calls are over (the server learns from the closed connection). */
+    dropAll: enqueueActions(({ context, enqueue }) => {
+      for (const callid of Object.keys(context.calls)) dropCall(enqueue, context, callid, 'failed');
     }),
     remoteHangup: enqueueActions(({ context, event, enqueue }) => {
       const { calls } = (event as MessageOf<ServerMessage, 'hangup'>).detail;
-      for (const { callid } of calls) if (context.calls[callid]) dropCall(enqueue, context, callid, 'remote');
+      for (const callid of new Set(calls.map((call) => call.callid))) dropCall(enqueue, context, callid, 'remote');
     }),
     addCall: enqueueActions(({ context, event, enqueue }) => {
       const { type, detail } = event as MessageOf<ServerMessage, 'outboundcall' | 'inboundcall'>;
@@ -241,11 +262,15 @@ export const workroomsClient = setup({
       enqueue.assign({ calls: { ...context.calls, [label]: { ...call, transport } } });
       enqueue.emit({ type: 'connected', detail: { callid: label, peerid: call.peerid, transport } });
     }),
-    /** A call's WebRTC connection failed or closed: the call is over, for the other side too when `tell`. */
+    /**
+     * A call's WebRTC connection failed or closed: the call is over, for the
+     * other side too when `tell`. A channel that closes after it was open was
+     * closed by the other side (this one stops its rtc child first): `remote`.
+     */
     callFailed: enqueueActions(({ context, event, enqueue }, { tell }: { tell: boolean }) => {
       const callid = rtcCallid(event);
       if (callid === undefined || !context.calls[callid]) return;
-      dropCall(enqueue, context, callid, 'failed');
+      dropCall(enqueue, context, callid, event.type === 'rtc.closed' ? 'remote' : 'failed');
       if (tell) enqueue.sendTo('signalling', send({ type: 'hangup', detail: { calls: [{ callid }] } }));
     }),
     reportResults: emit(({ event }) => ({
@@ -289,7 +314,7 @@ export const workroomsClient = setup({
   id: 'workroomsClient',
   context: ({ input }) => ({
     sessionid: input?.sessionid ?? generateId(),
-    profile: input?.profile,
+    profile: checkedProfile(input?.profile),
     reconnectDelay: input?.reconnectDelay ?? 1000,
     reconnectAttempts: input?.reconnectAttempts ?? 10,
     registerTimeout: input?.registerTimeout ?? 10_000,
@@ -313,6 +338,8 @@ export const workroomsClient = setup({
           invoke: { id: 'signalling', src: 'signalling' },
           on: {
             'signalling.closed': [
+              // Another connection registered our sessionid: reconnecting would only take it back, and so on.
+              { guard: 'isTakenOver', target: '#workroomsClient.failed', actions: 'recordError' },
               { guard: 'canReconnect', target: 'reconnecting', actions: 'countAttempt' },
               { target: '#workroomsClient.failed', actions: 'recordError' },
             ],
@@ -323,6 +350,8 @@ export const workroomsClient = setup({
             'signalling.error': { actions: 'reportBadFrame' },
             error: [
               { guard: 'isAboutRegister', target: '#workroomsClient.failed', actions: 'recordError' },
+              // The call is over either way: not worth an error event.
+              { guard: 'isHangupRace' },
               { actions: 'reportServerError' },
             ],
             outboundcall: { actions: 'addCall' },
@@ -338,7 +367,7 @@ export const workroomsClient = setup({
             'rtc.closed': { actions: { type: 'callFailed', params: { tell: true } } },
             'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: true } } },
             end: { actions: { type: 'endCalls', params: { tell: true } } },
-            profile: { actions: ['keepProfile', 'sendProfile'] },
+            profile: { actions: { type: 'takeProfile', params: { send: true } } },
             leave: '.leaving',
           },
           initial: 'registering',
@@ -354,7 +383,7 @@ export const workroomsClient = setup({
               on: {
                 registered: { target: 'ready', actions: 'registered' },
                 // Kept until registered, when the profile goes out anyway.
-                profile: { actions: 'keepProfile' },
+                profile: { actions: { type: 'takeProfile', params: { send: false } } },
                 call: { actions: 'sendCall' },
                 search: { actions: 'sendSearch' },
               },
@@ -378,13 +407,13 @@ export const workroomsClient = setup({
           on: {
             call: { actions: 'refuseOffline' },
             search: { actions: 'refuseOffline' },
-            profile: { actions: 'keepProfile' },
+            profile: { actions: { type: 'takeProfile', params: { send: false } } },
           },
         },
       },
     },
     left: { type: 'final', entry: 'announceStop' },
-    failed: { type: 'final', entry: 'announceStop' },
+    failed: { type: 'final', entry: ['dropAll', 'announceStop'] },
   },
   output: ({ context }) => ({ error: context.error }),
 });
@@ -394,6 +423,20 @@ interface Enqueue {
   stopChild(id: string): void;
   assign(assigner: { calls: (args: { context: ClientContext }) => Record<string, ClientCall> }): void;
   emit(event: ClientEmitted): void;
+}
+
+/** Drops the calls of `callids` this client is in (each once) and, when `tell`, sends the server one `hangup` for them. */
+function hangUp(
+  enqueue: Enqueue & { sendTo(to: string, event: ClientSignallingCommand): void },
+  context: ClientContext,
+  callids: string[],
+  tell: boolean,
+): void {
+  const ours = [...new Set(callids)].filter((callid) => context.calls[callid]);
+  for (const callid of ours) dropCall(enqueue, context, callid, 'local');
+  if (tell && ours.length > 0) {
+    enqueue.sendTo('signalling', send({ type: 'hangup', detail: { calls: ours.map((callid) => ({ callid })) } }));
+  }
 }
 
 /** Stops the call's rtc child, forgets the call and emits `hangup`. */
@@ -414,10 +457,27 @@ function rtcCallid(event: { type: string; label?: string }): string | undefined 
   return event.type.startsWith(prefix) ? event.type.slice(prefix.length) : undefined;
 }
 
+/** @internal The input profile, if the server would take it: misuse throws, saying what is wrong. */
+export function checkedProfile(profile: UserProfiles | undefined): UserProfiles | undefined {
+  const problem = profile === undefined ? undefined : profileError(profile);
+  if (problem !== undefined) {
+    throw new TypeError(
+      `workrooms: the server would refuse this profile (${problem}); pass JSON like { github: { login: 'ada' } }`,
+    );
+  }
+  return profile;
+}
+
 /** The error a client stops with. */
 export function errorFrom(event: ClientEvent | { type: string; error?: unknown }): SignalboxError {
   if (event.type === 'signalling.closed') {
     const e = event as Extract<SignallingEvent, { type: 'signalling.closed' }>;
+    if (e.info.code === CLOSE_TAKEN_OVER) {
+      return new SignalboxError(
+        ErrorCode.Cancelled,
+        'another connection registered this sessionid and took the session over (close 4001)',
+      );
+    }
     return (
       e.error ??
       new TransportError(ErrorCode.TransportClosed, `signalling closed (${e.info.code} ${e.info.reason})`.trim())

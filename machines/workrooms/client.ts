@@ -4,7 +4,13 @@ import { dispatchEmitted } from '../../src/events.js';
 import { fromRtc, type RtcActorInit, type RtcActorLogic } from '../../src/rtc/rtc.actor.js';
 import { fromTransport } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
-import { workroomsClient, type ClientCall, type ClientEmitted, type ClientInput } from './client.machine.js';
+import {
+  checkedProfile,
+  workroomsClient,
+  type ClientCall,
+  type ClientEmitted,
+  type ClientInput,
+} from './client.machine.js';
 import { clientCodec, type WorkroomsCodecOptions } from './codec.js';
 import type { DirectoryEntry, UserProfiles } from './protocol.js';
 
@@ -50,7 +56,11 @@ export interface WorkroomsClient extends EventTarget {
   call(sessionid: string): void;
   /** Hangs up calls (all of them when none is named). */
   hangup(...callids: string[]): void;
-  /** Searches the directory of connected profiles. */
+  /**
+   * Searches the directory of connected profiles. Resolves with `[]` when the
+   * search was refused, or the connection dropped or the client stopped before
+   * the answer came.
+   */
   search(query: string): Promise<DirectoryEntry[]>;
   /** Announces this client's profiles (again after every reconnect). */
   profile(profiles: UserProfiles): void;
@@ -102,6 +112,7 @@ export function createWorkroomsClient(options: WorkroomsClientOptions): Workroom
       "createWorkroomsClient() needs `connect`: a function that opens a transport to /workrooms, e.g. () => webSocketTransport('wss://…/workrooms') (it is called again on every reconnect)",
     );
   }
+  checkedProfile(input.profile);
   const rtcLogic = 'RTCPeerConnection' in rtc ? fromRtc({ ...rtc, trickle: true }) : rtc;
   const logic = workroomsClient.provide({
     actors: { signalling: fromTransport(connect, clientCodec(codec)), rtc: rtcLogic },
@@ -122,9 +133,12 @@ export function createWorkroomsClient(options: WorkroomsClientOptions): Workroom
     // A search refused (offline, or by the server) has no results.
     if (detail.event === 'search' || detail.event === 'autocomplete') searches.shift()?.resolve([]);
   });
-  actor.on('stopped', () => {
+  // A search the connection dropped under, or that the client stopped before, gets no answer.
+  const settleSearches = () => {
     for (const pending of searches.splice(0)) pending.resolve([]);
-  });
+  };
+  actor.on('disconnected', settleSearches);
+  actor.on('stopped', settleSearches);
   actor.start();
 
   const client = Object.assign(target, {

@@ -23,12 +23,41 @@ export const MAX_CALLS = 64;
 export const MAX_PROFILES = 8;
 /** Longest `autocomplete` search, in characters. */
 export const MAX_SEARCH = 128;
+/** Deepest nesting of objects and arrays in one `userprofile` (`{ github: {…} }` is 2). */
+export const MAX_PROFILE_DEPTH = 16;
+/** Largest `userprofile`, in characters of its JSON: the server sends it to every caller and searcher. */
+export const MAX_PROFILE_SIZE = 16384;
+
+/**
+ * How deeply `value` nests objects and arrays, counted without recursion (a
+ * frame of `[[[[…` must not overflow the stack here), stopping past `limit`.
+ */
+function depthOf(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
 
 const id = v.custom<string>(isId, 'must be 22 to 64 characters of A-Z a-z 0-9 - _');
 const profile = v.record(v.string(), v.unknown());
 const profiles = v.pipe(
   v.record(v.pipe(v.string(), v.minLength(1), v.maxLength(32)), profile),
   v.check((value) => Object.keys(value).length <= MAX_PROFILES, `at most ${MAX_PROFILES} profile sources`),
+  // JSON.stringify recurses: a profile nested thousands deep would throw in every session that sends it on.
+  v.check((value) => depthOf(value, MAX_PROFILE_DEPTH) <= MAX_PROFILE_DEPTH, `nested deeper than ${MAX_PROFILE_DEPTH}`),
+  v.check(
+    // (valibot runs every check: measure only what the depth check let through)
+    (value) =>
+      depthOf(value, MAX_PROFILE_DEPTH) > MAX_PROFILE_DEPTH || JSON.stringify(value).length <= MAX_PROFILE_SIZE,
+    `larger than ${MAX_PROFILE_SIZE} characters of JSON`,
+  ),
 );
 const candidate = v.object({
   candidate: v.string(),
@@ -115,6 +144,27 @@ function check(schema: v.GenericSchema, type: string, detail: unknown): unknown 
   throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
 }
 
+/**
+ * Why the server would refuse `value` as a `userprofile` (too many sources,
+ * too deep, too large, not JSON), or undefined when it would take it. A
+ * client checks its own profile with it before sending: one it cannot even
+ * encode would crash its signalling connection.
+ *
+ * @example
+ * ```ts
+ * profileError({ github: { login: 'ada' } }); // undefined
+ * profileError({ github: { id: 1n } }); // 'Do not know how to serialize a BigInt'
+ * ```
+ */
+export function profileError(value: unknown): string | undefined {
+  try {
+    check(clientDetails.userprofile, 'userprofile', value);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
 /** The server's codec error for a decoded `type`, so its `error` reply can name the message. */
 export class WorkroomsDecodeError extends ProtocolError {
   constructor(
@@ -153,8 +203,8 @@ export function serverCodec(options: WorkroomsCodecOptions = {}): Codec<ClientMe
       try {
         return { type, detail: check(clientDetails[type as ClientMessageType], type, detail) } as ClientMessage;
       } catch (error) {
-        const e = error as ProtocolError;
-        throw new WorkroomsDecodeError(e.code, e.message, type as ClientMessageType);
+        if (!(error instanceof ProtocolError)) throw error;
+        throw new WorkroomsDecodeError(error.code, error.message, type as ClientMessageType);
       }
     },
     encode,

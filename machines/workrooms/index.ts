@@ -40,9 +40,12 @@ export {
   clientCodec,
   serverCodec,
   WorkroomsDecodeError,
+  profileError,
   MAX_CALLS,
   MAX_PROFILES,
   MAX_SEARCH,
+  MAX_PROFILE_DEPTH,
+  MAX_PROFILE_SIZE,
   type WorkroomsCodecOptions,
 } from './codec.js';
 export { memoryRegistry, type WorkroomsRegistry, type CallRecord } from './registry.js';

@@ -88,6 +88,13 @@ export interface IceRelay {
   candidate: RtcIceCandidateInit;
 }
 
+/**
+ * Close code of a connection whose session a `register` of the same
+ * `sessionid` on another connection took over. A client that sees it stops
+ * instead of reconnecting: someone else holds its sessionid now.
+ */
+export const CLOSE_TAKEN_OVER = 4001;
+
 /** Error codes of the server's `error` message. */
 export type ServerErrorCode =
   | 'ERR_MALFORMED_FRAME'

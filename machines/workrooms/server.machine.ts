@@ -3,14 +3,15 @@ import type { Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
-import { WorkroomsDecodeError } from './codec.js';
-import type {
-  ClientMessage,
-  HangupEntry,
-  MessageOf,
-  ServerErrorCode,
-  ServerMessage,
-  UserProfiles,
+import { MAX_CALLS, WorkroomsDecodeError } from './codec.js';
+import {
+  CLOSE_TAKEN_OVER,
+  type ClientMessage,
+  type HangupEntry,
+  type MessageOf,
+  type ServerErrorCode,
+  type ServerMessage,
+  type UserProfiles,
 } from './protocol.js';
 import type { CallRecord, WorkroomsRegistry } from './registry.js';
 
@@ -51,8 +52,7 @@ export type TakenOver = { type: 'session.takenOver' };
 
 export type SessionEvent = ClientMessage | SignallingEvent | TakenOver;
 
-/** Close code for a connection whose session another connection took over. */
-export const CLOSE_TAKEN_OVER = 4001;
+export { CLOSE_TAKEN_OVER };
 
 type Ctx = { context: SessionContext };
 
@@ -67,9 +67,16 @@ const refusal = (code: ServerErrorCode, event: string, message: string): ServerM
 
 const otherSide = (call: CallRecord, sessionid: string) => (call.from === sessionid ? call.to : call.from);
 
-/** Hangs up `calls` on behalf of `by`: removes them and tells each side that is online (one `hangup` each). */
-function hangUpCalls(context: SessionContext, calls: CallRecord[], by: string, tellSelf: boolean): void {
-  const { registry, router } = context.services;
+/**
+ * @internal Hangs up `calls` on behalf of `by`: removes them and tells each
+ * side that is online (one `hangup` each), `by` itself only when `tellSelf`.
+ */
+export function hangUpCalls(
+  { registry, router }: Pick<SessionServices, 'registry' | 'router'>,
+  calls: CallRecord[],
+  by: string,
+  tellSelf: boolean,
+): void {
   const perSession = new Map<string, Array<Required<HangupEntry>>>();
   for (const call of calls) {
     if (!registry.removeCall(call.callid)) continue;
@@ -131,7 +138,7 @@ export const workroomsSession = setup({
       const held = registry.callsOf(sessionid);
       // Calls the client no longer has are over, for the other side too.
       hangUpCalls(
-        context,
+        context.services,
         held.filter((call) => !listed.has(call.callid)),
         sessionid,
         false,
@@ -154,8 +161,22 @@ export const workroomsSession = setup({
     },
     setProfile: ({ context, event }) => {
       const profiles = (event as MessageOf<ClientMessage, 'userprofile'>).detail;
-      const { registry, verifyProfile } = context.services;
-      if (verifyProfile && !verifyProfile(profiles, context.sessionid!)) {
+      const { registry, verifyProfile, log } = context.services;
+      let accepted = true;
+      if (verifyProfile) {
+        try {
+          accepted = verifyProfile(profiles, context.sessionid!) === true;
+        } catch (error) {
+          // A hook that throws on odd input refuses it; it must not take the session down.
+          log.warn('verifyProfile threw', {
+            protocol: 'workrooms',
+            connection: context.connection,
+            error: String(error),
+          });
+          accepted = false;
+        }
+      }
+      if (!accepted) {
         reply(context, refusal('ERR_NOT_PERMITTED', 'userprofile', 'userprofile: the server refused this profile'));
         return;
       }
@@ -181,14 +202,31 @@ export const workroomsSession = setup({
         );
         return;
       }
+      // `register` and `hangup` name at most MAX_CALLS calls: a session holds no more, or it could not register again.
+      for (const party of [self, to]) {
+        if (registry.callsOf(party).length >= MAX_CALLS) {
+          const who = party === self ? 'you have' : `${to} has`;
+          reply(
+            context,
+            refusal('ERR_NOT_PERMITTED', 'call', `call: ${who} ${MAX_CALLS} calls, the most a session may hold`),
+          );
+          return;
+        }
+      }
       let callid = generateCallId();
       while (registry.call(callid)) callid = generateCallId();
       registry.addCall({ callid, from: self, to });
       const base = { callid, fromsessionid: self, tosessionid: to };
-      router.send(to, {
+      const delivered = router.send(to, {
         type: 'inboundcall',
         detail: { inbound: true, ...base, userprofiles: registry.profile(self) ?? {} },
       });
+      if (!delivered) {
+        // Its connection closed a moment ago (the close is on its way): no call, rather than one only the caller knows.
+        registry.removeCall(callid);
+        reply(context, refusal('ERR_PEER_GONE', 'call', `call: no session ${to} is connected`));
+        return;
+      }
       router.send(self, {
         type: 'outboundcall',
         detail: { outbound: true, ...base, userprofiles: registry.profile(to) ?? {} },
@@ -209,7 +247,7 @@ export const workroomsSession = setup({
       if (unknown.length > 0) {
         reply(context, refusal('ERR_NOT_PERMITTED', 'hangup', `hangup: you have no call ${unknown.join(', ')}`));
       }
-      hangUpCalls(context, found, self, true);
+      hangUpCalls(context.services, found, self, true);
     },
     search: ({ context, event }) => {
       const { search } = (event as MessageOf<ClientMessage, 'autocomplete'>).detail;
@@ -270,7 +308,7 @@ export const workroomsSession = setup({
       const { registry, router, transport, log } = context.services;
       if (holds({ context })) {
         const sessionid = context.sessionid!;
-        hangUpCalls(context, registry.callsOf(sessionid), sessionid, false);
+        hangUpCalls(context.services, registry.callsOf(sessionid), sessionid, false);
         registry.release(sessionid, context.connection);
         router.remove(sessionid);
       }

@@ -8,7 +8,7 @@ import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { generateId, type ServerMessage, type UserProfiles } from './protocol.js';
 import { memoryRegistry, type WorkroomsRegistry } from './registry.js';
-import { workroomsSession, type SessionServices, type WorkroomsSessionActor } from './server.machine.js';
+import { hangUpCalls, workroomsSession, type SessionServices, type WorkroomsSessionActor } from './server.machine.js';
 
 export interface WorkroomsServerOptions {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
@@ -23,7 +23,9 @@ export interface WorkroomsServerOptions {
   searchLimit?: number;
   /**
    * Accepts or refuses each `userprofile` (OAuth is outside the library: check
-   * a token here). A refused profile gets `error` `ERR_NOT_PERMITTED`.
+   * a token here). It must return `true`, synchronously, to accept; anything
+   * else, or a throw, refuses, and a refused profile gets `error`
+   * `ERR_NOT_PERMITTED`.
    * @default every profile is taken as given
    */
   verifyProfile?: (profiles: UserProfiles, sessionid: string) => boolean;
@@ -80,12 +82,8 @@ export function createWorkroomsServer(options: WorkroomsServerOptions = {}): Wor
     cleanup(connection, code, reason, crashed) {
       const sessionid = registry.heldBy(connection);
       if (sessionid !== undefined) {
-        // On shutdown nobody is told: everyone is going.
-        for (const call of registry.callsOf(sessionid)) {
-          registry.removeCall(call.callid);
-          const other = call.from === sessionid ? call.to : call.from;
-          if (crashed) router.send(other, { type: 'hangup', detail: { calls: [{ callid: call.callid, sessionid }] } });
-        }
+        // A crash ends the calls for the other sides; on shutdown nobody is told: everyone is going.
+        if (crashed) hangUpCalls({ registry, router }, registry.callsOf(sessionid), sessionid, false);
         registry.release(sessionid, connection);
         router.remove(sessionid);
       }
