@@ -238,6 +238,14 @@ describe('rtc actor over node-datachannel', () => {
     expect(failed.error.code).toBe(ErrorCode.RtcFailed);
   });
 
+  it('cannot send media: a connection given tracks reports rtc.failed before any offer', async () => {
+    const a = new RtcPeer({ label: 'a', role: 'offerer' }, { ...NDC, media: () => ({ tracks: [{ kind: 'audio' }] }) });
+    const failed = await a.waitFor('rtc.failed');
+    expect(failed.error.code).toBe(ErrorCode.RtcFailed);
+    expect(failed.error.message).toMatch(/could not add the local media: .*Not implemented/);
+    expect(a.of('rtc.description')).toEqual([]);
+  });
+
   it('ICE restart: reports rtc.failed (the polyfill cannot restart ICE) and the channel stays usable', async () => {
     const { a, b, ta, tb } = await connectedPair(NDC, NDC, false);
     const firstOffer = a.of('rtc.description')[0]!.description.sdp;

@@ -1,4 +1,4 @@
-import { RTCPeerConnection } from 'werift';
+import { MediaStream, MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket } from 'werift';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RtcError } from '../src/errors.js';
 import type { RTCDataChannelLike, RTCPeerConnectionLike, RtcActorInit, RtcInput } from '../src/rtc/index.js';
@@ -124,6 +124,71 @@ describe('rtc actor, trickle', () => {
     const [bin] = await exchange(openA.transport, openB.transport, Uint8Array.of(9, 8, 7));
     expect(bin).toEqual(Uint8Array.of(9, 8, 7));
     expect([...a.of('rtc.failed'), ...b.of('rtc.failed')]).toEqual([]);
+  });
+});
+
+/** Writes numbered RTP packets on `track` until stopped; resolves each received payload on `remote`. */
+function rtpFlow(track: MediaStreamTrack, remote: MediaStreamTrack, text: string) {
+  let sequenceNumber = 0;
+  const timer = setInterval(() => {
+    sequenceNumber++;
+    const header = new RtpHeader({ payloadType: 96, sequenceNumber, timestamp: sequenceNumber * 960, ssrc: 4242 });
+    track.writeRtp(new RtpPacket(header, Buffer.from(text)));
+  }, 20);
+  const received = new Promise<string>((resolve) => {
+    const { unSubscribe } = remote.onReceiveRtp.subscribe((packet) => {
+      unSubscribe();
+      resolve(packet.payload.toString());
+    });
+  });
+  return received.finally(() => clearInterval(timer));
+}
+
+describe('rtc actor, media', () => {
+  it('sends each side its tracks next to the data channel: rtc.track with the streams, RTP flowing both ways', async () => {
+    const camera = new MediaStream({ id: 'camera' });
+    const mine = { a: new MediaStreamTrack({ kind: 'audio' }), b: new MediaStreamTrack({ kind: 'audio' }) };
+    const asked: RtcInput[] = [];
+    const media = (input: RtcInput) => {
+      asked.push(input);
+      return input.label === 'a' ? { tracks: [mine.a], streams: [camera] } : { tracks: [mine.b] };
+    };
+    const { a, b, ta, tb } = await connectedPair({ trickle: true, media });
+    expect(asked.map((input) => input.label).sort()).toEqual(['a', 'b']);
+    expect(/\nm=audio /.test(a.of('rtc.description')[0]!.description.sdp)).toBe(true);
+
+    const [atB, atA] = await Promise.all([b.waitFor('rtc.track'), a.waitFor('rtc.track')]);
+    expect(atB).toMatchObject({ label: 'b', track: { kind: 'audio' } });
+    expect((atB.streams as MediaStream[]).map((stream) => stream.id)).toEqual(['camera']);
+    expect(atA).toMatchObject({ label: 'a', track: { kind: 'audio' } });
+
+    const [there, back] = await Promise.all([
+      rtpFlow(mine.a, atB.track as MediaStreamTrack, 'from a'),
+      rtpFlow(mine.b, atA.track as MediaStreamTrack, 'from b'),
+    ]);
+    expect([there, back]).toEqual(['from a', 'from b']);
+    const [text] = await exchange(ta, tb, 'data too');
+    expect(text).toBe('data too');
+    expect([...a.of('rtc.failed'), ...b.of('rtc.failed')]).toEqual([]);
+  });
+
+  it('carries no media section without media, and reports a media callback that throws as rtc.failed', async () => {
+    const plain = new Peer({ label: 'plain', role: 'offerer' }, { trickle: true });
+    expect(/\nm=(audio|video) /.test((await plain.waitFor('rtc.description')).description.sdp)).toBe(false);
+
+    const broken = new Peer(
+      { label: 'broken', role: 'offerer' },
+      {
+        media: () => {
+          throw new Error('no camera');
+        },
+      },
+    );
+    const { error } = await broken.waitFor('rtc.failed');
+    expect(error).toBeInstanceOf(RtcError);
+    expect(error.code).toBe(ErrorCode.RtcFailed);
+    expect(error.message).toContain('could not add the local media: no camera');
+    expect(broken.of('rtc.description')).toEqual([]);
   });
 });
 

@@ -80,6 +80,7 @@ type ModelEvent =
   | { type: 'rtc.description'; label: string; description: { type: 'offer' | 'answer'; sdp: string } }
   | { type: 'rtc.candidate'; label: string; candidate: typeof candidate }
   | { type: 'rtc.open'; label: string; transport: Transport }
+  | { type: 'rtc.track'; label: string; track: { kind: string }; streams: unknown[] }
   | { type: 'rtc.failed' | 'rtc.closed'; label: string; error?: { code: string; message: string } }
   | { type: `xstate.error.actor.call:${string}` | 'xstate.error.actor.signalling'; error: { message: string } }
   | { type: 'call'; to: string }
@@ -150,6 +151,7 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       { type: 'rtc.description', label: c, description: { type: c === C1 ? 'offer' : 'answer', sdp } },
       { type: 'rtc.candidate', label: c, candidate },
       { type: 'rtc.open', label: c, transport: stubTransport },
+      { type: 'rtc.track', label: c, track: { kind: 'audio' }, streams: [] },
       { type: 'rtc.failed', label: c, error: { code: 'ERR_RTC_FAILED', message: 'ICE failed' } },
       { type: 'rtc.closed', label: c },
       { type: `xstate.error.actor.call:${c}`, error: { message: 'rtc crashed' } },
@@ -291,6 +293,7 @@ async function exec(w: World, _prev: ModelSnapshot, event: ModelEvent): Promise<
     }
     case 'rtc.description':
     case 'rtc.candidate':
+    case 'rtc.track':
     case 'rtc.failed':
     case 'rtc.closed': {
       const script = w.rtc.live.get((event as { label: string }).label)!;
@@ -400,6 +403,8 @@ function expectedEmitted(prev: ModelSnapshot | undefined, event: ModelEvent, nex
       return ['error'];
     case 'rtc.open':
       return ['connected'];
+    case 'rtc.track':
+      return ['track'];
     case 'call':
     case 'search':
       return online ? [] : ['error'];

@@ -3,11 +3,12 @@
  * `createWorkroomsClient`s over `ws`, werift peers on loopback.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RTCPeerConnection } from 'werift';
+import { MediaStream, MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket } from 'werift';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
 import { createWorkroomsClient, type WorkroomsClient } from '../machines/workrooms/client.js';
 import type { ClientEmitted } from '../machines/workrooms/client.machine.js';
+import type { RtcActorInit } from '../src/rtc/index.js';
 import type { Transport } from '../src/transport.js';
 import { WERIFT_LOOPBACK } from './rtc-helpers.js';
 
@@ -54,7 +55,7 @@ function nextFrame(transport: Transport): Promise<unknown> {
 }
 
 /** A client whose signalling sockets are kept, so a test can drop the current one. */
-function client(profile?: Record<string, Record<string, unknown>>) {
+function client(profile?: Record<string, Record<string, unknown>>, media?: RtcActorInit['media']) {
   const sockets: Transport[] = [];
   const errors: unknown[] = [];
   const c = createWorkroomsClient({
@@ -63,7 +64,7 @@ function client(profile?: Record<string, Record<string, unknown>>) {
       sockets.push(socket);
       return socket;
     },
-    rtc: { RTCPeerConnection, config: WERIFT_LOOPBACK },
+    rtc: { RTCPeerConnection, config: WERIFT_LOOPBACK, ...(media && { media }) },
     reconnectDelay: 50,
     ...(profile && { profile }),
   });
@@ -78,9 +79,9 @@ async function until(predicate: () => boolean, ms = 5000) {
 }
 
 /** Alice finds Bob in the directory, calls him, and both data channels open. */
-async function call() {
-  const alice = client({ github: { login: 'alice' } });
-  const bob = client({ github: { login: 'bob', name: 'Bob Example' } });
+async function call(media: { alice?: RtcActorInit['media']; bob?: RtcActorInit['media'] } = {}) {
+  const alice = client({ github: { login: 'alice' } }, media.alice);
+  const bob = client({ github: { login: 'bob', name: 'Bob Example' } }, media.bob);
   await Promise.all([next(alice.client, 'registered'), next(bob.client, 'registered')]);
   await until(() => server.workrooms.stats().sessions >= 2);
   let found: Awaited<ReturnType<WorkroomsClient['search']>> = [];
@@ -168,6 +169,55 @@ describe('workrooms end to end: real server, ws, werift on loopback', () => {
     expect((await carolHungUp).callid).toBe(a.callid);
     await exchange(aliceToBob, bobToAlice, 'still');
     expect(bob.client.calls()).toHaveLength(1);
+  });
+
+  it('carries media next to the data channel: each side gets the other’s track, with its stream, and RTP flows', async () => {
+    const microphone = { alice: new MediaStreamTrack({ kind: 'audio' }), bob: new MediaStreamTrack({ kind: 'audio' }) };
+    const stream = new MediaStream({ id: 'alice-mic' });
+    const tracksAt = (c: WorkroomsClient) => next(c, 'track');
+    const peerOfCall: Array<string | undefined> = [];
+    const pending: { alice?: Promise<Detail<'track'>>; bob?: Promise<Detail<'track'>> } = {};
+    const started = call({
+      alice: ({ label }) => {
+        // The media callback can tell which call it is for.
+        peerOfCall.push(clients[0]!.calls().find((c) => c.info.callid === label)?.peerid);
+        return { tracks: [microphone.alice], streams: [stream] };
+      },
+      bob: () => ({ tracks: [microphone.bob] }),
+    });
+    // Listen before the call connects: tracks arrive with the remote description.
+    await until(() => clients.length === 2);
+    pending.alice = tracksAt(clients[0]!);
+    pending.bob = tracksAt(clients[1]!);
+    const { alice, bob, callid, ta, tb } = await started;
+    const [atAlice, atBob] = await Promise.all([pending.alice, pending.bob]);
+    expect(atBob).toMatchObject({ callid, peerid: alice.client.sessionid, track: { kind: 'audio' } });
+    expect((atBob.streams as MediaStream[]).map((s) => s.id)).toEqual(['alice-mic']);
+    expect(atAlice).toMatchObject({ callid, peerid: bob.client.sessionid, track: { kind: 'audio' } });
+    expect(peerOfCall).toEqual([bob.client.sessionid]);
+
+    const heard = (from: MediaStreamTrack, at: MediaStreamTrack, words: string) => {
+      let sequenceNumber = 0;
+      const timer = setInterval(() => {
+        sequenceNumber++;
+        const header = new RtpHeader({ payloadType: 96, sequenceNumber, timestamp: sequenceNumber * 960, ssrc: 7 });
+        from.writeRtp(new RtpPacket(header, Buffer.from(words)));
+      }, 20);
+      return new Promise<string>((resolve) => {
+        const { unSubscribe } = at.onReceiveRtp.subscribe((packet) => {
+          unSubscribe();
+          resolve(packet.payload.toString());
+        });
+      }).finally(() => clearInterval(timer));
+    };
+    expect(
+      await Promise.all([
+        heard(microphone.alice, atBob.track as MediaStreamTrack, 'hello bob'),
+        heard(microphone.bob, atAlice.track as MediaStreamTrack, 'hello alice'),
+      ]),
+    ).toEqual(['hello bob', 'hello alice']);
+    await exchange(ta, tb, 'with media');
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
   it('leaves nothing behind on the server once both leave', async () => {

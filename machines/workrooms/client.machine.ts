@@ -2,7 +2,7 @@ import { assign, emit, enqueueActions, setup } from 'xstate';
 import { ErrorCode, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
-import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
+import type { RtcIceCandidateInit, RtcMediaTrackLike } from '../../src/rtc/types.js';
 import type { Transport } from '../../src/transport.js';
 import {
   CLOSE_TAKEN_OVER,
@@ -90,6 +90,12 @@ export type ClientEmitted =
   | { type: 'inboundcall'; detail: CallInfo }
   /** The call's data channel is open: `transport` sends and receives on it. */
   | { type: 'connected'; detail: { callid: string; peerid: string; transport: Transport } }
+  /**
+   * The other side of a call sends a media track (a `MediaStreamTrack` of the
+   * WebRTC implementation), in these `MediaStream`s. Only where both sides
+   * give the `rtc` actor media (`fromRtc({ media })`).
+   */
+  | { type: 'track'; detail: { callid: string; peerid: string; track: RtcMediaTrackLike; streams: readonly unknown[] } }
   /** A call ended. `sessionid` is the other side. */
   | { type: 'hangup'; detail: { callid: string; sessionid: string; reason: HangupReason } }
   | { type: 'autocomplete'; detail: { search: string; results: DirectoryEntry[] } }
@@ -262,6 +268,11 @@ export const workroomsClient = setup({
       enqueue.assign({ calls: { ...context.calls, [label]: { ...call, transport } } });
       enqueue.emit({ type: 'connected', detail: { callid: label, peerid: call.peerid, transport } });
     }),
+    callTrack: enqueueActions(({ context, event, enqueue }) => {
+      const { label, track, streams } = event as RtcEvent<'rtc.track'>;
+      const call = context.calls[label];
+      if (call) enqueue.emit({ type: 'track', detail: { callid: label, peerid: call.peerid, track, streams } });
+    }),
     /**
      * A call's WebRTC connection failed or closed: the call is over, for the
      * other side too when `tell`. A channel that closes after it was open was
@@ -326,6 +337,7 @@ export const workroomsClient = setup({
     active: {
       on: {
         'rtc.open': { actions: 'callOpen' },
+        'rtc.track': { actions: 'callTrack' },
         'rtc.failed': { actions: { type: 'callFailed', params: { tell: false } } },
         'rtc.closed': { actions: { type: 'callFailed', params: { tell: false } } },
         'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: false } } },

@@ -5,7 +5,7 @@
  * @module
  */
 export { fromRtc } from './rtc.actor.js';
-export type { RtcActorInit, RtcActorLogic, RtcCommand, RtcEmitted, RtcInput } from './rtc.actor.js';
+export type { RtcActorInit, RtcActorLogic, RtcCommand, RtcEmitted, RtcInput, RtcLocalMedia } from './rtc.actor.js';
 export { dataChannelTransport } from './data-channel-transport.js';
 export type { DataChannelTransportInit } from './data-channel-transport.js';
 export type {
@@ -14,6 +14,7 @@ export type {
   RtcEventListener,
   RtcEventTargetLike,
   RtcIceCandidateInit,
+  RtcMediaTrackLike,
   RtcSessionDescription,
   RtcSessionDescriptionLike,
 } from './types.js';

@@ -7,6 +7,7 @@ import {
   type RTCDataChannelLike,
   type RTCPeerConnectionLike,
   type RtcIceCandidateInit,
+  type RtcMediaTrackLike,
   type RtcSessionDescription,
 } from './types.js';
 
@@ -49,6 +50,32 @@ export interface RtcActorInit {
    * @default 5000
    */
   gatheringTimeout?: number;
+  /**
+   * Media to send, next to the data channel: called once per invocation with
+   * its input (its `label` tells connections apart); every returned track is
+   * added with `addTrack(track, ...streams)` before the offer (offerer) or
+   * the answer (answerer). An answerer's track rides the transceiver of the
+   * same kind that the offer opened, so a kind the offer does not carry is not
+   * sent (there is no renegotiation). Remote tracks arrive as `rtc.track`. An
+   * implementation without media (node-datachannel's polyfill) or a throwing
+   * callback ends in `rtc.failed`.
+   * @default none: a data channel only
+   *
+   * @example
+   * ```ts
+   * const camera = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+   * fromRtc({ RTCPeerConnection, trickle: true, media: () => ({ tracks: camera.getTracks(), streams: [camera] }) });
+   * ```
+   */
+  media?: (input: RtcInput) => RtcLocalMedia | undefined;
+}
+
+/** What {@link RtcActorInit.media} gives one connection to send. */
+export interface RtcLocalMedia {
+  /** `MediaStreamTrack`s (the browser's, werift's). */
+  tracks: readonly RtcMediaTrackLike[];
+  /** The `MediaStream`s they belong to, as the remote's `rtc.track` event will list them. @default [] */
+  streams?: readonly unknown[];
 }
 
 /** Input of one `rtc` actor invocation. */
@@ -69,6 +96,8 @@ export type RtcEmitted =
   | { type: 'rtc.candidate'; label: string; candidate: RtcIceCandidateInit }
   /** The data channel is open; `transport` wraps it. */
   | { type: 'rtc.open'; label: string; transport: Transport }
+  /** The remote sends a media track (`MediaStreamTrack` of this implementation), in these `MediaStream`s. */
+  | { type: 'rtc.track'; label: string; track: RtcMediaTrackLike; streams: readonly unknown[] }
   /**
    * The connection failed, the data channel errored, a remote description was
    * rejected, or setting up failed. The actor stays alive: the parent decides
@@ -99,7 +128,8 @@ const DEFAULT_GATHERING_TIMEOUT = 5000;
 
 /**
  * The `rtc` actor: a callback actor around one `RTCPeerConnection` with one
- * ordered data channel. A machine invokes it as `rtc`; the caller provides it.
+ * ordered data channel, and the media tracks of {@link RtcActorInit.media}
+ * if any. A machine invokes it as `rtc`; the caller provides it.
  *
  * - Offerer: creates the data channel and an offer, sets it locally and sends
  *   `rtc.description` (non-trickle: once ICE gathering completed). It then
@@ -193,6 +223,21 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
           if (!stopped && !closing) fail(`${what}: ${describe(error)}`, error);
         }
       });
+    };
+
+    /** Adds the local media of {@link RtcActorInit.media}, once per connection. */
+    let mediaAdded = false;
+    const addLocalMedia = (peer: RTCPeerConnectionLike) => {
+      if (mediaAdded || !init.media) return;
+      mediaAdded = true;
+      try {
+        const media = init.media(input);
+        if (!media?.tracks?.length) return;
+        if (typeof peer.addTrack !== 'function') throw new Error('this RTCPeerConnection has no addTrack()');
+        for (const track of media.tracks) peer.addTrack(track, ...(media.streams ?? []));
+      } catch (error) {
+        throw new Error(`could not add the local media: ${describe(error)}`, { cause: error });
+      }
     };
 
     // ---- data channel -------------------------------------------------------
@@ -307,6 +352,7 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
         resumeWeriftIceAfterRestart(peer);
         return;
       }
+      addLocalMedia(peer);
       const answer = await peer.createAnswer();
       if (trickle) heldLocalCandidates = [];
       await peer.setLocalDescription({ type: 'answer', sdp: answer.sdp });
@@ -410,6 +456,12 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
           if (!channel && event?.channel) adoptChannel(event.channel);
         }),
       );
+      disposers.add(
+        listen(peer, 'track', (event: { track?: RtcMediaTrackLike; streams?: readonly unknown[] } | undefined) => {
+          if (event?.track)
+            report({ type: 'rtc.track', label, track: event.track, streams: [...(event.streams ?? [])] });
+        }),
+      );
 
       if (input.role === 'offerer') {
         try {
@@ -418,7 +470,10 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
           fail(`could not create the data channel: ${describe(error)}`, error);
           return;
         }
-        enqueue('could not create the offer', (p) => makeOffer(p, false));
+        enqueue('could not create the offer', async (p) => {
+          addLocalMedia(p);
+          await makeOffer(p, false);
+        });
       } else if (input.remoteOffer !== undefined) {
         const remoteOffer = input.remoteOffer;
         enqueue('bad remote offer', (p) => applyRemoteDescription(p, { type: 'offer', sdp: remoteOffer }));

@@ -65,11 +65,21 @@ export interface RTCDataChannelLike extends RtcEventTargetLike {
 }
 
 /**
+ * The part of a `MediaStreamTrack` that signalbox looks at: the browser's and
+ * werift's both fit. Tracks pass through the `rtc` actor untouched.
+ */
+export interface RtcMediaTrackLike {
+  /** `'audio'` or `'video'`. */
+  readonly kind: string;
+}
+
+/**
  * The part of a W3C `RTCPeerConnection` that the `rtc` actor uses.
  *
  * Events used: `icecandidate` (`event.candidate`: a candidate, or
  * null/undefined at the end), `icegatheringstatechange`,
- * `connectionstatechange`, `datachannel` (`event.channel`).
+ * `connectionstatechange`, `datachannel` (`event.channel`), `track`
+ * (`event.track`, `event.streams`).
  */
 export interface RTCPeerConnectionLike extends RtcEventTargetLike {
   readonly connectionState: string;
@@ -82,6 +92,9 @@ export interface RTCPeerConnectionLike extends RtcEventTargetLike {
   setLocalDescription(description: { type: 'offer' | 'answer'; sdp?: string }): Promise<unknown>;
   setRemoteDescription(description: RtcSessionDescription): Promise<unknown>;
   addIceCandidate(candidate: RtcIceCandidateInit): Promise<unknown>;
+  /** Only used when the actor is given media. node-datachannel's polyfill has it but throws "Not implemented". */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  addTrack?(track: RtcMediaTrackLike, ...streams: any[]): unknown;
   /** Browsers return `void`, werift a promise. */
   close(): unknown;
 }
