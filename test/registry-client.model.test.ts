@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { assign, createActor, fromCallback, setup, type AnyMachineSnapshot } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
 import { memorySink } from '../machines/filedrop/files.js';
-import { registryClient, type RegistryClientContext } from '../machines/registry/client.machine.js';
+import { registryClient, type Job, type RegistryClientContext } from '../machines/registry/client.machine.js';
 import { clientCodec } from '../machines/registry/codec.js';
 import { RegistryError } from '../machines/registry/errors.js';
 import type { FileProvider } from '../machines/registry/files.js';
@@ -107,6 +107,19 @@ const E = {
     output: { key: SERVE, path: 'own.txt' },
   },
   fetchCrash: { type: `xstate.error.actor.job:${FETCH}`, actorId: `job:${FETCH}`, error: new Error('job crashed') },
+  fetchRtcCrash: {
+    type: `xstate.error.actor.rtc:${FETCH}`,
+    actorId: `rtc:${FETCH}`,
+    error: new Error(`rtc ${FETCH} crashed (simulated)`),
+  },
+  filesRefused: {
+    type: 'Error',
+    detail: {
+      code: 'ERR_INVALID_FIELD',
+      message: 'UpdateFiles: a file list has at most 0 entries',
+      event: 'UpdateFiles',
+    },
+  },
   leave: { type: 'leave' },
   closed: { type: 'signalling.closed', info: { code: 1001, reason: 'server closing', initiator: 'remote' } },
   badFrame: {
@@ -168,14 +181,19 @@ const inState = (s: AnyMachineSnapshot, value: unknown) => s.status === 'active'
 function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   if (snapshot.status !== 'active') return [];
   const { jobs, peers } = ctx(snapshot);
+  const updates = [E.updateFiles, E.updateBadFiles, E.relist];
+  // Not connected yet while listing: nothing can come from the server.
+  if (inState(snapshot, 'listing')) return [E.listed, E.listFailed, E.leave, E.request, ...updates];
   const always = [E.leave, E.closed, E.request];
-  if (inState(snapshot, { active: 'listing' })) return [E.listed, E.listFailed, ...always];
-  if (inState(snapshot, { active: 'registering' })) return [E.welcome, E.error, E.badFrame, E.crash, ...always];
+  if (inState(snapshot, { active: 'registering' })) {
+    return [E.welcome, E.error, E.badFrame, E.crash, ...always, ...updates];
+  }
   const events: ModelEvent[] = [
     ...always,
     E.badFrame,
     E.crash,
     E.error,
+    E.filesRefused,
     E.badRequest,
     E.cancel,
     E.offer,
@@ -191,7 +209,7 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   if (inState(snapshot, { active: { ready: 'relisting' } })) events.push(E.relisted, E.relistFailed);
   if (FETCH in jobs) {
     events.push(E.fetchOffer, E.fetchCandidate, E.fetchOpen, E.fetchFailedRtc, E.fetchClosed);
-    events.push(E.fetchDone, E.fetchLost, E.fetchCrash, E.progress);
+    events.push(E.fetchDone, E.fetchLost, E.fetchCrash, E.fetchRtcCrash, E.progress);
   }
   if (SERVE in jobs) events.push(E.serveAnswer, E.serveCandidate, E.serveDone);
   return events;
@@ -201,6 +219,8 @@ const summary = (c: RegistryClientContext) => ({
   files: c.files,
   peers: Object.fromEntries(Object.entries(c.peers).map(([id, files]) => [id, files.map((f) => f.path)])),
   jobs: Object.keys(c.jobs).sort(),
+  // The updateFiles kept for after Welcome: a list's paths, or the provider.
+  deferred: c.deferred ? (c.deferred.files?.map((f) => f.path) ?? 'provider') : null,
 });
 
 const serializeState = (s: AnyMachineSnapshot) =>
@@ -277,17 +297,20 @@ type World = ReturnType<typeof world>;
 async function exec(w: World, _prev: AnyMachineSnapshot, event: ModelEvent): Promise<void> {
   const name = nameOf.get(event)!;
   const child = (id: string) => w.actor.getSnapshot().children[id] as { send(e: unknown): void } | undefined;
+  // The provider answers the latest listing; earlier ones were stopped (relisting again).
+  const latest = () => w.lists.splice(0).pop()!;
   switch (name) {
     case 'listed':
     case 'relisted':
-      w.lists.shift()!.resolve(name === 'listed' ? OWN : NEW);
+      latest().resolve(name === 'listed' ? OWN : NEW);
       break;
     case 'listFailed':
     case 'relistFailed':
-      w.lists.shift()!.reject(new RegistryError('source-failed', 'disk gone'));
+      latest().reject(new RegistryError('source-failed', 'disk gone'));
       break;
     case 'welcome':
     case 'error':
+    case 'filesRefused':
     case 'register':
     case 'updateEmpty':
     case 'updateX':
@@ -329,6 +352,14 @@ async function exec(w: World, _prev: AnyMachineSnapshot, event: ModelEvent): Pro
     case 'fetchCrash':
       child(`job:${FETCH}`)!.send({ type: 'test.crash' });
       break;
+    case 'fetchRtcCrash':
+      // The rtc actor throws on its next command (the holder's Answer).
+      w.rtc.live.get(FETCH)!.crashing = true;
+      w.server.send({ type: 'Answer', detail: E.answer.detail });
+      await settle();
+      // XState runs no cleanup for a callback actor that threw: forget it here.
+      w.rtc.live.delete(FETCH);
+      break;
     default: {
       const { type, ...rest } = event;
       w.actor.send({ type, ...rest } as never);
@@ -348,12 +379,22 @@ function startsFetch(prev: AnyMachineSnapshot, event: ModelEvent): boolean {
   return event.path === 'x.bin' && !!peers[P]?.some((f: FileEntry) => f.path === 'x.bin') && !(FETCH in jobs);
 }
 
+/** What the updateFiles kept from before Welcome does once registered. */
+function deferredUpdate(prev: AnyMachineSnapshot): 'publish' | 'refuse' | 'relist' | undefined {
+  const { deferred } = ctx(prev);
+  if (!deferred) return undefined;
+  if (!deferred.files) return 'relist';
+  return deferred.files.every((f: FileEntry) => !f.path.startsWith('/')) ? 'publish' : 'refuse';
+}
+
 function expectedFrames(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineSnapshot): unknown[] {
   const name = nameOf.get(event)!;
-  if (name === 'leave') return [{ type: 'Disconnect' }];
+  if (name === 'leave') return inState(prev, 'listing') ? [] : [{ type: 'Disconnect' }];
   if (name === 'listed') return [{ type: 'Connect', detail: { files: OWN } }];
   if (name === 'relisted') return [{ type: 'UpdateFiles', detail: { files: NEW } }];
   if (name === 'updateFiles' && inState(prev, { active: 'ready' }))
+    return [{ type: 'UpdateFiles', detail: { files: NEW } }];
+  if (name === 'welcome' && deferredUpdate(prev) === 'publish')
     return [{ type: 'UpdateFiles', detail: { files: NEW } }];
   if (next.status !== 'active') return [];
   const { jobs } = ctx(prev);
@@ -370,12 +411,25 @@ function expectedFrames(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMa
 
 function expectedEmitted(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineSnapshot): string[] {
   const name = nameOf.get(event)!;
-  if (next.status === 'done') return ['stopped'];
   const ready = inState(prev, { active: 'ready' });
   const { jobs } = ctx(prev);
+  // Stopping fails every running transfer first.
+  if (next.status === 'done') {
+    return [
+      ...Object.values(jobs as Record<string, Job>).map((job) =>
+        job.kind === 'fetch' ? 'fetchFailed' : 'serveFailed',
+      ),
+      'stopped',
+    ];
+  }
   switch (name) {
-    case 'welcome':
-      return ['registered', 'filesUpdated'];
+    case 'welcome': {
+      const then = { publish: ['filesUpdated'], refuse: ['filesFailed'], relist: [] };
+      const deferred = deferredUpdate(prev);
+      return ['registered', 'filesUpdated', ...(deferred ? then[deferred] : [])];
+    }
+    case 'filesRefused':
+      return ready ? ['filesFailed'] : [];
     case 'register':
       return ['peerRegistered', 'peers'];
     case 'updateEmpty':
@@ -398,6 +452,7 @@ function expectedEmitted(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyM
       return ['progress'];
     case 'fetchLost':
     case 'fetchCrash':
+    case 'fetchRtcCrash':
       return ['fetchFailed'];
     case 'serveDone':
       return ['served'];
@@ -414,7 +469,8 @@ function expectedTold(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMach
   const name = nameOf.get(event)!;
   const { jobs } = ctx(prev);
   const out: Record<string, string[]> = {};
-  if (next.status !== 'active') return out;
+  // Stopping tells every running transfer to cancel (it aborts its sink or closes its source).
+  if (next.status !== 'active') return Object.fromEntries(Object.keys(jobs).map((key) => [key, ['cancel']]));
   if (name === 'unregister') for (const key of Object.keys(jobs)) out[key] = ['peer.gone'];
   if (name === 'cancel' && FETCH in jobs) out[FETCH] = ['cancel'];
   if (['fetchOpen', 'fetchFailedRtc', 'fetchClosed'].includes(name) && FETCH in jobs) out[FETCH] = [event.type];
@@ -453,14 +509,18 @@ async function check(w: World, prev: AnyMachineSnapshot | undefined, event: Mode
   }
   expect(sent).toEqual(expectedFrames(prev, event, next));
   expect(emitted.map((e) => e.type)).toEqual(expectedEmitted(prev, event, next));
+  const stoppedWith = emitted.find((e) => e.type === 'stopped')?.detail.error as RegistryError | undefined;
   for (const e of emitted) {
+    if (next.status !== 'active' && (e.type === 'fetchFailed' || e.type === 'serveFailed')) {
+      expect((e.detail.error as RegistryError).reason).toBe(stoppedWith?.reason ?? 'cancelled');
+    }
     if (e.type === 'stopped') {
       const reason = nameOf.get(event) === 'leave' ? undefined : (e.detail.error as RegistryError).reason;
       const want: Partial<Record<Name, string>> = {
         closed: 'signalling-lost',
         crash: 'signalling-lost',
         badFrame: 'protocol',
-        error: 'protocol',
+        error: inState(prev, { active: 'registering' }) ? 'protocol' : undefined,
         listFailed: 'source-failed',
       };
       expect(reason).toBe(want[nameOf.get(event)!]);
@@ -476,7 +536,8 @@ async function check(w: World, prev: AnyMachineSnapshot | undefined, event: Mode
     // Everything is let go: the signalling connection, every rtc actor, every job.
     // XState does not run a callback actor's cleanup after it threw: a crashed
     // signalling actor leaves its transport to the garbage collector.
-    if (nameOf.get(event) !== 'crash') expect(w.serverEnd.isOpen).toBe(false);
+    // A client that stopped while listing never connected: its transport was not used.
+    if (nameOf.get(event) !== 'crash' && !inState(prev, 'listing')) expect(w.serverEnd.isOpen).toBe(false);
     expect([...w.rtc.live.keys()]).toEqual([]);
     for (const channel of w.channels) expect(channel.isOpen).toBe(false);
     return;

@@ -5,9 +5,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createActor, waitFor } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
-import { memorySink, sha256Hex, type FileSource } from '../machines/filedrop/files.js';
+import { memorySink, sha256Hex, type FileSink, type FileSource } from '../machines/filedrop/files.js';
 import type { RegistryClientEmitted } from '../machines/registry/client.machine.js';
-import { memoryProvider, type FileProvider } from '../machines/registry/files.js';
+import { createRegistryClient } from '../machines/registry/client.js';
+import { RegistryError } from '../machines/registry/errors.js';
+import { registryFetch } from '../machines/registry/fetch.machine.js';
+import { blobProvider, memoryProvider, type FileProvider } from '../machines/registry/files.js';
 import type { FileEntry } from '../machines/registry/protocol.js';
 import { registryServe } from '../machines/registry/serve.machine.js';
 import { bytes, record, registryWorld, settle, type RegistryWorld } from './registry-helpers.js';
@@ -134,6 +137,143 @@ describe('registry clients: lists', () => {
     await until(() => a.getSnapshot().status === 'done');
     expect(a.getSnapshot().context.error?.reason).toBe('invalid-files');
     expect(world.server.stats().peers).toBe(0);
+  });
+});
+
+/** A promise the test settles. */
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+/**
+ * A provider over `files` whose sources stall after their first read until
+ * `release()`, and count how often they are closed.
+ */
+function stallingProvider(files: Record<string, Uint8Array>) {
+  const inner = memoryProvider(files);
+  const gate = deferred<void>();
+  const closes: string[] = [];
+  const provider: FileProvider = {
+    list: () => inner.list(),
+    async open(path) {
+      const source = await inner.open(path);
+      return {
+        ...source,
+        read: async (offset: number, length: number) => {
+          if (offset > 0) await gate.promise;
+          return source.read(offset, length);
+        },
+        close: () => void closes.push(path),
+      } satisfies FileSource;
+    },
+  };
+  return { provider, closes, release: () => gate.resolve() };
+}
+
+describe('registry clients: lists, slow providers and limits', () => {
+  it('lists before it connects, so a provider slower than the server’s connectTimeout still registers', async () => {
+    world = registryWorld({ server: { connectTimeout: 1000 } });
+    const listing = deferred<FileEntry[]>();
+    const a = world.client({ provider: { list: () => listing.promise, open: () => Promise.reject(new Error('no')) } });
+    await settle();
+    expect(world.server.stats().connections).toBe(0);
+    world.clock.increment(5000);
+    await settle();
+    listing.resolve([{ path: 'late.txt', size: 1 }]);
+    await idOf(a);
+    expect(a.getSnapshot().status).toBe('active');
+    expect(world.server.stats()).toEqual({ connections: 1, peers: 1, files: 1 });
+  });
+
+  it('asks the provider again when updateFiles comes while it is still listing, and announces the newer list', async () => {
+    world = registryWorld();
+    const lists: Array<ReturnType<typeof deferred<FileEntry[]>>> = [];
+    const provider: FileProvider = {
+      list: () => {
+        lists.push(deferred<FileEntry[]>());
+        return lists.at(-1)!.promise;
+      },
+      open: () => Promise.reject(new Error('no')),
+    };
+    const a = world.client({ provider, files: [] });
+    await idOf(a);
+    a.send({ type: 'updateFiles' });
+    a.send({ type: 'updateFiles' }); // the directory changed again meanwhile
+    await settle();
+    expect(lists).toHaveLength(2);
+    lists[1]!.resolve([{ path: 'two.txt', size: 2 }]);
+    lists[0]!.resolve([{ path: 'one.txt', size: 1 }]); // the stale answer is dropped
+    await until(() => a.getSnapshot().context.files.length === 1);
+    await settle();
+    expect(a.getSnapshot().context.files).toEqual([{ path: 'two.txt', size: 2 }]);
+    expect(world.server.stats().files).toBe(1);
+  });
+
+  it('applies an updateFiles sent before Welcome once registered', async () => {
+    world = registryWorld();
+    const a = world.client({ provider: memoryProvider({}), files: [{ path: 'first.txt', size: 1 }] });
+    a.send({ type: 'updateFiles', files: [{ path: 'second.txt', size: 2 }] });
+    await idOf(a);
+    await until(() => a.getSnapshot().context.files[0]?.path === 'second.txt');
+    const b = world.client({ provider: memoryProvider({}) });
+    await idOf(b);
+    await until(() => Object.keys(b.getSnapshot().context.peers).length === 1);
+    expect(Object.values(b.getSnapshot().context.peers)).toEqual([[{ path: 'second.txt', size: 2 }]]);
+  });
+
+  const many = (n: number, pathLength = 8) =>
+    Array.from({ length: n }, (_, i) => ({ path: `${i}`.padStart(pathLength, 'f'), size: i }));
+
+  it('refuses a list over the server’s limits before connecting: too many entries, or a frame over 256 KiB', async () => {
+    world = registryWorld();
+    const tooMany = world.client({ provider: memoryProvider({}), files: many(1001) });
+    const tooLarge = world.client({ provider: memoryProvider({}), files: many(300, 1000) });
+    await until(() => tooMany.getSnapshot().status === 'done' && tooLarge.getSnapshot().status === 'done');
+    expect(tooMany.getSnapshot().context.error).toMatchObject({
+      reason: 'invalid-files',
+      code: 'ERR_INVALID_FIELD',
+      message: 'a file list has at most 1000 entries',
+    });
+    expect(tooLarge.getSnapshot().context.error).toMatchObject({
+      reason: 'invalid-files',
+      message: expect.stringMatching(/^the list makes a frame of 30\d{4} characters, over the server's cap of 262144/),
+    });
+    expect(world.server.stats().connections).toBe(0);
+    // Once registered, such a list is refused and the old one stays.
+    const a = world.client({ provider: memoryProvider({}), files: many(2) });
+    const log = record<RegistryClientEmitted>(a);
+    await idOf(a);
+    a.send({ type: 'updateFiles', files: many(300, 1000) });
+    expect(log.of('filesFailed')[0]!.detail.error.reason).toBe('invalid-files');
+    await settle();
+    expect(a.getSnapshot().context.files).toEqual(many(2));
+    expect(world.server.stats().files).toBe(2);
+  });
+
+  it('reports a list the server refuses (tighter limits than the client’s): Connect fails, UpdateFiles is filesFailed', async () => {
+    world = registryWorld({ server: { maxFiles: 2 } });
+    const refused = world.client({ provider: memoryProvider({}), files: many(3) });
+    await until(() => refused.getSnapshot().status === 'done');
+    expect(refused.getSnapshot().context.error).toMatchObject({
+      reason: 'invalid-files',
+      code: 'ERR_INVALID_FIELD',
+      message: 'the server refused Connect: Connect: `detail.files`: a file list has at most 2 entries',
+    });
+    const a = world.client({ provider: memoryProvider({}), files: many(2) });
+    const log = record<RegistryClientEmitted>(a);
+    await idOf(a);
+    a.send({ type: 'updateFiles', files: many(3) });
+    await until(() => log.of('filesFailed').length > 0);
+    expect(log.of('filesFailed')[0]!.detail.error).toMatchObject({
+      reason: 'invalid-files',
+      code: 'ERR_INVALID_FIELD',
+      message: 'the server refused UpdateFiles: UpdateFiles: `detail.files`: a file list has at most 2 entries',
+    });
+    expect(log.of('refused')).toEqual([]);
+    expect(world.server.stats()).toEqual({ connections: 1, peers: 1, files: 2 });
   });
 });
 
@@ -273,6 +413,115 @@ describe('registry clients: RequestFile', () => {
     expect(b.getSnapshot().context.jobs).toEqual({});
   });
 
+  it('fails its fetches (cancelled) and aborts their sinks when the requester leaves mid-transfer; the holder closes its source', async () => {
+    world = registryWorld();
+    const data = bytes(300_000, 9);
+    const holder = stallingProvider({ 'slow.bin': data });
+    const a = world.client({ provider: holder.provider });
+    const aLog = record<RegistryClientEmitted>(a);
+    const b = world.client({ provider: memoryProvider({}) });
+    const ia = await idOf(a);
+    await until(() => ia in b.getSnapshot().context.peers);
+    const log = record<RegistryClientEmitted>(b);
+    const sink = memorySink();
+    b.send({ type: 'requestFile', peer: ia, path: 'slow.bin', sink });
+    await until(() => log.of('progress').length > 0);
+    b.send({ type: 'leave' });
+    expect(log.of('fetchFailed').map((e) => e.detail.error.reason)).toEqual(['cancelled']);
+    expect(log.events.map((e) => e.type).slice(-2)).toEqual(['fetchFailed', 'stopped']);
+    await until(() => sink.state === 'aborted');
+    // The holder sees its requester go: the serve fails and its source is closed, once.
+    await until(() => aLog.of('serveFailed').length > 0);
+    holder.release();
+    await settle();
+    expect(holder.closes).toEqual(['slow.bin']);
+    await until(() => world.rtc.open === 0);
+  });
+
+  it('fails its fetches with signalling-lost when its connection to the server drops mid-transfer', async () => {
+    world = registryWorld();
+    const holder = stallingProvider({ 'slow.bin': bytes(300_000, 9) });
+    const a = world.client({ provider: holder.provider });
+    const b = world.client({ provider: memoryProvider({}) });
+    const ia = await idOf(a);
+    await until(() => ia in b.getSnapshot().context.peers);
+    const log = record<RegistryClientEmitted>(b);
+    const sink = memorySink();
+    b.send({ type: 'requestFile', peer: ia, path: 'slow.bin', sink });
+    await until(() => log.of('progress').length > 0);
+    world.network.sever(world.connectionOf(b)!);
+    await until(() => log.of('stopped').length > 0);
+    expect(log.of('fetchFailed').map((e) => e.detail.error.reason)).toEqual(['signalling-lost']);
+    await until(() => sink.state === 'aborted');
+    holder.release();
+  });
+
+  it('fails the holder’s serves (cancelled) and closes their sources when the holder leaves mid-transfer', async () => {
+    world = registryWorld();
+    const holder = stallingProvider({ 'slow.bin': bytes(300_000, 9) });
+    const a = world.client({ provider: holder.provider });
+    const aLog = record<RegistryClientEmitted>(a);
+    const b = world.client({ provider: memoryProvider({}) });
+    const ia = await idOf(a);
+    await until(() => ia in b.getSnapshot().context.peers);
+    const log = record<RegistryClientEmitted>(b);
+    b.send({ type: 'requestFile', peer: ia, path: 'slow.bin', sink: memorySink() });
+    await until(() => log.of('progress').length > 0);
+    a.send({ type: 'leave' });
+    expect(aLog.of('serveFailed').map((e) => e.detail.error.reason)).toEqual(['cancelled']);
+    holder.release();
+    await until(() => holder.closes.length > 0);
+    await settle();
+    expect(holder.closes).toEqual(['slow.bin']);
+    await until(() => log.of('fetchFailed').length > 0);
+    expect(log.of('fetchFailed')[0]!.detail.error.reason).toBe('peer-gone');
+  });
+
+  it('lets go of sources and sinks even when the actors are stopped outright mid-transfer (actor.stop())', async () => {
+    world = registryWorld();
+    const holder = stallingProvider({ 'slow.bin': bytes(300_000, 9) });
+    const a = world.client({ provider: holder.provider });
+    const b = world.client({ provider: memoryProvider({}) });
+    const ia = await idOf(a);
+    await until(() => ia in b.getSnapshot().context.peers);
+    const log = record<RegistryClientEmitted>(b);
+    const sink = memorySink();
+    b.send({ type: 'requestFile', peer: ia, path: 'slow.bin', sink });
+    await until(() => log.of('progress').length > 0);
+    a.stop();
+    b.stop();
+    await settle();
+    expect(holder.closes).toEqual(['slow.bin']);
+    expect(sink.state).toBe('aborted');
+    holder.release();
+  });
+
+  it('createRegistryClient: requestFile rejects when the client leaves mid-transfer', async () => {
+    world = registryWorld();
+    const holder = stallingProvider({ 'slow.bin': bytes(300_000, 9) });
+    const a = world.client({ provider: holder.provider });
+    const ia = await idOf(a);
+    const client = createRegistryClient({
+      transport: () => world.network.connect('registry', { path: '/registry' }),
+      rtc: world.rtc.rtc,
+      provider: memoryProvider({}),
+    });
+    await client.ready();
+    await until(() => ia in client.peers);
+    let progressed = false;
+    client.addEventListener('progress', () => (progressed = true));
+    const fetching = client.requestFile(ia, 'slow.bin').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await until(() => progressed);
+    client.leave();
+    const error = await fetching;
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).reason).toBe('cancelled');
+    holder.release();
+  });
+
   it('cancels one request', async () => {
     const { b, ia } = await three();
     const log = record<RegistryClientEmitted>(b);
@@ -299,6 +548,109 @@ describe('registry clients: RequestFile', () => {
     await until(() => log.of('fetchFailed').length > 0);
     expect(log.of('fetchFailed')[0]!.detail.error).toMatchObject({ reason: 'timeout', code: 'ERR_TIMEOUT' });
     expect(b.getSnapshot().context.jobs).toEqual({});
+  });
+});
+
+describe('blobProvider: a browser client serves File objects', () => {
+  const inFolder = (file: File, path: string) => Object.defineProperty(file, 'webkitRelativePath', { value: path });
+
+  it('lists Files by webkitRelativePath or name, and a peer fetches one, verified', async () => {
+    world = registryWorld();
+    const notes = new TextEncoder().encode('notes from a folder');
+    const files = [new File(['hello'], 'a.txt'), inFolder(new File([notes], 'c.md'), 'docs/c.md')];
+    const a = world.client({ provider: blobProvider(files) });
+    const b = world.client({ provider: memoryProvider({}) });
+    const ia = await idOf(a);
+    await until(() => ia in b.getSnapshot().context.peers);
+    expect(b.getSnapshot().context.peers[ia]).toEqual([
+      { path: 'a.txt', size: 5, sha256: sha256Hex(new TextEncoder().encode('hello')) },
+      { path: 'docs/c.md', size: notes.byteLength, sha256: sha256Hex(notes) },
+    ]);
+    const { fetched, sink } = await fetch(b, ia, 'docs/c.md');
+    expect(fetched!.detail).toMatchObject({ size: notes.byteLength, sha256: sha256Hex(notes) });
+    expect(new TextDecoder().decode(sink.bytes())).toBe('notes from a folder');
+  });
+
+  it('refuses File names that are not clean paths, and the same path twice', () => {
+    const bad = (files: File[]) => {
+      try {
+        blobProvider(files);
+      } catch (error) {
+        return (error as RegistryError).reason;
+      }
+      return undefined;
+    };
+    expect(bad([inFolder(new File(['x'], 'x'), '../x')])).toBe('invalid-path');
+    expect(bad([inFolder(new File(['x'], 'x'), 'a\\x')])).toBe('invalid-path');
+    expect(bad([new File(['x'], 'a.txt'), new File(['y'], 'a.txt')])).toBe('invalid-files');
+    expect(bad([new File(['x'], 'a.txt')])).toBeUndefined();
+  });
+
+  it('serves only what it was given', async () => {
+    const provider = blobProvider([new File(['hello'], 'a.txt')]);
+    const error = await Promise.resolve(provider.open('b.txt')).catch((e: unknown) => e);
+    expect(error).toMatchObject({ reason: 'not-listed' });
+  });
+});
+
+describe('registry jobs: what opens after the job ended is let go', () => {
+  const timing = { connectTimeout: 1000, responseTimeout: 1000, lingerTimeout: 1000 };
+
+  it('a holder closes a source its provider opens after the requester left', async () => {
+    const opening = deferred<FileSource>();
+    let closed = 0;
+    const source: FileSource = {
+      name: 'a.txt',
+      size: 1,
+      type: '',
+      sha256: 'a'.repeat(64),
+      read: async () => new Uint8Array(1),
+      close: () => void closed++,
+    };
+    const [local] = memoryPair();
+    const serve = createActor(registryServe, {
+      input: {
+        key: 'k',
+        peer: 'p',
+        provider: { list: () => [], open: () => opening.promise },
+        files: [{ path: 'a.txt', size: 1 }],
+        ...timing,
+      },
+    }).start();
+    serve.send({ type: 'rtc.open', label: 'k', transport: local });
+    serve.send({ type: 'channel.message', message: { type: 'RequestFile', detail: { path: 'a.txt' } } });
+    expect(serve.getSnapshot().value).toEqual({ active: 'opening' });
+    serve.send({ type: 'peer.gone' });
+    expect(serve.getSnapshot().value).toBe('failed');
+    opening.resolve(source);
+    await settle();
+    expect(closed).toBe(1);
+  });
+
+  it('a requester aborts a sink that opens after the fetch failed', async () => {
+    const opening = deferred<FileSink>();
+    const [local] = memoryPair();
+    const fetch = createActor(registryFetch, {
+      input: {
+        key: 'k',
+        peer: 'p',
+        path: 'a.txt',
+        expected: { path: 'a.txt', size: 1 },
+        sink: () => opening.promise,
+        ...timing,
+      },
+    }).start();
+    fetch.send({ type: 'rtc.open', label: 'k', transport: local });
+    fetch.send({
+      type: 'channel.message',
+      message: { type: 'File', detail: { path: 'a.txt', size: 1, sha256: 'a'.repeat(64) } },
+    });
+    expect(fetch.getSnapshot().value).toEqual({ active: 'openingSink' });
+    fetch.send({ type: 'peer.gone' });
+    const sink = memorySink();
+    opening.resolve(sink);
+    await settle();
+    expect(sink.state).toBe('aborted');
   });
 });
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { channelCodec, checkFileList, clientCodec, serverCodec } from '../machines/registry/codec.js';
+import {
+  channelCodec,
+  checkFileList,
+  checkOutgoingList,
+  clientCodec,
+  RegistryDecodeError,
+  serverCodec,
+} from '../machines/registry/codec.js';
 import { checkPath, type ClientMessage, type ServerMessage } from '../machines/registry/protocol.js';
 import { ErrorCode, ProtocolError } from '../src/errors.js';
 
@@ -88,6 +95,36 @@ describe('registry codecs', () => {
     ).toBe(ErrorCode.InvalidField);
     expect(refusal(() => client.decode('x'.repeat(101))).code).toBe(ErrorCode.FrameTooLarge);
     expect(refusal(() => client.decode(new Uint8Array([1]))).code).toBe(ErrorCode.MalformedFrame);
+  });
+
+  it('names the refused message when its type is known, and keeps what it echoes short', () => {
+    const server = serverCodec();
+    const long = 'k'.repeat(10_000);
+    const error = refusal(() =>
+      server.decode(JSON.stringify({ type: 'UpdateFiles', detail: { files: [{ path: 'a', size: 1, [long]: 1 }] } })),
+    );
+    expect(error).toBeInstanceOf(RegistryDecodeError);
+    expect((error as RegistryDecodeError).event).toBe('UpdateFiles');
+    expect(error.code).toBe(ErrorCode.InvalidField);
+    expect(error.message.length).toBeLessThan(400);
+    expect(error.message).toMatch(/^UpdateFiles: `detail\.files\.0\.k{64}…`: /);
+    // Unknown types and bad envelopes name nothing.
+    expect(refusal(() => server.decode('{"type":"Nope"}'))).not.toBeInstanceOf(RegistryDecodeError);
+  });
+
+  it('checks a list against the server’s limits before it is sent', () => {
+    const files = [
+      { path: 'a', size: 1 },
+      { path: 'b', size: 2 },
+    ];
+    expect(checkOutgoingList(files, { maxFiles: 2, maxFrameSize: 1000 })).toBeUndefined();
+    expect(checkOutgoingList(files, { maxFiles: 1, maxFrameSize: 1000 })).toBe('a file list has at most 1 entries');
+    const frame = JSON.stringify({ type: 'UpdateFiles', detail: { files } }).length;
+    expect(checkOutgoingList(files, { maxFiles: 2, maxFrameSize: frame })).toBeUndefined();
+    expect(checkOutgoingList(files, { maxFiles: 2, maxFrameSize: frame - 1 })).toBe(
+      `the list makes a frame of ${frame} characters, over the server's cap of ${frame - 1}: share fewer files`,
+    );
+    expect(checkOutgoingList([{ path: '../x', size: 1 }], { maxFiles: 2, maxFrameSize: 1000 })).toMatch(/`\.\.`/);
   });
 
   it('decodes the data channel’s text frames and refuses the rest', () => {

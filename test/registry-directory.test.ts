@@ -2,10 +2,13 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from 'xstate';
 import { directoryProvider } from '../adapters/fs/index.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { memorySink, sha256Hex } from '../machines/filedrop/files.js';
+import type { RegistryClientEmitted } from '../machines/registry/client.machine.js';
 import { RegistryError } from '../machines/registry/errors.js';
-import { bytes } from './registry-helpers.js';
+import { memoryProvider } from '../machines/registry/files.js';
+import { bytes, record, registryWorld, settle } from './registry-helpers.js';
 
 let base: string;
 let shared: string;
@@ -27,6 +30,9 @@ beforeAll(async () => {
   await symlink(join(base, 'outside'), join(shared, 'door'));
   await symlink('../../secret.txt', join(shared, 'docs', 'relative-leak.txt'));
   await symlink(join(shared, 'nowhere'), join(shared, 'dangling'));
+  // Names no peer could ask for: a Windows separator, a control character.
+  await writeFile(join(shared, 'back\\slash.txt'), 'x');
+  await writeFile(join(shared, 'new\nline.txt'), 'x');
 });
 afterAll(async () => {
   await rm(base, { recursive: true, force: true });
@@ -55,7 +61,8 @@ describe('directoryProvider: listing', () => {
     const paths = (await directoryProvider(shared, { sha256: false, maxFiles: 2 }).list()).map((f) => f.path);
     expect(paths).toEqual(['a.txt', 'alias.txt']);
     const all = (await directoryProvider(shared, { sha256: false }).list()).map((f) => f.path);
-    for (const escaped of ['leak.txt', 'door/x.txt', 'docs/relative-leak.txt', 'dangling']) {
+    expect(all).toEqual(['a.txt', 'alias.txt', 'docs/deep/data.bin']);
+    for (const escaped of ['leak.txt', 'door/x.txt', 'docs/relative-leak.txt', 'dangling', 'back\\slash.txt']) {
       expect(all).not.toContain(escaped);
     }
   });
@@ -107,5 +114,38 @@ describe('directoryProvider: serving', () => {
     expect(error.reason).toBe('outside-root');
     expect(error.code).toBe('ERR_NOT_PERMITTED');
     await rm(join(shared, 'swap.txt'));
+  });
+});
+
+describe('directoryProvider behind a registry client', () => {
+  it('serves a listed file, and refuses one swapped for a symlink out after listing (outside-root), sending no byte of it', async () => {
+    const dir = join(base, 'served');
+    await mkdir(dir);
+    await writeFile(join(dir, 'ok.bin'), data);
+    await writeFile(join(dir, 'swapped.txt'), 'fine');
+    const world = registryWorld();
+    try {
+      const holder = world.client({ provider: directoryProvider(dir) });
+      const requester = world.client({ provider: memoryProvider({}) });
+      const id = (await waitFor(holder, (s) => s.context.id !== undefined)).context.id!;
+      await waitFor(requester, (s) => s.context.peers[id]?.length === 2);
+      // After listing, the file becomes a symlink to a secret outside the directory.
+      await rm(join(dir, 'swapped.txt'));
+      await symlink(join(base, 'secret.txt'), join(dir, 'swapped.txt'));
+      const log = record<RegistryClientEmitted>(requester);
+      const ok = memorySink();
+      const leak = memorySink();
+      requester.send({ type: 'requestFile', peer: id, path: 'ok.bin', sink: ok });
+      requester.send({ type: 'requestFile', peer: id, path: 'swapped.txt', sink: leak });
+      for (let i = 0; i < 500 && log.of('fetched').length + log.of('fetchFailed').length < 2; i++) await settle(1);
+      expect(log.of('fetched').map((e) => e.detail.path)).toEqual(['ok.bin']);
+      expect(sha256Hex(ok.bytes())).toBe(sha256Hex(data));
+      expect(log.of('fetchFailed').map((e) => [e.detail.path, e.detail.error.reason])).toEqual([
+        ['swapped.txt', 'outside-root'],
+      ]);
+      expect(leak.bytes().byteLength).toBe(0);
+    } finally {
+      await world.close();
+    }
   });
 });

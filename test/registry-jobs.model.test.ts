@@ -115,7 +115,7 @@ const fetchReasons: Partial<Record<FName, string>> = {
 };
 
 const fetchModel = registryFetch.provide({
-  actors: { firstFrame: inert as never, openSink: inert as never, download: inert as never },
+  actors: { firstFrame: inert as never, openSink: inert as never, download: inert as never, keeper: inert as never },
   actions: { report: () => {}, sendRequest: () => {}, abortSink: () => {} },
 });
 
@@ -325,8 +325,8 @@ type SName = keyof typeof S;
 const sName = new Map<ModelEvent, SName>(Object.entries(S).map(([n, e]) => [e, n as SName]));
 
 const serveModel = registryServe.provide({
-  actors: { firstFrame: inert as never, openSource: inert as never, upload: inert as never },
-  actions: { sendHeader: () => {}, sendRefusal: () => {}, closeSource: () => {} },
+  actors: { firstFrame: inert as never, openSource: inert as never, upload: inert as never, keeper: inert as never },
+  actions: { sendHeader: () => {}, sendRefusal: () => {} },
 });
 const FILES = [{ path: 'x.bin', size: DATA.byteLength }];
 

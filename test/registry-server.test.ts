@@ -174,72 +174,84 @@ const cases: Array<{ name: string; frame: (ids: { a: string; b: string }) => unk
   {
     name: 'a bad connection id',
     frame: ({ a }) => ({ type: 'Answer', detail: { peer: a, connection: 'no spaces/please', sdp } }),
-    reply: bad('ERR_INVALID_FIELD', /^Answer: `detail.connection`: a connection id is/),
+    reply: bad('ERR_INVALID_FIELD', /^Answer: `detail.connection`: a connection id is/, 'Answer'),
   },
   {
     name: 'a Candidate without its side',
     frame: ({ a }) => ({ type: 'Candidate', detail: { peer: a, connection: 'c', candidate } }),
-    reply: bad('ERR_INVALID_FIELD', /^Candidate: `detail.from`/),
+    reply: bad('ERR_INVALID_FIELD', /^Candidate: `detail.from`/, 'Candidate'),
   },
   {
     name: 'a file list that is not an array',
     frame: () => update({ 'a.txt': 5 }),
-    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files`/),
+    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files`/, 'UpdateFiles'),
   },
   {
     name: 'a path that climbs out with ../',
     frame: () => update([{ path: 'docs/../../etc/passwd', size: 1 }]),
-    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files.0.path`: a `..` segment leaves the shared directory'),
+    reply: bad(
+      'ERR_INVALID_FIELD',
+      'UpdateFiles: `detail.files.0.path`: a `..` segment leaves the shared directory',
+      'UpdateFiles',
+    ),
   },
   {
     name: 'an absolute path',
     frame: () => update([a1, { path: '/etc/passwd', size: 1 }]),
-    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files.1.path`: a path must be relative'),
+    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files.1.path`: a path must be relative', 'UpdateFiles'),
   },
   {
     name: 'a Windows drive path',
     frame: () => update([{ path: 'C:/Windows/win.ini', size: 1 }]),
-    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files.0.path`: a path must be relative'),
+    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files.0.path`: a path must be relative', 'UpdateFiles'),
   },
   {
     name: 'a path with a NUL byte',
     frame: () => update([{ path: 'a.txt\u0000.png', size: 1 }]),
-    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files.0.path`: a path must not contain NUL/),
+    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files.0.path`: a path must not contain NUL/, 'UpdateFiles'),
   },
   {
     name: 'a path with backslashes',
     frame: () => update([{ path: '..\\..\\x', size: 1 }]),
-    reply: bad('ERR_INVALID_FIELD', /`detail.files.0.path`: a path uses `\/` as its separator/),
+    reply: bad('ERR_INVALID_FIELD', /`detail.files.0.path`: a path uses `\/` as its separator/, 'UpdateFiles'),
   },
   {
     name: 'an empty path',
     frame: () => update([{ path: '', size: 1 }]),
-    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files.0.path`: a path must not be empty'),
+    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files.0.path`: a path must not be empty', 'UpdateFiles'),
   },
   {
     name: 'a path listed twice',
     frame: () => update([a1, { ...a1, size: 9 }]),
-    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files`: a file list must not name a path twice'),
+    reply: bad(
+      'ERR_INVALID_FIELD',
+      'UpdateFiles: `detail.files`: a file list must not name a path twice',
+      'UpdateFiles',
+    ),
   },
   {
     name: 'a negative size',
     frame: () => update([{ path: 'a', size: -1 }]),
-    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files.0.size`/),
+    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files.0.size`/, 'UpdateFiles'),
   },
   {
     name: 'a malformed digest',
     frame: () => update([{ path: 'a', size: 1, sha256: 'XYZ' }]),
-    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files.0.sha256`: sha256 must be 64 lowercase hex/),
+    reply: bad(
+      'ERR_INVALID_FIELD',
+      /^UpdateFiles: `detail.files.0.sha256`: sha256 must be 64 lowercase hex/,
+      'UpdateFiles',
+    ),
   },
   {
     name: 'an extra key in a file entry',
     frame: () => update([{ path: 'a', size: 1, owner: 'root' }]),
-    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files.0.owner`/),
+    reply: bad('ERR_INVALID_FIELD', /^UpdateFiles: `detail.files.0.owner`/, 'UpdateFiles'),
   },
   {
     name: 'more files than a list may hold',
     frame: () => update(Array.from({ length: 1001 }, (_, i) => ({ path: `f${i}`, size: i }))),
-    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files`: a file list has at most 1000 entries'),
+    reply: bad('ERR_INVALID_FIELD', 'UpdateFiles: `detail.files`: a file list has at most 1000 entries', 'UpdateFiles'),
   },
   {
     name: 'a frame over the size cap',
@@ -271,7 +283,7 @@ const cases: Array<{ name: string; frame: (ids: { a: string; b: string }) => unk
   {
     name: 'a Disconnect with a detail',
     frame: () => ({ type: 'Disconnect', detail: { now: true } }),
-    reply: bad('ERR_INVALID_FIELD', /^Disconnect: `detail.now`/),
+    reply: bad('ERR_INVALID_FIELD', /^Disconnect: `detail.now`/, 'Disconnect'),
   },
 ];
 
@@ -323,6 +335,38 @@ for (const [where, makeBed] of testbeds) {
     });
   });
 }
+
+describe('registry server: large file lists', () => {
+  const list = (n: number, pathLength: number) =>
+    Array.from({ length: n }, (_, i) => ({ path: `${i}`.padStart(pathLength, 'f'), size: i }));
+
+  for (const [where, makeBed] of testbeds) {
+    it(`refuses a list whose frame is over the 256 KiB cap with ERR_FRAME_TOO_LARGE, keeping the old list (${where})`, async () => {
+      bed = await makeBed();
+      const { a, b } = await two();
+      const frame = JSON.stringify(update(list(300, 1000)));
+      expect(frame.length).toBeGreaterThan(262_144);
+      b.send(frame);
+      expect(await b.next()).toEqual(bad('ERR_FRAME_TOO_LARGE', /^frame of \d+ characters exceeds the cap of 262144$/));
+      expect(bed.registry.files(b.id)).toEqual([c1]);
+      await settle();
+      expect(a.inbox).toEqual([]);
+      // The largest list that fits is taken.
+      b.send(update(list(1000, 200)));
+      expect((await a.next()).type).toBe('UpdatePeer');
+      expect(bed.server.stats().files).toBe(1002);
+    });
+  }
+
+  it('closes a connection whose frame is over the WebSocket limit (1009) and unregisters it like any close', async () => {
+    bed = await registrySocketTestbed();
+    const { a, b } = await two();
+    b.send(JSON.stringify(update(list(800, 1000))));
+    expect((await b.closed).code).toBe(1009);
+    expect(await a.next()).toEqual({ type: 'UnregisterPeer', detail: { peer: b.id } });
+    expect(bed.server.stats()).toEqual({ connections: 1, peers: 1, files: 2 });
+  });
+});
 
 describe('registry server: nothing leaks', () => {
   const ways: Array<[string, (m: MemoryTestbed, c: RawClient) => void]> = [

@@ -219,7 +219,9 @@ function expected(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineS
       break;
     }
     case 'signalling.error':
-      out.a.push(error(event.frame.startsWith('{') ? 'ERR_INVALID_FIELD' : 'ERR_MALFORMED_FRAME', /./));
+      // A frame whose type the codec knew is named in the Error (`event`).
+      if (event.frame.startsWith('{')) out.a.push(error('ERR_INVALID_FIELD', /^UpdateFiles: /, 'UpdateFiles'));
+      else out.a.push(error('ERR_MALFORMED_FRAME', 'frame is not valid JSON'));
       break;
   }
   return out;

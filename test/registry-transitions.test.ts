@@ -31,11 +31,34 @@ const client = (events: unknown[], input: object = {}) =>
   run<typeof registryClient, ClientMessage>(registryClient, { provider, ...input }, events);
 
 describe('registry client transitions', () => {
-  it('lists its files, then sends Connect with them', () => {
-    expect(client([]).snapshot.value).toEqual({ active: 'listing' });
+  it('lists its files before it connects, then sends Connect with them', () => {
+    const start = client([]);
+    expect(start.snapshot.value).toBe('listing');
+    // No signalling yet: a slow provider cannot run into the server's connectTimeout.
+    expect(start.spawned.map((s) => s.id)).toEqual(['listFiles']);
     const step = client([listed]);
     expect(step.snapshot.value).toEqual({ active: 'registering' });
+    expect(step.spawned.map((s) => s.id)).toEqual(['signalling']);
     expect(step.sent).toEqual([{ type: 'Connect', detail: { files: MINE } }]);
+  });
+
+  it('stops on leave while listing without sending anything', () => {
+    const step = client([{ type: 'leave' }]);
+    expect(step.snapshot.value).toBe('done');
+    expect(step.sent).toEqual([]);
+    expect(step.emitted).toEqual([{ type: 'stopped', detail: { error: undefined } }]);
+  });
+
+  it('keeps the last updateFiles from before Welcome and applies it once registered', () => {
+    const NEW = [{ path: 'new.txt', size: 1 }];
+    let step = client([{ type: 'updateFiles', files: NEW }, listed, { type: 'updateFiles' }, welcome]);
+    // The later one (ask the provider again) wins.
+    expect(step.snapshot.value).toEqual({ active: { ready: 'relisting' } });
+    expect(step.snapshot.context.deferred).toBeUndefined();
+    step = client([listed, { type: 'updateFiles', files: NEW }, welcome]);
+    expect(step.snapshot.value).toEqual({ active: { ready: 'idle' } });
+    expect(step.sent).toEqual([{ type: 'UpdateFiles', detail: { files: NEW } }]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['registered', 'filesUpdated', 'filesUpdated']);
   });
 
   it('fails with the provider’s error when listing fails', () => {
@@ -56,13 +79,21 @@ describe('registry client transitions', () => {
     ]);
   });
 
-  it('fails when the server refuses its Connect', () => {
-    const step = client([
+  it('fails when the server refuses its Connect: invalid-files when the list is what it refused', () => {
+    let step = client([
       listed,
       { type: 'Error', detail: { code: 'ERR_INVALID_FIELD', message: 'too many', event: 'Connect' } },
     ]);
     expect(step.snapshot.value).toBe('failed');
-    expect(step.snapshot.context.error).toMatchObject({ reason: 'protocol', code: 'ERR_INVALID_FIELD' });
+    expect(step.snapshot.context.error).toMatchObject({
+      reason: 'invalid-files',
+      code: 'ERR_INVALID_FIELD',
+      message: 'the server refused Connect: too many',
+    });
+    step = client([listed, { type: 'Error', detail: { code: 'ERR_FRAME_TOO_LARGE', message: 'over the cap' } }]);
+    expect(step.snapshot.context.error).toMatchObject({ reason: 'invalid-files', code: 'ERR_FRAME_TOO_LARGE' });
+    step = client([listed, { type: 'Error', detail: { code: 'ERR_TIMEOUT', message: 'late' } }]);
+    expect(step.snapshot.context.error).toMatchObject({ reason: 'protocol', code: 'ERR_TIMEOUT' });
   });
 
   it('stores RegisterPeer and UpdatePeer, forgets on UnregisterPeer and tells that peer’s jobs', () => {
@@ -96,6 +127,8 @@ describe('registry client transitions', () => {
 
   const refused: Array<[string, object, string]> = [
     ['an unknown peer', { peer: 'Q' }, 'no-such-peer'],
+    ['a peer id that names an Object property', { peer: 'constructor' }, 'no-such-peer'],
+    ['a peer id that names the prototype', { peer: '__proto__' }, 'no-such-peer'],
     ['an unlisted path', { path: 'other.bin' }, 'not-listed'],
     ['a path with ..', { path: '../theirs.bin' }, 'invalid-path'],
     ['a bad request id', { request: 'a b' }, 'protocol'],
@@ -157,6 +190,7 @@ describe('registry client transitions', () => {
 
   it('ignores an Offer from an unknown peer, or beyond maxServing', () => {
     expect(client([...ready, { ...offer, detail: { ...offer.detail, peer: 'Q' } }]).spawned).toEqual([]);
+    expect(client([...ready, { ...offer, detail: { ...offer.detail, peer: 'toString' } }]).spawned).toEqual([]);
     expect(client([...ready, offer], { maxServing: 0 }).spawned).toEqual([]);
   });
 
@@ -209,6 +243,61 @@ describe('registry client transitions', () => {
     expect(step.snapshot.value).toEqual({ active: { ready: 'relisting' } });
     step = client([...ready, { type: 'updateFiles' }, { type: 'xstate.done.actor.relist', output: [] }]);
     expect(step.sent).toEqual([{ type: 'UpdateFiles', detail: { files: [] } }]);
+  });
+
+  it('reports a refused UpdateFiles as filesFailed, any other Error as refused', () => {
+    let step = client([
+      ...ready,
+      { type: 'Error', detail: { code: 'ERR_INVALID_FIELD', message: 'at most 2', event: 'UpdateFiles' } },
+    ]);
+    expect(step.emitted).toEqual([{ type: 'filesFailed', detail: { error: expect.any(RegistryError) } }]);
+    expect(step.emitted[0]).toMatchObject({
+      detail: { error: { reason: 'invalid-files', code: 'ERR_INVALID_FIELD' } },
+    });
+    step = client([...ready, { type: 'Error', detail: { code: 'ERR_FRAME_TOO_LARGE', message: 'over the cap' } }]);
+    expect(step.emitted[0]).toMatchObject({ type: 'filesFailed', detail: { error: { code: 'ERR_FRAME_TOO_LARGE' } } });
+    const gone = { code: 'ERR_PEER_GONE', message: 'Offer: no peer Q is registered', event: 'Offer' };
+    step = client([...ready, { type: 'Error', detail: gone }]);
+    expect(step.emitted).toEqual([{ type: 'refused', detail: gone }]);
+  });
+
+  it('refuses a list over the server’s limits before sending it', () => {
+    const many = Array.from({ length: 3 }, (_, i) => ({ path: `f${i}`, size: i }));
+    let step = client([...ready, { type: 'updateFiles', files: many }], { listLimits: { maxFiles: 2 } });
+    expect(step.sent).toEqual([]);
+    expect(step.emitted[0]).toMatchObject({
+      type: 'filesFailed',
+      detail: { error: { reason: 'invalid-files', message: 'a file list has at most 2 entries' } },
+    });
+    step = client([...ready, { type: 'updateFiles', files: many }], { listLimits: { maxFrameSize: 100 } });
+    expect(step.sent).toEqual([]);
+    expect(step.emitted[0]).toMatchObject({ detail: { error: { message: expect.stringMatching(/cap of 100/) } } });
+  });
+
+  it('asks the provider again when updateFiles comes while it lists', () => {
+    const step = client([...ready, { type: 'updateFiles' }, { type: 'updateFiles' }]);
+    expect(step.snapshot.value).toEqual({ active: { ready: 'relisting' } });
+    // The running listing is stopped and a fresh one started.
+    expect(step.stopped).toHaveLength(1);
+    expect(step.spawned.map((s) => s.id)).toEqual(['relist']);
+  });
+
+  it('fails its running transfers when it stops, telling each to cancel', () => {
+    let step = client([...ready, request, offer, { type: 'leave' }]);
+    expect(step.sentTo).toEqual([
+      { to: `job:${FETCH}`, event: { type: 'cancel' } },
+      { to: `job:${SERVE}`, event: { type: 'cancel' } },
+    ]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['fetchFailed', 'serveFailed', 'stopped']);
+    expect(step.emitted[0]).toMatchObject({ detail: { request: 'r1', error: { reason: 'cancelled' } } });
+    expect(step.snapshot.context.jobs).toEqual({});
+    step = client([
+      ...ready,
+      request,
+      { type: 'signalling.closed', info: { code: 1006, reason: '', initiator: 'remote' } },
+    ]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['fetchFailed', 'stopped']);
+    expect(step.emitted[0]).toMatchObject({ detail: { error: { reason: 'signalling-lost' } } });
   });
 
   it('sends Disconnect on leave and stops', () => {

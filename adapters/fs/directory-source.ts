@@ -4,7 +4,7 @@ import type { FileSource } from '../../machines/filedrop/files.js';
 import { RegistryError } from '../../machines/registry/errors.js';
 import type { FileProvider } from '../../machines/registry/files.js';
 import { checkPath, type FileEntry } from '../../machines/registry/protocol.js';
-import { fileSource } from './index.js';
+import { fileSource } from './file-source.js';
 
 /** Options of {@link directoryProvider}. */
 export interface DirectoryProviderInit {
@@ -29,8 +29,11 @@ export interface DirectoryProviderInit {
  *
  * @example
  * ```ts
- * const provider = directoryProvider('./shared');
- * const client = createRegistryClient({ url, provider, RTCPeerConnection });
+ * const client = createRegistryClient({
+ *   transport: () => webSocketTransport('ws://127.0.0.1:8080/registry'),
+ *   rtc: { RTCPeerConnection }, // from 'werift'
+ *   provider: directoryProvider('./shared'),
+ * });
  * ```
  */
 export function directoryProvider(dir: string, init: DirectoryProviderInit = {}): FileProvider {

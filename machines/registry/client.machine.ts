@@ -3,7 +3,7 @@ import { ErrorCode, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { SinkOpener } from '../filedrop/files.js';
-import { checkFileList } from './codec.js';
+import { checkOutgoingList, copyFiles, type ListLimits } from './codec.js';
 import { RegistryError } from './errors.js';
 import { registryFetch, type FetchOutput, type FetchReport, type JobTiming } from './fetch.machine.js';
 import type { FileProvider } from './files.js';
@@ -16,7 +16,7 @@ import {
   type ServerMessage,
 } from './protocol.js';
 import { registryServe, type ServeOutput } from './serve.machine.js';
-import { listFiles } from './transfer.js';
+import { describeError, listFiles } from './transfer.js';
 
 export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
 
@@ -32,11 +32,22 @@ export interface RegistryClientInput extends Partial<JobTiming> {
   files?: FileEntry[];
   /** Most file connections served at once; offers beyond it are ignored (the requester times out). @default 16 */
   maxServing?: number;
+  /**
+   * The server's limits on one list (entries, and characters of the
+   * `Connect` / `UpdateFiles` frame): a list over them is refused here,
+   * before anything is sent, with `invalid-files`.
+   * @default { maxFiles: 1000, maxFrameSize: 262144 } (the server's defaults)
+   */
+  listLimits?: Partial<ListLimits>;
 }
 
 /** Commands the application sends a registry client. */
 export type RegistryClientCommand =
-  /** Announce a new list (`UpdateFiles`); without `files`, ask the provider again. */
+  /**
+   * Announce a new list (`UpdateFiles`); without `files`, ask the provider
+   * again. Before the server welcomed us, the last one is kept and applied
+   * once it has.
+   */
   | { type: 'updateFiles'; files?: FileEntry[] }
   /**
    * Fetch `path` from `peer` over a data channel of its own. `request` names
@@ -63,12 +74,15 @@ export interface RegistryClientContext {
   readonly provider: FileProvider;
   readonly timing: JobTiming;
   readonly maxServing: number;
+  readonly limits: ListLimits;
   /** Our server-assigned id, from `Welcome`. */
   id?: string;
   /** What we list. */
   files: FileEntry[];
-  /** Files given in the input or an `updateFiles`, not yet checked. */
+  /** Files given in the input, not yet checked. */
   pending?: FileEntry[];
+  /** The last `updateFiles` before `Welcome`: applied once registered. */
+  deferred?: Extract<RegistryClientCommand, { type: 'updateFiles' }>;
   /** Every other registered peer and its list. */
   peers: Record<string, FileEntry[]>;
   /** Running file connections, by key (`fetch:<connection>@<peer>` or `serve:<connection>@<peer>`). */
@@ -97,7 +111,7 @@ export type RegistryClientEmitted =
   | { type: 'peers'; detail: { peers: Record<string, FileEntry[]> } }
   /** Our list was announced (`Connect` or `UpdateFiles`). */
   | { type: 'filesUpdated'; detail: { files: FileEntry[] } }
-  /** A new list was refused (malformed, or the provider failed); the old one stays. */
+  /** A new list was refused (malformed, over the server's limits, refused by the server, or the provider failed). */
   | { type: 'filesFailed'; detail: { error: RegistryError } }
   | { type: 'progress'; detail: { request: string; peer: string; path: string; received: number; total: number } }
   /** A requested file arrived, verified (size and SHA-256), and its sink was closed. */
@@ -133,7 +147,8 @@ function refuseRequest(context: RegistryClientContext, event: Request): Registry
   const problem = checkPath(event.path);
   if (problem)
     return new RegistryError('invalid-path', `${JSON.stringify(String(event.path).slice(0, 256))}: ${problem}`);
-  const files = context.peers[event.peer];
+  // Own keys only: a peer id typed by a user may be `constructor` or `__proto__`.
+  const files = Object.hasOwn(context.peers, event.peer) ? context.peers[event.peer] : undefined;
   if (!files) return new RegistryError('no-such-peer', `no peer ${event.peer} is registered`);
   if (!files.some((file) => file.path === event.path)) {
     return new RegistryError('not-listed', `${event.peer} does not list ${JSON.stringify(event.path)}`);
@@ -193,15 +208,21 @@ export const registryClient = setup({
   },
   guards: {
     hasFiles: ({ event }) => (event as Extract<RegistryClientCommand, { type: 'updateFiles' }>).files !== undefined,
-    hasValidFiles: ({ event }) =>
-      checkFileList((event as Extract<RegistryClientCommand, { type: 'updateFiles' }>).files) === undefined,
+    hasValidFiles: ({ context, event }) =>
+      checkOutgoingList((event as Extract<RegistryClientCommand, { type: 'updateFiles' }>).files, context.limits) ===
+      undefined,
+    /** The server refused our `UpdateFiles` (a frame over its cap carries no `event`: only a list can be that large). */
+    isListRefusal: ({ event }) => {
+      const { code, event: refused } = (event as MessageOf<ServerMessage, 'Error'>).detail;
+      return refused === 'UpdateFiles' || (refused === undefined && code === ErrorCode.FrameTooLarge);
+    },
     canRequest: ({ context, event }) => refuseRequest(context, event as Request) === undefined,
     isKnownServe: ({ context, event }) => {
       const { peer, connection } = (event as Detail).detail;
       return keyOf('serve', connection, peer) in context.jobs;
     },
     canServe: ({ context, event }) =>
-      (event as Detail).detail.peer in context.peers &&
+      Object.hasOwn(context.peers, (event as Detail).detail.peer) &&
       Object.values(context.jobs).filter((job) => job.kind === 'serve').length < context.maxServing,
     isRunningJob: ({ context, event }) => (event as FetchReport).key in context.jobs,
     isJobDone: ({ context, event }) => {
@@ -216,12 +237,7 @@ export const registryClient = setup({
   actions: {
     recordSignallingError: assign({ error: ({ event }) => signallingError(event as never) }),
     recordServerRefusal: assign({
-      error: ({ event }) => {
-        const { code, message } = (event as MessageOf<ServerMessage, 'Error'>).detail;
-        return new RegistryError('protocol', `the server refused Connect: ${message}`, {
-          code: (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.InvalidField,
-        });
-      },
+      error: ({ event }) => serverRefusal(event as MessageOf<ServerMessage, 'Error'>, 'Connect'),
     }),
     recordListFailure: assign({ error: ({ event }) => asRegistryError((event as ErrorActorEvent).error) }),
     keepFiles: assign({
@@ -234,17 +250,31 @@ export const registryClient = setup({
     announceFiles: emit(({ context }) => ({ type: 'filesUpdated' as const, detail: { files: context.files } })),
     publish: enqueueActions(({ event, enqueue }) => {
       const files =
-        event.type === 'updateFiles' ? event.files! : (event as unknown as DoneActorEvent<FileEntry[]>).output;
+        event.type === 'updateFiles'
+          ? copyFiles(event.files!)
+          : (event as unknown as DoneActorEvent<FileEntry[]>).output;
       enqueue.assign({ files });
       enqueue.sendTo('signalling', send({ type: 'UpdateFiles', detail: { files } }));
       enqueue.emit({ type: 'filesUpdated', detail: { files } });
     }),
-    refuseFiles: emit(({ event }) => {
-      const error =
-        event.type === 'updateFiles'
-          ? new RegistryError('invalid-files', checkFileList(event.files) ?? 'invalid file list')
-          : asRegistryError((event as ErrorActorEvent).error);
+    refuseFiles: emit(({ context, event }) => {
+      let error: RegistryError;
+      if (event.type === 'updateFiles') {
+        error = new RegistryError(
+          'invalid-files',
+          checkOutgoingList(event.files, context.limits) ?? 'invalid file list',
+        );
+      } else if (event.type === 'Error') {
+        error = serverRefusal(event, 'UpdateFiles');
+      } else error = asRegistryError((event as ErrorActorEvent).error);
       return { type: 'filesFailed' as const, detail: { error } };
+    }),
+    deferUpdate: assign({ deferred: ({ event }) => event as Extract<RegistryClientCommand, { type: 'updateFiles' }> }),
+    /** The `updateFiles` kept from before `Welcome`, if any, handled now as if just sent. */
+    replayUpdate: enqueueActions(({ context, enqueue }) => {
+      if (!context.deferred) return;
+      enqueue.assign({ deferred: undefined });
+      enqueue.raise(context.deferred);
     }),
     welcome: enqueueActions(({ event, enqueue }) => {
       const { id } = (event as MessageOf<ServerMessage, 'Welcome'>).detail;
@@ -405,9 +435,13 @@ export const registryClient = setup({
       enqueue.stopChild(rtcId(key));
       const { [key]: _gone, ...jobs } = context.jobs;
       enqueue.assign({ jobs });
-      const failure = new RegistryError('rtc-failed', `the ${actorId!.slice(0, 3)} actor crashed: ${describe(error)}`, {
-        cause: error,
-      });
+      const failure = new RegistryError(
+        'rtc-failed',
+        `the ${actorId!.slice(0, 3)} actor crashed: ${describeError(error)}`,
+        {
+          cause: error,
+        },
+      );
       enqueue.emit(
         job.kind === 'fetch'
           ? {
@@ -424,6 +458,23 @@ export const registryClient = setup({
     sendDisconnect: enqueueActions(({ enqueue }) =>
       enqueue.sendTo('signalling', send({ type: 'Disconnect', detail: undefined })),
     ),
+    /**
+     * The client stopped with transfers running: each fails (with the client's
+     * error, or `cancelled` on `leave`), and is told `cancel` first, so it aborts
+     * its sink or closes its source before it is stopped.
+     */
+    abandonJobs: enqueueActions(({ context, enqueue }) => {
+      const error = context.error ?? new RegistryError('cancelled', 'the client left');
+      for (const [key, job] of Object.entries(context.jobs)) {
+        enqueue.sendTo(jobId(key), { type: 'cancel' });
+        enqueue.emit(
+          job.kind === 'fetch'
+            ? { type: 'fetchFailed', detail: { request: job.connection, peer: job.peer, path: job.path!, error } }
+            : { type: 'serveFailed', detail: { peer: job.peer, error } },
+        );
+      }
+      enqueue.assign({ jobs: {} });
+    }),
     announceStop: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
   },
 }).createMachine({
@@ -437,13 +488,29 @@ export const registryClient = setup({
       lingerTimeout: input.lingerTimeout ?? 10_000,
     },
     maxServing: input.maxServing ?? 16,
+    limits: { maxFiles: input.listLimits?.maxFiles ?? 1000, maxFrameSize: input.listLimits?.maxFrameSize ?? 262_144 },
     files: [],
     peers: {},
     jobs: {},
     counter: 0,
   }),
-  initial: 'active',
+  initial: 'listing',
   states: {
+    // The list comes first: the server gives a connection only `connectTimeout` to send `Connect`.
+    listing: {
+      invoke: {
+        id: 'listFiles',
+        src: 'listFiles',
+        input: ({ context }) => ({ files: context.pending, provider: context.provider, limits: context.limits }),
+        onDone: { target: 'active', actions: 'keepFiles' },
+        onError: { target: 'failed', actions: 'recordListFailure' },
+      },
+      on: {
+        leave: 'done',
+        requestFile: { actions: 'refuseFetch' },
+        updateFiles: { actions: 'deferUpdate' },
+      },
+    },
     active: {
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
@@ -453,23 +520,15 @@ export const registryClient = setup({
         leave: '.leaving',
         requestFile: { actions: 'refuseFetch' },
       },
-      initial: 'listing',
+      initial: 'registering',
       states: {
-        listing: {
-          invoke: {
-            id: 'listFiles',
-            src: 'listFiles',
-            input: ({ context }) => ({ files: context.pending, provider: context.provider }),
-            onDone: { target: 'registering', actions: 'keepFiles' },
-            onError: { target: '#registryClient.failed', actions: 'recordListFailure' },
-          },
-        },
         registering: {
           entry: 'sendConnect',
           on: {
-            Welcome: { target: 'ready', actions: ['welcome', 'announceFiles'] },
+            Welcome: { target: 'ready', actions: ['welcome', 'announceFiles', 'replayUpdate'] },
             // The server refused our Connect (a list over its limits, say).
             Error: { target: '#registryClient.failed', actions: 'recordServerRefusal' },
+            updateFiles: { actions: 'deferUpdate' },
           },
         },
         ready: {
@@ -493,7 +552,7 @@ export const registryClient = setup({
             'job.progress': { guard: 'isRunningJob', actions: 'announceProgress' },
             'xstate.done.actor.*': { guard: 'isJobDone', actions: 'endJob' },
             'xstate.error.actor.*': { guard: 'isJobCrash', actions: 'dropJob' },
-            Error: { actions: 'announceRefusal' },
+            Error: [{ guard: 'isListRefusal', actions: 'refuseFiles' }, { actions: 'announceRefusal' }],
           },
           initial: 'idle',
           states: {
@@ -510,15 +569,17 @@ export const registryClient = setup({
               invoke: {
                 id: 'relist',
                 src: 'listFiles',
-                input: ({ context }) => ({ provider: context.provider }),
+                input: ({ context }) => ({ provider: context.provider, limits: context.limits }),
                 onDone: { target: 'idle', actions: 'publish' },
                 onError: { target: 'idle', actions: 'refuseFiles' },
               },
               on: {
-                // A list given while the provider is asked wins: the provider's answer is dropped.
                 updateFiles: [
+                  // A list given while the provider is asked wins: the provider's answer is dropped.
                   { guard: and(['hasFiles', 'hasValidFiles']), target: 'idle', actions: 'publish' },
                   { guard: 'hasFiles', actions: 'refuseFiles' },
+                  // Asked again: the files may have changed since the provider started listing.
+                  { target: 'relisting', reenter: true },
                 ],
               },
             },
@@ -528,16 +589,26 @@ export const registryClient = setup({
         leaving: { entry: 'sendDisconnect', always: '#registryClient.done' },
       },
     },
-    done: { type: 'final', entry: 'announceStop' },
-    failed: { type: 'final', entry: 'announceStop' },
+    done: { type: 'final', entry: ['abandonJobs', 'announceStop'] },
+    failed: { type: 'final', entry: ['abandonJobs', 'announceStop'] },
   },
 });
 
 function asRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
-  return new RegistryError('source-failed', describe(error), { cause: error });
+  return new RegistryError('source-failed', describeError(error), { cause: error });
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/**
+ * The server's `Error` for a list we sent: `invalid-files` when it is about
+ * the list (a field, or the frame's size), else `protocol`; the server's
+ * code is kept when it is one of ours.
+ */
+function serverRefusal({ detail }: MessageOf<ServerMessage, 'Error'>, sent: 'Connect' | 'UpdateFiles'): RegistryError {
+  const { code, message } = detail;
+  const known = (Object.values(ErrorCode) as string[]).includes(code);
+  const aboutList = code === ErrorCode.InvalidField || code === ErrorCode.FrameTooLarge;
+  return new RegistryError(aboutList ? 'invalid-files' : 'protocol', `the server refused ${sent}: ${message}`, {
+    code: known ? (code as ErrorCode) : ErrorCode.InvalidField,
+  });
 }

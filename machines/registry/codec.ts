@@ -56,9 +56,37 @@ export function fileListSchema(max: number) {
 export function checkFileList(files: unknown, max = 100_000): string | undefined {
   const result = v.safeParse(fileListSchema(max), files);
   if (result.success) return undefined;
-  const issue = result.issues[0];
-  const key = issue.path?.map((item) => String(item.key)).join('.');
-  return `${key ? `files.${key}: ` : ''}${issue.message}`;
+  const { key, message } = describeIssue(result.issues[0]);
+  return `${key ? `files.${key}: ` : ''}${message}`;
+}
+
+/** The server's limits on one list a client sends. */
+export interface ListLimits {
+  /** Most entries. */
+  maxFiles: number;
+  /** Most characters in the `Connect` / `UpdateFiles` frame that carries it. */
+  maxFrameSize: number;
+}
+
+/**
+ * Checks a list a client is about to send against the server's limits: a
+ * clean list ({@link checkFileList}) of at most `maxFiles` entries whose
+ * frame fits in `maxFrameSize` characters. Returns why it is refused, or
+ * `undefined`.
+ *
+ * @example
+ * ```ts
+ * checkOutgoingList(files, { maxFiles: 1000, maxFrameSize: 262144 });
+ * // 'the list makes a frame of 300021 characters, over the server's cap of 262144: share fewer files'
+ * ```
+ */
+export function checkOutgoingList(files: unknown, limits: ListLimits): string | undefined {
+  const problem = checkFileList(files, limits.maxFiles);
+  if (problem) return problem;
+  // `UpdateFiles` is the longer of the two envelopes.
+  const size = JSON.stringify({ type: 'UpdateFiles', detail: { files } }).length;
+  if (size <= limits.maxFrameSize) return undefined;
+  return `the list makes a frame of ${size} characters, over the server's cap of ${limits.maxFrameSize}: share fewer files`;
 }
 
 const peerId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
@@ -125,9 +153,33 @@ function envelope(frame: Frame, max: number): { type: string; detail: unknown } 
 function check(schema: v.GenericSchema, type: string, detail: unknown): unknown {
   const result = v.safeParse(schema, detail);
   if (result.success) return result.output;
-  const issue = result.issues[0];
-  const key = issue.path?.map((item) => String(item.key)).join('.');
-  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
+  const { key, message } = describeIssue(result.issues[0]);
+  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${message}`);
+}
+
+/**
+ * The server codec's error for a frame whose `type` it knew, so the `Error`
+ * reply can name the refused message (`event`): a client tells a refused
+ * `UpdateFiles` from a refused relay.
+ */
+export class RegistryDecodeError extends ProtocolError {
+  constructor(
+    code: ProtocolError['code'],
+    message: string,
+    readonly event: ClientMessageType,
+  ) {
+    super(code, message);
+  }
+}
+
+/** Where an issue is and what it says; both may quote what the sender wrote, so the echo is kept short. */
+function describeIssue(issue: v.BaseIssue<unknown>): { key: string | undefined; message: string } {
+  const key = issue.path?.map((item) => clip(String(item.key), 64)).join('.');
+  return { key, message: clip(issue.message, 256) };
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /**
@@ -156,7 +208,12 @@ export function serverCodec(options: RegistryCodecOptions = {}): Codec<ClientMes
         throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
       }
       const event = type as ClientMessageType;
-      return { type: event, detail: check(details[event], type, detail) } as ClientMessage;
+      try {
+        return { type: event, detail: check(details[event], type, detail) } as ClientMessage;
+      } catch (error) {
+        const { code, message } = error as ProtocolError;
+        throw new RegistryDecodeError(code, message, event);
+      }
     },
     encode,
   };

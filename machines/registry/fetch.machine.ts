@@ -1,12 +1,12 @@
-import { and, assign, not, sendParent, setup } from 'xstate';
+import { and, assign, not, sendParent, sendTo, setup } from 'xstate';
 import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import type { FileSink, SinkOpener } from '../filedrop/files.js';
-import { download, openSink, type DownloadEvent } from '../filedrop/transfer.js';
+import { download, type DownloadEvent } from '../filedrop/transfer.js';
 import { channelCodec } from './codec.js';
 import { RegistryError, type RegistryFailure } from './errors.js';
 import type { ChannelMessage, FileEntry, MessageOf } from './protocol.js';
-import { firstFrame, type FirstFrameEvent } from './transfer.js';
+import { describeError, failWith, firstFrame, keeper, openSink, type FirstFrameEvent } from './transfer.js';
 
 /** Timing of each file connection, in milliseconds. */
 export interface JobTiming {
@@ -54,8 +54,6 @@ export interface FetchOutput {
   error?: RegistryError;
 }
 
-const fail = (reason: RegistryFailure, message: string) => ({ type: 'fail', params: { reason, message } }) as const;
-
 /**
  * The requester's side of one `RequestFile`: once its data channel is open
  * (the client machine runs the `rtc` actor and relays the signalling), it
@@ -72,7 +70,7 @@ export const registryFetch = setup({
     input: {} as FetchInput,
     output: {} as FetchOutput,
   },
-  actors: { firstFrame, openSink, download },
+  actors: { firstFrame, openSink, download, keeper },
   delays: {
     connectTimeout: ({ context }) => context.connectTimeout,
     responseTimeout: ({ context }) => context.responseTimeout,
@@ -155,6 +153,13 @@ export const registryFetch = setup({
       const { received, sha256 } = event as Extract<DownloadEvent, { type: 'download.done' }>;
       return { received, sha256 };
     }),
+    /** Should the job be stopped before it settles (its client stopped), the sink is aborted. */
+    keepSink: sendTo('keeper', ({ context }) => ({
+      type: 'keep' as const,
+      release: () => context.sink?.abort(new RegistryError('cancelled', 'the fetch was stopped')),
+    })),
+    /** The sink committed the file: nothing to let go. */
+    forgetSink: sendTo('keeper', { type: 'keep' as const, release: () => {} }),
     abortSink: ({ context }) => {
       const { sink, error } = context;
       if (!sink) return;
@@ -166,19 +171,21 @@ export const registryFetch = setup({
 }).createMachine({
   id: 'registryFetch',
   context: ({ input: { sink, ...input } }) => ({ ...input, opener: sink, received: 0 }),
+  // Aborts the sink should this job be stopped before it settles.
+  invoke: { id: 'keeper', src: 'keeper' },
   initial: 'active',
   states: {
     active: {
       on: {
-        'peer.gone': { target: '#registryFetch.failed', actions: fail('peer-gone', 'the peer left') },
-        cancel: { target: '#registryFetch.failed', actions: fail('cancelled', 'the request was cancelled') },
+        'peer.gone': { target: '#registryFetch.failed', actions: failWith('peer-gone', 'the peer left') },
+        cancel: { target: '#registryFetch.failed', actions: failWith('cancelled', 'the request was cancelled') },
         'rtc.failed': {
           target: '#registryFetch.failed',
           actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },
         },
         'rtc.closed': {
           target: '#registryFetch.failed',
-          actions: fail('peer-gone', 'the data channel closed before the file was complete'),
+          actions: failWith('peer-gone', 'the data channel closed before the file was complete'),
         },
       },
       initial: 'connecting',
@@ -187,7 +194,7 @@ export const registryFetch = setup({
           after: {
             connectTimeout: {
               target: '#registryFetch.failed',
-              actions: fail('timeout', 'the data channel did not open in time'),
+              actions: failWith('timeout', 'the data channel did not open in time'),
             },
           },
           on: { 'rtc.open': { target: 'requesting', actions: 'keepTransport' } },
@@ -198,7 +205,7 @@ export const registryFetch = setup({
           after: {
             responseTimeout: {
               target: '#registryFetch.failed',
-              actions: fail('timeout', 'the peer did not answer in time'),
+              actions: failWith('timeout', 'the peer did not answer in time'),
             },
           },
           on: {
@@ -228,12 +235,12 @@ export const registryFetch = setup({
               sink: context.opener,
               file: { name: context.path, size: context.file!.size, type: '', sha256: context.file!.sha256 },
             }),
-            onDone: { target: 'receiving', actions: assign({ sink: ({ event }) => event.output }) },
+            onDone: { target: 'receiving', actions: [assign({ sink: ({ event }) => event.output }), 'keepSink'] },
             onError: {
               target: '#registryFetch.failed',
               actions: {
                 type: 'fail',
-                params: ({ event }) => ({ reason: 'sink-failed', message: `no sink: ${describe(event.error)}` }),
+                params: ({ event }) => ({ reason: 'sink-failed', message: `no sink: ${describeError(event.error)}` }),
               },
             },
           },
@@ -256,7 +263,7 @@ export const registryFetch = setup({
         },
       },
     },
-    done: { type: 'final' },
+    done: { type: 'final', entry: 'forgetSink' },
     failed: { type: 'final', entry: 'abortSink' },
   },
   output: ({ context }) => ({
@@ -266,7 +273,3 @@ export const registryFetch = setup({
     ...(context.error && { error: context.error }),
   }),
 });
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

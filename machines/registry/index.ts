@@ -53,7 +53,10 @@ export {
   serverCodec,
   channelCodec,
   checkFileList,
+  checkOutgoingList,
   fileListSchema,
+  RegistryDecodeError,
+  type ListLimits,
   type RegistryCodecOptions,
 } from './codec.js';
 export { memoryFileRegistry, type FileRegistry } from './registry.js';
@@ -62,8 +65,11 @@ export { blobProvider, memoryProvider, type FileProvider } from './files.js';
 export {
   firstFrame,
   openSource,
+  openSink,
+  keeper,
   listFiles,
   type FirstFrameEvent,
+  type KeepEvent,
   type OpenSourceInput,
   type ListFilesInput,
 } from './transfer.js';

@@ -1,4 +1,4 @@
-import { assign, not, setup } from 'xstate';
+import { assign, not, sendTo, setup } from 'xstate';
 import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import type { FileSource } from '../filedrop/files.js';
@@ -8,7 +8,7 @@ import { RegistryError, type RegistryFailure } from './errors.js';
 import type { FileProvider } from './files.js';
 import type { JobCommand, JobTiming } from './fetch.machine.js';
 import { checkPath, type ChannelMessage, type FileEntry, type Refusal } from './protocol.js';
-import { firstFrame, openSource, type FirstFrameEvent } from './transfer.js';
+import { describeError, failWith, firstFrame, keeper, openSource, type FirstFrameEvent } from './transfer.js';
 
 export interface ServeInput extends JobTiming {
   /** The parent's key of this connection (the label of its `rtc` actor). */
@@ -43,7 +43,6 @@ const requestedPath = (event: ServeEvent) => {
   const { message } = event as Requested;
   return message.type === 'RequestFile' ? message.detail.path : undefined;
 };
-const fail = (reason: RegistryFailure, message: string) => ({ type: 'fail', params: { reason, message } }) as const;
 const refusals: readonly RegistryFailure[] = [
   'not-listed',
   'invalid-path',
@@ -68,7 +67,7 @@ export const registryServe = setup({
     input: {} as ServeInput,
     output: {} as ServeOutput,
   },
-  actors: { firstFrame, openSource, upload },
+  actors: { firstFrame, openSource, upload, keeper },
   delays: {
     connectTimeout: ({ context }) => context.connectTimeout,
     responseTimeout: ({ context }) => context.responseTimeout,
@@ -104,29 +103,29 @@ export const registryServe = setup({
         return new RegistryError(reason, message);
       },
     }),
-    closeSource: ({ context }) => {
-      const { source } = context;
-      Promise.resolve()
-        .then(() => source?.close?.())
-        .catch(() => {});
-    },
+    keepSource: sendTo('keeper', ({ context }) => ({
+      type: 'keep' as const,
+      release: () => context.source?.close?.(),
+    })),
   },
 }).createMachine({
   id: 'registryServe',
   context: ({ input }) => ({ ...input }),
+  // Closes the source once this job stops, however it stops.
+  invoke: { id: 'keeper', src: 'keeper' },
   initial: 'active',
   states: {
     active: {
       on: {
-        'peer.gone': { target: '#registryServe.failed', actions: fail('peer-gone', 'the requester left') },
-        cancel: { target: '#registryServe.failed', actions: fail('cancelled', 'serving was cancelled') },
+        'peer.gone': { target: '#registryServe.failed', actions: failWith('peer-gone', 'the requester left') },
+        cancel: { target: '#registryServe.failed', actions: failWith('cancelled', 'serving was cancelled') },
         'rtc.failed': {
           target: '#registryServe.failed',
           actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },
         },
         'rtc.closed': {
           target: '#registryServe.failed',
-          actions: fail('peer-gone', 'the requester closed the connection early'),
+          actions: failWith('peer-gone', 'the requester closed the connection early'),
         },
       },
       initial: 'connecting',
@@ -135,7 +134,7 @@ export const registryServe = setup({
           after: {
             connectTimeout: {
               target: '#registryServe.failed',
-              actions: fail('timeout', 'the data channel did not open in time'),
+              actions: failWith('timeout', 'the data channel did not open in time'),
             },
           },
           on: { 'rtc.open': { target: 'awaitingRequest', actions: 'keepTransport' } },
@@ -145,7 +144,7 @@ export const registryServe = setup({
           after: {
             responseTimeout: {
               target: '#registryServe.failed',
-              actions: fail('timeout', 'no RequestFile came in time'),
+              actions: failWith('timeout', 'no RequestFile came in time'),
             },
           },
           on: {
@@ -201,7 +200,7 @@ export const registryServe = setup({
             id: 'openSource',
             src: 'openSource',
             input: ({ context }) => ({ provider: context.provider, path: context.path! }),
-            onDone: { target: 'sending', actions: assign({ source: ({ event }) => event.output }) },
+            onDone: { target: 'sending', actions: [assign({ source: ({ event }) => event.output }), 'keepSource'] },
             onError: {
               target: 'refusing',
               actions: {
@@ -210,7 +209,7 @@ export const registryServe = setup({
                   const error = event.error;
                   const reason =
                     error instanceof RegistryError && refusals.includes(error.reason) ? error.reason : 'source-failed';
-                  return { reason: reason as Refusal, message: describe(error) };
+                  return { reason: reason as Refusal, message: describeError(error) };
                 },
               },
             },
@@ -229,7 +228,7 @@ export const registryServe = setup({
               {
                 guard: 'isChannelGone',
                 target: '#registryServe.failed',
-                actions: fail('peer-gone', 'the data channel closed mid-file'),
+                actions: failWith('peer-gone', 'the data channel closed mid-file'),
               },
               { target: '#registryServe.failed', actions: 'recordUploadFailure' },
             ],
@@ -247,8 +246,8 @@ export const registryServe = setup({
         },
       },
     },
-    done: { type: 'final', entry: 'closeSource' },
-    failed: { type: 'final', entry: 'closeSource' },
+    done: { type: 'final' },
+    failed: { type: 'final' },
   },
   output: ({ context }) => ({
     key: context.key,
@@ -263,8 +262,4 @@ function send(context: ServeContext, message: ChannelMessage): void {
   } catch {
     // The channel closed: `rtc.closed` follows.
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
-import { copyFiles } from './codec.js';
+import { copyFiles, RegistryDecodeError } from './codec.js';
 import type { ClientMessage, MessageOf, RelayMessage, ServerErrorCode, ServerMessage } from './protocol.js';
 import type { FileRegistry } from './registry.js';
 
@@ -131,7 +131,12 @@ export const registrySession = setup({
         'signalling.error': {
           actions: {
             type: 'reply',
-            params: ({ event }) => errorFor(event.error.code as ServerErrorCode, event.error.message),
+            params: ({ event: { error } }) =>
+              errorFor(
+                error.code as ServerErrorCode,
+                error.message,
+                error instanceof RegistryDecodeError ? error.event : undefined,
+              ),
           },
         },
         'signalling.closed': 'closed',
