@@ -48,21 +48,46 @@ export function fromTransport<In extends Message, Out extends Message, TInput = 
   return fromCallback<SignallingCommand<Out>, TInput>(({ sendBack, receive, input }) => {
     let transport: Transport | undefined;
     let stopped = false;
-    let queue: Out[] | undefined = [];
+    let queue: Frame[] | undefined = [];
     let pendingClose: { code?: number; reason?: string } | undefined;
     const unsubscribe: Array<() => void> = [];
 
+    const release = (code: number, reason: string) => {
+      stopped = true;
+      for (const off of unsubscribe.splice(0)) off();
+      transport?.close(code, reason);
+    };
+
     const send = (message: Out) => {
-      if (!transport) {
-        queue?.push(message);
-        return;
-      }
+      let frame: Frame;
       try {
-        transport.send(codec.encode(message));
+        frame = codec.encode(message);
+      } catch (error) {
+        // A message the codec cannot encode is a bug in the parent: the actor
+        // crashes with it. XState does not run a crashed callback actor's
+        // cleanup, so let go of the transport first, or its frames would keep
+        // reaching the parent over a connection nobody owns.
+        release(1011, 'internal error');
+        throw error;
+      }
+      if (transport) deliver(transport, frame);
+      else queue?.push(frame);
+    };
+
+    const deliver = (t: Transport, frame: Frame) => {
+      try {
+        t.send(frame);
       } catch (error) {
         // Sending after close is a race with the remote, not a bug: the
         // parent learns of the close through `signalling.closed`.
-        if (!(error instanceof TransportError)) throw error;
+        if (error instanceof TransportError) return;
+        // A transport that throws anything else is broken: report it closed.
+        release(1011, 'transport failed');
+        sendBack({
+          type: 'signalling.closed',
+          info: { code: 1011, reason: 'transport failed', initiator: 'local' },
+          error: new TransportError(ErrorCode.TransportFailed, errorMessage(error), { cause: error }),
+        });
       }
     };
 
@@ -88,7 +113,7 @@ export function fromTransport<In extends Message, Out extends Message, TInput = 
       sendBack({ type: 'signalling.open' });
       const queued = queue ?? [];
       queue = undefined;
-      for (const message of queued) send(message);
+      for (const frame of queued) if (!stopped) deliver(t, frame);
       if (pendingClose) t.close(pendingClose.code, pendingClose.reason);
     };
 
@@ -127,11 +152,7 @@ export function fromTransport<In extends Message, Out extends Message, TInput = 
       else pendingClose = { code: command.code, reason: command.reason };
     });
 
-    return () => {
-      stopped = true;
-      for (const off of unsubscribe) off();
-      transport?.close(1000, 'actor stopped');
-    };
+    return () => release(1000, 'actor stopped');
   });
 }
 

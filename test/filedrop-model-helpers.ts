@@ -67,22 +67,16 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
   actors: Record<string, unknown> = {},
 ) {
   const clock = new SimulatedClock();
-  const [client, serverEnd] = memoryPair();
-  let sendThrows = false;
-  // The client's end, except that `send` can be made to throw a plain Error (not a TransportError).
-  const clientEnd: Transport = {
-    get isOpen() {
-      return client.isOpen;
+  const [clientEnd, serverEnd] = memoryPair();
+  let encodeThrows = false;
+  // The client codec, except that `encode` can be made to throw (a programming error, not a transport's).
+  const codec = clientCodec();
+  const crashingCodec: typeof codec = {
+    decode: (frame) => codec.decode(frame),
+    encode(message) {
+      if (encodeThrows) throw new Error('the codec broke (simulated)');
+      return codec.encode(message);
     },
-    get bufferedAmount() {
-      return client.bufferedAmount;
-    },
-    send(frame) {
-      if (sendThrows) throw new Error('the transport broke (simulated)');
-      client.send(frame);
-    },
-    on: client.on.bind(client) as Transport['on'],
-    close: client.close.bind(client),
   };
   let open!: (t: Transport) => void;
   let refuse!: (error: Error) => void;
@@ -93,7 +87,7 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
   const rtc = scriptedRtc();
   const emitted: EventObject[] = [];
   const logic = machine.provide({
-    actors: { signalling: fromTransport(() => connection, clientCodec()), rtc: rtc.logic, ...actors },
+    actors: { signalling: fromTransport(() => connection, crashingCodec), rtc: rtc.logic, ...actors },
   } as never) as AnyStateMachine;
   const actor = createActor(logic, { input, clock, inspect });
   actor.on('*', (event) => emitted.push(event));
@@ -128,9 +122,9 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
     take: (): SentFrame[] => frames.slice(read, (read = frames.length)),
     /** Events the actor emitted since the last call. */
     emitted: () => emitted.slice(readEmitted, (readEmitted = emitted.length)),
-    /** Makes the signalling actor crash: its transport throws on the next send, which the test asks for directly. */
+    /** Makes the signalling actor crash: its codec throws on the next send, which the test asks for directly. */
     crashSignalling() {
-      sendThrows = true;
+      encodeThrows = true;
       const signalling = actor.getSnapshot().children.signalling as { send(e: unknown): void } | undefined;
       signalling?.send({
         type: 'signalling.send',

@@ -136,6 +136,52 @@ describe('fromTransport', () => {
     expect(() => actor.send({ type: 'say', message: { type: 'late', detail: 0 } })).not.toThrow();
     expect(actor.getSnapshot().status).toBe('active');
   });
+
+  it('crashes on a message its codec cannot encode, after letting go of the transport (1011, no more frames)', async () => {
+    const [client, server] = memoryPair();
+    const actor = harness(fromTransport(client, jsonCodec()));
+    await waitFor(actor, (s) => s.context.seen.length === 1);
+    const closed = nextEvent(server, 'close');
+    actor.send({ type: 'say', message: { type: 'big', detail: 1n } });
+    expect(await closed).toMatchObject({ code: 1011, reason: 'internal error' });
+    const { seen } = actor.getSnapshot().context;
+    expect(seen.map((e) => e.type)).toEqual(['signalling.open', 'xstate.error.actor.signalling']);
+    expect(() => server.send('{"type":"late","detail":0}')).toThrow(); // closed: nothing can arrive
+    expect(client.isOpen).toBe(false);
+  });
+
+  it('encodes when asked, so a message it cannot encode crashes it even before the transport opens', async () => {
+    let open!: (t: Transport) => void;
+    const actor = harness(fromTransport(() => new Promise<Transport>((resolve) => (open = resolve)), jsonCodec()));
+    actor.send({ type: 'say', message: { type: 'big', detail: 1n } });
+    expect(actor.getSnapshot().context.seen.map((e) => e.type)).toEqual(['xstate.error.actor.signalling']);
+    const [client, server] = memoryPair();
+    const closed = nextEvent(server, 'close');
+    open(client);
+    // The transport that opens after the crash is closed at once, not adopted.
+    expect((await closed).code).toBe(1001);
+    expect(actor.getSnapshot().context.seen).toHaveLength(1);
+  });
+
+  it('reports a transport whose send throws something other than a TransportError as closed with ERR_TRANSPORT_FAILED', async () => {
+    const [client, server] = memoryPair();
+    const broken: Transport = Object.assign(Object.create(client) as Transport, {
+      send: () => {
+        throw new RangeError('adapter bug');
+      },
+    });
+    const actor = harness(fromTransport(broken, jsonCodec()));
+    const closed = nextEvent(server, 'close');
+    actor.send({ type: 'say', message: { type: 'hi', detail: 0 } });
+    expect((await closed).code).toBe(1011);
+    const last = actor.getSnapshot().context.seen.at(-1) as Extract<SignallingEvent, { type: 'signalling.closed' }>;
+    expect(last).toMatchObject({
+      type: 'signalling.closed',
+      info: { code: 1011, initiator: 'local' },
+      error: { code: 'ERR_TRANSPORT_FAILED', message: 'adapter bug' },
+    });
+    expect(actor.getSnapshot().status).toBe('active');
+  });
 });
 
 describe('feedActor', () => {

@@ -233,29 +233,23 @@ function world() {
   const ends: Transport[] = [];
   const sent: ClientMessage[] = [];
   const breaking = { next: false };
+  // A message the codec cannot encode crashes the signalling actor.
+  const codec = clientCodec();
+  const crashingCodec: typeof codec = {
+    ...codec,
+    encode(message) {
+      if (breaking.next) throw new TypeError('simulated signalling crash');
+      return codec.encode(message);
+    },
+  };
   const signalling = fromTransport(() => {
     const [client, server] = memoryPair();
     ends.push(server);
     // The server's codec checks every frame the client sends.
     server.on('message', (frame) => sent.push(decode(frame)));
     breaking.next = false;
-    // A transport whose send throws something other than a TransportError crashes the signalling actor.
-    const end: Transport = {
-      get isOpen() {
-        return client.isOpen;
-      },
-      get bufferedAmount() {
-        return client.bufferedAmount;
-      },
-      send(frame) {
-        if (breaking.next) throw new TypeError('simulated signalling crash');
-        client.send(frame);
-      },
-      on: (type, handler) => client.on(type, handler),
-      close: (code, reason) => client.close(code, reason),
-    };
-    return end;
-  }, clientCodec());
+    return client;
+  }, crashingCodec);
   const actor = createActor(workroomsClient.provide({ actors: { signalling, rtc: rtc.logic } }), {
     input: INPUT,
     clock,
@@ -264,13 +258,7 @@ function world() {
   const emitted: ClientEmitted[] = [];
   actor.on('*', (e) => emitted.push(e as ClientEmitted));
   actor.start();
-  /**
-   * Server ends of connections whose signalling actor crashed. XState does not
-   * run a callback actor's cleanup when it errors, so `fromTransport` leaves
-   * such a connection open (a gap in src/runtime.ts, reported): not counted below.
-   */
-  const crashed = new Set<Transport>();
-  return { clock, rtc, ends, sent, emitted, actor, breaking, crashed };
+  return { clock, rtc, ends, sent, emitted, actor, breaking };
 }
 type World = ReturnType<typeof world>;
 
@@ -313,7 +301,6 @@ async function exec(w: World, _prev: ModelSnapshot, event: ModelEvent): Promise<
     case 'xstate.error.actor.signalling':
       // The next frame the client sends crashes its signalling actor (a search, which is not modelled).
       w.breaking.next = true;
-      w.crashed.add(w.ends.at(-1)!);
       w.actor.send({ type: 'search', search: 'crash' });
       break;
     default:
@@ -447,7 +434,7 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     } else expect(last?.type).toBe(event.type === 'ice' ? 'rtc.remoteCandidate' : 'rtc.remoteDescription');
   }
   // Exactly one signalling connection is open while online, none otherwise.
-  const open = w.ends.filter((t) => t.isOpen && !w.crashed.has(t)).length;
+  const open = w.ends.filter((t) => t.isOpen).length;
   expect(open).toBe(next.status === 'active' && control(next) !== 'reconnecting' ? 1 : 0);
 }
 
