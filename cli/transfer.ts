@@ -18,6 +18,32 @@ export const DEFAULT_FILEDROP_SERVER = 'ws://127.0.0.1:8080/filedrop';
 export type WebRtcBackend = 'werift' | 'node-datachannel';
 export const WEBRTC_BACKENDS: readonly WebRtcBackend[] = ['werift', 'node-datachannel'];
 
+/** The ICE servers of `send` and `receive` unless `SIGNALBOX_ICE_SERVERS` says otherwise: werift's own default. */
+export const DEFAULT_ICE_SERVERS: readonly string[] = ['stun:stun.l.google.com:19302'];
+
+/**
+ * The ICE servers `send` and `receive` use, the same for both backends:
+ * `SIGNALBOX_ICE_SERVERS` (comma-separated `stun:` / `turn:` URLs; set and
+ * empty for none, as on one LAN or in tests), else {@link DEFAULT_ICE_SERVERS}.
+ *
+ * @example
+ * ```ts
+ * iceServers({ SIGNALBOX_ICE_SERVERS: 'stun:stun.example.org:3478' }); // [{ urls: 'stun:stun.example.org:3478' }]
+ * iceServers({ SIGNALBOX_ICE_SERVERS: '' }); // []
+ * ```
+ */
+export function iceServers(env: Record<string, string | undefined> = process.env): Array<{ urls: string }> {
+  const value = env.SIGNALBOX_ICE_SERVERS;
+  const urls =
+    value === undefined
+      ? DEFAULT_ICE_SERVERS
+      : value
+          .split(',')
+          .map((url) => url.trim())
+          .filter(Boolean);
+  return urls.map((url) => ({ urls: url }));
+}
+
 interface Writable {
   write(text: string): unknown;
   isTTY?: boolean;
@@ -27,6 +53,8 @@ export interface TransferCliOptions {
   /** A ws(s):// URL of the server's `/filedrop`. */
   server: string;
   webrtc: WebRtcBackend;
+  /** @default iceServers(): `SIGNALBOX_ICE_SERVERS`, else {@link DEFAULT_ICE_SERVERS} */
+  iceServers?: Array<{ urls: string }>;
   /** The code (send) or the saved path (receive) goes here, alone on its line. */
   out?: Writable;
   /** Progress and messages. */
@@ -70,10 +98,11 @@ async function loadRtc(backend: WebRtcBackend): Promise<RtcActorInit['RTCPeerCon
   }
 }
 
-function clientActors(server: string, RTCPeerConnection: RtcActorInit['RTCPeerConnection']) {
+function clientActors(options: TransferCliOptions, RTCPeerConnection: RtcActorInit['RTCPeerConnection']) {
   return {
-    signalling: fromTransport(() => webSocketTransport(server), clientCodec()),
-    rtc: fromRtc({ RTCPeerConnection, trickle: true }),
+    signalling: fromTransport(() => webSocketTransport(options.server), clientCodec()),
+    // Explicit for both backends: werift would otherwise add its own STUN server, node-datachannel none.
+    rtc: fromRtc({ RTCPeerConnection, trickle: true, config: { iceServers: options.iceServers ?? iceServers() } }),
   };
 }
 
@@ -190,7 +219,7 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
     err.write(`signalbox: ${(error as Error).message}\n`);
     return 1;
   }
-  const sender = createActor(filedropSender.provide({ actors: clientActors(options.server, RTCPeerConnection) }), {
+  const sender = createActor(filedropSender.provide({ actors: clientActors(options, RTCPeerConnection) }), {
     input: { source, once: true },
   });
   const progress = new Progress(err);
@@ -223,7 +252,7 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
     err.write(`signalbox: ${(error as Error).message}\n`);
     return 1;
   }
-  const receiver = createActor(filedropReceiver.provide({ actors: clientActors(options.server, RTCPeerConnection) }), {
+  const receiver = createActor(filedropReceiver.provide({ actors: clientActors(options, RTCPeerConnection) }), {
     input: { code, sink: directorySink(dir) },
   });
   const progress = new Progress(err);

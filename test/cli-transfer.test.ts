@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type SignalboxServer } from '../cli/server.js';
+import { DEFAULT_ICE_SERVERS, iceServers } from '../cli/transfer.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
 
@@ -14,7 +15,11 @@ let dir: string;
 let url: string;
 
 function run(args: string[]) {
-  const child = spawn(process.execPath, [...TSX, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // No STUN server: the test stays on this machine.
+  const child = spawn(process.execPath, [...TSX, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SIGNALBOX_ICE_SERVERS: '' },
+  });
   const stdout: string[] = [];
   const lineWaiters: Array<(line: string) => void> = [];
   createInterface({ input: child.stdout }).on('line', (line) => {
@@ -67,6 +72,29 @@ describe('signalbox send / receive', () => {
     expect(receiver.stderr() + sender.stderr()).not.toMatch(/\x1b\[/); // eslint-disable-line no-control-regex
     expect(Buffer.compare(await readFile(join(out, 'data.bin')), data)).toBe(0);
   }, 15_000);
+
+  it('chooses the WebRTC backend per side: a werift sender and a node-datachannel receiver', async () => {
+    const data = randomBytes(256 * 1024);
+    await writeFile(join(dir, 'mixed.bin'), data);
+    const out = join(dir, 'mixed');
+    await mkdir(out);
+    const sender = run(['send', join(dir, 'mixed.bin'), '--server', url, '--webrtc', 'werift']);
+    const code = await sender.firstLine();
+    const receiver = run(['receive', code, '--out', out, '--server', url, '--webrtc', 'node-datachannel']);
+    const [sent, received] = await Promise.all([sender.exited, receiver.exited]);
+    expect({ code: received, stderr: receiver.stderr() }).toMatchObject({ code: 0 });
+    expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
+    expect(Buffer.compare(await readFile(join(out, 'mixed.bin')), data)).toBe(0);
+  }, 15_000);
+
+  it('takes its ICE servers from SIGNALBOX_ICE_SERVERS, the same for both backends', () => {
+    expect(iceServers({})).toEqual(DEFAULT_ICE_SERVERS.map((urls) => ({ urls })));
+    expect(iceServers({ SIGNALBOX_ICE_SERVERS: '' })).toEqual([]);
+    expect(iceServers({ SIGNALBOX_ICE_SERVERS: ' stun:a.example:3478 , turn:b.example ' })).toEqual([
+      { urls: 'stun:a.example:3478' },
+      { urls: 'turn:b.example' },
+    ]);
+  });
 
   it('fails with exit code 1 and a clear message for a code nobody holds', async () => {
     const receiver = run(['receive', '2345-6789', '--out', dir, '--server', url]);

@@ -154,21 +154,94 @@ describe('filedrop: a transfer', () => {
     const receiverLog = record<ReceiverEmitted>(receiver);
     await gated.held;
     await waitFor(receiver, (s) => s.context.received === 1024 * 1024);
-    // Four reports of 256 KiB arrived; one went to the sender, the rest wait for the interval.
+    // Four reports of 256 KiB written; the `received: 0` sent as the channel opened holds them for the interval.
     expect(receiverLog.of('progress').map((e) => e.detail.received)).toEqual([262144, 524288, 786432, 1048576]);
     await settle();
-    expect(senderLog.of('progress').map((e) => e.detail.received)).toEqual([262144]);
+    expect(senderLog.of('progress')).toEqual([]);
     world.clock.increment(1000);
     await settle();
-    expect(senderLog.of('progress').map((e) => e.detail.received)).toEqual([262144, 1048576]);
+    expect(senderLog.of('progress').map((e) => e.detail.received)).toEqual([1048576]);
     // Nothing new: the next tick sends nothing and the throttle rests.
     world.clock.increment(1000);
     await settle();
-    expect(senderLog.of('progress')).toHaveLength(2);
+    expect(senderLog.of('progress')).toHaveLength(1);
     expect(receiver.getSnapshot().matches({ active: { engaged: { transferring: { receiving: 'idle' } } } })).toBe(true);
     gated.release();
     await ended(sender);
-    expect(senderLog.of('progress').map((e) => e.detail.received)).toEqual([262144, 1048576, 1310720, size]);
+    expect(senderLog.of('progress').map((e) => e.detail.received)).toEqual([1048576, 1310720, size]);
+  });
+});
+
+describe('filedrop: flow control towards a slow sink', () => {
+  /** A sink that takes only as many bytes as the test allows (`allow`), counting what it took. */
+  function slowSink() {
+    const inner = memorySink();
+    let budget = 0;
+    let waiting: (() => void) | undefined;
+    const sink = {
+      written: 0,
+      inner,
+      async write(chunk: Uint8Array) {
+        while (budget < chunk.byteLength) await new Promise<void>((resolve) => (waiting = resolve));
+        budget -= chunk.byteLength;
+        inner.write(chunk);
+        sink.written += chunk.byteLength;
+      },
+      close: () => inner.close(),
+      abort: (reason: unknown) => inner.abort(reason),
+      /** Lets `bytes` more through. */
+      allow(bytes: number) {
+        budget += bytes;
+        waiting?.();
+      },
+    };
+    return sink;
+  }
+
+  /** A memory source that records how far it has been read. */
+  function watchedSource(data: Uint8Array) {
+    const inner = memorySource(data, { name: 'big.bin' });
+    const watched = { ...inner, furthest: 0 };
+    watched.read = async (offset: number, length: number) => {
+      watched.furthest = Math.max(watched.furthest, offset + length);
+      return inner.read(offset, length);
+    };
+    return watched;
+  }
+
+  it('the sender stays within `window` of what the receiver reports stored, so a slow sink holds a bounded queue', async () => {
+    world = createFileDropWorld();
+    const size = 8 * 1024 * 1024;
+    const window = 1024 * 1024;
+    const data = bytes(size, 21);
+    const source = watchedSource(data);
+    const sender = world.sender({ source, once: true, window });
+    const sink = slowSink();
+    const receiver = world.receiver({ code: await codeOf(sender), sink });
+    await until(() => receiver.getSnapshot().matches(receiving));
+    // The sink takes nothing: the sender sends its window (and reads at most one block ahead), then waits.
+    for (let i = 0; i < 5; i++) {
+      world.clock.increment(250);
+      await settle();
+    }
+    expect(source.furthest - sink.written).toBeLessThanOrEqual(window + 256 * 1024);
+    expect(transferOf(sender)?.value).toBe('sending');
+    // The sink takes 512 KiB per progress interval: the sender follows, never further ahead.
+    let ahead = 0;
+    for (let i = 0; i < 100 && receiver.getSnapshot().status === 'active'; i++) {
+      sink.allow(512 * 1024);
+      await settle();
+      world.clock.increment(250);
+      await settle();
+      ahead = Math.max(ahead, source.furthest - sink.written);
+    }
+    expect(ahead).toBeGreaterThan(0);
+    expect(ahead).toBeLessThanOrEqual(window + 256 * 1024);
+    await ended(receiver);
+    expect(receiver.getSnapshot().value).toBe('done');
+    expect(same(sink.inner.bytes(), data)).toBe(true);
+    await ended(sender);
+    expect(sender.getSnapshot().value).toBe('done');
   });
 });
 

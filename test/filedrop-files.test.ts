@@ -1,8 +1,8 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createActor, setup, type AnyEventObject } from 'xstate';
+import { createActor, sendTo, setup, type AnyEventObject } from 'xstate';
 import { directorySink, fileSink, fileSource } from '../adapters/fs/index.js';
 import { memoryPair } from '../adapters/memory/index.js';
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../machines/filedrop/chunks.js';
@@ -167,6 +167,18 @@ describe('Node file sources and sinks (signalbox/fs)', () => {
     await expect(sink.write(new Uint8Array(1))).rejects.toThrow(/aborted/);
   });
 
+  it('fileSink whose commit fails (the rename) leaves no .part behind once aborted', async () => {
+    const target = join(dir, 'taken');
+    const sink = await fileSink(target);
+    await sink.write(new Uint8Array([1, 2, 3]));
+    // Something takes the name while the file comes in: renaming a file onto a directory fails.
+    await mkdir(join(target, 'inside'), { recursive: true });
+    await expect(sink.close()).rejects.toThrow();
+    await sink.abort('sink-failed');
+    expect(await readdir(dir)).toEqual(['taken']);
+    await expect(sink.write(new Uint8Array(1))).rejects.toThrow(/aborted/);
+  });
+
   it('directorySink puts each file in the directory under a safe name', async () => {
     const open = directorySink(dir);
     const sink = await open({ name: '../../escape.txt', size: 1, type: '' });
@@ -248,18 +260,26 @@ describe('the download actor', () => {
 });
 
 describe('the upload actor', () => {
-  function uploading(data: Uint8Array, transport?: Transport) {
+  function uploading(data: Uint8Array, transport?: Transport, pacing: { window?: number; acked?: number } = {}) {
     const [near, far] = memoryPair();
     const frames: Uint8Array[] = [];
     far.on('message', (frame) => frames.push(frame as Uint8Array));
     const events: AnyEventObject[] = [];
     const source = memorySource(data);
     const parent = setup({ actors: { upload } }).createMachine({
-      invoke: { src: 'upload', input: { transport: transport ?? near, source, readSize: 40_000 } },
-      on: { '*': { actions: ({ event }) => events.push(event) } },
+      invoke: {
+        id: 'upload',
+        src: 'upload',
+        input: { transport: transport ?? near, source, readSize: 40_000, ...pacing },
+      },
+      on: {
+        ack: { actions: sendTo('upload', ({ event }) => ({ type: 'upload.ack', received: event.received })) },
+        '*': { actions: ({ event }) => events.push(event) },
+      },
     });
-    createActor(parent).start();
-    return { frames, events, near };
+    const actor = createActor(parent).start();
+    const sent = () => frames.reduce((n, f) => n + f.byteLength - 4, 0);
+    return { frames, events, near, sent, ack: (received: number) => actor.send({ type: 'ack', received }), actor };
   }
 
   it('sends the file as numbered chunks of at most 16 KiB, then says so', async () => {
@@ -277,6 +297,36 @@ describe('the upload actor', () => {
       at += c.data.byteLength;
     }
     expect(sha256Hex(joined)).toBe(sha256Hex(data));
+  });
+
+  it('stays within `window` bytes of what the receiver acknowledged, once it acknowledged anything', async () => {
+    const data = bytes(200_000);
+    const u = uploading(data, undefined, { window: 50_000, acked: 0 });
+    await settle(30);
+    // Reads of 40 000 bytes go out as chunks of 16 384, 16 384 and 7 232: the fourth would pass 50 000.
+    expect(u.sent()).toBe(40_000);
+    u.ack(20_000);
+    await settle(30);
+    expect(u.sent()).toBe(40_000 + CHUNK_SIZE);
+    expect(u.events).toEqual([]);
+    u.ack(10_000); // stale: changes nothing
+    u.ack(200_000);
+    await settle(30);
+    expect(u.sent()).toBe(200_000);
+    expect(u.events).toEqual([{ type: 'upload.done' }]);
+  });
+
+  it('is not held to the window before the receiver acknowledged anything, and stops while waiting', async () => {
+    const free = uploading(bytes(200_000), undefined, { window: 50_000 });
+    await settle(30);
+    expect(free.sent()).toBe(200_000);
+    const held = uploading(bytes(200_000), undefined, { window: 50_000, acked: 0 });
+    await settle(30);
+    held.actor.stop();
+    held.ack(200_000);
+    await settle(30);
+    expect(held.sent()).toBe(40_000);
+    expect(held.events).toEqual([]);
   });
 
   it('reports a closed channel as peer-gone', async () => {

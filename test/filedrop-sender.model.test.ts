@@ -204,6 +204,8 @@ const transferEverywhere: TEvent[] = [
   msg('candidate', { peer: R, data: CANDIDATE }),
   { type: 'rtc.description', label: R, description: { type: 'answer', sdp: 'sender-answer' } },
   { type: 'rtc.candidate', label: R, candidate: CANDIDATE },
+  // The `received: 0` a receiver sends as its channel opens: nothing new, but from now on it paces the upload.
+  progressOf({ received: 0 }),
   progressOf({ received: HALF }),
   progressOf({ received: SIZE }),
   progressOf({ received: SIZE, done: true }),
@@ -281,7 +283,13 @@ const transferPlan = planPaths<TEvent>({
   events: transferEvents,
   serializeState: tSerialize,
   describe: tDescribe,
-  edgeClass: (from, event) => `${JSON.stringify(from.value)} ${JSON.stringify(event)}`,
+  // Every event in every control state; ICE failures also with and without retries left.
+  edgeClass: (from, event) =>
+    `${JSON.stringify(from.value)} ${JSON.stringify(event)}${
+      event.type === 'rtc.failed' && (from.context as TransferContext).retries >= MAX_RETRIES
+        ? ' (no retries left)'
+        : ''
+    }`,
 });
 
 /** Why the transfer fails on `event` in `prev`, by the protocol; undefined if it does not. */
@@ -372,8 +380,9 @@ function transferExpectation(prev: TSnapshot | undefined, event: TEvent): TExpec
   return out;
 }
 
-async function transferExec(w: SenderWorld, event: TEvent): Promise<void> {
+async function transferExec(w: SenderWorld & { reported: boolean }, event: TEvent): Promise<void> {
   const script = w.rtc.live.get(R);
+  if (event.type === 'progress') w.reported = true;
   switch (event.type) {
     case 'rtc.description':
     case 'rtc.candidate':
@@ -415,7 +424,7 @@ async function transferExec(w: SenderWorld, event: TEvent): Promise<void> {
   await settle();
 }
 
-async function startTransfer(): Promise<SenderWorld & { transfer: AnyActorRef }> {
+async function startTransfer(): Promise<SenderWorld & { transfer: AnyActorRef; reported: boolean }> {
   const w = senderWorld({}, inspectBoth);
   w.open();
   await settle();
@@ -426,11 +435,12 @@ async function startTransfer(): Promise<SenderWorld & { transfer: AnyActorRef }>
   await settle();
   const transfer = w.actor.getSnapshot().children[`transfer:${R}#1`] as AnyActorRef;
   expect(transfer).toBeDefined();
-  return Object.assign(w, { transfer });
+  /** The receiver has sent `progress`. */
+  return Object.assign(w, { transfer, reported: false });
 }
 
 async function transferCheck(
-  w: SenderWorld & { transfer: AnyActorRef },
+  w: SenderWorld & { transfer: AnyActorRef; reported: boolean },
   prev: TSnapshot | undefined,
   event: TEvent,
   next: TSnapshot,
@@ -450,6 +460,7 @@ async function transferCheck(
   expect(sender.value).toEqual({ active: 'serving' });
   const failure = prev ? transferFailure(prev, event) : undefined;
   if (next.status !== 'active') {
+    expect(real.value).toBe(transferSucceeds(event) ? 'done' : 'failed');
     expect(real.context.error?.reason).toBe(failure);
     // The transfer is forgotten, and its actors stopped.
     expect(sender.context.transfers).toEqual({});
@@ -463,6 +474,8 @@ async function transferCheck(
   }
   expect(real.context.retries).toBe(next.context.retries);
   expect(real.context.received).toBe(next.context.received);
+  // Paced from the receiver's first report on.
+  expect(real.context.paced).toBe(w.reported);
   expect(real.context.error).toBeUndefined();
   expect(sender.context.transfers).toEqual({ [R]: { generation: 1 } });
   expect(Object.keys(sender.children).sort()).toEqual(['signalling', `transfer:${R}#1`, `rtc:${R}#1`].sort());
@@ -601,7 +614,7 @@ function senderEvents(snapshot: AnyMachineSnapshot): SEvent[] {
     msg('invalid peer id', { event: 'response', peer: 'nope' }),
     { type: 'signalling.error', error: { code: ErrorCode.MalformedFrame, message: 'not JSON' }, frame: 'nope' },
     { type: 'signalling.closed', info: { code: 1001, reason: 'server closing', initiator: 'remote' } },
-    { type: 'xstate.error.actor.signalling', error: { message: 'the transport broke (simulated)' } },
+    { type: 'xstate.error.actor.signalling', error: { message: 'the codec broke (simulated)' } },
     { type: 'cancel' },
   ];
   if (where !== 'serving' && where !== 'awaitingAssign') return events;

@@ -511,6 +511,23 @@ describe('filedrop server: nothing leaks', () => {
   });
 });
 
+describe('filedrop server: frames far over the cap on a real socket', () => {
+  it('closes only that connection with 1009, telling its partner it left; the server stays up', async () => {
+    bed = await filedropSocketTestbed();
+    const { sender, receiver } = await pair();
+    // Over three times maxFrameSize (65536): the WebSocket itself refuses it.
+    receiver.send({
+      type: 'progress',
+      detail: { peer: sender.id, data: { received: 0, total: 0 }, pad: 'x'.repeat(300_000) },
+    });
+    expect(await receiver.closed).toMatchObject({ code: 1009 });
+    expect(await sender.next()).toEqual({ type: 'peer not exists', detail: { peer: receiver.id } });
+    const other = await bed.connect();
+    other.send({ type: 'request', detail: { peer: sender.id } });
+    expect(await sender.next()).toEqual({ type: 'request', detail: { peer: other.id } });
+  });
+});
+
 describe('filedrop server in startServer', () => {
   it('serves /filedrop next to CloudLink and counts its connections in /health', async () => {
     bed = await filedropSocketTestbed();

@@ -351,6 +351,49 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
       expect(await receiver.next()).toEqual(['error', expect.objectContaining({ code: ErrorCode.NotPermitted })]);
     });
 
+    /** A raw engine.io / socket.io connection over ws, speaking packets as text (`40` connects, `42[…]` is an event). */
+    async function rawSocketIo() {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.address.port}/socket.io/?EIO=4&transport=websocket`);
+      const packets: string[] = [];
+      ws.on('message', (data, isBinary) => packets.push(isBinary ? '<binary>' : data.toString()));
+      const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+      await new Promise((resolve) => ws.once('open', resolve));
+      ws.send('40');
+      await until(() => packets.some((p) => p.startsWith('42["assign"')));
+      const events = () => packets.filter((p) => p.startsWith('42')).map((p) => JSON.parse(p.slice(2)) as unknown[]);
+      return { ws, packets, closed, events };
+    }
+
+    it('packets no socket.io client emits: numeric event names and binary attachments get errors, bad payloads close that client only', async () => {
+      const { sender, receiver } = await linked();
+      const raw = await rawSocketIo();
+      raw.ws.send('42[7,"K7PQ2MZA"]');
+      await until(() => raw.events().length > 1);
+      expect(raw.events()[1]).toEqual(['error', expect.objectContaining({ code: ErrorCode.InvalidField })]);
+      // A binary attachment where the offer belongs: it arrives as Buffer JSON, which the codec refuses.
+      raw.ws.send(`451-["offer","${sender.id}",{"_placeholder":true,"num":0}]`);
+      raw.ws.send(Buffer.from([1, 2, 3]));
+      await until(() => raw.events().length > 2);
+      expect(raw.events()[2]).toEqual([
+        'error',
+        expect.objectContaining({ code: ErrorCode.InvalidField, message: expect.stringContaining('offer:') }),
+      ]);
+      // With an acknowledgement id: accepted, the ack never called, nothing forwarded to a stranger.
+      raw.ws.send(`421["request","${sender.id}"]`);
+      expect(await sender.next()).toEqual(['request', expect.any(String)]);
+      // A payload socket.io itself refuses (not an array, a reserved event name): that connection closes.
+      raw.ws.send('42{"type":"request"}');
+      await raw.closed;
+      expect(await sender.next()).toEqual(['peer not exists', { peer: expect.any(String) }]);
+      const reserved = await rawSocketIo();
+      reserved.ws.send('42["disconnect","x"]');
+      await reserved.closed;
+      // Everyone else is still served.
+      receiver.socket.emit('offer', sender.id, offer);
+      expect(await sender.next()).toEqual(['offer', receiver.id, offer]);
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+    });
+
     it('the connection and the server stay up after every error', async () => {
       const { sender, receiver } = await linked();
       receiver.socket.emit('nonsense');
@@ -554,6 +597,11 @@ describe('socketIoTransport (the client adapter)', () => {
     transport.close();
     expect(await closed).toEqual({ code: 1000, reason: '', initiator: 'local' });
     expect(socket.connected).toBe(false);
+    // The adapter left no listener on the socket.
+    expect(socket.listenersAny()).toEqual([]);
+    expect(['connect', 'connect_error', 'disconnect'].map((event) => socket.listeners(event).length)).toEqual([
+      0, 0, 0,
+    ]);
     expect(await sender.next()).toEqual(['peer not exists', { peer: id }]);
     expect(() => transport.send('{}')).toThrow(TransportError);
   });
@@ -586,7 +634,7 @@ async function compliancePair() {
 // socket.io has no close codes: a disconnect reads as 1000 (asked for) or 1006 (lost).
 transportCompliance('socketIoTransport ↔ socketIoServer (frameEvents)', compliancePair, { closeCode: false });
 
-describe('filedrop end to end over socket.io: real server, werift, bytes and SHA-256 equal', () => {
+describe('filedrop end to end over socket.io: real server, werift and node-datachannel, bytes and SHA-256 equal', () => {
   const actors: Array<{ stop(): void }> = [];
   afterAll(() => {
     for (const actor of actors) actor.stop();
@@ -602,27 +650,32 @@ describe('filedrop end to end over socket.io: real server, werift, bytes and SHA
     );
   const overWebSocket = () =>
     fromTransport(() => webSocketTransport(`ws://127.0.0.1:${server.address.port}/filedrop`), clientCodec());
-  const rtc = () => fromRtc({ RTCPeerConnection: WeriftPeerConnection, config: WERIFT_LOOPBACK, trickle: true });
+  type Backend = 'werift' | 'node-datachannel';
+  const rtc = (backend: Backend) =>
+    fromRtc(
+      backend === 'werift'
+        ? { RTCPeerConnection: WeriftPeerConnection, config: WERIFT_LOOPBACK, trickle: true }
+        : { RTCPeerConnection: NdcPeerConnection, config: NDC_LOOPBACK, trickle: true },
+    );
 
   async function transfer(
     size: number,
-    senderSignalling: typeof overSocketIo,
-    receiverSignalling: typeof overSocketIo,
+    [senderSignalling, senderBackend]: [typeof overSocketIo, Backend],
+    [receiverSignalling, receiverBackend]: [typeof overSocketIo, Backend],
   ) {
     const data = bytes(size, 7);
-    const sender = createActor(filedropSender.provide({ actors: { signalling: senderSignalling(), rtc: rtc() } }), {
-      input: { source: memorySource(data, { name: 'ten.bin', type: 'application/octet-stream' }), once: true },
-    });
+    const sender = createActor(
+      filedropSender.provide({ actors: { signalling: senderSignalling(), rtc: rtc(senderBackend) } }),
+      { input: { source: memorySource(data, { name: 'ten.bin', type: 'application/octet-stream' }), once: true } },
+    );
     const progress: SenderEmitted[] = [];
     sender.on('progress', (e: SenderEmitted) => progress.push(e));
     actors.push(sender.start());
     const code = (await waitFor(sender, (s) => s.context.id !== undefined, { timeout: 5000 })).context.id!;
     const sink = memorySink();
     const receiver = createActor(
-      filedropReceiver.provide({ actors: { signalling: receiverSignalling(), rtc: rtc() } }),
-      {
-        input: { code, sink },
-      },
+      filedropReceiver.provide({ actors: { signalling: receiverSignalling(), rtc: rtc(receiverBackend) } }),
+      { input: { code, sink } },
     );
     actors.push(receiver.start());
     await waitFor(receiver, (s) => s.status === 'done', { timeout: 30_000 });
@@ -639,12 +692,22 @@ describe('filedrop end to end over socket.io: real server, werift, bytes and SHA
     expect(server.filedrop.stats()).toEqual({ connections: 0, pairs: 0 });
   }
 
+  const TEN_MIB = 10 * 1024 * 1024;
+
   it('10 MiB werift → werift, both signalling over socket.io', async () => {
-    await transfer(10 * 1024 * 1024, overSocketIo, overSocketIo);
+    await transfer(TEN_MIB, [overSocketIo, 'werift'], [overSocketIo, 'werift']);
+  }, 60_000);
+
+  it('10 MiB node-datachannel → werift, both signalling over socket.io', async () => {
+    await transfer(TEN_MIB, [overSocketIo, 'node-datachannel'], [overSocketIo, 'werift']);
+  }, 60_000);
+
+  it('10 MiB werift → node-datachannel, both signalling over socket.io', async () => {
+    await transfer(TEN_MIB, [overSocketIo, 'werift'], [overSocketIo, 'node-datachannel']);
   }, 60_000);
 
   it('1 MiB werift → werift, the sender on socket.io and the receiver on WebSocket', async () => {
-    await transfer(1024 * 1024, overSocketIo, overWebSocket);
+    await transfer(1024 * 1024, [overSocketIo, 'werift'], [overWebSocket, 'werift']);
   }, 60_000);
 });
 
@@ -654,7 +717,7 @@ describe('filedrop end to end over socket.io: real server, werift, bytes and SHA
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What both seed-only clients share: a socket, and a werift peer connection whose candidates go to `peer()`. */
-function seedPeer(peer: () => string | undefined) {
+function seedPeer(peer: () => string | undefined, useRemoteCandidates = true) {
   const socket = io(base, { reconnection: false, forceNew: true, transports: ['websocket'] });
   sockets.push(socket);
   const pc = new WeriftPeerConnection(WERIFT_LOOPBACK);
@@ -664,7 +727,7 @@ function seedPeer(peer: () => string | undefined) {
     if (to) socket.emit('candidate', to, candidate ? candidate.toJSON() : null);
   };
   socket.on('candidate', (from: string, data: unknown) => {
-    if (from === peer() && data) void pc.addIceCandidate(data as { candidate: string });
+    if (from === peer() && data && useRemoteCandidates) void pc.addIceCandidate(data as { candidate: string });
   });
   const assigned = new Promise<string>((resolve) => socket.once('assign', resolve));
   return { socket, pc, assigned };
@@ -707,9 +770,22 @@ async function seedSender(data: Uint8Array, fileName: string) {
   return { id: await assigned, socket, pc };
 }
 
-/** The matching receiver: `request`, then an offer with a data channel once the `response` came; it keeps the bytes. */
-async function seedReceiver(code: string) {
-  const { socket, pc, assigned } = seedPeer(() => code);
+/**
+ * The matching receiver: `request`, then an offer with a data channel once
+ * the `response` came; it keeps the bytes. It never reports `progress`
+ * unless `reportDone` (then once, `done`, at the end). With
+ * `candidatesFirst` it sends all its candidates before its offer, which the
+ * seed allows; with `ignoreCandidates` it does not use the sender's, so
+ * that the connection depends on the sender using ours. `emitted` lists the
+ * events it emitted, in order.
+ */
+async function seedReceiver(
+  code: string,
+  options: { candidatesFirst?: boolean; reportDone?: boolean; ignoreCandidates?: boolean } = {},
+) {
+  const { socket, pc, assigned } = seedPeer(() => code, !options.ignoreCandidates);
+  const emitted: string[] = [];
+  socket.onAnyOutgoing((event: string) => emitted.push(event));
   const channel = pc.createDataChannel('fileTransfer');
   const info = new Promise<{ fileName: string; fileSize: number }>((resolve) =>
     socket.on('response', (from: string, file: { fileName: string; fileSize: number }) => {
@@ -731,13 +807,20 @@ async function seedReceiver(code: string) {
       if (seq * 16384 !== count) reject(new Error(`chunk ${seq} out of order`));
       received.set(frame.subarray(4), count);
       count += frame.byteLength - 4;
-      if (count >= fileSize) resolve(received);
+      if (count >= fileSize) {
+        if (options.reportDone) socket.emit('progress', code, { received: count, total: fileSize, done: true });
+        resolve(received);
+      }
     };
+  });
+  const gathered = new Promise<void>((resolve) => {
+    pc.iceGatheringStateChange.subscribe((state) => state === 'complete' && resolve());
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
-  socket.emit('offer', code, { type: 'offer', sdp: offer.sdp });
-  return { socket, pc, info: await info, bytes };
+  if (options.candidatesFirst) await gathered;
+  socket.emit('offer', code, { type: 'offer', sdp: pc.localDescription!.sdp });
+  return { socket, pc, info: await info, bytes, emitted };
 }
 
 describe('existing socket.io clients of the seed work against signalbox unchanged (werift, loopback)', () => {
@@ -757,6 +840,46 @@ describe('existing socket.io clients of the seed work against signalbox unchange
     }
     await until(() => server.filedrop.stats().connections === 0);
     expect(server.filedrop.stats()).toEqual({ connections: 0, pairs: 0 });
+  }, 30_000);
+
+  it('a signalbox filedropSender and a seed-only receiver that sends its candidates before its offer and never reports progress', async () => {
+    const data = bytes(1024 * 1024, 17);
+    const sender = createActor(
+      filedropSender.provide({
+        actors: {
+          signalling: fromTransport(
+            () =>
+              socketIoTransport(io(base, { reconnection: false, forceNew: true, transports: ['websocket'] }), {
+                events: clientSocketIoEvents(),
+              }),
+            clientCodec(),
+          ),
+          rtc: fromRtc({ RTCPeerConnection: WeriftPeerConnection, config: WERIFT_LOOPBACK, trickle: true }),
+        },
+      }),
+      // A window far below the file: a receiver that never reports must not be held to it.
+      { input: { source: memorySource(data, { name: 'early.bin' }), once: true, window: 64 * 1024 } },
+    );
+    sender.start();
+    const code = (await waitFor(sender, (s) => s.context.id !== undefined, { timeout: 5000 })).context.id!;
+    // It ignores the sender's candidates: only its own, all sent before the offer, can connect the two.
+    const receiver = await seedReceiver(code, { candidatesFirst: true, reportDone: true, ignoreCandidates: true });
+    try {
+      expect(receiver.info).toMatchObject({ fileName: 'early.bin', fileSize: data.byteLength });
+      // request, then every candidate, then the offer.
+      const offerAt = receiver.emitted.indexOf('offer');
+      expect(receiver.emitted[0]).toBe('request');
+      expect(receiver.emitted.slice(1, offerAt).length).toBeGreaterThan(0);
+      expect(new Set(receiver.emitted.slice(1, offerAt))).toEqual(new Set(['candidate']));
+      const received = await receiver.bytes;
+      expect(Buffer.compare(received, data)).toBe(0);
+      await waitFor(sender, (s) => s.status === 'done', { timeout: 5000 });
+      expect(sender.getSnapshot().value).toBe('done');
+    } finally {
+      sender.stop();
+      receiver.socket.disconnect();
+      await receiver.pc.close();
+    }
   }, 30_000);
 
   // The receiver runs on node-datachannel: a werift offerer delivers messages that arrive right

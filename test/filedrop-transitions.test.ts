@@ -228,6 +228,26 @@ describe('filedropReceiver transitions', () => {
     });
   });
 
+  it('gives up when the ICE restart it was asked for fails (node-datachannel cannot restart ICE), and tells the sender', () => {
+    const retry = msg('retry', { peer: SENDER });
+    const failed = rtc('rtc.failed', SENDER, {
+      error: new Error('this RTCPeerConnection does not support ICE restart'),
+    });
+    for (const before of [connecting, receiving]) {
+      const step = run(filedropReceiver, input, [...before, retry, failed]);
+      expect(step.snapshot.value).toBe('failed');
+      expect(errorOf(step)).toMatchObject({ reason: 'rtc-failed', message: expect.stringMatching(/ICE restart/) });
+      expect(step.sent).toEqual([
+        { type: 'progress', detail: { peer: SENDER, data: { received: 0, total: 100, error: 'rtc-failed' } } },
+      ]);
+    }
+    // Once the restart offer is out, an ICE failure is the sender's to act on again.
+    const offered = rtc('rtc.description', SENDER, { description: { type: 'offer', sdp: 'O2' } });
+    expect(run(filedropReceiver, input, [...receiving, retry, offered, failed]).snapshot.value).toEqual({
+      active: { engaged: { transferring: { receiving: 'cooling' } } },
+    });
+  });
+
   it('fails with timeout when the channel does not open within connectTimeout', () => {
     const step = run(filedropReceiver, input, [
       ...connecting,
@@ -237,25 +257,31 @@ describe('filedropReceiver transitions', () => {
     expect(custom(step).map((a) => a.type)).toContain('abortSink');
   });
 
-  it('reports progress to the sender at most once per progressInterval', () => {
-    const first = run(filedropReceiver, input, [...receiving, progress(30)]);
-    expect(first.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
-    expect(sentProgress(first)).toEqual([
-      { type: 'progress', detail: { peer: SENDER, data: { received: 30, total: 100 } } },
-    ]);
-    expect(first.emitted).toEqual([{ type: 'progress', detail: { received: 30, total: 100 } }]);
-    const held = run(filedropReceiver, input, [...receiving, progress(30), progress(60)]);
+  it('reports progress to the sender at most once per progressInterval, from received: 0 as the channel opens', () => {
+    const report = (received: number) => ({
+      type: 'progress',
+      detail: { peer: SENDER, data: { received, total: 100 } },
+    });
+    const opened = run(filedropReceiver, input, receiving);
+    // At once: the sender paces itself by what we report from now on.
+    expect(opened.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
+    expect(sentProgress(opened)).toEqual([report(0)]);
+    const held = run(filedropReceiver, input, [...receiving, progress(30)]);
     expect(sentProgress(held)).toEqual([]);
-    expect(held.emitted).toEqual([{ type: 'progress', detail: { received: 60, total: 100 } }]);
+    expect(held.emitted).toEqual([{ type: 'progress', detail: { received: 30, total: 100 } }]);
     const tick = {
       type: 'xstate.after.progressInterval.filedropReceiver.active.engaged.transferring.receiving.cooling',
     };
-    expect(sentProgress(run(filedropReceiver, input, [...receiving, progress(30), progress(60), tick]))).toEqual([
-      { type: 'progress', detail: { peer: SENDER, data: { received: 60, total: 100 } } },
-    ]);
-    const rest = run(filedropReceiver, input, [...receiving, progress(30), tick]);
+    const late = run(filedropReceiver, input, [...receiving, progress(30), progress(60), tick]);
+    expect(sentProgress(late)).toEqual([report(60)]);
+    expect(late.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
+    const rest = run(filedropReceiver, input, [...receiving, tick]);
     expect(sentProgress(rest)).toEqual([]);
     expect(rest.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'idle' } } } });
+    const first = run(filedropReceiver, input, [...receiving, tick, progress(30)]);
+    expect(first.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
+    expect(sentProgress(first)).toEqual([report(30)]);
+    expect(first.emitted).toEqual([{ type: 'progress', detail: { received: 30, total: 100 } }]);
   });
 
   it('ends done once the download is verified, telling the sender', () => {
@@ -359,6 +385,7 @@ describe('filedropSender transitions', () => {
           offerTimeout: 120_000,
           connectTimeout: 30_000,
           lostTimeout: 10_000,
+          window: 32 * 1024 * 1024,
         },
       },
     ]);
@@ -546,6 +573,34 @@ describe('filedropSenderTransfer transitions', () => {
     expect(bad.snapshot.value).toBe('failed');
     expect(bad.snapshot.output!.error).toMatchObject({ reason: 'remote-cancelled', remote: 'digest-mismatch' });
     expect(reports(bad)).toEqual([]);
+  });
+
+  it("paces the upload by the receiver's progress, once the receiver has reported anything", () => {
+    const report = (received: number) => msg('progress', { peer: RECEIVER, data: { received, total: 100 } });
+    const upload = (step: Step<AnyStateMachine>) => step.spawned.find((s) => s.id === 'upload')?.input;
+    const windowed = { ...input, window: 40 };
+    // No report yet: the upload is not held to the window (a receiver that never reports is not stalled).
+    expect(upload(run(transfer, windowed, sending))).toEqual({ transport: channel, source, window: 40 });
+    // The `received: 0` a receiver sends as its channel opens, before ours opened: the upload starts paced.
+    expect(
+      upload(run(transfer, windowed, [offer, report(0), rtc('rtc.open', RECEIVER, { transport: channel })])),
+    ).toEqual({ transport: channel, source, window: 40, acked: 0 });
+    const first = run(transfer, windowed, [...sending, report(0)]);
+    expect(first.sentTo).toEqual([{ to: 'upload', event: { type: 'upload.ack', received: 0 } }]);
+    expect(reports(first)).toEqual([]);
+    const more = run(transfer, windowed, [...sending, report(0), report(60)]);
+    expect(more.sentTo).toEqual([{ to: 'upload', event: { type: 'upload.ack', received: 60 } }]);
+    expect(reports(more)).toEqual([{ type: 'transfer.progress', peer: RECEIVER, received: 60, total: 100 }]);
+    // A report that went back in time changes nothing.
+    const stale = run(transfer, windowed, [...sending, report(60), report(30)]);
+    expect(stale.sentTo).toEqual([{ to: 'upload', event: { type: 'upload.ack', received: 60 } }]);
+    expect(stale.snapshot.context.received).toBe(60);
+    // A verdict is a verdict while sending too.
+    const done = run(transfer, windowed, [
+      ...sending,
+      msg('progress', { peer: RECEIVER, data: { received: 100, total: 100, done: true } }),
+    ]);
+    expect(done.snapshot.value).toBe('done');
   });
 
   it('asks for an ICE restart (retry) when ICE fails, up to maxRetries, then gives up and tells the receiver', () => {

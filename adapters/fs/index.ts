@@ -63,7 +63,8 @@ export async function fileSink(path: string, init: FileSinkInit = {}): Promise<F
       }),
     abort: () =>
       then(async () => {
-        if (state !== 'open') return;
+        // After a close that failed (state still `closing`) the `.part` is still there: remove it.
+        if (state === 'closed' || state === 'aborted') return;
         state = 'aborted';
         await handle.close().catch(() => {});
         await rm(temporary, { force: true });

@@ -61,6 +61,8 @@ export interface ReceiverContext {
   /** `received` as of the last `progress` sent. */
   reported: number;
   retries: number;
+  /** An ICE restart was asked of the rtc actor and its new offer has not come out yet. */
+  restarting: boolean;
   /** SHA-256 of what was received, once verified. */
   sha256?: string;
   error?: FileDropError;
@@ -119,6 +121,7 @@ export const filedropReceiver = setup({
     isRefusal: ({ event }) => 'error' in (event as MessageOf<ServerMessage, 'response'>).detail.data,
     canRetry: ({ context }) => context.retries < context.maxRetries,
     hasUnreported: ({ context }) => context.received > context.reported,
+    isRestarting: ({ context }) => context.restarting,
   },
   actions: {
     fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
@@ -146,6 +149,7 @@ export const filedropReceiver = setup({
     sendSignal: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>;
       const peer = context.code;
+      if (e.type === 'rtc.description') enqueue.assign({ restarting: false });
       enqueue.sendTo(
         'signalling',
         send(
@@ -164,7 +168,7 @@ export const filedropReceiver = setup({
       enqueue.sendTo('rtc', { type: 'rtc.remoteCandidate', candidate: data } satisfies RtcCommand);
     }),
     restartIce: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ retries: context.retries + 1 });
+      enqueue.assign({ retries: context.retries + 1, restarting: true });
       enqueue.emit({ type: 'retrying', detail: { attempt: context.retries + 1 } });
       enqueue.sendTo('rtc', { type: 'rtc.restartIce' } satisfies RtcCommand);
     }),
@@ -240,6 +244,7 @@ export const filedropReceiver = setup({
     received: 0,
     reported: 0,
     retries: 0,
+    restarting: false,
   }),
   initial: 'checking',
   states: {
@@ -388,6 +393,19 @@ export const filedropReceiver = setup({
                     },
                   },
                 ],
+                // Our own ICE failures are the sender's to act on (it asks for `retry`), but not one of
+                // the restart it asked for: node-datachannel, say, cannot restart ICE at all.
+                'rtc.failed': {
+                  guard: 'isRestarting',
+                  target: '#filedropReceiver.active.failing',
+                  actions: {
+                    type: 'fail',
+                    params: ({ event }) => ({
+                      reason: 'rtc-failed',
+                      message: `the ICE restart the sender asked for failed: ${event.error.message}`,
+                    }),
+                  },
+                },
                 // The channel closed before every byte was in: the sender's reason may be on its way.
                 'rtc.closed': 'lost',
               },
@@ -427,13 +445,15 @@ export const filedropReceiver = setup({
                       file: context.file!,
                     }),
                   },
+                  // `progress { received: 0 }` at once: the sender paces itself by our reports from now on.
+                  entry: 'sendProgress',
                   on: {
                     'download.progress': { actions: 'recordProgress' },
                     'download.done': { target: '#filedropReceiver.active.completing', actions: 'recordDone' },
                     'download.failed': { target: '#filedropReceiver.active.failing', actions: 'recordDownloadFailure' },
                   },
                   // `progress` to the sender at most once per progressInterval.
-                  initial: 'idle',
+                  initial: 'cooling',
                   states: {
                     idle: {
                       on: { 'download.progress': { target: 'cooling', actions: ['recordProgress', 'sendProgress'] } },

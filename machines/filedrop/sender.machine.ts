@@ -3,7 +3,10 @@ import {
   assign,
   emit,
   enqueueActions,
+  not,
+  or,
   sendParent,
+  sendTo,
   setup,
   type DoneActorEvent,
   type ErrorActorEvent,
@@ -15,7 +18,7 @@ import { clientActors, remoteError, send, signallingError } from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
 import type { FileSource } from './files.js';
 import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
-import { upload, type UploadEvent } from './transfer.js';
+import { DEFAULT_WINDOW, upload, type UploadCommand, type UploadEvent } from './transfer.js';
 
 /* ------------------------------------------------------------------------ */
 /* One transfer: the sender's side of one receiver's request.               */
@@ -31,6 +34,13 @@ export interface TransferTiming {
   connectTimeout: number;
   /** After the data channel closed early, how long to wait for the receiver's last word before calling it gone. @default 10000 */
   lostTimeout: number;
+  /**
+   * Most bytes sent beyond what the receiver last reported stored (its
+   * `progress`), once it has reported anything: the bound on what a receiver
+   * with a slow sink holds in memory (see the `upload` actor).
+   * @default 33554432 (32 MiB)
+   */
+  window: number;
 }
 
 export interface TransferInput extends TransferTiming {
@@ -46,6 +56,8 @@ export interface TransferContext extends TransferTiming {
   retries: number;
   /** Bytes the receiver reported. */
   received: number;
+  /** The receiver has sent `progress`: it reports as it stores, and the upload paces itself by it. */
+  paced: boolean;
   transport?: Transport;
   error?: FileDropError;
 }
@@ -147,6 +159,7 @@ export const filedropSenderTransfer = setup({
     canRetry: ({ context }) => context.retries < context.maxRetries,
     isVerdictDone: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.done === true,
     isVerdictError: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.error !== undefined,
+    isReport: not(or(['isVerdictDone', 'isVerdictError'])),
     isChannelGone: ({ event }) => (event as Extract<UploadEvent, { type: 'upload.failed' }>).reason === 'peer-gone',
     isAnswer: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.description' }>).description.type === 'answer',
     isNewProgress: ({ context, event }) =>
@@ -161,8 +174,12 @@ export const filedropSenderTransfer = setup({
     countRetry: assign({ retries: ({ context }) => context.retries + 1 }),
     keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
     keepReceived: assign({
-      received: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.received,
+      received: ({ context, event }) =>
+        Math.max(context.received, (event as MessageOf<ServerMessage, 'progress'>).detail.data.received),
+      paced: true,
     }),
+    /** The receiver's report goes to the upload, which keeps within `window` of it. */
+    ackUpload: sendTo('upload', ({ context }): UploadCommand => ({ type: 'upload.ack', received: context.received })),
     recordRemoteFailure: assign(({ event }) => {
       const { error, received } = (event as MessageOf<ServerMessage, 'progress'>).detail.data;
       return { received, error: remoteError(error!, 'receiver') };
@@ -184,8 +201,10 @@ export const filedropSenderTransfer = setup({
     offerTimeout: input.offerTimeout,
     connectTimeout: input.connectTimeout,
     lostTimeout: input.lostTimeout,
+    window: input.window,
     retries: 0,
     received: 0,
+    paced: false,
   }),
   on: {
     candidate: {
@@ -222,6 +241,8 @@ export const filedropSenderTransfer = setup({
       { guard: 'isVerdictDone', target: '.done' },
       { guard: 'isVerdictError', target: '.failed', actions: 'recordRemoteFailure' },
       { guard: 'isNewProgress', actions: ['keepReceived', reportProgress] },
+      // Nothing new (say the `received: 0` a receiver sends as its channel opens): it reports, so it paces.
+      { actions: 'keepReceived' },
     ],
     'peer not exists': {
       target: '.failed',
@@ -292,10 +313,20 @@ export const filedropSenderTransfer = setup({
       invoke: {
         id: 'upload',
         src: 'upload',
-        input: ({ context }) => ({ transport: context.transport!, source: context.source }),
+        input: ({ context }) => ({
+          transport: context.transport!,
+          source: context.source,
+          window: context.window,
+          ...(context.paced && { acked: context.received }),
+        }),
       },
       on: {
         offer: { actions: applyOffer },
+        // The receiver's reports pace the upload; its verdicts are handled above.
+        progress: [
+          { guard: and(['isReport', 'isNewProgress']), actions: ['keepReceived', reportProgress, 'ackUpload'] },
+          { guard: 'isReport', actions: ['keepReceived', 'ackUpload'] },
+        ],
         'upload.done': 'finishing',
         'upload.failed': [
           { guard: 'isChannelGone', target: 'lost' },
@@ -572,6 +603,7 @@ export const filedropSender = setup({
       offerTimeout: input.offerTimeout ?? 120_000,
       connectTimeout: input.connectTimeout ?? 30_000,
       lostTimeout: input.lostTimeout ?? 10_000,
+      window: input.window ?? DEFAULT_WINDOW,
     },
     transfers: {},
     generation: 0,

@@ -7,6 +7,13 @@ import type { TransferFailure } from './errors.js';
 import { sha256Stream, type FileSink, type FileSource, type SinkOpener } from './files.js';
 import type { FileInfo } from './protocol.js';
 
+/**
+ * Default {@link UploadInput.window}: 32 MiB. A receiver whose sink is slower
+ * than the network holds at most this much in memory; at the receiver's
+ * 250 ms progress interval it caps a transfer at about 128 MiB/s.
+ */
+export const DEFAULT_WINDOW = 32 * 1024 * 1024;
+
 /** Input of the {@link upload} actor. */
 export interface UploadInput {
   transport: Transport;
@@ -15,6 +22,16 @@ export interface UploadInput {
   highWaterMark?: number;
   /** Bytes read from the source at a time (a multiple of the chunk size is best). @default 262144 */
   readSize?: number;
+  /**
+   * Most bytes sent beyond what the receiver last reported it stored
+   * (`upload.ack`). It applies once the receiver has reported anything at
+   * all (`acked` in the input, or a first `upload.ack`): a receiver that
+   * never sends `progress` is not held up.
+   * @default DEFAULT_WINDOW (32 MiB)
+   */
+  window?: number;
+  /** What the receiver had reported before the upload started, if anything. @default undefined (nothing yet) */
+  acked?: number;
 }
 
 /** What the {@link upload} actor reports to its parent. */
@@ -23,13 +40,20 @@ export type UploadEvent =
   | { type: 'upload.done' }
   | { type: 'upload.failed'; reason: Extract<TransferFailure, 'source-failed' | 'peer-gone'>; message: string };
 
+/** What the {@link upload} actor takes: the receiver stored `received` bytes (its `progress`). */
+export type UploadCommand = { type: 'upload.ack'; received: number };
+
 /**
  * Sends a file over an open data channel: reads the source `readSize` bytes
  * at a time and sends it as chunks (4-byte big-endian sequence number, at
  * most 16 KiB of data) with {@link sendWithBackpressure}, so the channel's
- * buffer stays under `highWaterMark`. Stopping it stops between chunks.
+ * buffer stays under `highWaterMark`. A data channel cannot stop its
+ * receiver's reads, so the receiver's memory is bounded here: once the
+ * receiver reports progress, the upload stays at most `window` bytes ahead
+ * of what it last reported stored (`upload.ack`). Stopping it stops between
+ * chunks.
  */
-export const upload = fromCallback<EventObject, UploadInput>(({ input, sendBack }) => {
+export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBack, receive }) => {
   let stopped = false;
   const report = (event: UploadEvent) => {
     if (!stopped) sendBack(event);
@@ -37,6 +61,23 @@ export const upload = fromCallback<EventObject, UploadInput>(({ input, sendBack 
   const { transport, source } = input;
   const highWaterMark = input.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   const readSize = Math.max(CHUNK_SIZE, input.readSize ?? 16 * CHUNK_SIZE);
+  const window = Math.max(CHUNK_SIZE, input.window ?? DEFAULT_WINDOW);
+  /** What the receiver reported stored; undefined until it reports anything. */
+  let acked = input.acked;
+  /** Resolves the wait for an ack, if the upload is waiting. */
+  let wake: (() => void) | undefined;
+  receive((event) => {
+    if (event?.type !== 'upload.ack' || !Number.isFinite(event.received)) return;
+    acked = Math.max(acked ?? 0, event.received);
+    wake?.();
+  });
+  /** Waits until `end` (bytes sent once the next chunk is) is within the window. */
+  const roomFor = async (end: number) => {
+    while (!stopped && acked !== undefined && end - acked > window) {
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+  };
 
   void (async () => {
     let seq = 0;
@@ -63,8 +104,13 @@ export const upload = fromCallback<EventObject, UploadInput>(({ input, sendBack 
         return;
       }
       for (let at = 0; at < length; at += CHUNK_SIZE) {
+        const data = block.subarray(at, at + CHUNK_SIZE);
+        const end = offset + at + data.byteLength;
+        // Checked here first, so that the common case (within the window) costs no await.
+        if (acked !== undefined && end - acked > window) await roomFor(end);
+        if (stopped) return;
         try {
-          await sendWithBackpressure(transport, encodeChunk(seq++, block.subarray(at, at + CHUNK_SIZE)), highWaterMark);
+          await sendWithBackpressure(transport, encodeChunk(seq++, data), highWaterMark);
         } catch (error) {
           report({
             type: 'upload.failed',
@@ -82,6 +128,7 @@ export const upload = fromCallback<EventObject, UploadInput>(({ input, sendBack 
 
   return () => {
     stopped = true;
+    wake?.();
   };
 });
 
@@ -90,12 +137,13 @@ export interface DownloadInput {
   transport: Transport;
   sink: FileSink;
   file: FileInfo;
-  /** Report `download.progress` each time this many more bytes arrived. @default 262144 */
+  /** Report `download.progress` each time this many more bytes were written. @default 262144 */
   reportEvery?: number;
 }
 
 /** What the {@link download} actor reports to its parent. */
 export type DownloadEvent =
+  /** `received` bytes are written to the sink (not only arrived): what the sender paces by. */
   | { type: 'download.progress'; received: number }
   /** Every byte arrived, matched the size and digest, was written, and the sink was closed. */
   | { type: 'download.done'; received: number; sha256: string }
@@ -112,7 +160,9 @@ export type DownloadEvent =
  * them to the sink one write at a time, and once `file.size` bytes are in,
  * compares the digest and closes the sink. It never aborts the sink: its
  * parent does, when the transfer fails. Chunks that arrive while the sink
- * is busy wait in memory.
+ * is busy wait in memory; `download.progress` counts the bytes written, so
+ * that the sender, which paces itself by the `progress` it is sent, keeps
+ * that queue under its window (see {@link upload}).
  */
 export const download = fromCallback<EventObject, DownloadInput>(({ input, sendBack }) => {
   const { transport, sink, file } = input;
@@ -125,6 +175,8 @@ export const download = fromCallback<EventObject, DownloadInput>(({ input, sendB
   let settled = false;
   let expected = 0;
   let received = 0;
+  /** Bytes the sink has taken. */
+  let written = 0;
   let reported = 0;
   let writes: Promise<void> = Promise.resolve();
 
@@ -176,12 +228,14 @@ export const download = fromCallback<EventObject, DownloadInput>(({ input, sendB
         await sink.write(data);
       } catch (error) {
         fail('sink-failed', `writing failed: ${describe(error)}`);
+        return;
+      }
+      written += data.byteLength;
+      if (written - reported >= reportEvery || written === file.size) {
+        reported = written;
+        if (!stopped && !settled) sendBack({ type: 'download.progress', received: written } satisfies DownloadEvent);
       }
     });
-    if (received - reported >= reportEvery || received === file.size) {
-      reported = received;
-      if (!stopped) sendBack({ type: 'download.progress', received } satisfies DownloadEvent);
-    }
     if (received === file.size) finish();
   });
 
