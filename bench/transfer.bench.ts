@@ -27,6 +27,8 @@ import type { Transport } from '../src/transport.js';
 
 // Loopback-only configs, as in test/rtc-helpers.ts (not imported: it pulls in vitest).
 const WERIFT_LOOPBACK = {
+  // werift adds stun:stun.l.google.com:19302 unless told otherwise.
+  iceServers: [],
   iceUseIpv4: false,
   iceUseIpv6: false,
   iceInterfaceAddresses: { udp4: '127.0.0.1' },

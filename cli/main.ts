@@ -4,6 +4,8 @@ import { startServer } from './server.js';
 import {
   checkDirectory,
   DEFAULT_FILEDROP_SERVER,
+  DEFAULT_ICE_SERVERS,
+  iceServerUrls,
   receiveFile,
   sendFile,
   serverUrl,
@@ -14,7 +16,9 @@ import {
 const USAGE = `Usage: signalbox <command> [options]
 
 Commands:
-  serve             Run the signalling server (CloudLink Omega at /ws/{ugi}, filedrop at /filedrop, GET /health)
+  serve             Run the signalling server: CloudLink Omega at /ws/{ugi}, filedrop at /filedrop
+                    (and /socket.io/ for socket.io 4 clients), workrooms at /workrooms, registry at
+                    /registry, swarm at /swarm, GET /health
   send <file>       Offer a file over filedrop: prints its code on stdout, then serves one receiver
   receive <code>    Fetch the file offered under <code>, check its SHA-256 and save it
 
@@ -22,12 +26,15 @@ Options for serve:
   --port N            TCP port (default 8080; 0 picks a free one)
   --host H            interface to bind (default 0.0.0.0)
   --keepalive MS      KEEPALIVE interval in ms (default 10000)
-  --max-frame N       largest client frame in characters (default 65536)
+  --max-frame N       largest client frame in characters, for every protocol
+                      (default 65536; registry 262144)
 
 Options for send and receive:
   --server URL        the server's filedrop endpoint (default ${DEFAULT_FILEDROP_SERVER});
                       http(s):// is taken as ws(s)://, a URL without a path gets /filedrop
   --webrtc LIB        WebRTC backend: werift (default) or node-datachannel (installed separately)
+  --ice-server URL    a stun: or turn: server, repeatable; "none" for none (on one LAN)
+                      (default: $SIGNALBOX_ICE_SERVERS, comma-separated, else ${DEFAULT_ICE_SERVERS.join(', ')})
   --out DIR           receive only: the directory to save into (default: the current one)
 
 Progress goes to stderr (a bar on a terminal); Ctrl-C cancels and tells the other side.
@@ -50,6 +57,7 @@ export async function main(argv: string[], out: { write(text: string): void } = 
         'max-frame': { type: 'string' },
         server: { type: 'string' },
         webrtc: { type: 'string' },
+        'ice-server': { type: 'string', multiple: true },
         out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -61,7 +69,7 @@ export async function main(argv: string[], out: { write(text: string): void } = 
   const { values, positionals } = parsed;
   const command = positionals[0];
   if (command === 'serve') {
-    for (const name of ['server', 'webrtc', 'out'] as const)
+    for (const name of ['server', 'webrtc', 'ice-server', 'out'] as const)
       if (values[name] !== undefined) {
         process.stderr.write(`signalbox: --${name} is not an option of serve\n\n${USAGE}`);
         return 2;
@@ -85,17 +93,19 @@ export async function main(argv: string[], out: { write(text: string): void } = 
     const webrtc = (values.webrtc ?? 'werift') as WebRtcBackend;
     if (!WEBRTC_BACKENDS.includes(webrtc))
       return usage(`--webrtc must be one of ${WEBRTC_BACKENDS.join(', ')}, got "${values.webrtc}"`);
-    let server;
+    let server, ice;
     try {
       server = serverUrl(values.server ?? DEFAULT_FILEDROP_SERVER);
+      ice = values['ice-server'] && iceServerUrls(values['ice-server']);
     } catch (error) {
       return usage((error as Error).message);
     }
-    if (command === 'send') return sendFile(operand, { server, webrtc, out });
+    const options = { server, webrtc, out, ...(ice && { iceServers: ice }) };
+    if (command === 'send') return sendFile(operand, options);
     const dir = values.out ?? '.';
     const problem = await checkDirectory(dir);
     if (problem) return usage(problem);
-    return receiveFile(operand, dir, { server, webrtc, out });
+    return receiveFile(operand, dir, options);
   }
   if (command !== 'serve') {
     process.stderr.write(`signalbox: unknown command "${command}"\n\n${USAGE}`);
@@ -122,7 +132,19 @@ export async function main(argv: string[], out: { write(text: string): void } = 
   const logger = jsonLogger((line) => out.write(line + '\n'));
   let server;
   try {
-    server = await startServer({ port, host: values.host, logger, cloudlink: { keepaliveInterval, maxFrameSize } });
+    const frames = { maxFrameSize };
+    server = await startServer({
+      port,
+      host: values.host,
+      logger,
+      cloudlink: { keepaliveInterval, maxFrameSize },
+      ...(maxFrameSize !== undefined && {
+        filedrop: frames,
+        workrooms: frames,
+        registry: frames,
+        swarm: frames,
+      }),
+    });
   } catch (error) {
     logger.error('could not start', { error: (error as Error).message });
     return 1;

@@ -34,13 +34,18 @@ export const DEFAULT_ICE_SERVERS: readonly string[] = ['stun:stun.l.google.com:1
  */
 export function iceServers(env: Record<string, string | undefined> = process.env): Array<{ urls: string }> {
   const value = env.SIGNALBOX_ICE_SERVERS;
-  const urls =
-    value === undefined
-      ? DEFAULT_ICE_SERVERS
-      : value
-          .split(',')
-          .map((url) => url.trim())
-          .filter(Boolean);
+  return value === undefined ? DEFAULT_ICE_SERVERS.map((urls) => ({ urls })) : iceServerUrls(value.split(','));
+}
+
+/**
+ * `--ice-server` values → ICE servers: each a `stun:`, `stuns:`, `turn:` or
+ * `turns:` URL; blanks and `none` stand for nothing.
+ * @throws Error naming a value that is not such a URL.
+ */
+export function iceServerUrls(values: readonly string[]): Array<{ urls: string }> {
+  const urls = values.map((url) => url.trim()).filter((url) => url !== '' && url !== 'none');
+  for (const url of urls)
+    if (!/^(stuns?|turns?):\S+$/.test(url)) throw new Error(`an ICE server must be a stun: or turn: URL, got "${url}"`);
   return urls.map((url) => ({ urls: url }));
 }
 

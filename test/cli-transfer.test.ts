@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type SignalboxServer } from '../cli/server.js';
-import { DEFAULT_ICE_SERVERS, iceServers } from '../cli/transfer.js';
+import { DEFAULT_ICE_SERVERS, iceServers, iceServerUrls } from '../cli/transfer.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
 
@@ -96,6 +96,16 @@ describe('signalbox send / receive', () => {
     ]);
   });
 
+  it('takes --ice-server URLs over the environment, "none" for none, and refuses what is not stun:/turn:', () => {
+    expect(iceServerUrls(['stun:a.example:3478', 'turns:b.example'])).toEqual([
+      { urls: 'stun:a.example:3478' },
+      { urls: 'turns:b.example' },
+    ]);
+    expect(iceServerUrls(['none'])).toEqual([]);
+    expect(() => iceServerUrls(['http://a.example'])).toThrow(/must be a stun: or turn: URL, got "http:\/\/a.example"/);
+    expect(() => iceServers({ SIGNALBOX_ICE_SERVERS: 'nope' })).toThrow(/got "nope"/);
+  });
+
   it('fails with exit code 1 and a clear message for a code nobody holds', async () => {
     const receiver = run(['receive', '2345-6789', '--out', dir, '--server', url]);
     expect(await receiver.exited).toBe(1);
@@ -113,6 +123,7 @@ describe('signalbox send / receive', () => {
       ['receive', 'ABCD2345', '--out', join(dir, 'missing')],
       ['send', 'x', '--out', dir],
       ['send', 'x', '--bogus'],
+      ['receive', 'ABCD2345', '--ice-server', 'http://stun.example.org'],
     ];
     const results = await Promise.all(
       cases.map(async (args) => {

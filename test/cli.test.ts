@@ -68,12 +68,32 @@ describe('signalbox serve', () => {
   it.each([
     [['serve', '--port', 'eighty'], /--port must be an integer from 0 to 65535/],
     [['serve', '--bogus'], /Unknown option '--bogus'/],
+    [['serve', '--ice-server', 'stun:stun.example.org'], /--ice-server is not an option of serve/],
     [['launch'], /unknown command "launch"/],
     [[], /Usage: signalbox/],
   ])('exits 2 with a clear message for %j', async (args, message) => {
     const cli = run(args);
     expect(await cli.exited).toBe(2);
     expect(cli.stderr()).toMatch(message);
+  });
+
+  it('applies --max-frame to every protocol', async () => {
+    const server = run(['serve', '--port', '0', '--host', '127.0.0.1', '--max-frame', '256']);
+    const { port, protocols } = await server.waitFor('listening');
+    expect(protocols).toMatchObject({ workrooms: '/workrooms', registry: '/registry', swarm: '/swarm' });
+    for (const path of ['/workrooms', '/registry', '/swarm']) {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+      await new Promise((resolve) => ws.once('open', resolve));
+      const answers: string[] = [];
+      ws.on('message', (data) => answers.push(String(data)));
+      ws.send(JSON.stringify({ type: 'x', detail: 'y'.repeat(300) }));
+      for (let i = 0; i < 100 && !answers.some((a) => a.includes('ERR_FRAME_TOO_LARGE')); i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(answers.join('\n'), path).toContain('ERR_FRAME_TOO_LARGE');
+      ws.close();
+    }
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
   });
 
   it('exits 1 when the port is taken', async () => {

@@ -18,9 +18,11 @@ import { nextEvent, transportCompliance } from './transport-compliance.js';
  * Loopback-only werift config. `iceUseIpv4: false` stops werift from adding
  * the machine's other IPv4 interfaces (127.0.0.1 fails its interface filter,
  * so without it every interface is advertised); the additional host address
- * then yields exactly one candidate, 127.0.0.1 (no ICE servers, no internet).
+ * then yields exactly one candidate, 127.0.0.1. No ICE servers: werift would
+ * otherwise add (and look up) its default STUN server.
  */
 export const WERIFT_LOOPBACK = {
+  iceServers: [],
   iceUseIpv4: false,
   iceUseIpv6: false,
   iceInterfaceAddresses: { udp4: '127.0.0.1' },
