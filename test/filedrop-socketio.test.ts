@@ -882,8 +882,8 @@ describe('existing socket.io clients of the seed work against signalbox unchange
     }
   }, 30_000);
 
-  // The receiver runs on node-datachannel: a werift offerer delivers messages that arrive right
-  // after the channel opens before its own `open` event, and the rtc actor listens from `open` on.
+  // The receiver runs on node-datachannel, whose answerer sends at once: its first chunks reach a
+  // werift offerer before that channel's own `open` event (the rtc actor keeps them for the transport).
   it('a seed-only sender and a signalbox filedropReceiver on socket.io exchange 1 MiB', async () => {
     const data = bytes(1024 * 1024, 13);
     const sender = await seedSender(data, 'legacy.bin');

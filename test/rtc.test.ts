@@ -319,6 +319,46 @@ class StuckPc implements RTCPeerConnectionLike {
   }
 }
 
+/** A fake connection whose data channel dispatches events for real, driven by the test. */
+class ScriptedChannelPc extends StuckPc {
+  static latest: ScriptedChannelPc | undefined;
+  readonly handlers = new Map<string, Set<(event: unknown) => void>>();
+  constructor() {
+    super();
+    ScriptedChannelPc.latest = this;
+    Object.assign(this.channel, {
+      binaryType: 'blob',
+      addEventListener: (type: string, handler: (event: unknown) => void) => {
+        if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+        this.handlers.get(type)!.add(handler);
+      },
+      removeEventListener: (type: string, handler: (event: unknown) => void) =>
+        this.handlers.get(type)?.delete(handler),
+    });
+  }
+  emitChannel(type: string, event: unknown = {}) {
+    for (const handler of [...(this.handlers.get(type) ?? [])]) handler(event);
+  }
+}
+
+describe('rtc actor, early messages', () => {
+  it('keeps what the channel delivers before its open event and hands it to the transport first, in order', async () => {
+    const a = new Peer({ label: 'a', role: 'offerer' }, { RTCPeerConnection: ScriptedChannelPc, trickle: true });
+    const pc = ScriptedChannelPc.latest!;
+    expect((pc.channel as { binaryType?: string }).binaryType).toBe('arraybuffer');
+    pc.emitChannel('message', { data: 'first' });
+    pc.emitChannel('message', { data: Uint8Array.of(2).buffer });
+    Object.assign(pc.channel, { readyState: 'open' });
+    pc.emitChannel('open');
+    const { transport } = await a.waitFor('rtc.open');
+    pc.emitChannel('message', { data: 'third' });
+    const frames: unknown[] = [];
+    transport.on('message', (frame) => frames.push(frame));
+    await delay(10);
+    expect(frames).toEqual(['first', Uint8Array.of(2), 'third']);
+  });
+});
+
 describe('rtc actor lifecycle', () => {
   it('stopping the parent closes the channel: the other side sees a remote close and rtc.closed', async () => {
     const { a, b, ta, tb } = await connectedPair();

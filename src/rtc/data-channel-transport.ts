@@ -25,6 +25,12 @@ export interface DataChannelTransportInit {
    * @default undefined (only a channel error makes it 1006)
    */
   peerConnection?: { readonly connectionState: string };
+  /**
+   * The `data` of messages the channel delivered before its `open` event
+   * (werift does, when the remote sends at once): delivered first, in order.
+   * @default []
+   */
+  earlyMessages?: readonly unknown[];
 }
 
 /**
@@ -123,25 +129,30 @@ export function dataChannelTransport(channel: RTCDataChannelLike, init: DataChan
     bufferedAmount: () => channel.bufferedAmount,
   });
 
+  let unsupported = false;
+  const onMessage = (data: unknown) => {
+    if (unsupported) return;
+    const frame = toFrame(data);
+    if (frame !== undefined) {
+      control.receive(frame);
+      return;
+    }
+    // Only reachable if binaryType could not be set: fail rather than reorder.
+    unsupported = true;
+    control.failed(
+      new TransportError(ErrorCode.TransportFailed, `data channel delivered an unsupported ${typeName(data)}`),
+    );
+    detach();
+    try {
+      channel.close();
+    } catch {
+      // ignore
+    }
+    control.closed(1003, 'unsupported data');
+  };
+  for (const data of init.earlyMessages ?? []) onMessage(data);
   offs.push(
-    listen(channel, 'message', (event: { data: unknown }) => {
-      const frame = toFrame(event.data);
-      if (frame !== undefined) {
-        control.receive(frame);
-        return;
-      }
-      // Only reachable if binaryType could not be set: fail rather than reorder.
-      control.failed(
-        new TransportError(ErrorCode.TransportFailed, `data channel delivered an unsupported ${typeName(event.data)}`),
-      );
-      detach();
-      try {
-        channel.close();
-      } catch {
-        // ignore
-      }
-      control.closed(1003, 'unsupported data');
-    }),
+    listen(channel, 'message', (event: { data: unknown }) => onMessage(event.data)),
     listen(channel, 'bufferedamountlow', () => {
       if (!aboveHighWaterMark) return;
       aboveHighWaterMark = false;

@@ -244,6 +244,13 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
 
     const adoptChannel = (ch: RTCDataChannelLike) => {
       channel = ch;
+      /** What the channel delivers before its `open` event (werift can), for the transport. */
+      const early: unknown[] = [];
+      try {
+        ch.binaryType = 'arraybuffer'; // before any message: a browser's default Blob would be refused
+      } catch {
+        // read-only: the transport reports what arrives
+      }
       const onOpen = () => {
         for (const off of channelOffs.splice(0)) off();
         if (stopped || transport) return;
@@ -252,6 +259,7 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
             ...(init.highWaterMark !== undefined && { highWaterMark: init.highWaterMark }),
             ...(init.lowWaterMark !== undefined && { lowWaterMark: init.lowWaterMark }),
             ...(pc && { peerConnection: pc }),
+            earlyMessages: early,
           });
         } catch (error) {
           fail(`could not wrap the data channel: ${describe(error)}`, error);
@@ -268,6 +276,7 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
       }
       channelOffs.push(
         listen(ch, 'open', onOpen),
+        listen(ch, 'message', (event: { data: unknown } | undefined) => void early.push(event?.data)),
         listen(ch, 'error', (event: { error?: unknown } | undefined) => {
           const cause = event?.error ?? event;
           fail(`data channel error before it opened: ${describe(cause)}`, cause);
