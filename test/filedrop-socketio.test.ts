@@ -882,37 +882,44 @@ describe('existing socket.io clients of the seed work against signalbox unchange
     }
   }, 30_000);
 
-  // The receiver runs on node-datachannel, whose answerer sends at once: its first chunks reach a
-  // werift offerer before that channel's own `open` event (the rtc actor keeps them for the transport).
-  it('a seed-only sender and a signalbox filedropReceiver on socket.io exchange 1 MiB', async () => {
-    const data = bytes(1024 * 1024, 13);
-    const sender = await seedSender(data, 'legacy.bin');
-    const sink = memorySink();
-    const receiver = createActor(
-      filedropReceiver.provide({
-        actors: {
-          signalling: fromTransport(
-            () =>
-              socketIoTransport(io(base, { reconnection: false, forceNew: true, transports: ['websocket'] }), {
-                events: clientSocketIoEvents(),
-              }),
-            clientCodec(),
-          ),
-          rtc: fromRtc({ RTCPeerConnection: NdcPeerConnection, config: NDC_LOOPBACK, trickle: true }),
-        },
-      }),
-      { input: { code: sender.id, sink } },
-    );
-    try {
-      receiver.start();
-      await waitFor(receiver, (s) => s.status === 'done', { timeout: 20_000 });
-      expect(receiver.getSnapshot().context.error).toBeUndefined();
-      expect(receiver.getSnapshot().value).toBe('done');
-      expect(Buffer.compare(sink.bytes(), data)).toBe(0);
-    } finally {
-      receiver.stop();
-      sender.socket.disconnect();
-      await sender.pc.close();
-    }
-  }, 30_000);
+  // The seed sender sends the moment its channel opens, so on werift the receiver (the offerer)
+  // gets the first chunks before its own channel's `open` event: the rtc actor must keep them.
+  it.each([
+    ['werift', { RTCPeerConnection: WeriftPeerConnection, config: WERIFT_LOOPBACK }],
+    ['node-datachannel', { RTCPeerConnection: NdcPeerConnection, config: NDC_LOOPBACK }],
+  ] as const)(
+    'a seed-only sender and a signalbox filedropReceiver on %s over socket.io exchange 1 MiB',
+    async (_, backend) => {
+      const data = bytes(1024 * 1024, 13);
+      const sender = await seedSender(data, 'legacy.bin');
+      const sink = memorySink();
+      const receiver = createActor(
+        filedropReceiver.provide({
+          actors: {
+            signalling: fromTransport(
+              () =>
+                socketIoTransport(io(base, { reconnection: false, forceNew: true, transports: ['websocket'] }), {
+                  events: clientSocketIoEvents(),
+                }),
+              clientCodec(),
+            ),
+            rtc: fromRtc({ ...backend, trickle: true }),
+          },
+        }),
+        { input: { code: sender.id, sink } },
+      );
+      try {
+        receiver.start();
+        await waitFor(receiver, (s) => s.status === 'done', { timeout: 20_000 });
+        expect(receiver.getSnapshot().context.error).toBeUndefined();
+        expect(receiver.getSnapshot().value).toBe('done');
+        expect(Buffer.compare(sink.bytes(), data)).toBe(0);
+      } finally {
+        receiver.stop();
+        sender.socket.disconnect();
+        await sender.pc.close();
+      }
+    },
+    30_000,
+  );
 });
