@@ -1,8 +1,10 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from 'xstate';
+import { insideCheck } from '../adapters/fs/directory-source.js';
+import { openFileSource } from '../adapters/fs/file-source.js';
 import { directoryProvider } from '../adapters/fs/index.js';
 import { memorySink, sha256Hex } from '../machines/filedrop/files.js';
 import type { RegistryClientEmitted } from '../machines/registry/client.machine.js';
@@ -102,6 +104,20 @@ describe('directoryProvider: serving', () => {
     const error = await refusal(directoryProvider(shared).open(join(base, 'secret.txt')));
     expect(error.reason).toBe('invalid-path');
     expect(error.code).toBe('ERR_INVALID_FIELD');
+  });
+
+  it('judges the file it opened, not the path it resolved a moment before (a swap in between)', async () => {
+    const root = await realpath(shared);
+    // As if each path had resolved inside and then been swapped before the open: the check sees the descriptor.
+    for (const path of ['leak.txt', 'door/x.txt', 'docs/relative-leak.txt']) {
+      const refused = await openFileSource(join(root, ...path.split('/')), {}, insideCheck(root, path)).catch((e) => e);
+      expect(refused, path).toBeInstanceOf(RegistryError);
+      expect((refused as RegistryError).reason, path).toBe('outside-root');
+    }
+    const fine = await openFileSource(join(root, 'a.txt'), { sha256: false }, insideCheck(root, 'a.txt'));
+    expect(fine.size).toBe(5);
+    expect(new TextDecoder().decode(await fine.read(0, 5))).toBe('hello');
+    await fine.close!();
   });
 
   it('refuses a symlink that was swapped to point outside after listing', async () => {

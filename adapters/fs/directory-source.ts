@@ -1,10 +1,11 @@
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { FileSource } from '../../machines/filedrop/files.js';
 import { RegistryError } from '../../machines/registry/errors.js';
 import type { FileProvider } from '../../machines/registry/files.js';
 import { checkPath, type FileEntry } from '../../machines/registry/protocol.js';
-import { fileSource } from './file-source.js';
+import { fileSource, openFileSource } from './file-source.js';
 
 /** Options of {@link directoryProvider}. */
 export interface DirectoryProviderInit {
@@ -105,19 +106,51 @@ export function directoryProvider(dir: string, init: DirectoryProviderInit = {})
     },
     async open(path): Promise<FileSource> {
       const real = await resolve(path);
-      const info = await stat(real);
-      if (!info.isFile()) throw new RegistryError('not-listed', `${path} is not a regular file`);
+      const base = await rootOf();
+      const cached = (info: Stats) => {
+        const entry = digests.get(real);
+        return entry?.key === `${info.size}:${info.mtimeMs}` ? entry.sha256 : undefined;
+      };
       try {
-        const known = digests.get(real);
-        return await fileSource(real, {
-          name: path,
-          sha256: known?.key === `${info.size}:${info.mtimeMs}` ? known.sha256 : true,
-        });
+        return await openFileSource(real, { name: path }, insideCheck(base, path), cached);
       } catch (error) {
+        if (error instanceof RegistryError) throw error;
         throw new RegistryError('source-failed', `${path}: ${describe(error)}`, { cause: error });
       }
     },
   };
+}
+
+/**
+ * @internal What {@link directoryProvider} checks on a file once it is open.
+ * `path` resolved inside `root` a moment before, but a directory on the way
+ * may have been swapped for a symlink since: judge the file actually opened
+ * (on Linux by its descriptor's path; elsewhere the path must still name that
+ * very file, by device and inode, and still resolve inside).
+ */
+export function insideCheck(root: string, path: string) {
+  return async (handle: FileHandle, info: Stats): Promise<void> => {
+    const opened = await openedPath(handle, info, join(root, ...path.split('/')));
+    if (opened === undefined || !isInside(root, opened)) {
+      throw new RegistryError('outside-root', `${path} resolves outside the shared directory`);
+    }
+    if (!info.isFile()) throw new RegistryError('not-listed', `${path} is not a regular file`);
+  };
+}
+
+async function openedPath(handle: FileHandle, info: Stats, path: string): Promise<string | undefined> {
+  try {
+    return await realpath(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    // No /proc (macOS, Windows): fall back to the path, if it still names the opened file.
+  }
+  try {
+    const now = await realpath(path);
+    const same = await stat(now);
+    return same.dev === info.dev && same.ino === info.ino ? now : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isInside(root: string, path: string): boolean {

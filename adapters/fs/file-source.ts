@@ -1,5 +1,6 @@
 /** A Node {@link FileSource} over a file on disk (`signalbox/fs`). */
-import { open, stat } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { sha256OfSource, type FileSource } from '../../machines/filedrop/files.js';
 
@@ -31,10 +32,34 @@ export interface FileSourceInit {
  * const sender = createActor(logic, { input: { source } }).start();
  * ```
  */
-export async function fileSource(path: string, init: FileSourceInit = {}): Promise<FileSource> {
-  const info = await stat(path);
-  if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+export function fileSource(path: string, init: FileSourceInit = {}): Promise<FileSource> {
+  return openFileSource(path, init);
+}
+
+/**
+ * @internal {@link fileSource}, with `check` run on the opened file before
+ * anything is read from it (it may throw: the handle is closed and the error
+ * passes through), and a digest it may already know for what was opened
+ * (`known`: computed when it returns nothing). The size is the opened file's,
+ * so a file replaced between a caller's checks and the open is judged as what
+ * was opened.
+ */
+export async function openFileSource(
+  path: string,
+  init: FileSourceInit = {},
+  check?: (handle: FileHandle, info: Stats) => Promise<void>,
+  known?: (info: Stats) => string | undefined,
+): Promise<FileSource> {
   const handle = await open(path, 'r');
+  let info: Stats;
+  try {
+    info = await handle.stat();
+    await check?.(handle, info);
+    if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
   let closed: Promise<void> | undefined;
   const source: FileSource = {
     name: init.name ?? basename(path),
@@ -52,7 +77,7 @@ export async function fileSource(path: string, init: FileSourceInit = {}): Promi
     },
     close: () => (closed ??= handle.close()),
   };
-  const digest = init.sha256 ?? true;
+  const digest = init.sha256 ?? known?.(info) ?? true;
   try {
     if (digest === true) source.sha256 = await sha256OfSource(source);
     else if (typeof digest === 'string') source.sha256 = digest;
