@@ -19,6 +19,7 @@ import { workroomsClient } from '../machines/workrooms/client.machine.js';
 import { workroomsSession } from '../machines/workrooms/server.machine.js';
 import { swarmAlice } from '../machines/swarm/alice.machine.js';
 import { swarmBob } from '../machines/swarm/bob.machine.js';
+import { swarmMatch } from '../machines/swarm/match.machine.js';
 import { swarmPeer } from '../machines/swarm/peer.machine.js';
 import { swarmSession } from '../machines/swarm/server.machine.js';
 import { mermaid } from './diagram.js';
@@ -34,7 +35,7 @@ export const diagrams: Record<string, { file: string; machines: Record<string, A
   },
   swarm: {
     file: 'machines/swarm/README.md',
-    machines: { swarmSession, swarmPeer, swarmAlice, swarmBob },
+    machines: { swarmSession, swarmPeer, swarmMatch, swarmAlice, swarmBob },
   },
   registry: {
     file: 'machines/registry/README.md',

@@ -189,6 +189,7 @@ export function peerWorld(): PeerWorld {
 import { createActor, SimulatedClock } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
 import { clientCodec } from '../machines/swarm/codec.js';
+import { swarmMatch } from '../machines/swarm/match.machine.js';
 import { swarmPeer } from '../machines/swarm/peer.machine.js';
 import { memoryStore, type ResourceStore } from '../machines/swarm/store.js';
 import { fromTransport } from '../src/runtime.js';
@@ -240,7 +241,12 @@ export function soloPeer(store: ResourceStore = memoryStore()) {
   const rtc = scriptedRtc();
   const events: PeerEmitted[] = [];
   const actor = createActor(
-    swarmPeer.provide({ actors: { signalling: fromTransport(client, clientCodec()), rtc: rtc.logic } }),
+    swarmPeer.provide({
+      actors: {
+        signalling: fromTransport(client, clientCodec()),
+        match: swarmMatch.provide({ actors: { rtc: rtc.logic } }),
+      },
+    }),
     { input: { clientId: 'me', store, answerTimeout: 1000, stallTimeout: 1000 }, clock },
   );
   actor.on('*', (e) => events.push(e as PeerEmitted));

@@ -9,6 +9,8 @@ import { sha256Hex } from '../machines/filedrop/files.js';
 import { swarmAlice } from '../machines/swarm/alice.machine.js';
 import { swarmBob } from '../machines/swarm/bob.machine.js';
 import { serverCodec } from '../machines/swarm/codec.js';
+import { SwarmError } from '../machines/swarm/errors.js';
+import { swarmMatch } from '../machines/swarm/match.machine.js';
 import { swarmPeer } from '../machines/swarm/peer.machine.js';
 import { memoryRegistry } from '../machines/swarm/registry.js';
 import { swarmSession, type SessionServices } from '../machines/swarm/server.machine.js';
@@ -119,147 +121,208 @@ describe('swarmSession transitions', () => {
   });
 });
 
+describe('swarmMatch transitions', () => {
+  // `report` (sendParent) is stubbed: it needs a parent, and the stub shows what the match tells its peer.
+  const match = swarmMatch.provide({ actions: { report: () => {} } });
+  const input = { context_id: 'c' };
+  const reports = (step: Step<AnyStateMachine>) => step.actions.filter((a) => a.type === 'report').map((a) => a.params);
+  const signal = (type: string, detail: Record<string, unknown>) => ({
+    type: 'match.signal',
+    message: msg(type, detail),
+  });
+  const asAlice = [msg('requesting_offer', { context_id: 'c' })];
+  const offered = [...asAlice, { type: 'rtc.description', label: 'c', description: { type: 'offer', sdp: 'v=0 o' } }];
+  const asBob = [
+    msg('wait_for_offer', { context_id: 'c' }),
+    msg('forwarding_offer', { offer: 'v=0 o', context_id: 'c' }),
+  ];
+  const answered = [...asBob, { type: 'rtc.description', label: 'c', description: { type: 'answer', sdp: 'v=0 a' } }];
+
+  it('asks the server for a peer as it starts', () => {
+    const step = run(match, input, []);
+    expect(step.snapshot.value).toBe('pending');
+    expect(reports(step)).toEqual([signal('requesting_peers', { context_id: 'c' })]);
+    expect(step.spawned).toEqual([]);
+  });
+
+  it('as alice: starts an offering rtc actor, sends its offer, applies the answer', () => {
+    const matched = run(match, input, asAlice);
+    expect(matched.snapshot.value).toEqual({ connection: { negotiating: 'offering' } });
+    expect(matched.spawned).toEqual([{ id: 'rtc', input: { label: 'c', role: 'offerer' } }]);
+    expect(reports(matched)).toEqual([{ type: 'match.matched', context_id: 'c', role: 'alice' }]);
+    const sent = run(match, input, offered);
+    expect(sent.snapshot.value).toEqual({ connection: { negotiating: 'awaitingAnswer' } });
+    expect(reports(sent)).toEqual([signal('sending_offer', { offer: 'v=0 o', context_id: 'c' })]);
+    const applied = run(match, input, [...offered, msg('forwarding_answer', { answer: 'v=0 a', context_id: 'c' })]);
+    expect(applied.snapshot.value).toEqual({ connection: { negotiating: 'connecting' } });
+    expect(applied.sentTo).toEqual([
+      { to: 'rtc', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'v=0 a' } } },
+    ]);
+    expect(reports(applied)).toEqual([]);
+  });
+
+  it('as bob: waits for the offer, starts an answering rtc actor with it, sends the answer', () => {
+    const waiting = run(match, input, asBob.slice(0, 1));
+    expect(waiting.snapshot.value).toBe('awaitingOffer');
+    expect(waiting.spawned).toEqual([]);
+    expect(reports(waiting)).toEqual([{ type: 'match.matched', context_id: 'c', role: 'bob' }]);
+    const got = run(match, input, asBob);
+    expect(got.snapshot.value).toEqual({ connection: { negotiating: 'answering' } });
+    expect(got.spawned).toEqual([{ id: 'rtc', input: { label: 'c', role: 'answerer', remoteOffer: 'v=0 o' } }]);
+    const sent = run(match, input, answered);
+    expect(sent.snapshot.value).toEqual({ connection: { negotiating: 'connecting' } });
+    expect(reports(sent)).toEqual([signal('sending_answer', { answer: 'v=0 a', context_id: 'c' })]);
+  });
+
+  it('is linked once the data channel opens, and keeps its connection', () => {
+    const [transport] = memoryPair();
+    for (const [events, role] of [
+      [[...offered, msg('forwarding_answer', { answer: 'v=0 a', context_id: 'c' })], 'alice'],
+      [answered, 'bob'],
+    ] as const) {
+      const step = run(match, input, [...events, { type: 'rtc.open', label: 'c', transport }]);
+      expect(step.snapshot.value).toEqual({ connection: 'linked' });
+      expect(step.snapshot.status).toBe('active');
+      expect(reports(step)).toEqual([{ type: 'match.linked', context_id: 'c', role, transport }]);
+      expect(step.stopped).toEqual([]);
+    }
+  });
+
+  it('reports the end of its connection once linked: closed, or WebRTC failed', () => {
+    const [transport] = memoryPair();
+    const linked = [...answered, { type: 'rtc.open', label: 'c', transport }];
+    const closed = run(match, input, [...linked, { type: 'rtc.closed', label: 'c' }]);
+    expect(closed.snapshot.value).toEqual({ connection: 'linked' });
+    expect(reports(closed)).toEqual([{ type: 'match.unlinked', context_id: 'c', reason: 'closed' }]);
+    const rtcError = new RtcError(ErrorCode.RtcFailed, 'ICE failed');
+    const failed = run(match, input, [...linked, { type: 'rtc.failed', label: 'c', error: rtcError }]);
+    expect(reports(failed)).toEqual([{ type: 'match.unlinked', context_id: 'c', reason: 'failed' }]);
+    // The server has forgotten the match: a late error for it changes nothing.
+    const late = run(match, input, [...linked, msg('error', { code: 'ERR_PEER_GONE', message: 'x', context_id: 'c' })]);
+    expect(late.snapshot.value).toEqual({ connection: 'linked' });
+    expect(late.actions).toEqual([]);
+  });
+
+  it('ignores messages out of turn', () => {
+    for (const [events, message] of [
+      [[], msg('forwarding_offer', { offer: 'v=0', context_id: 'c' })],
+      [[], msg('forwarding_answer', { answer: 'v=0', context_id: 'c' })],
+      [asAlice, msg('wait_for_offer', { context_id: 'c' })],
+      [asAlice, msg('forwarding_answer', { answer: 'v=0', context_id: 'c' })],
+      [asBob.slice(0, 1), msg('requesting_offer', { context_id: 'c' })],
+      [answered, msg('forwarding_offer', { offer: 'v=0', context_id: 'c' })],
+    ] as const) {
+      const before = run(match, input, events);
+      const step = run(match, input, [...events, message]);
+      expect(step.snapshot.value).toEqual(before.snapshot.value);
+      expect(step.actions).toEqual([]);
+      expect(step.spawned).toEqual([]);
+      expect(step.sentTo).toEqual([]);
+    }
+  });
+
+  it('closes a data channel that opens before the answer was applied', () => {
+    const [transport] = memoryPair();
+    const step = run(match, input, [...offered, { type: 'rtc.open', label: 'c', transport }]);
+    expect(step.snapshot.value).toEqual({ connection: { negotiating: 'awaitingAnswer' } });
+    expect(custom(step)).toEqual([{ type: 'closeStrayChannel', params: undefined }]);
+  });
+
+  it('types why it failed: the other side left, the server gave up or refused, WebRTC failed', () => {
+    const error = (code: string, message: string) => msg('error', { code, message, context_id: 'c' });
+    const rtcError = new RtcError(ErrorCode.RtcFailed, 'ICE failed');
+    const cases = [
+      [[error('ERR_NOT_PERMITTED', 'at most 16 requests may wait at once')], 'protocol', 'ERR_NOT_PERMITTED'],
+      [[...asBob.slice(0, 1), error('ERR_TIMEOUT', 'not answered within 30000 ms')], 'timeout', 'ERR_TIMEOUT'],
+      [[...offered, error('ERR_PEER_GONE', 'left')], 'peer-gone', 'ERR_PEER_GONE'],
+      [[...asAlice, { type: 'rtc.failed', label: 'c', error: rtcError }], 'rtc-failed', 'ERR_RTC_FAILED'],
+      [
+        [...asBob, { type: 'xstate.error.actor.rtc', error: new Error('No `rtc` actor') }],
+        'rtc-failed',
+        'ERR_RTC_FAILED',
+      ],
+    ] as const;
+    for (const [events, reason, code] of cases) {
+      const step = run(match, input, events);
+      expect(step.snapshot.value).toBe('failed');
+      expect(step.snapshot.status).toBe('done');
+      expect(step.snapshot.output).toMatchObject({ context_id: 'c', error: { name: 'SwarmError', reason, code } });
+    }
+    const failed = run(match, input, [...asAlice, { type: 'rtc.failed', label: 'c', error: rtcError }]);
+    expect(failed.snapshot.output!.error.cause).toBe(rtcError);
+    expect(failed.stopped).toEqual(['rtc']);
+  });
+});
+
 describe('swarmPeer transitions (matchmaking)', () => {
   const input = { clientId: 'me', store: memoryStore(), connections: 2 };
   const open = { type: 'signalling.open' };
+  const [transport] = memoryPair();
+  const linked = (role: 'alice' | 'bob') => ({ type: 'match.linked', context_id: '1', role, transport });
 
-  it('introduces itself and asks for its connections once the server is reachable', () => {
+  it('introduces itself and starts a match for each connection wanted once the server is reachable', () => {
     const step = run(swarmPeer, input, [open]);
     expect(step.snapshot.value).toEqual({ active: { online: 'idle' } });
-    expect(step.sent).toEqual([
-      msg('i_am', { client_id: 'me' }),
-      msg('requesting_peers', { context_id: '1' }),
-      msg('requesting_peers', { context_id: '2' }),
+    expect(step.sent).toEqual([msg('i_am', { client_id: 'me' })]);
+    expect(step.spawned).toEqual([
+      { id: 'match:1', input: { context_id: '1' } },
+      { id: 'match:2', input: { context_id: '2' } },
     ]);
-    expect(step.snapshot.context.matches).toEqual({ 1: 'pending', 2: 'pending' });
   });
 
   it('counts a connect sent before the server is reachable', () => {
     const step = run(swarmPeer, { ...input, connections: 0 }, [{ type: 'connect', count: 3 }, open]);
-    expect(step.sent.filter((m) => m.type === 'requesting_peers')).toHaveLength(3);
+    expect(step.spawned.map((s) => s.id)).toEqual(['match:1', 'match:2', 'match:3']);
+    const more = run(swarmPeer, input, [open, { type: 'connect' }]);
+    expect(more.spawned).toEqual([{ id: 'match:3', input: { context_id: '3' } }]);
   });
 
-  it('as alice: makes the offer, sends it, and applies the answer', () => {
-    const offered = run(swarmPeer, input, [open, msg('requesting_offer', { context_id: '1' })]);
-    expect(offered.spawned).toEqual([{ id: 'rtc:1', input: { label: '1', role: 'offerer' } }]);
-    expect(offered.emitted).toContainEqual({ type: 'matched', detail: { context_id: '1', role: 'alice' } });
-    const description = { type: 'rtc.description', label: '1', description: { type: 'offer', sdp: 'v=0 o' } };
-    const sent = run(swarmPeer, input, [open, msg('requesting_offer', { context_id: '1' }), description]);
-    expect(sent.sent).toEqual([msg('sending_offer', { offer: 'v=0 o', context_id: '1' })]);
-    const answered = run(swarmPeer, input, [
-      open,
-      msg('requesting_offer', { context_id: '1' }),
-      description,
-      msg('forwarding_answer', { answer: 'v=0 a', context_id: '1' }),
-    ]);
-    expect(answered.sentTo).toEqual([
-      { to: 'rtc:1', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'v=0 a' } } },
-    ]);
-    expect(answered.snapshot.context.matches['1']).toBe('aliceConnecting');
+  it('sends what its matches ask, and says when one is matched', () => {
+    const offer = msg('sending_offer', { offer: 'v=0 o', context_id: '1' });
+    const sent = run(swarmPeer, input, [open, { type: 'match.signal', message: offer }]);
+    expect(sent.sent).toEqual([offer]);
+    const matched = run(swarmPeer, input, [open, { type: 'match.matched', context_id: '1', role: 'alice' }]);
+    expect(matched.emitted).toEqual([{ type: 'matched', detail: { context_id: '1', role: 'alice' } }]);
   });
 
-  it('as bob: waits for the offer, answers it', () => {
-    const events = [
-      open,
-      msg('wait_for_offer', { context_id: '2' }),
-      msg('forwarding_offer', { offer: 'v=0 o', context_id: '2' }),
-    ];
-    const got = run(swarmPeer, input, events);
-    expect(got.spawned).toEqual([{ id: 'rtc:2', input: { label: '2', role: 'answerer', remoteOffer: 'v=0 o' } }]);
-    const answered = run(swarmPeer, input, [
-      ...events,
-      { type: 'rtc.description', label: '2', description: { type: 'answer', sdp: 'v=0 a' } },
-    ]);
-    expect(answered.sent).toEqual([msg('sending_answer', { answer: 'v=0 a', context_id: '2' })]);
-    expect(answered.snapshot.context.matches['2']).toBe('bobConnecting');
-  });
-
-  it('ignores matchmaking messages for a context it has not asked for, or out of turn', () => {
-    for (const message of [
-      msg('requesting_offer', { context_id: '9' }),
-      msg('forwarding_offer', { offer: 'v=0', context_id: '1' }),
-      msg('forwarding_answer', { answer: 'v=0', context_id: '1' }),
-    ]) {
-      const step = run(swarmPeer, input, [open, message]);
-      expect(step.spawned).toEqual([]);
-      expect(step.sentTo).toEqual([]);
-      expect(step.snapshot.context.matches).toEqual({ 1: 'pending', 2: 'pending' });
-    }
-  });
-
-  it('drops a match the server says is gone, and stops its connection', () => {
-    const step = run(swarmPeer, input, [
-      open,
-      msg('requesting_offer', { context_id: '1' }),
-      msg('error', { code: 'ERR_PEER_GONE', message: 'left', context_id: '1' }),
-    ]);
-    expect(step.stopped).toEqual(['rtc:1']);
-    expect(step.snapshot.context.matches).toEqual({ 2: 'pending' });
-    expect(step.emitted[0]).toMatchObject({
-      type: 'match-failed',
-      detail: { context_id: '1', error: { name: 'SwarmError', reason: 'peer-gone', code: 'ERR_PEER_GONE' } },
-    });
-  });
-
-  it('types why a match failed: WebRTC, a request the server refused, or a match it gave up on', () => {
-    const rtcError = new RtcError(ErrorCode.RtcFailed, 'ICE failed');
-    const failed = run(swarmPeer, input, [
-      open,
-      msg('requesting_offer', { context_id: '1' }),
-      { type: 'rtc.failed', label: '1', error: rtcError },
-    ]);
-    expect(failed.stopped).toEqual(['rtc:1']);
-    expect(failed.emitted[0]).toMatchObject({
-      type: 'match-failed',
-      detail: { context_id: '1', error: { reason: 'rtc-failed', code: 'ERR_RTC_FAILED', cause: rtcError } },
-    });
-    const refused = run(swarmPeer, input, [
-      open,
-      msg('error', { code: 'ERR_NOT_PERMITTED', message: 'at most 16 requests may wait at once', context_id: '2' }),
-    ]);
-    expect(refused.snapshot.context.matches).toEqual({ 1: 'pending' });
-    expect(refused.emitted[0]).toMatchObject({
-      type: 'match-failed',
-      detail: { context_id: '2', error: { reason: 'protocol', code: 'ERR_NOT_PERMITTED' } },
-    });
-    const expired = run(swarmPeer, input, [
-      open,
-      msg('wait_for_offer', { context_id: '1' }),
-      msg('error', { code: 'ERR_TIMEOUT', message: 'the match was not answered within 30000 ms', context_id: '1' }),
-    ]);
-    expect(expired.snapshot.context.matches).toEqual({ 2: 'pending' });
-    expect(expired.emitted[0]).toMatchObject({
-      type: 'match-failed',
-      detail: { context_id: '1', error: { reason: 'timeout', code: 'ERR_TIMEOUT' } },
-    });
+  it('takes an open data channel as a link: alice introduces herself, bob waits for her', () => {
+    const alice = run(swarmPeer, input, [open, linked('alice')]);
+    expect(alice.snapshot.context.links['1']).toEqual({ transport, role: 'alice' });
+    expect(alice.spawned).toEqual([{ id: 'channel:1', input: { link: '1', transport } }]);
+    expect(custom(alice)).toHaveLength(1); // the i_am frame
+    const bob = run(swarmPeer, input, [open, linked('bob')]);
+    expect(bob.snapshot.context.links['1']).toEqual({ transport, role: 'bob' });
+    expect(custom(bob)).toEqual([]);
   });
 
   it('asks for a peer list only on a link whose remote introduced itself', () => {
-    const [transport] = memoryPair();
-    const step = run(swarmPeer, input, [
-      open,
-      msg('wait_for_offer', { context_id: '1' }),
-      msg('forwarding_offer', { offer: 'v=0', context_id: '1' }),
-      { type: 'rtc.description', label: '1', description: { type: 'answer', sdp: 'v=0' } },
-      { type: 'rtc.open', label: '1', transport },
-      { type: 'requestPeerList', link: '1' },
-    ]);
-    expect(step.snapshot.context.links['1']).toEqual({ transport, role: 'bob' });
+    const step = run(swarmPeer, input, [open, linked('bob'), { type: 'requestPeerList', link: '1' }]);
     expect(custom(step)).toEqual([]);
   });
 
-  it('takes an open data channel as a link, and closes one for no match', () => {
-    const [transport] = memoryPair();
+  it('drops a link whose connection ended: stops its match, channel and bob', () => {
+    for (const reason of ['closed', 'failed'] as const) {
+      const step = run(swarmPeer, input, [
+        open,
+        linked('alice'),
+        { type: 'link.message', link: '1', message: msg('i_am', { client_id: 'remote' }) },
+        { type: 'match.unlinked', context_id: '1', reason },
+      ]);
+      expect(step.snapshot.context.links).toEqual({});
+      expect(step.stopped).toEqual(['match:1', 'channel:1', 'bob:1']);
+      expect(step.emitted).toEqual([{ type: 'unlinked', detail: { link: '1', peer: 'remote', reason } }]);
+    }
+  });
+
+  it('reports a match that failed, and lets it go', () => {
+    const error = new SwarmError('peer-gone', 'the server: left');
     const step = run(swarmPeer, input, [
       open,
-      msg('requesting_offer', { context_id: '1' }),
-      { type: 'rtc.description', label: '1', description: { type: 'offer', sdp: 'v=0' } },
-      msg('forwarding_answer', { answer: 'v=0', context_id: '1' }),
-      { type: 'rtc.open', label: '1', transport },
+      { type: 'xstate.done.actor.match:1', actorId: 'match:1', output: { context_id: '1', error } },
     ]);
-    expect(step.snapshot.context.links['1']).toEqual({ transport, role: 'alice' });
-    expect(step.snapshot.context.matches['1']).toBeUndefined();
-    expect(step.spawned).toEqual([{ id: 'channel:1', input: { link: '1', transport } }]);
+    expect(step.stopped).toEqual(['match:1']);
+    expect(step.emitted).toEqual([{ type: 'match-failed', detail: { context_id: '1', error } }]);
+    expect(step.snapshot.value).toEqual({ active: { online: 'idle' } });
   });
 
   it('fails on a server error without context, or when the server connection closes', () => {

@@ -5,6 +5,7 @@ import { fromRtc, type RtcActorInit, type RtcActorLogic } from '../../src/rtc/rt
 import { fromTransport, type TransportSource } from '../../src/runtime.js';
 import { clientCodec } from './codec.js';
 import { SwarmError } from './errors.js';
+import { swarmMatch } from './match.machine.js';
 import { swarmPeer, type PeerEmitted, type PeerInput } from './peer.machine.js';
 import type { Hash } from './protocol.js';
 import { memoryStore, type ResourceStore } from './store.js';
@@ -67,7 +68,10 @@ export function createSwarmPeer(options: SwarmPeerOptions): SwarmPeer {
   const { signalling, rtc, store = memoryStore(), clock, inspect, ...input } = options;
   const rtcLogic = typeof rtc === 'object' && 'RTCPeerConnection' in rtc ? fromRtc({ ...rtc, trickle: false }) : rtc;
   const logic = swarmPeer.provide({
-    actors: { signalling: fromTransport(signalling, clientCodec()), rtc: rtcLogic as RtcActorLogic },
+    actors: {
+      signalling: fromTransport(signalling, clientCodec()),
+      match: swarmMatch.provide({ actors: { rtc: rtcLogic as RtcActorLogic } }),
+    },
   });
   const actor = createActor(logic, {
     input: { ...input, store },

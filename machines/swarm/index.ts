@@ -3,8 +3,9 @@
  * WebSocket, the pairs connect over WebRTC (non-trickle), and the peers
  * exchange resources named by their SHA-256 over the data channels,
  * verified on receipt, fetched from a peer's own peers when not urgent
- * (tier 2). The server session, the peer and its alice (fetch) and bob
- * (serve) machines, as XState machines; the codecs; the server factory; the
+ * (tier 2). The server session, the peer and its match (one matchmaking
+ * request and its WebRTC connection), alice (fetch) and bob (serve)
+ * machines, as XState machines; the codecs; the server factory; the
  * resource store. Browser-safe.
  *
  * @packageDocumentation
@@ -19,9 +20,18 @@ export {
   type PeerCommand,
   type PeerLink,
   type FetchJob,
-  type MatchStage,
   type UnlinkReason,
 } from './peer.machine.js';
+export {
+  swarmMatch,
+  type MatchInput,
+  type MatchContext,
+  type MatchEvent,
+  type MatchMessage,
+  type MatchReport,
+  type MatchOutput,
+  type MatchRole,
+} from './match.machine.js';
 export {
   swarmAlice,
   type AliceInput,

@@ -1,12 +1,19 @@
-import { enqueueActions, setup, type ActorRefFrom, type DoneActorEvent } from 'xstate';
+import { enqueueActions, setup, type ActorRefFrom, type AnyActorRef, type DoneActorEvent } from 'xstate';
 import { ErrorCode, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
-import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import { swarmAlice, type AliceInput, type AliceOutput } from './alice.machine.js';
 import { swarmBob, type BobInput, type BobReserve, type ReserveResult } from './bob.machine.js';
-import { SwarmError, type Miss } from './errors.js';
+import { errorCodeOf, SwarmError, type Miss } from './errors.js';
 import { linkChannel, sendFrame, type LinkEvent, type LinkRef } from './link.js';
+import {
+  swarmMatch,
+  type MatchInput,
+  type MatchMessage,
+  type MatchOutput,
+  type MatchReport,
+  type MatchRole,
+} from './match.machine.js';
 import {
   isHash,
   peerReplyTypes,
@@ -43,28 +50,11 @@ export interface PeerInput {
   maxReserves?: number;
 }
 
-/** Where one matchmaking request stands (`context_id` → stage). */
-export type MatchStage =
-  /** `requesting_peers` sent, no partner yet. */
-  | 'pending'
-  /** alice: `requesting_offer` came; our offer is being made (ICE gathering). */
-  | 'offering'
-  /** alice: `sending_offer` sent; waiting for `forwarding_answer`. */
-  | 'awaitingAnswer'
-  /** bob: `wait_for_offer` came; waiting for `forwarding_offer`. */
-  | 'awaitingOffer'
-  /** bob: the offer came; our answer is being made. */
-  | 'answering'
-  /** alice: the answer came; waiting for the data channel to open. */
-  | 'aliceConnecting'
-  /** bob: our answer went out; waiting for the data channel to open. */
-  | 'bobConnecting';
-
 /** One open data channel with another peer. */
 export interface PeerLink {
   transport: Transport;
   /** Our role in the match that made the link: alice introduces herself first, bob answers her `i_am` with his. */
-  role: 'alice' | 'bob';
+  role: MatchRole;
   /** The remote's `client_id`, once its `i_am` came: from then on the link is ready. */
   peer?: string;
 }
@@ -82,9 +72,8 @@ export interface PeerContext {
   readonly bob: Pick<BobInput, 'maxReserves'>;
   /** `requesting_peers` to send once connected. */
   connections: number;
-  /** Numbers our `context_id`s. */
+  /** Numbers our `context_id`s (each request is a `swarmMatch` child, `match:<context_id>`). */
   requests: number;
-  matches: Record<string, MatchStage>;
   links: Record<string, PeerLink>;
   /** The last `sending_peer_list` of each link. */
   peerLists: Record<string, string[]>;
@@ -111,7 +100,8 @@ export type PeerCommand =
 export type PeerEvent =
   | ServerMessage
   | SignallingEvent
-  | RtcEmitted
+  | MatchReport
+  | DoneActorEvent<MatchOutput, `match:${string}`>
   | LinkEvent
   | BobReserve
   | PeerCommand
@@ -154,11 +144,9 @@ export type PeerEmitted =
 
 export const SIGNALLING_HINT =
   "use machine.provide({ actors: { signalling: fromTransport(() => webSocketTransport('wss://…/swarm'), swarm.clientCodec()) } })";
-export const RTC_HINT =
-  'use machine.provide({ actors: { rtc: fromRtc({ RTCPeerConnection }) } }) (non-trickle: swarm has no candidate message)';
 
 const send = (message: ClientMessage): SignallingCommand<ClientMessage> => ({ type: 'signalling.send', message });
-const rtcId = (context: string) => `rtc:${context}`;
+const matchId = (context: string) => `match:${context}`;
 const channelId = (link: string) => `channel:${link}`;
 const bobId = (link: string) => `bob:${link}`;
 
@@ -178,15 +166,25 @@ export function candidatesFor(context: PeerContext, hash: Hash): LinkRef[] {
 const isOneOf = <T extends string>(list: readonly T[], value: string): value is T =>
   (list as readonly string[]).includes(value);
 
+/** The running match of `context_id`, if any. */
+function liveMatch(self: AnyActorRef, context_id: string | undefined): AnyActorRef | undefined {
+  if (context_id === undefined) return undefined;
+  const match = (self.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> } | undefined)?.children?.[
+    matchId(context_id)
+  ];
+  return match?.getSnapshot().status === 'active' ? match : undefined;
+}
+
 /**
  * A swarm peer: one machine for both of the seed's roles on both channels.
  *
- * Matchmaking (WebSocket): it introduces itself (`i_am`), sends
- * `requesting_peers` for each connection wanted, and plays whichever role
- * the server gives each match: alice (`requesting_offer`: make the offer,
- * wait for `forwarding_answer`) or bob (`wait_for_offer`: answer the
- * `forwarding_offer`). Non-trickle: each side sends one SDP with every
- * candidate in it.
+ * Matchmaking (WebSocket): it introduces itself (`i_am`) and spawns a
+ * {@link swarmMatch} (`match:<context_id>`) for each connection wanted. The
+ * match sends `requesting_peers` and plays whichever role the server gives
+ * it (alice offers, bob answers), with its own `rtc` child; the peer routes
+ * the server's messages to it by `context_id` and sends what it reports. An
+ * open data channel becomes a link; a match that ends before is a
+ * `match-failed`.
  *
  * Resources (data channel): each side sends `i_am` as the channel opens;
  * then a {@link swarmBob} per link answers the remote's queries and
@@ -195,7 +193,21 @@ const isOneOf = <T extends string>(list: readonly T[], value: string): value is 
  * from our other links, and bob answers once it ended.
  *
  * Provide `signalling` (a transport to the server's `/swarm`, with
- * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection })`).
+ * `clientCodec()`) and `match`: {@link swarmMatch} with its `rtc`
+ * (`fromRtc({ RTCPeerConnection })`), as `createSwarmPeer()` does.
+ *
+ * @example
+ * ```ts
+ * const peer = createActor(
+ *   swarmPeer.provide({
+ *     actors: {
+ *       signalling: fromTransport(() => webSocketTransport('wss://…/swarm'), clientCodec()),
+ *       match: swarmMatch.provide({ actors: { rtc: fromRtc({ RTCPeerConnection }) } }),
+ *     },
+ *   }),
+ *   { input: { store: memoryStore(), connections: 2 } },
+ * ).start();
+ * ```
  */
 export const swarmPeer = setup({
   types: {
@@ -206,7 +218,7 @@ export const swarmPeer = setup({
   },
   actors: {
     signalling: missingActor<SignallingCommand<ClientMessage>>('signalling', SIGNALLING_HINT),
-    rtc: missingActor<RtcCommand, RtcInput>('rtc', RTC_HINT),
+    match: swarmMatch,
     channel: linkChannel,
     bob: swarmBob,
     alice: swarmAlice,
@@ -219,6 +231,7 @@ export const swarmPeer = setup({
       return !context.wanted.includes(next.hash) || candidatesFor(context, next.hash).length > 0;
     },
     hasContext: ({ event }) => (event as MessageOf<ServerMessage, 'error'>).detail.context_id !== undefined,
+    isMatch: ({ event }) => (event as DoneActorEvent).actorId?.startsWith('match:') === true,
   },
   actions: {
     introduce: enqueueActions(({ context, enqueue }) => {
@@ -231,15 +244,32 @@ export const swarmPeer = setup({
       const { count = 1 } = event as Extract<PeerCommand, { type: 'connect' }>;
       enqueue.assign({ connections: context.connections + count });
     }),
+    /** One match per connection wanted; each sends its own `requesting_peers`. */
     requestPeers: enqueueActions(({ context, event, enqueue }) => {
       const { count = 1 } = event as Extract<PeerCommand, { type: 'connect' }>;
-      const matches = { ...context.matches };
       for (let i = 1; i <= count; i++) {
         const context_id = `${context.requests + i}`;
-        matches[context_id] = 'pending';
-        enqueue.sendTo('signalling', send({ type: 'requesting_peers', detail: { context_id } }));
+        enqueue.spawnChild('match', { id: matchId(context_id), input: { context_id } satisfies MatchInput });
       }
-      enqueue.assign({ matches, requests: context.requests + count });
+      enqueue.assign({ requests: context.requests + count });
+    }),
+    /** A server message for one of our requests goes to its match; one for a request that ended is dropped. */
+    routeToMatch: enqueueActions(({ event, enqueue, self }) => {
+      const match = liveMatch(self, (event as MatchMessage).detail.context_id);
+      if (match) enqueue.sendTo(match, event);
+    }),
+    relaySignal: enqueueActions(({ event, enqueue }) => {
+      enqueue.sendTo('signalling', send((event as Extract<MatchReport, { type: 'match.signal' }>).message));
+    }),
+    announceMatch: enqueueActions(({ event, enqueue }) => {
+      const { context_id, role } = event as Extract<MatchReport, { type: 'match.matched' }>;
+      enqueue.emit({ type: 'matched', detail: { context_id, role } });
+    }),
+    /** A match ended before its data channel opened. */
+    endMatch: enqueueActions(({ event, enqueue }) => {
+      const { context_id, error } = (event as DoneActorEvent<MatchOutput>).output;
+      enqueue.stopChild(matchId(context_id));
+      enqueue.emit({ type: 'match-failed', detail: { context_id, error } });
     }),
     fetch: enqueueActions(({ context, event, enqueue }) => {
       const { hash, urgent = true } = event as Extract<PeerCommand, { type: 'fetch' }>;
@@ -254,23 +284,8 @@ export const swarmPeer = setup({
         enqueue.assign({ queue: [...context.queue, { hash, urgent }] });
       }
     }),
-    /** Every step of matchmaking and every event of a link: which is decided by the event and the stage. */
+    /** Every event of a link (and the match that holds its connection). */
     handle: enqueueActions(({ context, event, enqueue, self }) => {
-      const stage = (id: string, next: MatchStage | undefined) =>
-        enqueue.assign({
-          matches: ({ context }) => {
-            const matches = { ...context.matches };
-            if (next === undefined) delete matches[id];
-            else matches[id] = next;
-            return matches;
-          },
-        });
-      const failMatch = (id: string, error: SwarmError) => {
-        if (!context.matches[id]) return;
-        enqueue.stopChild(rtcId(id));
-        stage(id, undefined);
-        enqueue.emit({ type: 'match-failed', detail: { context_id: id, error } });
-      };
       const reply = (link: string, message: PeerMessage) => {
         const target = context.links[link];
         if (target) enqueue(() => sendFrame(target.transport, message));
@@ -283,7 +298,7 @@ export const swarmPeer = setup({
       const dropLink = (link: string, reason: UnlinkReason) => {
         const entry = context.links[link];
         if (!entry) return;
-        enqueue.stopChild(rtcId(link));
+        enqueue.stopChild(matchId(link));
         enqueue.stopChild(channelId(link));
         enqueue.stopChild(bobId(link));
         enqueue(() => entry.transport.close());
@@ -311,92 +326,18 @@ export const swarmPeer = setup({
       };
 
       switch (event.type) {
-        case 'requesting_offer': {
-          const id = event.detail.context_id;
-          if (context.matches[id] !== 'pending') return;
-          stage(id, 'offering');
-          enqueue.spawnChild('rtc', { id: rtcId(id), input: { label: id, role: 'offerer' } satisfies RtcInput });
-          enqueue.emit({ type: 'matched', detail: { context_id: id, role: 'alice' } });
-          return;
-        }
-        case 'wait_for_offer': {
-          const id = event.detail.context_id;
-          if (context.matches[id] !== 'pending') return;
-          stage(id, 'awaitingOffer');
-          enqueue.emit({ type: 'matched', detail: { context_id: id, role: 'bob' } });
-          return;
-        }
-        case 'forwarding_offer': {
-          const id = event.detail.context_id;
-          if (context.matches[id] !== 'awaitingOffer') return;
-          stage(id, 'answering');
-          enqueue.spawnChild('rtc', {
-            id: rtcId(id),
-            input: { label: id, role: 'answerer', remoteOffer: event.detail.offer } satisfies RtcInput,
-          });
-          return;
-        }
-        case 'forwarding_answer': {
-          const id = event.detail.context_id;
-          if (context.matches[id] !== 'awaitingAnswer') return;
-          stage(id, 'aliceConnecting');
-          enqueue.sendTo(rtcId(id), {
-            type: 'rtc.remoteDescription',
-            description: { type: 'answer', sdp: event.detail.answer },
-          } satisfies RtcCommand);
-          return;
-        }
-        case 'error': {
-          const id = event.detail.context_id!;
-          const { code, message } = event.detail;
-          const error =
-            code === 'ERR_PEER_GONE'
-              ? new SwarmError('peer-gone', `the server: ${message}`)
-              : code === 'ERR_TIMEOUT'
-                ? new SwarmError('timeout', `the server: ${message}`)
-                : new SwarmError('protocol', `the server refused: ${message}`, { code: errorCodeOf(code) });
-          failMatch(id, error);
-          return;
-        }
-        case 'rtc.description': {
-          const id = event.label;
-          const { sdp } = event.description;
-          if (context.matches[id] === 'offering') {
-            stage(id, 'awaitingAnswer');
-            enqueue.sendTo('signalling', send({ type: 'sending_offer', detail: { offer: sdp, context_id: id } }));
-          } else if (context.matches[id] === 'answering') {
-            stage(id, 'bobConnecting');
-            enqueue.sendTo('signalling', send({ type: 'sending_answer', detail: { answer: sdp, context_id: id } }));
-          }
-          return;
-        }
-        case 'rtc.open': {
-          const link = event.label;
-          const at = context.matches[link];
-          if (at !== 'aliceConnecting' && at !== 'bobConnecting') {
-            enqueue(() => event.transport.close());
-            return;
-          }
-          const role = at === 'aliceConnecting' ? 'alice' : 'bob';
-          stage(link, undefined);
-          enqueue.assign({
-            links: ({ context }) => ({ ...context.links, [link]: { transport: event.transport, role } }),
-          });
-          enqueue.spawnChild('channel', { id: channelId(link), input: { link, transport: event.transport } });
+        case 'match.linked': {
+          const { context_id: link, transport, role } = event;
+          enqueue.assign({ links: ({ context }) => ({ ...context.links, [link]: { transport, role } }) });
+          enqueue.spawnChild('channel', { id: channelId(link), input: { link, transport } });
           // alice speaks first: a frame bob sent before her channel reported open could be lost.
           if (role === 'alice') {
-            enqueue(() => sendFrame(event.transport, { type: 'i_am', detail: { client_id: context.clientId } }));
+            enqueue(() => sendFrame(transport, { type: 'i_am', detail: { client_id: context.clientId } }));
           }
           return;
         }
-        case 'rtc.failed':
-          if (context.links[event.label]) dropLink(event.label, 'failed');
-          else {
-            failMatch(event.label, new SwarmError('rtc-failed', event.error.message, { cause: event.error }));
-          }
-          return;
-        case 'rtc.closed':
-          dropLink(event.label, 'closed');
+        case 'match.unlinked':
+          dropLink(event.context_id, event.reason);
           return;
         case 'link.closed':
           dropLink(event.link, 'closed');
@@ -565,7 +506,6 @@ export const swarmPeer = setup({
     bob: { maxReserves: input.maxReserves },
     connections: input.connections ?? 0,
     requests: 0,
-    matches: {},
     links: {},
     peerLists: {},
     queue: [],
@@ -594,18 +534,19 @@ export const swarmPeer = setup({
         online: {
           on: {
             connect: { actions: 'requestPeers' },
-            requesting_offer: { actions: 'handle' },
-            wait_for_offer: { actions: 'handle' },
-            forwarding_offer: { actions: 'handle' },
-            forwarding_answer: { actions: 'handle' },
+            requesting_offer: { actions: 'routeToMatch' },
+            wait_for_offer: { actions: 'routeToMatch' },
+            forwarding_offer: { actions: 'routeToMatch' },
+            forwarding_answer: { actions: 'routeToMatch' },
             error: [
-              { guard: 'hasContext', actions: 'handle' },
+              { guard: 'hasContext', actions: 'routeToMatch' },
               { target: '#swarmPeer.failed', actions: 'recordError' },
             ],
-            'rtc.description': { actions: 'handle' },
-            'rtc.open': { actions: 'handle' },
-            'rtc.failed': { actions: 'handle' },
-            'rtc.closed': { actions: 'handle' },
+            'match.signal': { actions: 'relaySignal' },
+            'match.matched': { actions: 'announceMatch' },
+            'match.linked': { actions: 'handle' },
+            'match.unlinked': { actions: 'handle' },
+            'xstate.done.actor.*': { guard: 'isMatch', actions: 'endMatch' },
             'link.message': { actions: 'handle' },
             'link.chunk': { actions: 'handle' },
             'link.error': { actions: 'handle' },
@@ -652,11 +593,6 @@ function without<T>(record: Record<string, T>, key: string): Record<string, T> {
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** A library error code named by a remote, or `fallback` for one we do not know. */
-function errorCodeOf(code: string, fallback: ErrorCode = ErrorCode.InvalidField): ErrorCode {
-  return (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : fallback;
 }
 
 /** The error a peer ends with, from the event that ended it. */
