@@ -42,6 +42,13 @@ export interface SignalboxServerOptions {
   workrooms?: WorkroomsServerOptions;
   /** swarm options (frame cap, requests per connection, intro timeout, …), served at `/swarm`. */
   swarm?: SwarmServerOptions;
+  /**
+   * WebSocket pings to every connection of every protocol this often, in ms;
+   * one that answered nothing since the last is cut off, so its session ends
+   * (socket.io has its own). `false`: none.
+   * @default 30000
+   */
+  heartbeatInterval?: number | false;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -171,7 +178,12 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const transports: TransportServer[] = [];
   const stops: (() => void)[] = [];
   for (const { protocol, path, server, maxFrameSize } of mounts) {
-    const transport = webSocketServer({ server: http, path, maxPayload: maxFrameSize * 3 + 1024 });
+    const transport = webSocketServer({
+      server: http,
+      path,
+      maxPayload: maxFrameSize * 3 + 1024,
+      ...(options.heartbeatInterval !== undefined && { heartbeatInterval: options.heartbeatInterval }),
+    });
     transports.push(transport);
     stops.push(serve(transport, server));
     transport.on('connection', ({ info }) =>

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SimulatedClock } from 'xstate';
 import { WebSocket } from 'ws';
 import { webSocketTransport as browserWebSocketTransport } from '../adapters/websocket/index.js';
 import {
@@ -106,6 +107,55 @@ describe('webSocketServer and webSocketTransport', () => {
     expect(seen).toEqual(['one /one', 'two /two/lobby', 'two /two/other']);
     expect(one.connections).toBe(1);
     expect(two.connections).toBe(2);
+  });
+
+  it('pings every heartbeatInterval and cuts off a client that answered nothing since the last ping (1006)', async () => {
+    const clock = new SimulatedClock();
+    const { servers, url } = await serve({ path: '/beat', heartbeatInterval: 1000, clock });
+    const server = servers[0]!;
+    const accepted = [nextConnection(server)];
+    // A client that answers pings (ws does by itself), and one that does not.
+    const live = new WebSocket(url('/beat'));
+    const { transport: liveEnd } = await accepted[0]!;
+    accepted.push(nextConnection(server));
+    const mute = new WebSocket(url('/beat'), { autoPong: false });
+    const { transport: muteEnd } = await accepted[1]!;
+    const pings = { live: 0, mute: 0 };
+    live.on('ping', () => pings.live++);
+    mute.on('ping', () => pings.mute++);
+    const muteClosed = nextEvent(muteEnd, 'close');
+    const pinged = (n: number) => vi.waitFor(() => expect(pings).toEqual({ live: n, mute: n }));
+
+    clock.increment(1000);
+    await pinged(1);
+    clock.increment(999); // not yet a whole interval: nobody is judged
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(server.connections).toBe(2);
+    clock.increment(1);
+    expect(await muteClosed).toMatchObject({ code: 1006, initiator: 'remote' });
+    // The one that answered is pinged again and stays.
+    await vi.waitFor(() => expect(pings.live).toBe(2));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // its pong travels back
+    clock.increment(1000);
+    await vi.waitFor(() => expect(pings.live).toBe(3));
+    expect(liveEnd.isOpen).toBe(true);
+    expect(server.connections).toBe(1);
+    live.close();
+  });
+
+  it('sends no pings with heartbeatInterval: false', async () => {
+    const clock = new SimulatedClock();
+    const { servers, url } = await serve({ path: '/quiet', heartbeatInterval: false, clock });
+    const accepted = nextConnection(servers[0]!);
+    const mute = new WebSocket(url('/quiet'), { autoPong: false });
+    let pings = 0;
+    mute.on('ping', () => pings++);
+    const { transport } = await accepted;
+    clock.increment(10_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(pings).toBe(0);
+    expect(transport.isOpen).toBe(true);
+    mute.close();
   });
 
   it('reports path, query, remote address and headers in ConnectionInfo', async () => {

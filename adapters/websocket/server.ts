@@ -10,6 +10,7 @@ import {
   type TransportServer,
   type TransportServerEvents,
 } from '../../src/transport.js';
+import type { Clock } from '../../src/clock.js';
 
 /**
  * Options of {@link webSocketServer}.
@@ -52,6 +53,17 @@ export interface WebSocketServerInit {
   highWaterMark?: number;
   /** @default 262144 (256 KiB) */
   lowWaterMark?: number;
+  /**
+   * Every this many milliseconds each connection is sent a WebSocket ping
+   * (browsers and `ws` answer on their own); one that answered nothing,
+   * neither pong nor frame, since the previous ping is cut off (close 1006),
+   * so a client whose network vanished without a FIN does not hold its
+   * session forever. `false`: no pings.
+   * @default 30000
+   */
+  heartbeatInterval?: number | false;
+  /** Timer source of the heartbeat (XState's `SimulatedClock` in tests). @default the global timers */
+  clock?: Clock;
 }
 
 /**
@@ -150,6 +162,32 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
   const pending = new Set<Duplex>();
   let closing: Promise<void> | undefined;
 
+  // One timer for every connection: each round cuts off the silent and pings the rest.
+  const heartbeat = init.heartbeatInterval ?? 30_000;
+  const clock: Clock = init.clock ?? globalThis;
+  const silent = new Set<WebSocket>();
+  let beat: unknown;
+  const scheduleBeat = () => {
+    if (heartbeat === false || closing) return;
+    beat = clock.setTimeout(() => {
+      for (const ws of sockets.keys()) {
+        if (silent.has(ws)) {
+          ws.terminate();
+          continue;
+        }
+        silent.add(ws);
+        try {
+          ws.ping();
+        } catch {
+          // not open any more: its close event is on the way
+        }
+      }
+      scheduleBeat();
+    }, heartbeat);
+    (beat as { unref?: () => void } | undefined)?.unref?.();
+  };
+  scheduleBeat();
+
   const upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer, info: ConnectionInfo) => {
     pending.delete(socket);
     socket.off('error', ignoreError);
@@ -208,7 +246,9 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
       bufferedAmount: () => ws.bufferedAmount,
     });
     sockets.set(ws, control.transport);
+    ws.on('pong', () => silent.delete(ws));
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      silent.delete(ws);
       const buffer = data as Buffer;
       control.receive(
         isBinary ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : buffer.toString('utf8'),
@@ -217,6 +257,7 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
     ws.on('error', (error) => control.failed(error));
     ws.on('close', (code, reason) => {
       sockets.delete(ws);
+      silent.delete(ws);
       control.closed(code, reason.toString('utf8'));
     });
     emitter.emit('connection', { transport: control.transport, info });
@@ -235,6 +276,7 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
       return (closing ??= (async () => {
         server.off('upgrade', onUpgrade);
         entry.matchers.delete(accepts);
+        if (beat !== undefined) clock.clearTimeout(beat);
         for (const socket of pending) socket.destroy();
         pending.clear();
         const closed = [...sockets].map(
