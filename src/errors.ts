@@ -70,6 +70,22 @@ export class RtcError extends SignalboxError {
   override readonly name = 'RtcError';
 }
 
+const errorCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/**
+ * The {@link ErrorCode} a remote (the server, a peer) named in an error
+ * message, or `fallback` for a code this library does not define.
+ *
+ * @example
+ * ```ts
+ * errorCodeOf('ERR_PEER_GONE'); // 'ERR_PEER_GONE'
+ * errorCodeOf('E_UNHAPPY'); // 'ERR_INVALID_FIELD'
+ * ```
+ */
+export function errorCodeOf(code: string, fallback: ErrorCode = ErrorCode.InvalidField): ErrorCode {
+  return errorCodes.has(code) ? (code as ErrorCode) : fallback;
+}
+
 /** True when `value` is a signalbox error with the given code. */
 export function isSignalboxError(value: unknown, code?: ErrorCode): value is SignalboxError {
   return value instanceof SignalboxError && (code === undefined || value.code === code);

@@ -5,8 +5,16 @@
  *
  * @packageDocumentation
  */
-export { message, type Message } from './message.js';
-export { ErrorCode, SignalboxError, TransportError, ProtocolError, RtcError, isSignalboxError } from './errors.js';
+export { message, type Message, type MessageOf } from './message.js';
+export {
+  ErrorCode,
+  SignalboxError,
+  TransportError,
+  ProtocolError,
+  RtcError,
+  errorCodeOf,
+  isSignalboxError,
+} from './errors.js';
 export {
   createTransport,
   subscriber,
@@ -39,7 +47,7 @@ export {
   type ProtocolServer,
 } from './runtime.js';
 export { memoryRouter, type Router } from './router.js';
-export { sessionHost, type SessionHost, type SessionHostInit } from './session-host.js';
+export { sessionHost, type IdDraw, type SessionHost, type SessionHostInit } from './session-host.js';
 export { jsonLogger, silentLogger, truncateUtf8, type Logger } from './logger.js';
 export type { Clock } from './clock.js';
 export { joinTransports } from './duplex.js';

@@ -8,6 +8,16 @@ export interface Message<T extends string = string, D = unknown> {
 }
 
 /**
+ * Narrows a message union to the message of one type.
+ *
+ * @example
+ * ```ts
+ * type Call = MessageOf<ClientMessage, 'call'>; // Message<'call', { to: string }>
+ * ```
+ */
+export type MessageOf<M extends Message, T extends M['type']> = Extract<M, { type: T }>;
+
+/**
  * Builds a {@link Message}.
  *
  * @example

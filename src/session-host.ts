@@ -28,11 +28,31 @@ export interface SessionHostInit<TLogic extends AnyStateMachine> {
   cleanup(id: string, code: number, reason: string, crashed: boolean): void;
 }
 
+/** How {@link SessionHost.claimId} draws a session id. */
+export interface IdDraw {
+  /** A candidate id. */
+  generate(): string;
+  /** Takes `id` if it is free (and may reserve it there and then); false sends the draw on. */
+  claim(id: string): boolean;
+  /** Names the protocol in the log line of a refusal. */
+  protocol: string;
+}
+
+/** Draws of an id before the connection is refused. */
+const ID_ATTEMPTS = 16;
+
 export interface SessionHost<TLogic extends AnyStateMachine> {
   /** The running sessions, by id. */
   readonly sessions: ReadonlyMap<string, Actor<TLogic>>;
   /** False once closing, or for a transport that closed before it was accepted (which it then closes). */
   admits(transport: Transport): boolean;
+  /**
+   * A fresh id for the session of a new connection: `generate` is drawn
+   * until `claim` takes one, at most 16 times. When none was free the
+   * connection is refused (logged, and closed with 1013: try again later)
+   * and the result is undefined.
+   */
+  claimId(transport: Transport, draw: IdDraw): string | undefined;
   /** Starts session `id` on `transport`. */
   start(id: string, transport: Transport, input: InputFrom<TLogic>): void;
   /** Stops every session, each through `cleanup`. */
@@ -49,7 +69,10 @@ export interface SessionHost<TLogic extends AnyStateMachine> {
  * @example
  * ```ts
  * const host = sessionHost({ logic: session, codec, log, cleanup: (id) => registry.remove(id) });
- * if (host.admits(transport)) host.start(id, transport, { id, transport });
+ * if (host.admits(transport)) {
+ *   const id = host.claimId(transport, { generate: () => crypto.randomUUID(), claim: (id) => registry.add(id), protocol: 'mine' });
+ *   if (id !== undefined) host.start(id, transport, { id, transport });
+ * }
  * ```
  */
 export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostInit<TLogic>): SessionHost<TLogic> {
@@ -75,6 +98,15 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
       // A connection that died before we got it must not leave a session behind.
       transport.close(1001, 'server closing');
       return false;
+    },
+    claimId(transport, draw) {
+      for (let attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
+        const id = draw.generate();
+        if (draw.claim(id)) return id;
+      }
+      init.log.error('no free peer id', { protocol: draw.protocol, attempts: ID_ATTEMPTS });
+      transport.close(1013, 'no free peer id, try again later');
+      return undefined;
     },
     start(id, transport, input) {
       const session = createActor(init.logic, { ...actorOptions, id, input } as never) as Actor<TLogic>;

@@ -4,7 +4,7 @@ import { memoryPair } from '../adapters/memory/index.js';
 import { jsonCodec } from '../src/codec.js';
 import type { Message } from '../src/message.js';
 import { sessionHost } from '../src/session-host.js';
-import { silentLogger } from '../src/logger.js';
+import { silentLogger, type Logger } from '../src/logger.js';
 import { nextEvent } from './transport-compliance.js';
 
 const session = setup({ types: { events: {} as Message, input: {} as { id: string } } }).createMachine({
@@ -24,12 +24,12 @@ const session = setup({ types: { events: {} as Message, input: {} as { id: strin
   },
 });
 
-function host() {
+function host(log: Logger = silentLogger) {
   const cleaned: Array<[string, number, boolean]> = [];
   const h = sessionHost({
     logic: session,
     codec: jsonCodec(),
-    log: silentLogger,
+    log,
     cleanup: (id, code, _reason, crashed) => cleaned.push([id, code, crashed]),
   });
   return { h, cleaned };
@@ -79,5 +79,29 @@ describe('sessionHost', () => {
     client.close();
     await gone;
     expect(h.admits(server)).toBe(false);
+  });
+
+  it('claims the first id a draw takes, trying again while ids are taken', () => {
+    const { h } = host();
+    const [server] = memoryPair();
+    const drawn = ['a', 'a', 'b'];
+    const taken = new Set(['a']);
+    const id = h.claimId(server, { generate: () => drawn.shift()!, claim: (id) => !taken.has(id), protocol: 'test' });
+    expect(id).toBe('b');
+    expect(drawn).toEqual([]);
+    expect(server.isOpen).toBe(true);
+  });
+
+  it('refuses the connection with 1013 when 16 draws find no free id, and logs it', async () => {
+    const errors: Array<[string, unknown]> = [];
+    const { h } = host({ ...silentLogger, error: (message, fields) => errors.push([message, fields]) });
+    const [server, client] = memoryPair();
+    const closed = nextEvent(client, 'close');
+    let draws = 0;
+    const id = h.claimId(server, { generate: () => `id-${++draws}`, claim: () => false, protocol: 'test' });
+    expect(id).toBeUndefined();
+    expect(draws).toBe(16);
+    expect(await closed).toMatchObject({ code: 1013, reason: 'no free peer id, try again later' });
+    expect(errors).toEqual([['no free peer id', { protocol: 'test', attempts: 16 }]]);
   });
 });

@@ -59,8 +59,7 @@ export type ServerMessage =
 export type ClientMessageType = ClientMessage['type'];
 export type ServerMessageType = ServerMessage['type'];
 
-/** Narrows a message union to one type. */
-export type MessageOf<M extends Message, T extends M['type']> = Extract<M, { type: T }>;
+export type { MessageOf } from '../../src/message.js';
 
 /** Close code the server uses after a VIOLATION (WebSocket "policy violation"). */
 export const VIOLATION_CLOSE_CODE = 1008;

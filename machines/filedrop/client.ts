@@ -1,6 +1,6 @@
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { FileDropError, transferFailures, type TransferFailure } from './errors.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 
@@ -44,7 +44,7 @@ export function signallingError(
     case 'error': {
       const { code, message } = (event as Extract<ServerMessage, { type: 'error' }>).detail;
       return new FileDropError('protocol', `the server refused a message: ${message}`, {
-        code: (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.InvalidField,
+        code: errorCodeOf(code),
       });
     }
     case 'invalid peer id': {

@@ -1,7 +1,7 @@
 import * as v from 'valibot';
-import { parseJson, textOf, type Codec } from '../../src/codec.js';
+import type { Codec } from '../../src/codec.js';
+import { checkDetail, knownType, parseEnvelope, verbatim } from '../../src/envelope.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
-import type { Frame } from '../../src/transport.js';
 import {
   clientMessageTypes,
   isPeerId,
@@ -90,30 +90,6 @@ const serverDetails: Record<ServerMessage['type'], v.GenericSchema> = {
   error: v.object({ code: v.string(), message: v.string(), event: v.optional(v.string()) }),
 };
 
-function envelope(frame: Frame, max: number): { type: string; detail: unknown } {
-  const value = parseJson(textOf(frame, max));
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ProtocolError(ErrorCode.MalformedFrame, 'frame must be a JSON object { type, detail }');
-  }
-  const { type, detail, ...rest } = value as Record<string, unknown>;
-  if (typeof type !== 'string' || type.length === 0) {
-    throw new ProtocolError(ErrorCode.InvalidField, '`type` must be a non-empty string');
-  }
-  const extra = Object.keys(rest)[0];
-  if (extra !== undefined) {
-    throw new ProtocolError(ErrorCode.InvalidField, `${type}: unexpected key \`${extra}\` next to type and detail`);
-  }
-  return { type, detail };
-}
-
-function check(schema: v.GenericSchema, type: string, detail: unknown): unknown {
-  const result = v.safeParse(schema, detail);
-  if (result.success) return result.output;
-  const issue = result.issues[0];
-  const key = issue.path?.map((item) => String(item.key)).join('.');
-  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
-}
-
 /**
  * The server's codec: JSON text `{"type": …, "detail": {"peer": …, "data"?: …}}`.
  * It rejects server-only and unknown types, wrong or extra fields, and
@@ -131,18 +107,13 @@ export function serverCodec(options: FileDropCodecOptions = {}): Codec<ClientMes
   const validId = options.isPeerId ?? isPeerId;
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
-      if ((serverOnlyTypes as readonly string[]).includes(type)) {
-        throw new ProtocolError(ErrorCode.NotPermitted, `\`${type}\` is sent by the server only`);
-      }
-      if (!(clientMessageTypes as readonly string[]).includes(type)) {
-        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-      }
-      const event = type as ClientMessageType;
+      // filedrop errors quote the sender's type and keys in full (the frame cap bounds them).
+      const { type, detail } = parseEnvelope(frame, max, verbatim);
+      const event = knownType(type, clientMessageTypes, serverOnlyTypes);
       if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) {
         throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail\` must be an object { peer, data? }`);
       }
-      const output = check(clientDetails[event], type, detail) as { peer: unknown };
+      const output = checkDetail(clientDetails[event], type, detail) as { peer: unknown };
       if (!validId(output.peer)) return { type: 'session.invalidPeer', detail: { event, peer: output.peer } };
       return { type: event, detail: output } as ClientMessage;
     },
@@ -163,12 +134,11 @@ export function clientCodec(options: Omit<FileDropCodecOptions, 'isPeerId'> = {}
   const max = options.maxFrameSize ?? 1 << 20;
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
-      const schema = serverDetails[type as ServerMessage['type']];
-      if (!Object.hasOwn(serverDetails, type) || !schema) {
-        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-      }
-      return { type, detail: check(schema, type, detail) } as ServerMessage;
+      const { type, detail } = parseEnvelope(frame, max, verbatim);
+      return {
+        type,
+        detail: checkDetail(serverDetails[knownType(type, serverDetails)], type, detail),
+      } as ServerMessage;
     },
     encode,
   };

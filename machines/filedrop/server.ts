@@ -39,9 +39,6 @@ export interface FileDropServer extends ProtocolServer {
   stats(): { connections: number; pairs: number };
 }
 
-/** Tries at allocating a free peer id before refusing the connection. */
-const ID_ATTEMPTS = 16;
-
 /**
  * Creates a filedrop server: the hub that holds the shared state (the peer
  * registry, the router) and runs one {@link filedropSession} per connection.
@@ -80,16 +77,12 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
     sessions: host.sessions,
     accept(transport: Transport, _info: ConnectionInfo) {
       if (!host.admits(transport)) return;
-      let id: string | undefined;
-      for (let attempt = 0; attempt < ID_ATTEMPTS && id === undefined; attempt++) {
-        const candidate = generateId();
-        if (registry.add(candidate)) id = candidate;
-      }
-      if (id === undefined) {
-        log.error('no free peer id', { protocol: 'filedrop', attempts: ID_ATTEMPTS });
-        transport.close(1013, 'no free peer id, try again later');
-        return;
-      }
+      const id = host.claimId(transport, {
+        generate: generateId,
+        claim: (candidate) => registry.add(candidate),
+        protocol: 'filedrop',
+      });
+      if (id === undefined) return;
       const services: SessionServices = { router, registry, transport, log };
       host.start(id, transport, { id, services });
     },

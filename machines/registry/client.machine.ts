@@ -1,5 +1,5 @@
 import { and, assign, emit, enqueueActions, setup, type DoneActorEvent, type ErrorActorEvent } from 'xstate';
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { SinkOpener } from '../filedrop/files.js';
@@ -606,9 +606,8 @@ function asRegistryError(error: unknown): RegistryError {
  */
 function serverRefusal({ detail }: MessageOf<ServerMessage, 'Error'>, sent: 'Connect' | 'UpdateFiles'): RegistryError {
   const { code, message } = detail;
-  const known = (Object.values(ErrorCode) as string[]).includes(code);
   const aboutList = code === ErrorCode.InvalidField || code === ErrorCode.FrameTooLarge;
   return new RegistryError(aboutList ? 'invalid-files' : 'protocol', `the server refused ${sent}: ${message}`, {
-    code: known ? (code as ErrorCode) : ErrorCode.InvalidField,
+    code: errorCodeOf(code),
   });
 }

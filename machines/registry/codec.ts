@@ -1,7 +1,7 @@
 import * as v from 'valibot';
-import { parseJson, textOf, type Codec } from '../../src/codec.js';
-import { ErrorCode, ProtocolError } from '../../src/errors.js';
-import type { Frame } from '../../src/transport.js';
+import type { Codec } from '../../src/codec.js';
+import { checkDetail, clip, describeIssue, knownType, parseEnvelope, type IssueQuoting } from '../../src/envelope.js';
+import { ProtocolError } from '../../src/errors.js';
 import {
   checkPath,
   clientMessageTypes,
@@ -20,6 +20,11 @@ export interface RegistryCodecOptions {
   /** Most entries in one file list. @default 1000 (server), 100000 (client) */
   maxFiles?: number;
 }
+
+/** What the sender wrote is quoted short: 64 characters of a key, 256 of a message. */
+const quoting: IssueQuoting = { key: clip(64, '…'), message: clip(256, '…') };
+
+const check = (schema: v.GenericSchema, type: string, detail: unknown) => checkDetail(schema, type, detail, quoting);
 
 const count = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 const sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex digits'));
@@ -56,7 +61,7 @@ export function fileListSchema(max: number) {
 export function checkFileList(files: unknown, max = 100_000): string | undefined {
   const result = v.safeParse(fileListSchema(max), files);
   if (result.success) return undefined;
-  const { key, message } = describeIssue(result.issues[0]);
+  const { key, message } = describeIssue(result.issues[0], quoting);
   return `${key ? `files.${key}: ` : ''}${message}`;
 }
 
@@ -131,32 +136,6 @@ function serverDetails(maxFiles: number): Record<ServerMessage['type'], v.Generi
   };
 }
 
-function envelope(frame: Frame, max: number): { type: string; detail: unknown } {
-  const value = parseJson(textOf(frame, max));
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ProtocolError(ErrorCode.MalformedFrame, 'frame must be a JSON object { type, detail }');
-  }
-  const { type, detail, ...rest } = value as Record<string, unknown>;
-  if (typeof type !== 'string' || type.length === 0) {
-    throw new ProtocolError(ErrorCode.InvalidField, '`type` must be a non-empty string');
-  }
-  const extra = Object.keys(rest)[0];
-  if (extra !== undefined) {
-    throw new ProtocolError(
-      ErrorCode.InvalidField,
-      `${type.slice(0, 64)}: unexpected key \`${extra.slice(0, 64)}\` next to type and detail`,
-    );
-  }
-  return { type, detail };
-}
-
-function check(schema: v.GenericSchema, type: string, detail: unknown): unknown {
-  const result = v.safeParse(schema, detail);
-  if (result.success) return result.output;
-  const { key, message } = describeIssue(result.issues[0]);
-  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${message}`);
-}
-
 /**
  * The server codec's error for a frame whose `type` it knew, so the `Error`
  * reply can name the refused message (`event`): a client tells a refused
@@ -170,16 +149,6 @@ export class RegistryDecodeError extends ProtocolError {
   ) {
     super(code, message);
   }
-}
-
-/** Where an issue is and what it says; both may quote what the sender wrote, so the echo is kept short. */
-function describeIssue(issue: v.BaseIssue<unknown>): { key: string | undefined; message: string } {
-  const key = issue.path?.map((item) => clip(String(item.key), 64)).join('.');
-  return { key, message: clip(issue.message, 256) };
-}
-
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /**
@@ -200,14 +169,8 @@ export function serverCodec(options: RegistryCodecOptions = {}): Codec<ClientMes
   const details = clientDetails(options.maxFiles ?? 1000);
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
-      if ((serverOnlyTypes as readonly string[]).includes(type)) {
-        throw new ProtocolError(ErrorCode.NotPermitted, `\`${type}\` is sent by the server only`);
-      }
-      if (!(clientMessageTypes as readonly string[]).includes(type)) {
-        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-      }
-      const event = type as ClientMessageType;
+      const { type, detail } = parseEnvelope(frame, max);
+      const event = knownType(type, clientMessageTypes, serverOnlyTypes);
       try {
         return { type: event, detail: check(details[event], type, detail) } as ClientMessage;
       } catch (error) {
@@ -232,12 +195,8 @@ export function clientCodec(options: RegistryCodecOptions = {}): Codec<ServerMes
   const details = serverDetails(options.maxFiles ?? 100_000);
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
-      if (!Object.hasOwn(details, type)) {
-        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-      }
-      const schema = details[type as ServerMessage['type']];
-      return { type, detail: check(schema, type, detail) } as ServerMessage;
+      const { type, detail } = parseEnvelope(frame, max);
+      return { type, detail: check(details[knownType(type, details)], type, detail) } as ServerMessage;
     },
     encode,
   };
@@ -263,11 +222,8 @@ const channelDetails: Record<ChannelMessage['type'], v.GenericSchema> = {
  */
 export const channelCodec: Codec<ChannelMessage> = {
   decode(frame) {
-    const { type, detail } = envelope(frame, 8192);
-    if (!Object.hasOwn(channelDetails, type)) {
-      throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-    }
-    return { type, detail: check(channelDetails[type as ChannelMessage['type']], type, detail) } as ChannelMessage;
+    const { type, detail } = parseEnvelope(frame, 8192);
+    return { type, detail: check(channelDetails[knownType(type, channelDetails)], type, detail) } as ChannelMessage;
   },
   encode: (message) => JSON.stringify(message),
 };

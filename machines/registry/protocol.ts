@@ -90,8 +90,7 @@ export type ClientMessageType = ClientMessage['type'];
 export type ServerMessageType = ServerMessage['type'];
 export type RelayMessageType = RelayMessage['type'];
 
-/** Narrows a message union to one type. */
-export type MessageOf<M extends Message, T extends M['type']> = Extract<M, { type: T }>;
+export type { MessageOf } from '../../src/message.js';
 
 /** Every message type a client may send, in the seed's order, then the relays. */
 export const clientMessageTypes: readonly ClientMessageType[] = [

@@ -55,9 +55,6 @@ function encodeOnce(codec: Codec<ClientMessage, ServerMessage>): Pick<Codec<Mess
   };
 }
 
-/** Tries at allocating a free peer id before refusing the connection. */
-const ID_ATTEMPTS = 16;
-
 /**
  * Creates a registry server: the hub that holds the shared state (the peer
  * list behind a {@link FileRegistry}, the router) and runs one
@@ -97,16 +94,12 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
     sessions: host.sessions,
     accept(transport: Transport, _info: ConnectionInfo) {
       if (!host.admits(transport)) return;
-      let id: string | undefined;
-      for (let attempt = 0; attempt < ID_ATTEMPTS && id === undefined; attempt++) {
-        const candidate = generateId();
-        if (!host.sessions.has(candidate) && !registry.has(candidate) && !router.has(candidate)) id = candidate;
-      }
-      if (id === undefined) {
-        log.error('no free peer id', { protocol: 'registry', attempts: ID_ATTEMPTS });
-        transport.close(1013, 'no free peer id, try again later');
-        return;
-      }
+      const id = host.claimId(transport, {
+        generate: generateId,
+        claim: (candidate) => !host.sessions.has(candidate) && !registry.has(candidate) && !router.has(candidate),
+        protocol: 'registry',
+      });
+      if (id === undefined) return;
       const services: SessionServices = { router, registry, transport, log, connectTimeout };
       host.start(id, transport, { id, services });
     },

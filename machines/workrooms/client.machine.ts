@@ -1,5 +1,5 @@
 import { assign, emit, enqueueActions, setup } from 'xstate';
-import { ErrorCode, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
+import { ErrorCode, errorCodeOf, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { RtcIceCandidateInit, RtcMediaTrackLike } from '../../src/rtc/types.js';
@@ -497,8 +497,7 @@ export function errorFrom(event: ClientEvent | { type: string; error?: unknown }
   }
   if (event.type === 'error') {
     const { code, message } = (event as MessageOf<ServerMessage, 'error'>).detail;
-    const known = (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.InvalidField;
-    return new ProtocolError(known, `the server refused register: ${message}`);
+    return new ProtocolError(errorCodeOf(code), `the server refused register: ${message}`);
   }
   const error = (event as { error?: unknown }).error;
   if (error instanceof SignalboxError) return error;

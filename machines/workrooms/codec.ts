@@ -1,7 +1,7 @@
 import * as v from 'valibot';
-import { parseJson, textOf, type Codec } from '../../src/codec.js';
+import type { Codec } from '../../src/codec.js';
+import { checkDetail, clip, knownType, parseEnvelope } from '../../src/envelope.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
-import type { Frame } from '../../src/transport.js';
 import {
   clientMessageTypes,
   isId,
@@ -114,34 +114,12 @@ const serverDetails: Record<ServerMessageType, v.GenericSchema> = {
   error: v.object({ code: text, message: text, event: v.optional(text) }),
 };
 
-function envelope(frame: Frame, max: number): { type: string; detail: unknown } {
-  const value = parseJson(textOf(frame, max));
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ProtocolError(ErrorCode.MalformedFrame, 'frame must be a JSON object { type, detail }');
-  }
-  const { type, detail, ...rest } = value as Record<string, unknown>;
-  if (typeof type !== 'string' || type.length === 0) {
-    throw new ProtocolError(ErrorCode.InvalidField, '`type` must be a non-empty string');
-  }
-  const extra = Object.keys(rest)[0];
-  if (extra !== undefined) {
-    throw new ProtocolError(
-      ErrorCode.InvalidField,
-      `${type.slice(0, 64)}: unexpected key \`${extra.slice(0, 64)}\` next to type and detail`,
-    );
-  }
-  return { type, detail };
-}
-
+/** A `detail` checked with its schema; keys of the path are quoted to 64 characters. */
 function check(schema: v.GenericSchema, type: string, detail: unknown): unknown {
   if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) {
     throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail\` must be an object`);
   }
-  const result = v.safeParse(schema, detail);
-  if (result.success) return result.output;
-  const issue = result.issues[0];
-  const key = issue.path?.map((item) => String(item.key).slice(0, 64)).join('.');
-  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
+  return checkDetail(schema, type, detail, { key: clip(64) });
 }
 
 /**
@@ -193,18 +171,13 @@ export function serverCodec(options: WorkroomsCodecOptions = {}): Codec<ClientMe
   const max = options.maxFrameSize ?? 65536;
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
-      if ((serverOnlyTypes as readonly string[]).includes(type)) {
-        throw new ProtocolError(ErrorCode.NotPermitted, `\`${type}\` is sent by the server only`);
-      }
-      if (!(clientMessageTypes as readonly string[]).includes(type)) {
-        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-      }
+      const { type, detail } = parseEnvelope(frame, max);
+      const event = knownType(type, clientMessageTypes, serverOnlyTypes);
       try {
-        return { type, detail: check(clientDetails[type as ClientMessageType], type, detail) } as ClientMessage;
+        return { type, detail: check(clientDetails[event], type, detail) } as ClientMessage;
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
-        throw new WorkroomsDecodeError(error.code, error.message, type as ClientMessageType);
+        throw new WorkroomsDecodeError(error.code, error.message, event);
       }
     },
     encode,
@@ -223,11 +196,8 @@ export function clientCodec(options: WorkroomsCodecOptions = {}): Codec<ServerMe
   const max = options.maxFrameSize ?? 1 << 20;
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
-      if (!Object.hasOwn(serverDetails, type)) {
-        throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-      }
-      return { type, detail: check(serverDetails[type as ServerMessageType], type, detail) } as ServerMessage;
+      const { type, detail } = parseEnvelope(frame, max);
+      return { type, detail: check(serverDetails[knownType(type, serverDetails)], type, detail) } as ServerMessage;
     },
     encode,
   };

@@ -130,8 +130,7 @@ export type ServerMessage =
 export type ClientMessageType = ClientMessage['type'];
 export type ServerMessageType = ServerMessage['type'];
 
-/** Narrows a message union to one type. */
-export type MessageOf<M extends Message, T extends M['type']> = Extract<M, { type: T }>;
+export type { MessageOf } from '../../src/message.js';
 
 /** Every message type a client may send: the seed's, then the relays it leaves out. */
 export const clientMessageTypes: readonly ClientMessageType[] = [
