@@ -8,7 +8,7 @@ import { fromTransport } from '../src/runtime.js';
 import type { ClientEmitted } from '../machines/cloudlink/client.js';
 import { createCloudLinkWorld, type CloudLinkWorld } from '../testing/index.js';
 import type { Transport } from '../src/transport.js';
-import { settle } from './cloudlink-helpers.js';
+import { settle } from './socket-helpers.js';
 
 let world: CloudLinkWorld;
 afterEach(async () => {

@@ -30,14 +30,13 @@ import type { Transport } from '../src/transport.js';
 import {
   clientWorld,
   coverageTracker,
+  expectFullCoverage,
   nextFrame,
   playScripted,
   planPaths,
-  replay,
+  replayEach,
   settle,
-  stateNodeIds,
   stubTransport,
-  transitionKeys,
   type ScriptedStep,
   type WireFrame,
 } from './model-helpers.js';
@@ -543,33 +542,9 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('cloudlink host, model-based (scripted server and WebRTC, SimulatedClock)', () => {
-  let ran = 0;
-
-  for (const path of plan.paths) {
-    it(`the host ${path.description}`, async () => {
-      await replay(path, {
-        start: world,
-        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: (w) => void w.actor.stop(),
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the host', plan.paths, { start: world, exec, check, stop: (w) => void w.actor.stop() });
 
   it('takes every state node and every transition of the host machine', () => {
-    const states = stateNodeIds(cloudlinkHost);
-    const transitions = [...new Set(transitionKeys(cloudlinkHost))];
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `host model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({ label: 'host model', machine: cloudlinkHost, plan, tracker, ranAll: ranAll() });
   });
 });

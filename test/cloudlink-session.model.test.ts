@@ -12,23 +12,21 @@
 import { describe, expect, it } from 'vitest';
 import { enqueueActions, SimulatedClock, type AnyActorRef, type AnyMachineSnapshot } from 'xstate';
 import type { StatePath } from '@xstate/graph';
-import { createMemoryNetwork } from '../adapters/memory/index.js';
 import { memoryDirectory, Stage } from '../machines/cloudlink/directory.js';
 import { Opcode, type OpcodeName } from '../machines/cloudlink/protocol.js';
 import { createCloudLinkServer } from '../machines/cloudlink/server.js';
 import { cloudlinkSession, type SessionContext } from '../machines/cloudlink/server.machine.js';
-import { serve } from '../src/runtime.js';
 import {
   coverageTracker,
+  expectFullCoverage,
   planPaths,
-  replay,
+  replayEach,
   settle,
-  stateNodeIds,
-  transitionKeys,
   wire,
   type Wire,
   type WireFrame,
 } from './model-helpers.js';
+import { servedInMemory } from './socket-helpers.js';
 
 const KEEPALIVE_MS = 1000;
 const INIT_TIMEOUT_MS = 500;
@@ -234,7 +232,6 @@ const tracker = coverageTracker((actor) => actor.id === A);
 
 async function world(ugi: string, version: number) {
   const clock = new SimulatedClock();
-  const network = createMemoryNetwork();
   const directory = memoryDirectory();
   const ids = [MH, MP, GONE, A];
   const server = createCloudLinkServer({
@@ -251,10 +248,9 @@ async function world(ugi: string, version: number) {
     },
   });
   let session: AnyActorRef | undefined;
-  const listener = network.listen('cloudlink');
-  serve(listener, server);
+  const served = servedInMemory(server, 'cloudlink');
   const connect = async (path: string, query?: Record<string, string>, react?: Parameters<typeof wire>[1]) =>
-    wire(await network.connect('cloudlink', { path, query }), react);
+    wire(await served.open(path, query), react);
 
   const mh = await connect('/ws/game', undefined, mate('host'));
   mh.send(f('INIT'));
@@ -274,7 +270,7 @@ async function world(ugi: string, version: number) {
 
   const a = await connect(`/ws/${ugi}`, version === 0 ? undefined : { v: String(version) });
   expect(session).toBeDefined();
-  return { clock, network, directory, server, listener, mh, mp, a, session: session! };
+  return { clock, network: served.network, directory, server, served, mh, mp, a, session: session! };
 }
 
 type World = Awaited<ReturnType<typeof world>>;
@@ -495,43 +491,26 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('cloudlink server session, model-based (memory network, SimulatedClock)', () => {
-  let ran = 0;
-
-  for (const path of plan.paths) {
-    it(`the session ${path.description}`, async () => {
-      await replay(path, {
-        start: async (initial) => {
-          const { ugi, version } = initial.context as ModelContext;
-          const w = await world(ugi, version);
-          await settle();
-          return w;
-        },
-        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: async (w) => {
-          await w.server.close();
-          await w.listener.close();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the session', plan.paths, {
+    start: async (initial) => {
+      const { ugi, version } = initial.context as ModelContext;
+      const w = await world(ugi, version);
+      await settle();
+      return w;
+    },
+    exec,
+    check,
+    stop: (w) => w.served.close(),
+  });
 
   it('takes every state node and every transition of the session machine', () => {
-    const states = stateNodeIds(cloudlinkSession);
-    const transitions = [...new Set(transitionKeys(cloudlinkSession))];
-    // The plan reaches everything in the model...
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t)).sort()).toEqual(Object.keys(notPlanned));
-    // ...and the real sessions took every one of them.
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `session model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({
+      label: 'session model',
+      machine: cloudlinkSession,
+      plan,
+      tracker,
+      notPlanned,
+      ranAll: ranAll(),
+    });
   });
 });

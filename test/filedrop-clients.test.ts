@@ -12,7 +12,7 @@ import type { filedropReceiver, ReceiverEmitted } from '../machines/filedrop/rec
 import type { filedropSenderTransfer, SenderEmitted } from '../machines/filedrop/sender.machine.js';
 import type { Transport } from '../src/transport.js';
 import { createFileDropWorld, type FileDropWorld } from '../testing/index.js';
-import { settle } from './cloudlink-helpers.js';
+import { settle } from './socket-helpers.js';
 import { bytes } from './filedrop-helpers.js';
 
 let world: FileDropWorld;

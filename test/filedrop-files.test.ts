@@ -19,7 +19,7 @@ import { generatePeerId, isPeerId, normalizeCode, PEER_ID_ALPHABET } from '../ma
 import { download, upload } from '../machines/filedrop/transfer.js';
 import type { FileInfo } from '../machines/filedrop/protocol.js';
 import type { Frame, Transport } from '../src/transport.js';
-import { settle } from './cloudlink-helpers.js';
+import { settle } from './socket-helpers.js';
 import { bytes } from './filedrop-helpers.js';
 
 describe('peer ids', () => {

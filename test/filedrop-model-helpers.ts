@@ -20,6 +20,7 @@ import type { ClientMessage } from '../machines/filedrop/protocol.js';
 import { fromTransport } from '../src/runtime.js';
 import type { CloseInfo, Transport } from '../src/transport.js';
 import { scriptedRtc } from './model-helpers.js';
+import { deferred } from './socket-helpers.js';
 
 /**
  * A model event standing for one machine event, or for several in a row
@@ -78,16 +79,11 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
       return codec.encode(message);
     },
   };
-  let open!: (t: Transport) => void;
-  let refuse!: (error: Error) => void;
-  const connection = new Promise<Transport>((resolve, reject) => {
-    open = resolve;
-    refuse = reject;
-  });
+  const connection = deferred<Transport>();
   const rtc = scriptedRtc();
   const emitted: EventObject[] = [];
   const logic = machine.provide({
-    actors: { signalling: fromTransport(() => connection, crashingCodec), rtc: rtc.logic, ...actors },
+    actors: { signalling: fromTransport(() => connection.promise, crashingCodec), rtc: rtc.logic, ...actors },
   } as never) as AnyStateMachine;
   const actor = createActor(logic, { input, clock, inspect });
   actor.on('*', (event) => emitted.push(event));
@@ -110,10 +106,10 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
       return closed;
     },
     open() {
-      open(clientEnd);
+      connection.resolve(clientEnd);
       world.connected = true;
     },
-    refuse: (error: Error) => refuse(error),
+    refuse: (error: Error) => connection.reject(error),
     /** The server sends the client a frame. */
     send(type: string, detail: unknown) {
       serverEnd.send(JSON.stringify({ type, detail }));

@@ -29,15 +29,7 @@ import { ErrorCode, RtcError } from '../src/errors.js';
 import type { RtcCommand } from '../src/rtc/rtc.actor.js';
 import { bytes } from './filedrop-helpers.js';
 import { chainedModel, filedropClientWorld, type Chained, type SentFrame } from './filedrop-model-helpers.js';
-import {
-  coverageTracker,
-  planPaths,
-  replay,
-  settle,
-  stateNodeIds,
-  stubTransport,
-  transitionKeys,
-} from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach, settle, stubTransport } from './model-helpers.js';
 
 const SENDER = 'K7PQ2MZA';
 const ME = 'H3XN8RTW';
@@ -678,37 +670,24 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('filedrop receiver, model-based (scripted server and WebRTC, memory sink, SimulatedClock)', () => {
-  let ran = 0;
-
-  for (const path of plan.paths) {
-    it(`the receiver ${path.description}`, async () => {
-      await replay(path, {
-        start: async (initial) => {
-          const w = world((initial.context as ReceiverContext).code === SENDER ? CODE : BAD_CODE);
-          await settle();
-          return w;
-        },
-        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: (w) => void w.actor.stop(),
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the receiver', plan.paths, {
+    start: async (initial) => {
+      const w = world((initial.context as ReceiverContext).code === SENDER ? CODE : BAD_CODE);
+      await settle();
+      return w;
+    },
+    exec,
+    check,
+    stop: (w) => void w.actor.stop(),
+  });
 
   it('takes every state node and every transition of the receiver machine', () => {
-    const states = stateNodeIds(filedropReceiver);
-    const transitions = [...new Set(transitionKeys(filedropReceiver))];
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `filedrop receiver model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({
+      label: 'filedrop receiver model',
+      machine: filedropReceiver,
+      plan,
+      tracker,
+      ranAll: ranAll(),
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { PEER_ID_ALPHABET } from '../machines/filedrop/protocol.js';
-import { settle } from './cloudlink-helpers.js';
+import { settle } from './socket-helpers.js';
 import {
   filedropSocketTestbed,
   filedropTestbed,

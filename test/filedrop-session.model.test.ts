@@ -18,7 +18,6 @@
 import { describe, expect, it } from 'vitest';
 import { enqueueActions, type AnyActorRef, type AnyMachineSnapshot } from 'xstate';
 import type { StatePath } from '@xstate/graph';
-import { createMemoryNetwork } from '../adapters/memory/index.js';
 import { serverCodec } from '../machines/filedrop/codec.js';
 import { direction, type ClientMessageType } from '../machines/filedrop/protocol.js';
 import { memoryRegistry } from '../machines/filedrop/registry.js';
@@ -26,9 +25,9 @@ import { createFileDropServer } from '../machines/filedrop/server.js';
 import { filedropSession, type SessionContext, type Transmission } from '../machines/filedrop/server.machine.js';
 import { silentLogger } from '../src/logger.js';
 import { memoryRouter } from '../src/router.js';
-import { serve } from '../src/runtime.js';
 import { memoryPair } from '../adapters/memory/index.js';
-import { coverageTracker, planPaths, replay, settle, stateNodeIds, transitionKeys } from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach, settle } from './model-helpers.js';
+import { servedInMemory } from './socket-helpers.js';
 
 const S = 'SSSSSSSS';
 const R = 'RRRRRRRR';
@@ -216,7 +215,6 @@ function client(transport: import('../src/transport.js').Transport) {
 const tracker = coverageTracker((actor) => actor.id === A);
 
 async function world() {
-  const network = createMemoryNetwork();
   const registry = memoryRegistry();
   const ids = [S, R, GONE, A];
   let session: AnyActorRef | undefined;
@@ -230,9 +228,8 @@ async function world() {
         session = event.actorRef as AnyActorRef;
     },
   });
-  const listener = network.listen('filedrop');
-  serve(listener, server);
-  const connect = async () => client(await network.connect('filedrop', { path: '/filedrop' }));
+  const served = servedInMemory(server, 'filedrop');
+  const connect = async () => client(await served.open('/filedrop'));
   const s = await connect();
   const r = await connect();
   const gone = await connect();
@@ -249,7 +246,7 @@ async function world() {
   expect(r.take()).toEqual([{ type: 'assign', detail: { peer: R } }]);
   expect(session).toBeDefined();
   expect(server.stats()).toEqual({ connections: 3, pairs: 1 });
-  return { network, registry, server, listener, s, r, a, session: session! };
+  return { network: served.network, registry, server, served, s, r, a, session: session! };
 }
 
 type World = Awaited<ReturnType<typeof world>>;
@@ -368,36 +365,15 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('filedrop server session, model-based (memory network)', () => {
-  let ran = 0;
-
-  for (const path of plan.paths) {
-    it(`the session ${path.description}`, async () => {
-      await replay(path, {
-        start: async () => world(),
-        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: async (w) => {
-          await w.server.close();
-          await w.listener.close();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the session', plan.paths, { start: world, exec, check, stop: (w) => w.served.close() });
 
   it('takes every state node and every transition of the session machine', () => {
-    const states = stateNodeIds(filedropSession);
-    const transitions = [...new Set(transitionKeys(filedropSession))];
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `filedrop session model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({
+      label: 'filedrop session model',
+      machine: filedropSession,
+      plan,
+      tracker,
+      ranAll: ranAll(),
+    });
   });
 });

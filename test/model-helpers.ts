@@ -1,9 +1,12 @@
 /**
  * Shared machinery of the model-based tests (`*.model.test.ts`): plans paths
  * through a model with @xstate/graph so that every state node and every
- * transition of a machine is taken, and measures what the real actor took.
+ * transition of a machine is taken, replays each path on the real actor (one
+ * test a path, {@link replayEach}), and checks what the plan and the real
+ * actors took ({@link expectFullCoverage}).
  */
 import { getStateNodes, TestModel, type StatePath, type TestPath } from '@xstate/graph';
+import { expect, it } from 'vitest';
 import { memoryPair } from '../adapters/memory/index.js';
 import type { ClientEmitted, ClientInput } from '../machines/cloudlink/client.js';
 import { clientCodec } from '../machines/cloudlink/codec.js';
@@ -12,6 +15,7 @@ import { ErrorCode, RtcError } from '../src/errors.js';
 import { fromTransport } from '../src/runtime.js';
 import type { RtcActorLogic, RtcCommand, RtcEmitted, RtcInput } from '../src/rtc/rtc.actor.js';
 import type { CloseInfo, Transport } from '../src/transport.js';
+import { deferred, settle as settleRounds } from './socket-helpers.js';
 import {
   createActor,
   createEmptyActor,
@@ -298,10 +302,8 @@ export function planPaths<TEvent extends EventObject>(options: PlanOptions<TEven
   };
 }
 
-/** Lets queued microtasks and the memory network's deliveries run. */
-export async function settle(rounds = 3): Promise<void> {
-  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
-}
+/** Lets queued microtasks and the memory network's deliveries run (three rounds unless told). */
+export const settle = (rounds = 3): Promise<void> => settleRounds(rounds);
 
 /** A frame as parsed JSON, for comparing what went over a memory transport. */
 export interface WireFrame {
@@ -409,27 +411,38 @@ export const stubTransport: Transport = {
   close() {},
 };
 
+/** How {@link replay} runs a path on the system under test. */
+export interface ReplayDriver<
+  TWorld,
+  TEvent extends EventObject,
+  TSnapshot extends AnyMachineSnapshot = AnyMachineSnapshot,
+> {
+  /** Builds the system under test on the path's first step. */
+  start(initial: TSnapshot): TWorld | Promise<TWorld>;
+  /** Makes one later event happen in it; `prev` is the model state before the step. */
+  exec(world: TWorld, prev: TSnapshot, event: TEvent): Promise<void>;
+  /** Compares it with the model after every step (`prev` is undefined after `start`). */
+  check(world: TWorld, prev: TSnapshot | undefined, event: TEvent, next: TSnapshot): Promise<void>;
+  stop(world: TWorld): void | Promise<void>;
+}
+
 /**
  * Replays one planned path: `start` builds the system under test on the
  * path's first step, `exec` makes each later event happen in it, and `check`
  * compares it with the model after every step (`prev` is the model state
  * before the step, undefined after `start`).
  */
-export async function replay<TWorld, TEvent extends EventObject>(
-  path: TestPath<AnyMachineSnapshot, TEvent>,
-  driver: {
-    start(initial: AnyMachineSnapshot): TWorld | Promise<TWorld>;
-    exec(world: TWorld, prev: AnyMachineSnapshot, event: TEvent): Promise<void>;
-    check(world: TWorld, prev: AnyMachineSnapshot | undefined, event: TEvent, next: AnyMachineSnapshot): Promise<void>;
-    stop(world: TWorld): void | Promise<void>;
-  },
-): Promise<void> {
+export async function replay<
+  TWorld,
+  TEvent extends EventObject,
+  TSnapshot extends AnyMachineSnapshot = AnyMachineSnapshot,
+>(path: TestPath<AnyMachineSnapshot, TEvent>, driver: ReplayDriver<TWorld, TEvent, TSnapshot>): Promise<void> {
   let world: TWorld | undefined;
-  let prev: AnyMachineSnapshot | undefined;
+  let prev: TSnapshot | undefined;
   let pending: TEvent | undefined;
   const exec = async (step: { event: TEvent; state: AnyMachineSnapshot }) => {
     pending = step.event;
-    if (step.event.type === 'xstate.init') world = await driver.start(step.state);
+    if (step.event.type === 'xstate.init') world = await driver.start(step.state as TSnapshot);
     else await driver.exec(world!, prev!, step.event);
   };
   const types = new Set(['xstate.init', ...path.steps.map((step) => step.event.type)]);
@@ -438,14 +451,106 @@ export async function replay<TWorld, TEvent extends EventObject>(
       events: Object.fromEntries([...types].map((type) => [type, exec])) as never,
       states: {
         '*': async (snapshot) => {
-          await driver.check(world!, prev, pending!, snapshot);
-          prev = snapshot;
+          await driver.check(world!, prev, pending!, snapshot as TSnapshot);
+          prev = snapshot as TSnapshot;
         },
       },
     });
   } finally {
     if (world !== undefined) await driver.stop(world);
   }
+}
+
+/**
+ * Declares one test per planned path, named `` `${title} ${path.description}` ``,
+ * that {@link replay}s it with `driver`. Returns whether every one of them
+ * ran and passed (not so in a filtered run), for {@link expectFullCoverage}.
+ */
+export function replayEach<
+  TWorld,
+  TEvent extends EventObject,
+  TSnapshot extends AnyMachineSnapshot = AnyMachineSnapshot,
+>(
+  title: string,
+  paths: ReadonlyArray<TestPath<AnyMachineSnapshot, TEvent>>,
+  driver: ReplayDriver<TWorld, TEvent, TSnapshot>,
+): () => boolean {
+  let ran = 0;
+  for (const path of paths) {
+    it(`${title} ${path.description}`, async () => {
+      await replay(path, driver);
+      ran++;
+    });
+  }
+  return () => ran === paths.length;
+}
+
+/**
+ * Checks that `planned` takes every state node of `machine`, and every
+ * transition but those the plan left out on purpose (`notPlanned`, as given
+ * to {@link planPaths}): exactly those.
+ */
+export function expectPlanned(
+  machine: AnyStateMachine,
+  planned: Visited,
+  notPlanned: Record<string, string> = {},
+): void {
+  const transitions = [...new Set(transitionKeys(machine))];
+  expect([...planned.states].sort(), `state nodes of ${machine.id} the plan takes`).toEqual(
+    stateNodeIds(machine).sort(),
+  );
+  expect(
+    transitions.filter((t) => !planned.transitions.has(t)).sort(),
+    `transitions of ${machine.id} the plan leaves out`,
+  ).toEqual(Object.keys(notPlanned).sort());
+}
+
+/** Checks that the real actors took every state node and every transition of `machine`. */
+export function expectVisited(machine: AnyStateMachine, visited: Visited): void {
+  const transitions = [...new Set(transitionKeys(machine))];
+  expect([...visited.states].sort(), `state nodes of ${machine.id} the real actors took`).toEqual(
+    stateNodeIds(machine).sort(),
+  );
+  expect(
+    transitions.filter((t) => !visited.transitions.has(t)),
+    `transitions of ${machine.id} the real actors never took`,
+  ).toEqual([]);
+}
+
+/** `taken/all` state nodes and transitions of `machine`, for a test's summary line. */
+export function coverageCount(machine: AnyStateMachine, visited: Visited): string {
+  const states = stateNodeIds(machine);
+  const transitions = [...new Set(transitionKeys(machine))];
+  const count = (all: string[], seen: Set<string>) => `${all.filter((x) => seen.has(x)).length}/${all.length}`;
+  return `${count(states, visited.states)} state nodes, ${count(transitions, visited.transitions)} transitions`;
+}
+
+/**
+ * The check that ends every model-based test: the plan reaches every state
+ * node and every transition of `machine` (but `notPlanned`) and nothing of
+ * the model is left unplanned; and, when every path ran (`ranAll`, from
+ * {@link replayEach}), the real actors took every one of them. Then prints a
+ * summary line, `<label>: <model size>, <paths>; <coverage>`.
+ */
+export function expectFullCoverage(check: {
+  label: string;
+  machine: AnyStateMachine;
+  plan: Pick<Plan<EventObject>, 'planned' | 'unplanned' | 'size'> & { paths: { length: number } };
+  tracker: { visited: Visited };
+  notPlanned?: Record<string, string>;
+  ranAll: boolean;
+}): void {
+  const { machine, plan } = check;
+  // The plan reaches everything in the model...
+  expect(plan.unplanned, `what no planned path of ${machine.id} takes`).toEqual([]);
+  expectPlanned(machine, plan.planned, check.notPlanned);
+  // ...and the real actors took every one of them.
+  if (!check.ranAll) return; // a filtered run: not every path ran
+  expectVisited(machine, check.tracker.visited);
+  console.info(
+    `${check.label}: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
+      coverageCount(machine, check.tracker.visited),
+  );
 }
 
 /**
@@ -461,16 +566,11 @@ export function clientWorld<TMachine extends AnyStateMachine>(
 ) {
   const clock = new SimulatedClock();
   const [client, serverEnd] = memoryPair();
-  let open!: (t: Transport) => void;
-  let refuse!: (error: Error) => void;
-  const connection = new Promise<Transport>((resolve, reject) => {
-    open = resolve;
-    refuse = reject;
-  });
+  const connection = deferred<Transport>();
   const rtc = scriptedRtc();
   const emitted: ClientEmitted[] = [];
   const logic: AnyStateMachine = machine.provide({
-    actors: { signalling: fromTransport(() => connection, clientCodec()), rtc: rtc.logic },
+    actors: { signalling: fromTransport(() => connection.promise, clientCodec()), rtc: rtc.logic },
   });
   const actor = createActor(logic, { input, clock, inspect });
   actor.on('*', (event) => emitted.push(event as ClientEmitted));
@@ -486,10 +586,10 @@ export function clientWorld<TMachine extends AnyStateMachine>(
     /** The far ends of every data channel the scripted rtc opened. */
     channels: [] as Transport[],
     open() {
-      open(client);
+      connection.resolve(client);
       world.connected = true;
     },
-    refuse: (error: Error) => refuse(error),
+    refuse: (error: Error) => connection.reject(error),
     /** Events the actor emitted since the last call. */
     emitted: () => emitted.slice(read, (read = emitted.length)),
     /**

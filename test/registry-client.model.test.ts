@@ -26,13 +26,12 @@ import { fromTransport } from '../src/runtime.js';
 import type { Transport } from '../src/transport.js';
 import {
   coverageTracker,
+  expectFullCoverage,
   planPaths,
-  replay,
+  replayEach,
   scriptedRtc,
   settle,
-  stateNodeIds,
   stubTransport,
-  transitionKeys,
 } from './model-helpers.js';
 import { rawClient, type RawClient } from './registry-helpers.js';
 
@@ -564,36 +563,18 @@ async function check(w: World, prev: AnyMachineSnapshot | undefined, event: Mode
 }
 
 describe('registry client, model-based (scripted server, WebRTC and jobs)', () => {
-  let ran = 0;
-  for (const path of plan.paths) {
-    it(`the client ${path.description}`, async () => {
-      await replay(path, {
-        start: async () => {
-          const w = world();
-          await settle();
-          return w;
-        },
-        exec: (w, prev, event) => exec(w, prev, event),
-        check: (w, prev, event, next) => check(w, prev, event, next),
-        stop: (w) => void w.actor.stop(),
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the client', plan.paths, {
+    start: async () => {
+      const w = world();
+      await settle();
+      return w;
+    },
+    exec,
+    check,
+    stop: (w) => void w.actor.stop(),
+  });
 
   it('takes every state node and every transition of the client machine', () => {
-    const states = stateNodeIds(registryClient);
-    const transitions = [...new Set(transitionKeys(registryClient))];
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `registry client model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({ label: 'registry client model', machine: registryClient, plan, tracker, ranAll: ranAll() });
   });
 });

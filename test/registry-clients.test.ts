@@ -14,6 +14,7 @@ import { blobProvider, memoryProvider, type FileProvider } from '../machines/reg
 import type { FileEntry } from '../machines/registry/protocol.js';
 import { registryServe } from '../machines/registry/serve.machine.js';
 import { bytes, record, registryWorld, settle, type RegistryWorld } from './registry-helpers.js';
+import { deferred } from './socket-helpers.js';
 
 let world: RegistryWorld;
 afterEach(async () => {
@@ -139,14 +140,6 @@ describe('registry clients: lists', () => {
     expect(world.server.stats().peers).toBe(0);
   });
 });
-
-/** A promise the test settles. */
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
-  return { promise, resolve, reject };
-}
 
 /**
  * A provider over `files` whose sources stall after their first read until

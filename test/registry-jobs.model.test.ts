@@ -21,16 +21,9 @@ import { registryFetch, type FetchContext } from '../machines/registry/fetch.mac
 import type { FileProvider } from '../machines/registry/files.js';
 import { registryServe, type ServeContext } from '../machines/registry/serve.machine.js';
 import { ErrorCode, RtcError } from '../src/errors.js';
-import {
-  coverageTracker,
-  planPaths,
-  replay,
-  settle,
-  stateNodeIds,
-  stubTransport,
-  transitionKeys,
-} from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach, settle, stubTransport } from './model-helpers.js';
 import { bytes } from './registry-helpers.js';
+import { deferred } from './socket-helpers.js';
 
 const TIMING = { connectTimeout: 1000, responseTimeout: 2000, lingerTimeout: 3000 };
 /** Over one progress report (256 KiB): a first part reports progress, the rest completes. */
@@ -51,14 +44,6 @@ function describeWith(names: Map<ModelEvent, string>) {
       .slice(1)
       .map((s) => names.get(s.event) ?? s.event.type)
       .join(' → ')}`;
-}
-
-/** A promise the test settles when the path says. */
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
-  return { promise, resolve, reject };
 }
 
 /* ------------------------------------------------------------------------ */
@@ -266,28 +251,21 @@ async function fetchCheck(
 }
 
 describe('registry fetch, model-based (memory data channel, SimulatedClock)', () => {
-  let ran = 0;
-  for (const path of fetchPlan.paths) {
-    it(`the fetch ${path.description}`, async () => {
-      await replay(path, {
-        start: fetchWorld,
-        exec: fetchExec,
-        check: fetchCheck,
-        stop: (w) => void w.actor.stop(),
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the fetch', fetchPlan.paths, {
+    start: fetchWorld,
+    exec: fetchExec,
+    check: fetchCheck,
+    stop: (w) => void w.actor.stop(),
+  });
 
   it('takes every state node and every transition of the fetch machine', () => {
-    const states = stateNodeIds(registryFetch);
-    const transitions = [...new Set(transitionKeys(registryFetch))];
-    expect(fetchPlan.unplanned).toEqual([]);
-    expect([...fetchPlan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !fetchPlan.planned.transitions.has(t))).toEqual([]);
-    if (ran < fetchPlan.paths.length) return;
-    expect([...fetchTracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !fetchTracker.visited.transitions.has(t))).toEqual([]);
+    expectFullCoverage({
+      label: 'registry fetch model',
+      machine: registryFetch,
+      plan: fetchPlan,
+      tracker: fetchTracker,
+      ranAll: ranAll(),
+    });
   });
 });
 
@@ -505,27 +483,20 @@ async function serveCheck(
 }
 
 describe('registry serve, model-based (memory data channel, SimulatedClock)', () => {
-  let ran = 0;
-  for (const path of servePlan.paths) {
-    it(`the holder ${path.description}`, async () => {
-      await replay(path, {
-        start: serveWorld,
-        exec: serveExec,
-        check: serveCheck,
-        stop: (w) => void w.actor.stop(),
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the holder', servePlan.paths, {
+    start: serveWorld,
+    exec: serveExec,
+    check: serveCheck,
+    stop: (w) => void w.actor.stop(),
+  });
 
   it('takes every state node and every transition of the serve machine', () => {
-    const states = stateNodeIds(registryServe);
-    const transitions = [...new Set(transitionKeys(registryServe))];
-    expect(servePlan.unplanned).toEqual([]);
-    expect([...servePlan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !servePlan.planned.transitions.has(t))).toEqual([]);
-    if (ran < servePlan.paths.length) return;
-    expect([...serveTracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !serveTracker.visited.transitions.has(t))).toEqual([]);
+    expectFullCoverage({
+      label: 'registry serve model',
+      machine: registryServe,
+      plan: servePlan,
+      tracker: serveTracker,
+      ranAll: ranAll(),
+    });
   });
 });

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { type AnyActorRef, type AnyMachineSnapshot } from 'xstate';
 import type { FileEntry } from '../machines/registry/protocol.js';
 import { registrySession } from '../machines/registry/server.machine.js';
-import { coverageTracker, planPaths, replay, settle, stateNodeIds, transitionKeys } from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach, settle } from './model-helpers.js';
 import { register, registryTestbed, type Frame, type MemoryTestbed, type RawClient } from './registry-helpers.js';
 
 const CONNECT_TIMEOUT_MS = 1000;
@@ -262,32 +262,9 @@ async function check(w: World, prev: AnyMachineSnapshot | undefined, event: Mode
 }
 
 describe('registry server session, model-based (memory network, SimulatedClock)', () => {
-  let ran = 0;
-  for (const path of plan.paths) {
-    it(`the session ${path.description}`, async () => {
-      await replay(path, {
-        start: world,
-        exec: (w, prev, event) => exec(w, prev, event),
-        check: (w, prev, event, next) => check(w, prev, event, next),
-        stop: (w) => w.bed.close(),
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the session', plan.paths, { start: world, exec, check, stop: (w) => w.bed.close() });
 
   it('takes every state node and every transition of the session machine', () => {
-    const states = stateNodeIds(registrySession);
-    const transitions = [...new Set(transitionKeys(registrySession))];
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `registry session model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({ label: 'registry session model', machine: registrySession, plan, tracker, ranAll: ranAll() });
   });
 });

@@ -27,13 +27,12 @@ import { fromTransport } from '../src/runtime.js';
 import type { Transport } from '../src/transport.js';
 import {
   coverageTracker,
+  expectFullCoverage,
   planPaths,
-  replay,
+  replayEach,
   scriptedRtc,
   settle,
-  stateNodeIds,
   stubTransport,
-  transitionKeys,
 } from './model-helpers.js';
 
 const ME = 'the-client-under-test-01';
@@ -439,39 +438,27 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('workrooms client, model-based (scripted server and rtc, SimulatedClock)', () => {
-  let ran = 0;
-
-  for (const path of plan.paths) {
-    it(`the client ${path.description}`, async () => {
-      await replay(path, {
-        start: async () => {
-          const w = world();
-          await settle();
-          return w;
-        },
-        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: (w) => {
-          w.actor.stop();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the client', plan.paths, {
+    start: async () => {
+      const w = world();
+      await settle();
+      return w;
+    },
+    exec,
+    check,
+    stop: (w) => {
+      w.actor.stop();
+    },
+  });
 
   it('takes every state node and every transition of the client machine', () => {
-    const states = stateNodeIds(workroomsClient);
-    const transitions = [...new Set(transitionKeys(workroomsClient))];
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t)).sort()).toEqual(Object.keys(notPlanned));
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `client model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({
+      label: 'client model',
+      machine: workroomsClient,
+      plan,
+      tracker,
+      notPlanned,
+      ranAll: ranAll(),
+    });
   });
 });

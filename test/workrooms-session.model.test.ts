@@ -13,12 +13,11 @@
 import { describe, expect, it } from 'vitest';
 import { enqueueActions, SimulatedClock, type AnyActorRef, type AnyMachineSnapshot } from 'xstate';
 import type { StatePath } from '@xstate/graph';
-import { createMemoryNetwork } from '../adapters/memory/index.js';
 import { memoryRegistry } from '../machines/workrooms/registry.js';
 import { createWorkroomsServer } from '../machines/workrooms/server.js';
 import { workroomsSession, type SessionContext } from '../machines/workrooms/server.machine.js';
-import { serve } from '../src/runtime.js';
-import { coverageTracker, planPaths, replay, stateNodeIds, transitionKeys } from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach } from './model-helpers.js';
+import { servedInMemory } from './socket-helpers.js';
 import { rawClient, settle, type Frame, type RawClient } from './workrooms-helpers.js';
 
 const GRACE = 3000;
@@ -131,7 +130,6 @@ const tracker = coverageTracker((actor) => actor.id === 'conn:2');
 
 async function world() {
   const clock = new SimulatedClock();
-  const network = createMemoryNetwork();
   const registry = memoryRegistry();
   let session: AnyActorRef | undefined;
   const server = createWorkroomsServer({
@@ -145,9 +143,8 @@ async function world() {
       }
     },
   });
-  const listener = network.listen('workrooms');
-  serve(listener, server);
-  const connect = async () => rawClient(await network.connect('workrooms', { path: '/workrooms' }));
+  const served = servedInMemory(server, 'workrooms');
+  const connect = async () => rawClient(await served.open('/workrooms'));
   const mate = await connect();
   await mate.register(MATE);
   mate.send({ type: 'userprofile', detail: MATE_PROFILE });
@@ -156,10 +153,10 @@ async function world() {
   expect(session).toBeDefined();
   return {
     clock,
-    network,
+    network: served.network,
     registry,
     server,
-    listener,
+    served,
     mate,
     a,
     session: session!,
@@ -210,7 +207,7 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
       w.network.sever(w.a.transport);
       break;
     case 'session.takenOver': {
-      w.taker = rawClient(await w.network.connect('workrooms', { path: '/workrooms' }));
+      w.taker = rawClient(await w.served.open('/workrooms'));
       w.taker.send({
         type: 'register',
         detail: { sessionid: A, calls: prev.context.hasCall ? [{ callid: w.callid }] : [] },
@@ -363,36 +360,21 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('workrooms server session, model-based (memory network, SimulatedClock)', () => {
-  let ran = 0;
-
-  for (const path of plan.paths) {
-    it(`the session ${path.description}`, async () => {
-      await replay(path, {
-        start: () => world(),
-        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: async (w) => {
-          await w.server.close();
-          await w.listener.close();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the session', plan.paths, {
+    start: () => world(),
+    exec,
+    check,
+    stop: (w) => w.served.close(),
+  });
 
   it('takes every state node and every transition of the session machine', () => {
-    const states = stateNodeIds(workroomsSession);
-    const transitions = [...new Set(transitionKeys(workroomsSession))];
-    expect(plan.unplanned).toEqual([]);
-    expect([...plan.planned.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t)).sort()).toEqual(Object.keys(notPlanned));
-    if (ran < plan.paths.length) return; // a filtered run: not every path ran
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `session model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ` +
-        `${transitions.filter((t) => tracker.visited.transitions.has(t)).length}/${transitions.length} transitions`,
-    );
+    expectFullCoverage({
+      label: 'session model',
+      machine: workroomsSession,
+      plan,
+      tracker,
+      notPlanned,
+      ranAll: ranAll(),
+    });
   });
 });
