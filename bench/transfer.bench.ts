@@ -61,7 +61,7 @@ const SIZE = Math.round(mib * 1024 * 1024);
 const backends = (readOption('backends') ?? 'werift,node-datachannel').split(',').map((b) => b.trim()) as Backend[];
 for (const b of backends) if (!(b in BACKENDS)) throw new Error(`unknown backend ${b}: werift or node-datachannel`);
 const TIMEOUT = Number(readOption('timeout') ?? 300) * 1000;
-const ROUNDS = Math.max(1, Math.round(Number(readOption('rounds') ?? 2)));
+const ROUNDS = Math.max(1, Math.round(Number(readOption('rounds') ?? 3)));
 
 /** `size` pseudo-random bytes (xorshift), the same for every run. */
 function payload(size: number): Uint8Array {
