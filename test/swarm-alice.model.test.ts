@@ -19,7 +19,7 @@ import { CHUNK_SIZE } from '../machines/filedrop/chunks.js';
 import { sha256Hex } from '../machines/filedrop/files.js';
 import { swarmAlice, type AliceContext, type AliceInput } from '../machines/swarm/alice.machine.js';
 import { memoryStore, type ResourceStore } from '../machines/swarm/store.js';
-import { coverageTracker, planPaths, replay, settle, stateNodeIds, transitionKeys } from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach, settle } from './model-helpers.js';
 import { bytes, rawChannel, type Frame, type RawChannel } from './swarm-helpers.js';
 
 const DATA = bytes(CHUNK_SIZE + 100, 12);
@@ -319,33 +319,10 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('swarm alice, model-based (memory links, SimulatedClock)', () => {
-  let ran = 0;
-  for (const path of plan.paths) {
-    it(`alice ${path.description}`, async () => {
-      await replay(path, {
-        start: (initial) => world(initial as ModelSnapshot),
-        exec: (w, prev, event) => exec(w, prev as ModelSnapshot, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: (w) => {
-          w.actor.stop();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('alice', plan.paths, { start: world, exec, check, stop: (w) => void w.actor.stop() });
 
   it('takes every state node and every transition of alice', () => {
-    const states = stateNodeIds(swarmAlice);
-    const transitions = [...new Set(transitionKeys(swarmAlice))];
-    expect(plan.unplanned).toEqual([]);
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual(Object.keys(notPlanned));
-    if (ran < plan.paths.length) return; // a filtered run
-    // The real actors took every transition, the unplanned one included.
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `alice model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${states.length} state nodes, ${transitions.length} transitions`,
-    );
+    // The real actors take every transition, the unplanned one included.
+    expectFullCoverage({ label: 'alice model', machine: swarmAlice, plan, tracker, notPlanned, ranAll: ranAll() });
   });
 });

@@ -19,7 +19,7 @@ import { CHUNK_SIZE } from '../machines/filedrop/chunks.js';
 import { sha256Hex } from '../machines/filedrop/files.js';
 import { swarmBob, type BobContext, type BobReserve } from '../machines/swarm/bob.machine.js';
 import { memoryStore, type ResourceStore } from '../machines/swarm/store.js';
-import { coverageTracker, planPaths, replay, settle, stateNodeIds, transitionKeys } from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach, settle } from './model-helpers.js';
 import { bytes, rawChannel, type Frame, type RawChannel } from './swarm-helpers.js';
 
 const DATA = bytes(3 * CHUNK_SIZE + 7, 5);
@@ -145,7 +145,7 @@ function world() {
 }
 type World = ReturnType<typeof world>;
 
-async function exec(w: World, event: ModelEvent) {
+async function exec(w: World, _prev: ModelSnapshot, event: ModelEvent) {
   switch (event.type) {
     case 'upload.done':
       w.gated.release(false);
@@ -215,32 +215,9 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('swarm bob, model-based (memory link)', () => {
-  let ran = 0;
-  for (const path of plan.paths) {
-    it(`bob: ${path.description}`, async () => {
-      await replay(path, {
-        start: () => world(),
-        exec: (w, _prev, event) => exec(w, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: (w) => {
-          w.actor.stop();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('bob:', plan.paths, { start: world, exec, check, stop: (w) => void w.actor.stop() });
 
   it('takes every state node and every transition of bob', () => {
-    const states = stateNodeIds(swarmBob);
-    const transitions = [...new Set(transitionKeys(swarmBob))];
-    expect(plan.unplanned).toEqual([]);
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `bob model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${states.length} state nodes, ${transitions.length} transitions`,
-    );
+    expectFullCoverage({ label: 'bob model', machine: swarmBob, plan, tracker, ranAll: ranAll() });
   });
 });

@@ -1,60 +1,29 @@
-import { createMemoryNetwork, type MemoryNetwork } from '../adapters/memory/index.js';
-import { webSocketTransport } from '../adapters/websocket/node.js';
-import { startServer } from '../cli/server.js';
+import type { MemoryNetwork } from '../adapters/memory/index.js';
 import { memoryRegistry, type MatchRegistry } from '../machines/swarm/registry.js';
 import { createSwarmServer, type SwarmServer, type SwarmServerOptions } from '../machines/swarm/server.js';
-import { serve } from '../src/runtime.js';
-import type { CloseInfo, Transport } from '../src/transport.js';
+import type { Transport } from '../src/transport.js';
+import {
+  rawSocket,
+  servedInMemory,
+  servedOnSocket,
+  settle as settleRounds,
+  until as untilWithin,
+  type RawSocket,
+} from './socket-helpers.js';
 
-/** A frame as the server sends it, parsed. */
+export { bytes } from './socket-helpers.js';
+
+/** A frame as the server sends it, parsed: swarm's always carry a `detail`. */
 export interface Frame {
   type: string;
   detail: Record<string, unknown>;
 }
 
 /** A hand-driven swarm client speaking raw JSON frames, for server tests. */
-export interface RawClient {
-  readonly transport: Transport;
-  send(frame: unknown): void;
-  /** The next frame from the server (fails after `ms` if none comes). */
-  next(ms?: number): Promise<Frame>;
-  /** Frames received and not yet taken with `next`. */
-  readonly inbox: Frame[];
-  readonly closed: Promise<CloseInfo>;
-}
+export type RawClient = RawSocket<Frame>;
 
 export function rawClient(transport: Transport): RawClient {
-  const inbox: Frame[] = [];
-  const waiters: Array<(frame: Frame) => void> = [];
-  transport.on('message', (frame) => {
-    const parsed = JSON.parse(frame as string) as Frame;
-    const waiter = waiters.shift();
-    if (waiter) waiter(parsed);
-    else inbox.push(parsed);
-  });
-  const closed = new Promise<CloseInfo>((resolve) => transport.on('close', resolve));
-  return {
-    transport,
-    inbox,
-    closed,
-    send: (frame: unknown) =>
-      transport.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : JSON.stringify(frame)),
-    next(ms = 2000) {
-      const queued = inbox.shift();
-      if (queued) return Promise.resolve(queued);
-      return new Promise<Frame>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(done), 1);
-          reject(new Error(`no frame within ${ms} ms`));
-        }, ms);
-        const done = (frame: Frame) => {
-          clearTimeout(timer);
-          resolve(frame);
-        };
-        waiters.push(done);
-      });
-    },
-  };
+  return rawSocket<Frame>(transport);
 }
 
 export interface Testbed {
@@ -69,69 +38,44 @@ export interface MemoryTestbed extends Testbed {
   network: MemoryNetwork;
 }
 
+/** Opens a raw client with `open`, and sends `i_am` as `clientId` (unless undefined). */
+async function introduced(open: () => Promise<Transport>, clientId: string | undefined): Promise<RawClient> {
+  const client = rawClient(await open());
+  if (clientId !== undefined) client.send({ type: 'i_am', detail: { client_id: clientId } });
+  return client;
+}
+
 /** A swarm server on a memory network. */
 export function swarmTestbed(options: SwarmServerOptions = {}): MemoryTestbed {
-  const network = createMemoryNetwork();
   const registry = options.registry ?? memoryRegistry();
   const server = createSwarmServer({ registry, ...options });
-  const listener = network.listen('swarm');
-  serve(listener, server);
+  const served = servedInMemory(server, 'swarm');
   return {
-    network,
+    network: served.network,
     registry,
     server,
-    async connect(clientId) {
-      const client = rawClient(await network.connect('swarm', { path: '/swarm' }));
-      if (clientId !== undefined) client.send({ type: 'i_am', detail: { client_id: clientId } });
-      return client;
-    },
-    async close() {
-      await server.close();
-      await listener.close();
-    },
+    connect: (clientId) => introduced(() => served.open('/swarm'), clientId),
+    close: served.close,
   };
 }
 
 /** The real `signalbox serve` stack (http + ws) on 127.0.0.1 port 0, swarm at `/swarm`. */
 export async function swarmSocketTestbed(options: SwarmServerOptions = {}): Promise<Testbed> {
   const registry = options.registry ?? memoryRegistry();
-  const running = await startServer({ port: 0, host: '127.0.0.1', swarm: { registry, ...options } });
+  const served = await servedOnSocket({ swarm: { registry, ...options } });
   return {
     registry,
-    server: running.swarm,
-    async connect(clientId) {
-      const client = rawClient(await webSocketTransport(`ws://127.0.0.1:${running.address.port}/swarm`));
-      if (clientId !== undefined) client.send({ type: 'i_am', detail: { client_id: clientId } });
-      return client;
-    },
-    close: () => running.close(),
+    server: served.running.swarm,
+    connect: (clientId) => introduced(() => served.open('/swarm'), clientId),
+    close: served.close,
   };
 }
 
-/** Lets queued deliveries run. */
-export async function settle(rounds = 5): Promise<void> {
-  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
-}
+/** Lets queued deliveries run (five rounds unless told). */
+export const settle = (rounds = 5): Promise<void> => settleRounds(rounds);
 
-/** Waits until `check` holds (real time, for sockets), failing after `ms`. */
-export async function until(check: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** Deterministic pseudo-random bytes. */
-export function bytes(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
+/** Waits until `check` holds (real time, for sockets), failing after `ms` (two seconds unless told). */
+export const until = (check: () => boolean, ms = 2000): Promise<void> => untilWithin(check, ms);
 
 // ---- peers in memory -------------------------------------------------------------
 

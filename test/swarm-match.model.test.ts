@@ -21,13 +21,12 @@ import { ErrorCode, RtcError } from '../src/errors.js';
 import type { Transport } from '../src/transport.js';
 import {
   coverageTracker,
+  expectFullCoverage,
   planPaths,
-  replay,
+  replayEach,
   scriptedRtc,
   settle,
-  stateNodeIds,
   stubTransport,
-  transitionKeys,
   type RtcScript,
 } from './model-helpers.js';
 
@@ -182,7 +181,7 @@ function world() {
 }
 type World = ReturnType<typeof world>;
 
-async function exec(w: World, event: ModelEvent) {
+async function exec(w: World, _prev: ModelSnapshot, event: ModelEvent) {
   const script = w.script()!;
   switch (event.type) {
     case 'rtc.description':
@@ -306,32 +305,9 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
 }
 
 describe('swarm match, model-based (scripted WebRTC, a parent for the peer)', () => {
-  let ran = 0;
-  for (const path of plan.paths) {
-    it(`the match: ${path.description}`, async () => {
-      await replay(path, {
-        start: () => world(),
-        exec: (w, _prev, event) => exec(w, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: (w) => {
-          w.actor.stop();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the match:', plan.paths, { start: world, exec, check, stop: (w) => void w.actor.stop() });
 
   it('takes every state node and every transition of the match', () => {
-    const states = stateNodeIds(swarmMatch);
-    const transitions = [...new Set(transitionKeys(swarmMatch))];
-    expect(plan.unplanned).toEqual([]);
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `match model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${states.length} state nodes, ${transitions.length} transitions`,
-    );
+    expectFullCoverage({ label: 'match model', machine: swarmMatch, plan, tracker, ranAll: ranAll() });
   });
 });

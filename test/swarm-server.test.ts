@@ -169,7 +169,7 @@ const cases: Case[] = [
   {
     name: 'an extra key next to type and detail',
     frame: { type: 'requesting_peers', detail: { context_id: 'x' }, to: 'all' },
-    error: { code: 'ERR_INVALID_FIELD' },
+    error: { code: 'ERR_INVALID_FIELD', message: 'requesting_peers: unexpected key `to` next to type and detail' },
   },
   {
     name: 'a context_id over 128 characters',

@@ -18,11 +18,10 @@
 import { describe, expect, it } from 'vitest';
 import { assign, setup, SimulatedClock, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine } from 'xstate';
 import type { StatePath } from '@xstate/graph';
-import { createMemoryNetwork } from '../adapters/memory/index.js';
 import { createSwarmServer } from '../machines/swarm/server.js';
 import { swarmSession } from '../machines/swarm/server.machine.js';
-import { serve } from '../src/runtime.js';
-import { coverageTracker, planPaths, replay, settle, stateNodeIds, transitionKeys } from './model-helpers.js';
+import { coverageTracker, expectFullCoverage, planPaths, replayEach, settle } from './model-helpers.js';
+import { servedInMemory } from './socket-helpers.js';
 import { rawClient, type Frame, type RawClient } from './swarm-helpers.js';
 
 const INTRO_MS = 1000;
@@ -183,7 +182,6 @@ const tracker = coverageTracker((actor) => actor.id === A);
 
 async function world() {
   const clock = new SimulatedClock();
-  const network = createMemoryNetwork();
   const ids = ['session-w', 'session-v', A];
   let session: AnyActorRef | undefined;
   const server = createSwarmServer({
@@ -198,11 +196,10 @@ async function world() {
       }
     },
   });
-  const listener = network.listen('swarm');
-  serve(listener, server);
+  const served = servedInMemory(server, 'swarm');
   /** A client that offers or answers at once. */
   const partner = async (clientId: string, ctx: string) => {
-    const client = rawClient(await network.connect('swarm'));
+    const client = rawClient(await served.open('/swarm'));
     client.transport.on('message', (frame) => {
       const { type } = JSON.parse(frame as string) as Frame;
       if (type === 'requesting_offer') {
@@ -218,16 +215,16 @@ async function world() {
   w.send({ type: 'requesting_peers', detail: { context_id: 'w1' } });
   const v = await partner('late', 'v1');
   await settle();
-  const a = rawClient(await network.connect('swarm'));
+  const a = rawClient(await served.open('/swarm'));
   await settle();
   expect(server.stats()).toEqual({ connections: 3, pending: 1, matches: 0 });
-  return { clock, network, server, listener, a, w, v, session: session! };
+  return { clock, network: served.network, server, close: served.close, a, w, v, session: session! };
 }
 type World = Awaited<ReturnType<typeof world>>;
 
 const take = (client: RawClient) => client.inbox.splice(0);
 
-async function exec(world: World, event: ModelEvent) {
+async function exec(world: World, _prev: ModelSnapshot, event: ModelEvent) {
   switch (event.type) {
     case 'signalling.error':
       world.a.send(event.frame);
@@ -380,33 +377,9 @@ async function check(world: World, prev: ModelSnapshot | undefined, event: Model
 }
 
 describe('swarm server session, model-based (memory network, SimulatedClock)', () => {
-  let ran = 0;
-  for (const path of plan.paths) {
-    it(`the session: ${path.description}`, async () => {
-      await replay(path, {
-        start: () => world(),
-        exec: (w, _prev, event) => exec(w, event),
-        check: (w, prev, event, next) => check(w, prev as ModelSnapshot | undefined, event, next as ModelSnapshot),
-        stop: async (w) => {
-          await w.server.close();
-          await w.listener.close();
-        },
-      });
-      ran++;
-    });
-  }
+  const ranAll = replayEach('the session:', plan.paths, { start: world, exec, check, stop: (w) => w.close() });
 
   it('takes every state node and every transition of the session machine', () => {
-    const states = stateNodeIds(swarmSession);
-    const transitions = [...new Set(transitionKeys(swarmSession))];
-    expect(plan.unplanned).toEqual([]);
-    expect(transitions.filter((t) => !plan.planned.transitions.has(t))).toEqual([]);
-    if (ran < plan.paths.length) return; // a filtered run
-    expect([...tracker.visited.states].sort()).toEqual([...states].sort());
-    expect(transitions.filter((t) => !tracker.visited.transitions.has(t))).toEqual([]);
-    console.info(
-      `swarm session model: ${plan.size.states} states, ${plan.size.edges} edges, ${plan.paths.length} paths; ` +
-        `${tracker.visited.states.size}/${states.length} state nodes, ${transitions.length} transitions`,
-    );
+    expectFullCoverage({ label: 'swarm session model', machine: swarmSession, plan, tracker, ranAll: ranAll() });
   });
 });

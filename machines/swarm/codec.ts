@@ -1,8 +1,8 @@
 import * as v from 'valibot';
-import { parseJson, textOf, type Codec } from '../../src/codec.js';
+import type { Codec } from '../../src/codec.js';
+import { checkDetail, knownType, parseEnvelope } from '../../src/envelope.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import type { Message } from '../../src/message.js';
-import type { Frame } from '../../src/transport.js';
 import { CHUNK_HEADER, CHUNK_SIZE, decodeChunk } from '../filedrop/chunks.js';
 import {
   clientMessageTypes,
@@ -65,31 +65,17 @@ const peerDetails: Record<PeerMessageType, v.GenericSchema> = {
   }),
 };
 
-function envelope(frame: Frame, max: number): { type: string; detail: unknown } {
-  const value = parseJson(textOf(frame, max));
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ProtocolError(ErrorCode.MalformedFrame, 'frame must be a JSON object { type, detail }');
-  }
-  const { type, detail, ...rest } = value as Record<string, unknown>;
-  if (typeof type !== 'string' || type.length === 0) {
-    throw new ProtocolError(ErrorCode.InvalidField, '`type` must be a non-empty string');
-  }
-  const extra = Object.keys(rest)[0];
-  if (extra !== undefined) {
-    throw new ProtocolError(ErrorCode.InvalidField, `${type.slice(0, 64)}: unexpected key \`${extra.slice(0, 64)}\``);
-  }
-  return { type, detail };
-}
+/** Types only the server sends: a client sending one is refused as not permitted, not as unknown. */
+const serverOnlyTypes = serverMessageTypes.filter((type) => !(clientMessageTypes as readonly string[]).includes(type));
 
-function check(schemas: Record<string, v.GenericSchema>, type: string, detail: unknown): unknown {
-  if (!Object.hasOwn(schemas, type)) {
-    throw new ProtocolError(ErrorCode.UnknownMessage, `unknown message type \`${type.slice(0, 64)}\``);
-  }
-  const result = v.safeParse(schemas[type]!, detail ?? {});
-  if (result.success) return result.output;
-  const issue = result.issues[0];
-  const key = issue.path?.map((item) => String(item.key)).join('.');
-  throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail${key ? `.${key}` : ''}\`: ${issue.message}`);
+/** The `detail` of a message of a type `schemas` knows, checked; a missing `detail` is checked as `{}`. */
+function check(
+  schemas: Record<string, v.GenericSchema>,
+  type: string,
+  detail: unknown,
+  serverOnly: readonly string[] = [],
+): unknown {
+  return checkDetail(schemas[knownType(type, schemas, serverOnly)]!, type, detail ?? {});
 }
 
 const encode = (message: Message): string => JSON.stringify({ type: message.type, detail: message.detail });
@@ -109,11 +95,8 @@ export function serverCodec(options: SwarmCodecOptions = {}): Codec<ClientMessag
   const max = options.maxFrameSize ?? 65536;
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
-      if ((serverMessageTypes as readonly string[]).includes(type) && !clientMessageTypes.includes(type as never)) {
-        throw new ProtocolError(ErrorCode.NotPermitted, `\`${type}\` is sent by the server only`);
-      }
-      return { type, detail: check(clientDetails, type, detail) } as ClientMessage;
+      const { type, detail } = parseEnvelope(frame, max);
+      return { type, detail: check(clientDetails, type, detail, serverOnlyTypes) } as ClientMessage;
     },
     encode,
   };
@@ -131,7 +114,7 @@ export function clientCodec(options: SwarmCodecOptions = {}): Codec<ServerMessag
   const max = options.maxFrameSize ?? 1 << 20;
   return {
     decode(frame) {
-      const { type, detail } = envelope(frame, max);
+      const { type, detail } = parseEnvelope(frame, max);
       return { type, detail: check(serverDetails, type, detail) } as ServerMessage;
     },
     encode,
@@ -169,7 +152,7 @@ export function peerCodec(options: SwarmCodecOptions = {}): Codec<PeerMessage | 
         }
         return { type: 'chunk', detail: chunk };
       }
-      const { type, detail } = envelope(frame, max);
+      const { type, detail } = parseEnvelope(frame, max);
       return { type, detail: check(peerDetails, type, detail) } as PeerMessage;
     },
     encode,

@@ -83,8 +83,3 @@ export class SwarmError extends SignalboxError {
     this.misses = options.misses ?? [];
   }
 }
-
-/** A library error code named by a remote (the server, a peer), or `fallback` for one we do not know. */
-export function errorCodeOf(code: string, fallback: ErrorCode = ErrorCode.InvalidField): ErrorCode {
-  return (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : fallback;
-}

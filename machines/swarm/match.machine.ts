@@ -1,8 +1,9 @@
 import { assign, sendParent, sendTo, setup, type ErrorActorEvent } from 'xstate';
+import { errorCodeOf } from '../../src/errors.js';
 import { missingActor } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import { errorCodeOf, SwarmError } from './errors.js';
+import { SwarmError } from './errors.js';
 import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
 
 export const RTC_HINT =

@@ -1,10 +1,10 @@
 import { enqueueActions, setup, type ActorRefFrom, type AnyActorRef, type DoneActorEvent } from 'xstate';
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
 import { swarmAlice, type AliceInput, type AliceOutput } from './alice.machine.js';
 import { swarmBob, type BobInput, type BobReserve, type ReserveResult } from './bob.machine.js';
-import { errorCodeOf, SwarmError, type Miss } from './errors.js';
+import { SwarmError, type Miss } from './errors.js';
 import { linkChannel, sendFrame, type LinkEvent, type LinkRef } from './link.js';
 import {
   swarmMatch,

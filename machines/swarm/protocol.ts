@@ -1,4 +1,4 @@
-import type { Message } from '../../src/message.js';
+import type { Message, MessageOf } from '../../src/message.js';
 
 /**
  * The swarm protocol (seed 000): a matchmaking server pairs clients over
@@ -67,8 +67,7 @@ export type ServerMessage =
 export type ClientMessageType = ClientMessage['type'];
 export type ServerMessageType = ServerMessage['type'];
 
-/** Narrows a message union to one type. */
-export type MessageOf<M extends Message, T extends M['type']> = Extract<M, { type: T }>;
+export type { MessageOf } from '../../src/message.js';
 
 /** Every message type a client may send, in the seed's order. */
 export const clientMessageTypes: readonly ClientMessageType[] = [
