@@ -5,6 +5,7 @@ import {
   checkDirectory,
   DEFAULT_FILEDROP_SERVER,
   DEFAULT_ICE_SERVERS,
+  iceServers,
   iceServerUrls,
   receiveFile,
   sendFile,
@@ -96,11 +97,11 @@ export async function main(argv: string[], out: { write(text: string): void } = 
     let server, ice;
     try {
       server = serverUrl(values.server ?? DEFAULT_FILEDROP_SERVER);
-      ice = values['ice-server'] && iceServerUrls(values['ice-server']);
+      ice = values['ice-server'] ? iceServerUrls(values['ice-server']) : iceServers();
     } catch (error) {
       return usage((error as Error).message);
     }
-    const options = { server, webrtc, out, ...(ice && { iceServers: ice }) };
+    const options = { server, webrtc, out, iceServers: ice };
     if (command === 'send') return sendFile(operand, options);
     const dir = values.out ?? '.';
     const problem = await checkDirectory(dir);

@@ -34,7 +34,12 @@ export const DEFAULT_ICE_SERVERS: readonly string[] = ['stun:stun.l.google.com:1
  */
 export function iceServers(env: Record<string, string | undefined> = process.env): Array<{ urls: string }> {
   const value = env.SIGNALBOX_ICE_SERVERS;
-  return value === undefined ? DEFAULT_ICE_SERVERS.map((urls) => ({ urls })) : iceServerUrls(value.split(','));
+  if (value === undefined) return DEFAULT_ICE_SERVERS.map((urls) => ({ urls }));
+  try {
+    return iceServerUrls(value.split(','));
+  } catch (error) {
+    throw new Error(`SIGNALBOX_ICE_SERVERS: ${(error as Error).message}`);
+  }
 }
 
 /**

@@ -14,11 +14,11 @@ let server: SignalboxServer;
 let dir: string;
 let url: string;
 
-function run(args: string[]) {
+function run(args: string[], env: Record<string, string> = {}) {
   // No STUN server: the test stays on this machine.
   const child = spawn(process.execPath, [...TSX, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SIGNALBOX_ICE_SERVERS: '' },
+    env: { ...process.env, SIGNALBOX_ICE_SERVERS: '', ...env },
   });
   const stdout: string[] = [];
   const lineWaiters: Array<(line: string) => void> = [];
@@ -103,7 +103,15 @@ describe('signalbox send / receive', () => {
     ]);
     expect(iceServerUrls(['none'])).toEqual([]);
     expect(() => iceServerUrls(['http://a.example'])).toThrow(/must be a stun: or turn: URL, got "http:\/\/a.example"/);
-    expect(() => iceServers({ SIGNALBOX_ICE_SERVERS: 'nope' })).toThrow(/got "nope"/);
+    expect(() => iceServers({ SIGNALBOX_ICE_SERVERS: 'nope' })).toThrow(/^SIGNALBOX_ICE_SERVERS: .*got "nope"/);
+  });
+
+  it('exits 2, before connecting, when SIGNALBOX_ICE_SERVERS is not a list of stun:/turn: URLs', async () => {
+    const child = run(['receive', 'ABCD2345', '--out', dir, '--server', url], { SIGNALBOX_ICE_SERVERS: 'nope' });
+    expect(await child.exited).toBe(2);
+    expect(child.stderr()).toMatch(
+      /^signalbox: SIGNALBOX_ICE_SERVERS: an ICE server must be a stun: or turn: URL, got "nope"/,
+    );
   });
 
   it('fails with exit code 1 and a clear message for a code nobody holds', async () => {

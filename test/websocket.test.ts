@@ -143,6 +143,15 @@ describe('webSocketServer and webSocketTransport', () => {
     live.close();
   });
 
+  it('refuses a heartbeatInterval that is not a positive number, saying what it takes', async () => {
+    const { http, stop } = await startHttp();
+    cleanup.push(stop);
+    for (const heartbeatInterval of [0, -5, Number.NaN])
+      expect(() => webSocketServer({ server: http, path: '/x', heartbeatInterval })).toThrow(
+        /heartbeatInterval must be a positive number of ms or false/,
+      );
+  });
+
   it('sends no pings with heartbeatInterval: false', async () => {
     const clock = new SimulatedClock();
     const { servers, url } = await serve({ path: '/quiet', heartbeatInterval: false, clock });

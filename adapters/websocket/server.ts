@@ -164,6 +164,11 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
 
   // One timer for every connection: each round cuts off the silent and pings the rest.
   const heartbeat = init.heartbeatInterval ?? 30_000;
+  if (heartbeat !== false && !(Number.isFinite(heartbeat) && heartbeat > 0)) {
+    throw new RangeError(
+      `webSocketServer(): heartbeatInterval must be a positive number of ms or false, got ${heartbeat}`,
+    );
+  }
   const clock: Clock = init.clock ?? globalThis;
   const silent = new Set<WebSocket>();
   let beat: unknown;
