@@ -237,6 +237,20 @@ describe('swarm server: bad input gets a typed error and the connection stays us
     expect(bob.inbox).toEqual([]);
   });
 
+  it('draws another session id when the generator repeats one, and refuses the connection when it cannot find one', async () => {
+    const ids = ['s1', 's1', 's2', 's2'];
+    bed = swarmTestbed({ generateId: () => ids.shift() ?? 's2' });
+    const a = await bed.connect('a');
+    const b = await bed.connect('b');
+    await settle();
+    expect([...bed.server.sessions.keys()]).toEqual(['s1', 's2']);
+    const c = await bed.connect(); // refused at once: no i_am to send
+    await settle();
+    expect(c.transport.isOpen).toBe(false);
+    expect(a.transport.isOpen && b.transport.isOpen).toBe(true);
+    expect(bed.server.stats().connections).toBe(2);
+  });
+
   it('caps the requests one connection may have waiting', async () => {
     bed = swarmTestbed({ maxRequests: 3 });
     const client = await bed.connect('greedy');

@@ -84,12 +84,12 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
     sessions: host.sessions,
     accept(transport: Transport, _info: ConnectionInfo) {
       if (!host.admits(transport)) return;
-      const id = generateId();
-      if (host.sessions.has(id) || router.has(id)) {
-        log.error('session id taken', { protocol: 'swarm', session: id });
-        transport.close(1011, 'server error');
-        return;
-      }
+      const id = host.claimId(transport, {
+        generate: generateId,
+        claim: (candidate) => !host.sessions.has(candidate) && !router.has(candidate),
+        protocol: 'swarm',
+      });
+      if (id === undefined) return;
       const services: SessionServices = { router, registry, transport, log, maxRequests, introTimeout, matchTimeout };
       host.start(id, transport, { id, services });
     },
