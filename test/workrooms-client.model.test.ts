@@ -340,7 +340,13 @@ function expectedFrames(prev: ModelSnapshot | undefined, event: ModelEvent, next
       return control(prev) === 'registering' ? [{ type: 'userprofile', detail: PROFILE }] : [];
     case 'rtc.description': {
       const { description } = event as Extract<ModelEvent, { type: 'rtc.description' }>;
-      return [{ type: description.type, detail: { callid: label!, peerid: PEER[label!]!, sdp } }];
+      // The browser's form, `{ type, sdp }`.
+      return [
+        {
+          type: description.type,
+          detail: { callid: label!, peerid: PEER[label!]!, sdp: { type: description.type, sdp } },
+        },
+      ];
     }
     case 'rtc.candidate':
       return [{ type: 'ice', detail: { callid: label!, peerid: PEER[label!]!, candidate } }];

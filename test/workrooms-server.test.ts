@@ -535,12 +535,35 @@ const cases: Array<{ name: string; who: Who; frame: (ids: Ids) => unknown; reply
     }),
   },
   {
-    name: 'ice with a candidate that is not an object',
+    name: 'ice without a candidate',
     who: 'b',
-    frame: ({ a, callid }) => ({ type: 'ice', detail: { callid, peerid: a, candidate: 'candidate:1' } }),
+    frame: ({ a, callid }) => ({ type: 'ice', detail: { callid, peerid: a } }),
     reply: () => ({
       type: 'error',
       detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^ice: `detail.candidate`/), event: 'ice' },
+    }),
+  },
+  {
+    name: 'an offer nested thousands deep (JSON.stringify would overflow the stack relaying it)',
+    who: 'a',
+    frame: ({ b, callid }) =>
+      `{"type":"offer","detail":{"callid":"${callid}","peerid":"${b}","sdp":${'['.repeat(5000)}${']'.repeat(5000)}}}`,
+    reply: () => ({
+      type: 'error',
+      detail: { code: 'ERR_INVALID_FIELD', message: 'offer: `detail`: nested deeper than 16', event: 'offer' },
+    }),
+  },
+  {
+    name: 'an answer whose peerid is not an id',
+    who: 'b',
+    frame: ({ callid }) => ({ type: 'answer', detail: { callid, peerid: 7, sdp: { type: 'answer', sdp: 'v=0' } } }),
+    reply: () => ({
+      type: 'error',
+      detail: {
+        code: 'ERR_INVALID_FIELD',
+        message: expect.stringMatching(/^answer: `detail.peerid`/),
+        event: 'answer',
+      },
     }),
   },
   {

@@ -226,13 +226,13 @@ describe('workroomsClient transitions', () => {
     expect(inb.snapshot.context.calls[CALL]!.peerid).toBe(PEER);
   });
 
-  it('relays its rtc child’s description and candidates for that call to the other side', () => {
+  it('relays its rtc child’s description ({ type, sdp }, the browser’s form) and candidates for that call to the other side', () => {
     const offer = run(workroomsClient, input, [
       registered(),
       outbound,
       { type: 'rtc.description', label: CALL, description: { type: 'offer', sdp } },
     ]);
-    expect(offer.sent).toEqual([msg('offer', { callid: CALL, peerid: PEER, sdp })]);
+    expect(offer.sent).toEqual([msg('offer', { callid: CALL, peerid: PEER, sdp: { type: 'offer', sdp } })]);
     const ice = run(workroomsClient, input, [
       registered(),
       outbound,
@@ -263,6 +263,96 @@ describe('workroomsClient transitions', () => {
     ]);
     expect(stranger.sentTo).toEqual([]);
   });
+
+  it('reads a description as SDP text or { type, sdp }, and a candidate as an init, a line or null', () => {
+    const forms: Array<[unknown, unknown]> = [
+      [
+        msg('answer', { callid: CALL, peerid: PEER, sdp: { type: 'answer', sdp } }),
+        { type: 'rtc.remoteDescription', description: { type: 'answer', sdp } },
+      ],
+      [
+        msg('answer', { callid: CALL, peerid: PEER, sdp: { sdp } }),
+        { type: 'rtc.remoteDescription', description: { type: 'answer', sdp } },
+      ],
+      [
+        msg('ice', { callid: CALL, peerid: PEER, candidate: candidate.candidate }),
+        { type: 'rtc.remoteCandidate', candidate: { candidate: candidate.candidate, sdpMLineIndex: 0 } },
+      ],
+      [
+        msg('ice', { callid: CALL, peerid: PEER, candidate: { ...candidate, sdpMLineIndex: null, extra: 1 } }),
+        { type: 'rtc.remoteCandidate', candidate: { ...candidate, sdpMLineIndex: null } },
+      ],
+    ];
+    for (const [event, command] of forms) {
+      const step = run(workroomsClient, input, [registered(), outbound, event]);
+      expect(step.sentTo).toEqual([{ to: `call:${CALL}`, event: command }]);
+      expect(step.emitted).toEqual([]);
+    }
+    // The end of candidates: nothing to hand on, and the call goes on.
+    for (const end of [null, '', { candidate: '', sdpMid: '0' }]) {
+      const step = run(workroomsClient, input, [
+        registered(),
+        outbound,
+        msg('ice', { callid: CALL, peerid: PEER, candidate: end }),
+      ]);
+      expect(step.sentTo).toEqual([]);
+      expect(step.emitted).toEqual([]);
+      expect(Object.keys(step.snapshot.context.calls)).toEqual([CALL]);
+    }
+  });
+
+  const unreadable: Array<[string, unknown, string]> = [
+    ['offer', { callid: CALL, peerid: PEER, sdp: 42 }, '`detail.sdp` must be SDP text or { type, sdp }, got a number'],
+    ['offer', { callid: CALL, peerid: PEER, sdp: '' }, '`detail.sdp` is empty'],
+    ['offer', { callid: CALL, peerid: PEER }, '`detail.sdp` must be SDP text or { type, sdp }, got nothing'],
+    [
+      'answer',
+      { callid: CALL, peerid: PEER, sdp: { type: 'offer', sdp } },
+      '`detail.sdp.type` must be "answer" in an answer, got "offer"',
+    ],
+    [
+      'answer',
+      { callid: CALL, peerid: PEER, sdp: { type: 'answer' } },
+      '`detail.sdp.sdp` must be SDP text, got nothing',
+    ],
+    [
+      'ice',
+      { callid: CALL, peerid: PEER, candidate: [candidate] },
+      '`detail.candidate` must be an RTCIceCandidateInit, a candidate line or null, got an array',
+    ],
+    [
+      'ice',
+      { callid: CALL, peerid: PEER, candidate: { sdpMid: '0' } },
+      '`detail.candidate.candidate` must be a string, got nothing',
+    ],
+    [
+      'ice',
+      { callid: CALL, peerid: PEER, candidate: { ...candidate, sdpMLineIndex: -1 } },
+      '`detail.candidate.sdpMLineIndex` must be a whole number ≥ 0 or null, got -1',
+    ],
+    [
+      'ice',
+      { callid: CALL, peerid: PEER, candidate: { ...candidate, sdpMid: 0 } },
+      '`detail.candidate.sdpMid` must be a string or null, got a number',
+    ],
+  ];
+  for (const [type, detail, problem] of unreadable) {
+    it(`ends the call on ${type} it cannot read (${problem.split(' ')[0]}): error naming the field, hangup, rtc child stopped`, () => {
+      const step = run(workroomsClient, input, [registered(), outbound, msg(type, detail)]);
+      expect(step.emitted).toEqual([
+        {
+          type: 'error',
+          detail: { code: 'ERR_INVALID_FIELD', message: `${type}: ${problem}; call ${CALL} ended`, event: type },
+        },
+        { type: 'hangup', detail: { callid: CALL, sessionid: PEER, reason: 'failed' } },
+      ]);
+      expect(step.sent).toEqual([msg('hangup', { calls: [{ callid: CALL }] })]);
+      expect(step.stopped).toEqual([`call:${CALL}`]);
+      expect(step.sentTo).toEqual([]);
+      expect(step.snapshot.context.calls).toEqual({});
+      expect(step.snapshot.value).toEqual({ active: { online: 'ready' } });
+    });
+  }
 
   it('ends a call on end: hangup to the server, the rtc child stopped, hangup emitted', () => {
     const step = run(workroomsClient, input, [registered(), outbound, { type: 'end', callids: [CALL] }]);

@@ -1,16 +1,22 @@
-import { assign, emit, enqueueActions, setup } from 'xstate';
+import { assertEvent, assign, emit, enqueueActions, setup, type ErrorActorEvent } from 'xstate';
 import { ErrorCode, errorCodeOf, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
-import type { RtcIceCandidateInit, RtcMediaTrackLike } from '../../src/rtc/types.js';
+import type { RtcMediaTrackLike } from '../../src/rtc/types.js';
 import type { Transport } from '../../src/transport.js';
 import {
   CLOSE_TAKEN_OVER,
   generateId,
+  isUnreadable,
+  readCandidate,
+  readDescription,
   type CallInfo,
   type ClientMessage,
   type DirectoryEntry,
   type MessageOf,
+  type RelayType,
+  type SentIceRelay,
+  type SentSdpRelay,
   type ServerMessage,
   type UserProfiles,
 } from './protocol.js';
@@ -122,9 +128,26 @@ export const rtcId = (callid: string) => `call:${callid}`;
 
 const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
 
-type CallEvent = Extract<ClientEvent, { type: 'call' }>;
-type EndEvent = Extract<ClientEvent, { type: 'end' }>;
-type RtcEvent<T extends RtcEmitted['type']> = Extract<RtcEmitted, { type: T }>;
+type ServerDetail<T extends ServerMessage['type']> = MessageOf<ServerMessage, T>['detail'];
+type SignallingClosed = Extract<SignallingEvent, { type: 'signalling.closed' }>;
+
+// Transitions whose action is given what it reads from their event (see the setup's `actions`).
+const recordError = {
+  type: 'recordError',
+  params: ({ event }: { event: SignallingClosed | MessageOf<ServerMessage, 'error'> }) => ({ error: errorFrom(event) }),
+} as const;
+const recordCrash = {
+  type: 'recordError',
+  params: ({ event }: { event: ErrorActorEvent }) => ({ error: errorFrom(event) }),
+} as const;
+const sendCall = {
+  type: 'sendCall',
+  params: ({ event }: { event: Extract<ClientCommand, { type: 'call' }> }) => ({ to: event.to }),
+} as const;
+const sendSearch = {
+  type: 'sendSearch',
+  params: ({ event }: { event: Extract<ClientCommand, { type: 'search' }> }) => ({ search: event.search }),
+} as const;
 
 /**
  * A workrooms client: it registers its `sessionid` (and, after a reconnect,
@@ -155,17 +178,23 @@ export const workroomsClient = setup({
   },
   guards: {
     canReconnect: ({ context }) => context.attempts < context.reconnectAttempts,
-    isAboutRegister: ({ event }) => (event as MessageOf<ServerMessage, 'error'>).detail.event === 'register',
+    isAboutRegister: ({ event }) => {
+      assertEvent(event, 'error');
+      return event.detail.event === 'register';
+    },
     /**
      * The server refused a `hangup`: this client names only calls it holds, so
      * the server had just ended them (the other side's hangup crossed ours).
      */
     isHangupRace: ({ event }) => {
-      const { code, event: about } = (event as MessageOf<ServerMessage, 'error'>).detail;
+      assertEvent(event, 'error');
+      const { code, event: about } = event.detail;
       return about === 'hangup' && code === ErrorCode.NotPermitted;
     },
-    isTakenOver: ({ event }) =>
-      (event as Extract<SignallingEvent, { type: 'signalling.closed' }>).info.code === CLOSE_TAKEN_OVER,
+    isTakenOver: ({ event }) => {
+      assertEvent(event, 'signalling.closed');
+      return event.info.code === CLOSE_TAKEN_OVER;
+    },
   },
   actions: {
     sendRegister: enqueueActions(({ context, enqueue }) => {
@@ -173,8 +202,7 @@ export const workroomsClient = setup({
       const calls = Object.values(context.calls).map(({ info: { userprofiles: _, ...call } }) => call);
       enqueue.sendTo('signalling', send({ type: 'register', detail: { sessionid: context.sessionid, calls } }));
     }),
-    registered: enqueueActions(({ context, event, enqueue }) => {
-      const { sessionid, calls: restored } = (event as MessageOf<ServerMessage, 'registered'>).detail;
+    registered: enqueueActions(({ context, enqueue }, { sessionid, calls: restored }: ServerDetail<'registered'>) => {
       enqueue.assign({ attempts: 0 });
       // Calls the server no longer has are over (it also says so with `hangup`).
       for (const call of Object.values(context.calls)) {
@@ -183,16 +211,14 @@ export const workroomsClient = setup({
       if (context.profile) enqueue.sendTo('signalling', send({ type: 'userprofile', detail: context.profile }));
       enqueue.emit({ type: 'registered', detail: { sessionid, calls: restored } });
     }),
-    sendCall: enqueueActions(({ event, enqueue }) => {
-      enqueue.sendTo('signalling', send({ type: 'call', detail: { to: (event as CallEvent).to } }));
+    sendCall: enqueueActions(({ enqueue }, { to }: { to: string }) => {
+      enqueue.sendTo('signalling', send({ type: 'call', detail: { to } }));
     }),
-    sendSearch: enqueueActions(({ event, enqueue }) => {
-      const { search } = event as Extract<ClientEvent, { type: 'search' }>;
+    sendSearch: enqueueActions(({ enqueue }, { search }: { search: string }) => {
       enqueue.sendTo('signalling', send({ type: 'autocomplete', detail: { search } }));
     }),
     /** `profile`: keeps the profile, and sends it when `send` (registered); one the server would refuse is refused here. */
-    takeProfile: enqueueActions(({ event, enqueue }, { send: now }: { send: boolean }) => {
-      const { profile } = event as Extract<ClientEvent, { type: 'profile' }>;
+    takeProfile: enqueueActions(({ enqueue }, { profile, send: now }: { profile: UserProfiles; send: boolean }) => {
       const problem = profileError(profile);
       if (problem !== undefined) {
         // Kept, a profile that cannot be encoded would crash the signalling connection after every register.
@@ -206,8 +232,8 @@ export const workroomsClient = setup({
       if (now) enqueue.sendTo('signalling', send({ type: 'userprofile', detail: profile }));
     }),
     /** `end`: drops the calls here, and tells the server when `tell` (online). */
-    endCalls: enqueueActions(({ context, event, enqueue }, { tell }: { tell: boolean }) => {
-      hangUp(enqueue, context, (event as EndEvent).callids, tell);
+    endCalls: enqueueActions(({ context, enqueue }, { callids, tell }: { callids: string[]; tell: boolean }) => {
+      hangUp(enqueue, context, callids, tell);
     }),
     endAll: enqueueActions(({ context, enqueue }, { tell }: { tell: boolean }) => {
       hangUp(enqueue, context, Object.keys(context.calls), tell);
@@ -216,12 +242,12 @@ export const workroomsClient = setup({
     dropAll: enqueueActions(({ context, enqueue }) => {
       for (const callid of Object.keys(context.calls)) dropCall(enqueue, context, callid, 'failed');
     }),
-    remoteHangup: enqueueActions(({ context, event, enqueue }) => {
-      const { calls } = (event as MessageOf<ServerMessage, 'hangup'>).detail;
+    remoteHangup: enqueueActions(({ context, enqueue }, { calls }: ServerDetail<'hangup'>) => {
       for (const callid of new Set(calls.map((call) => call.callid))) dropCall(enqueue, context, callid, 'remote');
     }),
     addCall: enqueueActions(({ context, event, enqueue }) => {
-      const { type, detail } = event as MessageOf<ServerMessage, 'outboundcall' | 'inboundcall'>;
+      assertEvent(event, ['outboundcall', 'inboundcall']);
+      const { type, detail } = event;
       if (context.calls[detail.callid]) return;
       const role = type === 'outboundcall' ? 'offerer' : 'answerer';
       const peerid = role === 'offerer' ? detail.tosessionid : detail.fromsessionid;
@@ -233,43 +259,73 @@ export const workroomsClient = setup({
       });
       enqueue.emit({ type, detail });
     }),
+    /** Sends what a call's rtc child made to the other side, in the browser's form: `{ type, sdp }`, `RTCIceCandidateInit`. */
     relaySignal: enqueueActions(({ context, event, enqueue }) => {
-      const e = event as RtcEvent<'rtc.description' | 'rtc.candidate'>;
-      const call = context.calls[e.label];
+      assertEvent(event, ['rtc.description', 'rtc.candidate']);
+      const call = context.calls[event.label];
       if (!call) return;
-      const base = { callid: e.label, peerid: call.peerid };
+      const base = { callid: event.label, peerid: call.peerid };
       enqueue.sendTo(
         'signalling',
         send(
-          e.type === 'rtc.candidate'
-            ? { type: 'ice', detail: { ...base, candidate: e.candidate } }
-            : { type: e.description.type, detail: { ...base, sdp: e.description.sdp } },
+          event.type === 'rtc.candidate'
+            ? { type: 'ice', detail: { ...base, candidate: event.candidate } satisfies SentIceRelay }
+            : {
+                type: event.description.type,
+                detail: {
+                  ...base,
+                  sdp: { type: event.description.type, sdp: event.description.sdp },
+                } satisfies SentSdpRelay,
+              },
         ),
       );
     }),
+    /**
+     * Hands a relayed `offer`, `answer` or `ice` of one of this client's calls
+     * to its rtc child, read in any form the other side may send (see
+     * `readDescription`, `readCandidate`); the end of candidates needs nothing.
+     * One it cannot read ends the call (`hangup`, reason `failed`, and the
+     * server is told) with an `error` event naming the field: the connection
+     * could not be made without it.
+     */
     applySignal: enqueueActions(({ context, event, enqueue }) => {
-      const { type, detail } = event as MessageOf<ServerMessage, 'offer' | 'answer' | 'ice'>;
+      assertEvent(event, ['offer', 'answer', 'ice']);
+      const { type, detail } = event;
       const call = context.calls[detail.callid];
       if (!call || call.peerid !== detail.peerid) return;
+      const read = type === 'ice' ? readCandidate(detail.candidate) : readDescription(type, detail.sdp);
+      if (isUnreadable(read)) {
+        enqueue.emit({
+          type: 'error',
+          detail: {
+            code: ErrorCode.InvalidField,
+            message: `${type}: \`${read.field}\` ${read.problem}; call ${detail.callid} ended`,
+            event: type,
+          },
+        });
+        dropCall(enqueue, context, detail.callid, 'failed');
+        enqueue.sendTo('signalling', send({ type: 'hangup', detail: { calls: [{ callid: detail.callid }] } }));
+        return;
+      }
+      if (read === null) return;
       enqueue.sendTo(
         rtcId(detail.callid),
-        (type === 'ice'
-          ? { type: 'rtc.remoteCandidate', candidate: (detail as { candidate: RtcIceCandidateInit }).candidate }
-          : {
-              type: 'rtc.remoteDescription',
-              description: { type, sdp: (detail as { sdp: string }).sdp },
-            }) satisfies RtcCommand,
+        ('sdp' in read
+          ? { type: 'rtc.remoteDescription', description: read }
+          : { type: 'rtc.remoteCandidate', candidate: read }) satisfies RtcCommand,
       );
     }),
     callOpen: enqueueActions(({ context, event, enqueue }) => {
-      const { label, transport } = event as RtcEvent<'rtc.open'>;
+      assertEvent(event, 'rtc.open');
+      const { label, transport } = event;
       const call = context.calls[label];
       if (!call) return;
       enqueue.assign({ calls: { ...context.calls, [label]: { ...call, transport } } });
       enqueue.emit({ type: 'connected', detail: { callid: label, peerid: call.peerid, transport } });
     }),
     callTrack: enqueueActions(({ context, event, enqueue }) => {
-      const { label, track, streams } = event as RtcEvent<'rtc.track'>;
+      assertEvent(event, 'rtc.track');
+      const { label, track, streams } = event;
       const call = context.calls[label];
       if (call) enqueue.emit({ type: 'track', detail: { callid: label, peerid: call.peerid, track, streams } });
     }),
@@ -284,16 +340,11 @@ export const workroomsClient = setup({
       dropCall(enqueue, context, callid, event.type === 'rtc.closed' ? 'remote' : 'failed');
       if (tell) enqueue.sendTo('signalling', send({ type: 'hangup', detail: { calls: [{ callid }] } }));
     }),
-    reportResults: emit(({ event }) => ({
-      type: 'autocomplete' as const,
-      detail: (event as MessageOf<ServerMessage, 'autocomplete'>).detail,
-    })),
-    reportServerError: emit(({ event }) => ({
-      type: 'error' as const,
-      detail: (event as MessageOf<ServerMessage, 'error'>).detail,
-    })),
+    reportResults: emit((_, detail: ServerDetail<'autocomplete'>) => ({ type: 'autocomplete' as const, detail })),
+    reportServerError: emit((_, detail: ServerDetail<'error'>) => ({ type: 'error' as const, detail })),
     reportBadFrame: emit(({ event }) => {
-      const { error } = event as Extract<SignallingEvent, { type: 'signalling.error' }>;
+      assertEvent(event, 'signalling.error');
+      const { error } = event;
       return {
         type: 'error' as const,
         detail: { code: error.code, message: `the server sent a bad frame: ${error.message}` },
@@ -311,7 +362,7 @@ export const workroomsClient = setup({
       enqueue.assign({ attempts: context.attempts + 1 });
       enqueue.emit({ type: 'disconnected', detail: { attempt: context.attempts + 1 } });
     }),
-    recordError: assign({ error: ({ event }) => errorFrom(event) }),
+    recordError: assign((_, { error }: { error: SignalboxError }) => ({ error })),
     recordTimeout: assign({
       error: ({ context }) =>
         new SignalboxError(
@@ -341,7 +392,7 @@ export const workroomsClient = setup({
         'rtc.failed': { actions: { type: 'callFailed', params: { tell: false } } },
         'rtc.closed': { actions: { type: 'callFailed', params: { tell: false } } },
         'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: false } } },
-        end: { actions: { type: 'endCalls', params: { tell: false } } },
+        end: { actions: { type: 'endCalls', params: ({ event }) => ({ callids: event.callids, tell: false }) } },
         leave: { target: 'left', actions: { type: 'endAll', params: { tell: false } } },
       },
       initial: 'online',
@@ -351,25 +402,25 @@ export const workroomsClient = setup({
           on: {
             'signalling.closed': [
               // Another connection registered our sessionid: reconnecting would only take it back, and so on.
-              { guard: 'isTakenOver', target: '#workroomsClient.failed', actions: 'recordError' },
+              { guard: 'isTakenOver', target: '#workroomsClient.failed', actions: recordError },
               { guard: 'canReconnect', target: 'reconnecting', actions: 'countAttempt' },
-              { target: '#workroomsClient.failed', actions: 'recordError' },
+              { target: '#workroomsClient.failed', actions: recordError },
             ],
             'xstate.error.actor.signalling': [
               { guard: 'canReconnect', target: 'reconnecting', actions: 'countAttempt' },
-              { target: '#workroomsClient.failed', actions: 'recordError' },
+              { target: '#workroomsClient.failed', actions: recordCrash },
             ],
             'signalling.error': { actions: 'reportBadFrame' },
             error: [
-              { guard: 'isAboutRegister', target: '#workroomsClient.failed', actions: 'recordError' },
+              { guard: 'isAboutRegister', target: '#workroomsClient.failed', actions: recordError },
               // The call is over either way: not worth an error event.
               { guard: 'isHangupRace' },
-              { actions: 'reportServerError' },
+              { actions: { type: 'reportServerError', params: ({ event }) => event.detail } },
             ],
             outboundcall: { actions: 'addCall' },
             inboundcall: { actions: 'addCall' },
-            hangup: { actions: 'remoteHangup' },
-            autocomplete: { actions: 'reportResults' },
+            hangup: { actions: { type: 'remoteHangup', params: ({ event }) => event.detail } },
+            autocomplete: { actions: { type: 'reportResults', params: ({ event }) => event.detail } },
             offer: { actions: 'applySignal' },
             answer: { actions: 'applySignal' },
             ice: { actions: 'applySignal' },
@@ -378,8 +429,10 @@ export const workroomsClient = setup({
             'rtc.failed': { actions: { type: 'callFailed', params: { tell: true } } },
             'rtc.closed': { actions: { type: 'callFailed', params: { tell: true } } },
             'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: true } } },
-            end: { actions: { type: 'endCalls', params: { tell: true } } },
-            profile: { actions: { type: 'takeProfile', params: { send: true } } },
+            end: { actions: { type: 'endCalls', params: ({ event }) => ({ callids: event.callids, tell: true }) } },
+            profile: {
+              actions: { type: 'takeProfile', params: ({ event }) => ({ profile: event.profile, send: true }) },
+            },
             leave: '.leaving',
           },
           initial: 'registering',
@@ -393,17 +446,19 @@ export const workroomsClient = setup({
                 ],
               },
               on: {
-                registered: { target: 'ready', actions: 'registered' },
+                registered: { target: 'ready', actions: { type: 'registered', params: ({ event }) => event.detail } },
                 // Kept until registered, when the profile goes out anyway.
-                profile: { actions: { type: 'takeProfile', params: { send: false } } },
-                call: { actions: 'sendCall' },
-                search: { actions: 'sendSearch' },
+                profile: {
+                  actions: { type: 'takeProfile', params: ({ event }) => ({ profile: event.profile, send: false }) },
+                },
+                call: { actions: sendCall },
+                search: { actions: sendSearch },
               },
             },
             ready: {
               on: {
-                call: { actions: 'sendCall' },
-                search: { actions: 'sendSearch' },
+                call: { actions: sendCall },
+                search: { actions: sendSearch },
               },
             },
             // What the server must hear goes out before leaving `online` stops the signalling actor.
@@ -419,7 +474,9 @@ export const workroomsClient = setup({
           on: {
             call: { actions: 'refuseOffline' },
             search: { actions: 'refuseOffline' },
-            profile: { actions: { type: 'takeProfile', params: { send: false } } },
+            profile: {
+              actions: { type: 'takeProfile', params: ({ event }) => ({ profile: event.profile, send: false }) },
+            },
           },
         },
       },
@@ -480,26 +537,30 @@ export function checkedProfile(profile: UserProfiles | undefined): UserProfiles 
   return profile;
 }
 
-/** The error a client stops with. */
-export function errorFrom(event: ClientEvent | { type: string; error?: unknown }): SignalboxError {
+/** The error a client stops with: its connection closed, the server refused `register`, or the signalling actor crashed. */
+export function errorFrom(
+  event: SignallingClosed | MessageOf<ServerMessage, 'error'> | ErrorActorEvent,
+): SignalboxError {
   if (event.type === 'signalling.closed') {
-    const e = event as Extract<SignallingEvent, { type: 'signalling.closed' }>;
-    if (e.info.code === CLOSE_TAKEN_OVER) {
+    if (event.info.code === CLOSE_TAKEN_OVER) {
       return new SignalboxError(
         ErrorCode.Cancelled,
         'another connection registered this sessionid and took the session over (close 4001)',
       );
     }
     return (
-      e.error ??
-      new TransportError(ErrorCode.TransportClosed, `signalling closed (${e.info.code} ${e.info.reason})`.trim())
+      event.error ??
+      new TransportError(
+        ErrorCode.TransportClosed,
+        `signalling closed (${event.info.code} ${event.info.reason})`.trim(),
+      )
     );
   }
   if (event.type === 'error') {
-    const { code, message } = (event as MessageOf<ServerMessage, 'error'>).detail;
+    const { code, message } = event.detail;
     return new ProtocolError(errorCodeOf(code), `the server refused register: ${message}`);
   }
-  const error = (event as { error?: unknown }).error;
+  const { error } = event;
   if (error instanceof SignalboxError) return error;
   return new TransportError(ErrorCode.ConnectFailed, error instanceof Error ? error.message : String(error), {
     cause: error,

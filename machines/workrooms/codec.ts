@@ -5,6 +5,8 @@ import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import {
   clientMessageTypes,
   isId,
+  relayTypes,
+  type RelayType,
   serverOnlyTypes,
   type ClientMessage,
   type ClientMessageType,
@@ -25,6 +27,8 @@ export const MAX_PROFILES = 8;
 export const MAX_SEARCH = 128;
 /** Deepest nesting of objects and arrays in one `userprofile` (`{ github: {…} }` is 2). */
 export const MAX_PROFILE_DEPTH = 16;
+/** Deepest nesting of objects and arrays in the `detail` of one `offer`, `answer` or `ice` (`{ sdp: { type, sdp } }` is 2). */
+export const MAX_RELAY_DEPTH = 16;
 /** Largest `userprofile`, in characters of its JSON: the server sends it to every caller and searcher. */
 export const MAX_PROFILE_SIZE = 16384;
 
@@ -59,17 +63,19 @@ const profiles = v.pipe(
     `larger than ${MAX_PROFILE_SIZE} characters of JSON`,
   ),
 );
-const candidate = v.object({
-  candidate: v.string(),
-  sdpMid: v.optional(v.nullable(v.string())),
-  sdpMLineIndex: v.optional(v.nullable(v.pipe(v.number(), v.safeInteger(), v.minValue(0)))),
-  usernameFragment: v.optional(v.nullable(v.string())),
-});
-const sdp = v.pipe(v.string(), v.minLength(1));
+// Relays: the server needs callid and peerid to route; `sdp` and `candidate`
+// (and any other key) are the two clients' business and go through as sent.
+// Only their nesting is bounded: the relay is re-encoded with JSON.stringify,
+// which recurses.
+const relay = (payload: 'sdp' | 'candidate') =>
+  v.pipe(
+    v.looseObject({ callid: id, peerid: id, [payload]: v.unknown() }),
+    v.check((value) => depthOf(value, MAX_RELAY_DEPTH) <= MAX_RELAY_DEPTH, `nested deeper than ${MAX_RELAY_DEPTH}`),
+  );
 const calls = <T extends v.GenericSchema>(item: T, min: number) =>
   v.pipe(v.array(item), v.minLength(min), v.maxLength(MAX_CALLS, `at most ${MAX_CALLS} calls`));
 
-// Clients: strict objects, a stray key is an error. `register`'s calls are the
+// Clients: strict objects, a stray key is an error (but for the relays, above). `register`'s calls are the
 // client's copies of outboundcall / inboundcall: only `callid` matters.
 const clientDetails: Record<ClientMessageType, v.GenericSchema> = {
   register: v.strictObject({
@@ -91,9 +97,9 @@ const clientDetails: Record<ClientMessageType, v.GenericSchema> = {
     // The seed's form carries `results`; a client need not fill them, and they are ignored.
     results: v.optional(v.array(v.unknown())),
   }),
-  offer: v.strictObject({ callid: id, peerid: id, sdp }),
-  answer: v.strictObject({ callid: id, peerid: id, sdp }),
-  ice: v.strictObject({ callid: id, peerid: id, candidate }),
+  offer: relay('sdp'),
+  answer: relay('sdp'),
+  ice: relay('candidate'),
 };
 
 // The server's frames: unknown extra keys are ignored (forward compatible).
@@ -108,11 +114,14 @@ const serverDetails: Record<ServerMessageType, v.GenericSchema> = {
     search: text,
     results: v.array(v.object({ sessionid: text, userprofiles: profiles })),
   }),
-  offer: v.object({ callid: text, peerid: text, sdp }),
-  answer: v.object({ callid: text, peerid: text, sdp }),
-  ice: v.object({ callid: text, peerid: text, candidate }),
+  // Read (both forms) by the client machine, which ends the call on one it cannot use.
+  offer: v.object({ callid: text, peerid: text, sdp: v.unknown() }),
+  answer: v.object({ callid: text, peerid: text, sdp: v.unknown() }),
+  ice: v.object({ callid: text, peerid: text, candidate: v.unknown() }),
   error: v.object({ code: text, message: text, event: v.optional(text) }),
 };
+
+const isRelay = (type: string): type is RelayType => (relayTypes as readonly string[]).includes(type);
 
 /** A `detail` checked with its schema; keys of the path are quoted to 64 characters. */
 function check(schema: v.GenericSchema, type: string, detail: unknown): unknown {
@@ -159,7 +168,10 @@ export class WorkroomsDecodeError extends ProtocolError {
  * field by field (valibot). It rejects server-only and unknown types, wrong,
  * missing or extra fields, ids that are not 22–64 URL-safe characters, and
  * frames over `maxFrameSize`, each with a {@link ProtocolError} whose code
- * the session sends back in `error`.
+ * the session sends back in `error`. The relays (`offer`, `answer`, `ice`)
+ * are checked only for what routing needs (`callid`, `peerid`), the presence
+ * of `sdp` / `candidate`, and nesting: their payload and any other key of
+ * `detail` pass as sent.
  *
  * @example
  * ```ts
@@ -174,7 +186,9 @@ export function serverCodec(options: WorkroomsCodecOptions = {}): Codec<ClientMe
       const { type, detail } = parseEnvelope(frame, max);
       const event = knownType(type, clientMessageTypes, serverOnlyTypes);
       try {
-        return { type, detail: check(clientDetails[event], type, detail) } as ClientMessage;
+        const checked = check(clientDetails[event], type, detail);
+        // A relay goes on as it came: the parsed detail itself, not the schema's copy.
+        return { type, detail: isRelay(event) ? detail : checked } as ClientMessage;
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
         throw new WorkroomsDecodeError(error.code, error.message, event);

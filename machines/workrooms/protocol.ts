@@ -1,5 +1,5 @@
 import type { Message } from '../../src/message.js';
-import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
+import type { RtcIceCandidateInit, RtcSessionDescription } from '../../src/rtc/types.js';
 
 /**
  * What a `sessionid` or a `callid` looks like: 22 to 64 characters of the
@@ -74,18 +74,143 @@ export interface DirectoryEntry {
   userprofiles: UserProfiles;
 }
 
-/** `offer` / `answer` detail. `peerid` is the other side: the recipient when a client sends, the sender when the server relays. */
+/**
+ * `offer` / `answer` detail. `peerid` is the other side: the recipient when a
+ * client sends, the sender when the server relays.
+ *
+ * `sdp` is relayed as it was sent, whatever JSON it holds: a signalbox client
+ * sends the browser's form, `{ type, sdp }` (what `JSON.stringify(pc.localDescription)`
+ * gives); other clients send the SDP text alone. The receiving client reads
+ * both ({@link readDescription}). Other keys of `detail` are relayed too.
+ */
 export interface SdpRelay {
   callid: string;
   peerid: string;
-  sdp: string;
+  sdp: unknown;
 }
 
-/** `ice` detail; `peerid` as in {@link SdpRelay}. */
+/**
+ * `ice` detail; `peerid` as in {@link SdpRelay}. `candidate` is relayed as it
+ * was sent: a signalbox client sends an `RTCIceCandidateInit`; other clients
+ * send the candidate line alone, or `null` for the end of candidates (the
+ * browser's last `icecandidate` event). The receiving client reads all three
+ * ({@link readCandidate}).
+ */
 export interface IceRelay {
   callid: string;
   peerid: string;
+  candidate: unknown;
+}
+
+/** What a signalbox client sends in `offer` / `answer`: the browser's form. */
+export interface SentSdpRelay extends SdpRelay {
+  sdp: RtcSessionDescription;
+}
+
+/** What a signalbox client sends in `ice`: an `RTCIceCandidateInit`. */
+export interface SentIceRelay extends IceRelay {
   candidate: RtcIceCandidateInit;
+}
+
+/** Why a relayed `sdp` or `candidate` cannot be used: the field, and what is wrong with it. */
+export interface UnreadableField {
+  /** Where, as the other side sent it: `detail.sdp`, `detail.sdp.type`, `detail.candidate.candidate`, … */
+  field: string;
+  problem: string;
+}
+
+const describeValue = (value: unknown) =>
+  value === undefined
+    ? 'nothing'
+    : value === null
+      ? 'null'
+      : Array.isArray(value)
+        ? 'an array'
+        : typeof value === 'object'
+          ? 'an object'
+          : `a ${typeof value}`;
+
+/**
+ * Reads the `sdp` of a relayed `offer` / `answer` (`type`) in either form:
+ * the SDP text, or `{ type, sdp }` whose `type` must match the message. An
+ * empty SDP, a mismatched type or anything else is {@link UnreadableField}.
+ *
+ * @example
+ * ```ts
+ * readDescription('offer', 'v=0…'); // { type: 'offer', sdp: 'v=0…' }
+ * readDescription('offer', { type: 'offer', sdp: 'v=0…' }); // { type: 'offer', sdp: 'v=0…' }
+ * readDescription('offer', { type: 'answer', sdp: 'v=0…' });
+ * // { field: 'detail.sdp.type', problem: 'must be "offer" in an offer, got "answer"' }
+ * ```
+ */
+export function readDescription(type: 'offer' | 'answer', value: unknown): RtcSessionDescription | UnreadableField {
+  if (typeof value === 'string') {
+    return value.length > 0 ? { type, sdp: value } : { field: 'detail.sdp', problem: 'is empty' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { field: 'detail.sdp', problem: `must be SDP text or { type, sdp }, got ${describeValue(value)}` };
+  }
+  const { type: kind, sdp } = value as { type?: unknown; sdp?: unknown };
+  if (kind !== undefined && kind !== type) {
+    return { field: 'detail.sdp.type', problem: `must be "${type}" in an ${type}, got ${JSON.stringify(kind)}` };
+  }
+  if (typeof sdp !== 'string' || sdp.length === 0) {
+    return { field: 'detail.sdp.sdp', problem: `must be SDP text, got ${describeValue(sdp)}` };
+  }
+  return { type, sdp };
+}
+
+/**
+ * Reads the `candidate` of a relayed `ice` in any of its forms: an
+ * `RTCIceCandidateInit`, the candidate line alone, or `null` / `""` / an init
+ * whose `candidate` is `""` (the end of candidates: `null` comes back). A
+ * lone line carries no m-line: it is taken as the first one's
+ * (`sdpMLineIndex: 0`), where a bundled connection gathers all of them.
+ *
+ * @example
+ * ```ts
+ * readCandidate({ candidate: 'candidate:1 1 udp …', sdpMid: '0' }); // the same object
+ * readCandidate('candidate:1 1 udp …'); // { candidate: 'candidate:1 1 udp …', sdpMLineIndex: 0 }
+ * readCandidate(null); // null
+ * readCandidate(42); // { field: 'detail.candidate', problem: '…' }
+ * ```
+ */
+export function readCandidate(value: unknown): RtcIceCandidateInit | null | UnreadableField {
+  if (value === null || value === '') return null;
+  if (typeof value === 'string') return { candidate: value, sdpMLineIndex: 0 };
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    return {
+      field: 'detail.candidate',
+      problem: `must be an RTCIceCandidateInit, a candidate line or null, got ${describeValue(value)}`,
+    };
+  }
+  const init = value as Record<string, unknown>;
+  if (typeof init.candidate !== 'string') {
+    return { field: 'detail.candidate.candidate', problem: `must be a string, got ${describeValue(init.candidate)}` };
+  }
+  if (init.candidate === '') return null;
+  for (const key of ['sdpMid', 'usernameFragment'] as const) {
+    if (init[key] !== undefined && init[key] !== null && typeof init[key] !== 'string') {
+      return { field: `detail.candidate.${key}`, problem: `must be a string or null, got ${describeValue(init[key])}` };
+    }
+  }
+  const index = init.sdpMLineIndex;
+  if (index !== undefined && index !== null && !(Number.isSafeInteger(index) && (index as number) >= 0)) {
+    return {
+      field: 'detail.candidate.sdpMLineIndex',
+      problem: `must be a whole number ≥ 0 or null, got ${JSON.stringify(index)}`,
+    };
+  }
+  const candidate: RtcIceCandidateInit = { candidate: init.candidate };
+  if (init.sdpMid !== undefined) candidate.sdpMid = init.sdpMid as string | null;
+  if (index !== undefined) candidate.sdpMLineIndex = index as number | null;
+  if (init.usernameFragment !== undefined) candidate.usernameFragment = init.usernameFragment as string | null;
+  return candidate;
+}
+
+/** True when a read gave up: see {@link readDescription}, {@link readCandidate}. */
+export function isUnreadable(value: unknown): value is UnreadableField {
+  return typeof value === 'object' && value !== null && 'problem' in value && 'field' in value;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { assign, setup, type ActorRefFrom } from 'xstate';
+import { assertEvent, assign, setup, type ActorRefFrom } from 'xstate';
 import type { Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
@@ -9,6 +9,7 @@ import {
   type ClientMessage,
   type HangupEntry,
   type MessageOf,
+  type RelayType,
   type ServerErrorCode,
   type ServerMessage,
   type UserProfiles,
@@ -56,6 +57,9 @@ export { CLOSE_TAKEN_OVER };
 
 type Ctx = { context: SessionContext };
 
+/** The `detail` of a client message: what the action of that message's transition is given as `params`. */
+type Detail<T extends ClientMessage['type']> = MessageOf<ClientMessage, T>['detail'];
+
 /** Sends to this connection: the router holds it under the connection id as well as under its `sessionid`. */
 const reply = (context: SessionContext, message: ServerMessage) =>
   context.services.router.send(context.connection, message);
@@ -94,6 +98,16 @@ export function hangUpCalls(
 const holds = ({ context }: Ctx) =>
   context.sessionid !== undefined && context.services.registry.holder(context.sessionid) === context.connection;
 
+// The actions of the relays and of what comes before `register` are given the message itself.
+const relay = {
+  type: 'relay',
+  params: ({ event }: { event: MessageOf<ClientMessage, RelayType> }) => event,
+} as const;
+const refuseBeforeRegister = {
+  type: 'refuseBeforeRegister',
+  params: ({ event }: { event: ClientMessage }) => ({ type: event.type }),
+} as const;
+
 /**
  * One client's connection to a workrooms server. It waits for `register`,
  * which names the client's `sessionid` (taking the session over from an
@@ -121,11 +135,8 @@ export const workroomsSession = setup({
   },
   actions: {
     open: ({ context }) => context.services.router.add(context.connection, context.services.transport),
-    rememberSession: assign({
-      sessionid: ({ event }) => (event as MessageOf<ClientMessage, 'register'>).detail.sessionid,
-    }),
-    register: ({ context, event }) => {
-      const { detail } = event as MessageOf<ClientMessage, 'register'>;
+    rememberSession: assign((_, { sessionid }: Detail<'register'>) => ({ sessionid })),
+    register: ({ context }, detail: Detail<'register'>) => {
       const { registry, router, transport, evict, log } = context.services;
       const sessionid = context.sessionid!;
       const previous = registry.claim(sessionid, context.connection);
@@ -159,8 +170,7 @@ export const workroomsSession = setup({
       }
       log.info('session registered', { protocol: 'workrooms', connection: context.connection, restored });
     },
-    setProfile: ({ context, event }) => {
-      const profiles = (event as MessageOf<ClientMessage, 'userprofile'>).detail;
+    setProfile: ({ context }, profiles: Detail<'userprofile'>) => {
       const { registry, verifyProfile, log } = context.services;
       let accepted = true;
       if (verifyProfile) {
@@ -182,8 +192,7 @@ export const workroomsSession = setup({
       }
       registry.setProfile(context.sessionid!, profiles);
     },
-    placeCall: ({ context, event }) => {
-      const { to } = (event as MessageOf<ClientMessage, 'call'>).detail;
+    placeCall: ({ context }, { to }: Detail<'call'>) => {
       const { registry, router, generateCallId } = context.services;
       const self = context.sessionid!;
       if (to === self) {
@@ -232,8 +241,7 @@ export const workroomsSession = setup({
         detail: { outbound: true, ...base, userprofiles: registry.profile(to) ?? {} },
       });
     },
-    hangUp: ({ context, event }) => {
-      const { calls } = (event as MessageOf<ClientMessage, 'hangup'>).detail;
+    hangUp: ({ context }, { calls }: Detail<'hangup'>) => {
       const { registry } = context.services;
       const self = context.sessionid!;
       const found: CallRecord[] = [];
@@ -249,14 +257,13 @@ export const workroomsSession = setup({
       }
       hangUpCalls(context.services, found, self, true);
     },
-    search: ({ context, event }) => {
-      const { search } = (event as MessageOf<ClientMessage, 'autocomplete'>).detail;
+    search: ({ context }, { search }: Detail<'autocomplete'>) => {
       const { registry, searchLimit } = context.services;
       const results = registry.search(search, searchLimit, context.sessionid);
       reply(context, { type: 'autocomplete', detail: { search, results } });
     },
-    relay: ({ context, event }) => {
-      const relayed = event as MessageOf<ClientMessage, 'offer' | 'answer' | 'ice'>;
+    /** Sends an `offer`, `answer` or `ice` on to the other side of its call, as it came but for `peerid`. */
+    relay: ({ context }, relayed: MessageOf<ClientMessage, RelayType>) => {
       const { callid, peerid } = relayed.detail;
       const { registry, router } = context.services;
       const self = context.sessionid!;
@@ -281,15 +288,15 @@ export const workroomsSession = setup({
         );
       }
     },
-    refuseBeforeRegister: ({ context, event }) => {
-      const { type } = event as ClientMessage;
+    refuseBeforeRegister: ({ context }, { type }: { type: ClientMessage['type'] }) => {
       reply(context, refusal('ERR_NOT_PERMITTED', type, `${type}: send register first`));
     },
     refuseRegister: ({ context }) => {
       reply(context, refusal('ERR_NOT_PERMITTED', 'register', 'register: this connection is already registered'));
     },
     reportBadFrame: ({ context, event }) => {
-      const { error } = event as Extract<SignallingEvent, { type: 'signalling.error' }>;
+      assertEvent(event, 'signalling.error');
+      const { error } = event;
       const detail: { code: ServerErrorCode; message: string; event?: string } = {
         code: error.code as ServerErrorCode,
         message: error.message,
@@ -330,14 +337,20 @@ export const workroomsSession = setup({
   states: {
     unregistered: {
       on: {
-        register: { target: 'registered', actions: ['rememberSession', 'register'] },
-        userprofile: { actions: 'refuseBeforeRegister' },
-        call: { actions: 'refuseBeforeRegister' },
-        hangup: { actions: 'refuseBeforeRegister' },
-        autocomplete: { actions: 'refuseBeforeRegister' },
-        offer: { actions: 'refuseBeforeRegister' },
-        answer: { actions: 'refuseBeforeRegister' },
-        ice: { actions: 'refuseBeforeRegister' },
+        register: {
+          target: 'registered',
+          actions: [
+            { type: 'rememberSession', params: ({ event }) => event.detail },
+            { type: 'register', params: ({ event }) => event.detail },
+          ],
+        },
+        userprofile: { actions: refuseBeforeRegister },
+        call: { actions: refuseBeforeRegister },
+        hangup: { actions: refuseBeforeRegister },
+        autocomplete: { actions: refuseBeforeRegister },
+        offer: { actions: refuseBeforeRegister },
+        answer: { actions: refuseBeforeRegister },
+        ice: { actions: refuseBeforeRegister },
         'signalling.error': { actions: 'reportBadFrame' },
         'signalling.closed': 'closed',
       },
@@ -345,13 +358,13 @@ export const workroomsSession = setup({
     registered: {
       on: {
         register: { actions: 'refuseRegister' },
-        userprofile: { actions: 'setProfile' },
-        call: { actions: 'placeCall' },
-        hangup: { actions: 'hangUp' },
-        autocomplete: { actions: 'search' },
-        offer: { actions: 'relay' },
-        answer: { actions: 'relay' },
-        ice: { actions: 'relay' },
+        userprofile: { actions: { type: 'setProfile', params: ({ event }) => event.detail } },
+        call: { actions: { type: 'placeCall', params: ({ event }) => event.detail } },
+        hangup: { actions: { type: 'hangUp', params: ({ event }) => event.detail } },
+        autocomplete: { actions: { type: 'search', params: ({ event }) => event.detail } },
+        offer: { actions: relay },
+        answer: { actions: relay },
+        ice: { actions: relay },
         'signalling.error': { actions: 'reportBadFrame' },
         'signalling.closed': [{ guard: 'hasCalls', target: 'away' }, { target: 'closed' }],
         'session.takenOver': 'replaced',
