@@ -14,7 +14,6 @@ import {
   type ClientMessage,
   type DirectoryEntry,
   type MessageOf,
-  type RelayType,
   type SentIceRelay,
   type SentSdpRelay,
   type ServerMessage,
