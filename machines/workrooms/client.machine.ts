@@ -149,18 +149,12 @@ const sendSearch = {
 } as const;
 
 /**
- * A workrooms client: it registers its `sessionid` (and, after a reconnect,
- * the calls it still has), announces its profile, places and takes calls,
- * and runs one WebRTC connection per call (`rtc` child `call:<callid>`,
- * trickle ICE over `offer` / `answer` / `ice`). The caller makes the offer
- * and the data channel. When the signalling connection drops, the calls stay
- * up peer to peer and the client connects again after `reconnectDelay`,
- * registering with its calls so the server keeps them.
- *
- * Provide `signalling` (a transport to the server's `/workrooms`, with
- * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ * @internal The setup (types, actions with their `params`, guards, actors) that
+ * {@link workroomsClient} is created from; exported for the type tests, which show
+ * that an action wired to a transition whose event lacks what it reads does
+ * not compile.
  */
-export const workroomsClient = setup({
+export const workroomsClientSetup = setup({
   types: {
     context: {} as ClientContext,
     events: {} as ClientEvent,
@@ -371,7 +365,21 @@ export const workroomsClient = setup({
     }),
     announceStop: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
   },
-}).createMachine({
+});
+
+/**
+ * A workrooms client: it registers its `sessionid` (and, after a reconnect,
+ * the calls it still has), announces its profile, places and takes calls,
+ * and runs one WebRTC connection per call (`rtc` child `call:<callid>`,
+ * trickle ICE over `offer` / `answer` / `ice`). The caller makes the offer
+ * and the data channel. When the signalling connection drops, the calls stay
+ * up peer to peer and the client connects again after `reconnectDelay`,
+ * registering with its calls so the server keeps them.
+ *
+ * Provide `signalling` (a transport to the server's `/workrooms`, with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const workroomsClient = workroomsClientSetup.createMachine({
   id: 'workroomsClient',
   context: ({ input }) => ({
     sessionid: input?.sessionid ?? generateId(),

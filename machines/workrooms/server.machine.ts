@@ -109,19 +109,12 @@ const refuseBeforeRegister = {
 } as const;
 
 /**
- * One client's connection to a workrooms server. It waits for `register`,
- * which names the client's `sessionid` (taking the session over from an
- * older connection if it is still held) and the calls it still has; then it
- * places calls, relays each call's `offer` / `answer` / `ice` to the other
- * side of that call only, hangs calls up, keeps the profile and answers
- * `autocomplete`. Whatever it refuses is answered with `error` and changes
- * nothing.
- *
- * When the connection drops the session is `away`: its calls wait `grace`
- * ms for a `register` of the same `sessionid` on a new connection, and are
- * then hung up for the other side. A session without calls ends at once.
+ * @internal The setup (types, actions with their `params`, guards, actors) that
+ * {@link workroomsSession} is created from; exported for the type tests, which show
+ * that an action wired to a transition whose event lacks what it reads does
+ * not compile.
  */
-export const workroomsSession = setup({
+export const workroomsSessionSetup = setup({
   types: {
     context: {} as SessionContext,
     events: {} as SessionEvent,
@@ -329,7 +322,22 @@ export const workroomsSession = setup({
       context.services.log.info('session replaced', { protocol: 'workrooms', connection: context.connection });
     },
   },
-}).createMachine({
+});
+
+/**
+ * One client's connection to a workrooms server. It waits for `register`,
+ * which names the client's `sessionid` (taking the session over from an
+ * older connection if it is still held) and the calls it still has; then it
+ * places calls, relays each call's `offer` / `answer` / `ice` to the other
+ * side of that call only, hangs calls up, keeps the profile and answers
+ * `autocomplete`. Whatever it refuses is answered with `error` and changes
+ * nothing.
+ *
+ * When the connection drops the session is `away`: its calls wait `grace`
+ * ms for a `register` of the same `sessionid` on a new connection, and are
+ * then hung up for the other side. A session without calls ends at once.
+ */
+export const workroomsSession = workroomsSessionSetup.createMachine({
   id: 'workroomsSession',
   context: ({ input }) => ({ connection: input.connection, services: input.services }),
   entry: 'open',
