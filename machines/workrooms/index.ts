@@ -46,6 +46,7 @@ export {
   MAX_SEARCH,
   MAX_PROFILE_DEPTH,
   MAX_PROFILE_SIZE,
+  MAX_RELAY_DEPTH,
   type WorkroomsCodecOptions,
 } from './codec.js';
 export { memoryRegistry, type WorkroomsRegistry, type CallRecord } from './registry.js';
@@ -55,7 +56,11 @@ export {
   clientMessageTypes,
   serverOnlyTypes,
   relayTypes,
+  readDescription,
+  readCandidate,
+  isUnreadable,
   type RelayType,
+  type UnreadableField,
   type UserProfiles,
   type CallInfo,
   type RegisteredCall,
@@ -63,6 +68,8 @@ export {
   type DirectoryEntry,
   type SdpRelay,
   type IceRelay,
+  type SentSdpRelay,
+  type SentIceRelay,
   type ServerErrorCode,
   type ClientMessage,
   type ServerMessage,
