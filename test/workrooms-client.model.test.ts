@@ -50,6 +50,10 @@ const BAD_PROFILE = Object.fromEntries(
   'abcdefghi'.split('').map((source) => [source, { login: 'me' }]),
 ) as unknown as typeof PROFILE;
 const isBadProfile = (event: ModelEvent) => Object.keys((event as { profile: object }).profile).length > 8;
+/** A relay of one of our calls whose candidate the client cannot read: it ends the call. */
+const isUnreadable = (event: ModelEvent) =>
+  event.type === 'ice' && (event as { detail: { candidate: unknown } }).detail.candidate === UNREADABLE;
+const UNREADABLE = 42;
 const INPUT = {
   sessionid: ME,
   profile: PROFILE,
@@ -119,6 +123,10 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       events.push(
         c === C1 ? msg('answer', { callid: c, peerid, sdp }) : msg('offer', { callid: c, peerid, sdp }),
         msg('ice', { callid: c, peerid, candidate }),
+        // The other forms: a description as { type, sdp }, a candidate line; and one that cannot be read.
+        msg(c === C1 ? 'answer' : 'offer', { callid: c, peerid, sdp: { type: c === C1 ? 'answer' : 'offer', sdp } }),
+        msg('ice', { callid: c, peerid, candidate: candidate.candidate }),
+        msg('ice', { callid: c, peerid, candidate: UNREADABLE }),
       );
     }
     // A relay for a call we are in, from someone who is not on it: ignored.
@@ -364,6 +372,8 @@ function expectedFrames(prev: ModelSnapshot | undefined, event: ModelEvent, next
       return hangup((event as { callids: string[] }).callids);
     case 'leave':
       return hangup(calls);
+    case 'ice':
+      return isUnreadable(event) ? hangup([(event as { detail: { callid: string } }).detail.callid]) : [];
     default:
       return crashed ? hangup([crashed]) : [];
   }
@@ -402,6 +412,8 @@ function expectedEmitted(prev: ModelSnapshot | undefined, event: ModelEvent, nex
       return online ? [] : ['error'];
     case 'profile':
       return isBadProfile(event) ? ['error'] : [];
+    case 'ice':
+      return isUnreadable(event) ? ['error', ...lost] : [];
     default:
       return [...lost, ...disconnected, ...stopped];
   }
@@ -428,15 +440,26 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   expect(liveCalls).toEqual(next.status === 'active' ? callsOf(next) : []);
   // What the server relays for a call reaches that call's rtc child only (a stranger's relay, nobody).
   if ((event.type === 'offer' || event.type === 'answer' || event.type === 'ice') && 'detail' in event) {
-    const { callid, peerid } = event.detail as { callid: string; peerid: string };
-    const script = w.rtc.live.get(callid)!;
-    const last = script.commands.at(-1);
-    if (peerid === STRANGER) {
-      const applied = script.commands.filter(
+    const { callid, peerid, candidate: sent } = event.detail as { callid: string; peerid: string; candidate?: unknown };
+    const script = w.rtc.live.get(callid);
+    // One it cannot read ended the call: its rtc child is gone (see liveCalls above).
+    if (isUnreadable(event)) expect(script).toBeUndefined();
+    else if (peerid === STRANGER) {
+      const applied = script!.commands.filter(
         (c) => c.type === 'rtc.remoteDescription' && c.description.sdp === STRANGER_SDP,
       );
       expect(applied).toEqual([]);
-    } else expect(last?.type).toBe(event.type === 'ice' ? 'rtc.remoteCandidate' : 'rtc.remoteDescription');
+    } else {
+      // Read in whichever form it came: SDP text or { type, sdp }; an init or a line.
+      expect(script!.commands.at(-1)).toEqual(
+        event.type === 'ice'
+          ? {
+              type: 'rtc.remoteCandidate',
+              candidate: typeof sent === 'string' ? { candidate: sent, sdpMLineIndex: 0 } : sent,
+            }
+          : { type: 'rtc.remoteDescription', description: { type: event.type, sdp } },
+      );
+    }
   }
   // Exactly one signalling connection is open while online, none otherwise.
   const open = w.ends.filter((t) => t.isOpen).length;
