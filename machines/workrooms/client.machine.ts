@@ -84,7 +84,10 @@ export type HangupReason =
    * ended it (the other side did not come back in time).
    */
   | 'remote'
-  /** Its WebRTC connection failed, or the client stopped for good (`stopped` with an error). */
+  /**
+   * Its WebRTC connection failed, the other side sent a description or candidate it could not read, or the client
+   * stopped for good (`stopped` with an error).
+   */
   | 'failed';
 
 /** Emitted by a workrooms client (subscribe with `actor.on(type, …)` or `dispatchEmitted`). */
@@ -104,7 +107,11 @@ export type ClientEmitted =
   /** A call ended. `sessionid` is the other side. */
   | { type: 'hangup'; detail: { callid: string; sessionid: string; reason: HangupReason } }
   | { type: 'autocomplete'; detail: { search: string; results: DirectoryEntry[] } }
-  /** A message was refused (by the server, or here: offline, a bad profile) or the server sent a bad frame; nothing else happened. */
+  /**
+   * A message was refused (by the server, or here: offline, a bad profile) or the server sent a bad frame; nothing
+   * else happened. Or (`ERR_INVALID_FIELD`, `event` `offer` / `answer` / `ice`) the other side of a call sent a
+   * description or candidate this client cannot read: that call ended (`hangup`, reason `failed`).
+   */
   | { type: 'error'; detail: { code: string; message: string; event?: string } }
   /** The signalling connection dropped; the client connects again after `reconnectDelay`. Calls stay up. */
   | { type: 'disconnected'; detail: { attempt: number } }
