@@ -48,6 +48,12 @@ export {
 } from './runtime.js';
 export { memoryRouter, type Router } from './router.js';
 export { sessionHost, type IdDraw, type SessionHost, type SessionHostInit } from './session-host.js';
+export {
+  protocolServer,
+  type HostedProtocolServer,
+  type HubOptions,
+  type ProtocolServerInit,
+} from './protocol-server.js';
 export { jsonLogger, silentLogger, truncateUtf8, type Logger } from './logger.js';
 export type { Clock } from './clock.js';
 export { joinTransports } from './duplex.js';

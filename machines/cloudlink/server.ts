@@ -1,10 +1,7 @@
-import type { InspectionEvent, Observer } from 'xstate';
-import type { Clock } from '../../src/clock.js';
-import { silentLogger, type Logger } from '../../src/logger.js';
+import { silentLogger } from '../../src/logger.js';
+import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import type { ProtocolServer } from '../../src/runtime.js';
-import { sessionHost } from '../../src/session-host.js';
-import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { memoryDirectory, type LobbyDirectory } from './directory.js';
 import type { ServerMessage } from './protocol.js';
@@ -15,7 +12,7 @@ import {
   type SessionTiming,
 } from './server.machine.js';
 
-export interface CloudLinkServerOptions extends Partial<SessionTiming> {
+export interface CloudLinkServerOptions extends Partial<SessionTiming>, HubOptions {
   /** Largest frame a client may send, in characters; larger ones get VIOLATION. @default 65536 */
   maxFrameSize?: number;
   /** Delivery to sessions by id. @default memoryRouter */
@@ -24,12 +21,6 @@ export interface CloudLinkServerOptions extends Partial<SessionTiming> {
   directory?: LobbyDirectory;
   /** New peer ids. @default crypto.randomUUID */
   generateId?: () => string;
-  /** Timer source for keepalives and timeouts (pass XState's `SimulatedClock` in tests). */
-  clock?: Clock;
-  /** XState inspection observer, e.g. from `@statelyai/inspect`; every session reports to it. */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  /** @default silentLogger */
-  logger?: Logger;
 }
 
 export interface CloudLinkServer extends ProtocolServer {
@@ -61,20 +52,7 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
   const directory = options.directory ?? memoryDirectory();
   const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
-  const codec = serverCodec({ maxFrameSize: options.maxFrameSize });
   const log = options.logger ?? silentLogger;
-  const host = sessionHost({
-    logic: cloudlinkSession,
-    codec,
-    clock: options.clock,
-    inspect: options.inspect,
-    log,
-    cleanup(id, code, reason) {
-      directory.leave(id);
-      router.close(id, code, reason);
-      router.remove(id);
-    },
-  });
   const shared: Omit<SessionServices, 'transport'> = {
     router,
     directory,
@@ -83,13 +61,18 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
       keepaliveInterval: options.keepaliveInterval ?? 10_000,
       initTimeout: options.initTimeout ?? 10_000,
     },
-    probe: (id) => host.sessions.get(id)?.send({ type: 'session.probe' }),
+    probe: (id) => server.sessions.get(id)?.send({ type: 'session.probe' }),
   };
-
-  return {
-    sessions: host.sessions,
-    accept(transport: Transport, info: ConnectionInfo) {
-      if (!host.admits(transport)) return;
+  const server = protocolServer({
+    protocol: 'cloudlink',
+    logic: cloudlinkSession,
+    codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
+    router,
+    clock: options.clock,
+    inspect: options.inspect,
+    logger: log,
+    cleanup: (id) => directory.leave(id),
+    open(transport, info) {
       const match = PATH.exec(info.path);
       let ugi = '';
       try {
@@ -100,11 +83,12 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
       const v = info.query.get('v');
       const version = v === null || v === '' ? 0 : /^\d+$/.test(v) ? Number(v) : Number.NaN;
       const id = generateId();
-      host.start(id, transport, { id, ugi, version, services: { ...shared, transport } });
+      return { id, input: { id, ugi, version, services: { ...shared, transport } } };
     },
-    async close() {
-      host.close();
-    },
+  });
+
+  return {
+    ...server,
     stats: () => ({ connections: router.size, lobbies: directory.lobbies }),
   };
 }

@@ -1,18 +1,16 @@
-import type { InspectionEvent, Observer } from 'xstate';
-import type { Clock } from '../../src/clock.js';
-import { silentLogger, type Logger } from '../../src/logger.js';
+import { silentLogger } from '../../src/logger.js';
+import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import type { ProtocolServer } from '../../src/runtime.js';
-import { sessionHost } from '../../src/session-host.js';
 import type { Codec } from '../../src/codec.js';
 import type { Message } from '../../src/message.js';
-import type { ConnectionInfo, Frame, Transport } from '../../src/transport.js';
+import type { Frame } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 import { memoryFileRegistry, type FileRegistry } from './registry.js';
 import { registrySession, type RegistrySessionActor, type SessionServices } from './server.machine.js';
 
-export interface RegistryServerOptions {
+export interface RegistryServerOptions extends HubOptions {
   /** Largest frame a client may send, in characters; larger ones get an `Error`. @default 262144 */
   maxFrameSize?: number;
   /** Most entries in one file list. @default 1000 */
@@ -25,12 +23,6 @@ export interface RegistryServerOptions {
   registry?: FileRegistry;
   /** New peer ids. @default crypto.randomUUID */
   generateId?: () => string;
-  /** Timer source for the sessions' `connectTimeout` (a SimulatedClock in tests). */
-  clock?: Clock;
-  /** XState inspection observer; every session reports to it, named by its peer id. */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  /** @default silentLogger */
-  logger?: Logger;
 }
 
 export interface RegistryServer extends ProtocolServer {
@@ -71,41 +63,36 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
   const registry = options.registry ?? memoryFileRegistry();
   const router = options.router ?? memoryRouter<ServerMessage>(encodeOnce(serverCodec()));
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
-  const codec = serverCodec({ maxFrameSize: options.maxFrameSize, maxFiles: options.maxFiles });
   const connectTimeout = options.connectTimeout ?? 30_000;
   const log = options.logger ?? silentLogger;
-  const host = sessionHost({
+  const server = protocolServer({
+    protocol: 'registry',
     logic: registrySession,
-    codec,
+    codec: serverCodec({ maxFrameSize: options.maxFrameSize, maxFiles: options.maxFiles }),
+    router,
     clock: options.clock,
     inspect: options.inspect,
-    log,
-    cleanup(id, code, reason, crashed) {
+    logger: log,
+    cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.
       if (registry.remove(id) && crashed) {
         for (const [peer] of registry.entries()) router.send(peer, { type: 'UnregisterPeer', detail: { peer: id } });
       }
-      router.close(id, code, reason);
-      router.remove(id);
     },
-  });
-
-  return {
-    sessions: host.sessions,
-    accept(transport: Transport, _info: ConnectionInfo) {
-      if (!host.admits(transport)) return;
+    open(transport, _info, host) {
       const id = host.claimId(transport, {
         generate: generateId,
         claim: (candidate) => !host.sessions.has(candidate) && !registry.has(candidate) && !router.has(candidate),
         protocol: 'registry',
       });
-      if (id === undefined) return;
+      if (id === undefined) return undefined;
       const services: SessionServices = { router, registry, transport, log, connectTimeout };
-      host.start(id, transport, { id, services });
+      return { id, input: { id, services } };
     },
-    async close() {
-      host.close();
-    },
+  });
+
+  return {
+    ...server,
     stats() {
       let files = 0;
       for (const [, list] of registry.entries()) files += list.length;

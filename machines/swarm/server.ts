@@ -1,16 +1,13 @@
-import type { InspectionEvent, Observer } from 'xstate';
-import type { Clock } from '../../src/clock.js';
-import { silentLogger, type Logger } from '../../src/logger.js';
+import { silentLogger } from '../../src/logger.js';
+import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import type { ProtocolServer } from '../../src/runtime.js';
-import { sessionHost } from '../../src/session-host.js';
-import type { ConnectionInfo, Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ServerMessage } from './protocol.js';
 import { memoryRegistry, type MatchRegistry } from './registry.js';
 import { swarmSession, tellPeerGone, type SessionServices, type SwarmSessionActor } from './server.machine.js';
 
-export interface SwarmServerOptions {
+export interface SwarmServerOptions extends HubOptions {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
   maxFrameSize?: number;
   /** Most requests one connection may have pending or in a match at once. @default 16 */
@@ -29,12 +26,6 @@ export interface SwarmServerOptions {
   registry?: MatchRegistry;
   /** Session ids (internal: clients never see them). @default crypto.randomUUID */
   generateId?: () => string;
-  /** Timer source of the sessions (the intro and match timeouts). */
-  clock?: Clock;
-  /** XState inspection observer; every session reports to it, named by its id. */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  /** @default silentLogger */
-  logger?: Logger;
 }
 
 export interface SwarmServer extends ProtocolServer {
@@ -60,42 +51,37 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
   const registry = options.registry ?? memoryRegistry();
   const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
-  const codec = serverCodec({ maxFrameSize: options.maxFrameSize });
   const log = options.logger ?? silentLogger;
   const maxRequests = options.maxRequests ?? 16;
   const introTimeout = options.introTimeout ?? 30_000;
   const matchTimeout = options.matchTimeout ?? 30_000;
-  const host = sessionHost({
+  const server = protocolServer({
+    protocol: 'swarm',
     logic: swarmSession,
-    codec,
+    codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
+    router,
     clock: options.clock,
     inspect: options.inspect,
-    log,
-    cleanup(id, code, reason, crashed) {
+    logger: log,
+    cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.
       const others = registry.remove(id);
       if (crashed) tellPeerGone(router, others);
-      router.close(id, code, reason);
-      router.remove(id);
     },
-  });
-
-  return {
-    sessions: host.sessions,
-    accept(transport: Transport, _info: ConnectionInfo) {
-      if (!host.admits(transport)) return;
+    open(transport, _info, host) {
       const id = host.claimId(transport, {
         generate: generateId,
         claim: (candidate) => !host.sessions.has(candidate) && !router.has(candidate),
         protocol: 'swarm',
       });
-      if (id === undefined) return;
+      if (id === undefined) return undefined;
       const services: SessionServices = { router, registry, transport, log, maxRequests, introTimeout, matchTimeout };
-      host.start(id, transport, { id, services });
+      return { id, input: { id, services } };
     },
-    async close() {
-      host.close();
-    },
+  });
+
+  return {
+    ...server,
     stats: () => ({ connections: router.size, pending: registry.pending, matches: registry.matches }),
   };
 }

@@ -1,16 +1,14 @@
-import type { InspectionEvent, Observer } from 'xstate';
-import type { Clock } from '../../src/clock.js';
-import { silentLogger, type Logger } from '../../src/logger.js';
+import { silentLogger } from '../../src/logger.js';
+import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import type { ProtocolServer } from '../../src/runtime.js';
-import { sessionHost } from '../../src/session-host.js';
-import type { ConnectionInfo, Transport } from '../../src/transport.js';
+import type { Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { generateId, type ServerMessage, type UserProfiles } from './protocol.js';
 import { memoryRegistry, type WorkroomsRegistry } from './registry.js';
 import { hangUpCalls, workroomsSession, type SessionServices, type WorkroomsSessionActor } from './server.machine.js';
 
-export interface WorkroomsServerOptions {
+export interface WorkroomsServerOptions extends HubOptions {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
   maxFrameSize?: number;
   /**
@@ -35,12 +33,6 @@ export interface WorkroomsServerOptions {
   router?: Router<ServerMessage>;
   /** Sessions, profiles and calls. @default memoryRegistry() */
   registry?: WorkroomsRegistry;
-  /** Timer source of the grace periods. */
-  clock?: Clock;
-  /** XState inspection observer; every session reports to it, named by its connection id. */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  /** @default silentLogger */
-  logger?: Logger;
 }
 
 export interface WorkroomsServer extends ProtocolServer {
@@ -68,17 +60,17 @@ export interface WorkroomsServer extends ProtocolServer {
 export function createWorkroomsServer(options: WorkroomsServerOptions = {}): WorkroomsServer {
   const registry = options.registry ?? memoryRegistry();
   const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
-  const codec = serverCodec({ maxFrameSize: options.maxFrameSize });
   const log = options.logger ?? silentLogger;
   const transports = new Map<string, Transport>();
   let next = 0;
 
-  const host = sessionHost({
+  const server = protocolServer({
+    protocol: 'workrooms',
     logic: workroomsSession,
-    codec,
+    codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     clock: options.clock,
     inspect: options.inspect,
-    log,
+    logger: log,
     cleanup(connection, code, reason, crashed) {
       const sessionid = registry.heldBy(connection);
       if (sessionid !== undefined) {
@@ -91,33 +83,29 @@ export function createWorkroomsServer(options: WorkroomsServerOptions = {}): Wor
       transports.get(connection)?.close(code, reason);
       transports.delete(connection);
     },
+    open(transport) {
+      // Not a valid sessionid (`:` is outside the id alphabet): the two never collide in the router.
+      const connection = `conn:${++next}`;
+      transports.set(connection, transport);
+      transport.on('close', () => transports.delete(connection));
+      return { id: connection, input: { connection, services: services(transport) } };
+    },
   });
 
-  const services = (connection: string, transport: Transport): SessionServices => ({
+  const services = (transport: Transport): SessionServices => ({
     router,
     registry,
     transport,
     log,
     generateCallId: options.generateCallId ?? generateId,
-    evict: (previous) => host.sessions.get(previous)?.send({ type: 'session.takenOver' }),
+    evict: (previous) => server.sessions.get(previous)?.send({ type: 'session.takenOver' }),
     verifyProfile: options.verifyProfile,
     grace: options.grace ?? 30_000,
     searchLimit: options.searchLimit ?? 20,
   });
 
   return {
-    sessions: host.sessions,
-    accept(transport: Transport, _info: ConnectionInfo) {
-      if (!host.admits(transport)) return;
-      // Not a valid sessionid (`:` is outside the id alphabet): the two never collide in the router.
-      const connection = `conn:${++next}`;
-      transports.set(connection, transport);
-      transport.on('close', () => transports.delete(connection));
-      host.start(connection, transport, { connection, services: services(connection, transport) });
-    },
-    async close() {
-      host.close();
-    },
+    ...server,
     stats() {
       const { sessions, online, calls } = registry.size;
       return { connections: transports.size, sessions, away: sessions - online, calls };
