@@ -8,7 +8,7 @@ import {
 } from '../machines/cloudlink/server.js';
 import { createFileDropServer, type FileDropServer, type FileDropServerOptions } from '../machines/filedrop/server.js';
 import { serverSocketIoEvents } from '../machines/filedrop/socket-io.js';
-import { socketIoServer, type SocketIoServerInit } from '../adapters/socket-io/server.js';
+import { socketIoServer, type SocketIoServerInit, type SocketIoTransportServer } from '../adapters/socket-io/server.js';
 import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../machines/registry/server.js';
 import {
   createWorkroomsServer,
@@ -16,9 +16,11 @@ import {
   type WorkroomsServerOptions,
 } from '../machines/workrooms/server.js';
 import { createSwarmServer, type SwarmServer, type SwarmServerOptions } from '../machines/swarm/server.js';
+import { connectionLimiter, type ConnectionLimits } from '../src/limits.js';
 import { silentLogger, type Logger } from '../src/logger.js';
 import { serve, type ProtocolServer } from '../src/runtime.js';
-import type { TransportServer } from '../src/transport.js';
+import type { ConnectionCheck, ConnectionInfo, Transport, TransportServer } from '../src/transport.js';
+import { prometheusMetrics, type RefusalReason } from './metrics.js';
 
 export interface SignalboxServerOptions {
   /** TCP port; 0 picks a free one. @default 8080 */
@@ -49,6 +51,45 @@ export interface SignalboxServerOptions {
    * @default 30000
    */
   heartbeatInterval?: number | false;
+  /**
+   * Most connections open at once, over every protocol and socket.io; more
+   * are refused with HTTP 503 before the upgrade. Keep it below the
+   * process's open-file limit (`ulimit -n`).
+   * @default 10000
+   */
+  maxConnections?: number;
+  /** Most connections open at once from one client address; more get 503. @default 256 */
+  maxConnectionsPerIp?: number;
+  /**
+   * Behind one reverse proxy: the client's address is the last entry of
+   * `X-Forwarded-For` (for the per-address limit, logs and `authorize`).
+   * @default false
+   */
+  trustProxy?: boolean;
+  /**
+   * The page origins (`https://game.example`) whose browsers may connect; an
+   * upgrade from another `Origin` gets 403, and socket.io answers CORS for
+   * these only. A request without `Origin` (not from a browser) is let
+   * through: authenticate those with `authorize`.
+   * @default any origin (logged as a warning at startup)
+   */
+  allowOrigins?: readonly string[];
+  /**
+   * Decides whether a client may connect to any protocol, from its path,
+   * query, headers and address; it may be async. `true` accepts; `false`
+   * answers 403, a number (401, 403) that status, before the upgrade
+   * (socket.io can only answer 403). A protocol's own `authorize` runs after it.
+   * @default every client is accepted
+   */
+  authorize?: ConnectionCheck;
+  /**
+   * Outbound buffer cap and rate limits for every connection of every
+   * protocol; a protocol's own `limits` override these.
+   * @default {@link defaultLimits}
+   */
+  limits?: ConnectionLimits;
+  /** Serve `GET /metrics` in Prometheus text format. @default true */
+  metrics?: boolean;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -71,8 +112,11 @@ export interface SignalboxServer {
 export interface Health {
   status: 'ok';
   uptime: number;
-  /** Open connections in all, and per protocol. */
-  connections: { total: number } & Record<Protocol, number>;
+  /**
+   * Open connections in all, and per protocol; `socketIo` counts the
+   * socket.io ones on their own (filedrop's count includes them).
+   */
+  connections: { total: number; socketIo: number } & Record<Protocol, number>;
   lobbies: { cloudlink: number };
 }
 
@@ -85,7 +129,7 @@ interface Mount {
   /** The path as logged. */
   shown: string;
   path: string | ((path: string) => boolean);
-  server: ProtocolServer & { stats(): { connections: number } };
+  server: ProtocolServer & { stats(): { connections: number }; buffered(): number };
   maxFrameSize: number;
 }
 
@@ -105,11 +149,20 @@ interface Mount {
 export async function startServer(options: SignalboxServerOptions = {}): Promise<SignalboxServer> {
   const log = options.logger ?? silentLogger;
   const started = Date.now();
-  const cloudlink = createCloudLinkServer({ logger: log, ...options.cloudlink });
-  const filedrop = createFileDropServer({ logger: log, ...options.filedrop });
-  const swarm = createSwarmServer({ logger: log, ...options.swarm });
-  const workrooms = createWorkroomsServer({ logger: log, ...options.workrooms });
-  const registry = createRegistryServer({ logger: log, ...options.registry });
+  const metrics =
+    options.metrics === false
+      ? undefined
+      : prometheusMetrics(() => ({
+          connections: Object.fromEntries(mounts.map((m) => [m.protocol, m.server.stats().connections])),
+          buffered: Object.fromEntries(mounts.map((m) => [m.protocol, m.server.buffered()])),
+          socketIo: socketIo?.connections ?? 0,
+        }));
+  const shared = { logger: log, limits: options.limits, ...(metrics && { metrics }) };
+  const cloudlink = createCloudLinkServer({ ...shared, ...options.cloudlink });
+  const filedrop = createFileDropServer({ ...shared, ...options.filedrop });
+  const swarm = createSwarmServer({ ...shared, ...options.swarm });
+  const workrooms = createWorkroomsServer({ ...shared, ...options.workrooms });
+  const registry = createRegistryServer({ ...shared, ...options.registry });
 
   // Every protocol is one mount: where it listens, its server, and the largest frame it accepts.
   // A frame over the cap must still reach the codec to earn the protocol's own error, so the
@@ -156,6 +209,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     const perProtocol = mounts.map((m) => [m.protocol, m.server.stats().connections] as const);
     const connections = {
       total: perProtocol.reduce((sum, [, n]) => sum + n, 0),
+      socketIo: socketIo?.connections ?? 0,
       ...(Object.fromEntries(perProtocol) as Record<Protocol, number>),
     };
     return {
@@ -170,10 +224,61 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (req.method === 'GET' && path === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(health()));
+    } else if (req.method === 'GET' && path === '/metrics' && metrics) {
+      metrics.text().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (error: unknown) => {
+          log.error('metrics failed', { error: String(error) });
+          res.writeHead(500).end();
+        },
+      );
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', path }));
     }
   });
+
+  // Admission, the same for every path: the origin, then room (total and per address), then
+  // `authorize`. The room is checked before the upgrade and taken when the connection opens; one
+  // that lost a race for the last place is closed with 1013 (try again later).
+  const allowed = options.allowOrigins?.map(normalOrigin);
+  if (!allowed) log.warn('any origin allowed', { hint: 'pass --allow-origin to allow only your pages' });
+  const limiter = connectionLimiter({
+    maxConnections: options.maxConnections ?? 10_000,
+    maxPerAddress: options.maxConnectionsPerIp ?? 256,
+  });
+  const refuse = (reason: RefusalReason, status: number, info: ConnectionInfo) => {
+    metrics?.refused(reason, status);
+    log.warn('refused', { reason, status, path: info.path, remote: info.remoteAddress });
+    return status;
+  };
+  const admit: ConnectionCheck = async (info) => {
+    const origin = info.headers.origin;
+    if (allowed && typeof origin === 'string' && !allowed.includes(normalOrigin(origin))) {
+      return refuse('origin', 403, info);
+    }
+    const full = limiter.admits(info.remoteAddress);
+    if (full) return refuse(full === 'total' ? 'server full' : 'address full', 503, info);
+    if (!options.authorize) return true;
+    let verdict: boolean | number;
+    try {
+      verdict = await options.authorize(info);
+    } catch (error) {
+      log.error('authorize failed', { path: info.path, remote: info.remoteAddress, error: String(error) });
+      verdict = false;
+    }
+    if (verdict === true) return true;
+    return refuse('unauthorized', typeof verdict === 'number' ? verdict : 403, info);
+  };
+  const hold = (protocol: Protocol, transport: Transport, info: ConnectionInfo, socketIo?: true) => {
+    const place = limiter.acquire(info.remoteAddress);
+    if (typeof place === 'string') {
+      log.warn('refused', { reason: place === 'total' ? 'server full' : 'address full', protocol });
+      transport.close(1013, 'server full, try again later');
+      return;
+    }
+    transport.on('close', place.release);
+    log.info('connection', { protocol, path: info.path, remote: info.remoteAddress, ...(socketIo && { socketIo }) });
+  };
 
   const transports: TransportServer[] = [];
   const stops: (() => void)[] = [];
@@ -182,27 +287,30 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       server: http,
       path,
       maxPayload: maxFrameSize * 3 + 1024,
+      trustProxy: options.trustProxy,
       ...(options.heartbeatInterval !== undefined && { heartbeatInterval: options.heartbeatInterval }),
     });
     transports.push(transport);
+    stops.push(transport.verify(admit));
+    // Before serve(): a connection refused here is closed before the protocol sees it.
+    transport.on('connection', ({ transport: t, info }) => hold(protocol, t, info));
     stops.push(serve(transport, server));
-    transport.on('connection', ({ info }) =>
-      log.info('connection', { protocol, path: info.path, remote: info.remoteAddress }),
-    );
   }
+  let socketIo: SocketIoTransportServer | undefined;
   if (options.filedropSocketIo !== false) {
     // The seed's socket.io 4 events, through the same filedrop server: socket.io and WebSocket clients meet.
-    const socketIo = socketIoServer({
+    const given = options.filedropSocketIo?.options;
+    socketIo = socketIoServer({
       server: http,
       events: serverSocketIoEvents(),
       maxHttpBufferSize: (options.filedrop?.maxFrameSize ?? 65536) * 3 + 1024,
-      options: options.filedropSocketIo?.options,
+      trustProxy: options.trustProxy,
+      options: { ...(allowed && { cors: { origin: [...(options.allowOrigins ?? [])] } }), ...given },
     });
     transports.push(socketIo);
+    stops.push(socketIo.verify(admit));
+    socketIo.on('connection', ({ transport: t, info }) => hold('filedrop', t, info, true));
     stops.push(serve(socketIo, filedrop));
-    socketIo.on('connection', ({ info }) =>
-      log.info('connection', { protocol: 'filedrop', path: info.path, remote: info.remoteAddress, socketIo: true }),
-    );
   }
   rejectUnroutedUpgrades(http);
 
@@ -239,4 +347,9 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       return closing;
     },
   };
+}
+
+/** An origin as browsers send it: lower case, no trailing slash. */
+function normalOrigin(origin: string): string {
+  return origin.trim().toLowerCase().replace(/\/+$/, '');
 }

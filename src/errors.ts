@@ -35,6 +35,8 @@ export const ErrorCode = {
   Integrity: 'ERR_INTEGRITY',
   /** Reading the source or writing the sink failed (a file, a stream). */
   Io: 'ERR_IO',
+  /** The server refused a message: the connection sent more, or faster, than its rate limit allows. */
+  RateLimited: 'ERR_RATE_LIMITED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

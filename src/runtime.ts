@@ -2,7 +2,7 @@ import { fromCallback, type CallbackActorLogic, type EventObject, type NonReduci
 import type { Codec } from './codec.js';
 import { ErrorCode, ProtocolError, SignalboxError, TransportError } from './errors.js';
 import type { Message } from './message.js';
-import type { CloseInfo, ConnectionInfo, Frame, Transport, TransportServer } from './transport.js';
+import type { CloseInfo, ConnectionCheck, ConnectionInfo, Frame, Transport, TransportServer } from './transport.js';
 
 /** Sent by the `signalling` actor to its parent, besides each decoded message. */
 export type SignallingEvent =
@@ -199,7 +199,10 @@ export function feedActor<In extends Message>(
  * {@link TransportServer}.
  */
 export interface ProtocolServer {
+  /** Takes one open connection. It trusts its caller: {@link serve} runs `authorize` first. */
   accept(transport: Transport, info: ConnectionInfo): void;
+  /** Who may connect; {@link serve} checks it before the upgrade where the transport server can. */
+  readonly authorize?: ConnectionCheck;
   /** Closes every session and stops the hub. */
   close(): Promise<void>;
 }
@@ -208,13 +211,30 @@ export interface ProtocolServer {
  * Hands every connection that `transports` accepts to `protocol`. Returns the
  * function that stops forwarding.
  *
+ * A protocol's `authorize` is added to the transport server's checks, so a
+ * refused client gets its HTTP status before any upgrade; on a transport
+ * server without checks it runs on each connection instead, and a refused
+ * one is closed with 1008 `not authorized`.
+ *
  * @example
  * ```ts
  * const stop = serve(webSocketServer({ server, path: (p) => p.startsWith('/ws/') }), createCloudLinkServer());
  * ```
  */
 export function serve(transports: TransportServer, protocol: ProtocolServer): () => void {
-  return transports.on('connection', ({ transport, info }) => protocol.accept(transport, info));
+  const check = protocol.authorize;
+  const unverify = check && transports.verify?.(check);
+  const off = transports.on('connection', ({ transport, info }) => {
+    if (!check || unverify) return protocol.accept(transport, info);
+    const refuse = () => transport.close(1008, 'not authorized');
+    void Promise.resolve()
+      .then(() => check(info))
+      .then((verdict) => (verdict === true ? protocol.accept(transport, info) : refuse()), refuse);
+  });
+  return () => {
+    off();
+    unverify?.();
+  };
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {

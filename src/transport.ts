@@ -70,9 +70,23 @@ export type TransportServerEvents = {
   close: undefined;
 };
 
+/**
+ * Decides whether a client may connect, before the connection is accepted
+ * (for WebSocket: before the upgrade). `true` accepts; `false` refuses with
+ * HTTP 403, a number with that status (401, 403, 503). It may be async; a
+ * throw or rejection refuses with 403.
+ */
+export type ConnectionCheck = (info: ConnectionInfo) => boolean | number | Promise<boolean | number>;
+
 /** Accepts connections and hands each out as an open {@link Transport}. */
 export interface TransportServer {
   on<K extends keyof TransportServerEvents>(type: K, handler: (event: TransportServerEvents[K]) => void): () => void;
+  /**
+   * Adds a check every new connection must pass before it is accepted, after
+   * those added before it; returns the function that removes it. Absent on a
+   * transport server that cannot refuse a connection before it opens.
+   */
+  verify?(check: ConnectionCheck): () => void;
   /** Stops accepting and closes every open connection. */
   close(): Promise<void>;
 }

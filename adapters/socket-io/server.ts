@@ -1,16 +1,17 @@
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import mitt from 'mitt';
 import { Server, type ServerOptions, type Socket } from 'socket.io';
 import { frameEvents, type EventCodec } from '../../src/event-codec.js';
 import {
   createTransport,
   subscriber,
+  type ConnectionCheck,
   type ConnectionInfo,
   type Transport,
   type TransportServer,
   type TransportServerEvents,
 } from '../../src/transport.js';
-import { claimUpgrades } from '../websocket/server.js';
+import { claimUpgrades, clientAddress, runChecks } from '../websocket/server.js';
 
 /**
  * Options of {@link socketIoServer}.
@@ -46,6 +47,19 @@ export interface SocketIoServerInit {
    */
   maxHttpBufferSize?: number;
   /**
+   * Behind a reverse proxy: take the client's address from the last entry of
+   * `X-Forwarded-For`, as `webSocketServer` does.
+   * @default false
+   */
+  trustProxy?: boolean;
+  /**
+   * A connection closed while more than this many bytes wait for the client
+   * is cut off at once, what waits dropped (socket.io would otherwise hold
+   * it until the client reads, or its ping timeout).
+   * @default 1048576 (1 MiB)
+   */
+  highWaterMark?: number;
+  /**
    * Anything else for socket.io's `Server` (`cors`, `allowRequest`,
    * `transports`, `pingInterval`, `serveClient` …), passed as is.
    * @default socket.io's defaults, except `serveClient: false`
@@ -65,6 +79,8 @@ export interface SocketIoServerInit {
 export interface SocketIoTransportServer extends TransportServer {
   /** Connections whose socket has not disconnected. */
   readonly connections: number;
+  /** Adds a check every new connection must pass before it is accepted; returns the function that removes it. */
+  verify(check: ConnectionCheck): () => void;
   /** The socket.io server, for middleware (`io.use`) or inspection. Do not close it directly: call `close()`. */
   readonly io: Server;
 }
@@ -121,7 +137,23 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
   const path = (init.path ?? '/socket.io').replace(/\/$/, '');
   const emitter = mitt<TransportServerEvents>();
   const sockets = new Map<Socket, Transport>();
+  const highWaterMark = init.highWaterMark ?? 1 << 20;
+  const checks: ConnectionCheck[] = [];
   let closing: Promise<void> | undefined;
+
+  // engine.io's one hook before a handshake is accepted: a refusal is its 403 (it has no other status).
+  const userAllow = init.options?.allowRequest;
+  const allowRequest: ServerOptions['allowRequest'] = (request, callback) => {
+    const run = () => {
+      if (checks.length === 0) return callback(null, true);
+      runChecks(checks, requestInfo(request, init.trustProxy)).then(
+        (verdict) => callback(verdict === true ? null : `refused (${verdict})`, verdict === true),
+        () => callback('refused', false),
+      );
+    };
+    if (!userAllow) return run();
+    userAllow(request, (error, ok) => (ok ? run() : callback(error, false)));
+  };
 
   // socket.io (engine.io) takes over the server's request listeners and adds its own; remember
   // what it changed so that close() can undo it.
@@ -131,6 +163,7 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
     // rejectUnroutedUpgrades answers upgrades nobody claimed; engine.io's own timer is not needed.
     destroyUpgrade: false,
     ...init.options,
+    allowRequest,
     path,
     maxHttpBufferSize: init.maxHttpBufferSize ?? 1 << 20,
   });
@@ -138,12 +171,17 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
   const release = claimUpgrades(server, (pathname) => pathname.startsWith(`${path}/`));
 
   const connect = (socket: Socket) => {
+    const buffered = outbound(socket);
     const control = createTransport({
       send(frame) {
         const [event, ...args] = events.send(frame);
         socket.emit(event, ...args);
       },
-      close: () => socket.disconnect(true),
+      close() {
+        socket.disconnect(true);
+        if (buffered() > highWaterMark) socket.conn.close(true);
+      },
+      bufferedAmount: buffered,
     });
     sockets.set(socket, control.transport);
     socket.onAny((event: unknown, ...args: unknown[]) => {
@@ -161,7 +199,7 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
     const info: ConnectionInfo = {
       path: url.pathname,
       query: url.searchParams,
-      remoteAddress: socket.handshake.address,
+      remoteAddress: clientAddress(socket.handshake.address, socket.handshake.headers, init.trustProxy),
       headers: socket.handshake.headers,
     };
     emitter.emit('connection', { transport: control.transport, info });
@@ -178,6 +216,13 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
       return sockets.size;
     },
     on: subscriber(emitter),
+    verify(check) {
+      checks.push(check);
+      return () => {
+        const at = checks.indexOf(check);
+        if (at >= 0) checks.splice(at, 1);
+      };
+    },
     close() {
       return (closing ??= (async () => {
         release();
@@ -199,4 +244,45 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
       })());
     },
   };
+}
+
+function requestInfo(request: IncomingMessage, trustProxy: boolean | undefined): ConnectionInfo {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  return {
+    path: url.pathname,
+    query: url.searchParams,
+    remoteAddress: clientAddress(request.socket.remoteAddress, request.headers, trustProxy),
+    headers: request.headers,
+  };
+}
+
+interface EnginePacket {
+  data?: unknown;
+}
+
+/**
+ * Bytes waiting for one client: the packets engine.io holds until its
+ * transport can write (a long-polling client that has not polled, a
+ * WebSocket whose last write is not done), counted as they are created and
+ * flushed, plus what the WebSocket under it has buffered.
+ */
+function outbound(socket: Socket): () => number {
+  const conn = socket.conn as unknown as {
+    on(event: 'packetCreate', listener: (packet: EnginePacket) => void): void;
+    on(event: 'flush', listener: (packets: EnginePacket[]) => void): void;
+    transport: { socket?: { bufferedAmount?: number } };
+  };
+  let queued = 0;
+  conn.on('packetCreate', (packet) => (queued += packetSize(packet)));
+  conn.on('flush', (packets) => {
+    for (const packet of packets) queued -= packetSize(packet);
+  });
+  return () => queued + (conn.transport.socket?.bufferedAmount ?? 0);
+}
+
+function packetSize(packet: EnginePacket): number {
+  const { data } = packet;
+  if (typeof data === 'string') return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
 }

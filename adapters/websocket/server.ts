@@ -5,6 +5,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   createTransport,
   subscriber,
+  type ConnectionCheck,
   type ConnectionInfo,
   type Transport,
   type TransportServer,
@@ -40,14 +41,26 @@ export interface WebSocketServerInit {
    */
   maxPayload?: number;
   /**
-   * Decides whether to accept an upgrade for one of our paths. A false (or a
-   * rejection) answers 403 Forbidden.
+   * Decides whether to accept an upgrade for one of our paths, before the
+   * checks added with `verify()`. A false (or a rejection) answers 403
+   * Forbidden, a number answers with that HTTP status (401, 403, 503).
    * @default accept every request
    */
-  verifyUpgrade?: (info: ConnectionInfo, request: IncomingMessage) => boolean | Promise<boolean>;
+  verifyUpgrade?: (info: ConnectionInfo, request: IncomingMessage) => boolean | number | Promise<boolean | number>;
+  /**
+   * Behind a reverse proxy: take the client's address (`remoteAddress`) from
+   * the last entry of `X-Forwarded-For`, the one the proxy added, instead of
+   * the socket's (the proxy's). Only with one proxy you run in front: a
+   * client reaching the server directly could write the header itself.
+   * @default false
+   */
+  trustProxy?: boolean;
   /**
    * `drain` is emitted when a connection's `bufferedAmount` falls to
-   * `lowWaterMark` after it rose above `highWaterMark`.
+   * `lowWaterMark` after it rose above `highWaterMark`. A connection closed
+   * while more than this is buffered is cut off at once, its buffer dropped:
+   * a client that is not reading would never take the close frame queued
+   * behind it, and the buffer would be held until the close timed out.
    * @default 1048576 (1 MiB)
    */
   highWaterMark?: number;
@@ -78,6 +91,8 @@ export interface WebSocketServerInit {
 export interface WebSocketTransportServer extends TransportServer {
   /** Connections whose socket has not finished closing. */
   readonly connections: number;
+  /** Adds a check every new connection must pass before it is accepted; returns the function that removes it. */
+  verify(check: ConnectionCheck): () => void;
 }
 
 type PathMatcher = (pathname: string) => boolean;
@@ -119,7 +134,44 @@ function targetOf(request: IncomingMessage): { pathname: string; search: string 
 // crash the process: nothing is left to do with it.
 const ignoreError = () => {};
 
-function refuse(socket: Duplex, status: number, text: string) {
+/** The client's address: the socket's, or behind a trusted proxy the last `X-Forwarded-For` entry. */
+export function clientAddress(
+  socketAddress: string | undefined,
+  headers: IncomingMessage['headers'],
+  trustProxy: boolean | undefined,
+): string {
+  const forwarded = trustProxy ? headers['x-forwarded-for'] : undefined;
+  const list = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
+  const last = list?.split(',').pop()?.trim();
+  return last || (socketAddress ?? '');
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
+/** Runs `checks` in order; the first refusal is the answer (an HTTP status), else true. */
+export async function runChecks(
+  checks: readonly ((info: ConnectionInfo) => boolean | number | Promise<boolean | number>)[],
+  info: ConnectionInfo,
+): Promise<true | number> {
+  for (const check of checks) {
+    let verdict: boolean | number;
+    try {
+      verdict = await check(info);
+    } catch {
+      return 403;
+    }
+    if (verdict === true) continue;
+    return typeof verdict === 'number' && verdict >= 400 && verdict <= 599 ? verdict : 403;
+  }
+  return true;
+}
+
+function refuse(socket: Duplex, status: number, text = STATUS_TEXT[status] ?? 'Forbidden') {
   socket.on('error', ignoreError);
   if (!socket.writable) {
     socket.destroy();
@@ -154,7 +206,8 @@ const CLOSE_GRACE = 1000;
  * ```
  */
 export function webSocketServer(init: WebSocketServerInit): WebSocketTransportServer {
-  const { server, path, verifyUpgrade, highWaterMark = 1 << 20, lowWaterMark = 1 << 18 } = init;
+  const { server, path, highWaterMark = 1 << 20, lowWaterMark = 1 << 18 } = init;
+  const checks: ConnectionCheck[] = [];
   const accepts: PathMatcher = typeof path === 'string' ? (pathname) => pathname === path : path;
   const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxPayload ?? 1 << 20 });
   const emitter = mitt<TransportServerEvents>();
@@ -214,18 +267,16 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
     const info: ConnectionInfo = {
       path: pathname,
       query: new URLSearchParams(search),
-      remoteAddress: request.socket.remoteAddress ?? '',
+      remoteAddress: clientAddress(request.socket.remoteAddress, request.headers, init.trustProxy),
       headers: request.headers,
     };
-    if (!verifyUpgrade) return upgrade(request, socket, head, info);
+    const { verifyUpgrade } = init;
+    const all = verifyUpgrade ? [(i: ConnectionInfo) => verifyUpgrade(i, request), ...checks] : checks;
+    if (all.length === 0) return upgrade(request, socket, head, info);
     socket.on('error', ignoreError);
     pending.add(socket);
-    Promise.resolve()
-      .then(() => verifyUpgrade(info, request))
-      .then(
-        (ok) => (ok ? upgrade(request, socket, head, info) : refuse(socket, 403, 'Forbidden')),
-        () => refuse(socket, 403, 'Forbidden'),
-      )
+    runChecks(all, info)
+      .then((verdict) => (verdict === true ? upgrade(request, socket, head, info) : refuse(socket, verdict)))
       .finally(() => pending.delete(socket));
   };
 
@@ -247,7 +298,10 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
         ws.send(frame, track ? written : undefined);
         if (ws.bufferedAmount > highWaterMark) aboveHighWater = true;
       },
-      close: (code, reason) => ws.close(code, reason),
+      close(code, reason) {
+        if (ws.bufferedAmount > highWaterMark) ws.terminate();
+        else ws.close(code, reason);
+      },
       bufferedAmount: () => ws.bufferedAmount,
     });
     sockets.set(ws, control.transport);
@@ -277,6 +331,13 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
       return sockets.size;
     },
     on: subscriber(emitter),
+    verify(check) {
+      checks.push(check);
+      return () => {
+        const at = checks.indexOf(check);
+        if (at >= 0) checks.splice(at, 1);
+      };
+    },
     close() {
       return (closing ??= (async () => {
         server.off('upgrade', onUpgrade);

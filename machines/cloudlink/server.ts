@@ -1,10 +1,10 @@
 import { silentLogger } from '../../src/logger.js';
-import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import type { ProtocolServer } from '../../src/runtime.js';
+import { memoryRouter, type Router } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import { memoryDirectory, type LobbyDirectory } from './directory.js';
-import type { ServerMessage } from './protocol.js';
+import { VIOLATION_CLOSE_CODE, type ServerMessage } from './protocol.js';
 import {
   cloudlinkSession,
   type CloudLinkSessionActor,
@@ -26,6 +26,8 @@ export interface CloudLinkServerOptions extends Partial<SessionTiming>, HubOptio
 export interface CloudLinkServer extends ProtocolServer {
   /** The running sessions, by peer id. */
   readonly sessions: ReadonlyMap<string, CloudLinkSessionActor>;
+  /** Bytes queued for all connections and not yet sent. */
+  buffered(): number;
   /** Open sessions and non-empty lobbies. */
   stats(): { connections: number; lobbies: number };
 }
@@ -50,7 +52,8 @@ const PATH = /^\/ws\/([^/]*)\/?$/;
  */
 export function createCloudLinkServer(options: CloudLinkServerOptions = {}): CloudLinkServer {
   const directory = options.directory ?? memoryDirectory();
-  const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
+  const encoder = serverCodec();
+  const router = options.router ?? memoryRouter<ServerMessage>(encoder);
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const log = options.logger ?? silentLogger;
   const shared: Omit<SessionServices, 'transport'> = {
@@ -68,9 +71,14 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
     logic: cloudlinkSession,
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     router,
-    clock: options.clock,
-    inspect: options.inspect,
+    ...hubOptions(options),
     logger: log,
+    rateLimited(id, transport) {
+      // CloudLink's one answer to a client that breaks the rules: VIOLATION, then a close.
+      transport.send(encoder.encode({ type: 'VIOLATION', detail: { payload: 'rate limited' } }));
+      transport.close(VIOLATION_CLOSE_CODE, 'rate limited');
+      log.warn('violation', { session: id, reason: 'rate limited' });
+    },
     cleanup: (id) => directory.leave(id),
     open(transport, info) {
       const match = PATH.exec(info.path);

@@ -96,7 +96,12 @@ export interface Progress {
 
 /** Error codes of the server's `error` message. */
 export type ServerErrorCode =
-  'ERR_MALFORMED_FRAME' | 'ERR_FRAME_TOO_LARGE' | 'ERR_UNKNOWN_MESSAGE' | 'ERR_INVALID_FIELD' | 'ERR_NOT_PERMITTED';
+  | 'ERR_MALFORMED_FRAME'
+  | 'ERR_FRAME_TOO_LARGE'
+  | 'ERR_UNKNOWN_MESSAGE'
+  | 'ERR_INVALID_FIELD'
+  | 'ERR_NOT_PERMITTED'
+  | 'ERR_RATE_LIMITED';
 
 type Each<T extends string, D> = T extends string ? Message<T, D> : never;
 

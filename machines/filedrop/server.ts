@@ -1,7 +1,8 @@
 import { silentLogger } from '../../src/logger.js';
-import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { RATE_LIMITED } from '../../src/limits.js';
+import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import type { ProtocolServer } from '../../src/runtime.js';
+import { memoryRouter, type Router } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import { generatePeerId, isPeerId, type ServerMessage } from './protocol.js';
 import { memoryRegistry, type PeerRegistry } from './registry.js';
@@ -26,6 +27,8 @@ export interface FileDropServerOptions extends HubOptions {
 export interface FileDropServer extends ProtocolServer {
   /** The running sessions, by peer id. */
   readonly sessions: ReadonlyMap<string, FileDropSessionActor>;
+  /** Bytes queued for all connections and not yet sent. */
+  buffered(): number;
   /** Open sessions, and receiver → sender links (requests) between connected peers. */
   stats(): { connections: number; pairs: number };
 }
@@ -44,7 +47,8 @@ export interface FileDropServer extends ProtocolServer {
  */
 export function createFileDropServer(options: FileDropServerOptions = {}): FileDropServer {
   const registry = options.registry ?? memoryRegistry();
-  const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
+  const encoder = serverCodec();
+  const router = options.router ?? memoryRouter<ServerMessage>(encoder);
   const generateId = options.generateId ?? generatePeerId;
   const log = options.logger ?? silentLogger;
   const server = protocolServer({
@@ -52,9 +56,10 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
     logic: filedropSession,
     codec: serverCodec({ maxFrameSize: options.maxFrameSize, isPeerId: options.isPeerId ?? isPeerId }),
     router,
-    clock: options.clock,
-    inspect: options.inspect,
+    ...hubOptions(options),
     logger: log,
+    rateLimited: (_id, transport) =>
+      transport.send(encoder.encode({ type: 'error', detail: { code: 'ERR_RATE_LIMITED', message: RATE_LIMITED } })),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.
       for (const peer of registry.remove(id)) {

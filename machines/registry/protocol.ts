@@ -60,7 +60,8 @@ export type ServerErrorCode =
   | 'ERR_INVALID_FIELD'
   | 'ERR_NOT_PERMITTED'
   | 'ERR_PEER_GONE'
-  | 'ERR_TIMEOUT';
+  | 'ERR_TIMEOUT'
+  | 'ERR_RATE_LIMITED';
 
 /** Signalling of one file connection: an offer from the requester, the holder's answer, candidates both ways. */
 export type RelayMessage =

@@ -1,7 +1,8 @@
 import { silentLogger } from '../../src/logger.js';
-import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { RATE_LIMITED } from '../../src/limits.js';
+import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import type { ProtocolServer } from '../../src/runtime.js';
+import { memoryRouter, type Router } from '../../src/router.js';
 import type { Codec } from '../../src/codec.js';
 import type { Message } from '../../src/message.js';
 import type { Frame } from '../../src/transport.js';
@@ -28,6 +29,8 @@ export interface RegistryServerOptions extends HubOptions {
 export interface RegistryServer extends ProtocolServer {
   /** The running sessions, by peer id (registered or still waiting for `Connect`). */
   readonly sessions: ReadonlyMap<string, RegistrySessionActor>;
+  /** Bytes queued for all connections and not yet sent. */
+  buffered(): number;
   /** Open sessions, registered peers, and files listed in all. */
   stats(): { connections: number; peers: number; files: number };
 }
@@ -61,7 +64,8 @@ function encodeOnce(codec: Codec<ClientMessage, ServerMessage>): Pick<Codec<Mess
  */
 export function createRegistryServer(options: RegistryServerOptions = {}): RegistryServer {
   const registry = options.registry ?? memoryFileRegistry();
-  const router = options.router ?? memoryRouter<ServerMessage>(encodeOnce(serverCodec()));
+  const encoder = serverCodec();
+  const router = options.router ?? memoryRouter<ServerMessage>(encodeOnce(encoder));
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const connectTimeout = options.connectTimeout ?? 30_000;
   const log = options.logger ?? silentLogger;
@@ -70,9 +74,10 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
     logic: registrySession,
     codec: serverCodec({ maxFrameSize: options.maxFrameSize, maxFiles: options.maxFiles }),
     router,
-    clock: options.clock,
-    inspect: options.inspect,
+    ...hubOptions(options),
     logger: log,
+    rateLimited: (_id, transport) =>
+      transport.send(encoder.encode({ type: 'Error', detail: { code: 'ERR_RATE_LIMITED', message: RATE_LIMITED } })),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.
       if (registry.remove(id) && crashed) {

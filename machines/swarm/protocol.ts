@@ -34,7 +34,8 @@ export type ServerErrorCode =
   | 'ERR_INVALID_FIELD'
   | 'ERR_NOT_PERMITTED'
   | 'ERR_PEER_GONE'
-  | 'ERR_TIMEOUT';
+  | 'ERR_TIMEOUT'
+  | 'ERR_RATE_LIMITED';
 
 /** What a client sends to the server. */
 export type ClientMessage =

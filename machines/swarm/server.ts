@@ -1,7 +1,8 @@
 import { silentLogger } from '../../src/logger.js';
-import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { RATE_LIMITED } from '../../src/limits.js';
+import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import type { ProtocolServer } from '../../src/runtime.js';
+import { memoryRouter, type Router } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import type { ServerMessage } from './protocol.js';
 import { memoryRegistry, type MatchRegistry } from './registry.js';
@@ -31,6 +32,8 @@ export interface SwarmServerOptions extends HubOptions {
 export interface SwarmServer extends ProtocolServer {
   /** The running sessions, by session id. */
   readonly sessions: ReadonlyMap<string, SwarmSessionActor>;
+  /** Bytes queued for all connections and not yet sent. */
+  buffered(): number;
   /** Open connections, requests waiting for a partner, matches whose answer is still due. */
   stats(): { connections: number; pending: number; matches: number };
 }
@@ -49,7 +52,8 @@ export interface SwarmServer extends ProtocolServer {
  */
 export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer {
   const registry = options.registry ?? memoryRegistry();
-  const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
+  const encoder = serverCodec();
+  const router = options.router ?? memoryRouter<ServerMessage>(encoder);
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const log = options.logger ?? silentLogger;
   const maxRequests = options.maxRequests ?? 16;
@@ -60,9 +64,10 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
     logic: swarmSession,
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     router,
-    clock: options.clock,
-    inspect: options.inspect,
+    ...hubOptions(options),
     logger: log,
+    rateLimited: (_id, transport) =>
+      transport.send(encoder.encode({ type: 'error', detail: { code: 'ERR_RATE_LIMITED', message: RATE_LIMITED } })),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.
       const others = registry.remove(id);

@@ -227,7 +227,8 @@ export type ServerErrorCode =
   | 'ERR_UNKNOWN_MESSAGE'
   | 'ERR_INVALID_FIELD'
   | 'ERR_NOT_PERMITTED'
-  | 'ERR_PEER_GONE';
+  | 'ERR_PEER_GONE'
+  | 'ERR_RATE_LIMITED';
 
 /** What a client sends. */
 export type ClientMessage =

@@ -1,7 +1,8 @@
 import { silentLogger } from '../../src/logger.js';
-import { protocolServer, type HubOptions } from '../../src/protocol-server.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { RATE_LIMITED } from '../../src/limits.js';
+import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
 import type { ProtocolServer } from '../../src/runtime.js';
+import { memoryRouter, type Router } from '../../src/router.js';
 import type { Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { generateId, type ServerMessage, type UserProfiles } from './protocol.js';
@@ -38,6 +39,8 @@ export interface WorkroomsServerOptions extends HubOptions {
 export interface WorkroomsServer extends ProtocolServer {
   /** The running sessions, by connection id (`conn:1`, …), including those away within their grace period. */
   readonly sessions: ReadonlyMap<string, WorkroomsSessionActor>;
+  /** Bytes queued for all connections and not yet sent. */
+  buffered(): number;
   /**
    * Open connections; registered sessions (connected or away); sessions away
    * (their connection dropped, their calls waiting); calls.
@@ -59,7 +62,8 @@ export interface WorkroomsServer extends ProtocolServer {
  */
 export function createWorkroomsServer(options: WorkroomsServerOptions = {}): WorkroomsServer {
   const registry = options.registry ?? memoryRegistry();
-  const router = options.router ?? memoryRouter<ServerMessage>(serverCodec());
+  const encoder = serverCodec();
+  const router = options.router ?? memoryRouter<ServerMessage>(encoder);
   const log = options.logger ?? silentLogger;
   const transports = new Map<string, Transport>();
   let next = 0;
@@ -68,9 +72,10 @@ export function createWorkroomsServer(options: WorkroomsServerOptions = {}): Wor
     protocol: 'workrooms',
     logic: workroomsSession,
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
-    clock: options.clock,
-    inspect: options.inspect,
+    ...hubOptions(options),
     logger: log,
+    rateLimited: (_id, transport) =>
+      transport.send(encoder.encode({ type: 'error', detail: { code: 'ERR_RATE_LIMITED', message: RATE_LIMITED } })),
     cleanup(connection, code, reason, crashed) {
       const sessionid = registry.heldBy(connection);
       if (sessionid !== undefined) {
