@@ -29,6 +29,16 @@ Options for serve:
   --keepalive MS      KEEPALIVE interval in ms (default 10000)
   --max-frame N       largest client frame in characters, for every protocol
                       (default 65536; registry 262144)
+  --max-connections N         most open connections in all; more get HTTP 503 (default 10000;
+                              keep it below the open-file limit, ulimit -n)
+  --max-connections-per-ip N  most open connections from one address; more get 503 (default 256)
+  --trust-proxy       behind one reverse proxy: the client address is the last X-Forwarded-For entry
+  --allow-origin O    a page origin (https://game.example) whose browsers may connect, repeatable;
+                      other origins get 403 (default: any origin, with a warning at startup)
+  --max-buffer BYTES  bytes queued for one client before it is closed 1008 "too slow" (default 4194304)
+  --rate N            messages a connection may send per second, bursts of 2N (default 100)
+  --rate-bytes BYTES  bytes a connection may send per second, bursts of 4x (default 1048576)
+                      (a connection over a rate gets an ERR_RATE_LIMITED error, then a close)
 
 Options for send and receive:
   --server URL        the server's filedrop endpoint (default ${DEFAULT_FILEDROP_SERVER});
@@ -44,6 +54,21 @@ Exit codes: 0 success, 1 the transfer failed, 2 bad usage.
   -h, --help          show this help
 `;
 
+/** The options of serve alone. */
+const SERVE_ONLY = [
+  'port',
+  'host',
+  'keepalive',
+  'max-frame',
+  'max-connections',
+  'max-connections-per-ip',
+  'trust-proxy',
+  'allow-origin',
+  'max-buffer',
+  'rate',
+  'rate-bytes',
+] as const;
+
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code once a command is done. */
 export async function main(argv: string[], out: { write(text: string): void } = process.stdout): Promise<number> {
   let parsed;
@@ -56,6 +81,13 @@ export async function main(argv: string[], out: { write(text: string): void } = 
         host: { type: 'string' },
         keepalive: { type: 'string' },
         'max-frame': { type: 'string' },
+        'max-connections': { type: 'string' },
+        'max-connections-per-ip': { type: 'string' },
+        'trust-proxy': { type: 'boolean' },
+        'allow-origin': { type: 'string', multiple: true },
+        'max-buffer': { type: 'string' },
+        rate: { type: 'string' },
+        'rate-bytes': { type: 'string' },
         server: { type: 'string' },
         webrtc: { type: 'string' },
         'ice-server': { type: 'string', multiple: true },
@@ -88,8 +120,7 @@ export async function main(argv: string[], out: { write(text: string): void } = 
     const operand = positionals[1];
     if (operand === undefined || positionals.length > 2)
       return usage(`${command} takes exactly one ${command === 'send' ? '<file>' : '<code>'}`);
-    for (const name of ['port', 'host', 'keepalive', 'max-frame'] as const)
-      if (values[name] !== undefined) return usage(`--${name} is an option of serve only`);
+    for (const name of SERVE_ONLY) if (values[name] !== undefined) return usage(`--${name} is an option of serve only`);
     if (command === 'send' && values.out !== undefined) return usage('--out is an option of receive only');
     const webrtc = (values.webrtc ?? 'werift') as WebRtcBackend;
     if (!WEBRTC_BACKENDS.includes(webrtc))
@@ -120,11 +151,18 @@ export async function main(argv: string[], out: { write(text: string): void } = 
       throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
     return n;
   };
-  let port, keepaliveInterval, maxFrameSize;
+  let port, keepaliveInterval, maxFrameSize, maxConnections, maxConnectionsPerIp, maxBuffer, rate, rateBytes;
+  let allowOrigins: string[] | undefined;
   try {
     port = number('port', values.port, 0, 65535);
     keepaliveInterval = number('keepalive', values.keepalive, 100, 3_600_000);
     maxFrameSize = number('max-frame', values['max-frame'], 256, 16 * 1024 * 1024);
+    maxConnections = number('max-connections', values['max-connections'], 1, 10_000_000);
+    maxConnectionsPerIp = number('max-connections-per-ip', values['max-connections-per-ip'], 1, 10_000_000);
+    maxBuffer = number('max-buffer', values['max-buffer'], 1024, 1 << 30);
+    rate = number('rate', values.rate, 1, 1_000_000);
+    rateBytes = number('rate-bytes', values['rate-bytes'], 1024, 1 << 30);
+    allowOrigins = values['allow-origin']?.map(origin);
   } catch (error) {
     process.stderr.write(`signalbox: ${(error as Error).message}\n`);
     return 2;
@@ -138,6 +176,15 @@ export async function main(argv: string[], out: { write(text: string): void } = 
       port,
       host: values.host,
       logger,
+      maxConnections,
+      maxConnectionsPerIp,
+      trustProxy: values['trust-proxy'],
+      allowOrigins,
+      limits: {
+        maxBufferedBytes: maxBuffer,
+        ...(rate !== undefined && { messagesPerSecond: rate, messageBurst: 2 * rate }),
+        ...(rateBytes !== undefined && { bytesPerSecond: rateBytes, byteBurst: 4 * rateBytes }),
+      },
       cloudlink: { keepaliveInterval, maxFrameSize },
       ...(maxFrameSize !== undefined && {
         filedrop: frames,
@@ -161,4 +208,17 @@ export async function main(argv: string[], out: { write(text: string): void } = 
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+/** An `--allow-origin` value: a scheme and host (and port), as a browser sends it in `Origin`. */
+function origin(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`--allow-origin must be an origin like https://game.example, got "${value}"`);
+  }
+  if (url.origin === 'null' || url.pathname.length > 1 || url.search || url.hash)
+    throw new Error(`--allow-origin must be an origin like https://game.example, got "${value}"`);
+  return url.origin;
 }

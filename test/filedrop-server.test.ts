@@ -542,7 +542,15 @@ describe('filedrop server in startServer', () => {
       const health = (await (await fetch(`http://127.0.0.1:${running.address.port}/health`)).json()) as {
         connections: Record<string, number>;
       };
-      expect(health.connections).toEqual({ total: 2, cloudlink: 0, filedrop: 2, swarm: 0, workrooms: 0, registry: 0 });
+      expect(health.connections).toEqual({
+        total: 2,
+        socketIo: 0,
+        cloudlink: 0,
+        filedrop: 2,
+        swarm: 0,
+        workrooms: 0,
+        registry: 0,
+      });
     } finally {
       await running.close();
     }

@@ -53,13 +53,6 @@ export interface SocketIoServerInit {
    */
   trustProxy?: boolean;
   /**
-   * A connection closed while more than this many bytes wait for the client
-   * is cut off at once, what waits dropped (socket.io would otherwise hold
-   * it until the client reads, or its ping timeout).
-   * @default 1048576 (1 MiB)
-   */
-  highWaterMark?: number;
-  /**
    * Anything else for socket.io's `Server` (`cors`, `allowRequest`,
    * `transports`, `pingInterval`, `serveClient` …), passed as is.
    * @default socket.io's defaults, except `serveClient: false`
@@ -84,6 +77,8 @@ export interface SocketIoTransportServer extends TransportServer {
   /** The socket.io server, for middleware (`io.use`) or inspection. Do not close it directly: call `close()`. */
   readonly io: Server;
 }
+
+const CLOSE_GRACE = 1000;
 
 type Listener = (...args: unknown[]) => void;
 const attached = ['request', 'upgrade', 'close', 'listening'] as const;
@@ -137,7 +132,6 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
   const path = (init.path ?? '/socket.io').replace(/\/$/, '');
   const emitter = mitt<TransportServerEvents>();
   const sockets = new Map<Socket, Transport>();
-  const highWaterMark = init.highWaterMark ?? 1 << 20;
   const checks: ConnectionCheck[] = [];
   let closing: Promise<void> | undefined;
 
@@ -179,7 +173,12 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
       },
       close() {
         socket.disconnect(true);
-        if (buffered() > highWaterMark) socket.conn.close(true);
+        // engine.io holds the connection until its queue drains: one whose client does not take it
+        // within a second (it stopped polling or reading) is cut off, and its queue let go.
+        const conn = socket.conn;
+        const timer = setTimeout(() => conn.close(true), CLOSE_GRACE);
+        timer.unref();
+        conn.once('close', () => clearTimeout(timer));
       },
       bufferedAmount: buffered,
     });

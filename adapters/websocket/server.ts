@@ -57,10 +57,7 @@ export interface WebSocketServerInit {
   trustProxy?: boolean;
   /**
    * `drain` is emitted when a connection's `bufferedAmount` falls to
-   * `lowWaterMark` after it rose above `highWaterMark`. A connection closed
-   * while more than this is buffered is cut off at once, its buffer dropped:
-   * a client that is not reading would never take the close frame queued
-   * behind it, and the buffer would be held until the close timed out.
+   * `lowWaterMark` after it rose above `highWaterMark`.
    * @default 1048576 (1 MiB)
    */
   highWaterMark?: number;
@@ -299,8 +296,12 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
         if (ws.bufferedAmount > highWaterMark) aboveHighWater = true;
       },
       close(code, reason) {
-        if (ws.bufferedAmount > highWaterMark) ws.terminate();
-        else ws.close(code, reason);
+        ws.close(code, reason);
+        // A client that does not answer the close within a second (one that stopped reading never
+        // sees the close frame queued behind its backlog) is cut off, and its buffer let go.
+        const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE);
+        timer.unref();
+        ws.once('close', () => clearTimeout(timer));
       },
       bufferedAmount: () => ws.bufferedAmount,
     });

@@ -1,0 +1,246 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { setup, SimulatedClock } from 'xstate';
+import { memoryPair } from '../adapters/memory/index.js';
+import { socketIoServer } from '../adapters/socket-io/server.js';
+import { webSocketServer } from '../adapters/websocket/server.js';
+import { createCloudLinkServer } from '../machines/cloudlink/server.js';
+import { createFileDropServer } from '../machines/filedrop/server.js';
+import { jsonCodec } from '../src/codec.js';
+import type { ConnectionLimits } from '../src/limits.js';
+import type { Logger } from '../src/logger.js';
+import type { Message } from '../src/message.js';
+import { protocolServer } from '../src/protocol-server.js';
+import { serve } from '../src/runtime.js';
+import type { CloseInfo, ConnectionInfo, Transport } from '../src/transport.js';
+import { rawClient } from './cloudlink-helpers.js';
+import { rawSocket } from './socket-helpers.js';
+
+/** A session that answers `blast` with `count` frames of `size` characters, and counts what it was fed. */
+const blaster = setup({
+  types: {
+    events: {} as Message,
+    input: {} as { transport: Transport; fed: Message[]; peak: { buffered: number } },
+    context: {} as { transport: Transport; fed: Message[]; peak: { buffered: number } },
+  },
+}).createMachine({
+  context: ({ input }) => input,
+  on: {
+    '*': {
+      actions: ({ context, event }) => {
+        context.fed.push(event);
+        if (event.type !== 'blast') return;
+        const { count, size } = event.detail as { count: number; size: number };
+        const frame = JSON.stringify({ type: 'data', detail: 'x'.repeat(size) });
+        for (let i = 0; i < count && context.transport.isOpen; i++) {
+          context.transport.send(frame);
+          context.peak.buffered = Math.max(context.peak.buffered, context.transport.bufferedAmount);
+        }
+      },
+    },
+  },
+});
+
+function blastServer(limits: ConnectionLimits, extra: { clock?: SimulatedClock; log?: Logger } = {}) {
+  const fed: Message[] = [];
+  const peak = { buffered: 0 };
+  const closes: CloseInfo[] = [];
+  const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+  const limited: string[] = [];
+  let next = 0;
+  const server = protocolServer({
+    protocol: 'blast',
+    logic: blaster,
+    codec: jsonCodec(),
+    limits,
+    clock: extra.clock,
+    logger: extra.log ?? { info() {}, error() {}, warn: (message, fields) => warnings.push([message, fields]) },
+    rateLimited: (id) => limited.push(id),
+    open(transport) {
+      transport.on('close', (info) => closes.push(info));
+      const id = `b${++next}`;
+      return { id, input: { transport, fed, peak } };
+    },
+  });
+  return { server, fed, peak, closes, warnings, limited };
+}
+
+const until = async (check: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+const info: ConnectionInfo = { path: '/', query: new URLSearchParams(), remoteAddress: '127.0.0.1', headers: {} };
+
+let http: Server | undefined;
+afterEach(async () => {
+  http?.closeAllConnections();
+  await new Promise((resolve) => http?.close(resolve) ?? resolve(undefined));
+  http = undefined;
+});
+
+async function listen(): Promise<number> {
+  http = createServer();
+  await new Promise<void>((resolve) => http!.listen(0, '127.0.0.1', resolve));
+  return (http.address() as AddressInfo).port;
+}
+
+const CAP = 256 * 1024;
+const FRAME = 16 * 1024;
+
+describe('outbound buffer cap', () => {
+  it('closes a WebSocket client that stops reading with 1008 "too slow", its buffer bounded by the cap', async () => {
+    const port = await listen();
+    const transports = webSocketServer({ server: http!, path: '/blast', heartbeatInterval: false });
+    const { server, peak, closes, warnings } = blastServer({ maxBufferedBytes: CAP });
+    serve(transports, server);
+    const client = new WebSocket(`ws://127.0.0.1:${port}/blast`);
+    await new Promise((resolve) => client.once('open', resolve));
+    // Stop reading: what the server sends piles up in the kernel, then in the server's buffers.
+    (client as unknown as { _socket: { pause(): void } })._socket.pause();
+    client.send(JSON.stringify({ type: 'blast', detail: { count: 2000, size: FRAME } }));
+    await until(() => closes.length > 0);
+    expect(closes[0]).toMatchObject({ code: 1008, reason: 'too slow', initiator: 'local' });
+    // 2000 frames (about 32 MB) were asked for; the server held at most the cap and the frame that crossed it.
+    expect(peak.buffered).toBeLessThanOrEqual(CAP);
+    expect(warnings).toEqual([
+      ['too slow', expect.objectContaining({ protocol: 'blast', session: 'b1', remote: '127.0.0.1' })],
+    ]);
+    expect(warnings[0]![1]!.buffered).toBeGreaterThan(CAP);
+    expect(warnings[0]![1]!.buffered).toBeLessThanOrEqual(CAP + 3 * FRAME);
+    // Cut off at once, its buffer dropped: no session and no socket left.
+    await until(() => transports.connections === 0);
+    expect(server.buffered()).toBe(0);
+    client.terminate();
+    await transports.close();
+  });
+
+  it('keeps a client that reads what it is sent, however much', async () => {
+    const port = await listen();
+    const transports = webSocketServer({ server: http!, path: '/blast', heartbeatInterval: false });
+    const { server, closes } = blastServer({ maxBufferedBytes: CAP });
+    serve(transports, server);
+    const client = new WebSocket(`ws://127.0.0.1:${port}/blast`);
+    await new Promise((resolve) => client.once('open', resolve));
+    let received = 0;
+    client.on('message', () => received++);
+    // Eight frames at a time stay under the cap whatever the client's pace.
+    for (let round = 0; round < 10; round++) {
+      client.send(JSON.stringify({ type: 'blast', detail: { count: 8, size: FRAME } }));
+      await until(() => received === (round + 1) * 8);
+    }
+    expect(closes).toEqual([]);
+    client.close();
+    await transports.close();
+  });
+
+  it('closes a socket.io client that stops polling with 1008 "too slow", its queue bounded by the cap', async () => {
+    const port = await listen();
+    const transports = socketIoServer({ server: http! });
+    const { server, peak, closes, warnings } = blastServer({ maxBufferedBytes: CAP });
+    serve(transports, server);
+    const base = `http://127.0.0.1:${port}/socket.io/?EIO=4&transport=polling`;
+    // engine.io by hand: handshake, join the main namespace, then never poll again.
+    const open = await (await fetch(base)).text();
+    const sid = (JSON.parse(open.slice(open.indexOf('{'))) as { sid: string }).sid;
+    const post = (body: string) => fetch(`${base}&sid=${sid}`, { method: 'POST', body }).then((r) => r.text());
+    await post('40');
+    await fetch(`${base}&sid=${sid}`).then((r) => r.text()); // the namespace's CONNECT answer
+    await until(() => server.sessions.size === 1);
+    await post(
+      `42${JSON.stringify(['message', JSON.stringify({ type: 'blast', detail: { count: 2000, size: FRAME } })])}`,
+    );
+    await until(() => closes.length > 0);
+    expect(closes[0]).toMatchObject({ code: 1008, reason: 'too slow' });
+    expect(peak.buffered).toBeLessThanOrEqual(CAP);
+    expect(warnings[0]).toEqual(['too slow', expect.objectContaining({ protocol: 'blast' })]);
+    expect(warnings[0]![1]!.buffered).toBeGreaterThan(CAP);
+    expect(warnings[0]![1]!.buffered).toBeLessThanOrEqual(CAP + 3 * FRAME);
+    // engine.io let go of the connection and its queue, though the client never polled again.
+    await until(() => transports.connections === 0 && transports.io.engine.clientsCount === 0);
+    expect(server.buffered()).toBe(0);
+    await transports.close();
+  });
+});
+
+describe('rate limits', () => {
+  it('refuses frames past the burst, refills with the clock, tells the protocol once a run, then closes', async () => {
+    const clock = new SimulatedClock();
+    const {
+      server,
+      fed: all,
+      closes,
+      limited,
+    } = blastServer({ messagesPerSecond: 10, messageBurst: 5, rateLimitStrikes: 4 }, { clock });
+    const fed = {
+      get length() {
+        return all.filter((e) => e.type === 'ping').length;
+      },
+    };
+    const [transport, client] = memoryPair();
+    server.accept(transport, info);
+    const send = (n: number) => {
+      for (let i = 0; i < n; i++) client.send('{"type":"ping","detail":null}');
+    };
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+    send(7);
+    await tick();
+    expect(fed).toHaveLength(5);
+    expect(limited).toEqual(['b1']);
+    clock.increment(300); // three tokens back
+    send(3);
+    await tick();
+    expect(fed).toHaveLength(8);
+    send(1);
+    await tick();
+    expect(limited).toEqual(['b1', 'b1']); // a new run of refusals, told again
+    expect(closes).toEqual([]);
+    send(5);
+    await tick();
+    expect(closes[0]).toMatchObject({ code: 1008, reason: 'rate limited' });
+    expect(fed).toHaveLength(8);
+  });
+
+  it('limits bytes as well as messages', async () => {
+    const clock = new SimulatedClock();
+    const { server, fed, limited } = blastServer({ bytesPerSecond: 100, byteBurst: 100 }, { clock });
+    const [transport, client] = memoryPair();
+    server.accept(transport, info);
+    client.send(JSON.stringify({ type: 'big', detail: 'x'.repeat(60) }));
+    client.send(JSON.stringify({ type: 'big', detail: 'x'.repeat(60) }));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(fed).toHaveLength(1);
+    expect(limited).toEqual(['b1']);
+  });
+
+  it('a JSON protocol answers with its error and ERR_RATE_LIMITED (filedrop)', async () => {
+    const filedrop = createFileDropServer({ limits: { messagesPerSecond: 1, messageBurst: 2 } });
+    const [transport, client] = memoryPair();
+    const socket = rawSocket(client);
+    filedrop.accept(transport, info);
+    expect((await socket.next()).type).toBe('assign');
+    for (let i = 0; i < 3; i++) socket.send({ type: 'request', detail: { peer: 'ABCDEFGH' } });
+    const frames = [await socket.next(), await socket.next(), await socket.next()];
+    expect(frames.map((f) => f.detail?.code)).toContain('ERR_RATE_LIMITED');
+    expect(frames.find((f) => f.detail?.code === 'ERR_RATE_LIMITED')).toMatchObject({ type: 'error' });
+    await filedrop.close();
+  });
+
+  it('CloudLink answers VIOLATION and closes with 1008', async () => {
+    const cloudlink = createCloudLinkServer({ limits: { messagesPerSecond: 1, messageBurst: 1 } });
+    const [transport, client] = memoryPair();
+    const socket = rawClient(client);
+    cloudlink.accept(transport, { ...info, path: '/ws/game' });
+    socket.send({ opcode: 2 });
+    expect(await socket.next()).toMatchObject({ opcode: 3 }); // INIT_OK
+    socket.send({ opcode: 1 });
+    expect(await socket.next()).toEqual({ opcode: 0, payload: 'rate limited' });
+    expect(await socket.closed).toMatchObject({ code: 1008, reason: 'rate limited' });
+    await cloudlink.close();
+  });
+});
