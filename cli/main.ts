@@ -19,7 +19,7 @@ const USAGE = `Usage: signalbox <command> [options]
 Commands:
   serve             Run the signalling server: CloudLink Omega at /ws/{ugi}, filedrop at /filedrop
                     (and /socket.io/ for socket.io 4 clients), workrooms at /workrooms, registry at
-                    /registry, swarm at /swarm, GET /health
+                    /registry, swarm at /swarm, GET /health, GET /metrics (Prometheus)
   send <file>       Offer a file over filedrop: prints its code on stdout, then serves one receiver
   receive <code>    Fetch the file offered under <code>, check its SHA-256 and save it
 
