@@ -25,6 +25,7 @@ export {
   type TransportServer,
   type TransportServerEvents,
   type ConnectionInfo,
+  type ConnectionCheck,
   type TransportControl,
   type TransportImpl,
 } from './transport.js';
@@ -53,7 +54,18 @@ export {
   type HostedProtocolServer,
   type HubOptions,
   type ProtocolServerInit,
+  hubOptions,
 } from './protocol-server.js';
+export {
+  connectionLimiter,
+  defaultLimits,
+  RATE_LIMITED,
+  tokenBucket,
+  type ConnectionLimiter,
+  type ConnectionLimits,
+  type TokenBucket,
+} from './limits.js';
+export { closeReasonLabel, type ServerMetrics } from './metrics.js';
 export { jsonLogger, silentLogger, truncateUtf8, type Logger } from './logger.js';
 export type { Clock } from './clock.js';
 export { joinTransports } from './duplex.js';

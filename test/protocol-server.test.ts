@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { setup } from 'xstate';
-import { memoryPair } from '../adapters/memory/index.js';
+import { createMemoryNetwork, memoryPair } from '../adapters/memory/index.js';
 import { jsonCodec } from '../src/codec.js';
 import type { Message } from '../src/message.js';
 import { protocolServer } from '../src/protocol-server.js';
 import { memoryRouter } from '../src/router.js';
+import { serve } from '../src/runtime.js';
 import type { ConnectionInfo, Transport } from '../src/transport.js';
 import { nextEvent } from './transport-compliance.js';
 
@@ -122,5 +123,19 @@ describe('protocolServer', () => {
     expect(router.size).toBe(0);
     server.accept(memoryPair()[0], info());
     expect(server.sessions.size).toBe(0);
+  });
+});
+
+describe('serve() and authorize', () => {
+  it('on a transport server that cannot refuse before opening, closes a refused connection with 1008', async () => {
+    const network = createMemoryNetwork();
+    const { server } = echoServer();
+    const guarded = { ...server, authorize: (info: ConnectionInfo) => info.query.get('token') === 'ok' };
+    serve(network.listen('echo'), guarded);
+    const refused = await network.connect('echo', { path: '/echo', query: { token: 'no' } });
+    expect(await nextEvent(refused, 'close')).toMatchObject({ code: 1008, reason: 'not authorized' });
+    await network.connect('echo', { path: '/echo', query: { token: 'ok' } });
+    await tick();
+    expect(server.sessions.size).toBe(1);
   });
 });
