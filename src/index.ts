@@ -55,6 +55,7 @@ export {
   type HubOptions,
   type ProtocolServerInit,
   hubOptions,
+  rateLimitedError,
 } from './protocol-server.js';
 export {
   connectionLimiter,

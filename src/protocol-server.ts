@@ -1,6 +1,7 @@
 import type { Actor, AnyStateMachine, InputFrom, InspectionEvent, Observer } from 'xstate';
 import type { Clock } from './clock.js';
-import { clockNow, resolveLimits, tokenBucket, type ConnectionLimits } from './limits.js';
+import { ErrorCode } from './errors.js';
+import { clockNow, RATE_LIMITED, resolveLimits, tokenBucket, type ConnectionLimits } from './limits.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { Message } from './message.js';
 import { closeReasonLabel, type ServerMetrics } from './metrics.js';
@@ -44,6 +45,24 @@ export interface HubOptions {
 export function hubOptions(options: HubOptions): HubOptions {
   const { clock, limits, authorize, metrics, inspect, logger } = options;
   return { clock, limits, authorize, metrics, inspect, logger };
+}
+
+/**
+ * The `rateLimited` of a JSON protocol whose server reports errors as
+ * `{ type, detail: { code, message } }` (`type` is `error` or `Error`): an
+ * error with `ERR_RATE_LIMITED`, encoded with the protocol's codec.
+ *
+ * @example
+ * ```ts
+ * protocolServer({ ...init, rateLimited: rateLimitedError(serverCodec(), 'error') });
+ * ```
+ */
+export function rateLimitedError<M extends Message>(
+  codec: { encode(message: M): Frame },
+  type: 'error' | 'Error',
+): (id: string, transport: Transport) => void {
+  const message = { type, detail: { code: ErrorCode.RateLimited, message: RATE_LIMITED } } as unknown as M;
+  return (_id, transport) => transport.send(codec.encode(message));
 }
 
 /** What {@link protocolServer} needs to know of one protocol. */

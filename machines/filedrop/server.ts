@@ -1,6 +1,5 @@
 import { silentLogger } from '../../src/logger.js';
-import { RATE_LIMITED } from '../../src/limits.js';
-import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
+import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '../../src/protocol-server.js';
 import type { ProtocolServer } from '../../src/runtime.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import { serverCodec } from './codec.js';
@@ -58,8 +57,7 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
     router,
     ...hubOptions(options),
     logger: log,
-    rateLimited: (_id, transport) =>
-      transport.send(encoder.encode({ type: 'error', detail: { code: 'ERR_RATE_LIMITED', message: RATE_LIMITED } })),
+    rateLimited: rateLimitedError(encoder, 'error'),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.
       for (const peer of registry.remove(id)) {

@@ -1,6 +1,5 @@
 import { silentLogger } from '../../src/logger.js';
-import { RATE_LIMITED } from '../../src/limits.js';
-import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
+import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '../../src/protocol-server.js';
 import type { ProtocolServer } from '../../src/runtime.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import type { Transport } from '../../src/transport.js';
@@ -74,8 +73,7 @@ export function createWorkroomsServer(options: WorkroomsServerOptions = {}): Wor
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     ...hubOptions(options),
     logger: log,
-    rateLimited: (_id, transport) =>
-      transport.send(encoder.encode({ type: 'error', detail: { code: 'ERR_RATE_LIMITED', message: RATE_LIMITED } })),
+    rateLimited: rateLimitedError(encoder, 'error'),
     cleanup(connection, code, reason, crashed) {
       const sessionid = registry.heldBy(connection);
       if (sessionid !== undefined) {
