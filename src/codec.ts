@@ -42,6 +42,30 @@ export function parseJson(text: string): unknown {
   }
 }
 
+/**
+ * How deeply `value` nests objects and arrays (a scalar is 0, `{}` is 1),
+ * counted without recursion so that a frame of `[[[[…` cannot overflow the
+ * stack here, and stopping as soon as it passes `limit`. Servers bound it
+ * because `JSON.stringify`, which re-encodes what they relay, does recurse.
+ *
+ * @example
+ * ```ts
+ * jsonDepth({ a: [1, { b: 2 }] }, 16); // 3
+ * ```
+ */
+export function jsonDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /** Decodes UTF-8 bytes (for adapters whose channels hand out buffers). */
 export function utf8(bytes: Uint8Array): string {
   return textDecoder.decode(bytes);

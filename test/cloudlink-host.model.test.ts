@@ -93,7 +93,7 @@ type ModelEvent =
   | { type: 'rtc.open'; label: string; transport: Transport }
   | { type: 'rtc.failed'; label: string; error: { code: string; message: string } }
   | { type: 'rtc.closed'; label: string }
-  | { type: OpcodeName; detail: { payload?: string; tx?: string } };
+  | { type: OpcodeName; detail: { payload?: unknown; tx?: string } };
 
 type ModelSnapshot = AnyMachineSnapshot & { context: HostContext };
 type Stage = HostLink['stage'];
@@ -103,13 +103,14 @@ const model = cloudlinkHost.provide({
   actors: { signalling: fromCallback(() => {}) as never, rtc: fromCallback(() => {}) as never },
 });
 
-const frame = (type: OpcodeName, detail: { payload?: string; tx?: string } = {}): ModelEvent => ({ type, detail });
+const frame = (type: OpcodeName, detail: { payload?: unknown; tx?: string } = {}): ModelEvent => ({ type, detail });
 
 const serverFrames: ModelEvent[] = [
   frame('INIT_OK', { payload: HOST_ID }),
   frame('ACK_HOST', { payload: LOBBY }),
   frame('NEW_PEER', { payload: P }),
-  frame('RETURN_OFFER', { payload: 'peer-offer', tx: P }),
+  // The peer's offer in the browser's form, its answer as bare SDP: the host reads both.
+  frame('RETURN_OFFER', { payload: { type: 'offer', sdp: 'peer-offer' }, tx: P }),
   frame('ANTICIPATE_ANSWER', { payload: 'peer-answer', tx: P }),
   frame('ACK_READY', { tx: P }),
   frame('SHUTDOWN_ACK', { tx: P }),
@@ -374,9 +375,10 @@ function expectedFrames(prev: ModelSnapshot, event: ModelEvent): WireFrame[] {
       // The server's pings meanwhile, answered. A handshake that ran out tells the server nothing.
       return isPending(prev, event) ? Array.from({ length: PINGS }, () => f('KEEPALIVE')) : [];
     case 'rtc.description':
-      if (event.label === OUT && link?.stage === 'offering') return [f('MAKE_OFFER', { payload: 'host-offer', rx: P })];
+      if (event.label === OUT && link?.stage === 'offering')
+        return [f('MAKE_OFFER', { payload: { type: 'offer', sdp: 'host-offer' }, rx: P })];
       if (event.label === IN && link?.stage === 'answering')
-        return [f('MAKE_ANSWER', { payload: 'host-answer', rx: P })];
+        return [f('MAKE_ANSWER', { payload: { type: 'answer', sdp: 'host-answer' }, rx: P })];
       return [];
     case 'ANTICIPATE_ANSWER':
       return link?.stage === 'awaitingAnswer' ? [f('ACK_CHECK', { rx: P })] : [];

@@ -74,7 +74,7 @@ type ModelEvent =
   | { type: 'rtc.open'; label: string; transport: Transport }
   | { type: 'rtc.failed'; label: string; error: { code: string; message: string } }
   | { type: 'rtc.closed'; label: string }
-  | { type: OpcodeName; detail: { payload?: string; tx?: string } };
+  | { type: OpcodeName; detail: { payload?: unknown; tx?: string } };
 
 type ModelSnapshot = AnyMachineSnapshot & { context: PeerContext };
 
@@ -83,7 +83,7 @@ const model = cloudlinkPeer.provide({
   actors: { signalling: fromCallback(() => {}) as never, rtc: fromCallback(() => {}) as never },
 });
 
-const frame = (type: OpcodeName, detail: { payload?: string; tx?: string } = {}): ModelEvent => ({ type, detail });
+const frame = (type: OpcodeName, detail: { payload?: unknown; tx?: string } = {}): ModelEvent => ({ type, detail });
 
 const serverFrames: ModelEvent[] = [
   frame('INIT_OK', { payload: PEER_ID }),
@@ -91,7 +91,8 @@ const serverFrames: ModelEvent[] = [
   ...[H, O].flatMap((host) => [
     frame('NEW_HOST', { payload: host }),
     frame('SHUTDOWN_ACK', { tx: host }),
-    frame('ANTICIPATE_ANSWER', { payload: `${host}-answer`, tx: host }),
+    // Answers in the browser's form, offers as bare SDP: the peer reads both.
+    frame('ANTICIPATE_ANSWER', { payload: { type: 'answer', sdp: `${host}-answer` }, tx: host }),
     frame('ACK_CHECK', { tx: host }),
   ]),
   frame('ANTICIPATE_OFFER', { payload: `${H}-offer`, tx: H }),
@@ -268,10 +269,10 @@ function expectedFrames(prev: ModelSnapshot, event: ModelEvent, next: ModelSnaps
   const frames: WireFrame[] = [];
   // Our own offer goes back to the host as soon as it exists.
   if (event.type === 'rtc.description' && event.label === outLabel(host!) && before === 'offering')
-    frames.push(f('ACCEPT_OFFER', { payload: 'peer-offer', rx: host }));
+    frames.push(f('ACCEPT_OFFER', { payload: { type: 'offer', sdp: 'peer-offer' }, rx: host }));
   // Our answer goes out once the host has answered us and our answer exists.
   if (after && !ANSWERED.includes(before) && ANSWERED.includes(after))
-    frames.push(f('MAKE_ANSWER', { payload: 'peer-answer', rx: host }));
+    frames.push(f('MAKE_ANSWER', { payload: { type: 'answer', sdp: 'peer-answer' }, rx: host }));
   // Ready once the host checked and both channels are open.
   if (after === 'linked' && before !== 'linked') frames.push(f('ACK_READY', { rx: host }));
   // A link that dies under us may be a host that vanished.

@@ -93,7 +93,7 @@ describe('cloudlinkHost transitions', () => {
 
   it('sends MAKE_OFFER to the peer with its offer', () => {
     const step = run(cloudlinkHost, input, awaitingReady.slice(0, 5));
-    expect(step.sent).toEqual([{ type: 'MAKE_OFFER', detail: { payload: 'O1', rx: 'p1' } }]);
+    expect(step.sent).toEqual([{ type: 'MAKE_OFFER', detail: { payload: { type: 'offer', sdp: 'O1' }, rx: 'p1' } }]);
     expect(step.snapshot.context.links.p1!.stage).toBe('awaitingReturnOffer');
   });
 
@@ -111,7 +111,7 @@ describe('cloudlinkHost transitions', () => {
 
   it('sends MAKE_ANSWER, then applies the peer answer and sends ACK_CHECK', () => {
     expect(run(cloudlinkHost, input, awaitingReady.slice(0, 7)).sent).toEqual([
-      { type: 'MAKE_ANSWER', detail: { payload: 'A2', rx: 'p1' } },
+      { type: 'MAKE_ANSWER', detail: { payload: { type: 'answer', sdp: 'A2' }, rx: 'p1' } },
     ]);
     const step = run(cloudlinkHost, input, awaitingReady);
     expect(step.sentTo).toEqual([
@@ -273,12 +273,14 @@ describe('cloudlinkPeer transitions', () => {
     const early = [...offered, rtc('rtc.description', 'in:h1', { description: { type: 'answer', sdp: 'A1' } })];
     const kept = run(cloudlinkPeer, input, early);
     expect(kept.sent).toEqual([]);
-    expect(kept.snapshot.context.pendingAnswer).toBe('A1');
+    expect(kept.snapshot.context.pendingAnswer).toEqual({ type: 'answer', sdp: 'A1' });
     const accepted = run(cloudlinkPeer, input, [
       ...early,
       rtc('rtc.description', 'out:h1', { description: { type: 'offer', sdp: 'O2' } }),
     ]);
-    expect(accepted.sent).toEqual([{ type: 'ACCEPT_OFFER', detail: { payload: 'O2', rx: 'h1' } }]);
+    expect(accepted.sent).toEqual([
+      { type: 'ACCEPT_OFFER', detail: { payload: { type: 'offer', sdp: 'O2' }, rx: 'h1' } },
+    ]);
     const answered = run(cloudlinkPeer, input, [
       ...early,
       rtc('rtc.description', 'out:h1', { description: { type: 'offer', sdp: 'O2' } }),
@@ -287,7 +289,9 @@ describe('cloudlinkPeer transitions', () => {
     expect(answered.sentTo).toEqual([
       { to: 'rtcOut', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'A2' } } },
     ]);
-    expect(answered.sent).toEqual([{ type: 'MAKE_ANSWER', detail: { payload: 'A1', rx: 'h1' } }]);
+    expect(answered.sent).toEqual([
+      { type: 'MAKE_ANSWER', detail: { payload: { type: 'answer', sdp: 'A1' }, rx: 'h1' } },
+    ]);
     expect(answered.snapshot.value).toEqual({
       active: { protocol: { linking: 'awaitingCheck' }, watchdog: 'watching' },
     });
@@ -306,7 +310,7 @@ describe('cloudlinkPeer transitions', () => {
       ...waiting,
       rtc('rtc.description', 'in:h1', { description: { type: 'answer', sdp: 'A1' } }),
     ]);
-    expect(step.sent).toEqual([{ type: 'MAKE_ANSWER', detail: { payload: 'A1', rx: 'h1' } }]);
+    expect(step.sent).toEqual([{ type: 'MAKE_ANSWER', detail: { payload: { type: 'answer', sdp: 'A1' }, rx: 'h1' } }]);
   });
 
   const checked = [

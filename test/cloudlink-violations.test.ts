@@ -4,6 +4,8 @@ import type { CloudLinkServerOptions } from '../machines/cloudlink/server.js';
 import { cloudlinkSocketTestbed, cloudlinkTestbed, type RawClient, type Testbed } from './cloudlink-helpers.js';
 
 const O = Opcode;
+/** `[[[…]]]`, `depth` arrays deep. */
+const nested = (depth: number): unknown => (depth === 0 ? 'x' : [nested(depth - 1)]);
 let bed: Testbed;
 
 afterEach(async () => {
@@ -62,17 +64,31 @@ const cases: Array<{
     reason: /CONFIG_HOST: `payload`/,
   },
   {
+    // A relayed payload may be any JSON (see cloudlink-wire.test.ts); a lobby id is routed by.
     name: 'a wrong-typed field',
+    who: initialized(),
+    frame: () => ({ opcode: O.CONFIG_HOST, payload: 42 }),
+    reason: /lobby ID payload must be a string/,
+  },
+  {
+    name: 'a relay without its payload',
     who: asPeer(),
-    frame: ({ host }) => ({ opcode: O.ACCEPT_OFFER, payload: 42, rx: host }),
-    reason: /SDP payload must be a string/,
+    frame: ({ host }) => ({ opcode: O.ACCEPT_OFFER, rx: host }),
+    reason: /ACCEPT_OFFER: `payload`/,
   },
   { name: 'a wrong-typed rx', who: asPeer(), frame: () => ({ opcode: O.ACK_READY, rx: 7 }), reason: /ACK_READY: `rx`/ },
   {
-    name: 'an unexpected extra field',
+    // Extra keys are ignored (see cloudlink-wire.test.ts), but nesting is bounded.
+    name: 'a frame nested too deeply',
+    who: initialized(),
+    frame: ({ peer }) => ({ opcode: O.MAKE_OFFER, payload: nested(40), rx: peer }),
+    reason: /nested deeper than 32 levels/,
+  },
+  {
+    name: 'a frame nested thousands deep',
     who: fresh(),
-    frame: () => ({ opcode: O.INIT, lobby: 'x' }),
-    reason: /INIT: `lobby`/,
+    frame: () => `{"opcode":2,"payload":${'['.repeat(2000)}${']'.repeat(2000)}}`,
+    reason: /nested deeper than 32 levels/,
   },
   {
     name: 'a client frame carrying tx',

@@ -1,8 +1,9 @@
+import { enqueueActions, type ErrorActorEvent, type ParameterizedObject } from 'xstate';
 import { ErrorCode, ProtocolError, SignalboxError, TransportError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import type { ClientMessage, ServerMessage } from './protocol.js';
+import type { ClientBoundMessage, ClientMessage } from './protocol.js';
 
 /** Input shared by the host and peer machines. */
 export interface ClientInput {
@@ -39,7 +40,7 @@ export type ClientCommand = { type: 'leave' };
 export type LinkTimeout = { type: 'link.timeout'; peer: string; generation: number };
 
 /** Everything a client machine reacts to. */
-export type ClientEvent = ServerMessage | SignallingEvent | RtcEmitted | ClientCommand | LinkTimeout;
+export type ClientEvent = ClientBoundMessage | SignallingEvent | RtcEmitted | ClientCommand | LinkTimeout;
 
 /** Why a pair ended. */
 export type UnlinkReason = 'left' | 'failed' | 'lost' | 'timeout';
@@ -65,33 +66,101 @@ export const SIGNALLING_HINT =
 export const RTC_HINT =
   'use machine.provide({ actors: { rtc: fromRtc({ RTCPeerConnection }) } }) with the browser global, werift or node-datachannel';
 
-/** The error a client ends with, from the event that ended it. */
-export function errorFrom(event: ClientEvent | { type: string; error?: unknown }): SignalboxError {
+/**
+ * The error a client ends with, from the event that ended it: VIOLATION, the
+ * signalling connection's error or close, or a child actor's crash
+ * (`xstate.error.actor.<id>`).
+ */
+export function errorFrom(event: ClientEvent | ErrorActorEvent): SignalboxError {
   switch (event.type) {
     case 'VIOLATION':
-      return new ProtocolError(
-        ErrorCode.Violation,
-        `server reported a violation: ${(event as { detail: { payload: string } }).detail.payload}`,
-      );
-    case 'signalling.closed': {
-      const e = event as Extract<SignallingEvent, { type: 'signalling.closed' }>;
+      return new ProtocolError(ErrorCode.Violation, `server reported a violation: ${event.detail.payload}`);
+    case 'signalling.closed':
       return (
-        e.error ??
-        new TransportError(ErrorCode.TransportClosed, `signalling closed (${e.info.code} ${e.info.reason})`.trim())
+        event.error ??
+        new TransportError(
+          ErrorCode.TransportClosed,
+          `signalling closed (${event.info.code} ${event.info.reason})`.trim(),
+        )
       );
-    }
     case 'signalling.error':
-      return (event as Extract<SignallingEvent, { type: 'signalling.error' }>).error;
-    default: {
-      const error = (event as { error?: unknown }).error;
-      if (error instanceof SignalboxError) return error;
-      // `xstate.error.actor.<id>`: a child crashed. Only `signalling` opens the connection.
-      const code = event.type === 'xstate.error.actor.signalling' ? ErrorCode.ConnectFailed : ErrorCode.RtcFailed;
-      return new SignalboxError(code, error instanceof Error ? error.message : String(error ?? event.type), {
-        cause: error,
-      });
-    }
+      return event.error;
   }
+  const error = 'error' in event ? event.error : undefined;
+  if (error instanceof SignalboxError) return error;
+  // `xstate.error.actor.<id>`: a child crashed. Only `signalling` opens the connection.
+  const code = event.type === 'xstate.error.actor.signalling' ? ErrorCode.ConnectFailed : ErrorCode.RtcFailed;
+  return new SignalboxError(code, error instanceof Error ? error.message : String(error ?? event.type), {
+    cause: error,
+  });
+}
+
+/** What the host's and the peer's contexts have in common, and all the {@link clientActions} read. */
+export interface ClientContext {
+  readonly lobby: string;
+  readonly name?: string;
+  readonly serverTimeout: number;
+  readonly handshakeTimeout: number;
+  /** Our peer id, from INIT_OK. */
+  id?: string;
+  error?: SignalboxError;
+}
+
+type Params = ParameterizedObject['params'] | undefined;
+type EnqueueArgs<TContext extends ClientContext, TParams extends Params> = Parameters<
+  typeof enqueueActions<TContext, ClientEvent, TParams, ClientEvent, never, never, never, never, ClientEmitted>
+>;
+
+/**
+ * `enqueueActions` for an action of a client machine whose `TContext` and
+ * `TParams` are given, not inferred: inference from a `setup()` whose other
+ * actions take params as well does not settle. `TParams` are computed at the
+ * transition that runs the action, from its (narrowed) event.
+ */
+export const enqueueAction = <TContext extends ClientContext, TParams extends Params = undefined>(
+  ...args: EnqueueArgs<TContext, TParams>
+) => enqueueActions<TContext, ClientEvent, TParams, ClientEvent, never, never, never, never, ClientEmitted>(...args);
+
+const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
+
+/**
+ * The actions the host and the peer share: the signalling connection's
+ * life (INIT, CONFIG_HOST or CONFIG_PEER as `config` says, KEEPALIVE answers,
+ * SHUTDOWN) and how the client records why it stopped. `configure` takes our
+ * id as a param, computed from INIT_OK at the transition.
+ */
+export function clientActions<TContext extends ClientContext>(config: 'CONFIG_HOST' | 'CONFIG_PEER') {
+  const clientAction = <TParams extends Params = undefined>(...args: EnqueueArgs<TContext, TParams>) =>
+    enqueueAction<TContext, TParams>(...args);
+  const sendInit = clientAction(({ context, enqueue }) =>
+    enqueue.sendTo(
+      'signalling',
+      send({ type: 'INIT', detail: context.name === undefined ? {} : { payload: context.name } }),
+    ),
+  );
+  const configure = clientAction<{ id: string }>(({ context, enqueue }, { id }: { id: string }) => {
+    enqueue.assign({ id } as Partial<TContext>);
+    enqueue.emit({ type: 'initialized', detail: { id } });
+    enqueue.sendTo('signalling', send({ type: config, detail: { payload: context.lobby } }));
+  });
+  const answerKeepalive = clientAction(({ enqueue }) =>
+    enqueue.sendTo('signalling', send({ type: 'KEEPALIVE', detail: {} })),
+  );
+  const sendShutdown = clientAction(({ enqueue }) => {
+    enqueue.sendTo('signalling', send({ type: 'SHUTDOWN', detail: {} }));
+    enqueue.sendTo('signalling', { type: 'signalling.close', code: 1000, reason: 'leaving' });
+  });
+  const recordError = clientAction(({ event, enqueue }) =>
+    enqueue.assign({ error: errorFrom(event) } as Partial<TContext>),
+  );
+  const recordTimeout = clientAction(({ context, enqueue }) => {
+    const error = new SignalboxError(
+      ErrorCode.KeepaliveTimeout,
+      `no KEEPALIVE from the server for ${context.serverTimeout} ms`,
+    );
+    enqueue.assign({ error } as Partial<TContext>);
+  });
+  return { sendInit, configure, answerKeepalive, sendShutdown, recordError, recordTimeout };
 }
 
 /** The placeholder actors of both client machines, typed as what a caller must provide. */
@@ -107,3 +176,30 @@ export function parseLabel(label: string): { side: 'out' | 'in'; id: string } {
   const colon = label.indexOf(':');
   return { side: label.slice(0, colon) as 'out' | 'in', id: label.slice(colon + 1) };
 }
+
+/**
+ * The parts of the host's and the peer's `active` state that are the same:
+ * the ways the client fails (`failOn`, its `on`) and the `watchdog` region
+ * that answers the server's KEEPALIVEs and fails (to `#<machine id>.failed`)
+ * when they stop.
+ */
+export const failOn = {
+  VIOLATION: { target: 'failed', actions: 'recordError' },
+  'signalling.error': { target: 'failed', actions: 'recordError' },
+  'signalling.closed': { target: 'failed', actions: 'recordError' },
+  'xstate.error.actor.*': { target: 'failed', actions: 'recordError' },
+} as const;
+
+/** See {@link failOn}. */
+export const watchdog = <TId extends string>(machineId: TId) =>
+  ({
+    initial: 'idle',
+    states: {
+      idle: { on: { INIT_OK: 'watching', KEEPALIVE: { actions: 'answerKeepalive' } } },
+      watching: {
+        after: { serverTimeout: { target: `#${machineId}.failed`, actions: 'recordTimeout' } },
+        // Any KEEPALIVE from the server is answered, and restarts the watch.
+        on: { KEEPALIVE: { target: 'watching', reenter: true, actions: 'answerKeepalive' } },
+      },
+    },
+  }) as const;

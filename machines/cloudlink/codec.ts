@@ -1,32 +1,47 @@
 import * as v from 'valibot';
-import { parseJson, textOf, type Codec } from '../../src/codec.js';
+import { jsonDepth, parseJson, textOf, type Codec } from '../../src/codec.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import type { Frame } from '../../src/transport.js';
-import { Opcode, opcodeNames, type ClientMessage, type OpcodeName, type ServerMessage } from './protocol.js';
+import {
+  Opcode,
+  opcodeNames,
+  type ClientBoundMessage,
+  type ClientMessage,
+  type Description,
+  type OpcodeName,
+  type ServerMessage,
+} from './protocol.js';
 
 export interface CloudLinkCodecOptions {
   /** Largest accepted frame, in characters. @default 65536 */
   maxFrameSize?: number;
 }
 
+/** Deepest nesting of objects and arrays in a frame a client sends: the frame is 1, `{type, sdp}` in it 2. */
+export const MAX_FRAME_DEPTH = 32;
+
 const peerId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
 const lobbyId = v.pipe(v.string('the lobby ID payload must be a string'), v.minLength(1), v.maxLength(128));
-const sdp = v.pipe(v.string('the SDP payload must be a string'), v.minLength(1));
-const displayName = v.pipe(v.string('the INIT payload (display name) must be a string'), v.maxLength(64));
+/** Relayed untouched: any JSON value, `null` included, but present. */
+const relayed = v.unknown();
 
-/** Shape of each frame a client may send; `strictObject` rejects extra keys (`tx` included). */
+/**
+ * Shape of each frame a client may send: only what the server routes by is
+ * checked. Keys a frame does not use are ignored (other implementations add
+ * their own), but `tx`, which only the server sets, is refused before this.
+ */
 const clientFrames: Partial<Record<OpcodeName, v.GenericSchema>> = {
-  KEEPALIVE: v.strictObject({ opcode: v.number() }),
-  INIT: v.strictObject({ opcode: v.number(), payload: v.optional(displayName) }),
-  CONFIG_HOST: v.strictObject({ opcode: v.number(), payload: lobbyId }),
-  CONFIG_PEER: v.strictObject({ opcode: v.number(), payload: lobbyId }),
-  MAKE_OFFER: v.strictObject({ opcode: v.number(), payload: sdp, rx: peerId }),
-  ACCEPT_OFFER: v.strictObject({ opcode: v.number(), payload: sdp, rx: peerId }),
-  MAKE_ANSWER: v.strictObject({ opcode: v.number(), payload: sdp, rx: peerId }),
-  ACK_CHECK: v.strictObject({ opcode: v.number(), rx: peerId }),
-  ACK_READY: v.strictObject({ opcode: v.number(), rx: peerId }),
-  SHUTDOWN: v.strictObject({ opcode: v.number() }),
-  SHUTDOWN_WRN: v.strictObject({ opcode: v.number(), rx: peerId }),
+  KEEPALIVE: v.looseObject({}),
+  INIT: v.looseObject({ payload: v.optional(relayed) }),
+  CONFIG_HOST: v.looseObject({ payload: lobbyId }),
+  CONFIG_PEER: v.looseObject({ payload: lobbyId }),
+  MAKE_OFFER: v.looseObject({ payload: relayed, rx: peerId }),
+  ACCEPT_OFFER: v.looseObject({ payload: relayed, rx: peerId }),
+  MAKE_ANSWER: v.looseObject({ payload: relayed, rx: peerId }),
+  ACK_CHECK: v.looseObject({ rx: peerId }),
+  ACK_READY: v.looseObject({ rx: peerId }),
+  SHUTDOWN: v.looseObject({}),
+  SHUTDOWN_WRN: v.looseObject({ rx: peerId }),
 };
 
 /** Shape of each frame the server sends; unknown extra keys are ignored (forward compatible). */
@@ -38,13 +53,57 @@ const serverFrames: Partial<Record<OpcodeName, v.GenericSchema>> = {
   ACK_PEER: v.object({ payload: v.optional(v.string(), '') }),
   NEW_PEER: v.object({ payload: peerId }),
   NEW_HOST: v.object({ payload: peerId }),
-  ANTICIPATE_OFFER: v.object({ payload: sdp, tx: peerId }),
-  RETURN_OFFER: v.object({ payload: sdp, tx: peerId }),
-  ANTICIPATE_ANSWER: v.object({ payload: sdp, tx: peerId }),
+  ANTICIPATE_OFFER: v.object({ payload: relayed, tx: peerId }),
+  RETURN_OFFER: v.object({ payload: relayed, tx: peerId }),
+  ANTICIPATE_ANSWER: v.object({ payload: relayed, tx: peerId }),
   ACK_CHECK: v.object({ tx: peerId }),
   ACK_READY: v.object({ tx: peerId }),
   SHUTDOWN_ACK: v.object({ tx: peerId }),
 };
+
+/** The description each relayed opcode carries, which a client reads with {@link readDescription}. */
+const descriptionType: Partial<Record<OpcodeName, 'offer' | 'answer'>> = {
+  ANTICIPATE_OFFER: 'offer',
+  RETURN_OFFER: 'offer',
+  ANTICIPATE_ANSWER: 'answer',
+};
+
+/**
+ * Reads the `payload` of a relayed frame as a session description of `type`:
+ * the SDP text, or `{ type, sdp, … }` as a browser serializes
+ * `pc.localDescription` (`type` may be missing; other keys are ignored).
+ * Returns the string, or the object with its `type` filled in; anything else
+ * is ERR_INVALID_FIELD naming the field.
+ *
+ * @example
+ * ```ts
+ * readDescription('ANTICIPATE_OFFER', { type: 'offer', sdp: 'v=0…' }, 'offer'); // the object
+ * readDescription('ANTICIPATE_OFFER', { type: 'answer', sdp: 'v=0…' }, 'offer'); // throws: `payload.type`
+ * ```
+ */
+export function readDescription(name: string, payload: unknown, type: 'offer' | 'answer'): Description {
+  const refuse = (field: string, message: string) =>
+    new ProtocolError(ErrorCode.InvalidField, `${name}: \`${field}\`: ${message}`);
+  if (typeof payload === 'string') {
+    if (payload === '') throw refuse('payload', 'the SDP is empty');
+    return payload;
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw refuse('payload', `expected the SDP ${type} as a string or as { type: '${type}', sdp }`);
+  }
+  const description = payload as { type?: unknown; sdp?: unknown };
+  if (typeof description.sdp !== 'string' || description.sdp === '') {
+    throw refuse('payload.sdp', 'must be a non-empty string');
+  }
+  if (description.type !== undefined && description.type !== type) {
+    throw refuse('payload.type', `must be '${type}'`);
+  }
+  return { ...description, type, sdp: description.sdp };
+}
+
+/** The SDP text of a description read by {@link readDescription}. */
+export const sdpOf = (description: Description): string =>
+  typeof description === 'string' ? description : description.sdp;
 
 function decodeWith(
   frame: Frame,
@@ -66,6 +125,13 @@ function decodeWith(
   if (side === 'client' && 'tx' in record) {
     throw new ProtocolError(ErrorCode.InvalidField, '`tx` is set by the server only; name the recipient in `rx`');
   }
+  // The server re-encodes what it relays, and JSON.stringify recurses.
+  if (side === 'client' && jsonDepth(record, MAX_FRAME_DEPTH) > MAX_FRAME_DEPTH) {
+    throw new ProtocolError(
+      ErrorCode.MalformedFrame,
+      `${name}: objects and arrays nested deeper than ${MAX_FRAME_DEPTH} levels`,
+    );
+  }
   const shape = shapes[name];
   if (!shape) {
     const other = side === 'client' ? 'server' : 'client';
@@ -77,23 +143,29 @@ function decodeWith(
     const key = issue.path?.map((item) => String(item.key)).join('.');
     throw new ProtocolError(ErrorCode.InvalidField, `${name}: ${key ? `\`${key}\`: ` : ''}${issue.message}`);
   }
-  const { payload, tx, rx } = result.output as { payload?: string; tx?: string; rx?: string };
-  const detail: { payload?: string; tx?: string; rx?: string } = {};
-  if (payload !== undefined) detail.payload = payload;
+  const { payload, tx, rx } = result.output as { payload?: unknown; tx?: string; rx?: string };
+  const detail: { payload?: unknown; tx?: string; rx?: string } = {};
+  if (payload !== undefined) {
+    const type = side === 'server' ? descriptionType[name] : undefined;
+    detail.payload = type === undefined ? payload : readDescription(name, payload, type);
+  }
   if (tx !== undefined) detail.tx = tx;
   if (rx !== undefined) detail.rx = rx;
   return { type: name, detail };
 }
 
 function encode(message: ClientMessage | ServerMessage): string {
-  const d = message.detail as { payload?: string; tx?: string; rx?: string };
-  // JSON.stringify drops undefined fields: "empty fields omitted".
+  const d = message.detail as { payload?: unknown; tx?: string; rx?: string };
+  // JSON.stringify drops undefined fields: "empty fields omitted". A relayed
+  // payload goes out as it came, `null` included.
   return JSON.stringify({ opcode: Opcode[message.type], payload: d.payload, tx: d.tx, rx: d.rx });
 }
 
 /**
- * The server's codec: decodes what clients send (rejecting `tx`, server-only
- * opcodes, wrong-typed or extra fields) and encodes what the server sends.
+ * The server's codec: decodes what clients send (refusing `tx`, server-only
+ * opcodes, frames nested deeper than {@link MAX_FRAME_DEPTH} and wrong-typed
+ * routing fields; a relayed `payload` may be any JSON) and encodes what the
+ * server sends.
  *
  * @example
  * ```ts
@@ -111,17 +183,19 @@ export function serverCodec(options: CloudLinkCodecOptions = {}): Codec<ClientMe
 
 /**
  * The client's codec, the mirror of {@link serverCodec}: hosts and peers
- * use it with `fromTransport`.
+ * use it with `fromTransport`. It reads the relayed descriptions
+ * ({@link readDescription}); one it cannot read is a `signalling.error`
+ * (ERR_INVALID_FIELD naming the field), which ends the host or peer.
  *
  * @example
  * ```ts
  * fromTransport(() => webSocketTransport(url), clientCodec());
  * ```
  */
-export function clientCodec(options: CloudLinkCodecOptions = {}): Codec<ServerMessage, ClientMessage> {
+export function clientCodec(options: CloudLinkCodecOptions = {}): Codec<ClientBoundMessage, ClientMessage> {
   const max = options.maxFrameSize ?? 1 << 20;
   return {
-    decode: (frame) => decodeWith(frame, max, serverFrames, 'server') as ServerMessage,
+    decode: (frame) => decodeWith(frame, max, serverFrames, 'server') as ClientBoundMessage,
     encode,
   };
 }

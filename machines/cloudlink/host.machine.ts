@@ -1,21 +1,24 @@
-import { assign, enqueueActions, setup } from 'xstate';
+import { enqueueActions, setup } from 'xstate';
 import { joinTransports } from '../../src/duplex.js';
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
 import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import {
+  clientActions,
   clientActors,
-  errorFrom,
+  failOn,
   inLabel,
   outLabel,
   parseLabel,
   type ClientEmitted,
+  type ClientContext,
   type ClientEvent,
   type ClientInput,
   type ClientSignallingCommand,
   type UnlinkReason,
+  watchdog,
 } from './client.js';
-import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
+import { sdpOf } from './codec.js';
+import type { ClientMessage } from './protocol.js';
 
 /**
  * Where one host↔peer handshake stands, in the seed's order (host lifespan
@@ -50,17 +53,10 @@ export interface HostLink {
 const childId = (label: string, generation: number) => `${label}#${generation}`;
 const timerId = (peer: string) => `link.timeout:${peer}`;
 
-export interface HostContext {
-  readonly lobby: string;
-  readonly name?: string;
-  readonly serverTimeout: number;
-  readonly handshakeTimeout: number;
+export interface HostContext extends ClientContext {
   readonly offerAttempts: number;
-  /** Our peer id, from INIT_OK. */
-  id?: string;
   /** One entry per peer being linked or linked. */
   links: Record<string, HostLink>;
-  error?: SignalboxError;
 }
 
 const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
@@ -87,30 +83,7 @@ export const cloudlinkHost = setup({
     handshakeTimeout: ({ context }) => context.handshakeTimeout,
   },
   actions: {
-    sendInit: enqueueActions(({ context, enqueue }) =>
-      enqueue.sendTo(
-        'signalling',
-        send({ type: 'INIT', detail: context.name === undefined ? {} : { payload: context.name } }),
-      ),
-    ),
-    configure: enqueueActions(({ context, event, enqueue }) => {
-      const id = (event as MessageOf<ServerMessage, 'INIT_OK'>).detail.payload;
-      enqueue.assign({ id });
-      enqueue.emit({ type: 'initialized', detail: { id } });
-      enqueue.sendTo('signalling', send({ type: 'CONFIG_HOST', detail: { payload: context.lobby } }));
-    }),
-    answerKeepalive: enqueueActions(({ enqueue }) =>
-      enqueue.sendTo('signalling', send({ type: 'KEEPALIVE', detail: {} })),
-    ),
-    sendShutdown: enqueueActions(({ enqueue }) => {
-      enqueue.sendTo('signalling', send({ type: 'SHUTDOWN', detail: {} }));
-      enqueue.sendTo('signalling', { type: 'signalling.close', code: 1000, reason: 'leaving' });
-    }),
-    recordError: assign({ error: ({ event }) => errorFrom(event) }),
-    recordTimeout: assign({
-      error: ({ context }) =>
-        new SignalboxError(ErrorCode.KeepaliveTimeout, `no KEEPALIVE from the server for ${context.serverTimeout} ms`),
-    }),
+    ...clientActions<HostContext>('CONFIG_HOST'),
     announceStop: enqueueActions(({ context, enqueue }) => {
       for (const link of Object.values(context.links)) {
         link.out?.close();
@@ -180,13 +153,13 @@ export const cloudlinkHost = setup({
           if (side === 'out' && link?.stage === 'offering') {
             enqueue.sendTo(
               'signalling',
-              send({ type: 'MAKE_OFFER', detail: { payload: event.description.sdp, rx: peer } }),
+              send({ type: 'MAKE_OFFER', detail: { payload: event.description, rx: peer } }),
             );
             update(peer, { stage: 'awaitingReturnOffer' });
           } else if (side === 'in' && link?.stage === 'answering') {
             enqueue.sendTo(
               'signalling',
-              send({ type: 'MAKE_ANSWER', detail: { payload: event.description.sdp, rx: peer } }),
+              send({ type: 'MAKE_ANSWER', detail: { payload: event.description, rx: peer } }),
             );
             update(peer, { stage: 'awaitingAnswer' });
           }
@@ -198,7 +171,11 @@ export const cloudlinkHost = setup({
           if (link?.stage !== 'awaitingReturnOffer') return;
           enqueue.spawnChild('rtc', {
             id: childId(inLabel(peer), link.generation),
-            input: { label: inLabel(peer), role: 'answerer', remoteOffer: event.detail.payload } satisfies RtcInput,
+            input: {
+              label: inLabel(peer),
+              role: 'answerer',
+              remoteOffer: sdpOf(event.detail.payload),
+            } satisfies RtcInput,
           });
           update(peer, { stage: 'answering' });
           return;
@@ -209,7 +186,7 @@ export const cloudlinkHost = setup({
           if (link?.stage !== 'awaitingAnswer') return;
           enqueue.sendTo(childId(outLabel(peer), link.generation), {
             type: 'rtc.remoteDescription',
-            description: { type: 'answer', sdp: event.detail.payload },
+            description: { type: 'answer', sdp: sdpOf(event.detail.payload) },
           } satisfies RtcCommand);
           enqueue.sendTo('signalling', send({ type: 'ACK_CHECK', detail: { rx: peer } }));
           update(peer, { stage: 'awaitingReady' });
@@ -259,19 +236,20 @@ export const cloudlinkHost = setup({
     active: {
       type: 'parallel',
       invoke: { id: 'signalling', src: 'signalling' },
-      on: {
-        VIOLATION: { target: 'failed', actions: 'recordError' },
-        'signalling.error': { target: 'failed', actions: 'recordError' },
-        'signalling.closed': { target: 'failed', actions: 'recordError' },
-        'xstate.error.actor.*': { target: 'failed', actions: 'recordError' },
-        leave: '.protocol.leaving',
-      },
+      on: { ...failOn, leave: '.protocol.leaving' },
       states: {
         protocol: {
           initial: 'connecting',
           states: {
             connecting: { on: { 'signalling.open': { target: 'initializing', actions: 'sendInit' } } },
-            initializing: { on: { INIT_OK: { target: 'configuring', actions: 'configure' } } },
+            initializing: {
+              on: {
+                INIT_OK: {
+                  target: 'configuring',
+                  actions: { type: 'configure', params: ({ event }) => ({ id: event.detail.payload }) },
+                },
+              },
+            },
             configuring: { on: { ACK_HOST: 'hosting' } },
             hosting: {
               on: {
@@ -291,17 +269,7 @@ export const cloudlinkHost = setup({
             leaving: { entry: 'sendShutdown', always: '#cloudlinkHost.closed' },
           },
         },
-        watchdog: {
-          initial: 'idle',
-          states: {
-            idle: { on: { INIT_OK: 'watching', KEEPALIVE: { actions: 'answerKeepalive' } } },
-            watching: {
-              after: { serverTimeout: { target: '#cloudlinkHost.failed', actions: 'recordTimeout' } },
-              // Any KEEPALIVE from the server is answered, and restarts the watch.
-              on: { KEEPALIVE: { target: 'watching', reenter: true, actions: 'answerKeepalive' } },
-            },
-          },
-        },
+        watchdog: watchdog('cloudlinkHost'),
       },
     },
     closed: { type: 'final', entry: 'announceStop' },

@@ -1,41 +1,40 @@
-import { and, assign, cancel, enqueueActions, not, raise, setup, stateIn } from 'xstate';
+import { and, assertEvent, assign, cancel, not, raise, setup, stateIn } from 'xstate';
 import { joinTransports } from '../../src/duplex.js';
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
-import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
+import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import {
+  clientActions,
   clientActors,
-  errorFrom,
+  enqueueAction,
+  failOn,
   inLabel,
   outLabel,
   parseLabel,
   type ClientEmitted,
+  type ClientContext,
   type ClientEvent,
   type ClientInput,
   type ClientSignallingCommand,
-  type LinkTimeout,
   type UnlinkReason,
+  watchdog,
 } from './client.js';
-import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
+import { sdpOf } from './codec.js';
+import type { ClientMessage } from './protocol.js';
 
-export interface PeerContext {
-  readonly lobby: string;
-  readonly name?: string;
-  readonly serverTimeout: number;
-  readonly handshakeTimeout: number;
-  /** Our peer id, from INIT_OK. */
-  id?: string;
+/** A description our `rtc` actors made. */
+type LocalDescription = Extract<RtcEmitted, { type: 'rtc.description' }>['description'];
+
+export interface PeerContext extends ClientContext {
   /** Hosts announced with NEW_HOST and still there. */
   hosts: string[];
   /** The host we are linking or linked to. */
   host?: string;
-  /** The host's offer (ANTICIPATE_OFFER), answered by our `in` connection. */
+  /** The SDP of the host's offer (ANTICIPATE_OFFER), answered by our `in` connection. */
   remoteOffer?: string;
   /** Our answer to the host's offer; sent (MAKE_ANSWER) after the host answered ours. */
-  pendingAnswer?: string;
+  pendingAnswer?: LocalDescription;
   out?: Transport;
   in?: Transport;
-  error?: SignalboxError;
 }
 
 const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
@@ -60,84 +59,56 @@ export const cloudlinkPeer = setup({
     handshakeTimeout: ({ context }) => context.handshakeTimeout,
   },
   guards: {
-    isFromHost: ({ context, event }) => (event as { detail?: { tx?: string } }).detail?.tx === context.host,
-    isAboutHost: ({ context, event }) => parseLabel((event as { label: string }).label).id === context.host,
-    isOurOffer: ({ event }) => parseLabel((event as { label: string }).label).side === 'out',
+    isFromHost: ({ context }, { peer }: { peer: string }) => peer === context.host,
+    isAboutHost: ({ context }, { label }: { label: string }) => parseLabel(label).id === context.host,
+    isOurOffer: (_, { label }: { label: string }) => parseLabel(label).side === 'out',
     hasAnswer: ({ context }) => context.pendingAnswer !== undefined,
     /** The deadline of the handshake under way (a stale one, or one that lost a race with `linked`, is ignored). */
     isDeadlineDue: and([
-      ({ context, event }) => (event as LinkTimeout).peer === context.host,
+      ({ context, event }) => {
+        assertEvent(event, 'link.timeout');
+        return event.peer === context.host;
+      },
       not(stateIn({ active: { protocol: { linking: 'linked' } } })),
     ]),
     hasChannels: ({ context }) => context.out !== undefined && context.in !== undefined,
   },
   actions: {
-    sendInit: enqueueActions(({ context, enqueue }) =>
-      enqueue.sendTo(
-        'signalling',
-        send({ type: 'INIT', detail: context.name === undefined ? {} : { payload: context.name } }),
-      ),
-    ),
-    configure: enqueueActions(({ context, event, enqueue }) => {
-      const id = (event as MessageOf<ServerMessage, 'INIT_OK'>).detail.payload;
-      enqueue.assign({ id });
-      enqueue.emit({ type: 'initialized', detail: { id } });
-      enqueue.sendTo('signalling', send({ type: 'CONFIG_PEER', detail: { payload: context.lobby } }));
-    }),
-    answerKeepalive: enqueueActions(({ enqueue }) =>
-      enqueue.sendTo('signalling', send({ type: 'KEEPALIVE', detail: {} })),
-    ),
-    sendShutdown: enqueueActions(({ enqueue }) => {
-      enqueue.sendTo('signalling', send({ type: 'SHUTDOWN', detail: {} }));
-      enqueue.sendTo('signalling', { type: 'signalling.close', code: 1000, reason: 'leaving' });
-    }),
-    recordError: assign({ error: ({ event }) => errorFrom(event) }),
-    recordTimeout: assign({
-      error: ({ context }) =>
-        new SignalboxError(ErrorCode.KeepaliveTimeout, `no KEEPALIVE from the server for ${context.serverTimeout} ms`),
-    }),
+    ...clientActions<PeerContext>('CONFIG_PEER'),
     addHost: assign({
-      hosts: ({ context, event }) => {
-        const host = (event as MessageOf<ServerMessage, 'NEW_HOST'>).detail.payload;
-        return context.hosts.includes(host) ? context.hosts : [...context.hosts, host];
-      },
+      hosts: ({ context }, { host }: { host: string }) =>
+        context.hosts.includes(host) ? context.hosts : [...context.hosts, host],
     }),
     removeHost: assign({
-      hosts: ({ context, event }) =>
-        context.hosts.filter((h) => h !== (event as MessageOf<ServerMessage, 'SHUTDOWN_ACK'>).detail.tx),
+      hosts: ({ context }, { host }: { host: string }) => context.hosts.filter((h) => h !== host),
     }),
-    takeOffer: assign(({ event }) => {
-      const { tx, payload } = (event as MessageOf<ServerMessage, 'ANTICIPATE_OFFER'>).detail;
-      return { host: tx, remoteOffer: payload, pendingAnswer: undefined, out: undefined, in: undefined };
+    takeOffer: assign((_, { host, offer }: { host: string; offer: string }) => ({
+      host,
+      remoteOffer: offer,
+      pendingAnswer: undefined,
+      out: undefined,
+      in: undefined,
+    })),
+    acceptOffer: enqueueAction<PeerContext, { offer: LocalDescription }>(({ context, enqueue }, { offer }) => {
+      enqueue.sendTo('signalling', send({ type: 'ACCEPT_OFFER', detail: { payload: offer, rx: context.host! } }));
     }),
-    acceptOffer: enqueueActions(({ context, event, enqueue }) => {
-      const { description } = event as Extract<ClientEvent, { type: 'rtc.description' }>;
-      enqueue.sendTo(
-        'signalling',
-        send({ type: 'ACCEPT_OFFER', detail: { payload: description.sdp, rx: context.host! } }),
-      );
-    }),
-    keepAnswer: assign({
-      pendingAnswer: ({ event }) => (event as Extract<ClientEvent, { type: 'rtc.description' }>).description.sdp,
-    }),
-    applyHostAnswer: enqueueActions(({ event, enqueue }) => {
-      const { payload } = (event as MessageOf<ServerMessage, 'ANTICIPATE_ANSWER'>).detail;
+    keepAnswer: assign({ pendingAnswer: (_, { answer }: { answer: LocalDescription }) => answer }),
+    applyHostAnswer: enqueueAction<PeerContext, { sdp: string }>(({ enqueue }, { sdp }) => {
       enqueue.sendTo('rtcOut', {
         type: 'rtc.remoteDescription',
-        description: { type: 'answer', sdp: payload },
+        description: { type: 'answer', sdp },
       } satisfies RtcCommand);
     }),
-    sendAnswer: enqueueActions(({ context, enqueue }) =>
+    sendAnswer: enqueueAction<PeerContext>(({ context, enqueue }) =>
       enqueue.sendTo(
         'signalling',
         send({ type: 'MAKE_ANSWER', detail: { payload: context.pendingAnswer!, rx: context.host! } }),
       ),
     ),
-    keepChannel: assign(({ event }) => {
-      const { label, transport } = event as Extract<ClientEvent, { type: 'rtc.open' }>;
-      return parseLabel(label).side === 'out' ? { out: transport } : { in: transport };
-    }),
-    sendReady: enqueueActions(({ context, enqueue }) => {
+    keepChannel: assign((_, { label, transport }: { label: string; transport: Transport }) =>
+      parseLabel(label).side === 'out' ? { out: transport } : { in: transport },
+    ),
+    sendReady: enqueueAction<PeerContext>(({ context, enqueue }) => {
       enqueue.sendTo('signalling', send({ type: 'ACK_READY', detail: { rx: context.host! } }));
       enqueue.emit({
         type: 'linked',
@@ -149,13 +120,13 @@ export const cloudlinkPeer = setup({
       delay: 'handshakeTimeout',
     }),
     cancelDeadline: cancel('link.timeout'),
-    unlink: enqueueActions(({ context, event, enqueue }, params: { reason: UnlinkReason }) => {
+    unlink: enqueueAction<PeerContext, { reason: UnlinkReason }>(({ context, enqueue }, { reason }) => {
       const host = context.host!;
       context.out?.close();
       context.in?.close();
-      enqueue.emit({ type: 'unlinked', detail: { id: host, reason: params.reason } });
+      enqueue.emit({ type: 'unlinked', detail: { id: host, reason } });
       // A link that dies under us may be a host that vanished: tell the server.
-      if (params.reason === 'failed' || params.reason === 'lost') {
+      if (reason === 'failed' || reason === 'lost') {
         enqueue.sendTo('signalling', send({ type: 'SHUTDOWN_WRN', detail: { rx: host } }));
       }
       enqueue.assign({
@@ -164,11 +135,11 @@ export const cloudlinkPeer = setup({
         pendingAnswer: undefined,
         out: undefined,
         in: undefined,
-        hosts: ({ context }) =>
-          event.type === 'SHUTDOWN_ACK' ? context.hosts.filter((h) => h !== host) : context.hosts,
+        // The host left the lobby (SHUTDOWN_ACK): it will not offer again.
+        hosts: ({ context }) => (reason === 'left' ? context.hosts.filter((h) => h !== host) : context.hosts),
       });
     }),
-    announceStop: enqueueActions(({ context, enqueue }) => {
+    announceStop: enqueueAction<PeerContext>(({ context, enqueue }) => {
       context.out?.close();
       context.in?.close();
       enqueue.emit({ type: 'stopped', detail: { error: context.error } });
@@ -188,25 +159,32 @@ export const cloudlinkPeer = setup({
     active: {
       type: 'parallel',
       invoke: { id: 'signalling', src: 'signalling' },
-      on: {
-        VIOLATION: { target: 'failed', actions: 'recordError' },
-        'signalling.error': { target: 'failed', actions: 'recordError' },
-        'signalling.closed': { target: 'failed', actions: 'recordError' },
-        'xstate.error.actor.*': { target: 'failed', actions: 'recordError' },
-        leave: '.protocol.leaving',
-      },
+      on: { ...failOn, leave: '.protocol.leaving' },
       states: {
         protocol: {
           initial: 'connecting',
           states: {
             connecting: { on: { 'signalling.open': { target: 'initializing', actions: 'sendInit' } } },
-            initializing: { on: { INIT_OK: { target: 'configuring', actions: 'configure' } } },
+            initializing: {
+              on: {
+                INIT_OK: {
+                  target: 'configuring',
+                  actions: { type: 'configure', params: ({ event }) => ({ id: event.detail.payload }) },
+                },
+              },
+            },
             configuring: { on: { ACK_PEER: 'lobby' } },
             lobby: {
               on: {
-                NEW_HOST: { actions: 'addHost' },
-                SHUTDOWN_ACK: { actions: 'removeHost' },
-                ANTICIPATE_OFFER: { target: 'linking', actions: 'takeOffer' },
+                NEW_HOST: { actions: { type: 'addHost', params: ({ event }) => ({ host: event.detail.payload }) } },
+                SHUTDOWN_ACK: { actions: { type: 'removeHost', params: ({ event }) => ({ host: event.detail.tx }) } },
+                ANTICIPATE_OFFER: {
+                  target: 'linking',
+                  actions: {
+                    type: 'takeOffer',
+                    params: ({ event }) => ({ host: event.detail.tx, offer: sdpOf(event.detail.payload) }),
+                  },
+                },
               },
             },
             linking: {
@@ -231,24 +209,34 @@ export const cloudlinkPeer = setup({
                 },
               ],
               on: {
-                NEW_HOST: { actions: 'addHost' },
+                NEW_HOST: { actions: { type: 'addHost', params: ({ event }) => ({ host: event.detail.payload }) } },
                 SHUTDOWN_ACK: [
-                  { guard: 'isFromHost', target: 'lobby', actions: { type: 'unlink', params: { reason: 'left' } } },
-                  { actions: 'removeHost' },
+                  {
+                    guard: { type: 'isFromHost', params: ({ event }) => ({ peer: event.detail.tx }) },
+                    target: 'lobby',
+                    actions: { type: 'unlink', params: { reason: 'left' } },
+                  },
+                  { actions: { type: 'removeHost', params: ({ event }) => ({ host: event.detail.tx }) } },
                 ],
-                'rtc.open': { guard: 'isAboutHost', actions: 'keepChannel' },
+                'rtc.open': {
+                  guard: { type: 'isAboutHost', params: ({ event }) => ({ label: event.label }) },
+                  actions: {
+                    type: 'keepChannel',
+                    params: ({ event }) => ({ label: event.label, transport: event.transport }),
+                  },
+                },
                 'link.timeout': {
                   guard: 'isDeadlineDue',
                   target: 'lobby',
                   actions: { type: 'unlink', params: { reason: 'timeout' } },
                 },
                 'rtc.failed': {
-                  guard: 'isAboutHost',
+                  guard: { type: 'isAboutHost', params: ({ event }) => ({ label: event.label }) },
                   target: 'lobby',
                   actions: { type: 'unlink', params: { reason: 'failed' } },
                 },
                 'rtc.closed': {
-                  guard: 'isAboutHost',
+                  guard: { type: 'isAboutHost', params: ({ event }) => ({ label: event.label }) },
                   target: 'lobby',
                   actions: { type: 'unlink', params: { reason: 'lost' } },
                 },
@@ -259,25 +247,45 @@ export const cloudlinkPeer = setup({
                   on: {
                     'rtc.description': [
                       {
-                        guard: ({ event }) => parseLabel(event.label).side === 'out',
+                        guard: { type: 'isOurOffer', params: ({ event }) => ({ label: event.label }) },
                         target: 'awaitingAnswer',
-                        actions: 'acceptOffer',
+                        actions: { type: 'acceptOffer', params: ({ event }) => ({ offer: event.description }) },
                       },
-                      { actions: 'keepAnswer' },
+                      { actions: { type: 'keepAnswer', params: ({ event }) => ({ answer: event.description }) } },
                     ],
                   },
                 },
                 awaitingAnswer: {
                   on: {
-                    'rtc.description': { actions: 'keepAnswer' },
-                    ANTICIPATE_ANSWER: { guard: 'isFromHost', target: 'answering', actions: 'applyHostAnswer' },
+                    'rtc.description': {
+                      actions: { type: 'keepAnswer', params: ({ event }) => ({ answer: event.description }) },
+                    },
+                    ANTICIPATE_ANSWER: {
+                      guard: { type: 'isFromHost', params: ({ event }) => ({ peer: event.detail.tx }) },
+                      target: 'answering',
+                      actions: {
+                        type: 'applyHostAnswer',
+                        params: ({ event }) => ({ sdp: sdpOf(event.detail.payload) }),
+                      },
+                    },
                   },
                 },
                 answering: {
                   always: { guard: 'hasAnswer', target: 'awaitingCheck', actions: 'sendAnswer' },
-                  on: { 'rtc.description': { actions: 'keepAnswer' } },
+                  on: {
+                    'rtc.description': {
+                      actions: { type: 'keepAnswer', params: ({ event }) => ({ answer: event.description }) },
+                    },
+                  },
                 },
-                awaitingCheck: { on: { ACK_CHECK: { guard: 'isFromHost', target: 'awaitingChannels' } } },
+                awaitingCheck: {
+                  on: {
+                    ACK_CHECK: {
+                      guard: { type: 'isFromHost', params: ({ event }) => ({ peer: event.detail.tx }) },
+                      target: 'awaitingChannels',
+                    },
+                  },
+                },
                 awaitingChannels: { always: { guard: 'hasChannels', target: 'linked', actions: 'sendReady' } },
                 linked: { entry: 'cancelDeadline' },
               },
@@ -285,17 +293,7 @@ export const cloudlinkPeer = setup({
             leaving: { entry: 'sendShutdown', always: '#cloudlinkPeer.closed' },
           },
         },
-        watchdog: {
-          initial: 'idle',
-          states: {
-            idle: { on: { INIT_OK: 'watching', KEEPALIVE: { actions: 'answerKeepalive' } } },
-            watching: {
-              after: { serverTimeout: { target: '#cloudlinkPeer.failed', actions: 'recordTimeout' } },
-              // Any KEEPALIVE from the server is answered, and restarts the watch.
-              on: { KEEPALIVE: { target: 'watching', reenter: true, actions: 'answerKeepalive' } },
-            },
-          },
-        },
+        watchdog: watchdog('cloudlinkPeer'),
       },
     },
     closed: { type: 'final', entry: 'announceStop' },

@@ -1,4 +1,4 @@
-import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
+import { assertEvent, assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import { truncateUtf8, type Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
@@ -45,6 +45,7 @@ export interface SessionContext {
   readonly id: string;
   readonly ugi: string;
   readonly version: number;
+  /** The display name INIT carried, if its payload was a string (cut to {@link MAX_NAME_LENGTH}). */
   name?: string;
   role?: Role;
   lobby?: string;
@@ -68,7 +69,15 @@ const STATEFUL = new Set<string>([
   'ACK_READY',
 ]);
 
-type RelayType = 'MAKE_OFFER' | 'ACCEPT_OFFER' | 'MAKE_ANSWER' | 'ACK_CHECK' | 'ACK_READY';
+/** Client messages the server relays to a lobby mate. */
+const RELAYED = ['MAKE_OFFER', 'ACCEPT_OFFER', 'MAKE_ANSWER', 'ACK_CHECK', 'ACK_READY'] as const;
+type RelayType = (typeof RELAYED)[number];
+
+/**
+ * Longest display name kept from INIT, in UTF-16 code units; a longer one is
+ * cut. INIT's payload may be any JSON: only a string is taken as a name.
+ */
+export const MAX_NAME_LENGTH = 64;
 
 /**
  * Checks a relay against the lobby and the handshake stage. Returns the
@@ -140,13 +149,14 @@ function planRelay(
 
 const relay = enqueueActions<SessionContext, SessionEvent, undefined, SessionEvent, never, never, never, never, never>(
   ({ context, event, enqueue }) => {
-    const plan = planRelay(context, event as MessageOf<ClientMessage, RelayType>);
+    assertEvent(event, RELAYED);
+    const plan = planRelay(context, event);
     if (!plan) return;
     if ('violation' in plan) {
       enqueue.raise({ type: 'session.violation', reason: plan.violation });
       return;
     }
-    const { rx } = (event as MessageOf<ClientMessage, RelayType>).detail;
+    const { rx } = event.detail;
     if (plan.stage !== undefined) {
       const [host, peer] = context.role === 'host' ? [context.id, rx] : [rx, context.id];
       context.services.directory.setStage(host, peer, plan.stage);
@@ -166,7 +176,8 @@ const joinLobby = enqueueActions<
   never,
   never
 >(({ context, event, enqueue }) => {
-  const { type, detail } = event as MessageOf<ClientMessage, 'CONFIG_HOST' | 'CONFIG_PEER'>;
+  assertEvent(event, ['CONFIG_HOST', 'CONFIG_PEER']);
+  const { type, detail } = event;
   const role: Role = type === 'CONFIG_HOST' ? 'host' : 'peer';
   const { router, directory } = context.services;
   enqueue.assign({ role, lobby: detail.payload });
@@ -198,7 +209,8 @@ const reportVanished = enqueueActions<
   never,
   never
 >(({ context, event, enqueue }) => {
-  const { rx } = (event as MessageOf<ClientMessage, 'SHUTDOWN_WRN'>).detail;
+  assertEvent(event, 'SHUTDOWN_WRN');
+  const { rx } = event.detail;
   const { directory, router } = context.services;
   if (context.role === undefined) {
     enqueue.raise({
@@ -277,13 +289,13 @@ export const cloudlinkSession = setup({
     dropUnresponsive: ({ context }) => context.services.transport.close(4000, 'keepalive timeout'),
     closeNormally: ({ context }) => context.services.transport.close(1000, 'shutdown'),
     init: assign(({ context, event }) => {
+      assertEvent(event, 'INIT');
       context.services.router.send(context.id, {
         type: 'INIT_OK',
         detail: { payload: context.id },
       });
-      return {
-        name: (event as MessageOf<ClientMessage, 'INIT'>).detail.payload,
-      };
+      const { payload } = event.detail;
+      return { name: typeof payload === 'string' ? payload.slice(0, MAX_NAME_LENGTH) : undefined };
     }),
     joinLobby,
     relay,
