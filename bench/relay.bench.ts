@@ -2,7 +2,7 @@
  * Relay throughput and idle memory of signalbox's CloudLink Omega server,
  * against a bare `ws` relay measured in the same run (see bench/README.md).
  *
- *   npm run bench:relay -- --pairs 50 --seconds 5 --payload 1024 --window 8 --idle 2000 --rounds 2 [--profile]
+ *   npm run bench:relay -- --pairs 50 --seconds 5 --payload 1024 --form object --window 8 --idle 2000 --rounds 2 [--profile]
  *
  * One file, three roles (argv[2]): no role is the orchestrator, which runs the
  * servers under test on its own main thread; `client` is the load generator
@@ -29,6 +29,8 @@ const SELF = fileURLToPath(import.meta.url);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const UGI = 'bench';
 const IMPLS = ['bare', 'signalbox'] as const;
+const FORMS = ['object', 'string'] as const;
+type Form = (typeof FORMS)[number];
 type Impl = (typeof IMPLS)[number];
 
 // ---------------------------------------------------------------------------
@@ -38,6 +40,8 @@ interface Options {
   pairs: number;
   seconds: number;
   payload: number;
+  /** How descriptions travel: `object`, `{type, sdp}` as browsers send them, or `string`, bare SDP. */
+  form: Form;
   window: number;
   idle: number;
   rounds: number;
@@ -65,12 +69,20 @@ function numberOption(name: string, fallback: number, min: number, max: number):
   return value;
 }
 
+function formOption(): Form {
+  const raw = readOption('form') ?? 'object';
+  const form = FORMS.find((f) => f === raw);
+  if (form === undefined) throw new Error(`--form must be ${FORMS.join(' or ')}, got ${JSON.stringify(raw)}`);
+  return form;
+}
+
 function parseOptions(): Options {
   const flag = readOption('profile');
   return {
     pairs: Math.round(numberOption('pairs', 50, 1, 2000)),
     seconds: numberOption('seconds', 5, 0.5, 60),
     payload: Math.round(numberOption('payload', 1024, 1, 60_000)),
+    form: formOption(),
     window: Math.round(numberOption('window', 8, 1, 256)),
     idle: Math.round(numberOption('idle', 2000, 2, 10_000) / 2) * 2,
     rounds: Math.round(numberOption('rounds', 2, 1, 10)),
@@ -138,7 +150,7 @@ async function startImpl(impl: Impl, options: Options): Promise<BenchServer> {
 
 interface Frame {
   opcode: number;
-  payload?: string;
+  payload?: unknown;
   tx?: string;
   rx?: string;
 }
@@ -242,7 +254,16 @@ async function startBare(): Promise<BenchServer> {
 // IPC between the roles.
 
 type Task =
-  | { kind: 'load'; url: string; pairs: number; window: number; payload: number; warmup: number; seconds: number }
+  | {
+      kind: 'load';
+      url: string;
+      pairs: number;
+      window: number;
+      payload: number;
+      form: Form;
+      warmup: number;
+      seconds: number;
+    }
   | { kind: 'idle'; url: string; count: number };
 
 type ClientReport =
@@ -385,7 +406,7 @@ class Conn {
   /** INIT → INIT_OK. */
   async init(name: string) {
     this.send({ opcode: 2, payload: name });
-    this.id = (await this.next(3)).payload!;
+    this.id = String((await this.next(3)).payload);
   }
 
   /** Leaves the handshake phase: from now on frames go to `onFrame` unparsed. */
@@ -445,14 +466,15 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
   const lobbyTag = randomUUID().slice(0, 8);
   const pairs = await pool(task.pairs, 32, (i) => pair(task.url, `lobby-${lobbyTag}-${i}`));
   const sdp = sdpText(task.payload);
+  const description = (type: 'offer' | 'answer') => (task.form === 'object' ? { type, sdp } : sdp);
 
   // One offer/accept per pair unlocks MAKE_ANSWER in both directions.
   await Promise.all(
     pairs.map(async ([host, peer]) => {
-      host.send({ opcode: 10, payload: sdp, rx: peer.id });
+      host.send({ opcode: 10, payload: description('offer'), rx: peer.id });
       const offer = await peer.next(11);
       if (offer.tx !== host.id) throw new Error('ANTICIPATE_OFFER from the wrong host');
-      peer.send({ opcode: 12, payload: sdp, rx: host.id });
+      peer.send({ opcode: 12, payload: description('offer'), rx: host.id });
       const back = await host.next(13);
       if (back.tx !== peer.id) throw new Error('RETURN_OFFER from the wrong peer');
     }),
@@ -469,7 +491,7 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
       [b, a],
     ] as const) {
       // Pre-encoded: the generator should spend its CPU on sockets, not JSON.
-      const frame = `{"opcode":14,"payload":${JSON.stringify(sdp)},"rx":${JSON.stringify(mate.id)}}`;
+      const frame = `{"opcode":14,"payload":${JSON.stringify(description('answer'))},"rx":${JSON.stringify(mate.id)}}`;
       const ws = self.ws;
       self.relayMode((data) => {
         if (
@@ -624,6 +646,7 @@ async function measureLoad(impl: Impl, options: Options, profiler?: Session): Pr
       pairs: options.pairs,
       window: options.window,
       payload: options.payload,
+      form: options.form,
       warmup: options.warmup,
       seconds: options.seconds,
     } satisfies Task);
@@ -746,7 +769,7 @@ async function orchestrate(options: Options) {
   const began = performance.now();
   console.log(
     `relay bench: node ${process.version}, ${cpus().length} cpu(s); ${options.pairs} pairs, window ${options.window}/client, ` +
-      `${options.payload} B payload, ${options.warmup} s warm-up + ${options.seconds} s x ${options.rounds} round(s) each; ` +
+      `${options.payload} B SDP as ${options.form === 'object' ? '{type, sdp}' : 'a string'}, ${options.warmup} s warm-up + ${options.seconds} s x ${options.rounds} round(s) each; ` +
       `${options.idle} idle connections`,
   );
 
