@@ -40,13 +40,12 @@ export interface PeerContext extends ClientContext {
 const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
 
 /**
- * A CloudLink Omega game peer: INIT, CONFIG_PEER, then it accepts the first
- * host offer that arrives (others are ignored while it is busy, as the seed
- * allows), runs the handshake of peer lifespan steps 7–12, and emits `linked`
- * when both data channels are open. If the host leaves or the link fails it
- * goes back to the lobby and waits for the next offer.
+ * The peer's types and implementations, before its states: the actions and
+ * guards take `params` computed at each transition from its event, so wiring
+ * one to an event that lacks what it needs does not compile
+ * (test/cloudlink-types.test-d.ts).
  */
-export const cloudlinkPeer = setup({
+export const peerSetup = setup({
   types: {
     context: {} as PeerContext,
     events: {} as ClientEvent,
@@ -145,7 +144,16 @@ export const cloudlinkPeer = setup({
       enqueue.emit({ type: 'stopped', detail: { error: context.error } });
     }),
   },
-}).createMachine({
+});
+
+/**
+ * A CloudLink Omega game peer: INIT, CONFIG_PEER, then it accepts the first
+ * host offer that arrives (others are ignored while it is busy, as the seed
+ * allows), runs the handshake of peer lifespan steps 7–12, and emits `linked`
+ * when both data channels are open. If the host leaves or the link fails it
+ * goes back to the lobby and waits for the next offer.
+ */
+export const cloudlinkPeer = peerSetup.createMachine({
   id: 'cloudlinkPeer',
   context: ({ input }) => ({
     lobby: input.lobby,
