@@ -121,7 +121,22 @@ export const enqueueAction = <TContext extends ClientContext, TParams extends Pa
   ...args: EnqueueArgs<TContext, TParams>
 ) => enqueueActions<TContext, ClientEvent, TParams, ClientEvent, never, never, never, never, ClientEmitted>(...args);
 
-const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
+/** The command that makes the `signalling` actor send `message` to the server. */
+export const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
+
+/** The part of {@link ClientContext} that comes from the input, defaults applied. */
+export const clientContext = (input: ClientInput) => ({
+  lobby: input.lobby,
+  name: input.name,
+  serverTimeout: input.serverTimeout ?? 25_000,
+  handshakeTimeout: input.handshakeTimeout ?? 30_000,
+});
+
+/** The delays of both client machines, from their context. */
+export const clientDelays = {
+  serverTimeout: ({ context }: { context: ClientContext }) => context.serverTimeout,
+  handshakeTimeout: ({ context }: { context: ClientContext }) => context.handshakeTimeout,
+};
 
 /**
  * The actions the host and the peer share: the signalling connection's

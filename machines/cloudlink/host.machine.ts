@@ -5,6 +5,9 @@ import type { Transport } from '../../src/transport.js';
 import {
   clientActions,
   clientActors,
+  clientContext,
+  clientDelays,
+  send,
   failOn,
   inLabel,
   outLabel,
@@ -13,12 +16,10 @@ import {
   type ClientContext,
   type ClientEvent,
   type ClientInput,
-  type ClientSignallingCommand,
   type UnlinkReason,
   watchdog,
 } from './client.js';
 import { sdpOf } from './codec.js';
-import type { ClientMessage } from './protocol.js';
 
 /**
  * Where one host↔peer handshake stands, in the seed's order (host lifespan
@@ -59,8 +60,6 @@ export interface HostContext extends ClientContext {
   links: Record<string, HostLink>;
 }
 
-const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
-
 /**
  * A CloudLink Omega game host: INIT, CONFIG_HOST, then for every NEW_PEER
  * the two-offer, two-answer handshake, ACK_CHECK, and a `linked` event once
@@ -78,10 +77,7 @@ export const cloudlinkHost = setup({
     emitted: {} as ClientEmitted,
   },
   actors: clientActors,
-  delays: {
-    serverTimeout: ({ context }) => context.serverTimeout,
-    handshakeTimeout: ({ context }) => context.handshakeTimeout,
-  },
+  delays: clientDelays,
   actions: {
     ...clientActions<HostContext>('CONFIG_HOST'),
     announceStop: enqueueActions(({ context, enqueue }) => {
@@ -224,10 +220,7 @@ export const cloudlinkHost = setup({
 }).createMachine({
   id: 'cloudlinkHost',
   context: ({ input }) => ({
-    lobby: input.lobby,
-    name: input.name,
-    serverTimeout: input.serverTimeout ?? 25_000,
-    handshakeTimeout: input.handshakeTimeout ?? 30_000,
+    ...clientContext(input),
     offerAttempts: input.offerAttempts ?? 3,
     links: {},
   }),

@@ -5,6 +5,9 @@ import type { Transport } from '../../src/transport.js';
 import {
   clientActions,
   clientActors,
+  clientContext,
+  clientDelays,
+  send,
   enqueueAction,
   failOn,
   inLabel,
@@ -14,12 +17,10 @@ import {
   type ClientContext,
   type ClientEvent,
   type ClientInput,
-  type ClientSignallingCommand,
   type UnlinkReason,
   watchdog,
 } from './client.js';
 import { sdpOf } from './codec.js';
-import type { ClientMessage } from './protocol.js';
 
 /** A description our `rtc` actors made. */
 type LocalDescription = Extract<RtcEmitted, { type: 'rtc.description' }>['description'];
@@ -37,8 +38,6 @@ export interface PeerContext extends ClientContext {
   in?: Transport;
 }
 
-const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
-
 /**
  * The peer's types and implementations, before its states: the actions and
  * guards take `params` computed at each transition from its event, so wiring
@@ -53,10 +52,7 @@ export const peerSetup = setup({
     emitted: {} as ClientEmitted,
   },
   actors: clientActors,
-  delays: {
-    serverTimeout: ({ context }) => context.serverTimeout,
-    handshakeTimeout: ({ context }) => context.handshakeTimeout,
-  },
+  delays: clientDelays,
   guards: {
     isFromHost: ({ context }, { peer }: { peer: string }) => peer === context.host,
     isAboutHost: ({ context }, { label }: { label: string }) => parseLabel(label).id === context.host,
@@ -156,10 +152,7 @@ export const peerSetup = setup({
 export const cloudlinkPeer = peerSetup.createMachine({
   id: 'cloudlinkPeer',
   context: ({ input }) => ({
-    lobby: input.lobby,
-    name: input.name,
-    serverTimeout: input.serverTimeout ?? 25_000,
-    handshakeTimeout: input.handshakeTimeout ?? 30_000,
+    ...clientContext(input),
     hosts: [],
   }),
   initial: 'active',
