@@ -142,33 +142,33 @@ export const clientDelays = {
  * The actions the host and the peer share: the signalling connection's
  * life (INIT, CONFIG_HOST or CONFIG_PEER as `config` says, KEEPALIVE answers,
  * SHUTDOWN) and how the client records why it stopped. `configure` takes our
- * id as a param, computed from INIT_OK at the transition.
+ * id as a param, computed from INIT_OK at the transition. (The
+ * `as Partial<TContext>` casts are for TypeScript, which does not see that a
+ * field of `ClientContext` is a field of every `TContext` that extends it.)
  */
 export function clientActions<TContext extends ClientContext>(config: 'CONFIG_HOST' | 'CONFIG_PEER') {
-  const clientAction = <TParams extends Params = undefined>(...args: EnqueueArgs<TContext, TParams>) =>
-    enqueueAction<TContext, TParams>(...args);
-  const sendInit = clientAction(({ context, enqueue }) =>
+  const sendInit = enqueueAction<TContext>(({ context, enqueue }) =>
     enqueue.sendTo(
       'signalling',
       send({ type: 'INIT', detail: context.name === undefined ? {} : { payload: context.name } }),
     ),
   );
-  const configure = clientAction<{ id: string }>(({ context, enqueue }, { id }: { id: string }) => {
+  const configure = enqueueAction<TContext, { id: string }>(({ context, enqueue }, { id }) => {
     enqueue.assign({ id } as Partial<TContext>);
     enqueue.emit({ type: 'initialized', detail: { id } });
     enqueue.sendTo('signalling', send({ type: config, detail: { payload: context.lobby } }));
   });
-  const answerKeepalive = clientAction(({ enqueue }) =>
+  const answerKeepalive = enqueueAction<TContext>(({ enqueue }) =>
     enqueue.sendTo('signalling', send({ type: 'KEEPALIVE', detail: {} })),
   );
-  const sendShutdown = clientAction(({ enqueue }) => {
+  const sendShutdown = enqueueAction<TContext>(({ enqueue }) => {
     enqueue.sendTo('signalling', send({ type: 'SHUTDOWN', detail: {} }));
     enqueue.sendTo('signalling', { type: 'signalling.close', code: 1000, reason: 'leaving' });
   });
-  const recordError = clientAction(({ event, enqueue }) =>
+  const recordError = enqueueAction<TContext>(({ event, enqueue }) =>
     enqueue.assign({ error: errorFrom(event) } as Partial<TContext>),
   );
-  const recordTimeout = clientAction(({ context, enqueue }) => {
+  const recordTimeout = enqueueAction<TContext>(({ context, enqueue }) => {
     const error = new SignalboxError(
       ErrorCode.KeepaliveTimeout,
       `no KEEPALIVE from the server for ${context.serverTimeout} ms`,
