@@ -44,6 +44,11 @@ export default [
     input: Object.fromEntries(Object.entries(entries).filter(([name]) => name !== 'cli')),
     external,
     plugins: [dts()],
-    output: { dir: 'dist', format: 'esm', entryFileNames: '[name].d.ts', chunkFileNames: 'chunks/[name]-[hash].d.ts' },
+    // The same declarations twice: .d.ts for `import`, .d.cts for `require` (a .d.ts in a
+    // "type": "module" package would tell TypeScript that the CommonJS build is ESM).
+    output: [
+      { dir: 'dist', format: 'esm', entryFileNames: '[name].d.ts', chunkFileNames: 'chunks/[name]-[hash].d.ts' },
+      { dir: 'dist', format: 'esm', entryFileNames: '[name].d.cts', chunkFileNames: 'chunks/[name]-[hash].d.cts' },
+    ],
   },
 ];

@@ -119,7 +119,7 @@ export interface MemorySink extends FileSink {
   /** `open` until `close` (then `closed`) or `abort` (then `aborted`). */
   readonly state: 'open' | 'closed' | 'aborted';
   /** The bytes written so far, joined. */
-  bytes(): Uint8Array;
+  bytes(): Uint8Array<ArrayBuffer>;
   /** The `abort` reason. */
   readonly reason?: unknown;
 }

@@ -69,6 +69,8 @@ export const registryFetch = setup({
     events: {} as FetchEvent,
     input: {} as FetchInput,
     output: {} as FetchOutput,
+    // Every child named: a child map with both named and unnamed children fails a consumer's tsc (TS2411).
+    children: {} as { keeper: 'keeper'; firstFrame: 'firstFrame'; openSink: 'openSink'; download: 'download' },
   },
   actors: { firstFrame, openSink, download, keeper },
   delays: {

@@ -66,6 +66,8 @@ export const registryServe = setup({
     events: {} as ServeEvent,
     input: {} as ServeInput,
     output: {} as ServeOutput,
+    // Every child named: a child map with both named and unnamed children fails a consumer's tsc (TS2411).
+    children: {} as { keeper: 'keeper'; firstFrame: 'firstFrame'; openSource: 'openSource'; upload: 'upload' },
   },
   actors: { firstFrame, openSource, upload, keeper },
   delays: {

@@ -39,6 +39,10 @@ export type WorkroomsClientEventMap = {
   [E in ClientEmitted as E['type']]: CustomEvent<E['detail']>;
 };
 
+// EventTarget's own parameter types: lib.dom names them, Node's types (a server app without DOM) do not.
+type Listener = Parameters<EventTarget['addEventListener']>[1] | null;
+type AddListenerOptions = Parameters<EventTarget['addEventListener']>[2];
+
 /**
  * A workrooms client as an `EventTarget`: every event the
  * {@link workroomsClient} machine emits is dispatched as a `CustomEvent`
@@ -69,23 +73,15 @@ export interface WorkroomsClient extends EventTarget {
   addEventListener<K extends keyof WorkroomsClientEventMap>(
     type: K,
     listener: (event: WorkroomsClientEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
+    options?: AddListenerOptions,
   ): void;
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
+  addEventListener(type: string, listener: Listener, options?: AddListenerOptions): void;
   removeEventListener<K extends keyof WorkroomsClientEventMap>(
     type: K,
     listener: (event: WorkroomsClientEventMap[K]) => void,
     options?: boolean | EventListenerOptions,
   ): void;
-  removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
+  removeEventListener(type: string, listener: Listener, options?: boolean | EventListenerOptions): void;
 }
 
 /**
