@@ -1,4 +1,8 @@
-import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isPeerId, normalizeCode } from '../machines/filedrop/protocol.js';
 import { jsonLogger } from '../src/logger.js';
 import { startServer } from './server.js';
 import {
@@ -14,137 +18,291 @@ import {
   type WebRtcBackend,
 } from './transfer.js';
 
-const USAGE = `Usage: signalbox <command> [options]
+/** One command-line option: how `parseArgs` reads it and the line `--help` shows for it. */
+interface CliOption {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  /** The value's placeholder in help: `N` shows `--port N`. */
+  value?: string;
+  /** What it does and its default; `\n` continues on the next help line. */
+  help: string;
+}
+
+interface Command {
+  /** What follows `signalbox <name>` in the usage line. */
+  operands: string;
+  /** Its line in `signalbox help`. */
+  brief: string;
+  /** The opening of its `--help`. */
+  summary: string;
+  options: Record<string, CliOption>;
+  /** Closing lines of `--help`. */
+  notes?: string;
+}
+
+const TRANSFER_OPTIONS: Record<string, CliOption> = {
+  server: {
+    type: 'string',
+    value: 'URL',
+    help: `the server's filedrop endpoint (default ${DEFAULT_FILEDROP_SERVER});\nhttp(s):// is taken as ws(s)://, a URL without a path gets /filedrop`,
+  },
+  webrtc: {
+    type: 'string',
+    value: 'LIB',
+    help: 'WebRTC backend: werift (default) or node-datachannel (installed separately)',
+  },
+  'ice-server': {
+    type: 'string',
+    multiple: true,
+    value: 'URL',
+    help: `a stun: or turn: server, repeatable; "none" for none (both sides on one LAN or host)\n(default: $SIGNALBOX_ICE_SERVERS, comma-separated, else ${DEFAULT_ICE_SERVERS.join(', ')})`,
+  },
+};
+
+const TRANSFER_NOTES = `Progress goes to stderr (a bar on a terminal); Ctrl-C cancels and tells the other side.
+Exit codes: 0 success, 1 the transfer failed, 2 bad usage.`;
+
+/** Every command, its options and its help: adding an option is one line here (and reading it below). */
+const COMMANDS: Record<'serve' | 'send' | 'receive', Command> = {
+  serve: {
+    operands: '[options]',
+    brief: 'Run the signalling server for every protocol',
+    summary:
+      'Run the signalling server: CloudLink Omega at /ws/{ugi}, filedrop at /filedrop (and /socket.io/\nfor socket.io 4 clients), workrooms at /workrooms, registry at /registry, swarm at /swarm, GET /health, GET /metrics (Prometheus).\nLogs are JSON lines on stdout; SIGINT or SIGTERM closes every connection and exits 0.',
+    options: {
+      port: { type: 'string', value: 'N', help: 'TCP port (default 8080; 0 picks a free one)' },
+      host: { type: 'string', value: 'H', help: 'interface to bind (default 0.0.0.0)' },
+      keepalive: { type: 'string', value: 'MS', help: 'KEEPALIVE interval in ms (default 10000)' },
+      'max-frame': {
+        type: 'string',
+        value: 'N',
+        help: 'largest client frame in characters, for every protocol\n(default 65536; registry 262144)',
+      },
+      'max-connections': {
+        type: 'string',
+        value: 'N',
+        help: 'most open connections in all; more get HTTP 503 (default 10000;\nkeep it below the open-file limit, ulimit -n)',
+      },
+      'max-connections-per-ip': {
+        type: 'string',
+        value: 'N',
+        help: 'most open connections from one address; more get 503 (default 256)',
+      },
+      'trust-proxy': {
+        type: 'boolean',
+        help: 'behind one reverse proxy: the client address is the last X-Forwarded-For entry',
+      },
+      'allow-origin': {
+        type: 'string',
+        multiple: true,
+        value: 'O',
+        help: 'a page origin (https://game.example) whose browsers may connect, repeatable;\nother origins get 403 (default: any origin, with a warning at startup)',
+      },
+      'max-buffer': {
+        type: 'string',
+        value: 'BYTES',
+        help: 'bytes queued for one client before it is closed 1008 "too slow" (default 4194304)',
+      },
+      rate: {
+        type: 'string',
+        value: 'N',
+        help: 'messages a connection may send per second, bursts of 2N (default 100)',
+      },
+      'rate-bytes': {
+        type: 'string',
+        value: 'BYTES',
+        help: 'bytes a connection may send per second, bursts of 4x (default 1048576)\n(a connection over a rate gets an ERR_RATE_LIMITED error, then a close)',
+      },
+    },
+    notes: 'Exit codes: 0 after a signal, 1 could not start (e.g. the port is taken), 2 bad usage.',
+  },
+  send: {
+    operands: '<file> [options]',
+    brief: 'Offer a file: prints its code, then serves one receiver',
+    summary: 'Offer a file over filedrop: prints its code on stdout, then serves one receiver.',
+    options: TRANSFER_OPTIONS,
+    notes: TRANSFER_NOTES,
+  },
+  receive: {
+    operands: '<code> [options]',
+    brief: 'Fetch the file offered under <code>, check its SHA-256 and save it',
+    summary: 'Fetch the file offered under <code>, check its SHA-256 and save it.',
+    options: {
+      ...TRANSFER_OPTIONS,
+      out: { type: 'string', value: 'DIR', help: 'the directory to save into (default: the current one)' },
+    },
+    notes: TRANSFER_NOTES,
+  },
+};
+type CommandName = keyof typeof COMMANDS;
+
+const HELP_OPTION: CliOption = { type: 'boolean', short: 'h', help: 'show this help' };
+
+function optionLines(options: Record<string, CliOption>): string {
+  return Object.entries(options)
+    .map(([name, option]) => {
+      const flag = `${option.short ? `-${option.short}, ` : ''}--${name}${option.value ? ` ${option.value}` : ''}`;
+      const [first, ...rest] = option.help.split('\n');
+      return [`  ${flag.padEnd(20)}${first}`, ...rest.map((line) => `${' '.repeat(22)}${line}`)].join('\n');
+    })
+    .join('\n');
+}
+
+/** `signalbox <command> --help`. */
+export function commandHelp(name: CommandName): string {
+  const command = COMMANDS[name];
+  const notes = command.notes ? `\n${command.notes}\n` : '';
+  return `Usage: signalbox ${name} ${command.operands}
+
+${command.summary}
+
+Options:
+${optionLines({ ...command.options, help: HELP_OPTION })}
+${notes}`;
+}
+
+/** `signalbox help`, `signalbox --help`. */
+export function generalHelp(): string {
+  const commands = Object.entries(COMMANDS)
+    .map(([name, command]) => `  ${`${name} ${command.operands.replace('[options]', '')}`.padEnd(18)}${command.brief}`)
+    .join('\n');
+  return `Usage: signalbox <command> [options]
 
 Commands:
-  serve             Run the signalling server: CloudLink Omega at /ws/{ugi}, filedrop at /filedrop
-                    (and /socket.io/ for socket.io 4 clients), workrooms at /workrooms, registry at
-                    /registry, swarm at /swarm, GET /health, GET /metrics (Prometheus)
-  send <file>       Offer a file over filedrop: prints its code on stdout, then serves one receiver
-  receive <code>    Fetch the file offered under <code>, check its SHA-256 and save it
+${commands}
+  help [command]    show this help, or a command's
 
-Options for serve:
-  --port N            TCP port (default 8080; 0 picks a free one)
-  --host H            interface to bind (default 0.0.0.0)
-  --keepalive MS      KEEPALIVE interval in ms (default 10000)
-  --max-frame N       largest client frame in characters, for every protocol
-                      (default 65536; registry 262144)
-  --max-connections N         most open connections in all; more get HTTP 503 (default 10000;
-                              keep it below the open-file limit, ulimit -n)
-  --max-connections-per-ip N  most open connections from one address; more get 503 (default 256)
-  --trust-proxy       behind one reverse proxy: the client address is the last X-Forwarded-For entry
-  --allow-origin O    a page origin (https://game.example) whose browsers may connect, repeatable;
-                      other origins get 403 (default: any origin, with a warning at startup)
-  --max-buffer BYTES  bytes queued for one client before it is closed 1008 "too slow" (default 4194304)
-  --rate N            messages a connection may send per second, bursts of 2N (default 100)
-  --rate-bytes BYTES  bytes a connection may send per second, bursts of 4x (default 1048576)
-                      (a connection over a rate gets an ERR_RATE_LIMITED error, then a close)
+Run \`signalbox <command> --help\` for its options.
 
-Options for send and receive:
-  --server URL        the server's filedrop endpoint (default ${DEFAULT_FILEDROP_SERVER});
-                      http(s):// is taken as ws(s)://, a URL without a path gets /filedrop
-  --webrtc LIB        WebRTC backend: werift (default) or node-datachannel (installed separately)
-  --ice-server URL    a stun: or turn: server, repeatable; "none" for none (on one LAN)
-                      (default: $SIGNALBOX_ICE_SERVERS, comma-separated, else ${DEFAULT_ICE_SERVERS.join(', ')})
-  --out DIR           receive only: the directory to save into (default: the current one)
-
-Progress goes to stderr (a bar on a terminal); Ctrl-C cancels and tells the other side.
-Exit codes: 0 success, 1 the transfer failed, 2 bad usage.
-
+Options:
   -h, --help          show this help
+  --version           print the version
 `;
+}
 
-/** The options of serve alone. */
-const SERVE_ONLY = [
-  'port',
-  'host',
-  'keepalive',
-  'max-frame',
-  'max-connections',
-  'max-connections-per-ip',
-  'trust-proxy',
-  'allow-origin',
-  'max-buffer',
-  'rate',
-  'rate-bytes',
-] as const;
+/** This package's version, from the package.json above this file (cli/ in the source, dist/ when built). */
+export function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'signalbox' && pkg.version) return pkg.version;
+    } catch {
+      // no package.json here: look further up
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
+  }
+}
+
+const isCommand = (name: string | undefined): name is CommandName =>
+  name !== undefined && Object.hasOwn(COMMANDS, name);
+
+/** `--name` is an option of some other command: the message that says so. */
+function misplacedOption(error: Error, command: CommandName): string | undefined {
+  const flag = /'(--?[^'\s]+)'/.exec(error.message)?.[1];
+  const name = flag?.replace(/^--?/, '');
+  if (!name) return undefined;
+  const owners = (Object.keys(COMMANDS) as CommandName[]).filter((c) => Object.hasOwn(COMMANDS[c].options, name));
+  if (owners.length === 0) return undefined;
+  return `--${name} is not an option of ${command} (it is one of ${owners.join(' and ')})`;
+}
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code once a command is done. */
-export async function main(argv: string[], out: { write(text: string): void } = process.stdout): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        keepalive: { type: 'string' },
-        'max-frame': { type: 'string' },
-        'max-connections': { type: 'string' },
-        'max-connections-per-ip': { type: 'string' },
-        'trust-proxy': { type: 'boolean' },
-        'allow-origin': { type: 'string', multiple: true },
-        'max-buffer': { type: 'string' },
-        rate: { type: 'string' },
-        'rate-bytes': { type: 'string' },
-        server: { type: 'string' },
-        webrtc: { type: 'string' },
-        'ice-server': { type: 'string', multiple: true },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    process.stderr.write(`signalbox: ${(error as Error).message}\n\n${USAGE}`);
+export async function main(
+  argv: string[],
+  out: { write(text: string): void } = process.stdout,
+  err: { write(text: string): void } = process.stderr,
+): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    err.write(generalHelp());
     return 2;
   }
-  const { values, positionals } = parsed;
-  const command = positionals[0];
-  if (command === 'serve') {
-    for (const name of ['server', 'webrtc', 'ice-server', 'out'] as const)
-      if (values[name] !== undefined) {
-        process.stderr.write(`signalbox: --${name} is not an option of serve\n\n${USAGE}`);
-        return 2;
-      }
+  if (first === '--version') {
+    out.write(`${version()}\n`);
+    return 0;
   }
-  if (values.help || command === undefined) {
-    (values.help ? out : process.stderr).write(USAGE);
-    return values.help ? 0 : 2;
+  if (first === '--help' || first === '-h') {
+    out.write(generalHelp());
+    return 0;
   }
-  if (command === 'send' || command === 'receive') {
-    const usage = (message: string) => {
-      process.stderr.write(`signalbox: ${message}\n\n${USAGE}`);
+  if (first === 'help') {
+    const topic = rest[0];
+    if (topic === undefined) out.write(generalHelp());
+    else if (isCommand(topic)) out.write(commandHelp(topic));
+    else {
+      err.write(`signalbox: unknown command "${topic}"\n\n${generalHelp()}`);
       return 2;
-    };
-    const operand = positionals[1];
-    if (operand === undefined || positionals.length > 2)
+    }
+    return 0;
+  }
+  if (!isCommand(first)) {
+    const problem = first.startsWith('-') ? `the command comes first, before ${first}` : `unknown command "${first}"`;
+    err.write(`signalbox: ${problem}\n\n${generalHelp()}`);
+    return 2;
+  }
+  const command = first;
+  const usage = (message: string) => {
+    err.write(`signalbox: ${message}\n\n${commandHelp(command)}`);
+    return 2;
+  };
+
+  const config: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [name, { type, multiple, short }] of Object.entries({ ...COMMANDS[command].options, help: HELP_OPTION }))
+    config[name] = { type, ...(multiple && { multiple }), ...(short && { short }) };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, options: config });
+  } catch (error) {
+    return usage(misplacedOption(error as Error, command) ?? (error as Error).message);
+  }
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  const positionals = parsed.positionals;
+  if (values.help) {
+    out.write(commandHelp(command));
+    return 0;
+  }
+  const string = (name: string) => values[name] as string | undefined;
+
+  if (command === 'send' || command === 'receive') {
+    const operand = positionals[0];
+    if (operand === undefined || positionals.length > 1)
       return usage(`${command} takes exactly one ${command === 'send' ? '<file>' : '<code>'}`);
-    for (const name of SERVE_ONLY) if (values[name] !== undefined) return usage(`--${name} is an option of serve only`);
-    if (command === 'send' && values.out !== undefined) return usage('--out is an option of receive only');
-    const webrtc = (values.webrtc ?? 'werift') as WebRtcBackend;
+    if (command === 'receive' && !isPeerId(normalizeCode(operand)))
+      return usage(`"${operand}" is not a code: 8 characters of 2-9 and A-Z without I, L, O, U`);
+    const webrtc = (string('webrtc') ?? 'werift') as WebRtcBackend;
     if (!WEBRTC_BACKENDS.includes(webrtc))
-      return usage(`--webrtc must be one of ${WEBRTC_BACKENDS.join(', ')}, got "${values.webrtc}"`);
+      return usage(`--webrtc must be one of ${WEBRTC_BACKENDS.join(', ')}, got "${webrtc}"`);
+    const iceFlags = values['ice-server'] as string[] | undefined;
     let server, ice;
     try {
-      server = serverUrl(values.server ?? DEFAULT_FILEDROP_SERVER);
-      ice = values['ice-server'] ? iceServerUrls(values['ice-server']) : iceServers();
+      server = serverUrl(string('server') ?? DEFAULT_FILEDROP_SERVER);
+      ice = iceFlags ? iceServerUrls(iceFlags) : iceServers();
     } catch (error) {
       return usage((error as Error).message);
     }
-    const options = { server, webrtc, out, iceServers: ice };
+    const envIce = process.env.SIGNALBOX_ICE_SERVERS;
+    const options = {
+      server,
+      webrtc,
+      out,
+      err,
+      iceServers: ice,
+      asGiven: { server: string('server'), iceServers: iceFlags ?? envIce?.split(',') },
+    };
     if (command === 'send') return sendFile(operand, options);
-    const dir = values.out ?? '.';
+    const dir = string('out') ?? '.';
     const problem = await checkDirectory(dir);
     if (problem) return usage(problem);
     return receiveFile(operand, dir, options);
   }
-  if (command !== 'serve') {
-    process.stderr.write(`signalbox: unknown command "${command}"\n\n${USAGE}`);
-    return 2;
-  }
 
-  const number = (name: string, value: string | undefined, min: number, max: number): number | undefined => {
+  if (positionals.length > 0) return usage(`serve takes no operands, got "${positionals[0]}"`);
+  const number = (name: string, min: number, max: number): number | undefined => {
+    const value = string(name);
     if (value === undefined) return undefined;
     const n = Number(value);
     if (!Number.isInteger(n) || n < min || n > max)
@@ -154,18 +312,17 @@ export async function main(argv: string[], out: { write(text: string): void } = 
   let port, keepaliveInterval, maxFrameSize, maxConnections, maxConnectionsPerIp, maxBuffer, rate, rateBytes;
   let allowOrigins: string[] | undefined;
   try {
-    port = number('port', values.port, 0, 65535);
-    keepaliveInterval = number('keepalive', values.keepalive, 100, 3_600_000);
-    maxFrameSize = number('max-frame', values['max-frame'], 256, 16 * 1024 * 1024);
-    maxConnections = number('max-connections', values['max-connections'], 1, 10_000_000);
-    maxConnectionsPerIp = number('max-connections-per-ip', values['max-connections-per-ip'], 1, 10_000_000);
-    maxBuffer = number('max-buffer', values['max-buffer'], 1024, 1 << 30);
-    rate = number('rate', values.rate, 1, 1_000_000);
-    rateBytes = number('rate-bytes', values['rate-bytes'], 1024, 1 << 30);
-    allowOrigins = values['allow-origin']?.map(origin);
+    port = number('port', 0, 65535);
+    keepaliveInterval = number('keepalive', 100, 3_600_000);
+    maxFrameSize = number('max-frame', 256, 16 * 1024 * 1024);
+    maxConnections = number('max-connections', 1, 10_000_000);
+    maxConnectionsPerIp = number('max-connections-per-ip', 1, 10_000_000);
+    maxBuffer = number('max-buffer', 1024, 1 << 30);
+    rate = number('rate', 1, 1_000_000);
+    rateBytes = number('rate-bytes', 1024, 1 << 30);
+    allowOrigins = (values['allow-origin'] as string[] | undefined)?.map(origin);
   } catch (error) {
-    process.stderr.write(`signalbox: ${(error as Error).message}\n`);
-    return 2;
+    return usage((error as Error).message);
   }
 
   const logger = jsonLogger((line) => out.write(line + '\n'));
@@ -174,11 +331,11 @@ export async function main(argv: string[], out: { write(text: string): void } = 
     const frames = { maxFrameSize };
     server = await startServer({
       port,
-      host: values.host,
+      host: string('host'),
       logger,
       maxConnections,
       maxConnectionsPerIp,
-      trustProxy: values['trust-proxy'],
+      trustProxy: values['trust-proxy'] as boolean | undefined,
       allowOrigins,
       limits: {
         maxBufferedBytes: maxBuffer,

@@ -11,6 +11,14 @@ import { filedropReceiver, type ReceiverEmitted } from '../machines/filedrop/rec
 import { filedropSender, type SenderEmitted } from '../machines/filedrop/sender.machine.js';
 import { fromRtc, type RtcActorInit } from '../src/rtc/index.js';
 import { fromTransport } from '../src/runtime.js';
+import {
+  formatBytes,
+  formatDuration,
+  formatRate,
+  RateMeter,
+  receiveCommand,
+  type ReceiveCommandOptions,
+} from './format.js';
 
 /** Where `send` and `receive` connect unless `--server` says otherwise. */
 export const DEFAULT_FILEDROP_SERVER = 'ws://127.0.0.1:8080/filedrop';
@@ -69,6 +77,8 @@ export interface TransferCliOptions {
   out?: Writable;
   /** Progress and messages. */
   err?: Writable;
+  /** `--server` and `--ice-server` as the user gave them, for the receive command `send` prints. */
+  asGiven?: ReceiveCommandOptions;
 }
 
 /**
@@ -116,26 +126,6 @@ function clientActors(options: TransferCliOptions, RTCPeerConnection: RtcActorIn
   };
 }
 
-/** 1536 → "1.5 KiB". */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
-}
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '--:--';
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600);
-  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
-  const ss = String(s % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
-}
-
 /**
  * A progress bar with rate and ETA on a TTY (cli-progress); elsewhere,
  * nothing until the end, so logs and pipes stay clean.
@@ -145,17 +135,19 @@ class Progress {
   private started = 0;
   private total = 0;
   private last = 0;
+  private readonly meter = new RateMeter();
 
   constructor(private readonly err: Writable) {}
 
   start(total: number, label: string): void {
     this.started = Date.now();
     this.total = total;
+    this.meter.start(0, this.started);
     if (!this.err.isTTY) return;
     this.bar = new cliProgress.SingleBar(
       {
         stream: this.err as NodeJS.WritableStream,
-        format: `${label} {bar} {percentage}% | {done}/{size} | {rate}/s | ETA {remaining}`,
+        format: `${label} {bar} {percentage}% | {done}/{size} | {rate} | ETA {remaining}`,
         hideCursor: true,
         clearOnComplete: false,
       },
@@ -177,17 +169,16 @@ class Progress {
       this.bar = undefined;
     }
     const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
-    return `${formatBytes(this.last)} in ${seconds.toFixed(1)} s (${formatBytes(this.last / seconds)}/s)`;
+    return `${formatBytes(this.last)} in ${seconds.toFixed(1)} s (${formatRate(this.last / seconds)})`;
   }
 
   private payload(value: number) {
-    const seconds = (Date.now() - this.started) / 1000;
-    const rate = seconds > 0 ? value / seconds : 0;
+    this.meter.update(value, Date.now());
     return {
       done: formatBytes(value),
       size: formatBytes(this.total),
-      rate: formatBytes(rate),
-      remaining: rate > 0 ? formatDuration((this.total - value) / rate) : '--:--',
+      rate: formatRate(this.meter.bytesPerSecond ?? 0),
+      remaining: formatDuration(this.meter.eta(this.total - value)),
     };
   }
 }
@@ -236,7 +227,7 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
   sender.on('assigned', ({ detail }: Extract<SenderEmitted, { type: 'assigned' }>) => {
     out.write(`${detail.id}\n`);
     err.write(
-      `Sending ${source.name} (${formatBytes(source.size)}). On the other side run:\n  signalbox receive ${detail.id}\n`,
+      `Sending ${source.name} (${formatBytes(source.size)}). On the other side run:\n  ${receiveCommand(detail.id, options.asGiven)}\n`,
     );
   });
   sender.on('requested', () => progress.start(source.size, 'Sending  '));
@@ -283,7 +274,7 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   const summary = progress.stop();
   if (error) {
     err.write(`signalbox: receive failed: ${describeError(error)}\n`);
-    return 1;
+    return error.reason === 'invalid-code' ? 2 : 1;
   }
   err.write(`Received ${target}: ${summary}${digest ? `, SHA-256 ${digest} verified` : ''}\n`);
   out.write(`${target}\n`);

@@ -1,7 +1,13 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { main } from '../cli/main.js';
+import { startServer } from '../cli/server.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
 
@@ -105,4 +111,134 @@ describe('signalbox serve', () => {
     first.child.kill('SIGINT');
     expect(await first.exited).toBe(0);
   });
+});
+
+/** Runs the CLI to its end; stdout and stderr as text. */
+function runText(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [...TSX, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** Runs main() in this process; what it wrote to stdout and stderr. */
+async function runMain(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { write: (text) => (stdout += text) }, { write: (text) => (stderr += text) });
+  return { code, stdout, stderr };
+}
+
+describe('signalbox help and --version', () => {
+  it('prints the version of package.json', async () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(await runMain(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it.each([['help'], ['--help'], ['-h']])('%s lists every command on stdout', async (flag) => {
+    const { code, stdout } = await runMain([flag]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Usage: signalbox <command>/);
+    for (const command of ['serve', 'send <file>', 'receive <code>', 'help [command]'])
+      expect(stdout).toContain(`\n  ${command} `);
+    expect(stdout).toContain('signalbox <command> --help');
+  });
+
+  it.each([
+    [['send', '--help'], 'send <file>', ['--server URL', '--webrtc LIB', '--ice-server URL'], ['--out', '--port']],
+    [['receive', '-h'], 'receive <code>', ['--server URL', '--ice-server URL', '--out DIR'], ['--port']],
+    [['help', 'receive'], 'receive <code>', ['--out DIR'], ['--port']],
+    [['serve', '--help'], 'serve', ['--port N', '--host H', '--keepalive MS', '--max-frame N'], ['--server', '--out']],
+  ])('%j shows that command only, with its own options', async (args, usage, has, hasNot) => {
+    const { code, stdout, stderr } = await runMain(args);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^Usage: signalbox ${usage} \\[options\\]\n`));
+    for (const option of [...has, '-h, --help']) expect(stdout).toContain(`\n  ${option} `);
+    for (const option of hasNot) expect(stdout).not.toContain(option);
+    expect(stderr).toBe('');
+  });
+
+  it.each([
+    [['help', 'launch'], /unknown command "launch"/],
+    [['--port', '0', 'serve'], /the command comes first, before --port/],
+    [
+      ['send', 'file', '--out', 'x'],
+      /--out is not an option of send \(it is one of receive\)\n\nUsage: signalbox send/,
+    ],
+    [['serve', 'extra'], /serve takes no operands/],
+    [['receive', 'NOT-A-CODE!'], /^signalbox: "NOT-A-CODE!" is not a code: .*\n\nUsage: signalbox receive/],
+  ])('exits 2 on %j, before doing anything', async (args, message) => {
+    const { code, stdout, stderr } = await runMain(args);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(message);
+  });
+});
+
+describe('signalbox send / receive as a person sees them', () => {
+  it('prints the exact receive command, which works as printed, and rates without raw floats', async () => {
+    const server = await startServer({ port: 0, host: '127.0.0.1' });
+    const dir = await mkdtemp(join(tmpdir(), 'signalbox-cli-hint-'));
+    try {
+      await writeFile(join(dir, 'hello.txt'), 'hello '.repeat(2000));
+      const origin = `http://127.0.0.1:${server.address.port}`;
+      const sender = runText(['send', join(dir, 'hello.txt'), '--server', origin, '--ice-server', 'none']);
+      let hint: RegExpExecArray | null = null;
+      for (let i = 0; i < 200 && !hint; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        hint = /On the other side run:\n {2}(npx signalbox receive .+)\n/.exec(sender.stderr());
+      }
+      const code = sender.stdout().trim();
+      expect(hint?.[1]).toBe(`npx signalbox receive ${code} --server ${origin} --ice-server none`);
+
+      // Run it as printed (npx signalbox → this checkout's CLI), from the directory to save into.
+      const words = hint![1]!.split(' ').slice(2);
+      const receiver = spawn(
+        process.execPath,
+        [resolve('node_modules/tsx/dist/cli.mjs'), resolve('cli/bin.ts'), ...words],
+        {
+          cwd: await mkdtemp(join(dir, 'in-')),
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, SIGNALBOX_ICE_SERVERS: 'stun:unused.invalid' }, // the flag must win
+        },
+      );
+      let received = '';
+      receiver.stderr.on('data', (chunk) => (received += chunk));
+      const [sent, got] = await Promise.all([
+        sender.exited,
+        new Promise<number | null>((done) => receiver.on('close', done)),
+      ]);
+      expect({ got, received }).toMatchObject({ got: 0 });
+      expect({ sent, stderr: sender.stderr() }).toMatchObject({ sent: 0 });
+      const summaries = [sender.stderr(), received].map((text) => /: 11\.7 KiB in \d+\.\d s \((.+)\)/.exec(text)?.[1]);
+      for (const rate of summaries) expect(rate).toMatch(/^\d+(\.\d)? (B|KiB|MiB|GiB)\/s$/);
+    } finally {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+
+  it('says --ice-server none in the hint when SIGNALBOX_ICE_SERVERS is set and empty', async () => {
+    const server = await startServer({ port: 0, host: '127.0.0.1' });
+    try {
+      const url = `ws://127.0.0.1:${server.address.port}/filedrop`;
+      const sender = runText(['send', 'package.json', '--server', url], { SIGNALBOX_ICE_SERVERS: '' });
+      let hint: RegExpExecArray | null = null;
+      for (let i = 0; i < 200 && !hint; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        hint = /On the other side run:\n {2}(.+)\n/.exec(sender.stderr());
+      }
+      expect(hint?.[1]).toMatch(new RegExp(`^npx signalbox receive [2-9A-Z]{8} --server ${url} --ice-server none$`));
+      sender.child.kill('SIGINT');
+      expect(await sender.exited).toBe(1);
+    } finally {
+      await server.close();
+    }
+  }, 20_000);
 });
