@@ -45,4 +45,25 @@ describe('CustomEvent bridge', () => {
       { type: 'leave', detail: undefined },
     ]);
   });
+
+  it('refuses a missing target at once, saying the fix (window is undefined in Node)', () => {
+    const actor = createActor(machine).start();
+    const win = (globalThis as { window?: EventTarget }).window;
+    expect(win).toBeUndefined();
+    expect(() => dispatchEmitted(actor, win!)).toThrow(
+      new TypeError(
+        'dispatchEmitted: the target is undefined, not an EventTarget. Pass window or document in a browser, ' +
+          'or an EventTarget of your own (new EventTarget()) in Node, where there is no window.',
+      ),
+    );
+    expect(() => dispatchEmitted(actor, null as unknown as EventTarget)).toThrow(
+      /the target is null, not an EventTarget/,
+    );
+    expect(() => dispatchEmitted(actor, {} as EventTarget)).toThrow(
+      /an object without dispatchEvent, not an EventTarget/,
+    );
+    expect(() => forwardEvents(win!, ['hello'], actor)).toThrow(/^forwardEvents: the target is undefined/);
+    // Nothing was subscribed: the actor emits without a throw.
+    expect(() => actor.send({ type: 'ping', detail: 1 })).not.toThrow();
+  });
 });
