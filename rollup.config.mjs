@@ -1,7 +1,10 @@
 import { builtinModules } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import esbuild from 'rollup-plugin-esbuild';
 import dts from 'rollup-plugin-dts';
+
+// A clean dist/: chunk names carry hashes, and a stale chunk would ship in the package.
+rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 
@@ -30,11 +33,31 @@ const deps = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDep
 const external = (id) =>
   id.startsWith('node:') || builtinModules.includes(id) || deps.some((d) => id === d || id.startsWith(`${d}/`));
 
+/**
+ * Marks the top-level machine and actor-logic definitions as pure
+ * (`/*#__PURE__*\/`), so an app's bundler drops the ones it does not import:
+ * `setup(...).createMachine(...)` is a call, and a bundler keeps an unused
+ * call unless told it has no side effects. Done here, at build time, so no
+ * machine file has to remember it; `npm run size` fails when it stops working.
+ */
+function pureDefinitions() {
+  const definition =
+    /^((?:export )?const \w+(?:: [^=\n]+)? = )((?:setup|createMachine|from(?:Callback|Promise|Observable|Transition))\b)/gm;
+  return {
+    name: 'pure-definitions',
+    transform(code, id) {
+      if (!/\.tsx?$/.test(id) || id.includes('node_modules')) return null;
+      const marked = code.replace(definition, '$1/*#__PURE__*/ $2');
+      return marked === code ? null : { code: marked, map: null };
+    },
+  };
+}
+
 export default [
   {
     input: entries,
     external,
-    plugins: [esbuild({ target: 'es2022' })],
+    plugins: [pureDefinitions(), esbuild({ target: 'es2022' })],
     output: [
       { dir: 'dist', format: 'esm', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
       { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs' },
