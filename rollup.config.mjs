@@ -42,7 +42,7 @@ const external = (id) =>
  */
 function pureDefinitions() {
   const definition =
-    /^((?:export )?const \w+(?:: [^=\n]+)? = )((?:setup|createMachine|from(?:Callback|Promise|Observable|Transition))\b)/gm;
+    /^((?:export )?const \w+(?:: [^=\n]+)? = )((?:setup|createMachine|from(?:Callback|Promise|Observable|Transition)|\w+\.createMachine)\b)/gm;
   return {
     name: 'pure-definitions',
     transform(code, id) {

@@ -48,7 +48,7 @@ export const roles: Record<string, Role> = {
   },
   'workrooms client': {
     imports: { workrooms: ['createWorkroomsClient'], ...signalling },
-    budget: 25_500,
+    budget: 28_000,
     without: ['workroomsSession'],
   },
   'registry client': { imports: { registry: ['registryClient'], ...signalling }, budget: 33_000, without: [] },

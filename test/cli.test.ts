@@ -190,7 +190,7 @@ describe('signalbox send / receive as a person sees them', () => {
       const origin = `http://127.0.0.1:${server.address.port}`;
       const sender = runText(['send', join(dir, 'hello.txt'), '--server', origin, '--ice-server', 'none']);
       let hint: RegExpExecArray | null = null;
-      for (let i = 0; i < 200 && !hint; i++) {
+      for (let i = 0; i < 600 && !hint; i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         hint = /On the other side run:\n {2}(npx signalbox receive .+)\n/.exec(sender.stderr());
       }
@@ -222,7 +222,7 @@ describe('signalbox send / receive as a person sees them', () => {
       await server.close();
       await rm(dir, { recursive: true, force: true });
     }
-  }, 20_000);
+  }, 60_000);
 
   it('says --ice-server none in the hint when SIGNALBOX_ICE_SERVERS is set and empty', async () => {
     const server = await startServer({ port: 0, host: '127.0.0.1' });
@@ -230,7 +230,7 @@ describe('signalbox send / receive as a person sees them', () => {
       const url = `ws://127.0.0.1:${server.address.port}/filedrop`;
       const sender = runText(['send', 'package.json', '--server', url], { SIGNALBOX_ICE_SERVERS: '' });
       let hint: RegExpExecArray | null = null;
-      for (let i = 0; i < 200 && !hint; i++) {
+      for (let i = 0; i < 600 && !hint; i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         hint = /On the other side run:\n {2}(.+)\n/.exec(sender.stderr());
       }
@@ -240,5 +240,5 @@ describe('signalbox send / receive as a person sees them', () => {
     } finally {
       await server.close();
     }
-  }, 20_000);
+  }, 60_000);
 });
