@@ -398,11 +398,11 @@ function expectedFrames(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMa
   if (next.status !== 'active') return [];
   const { jobs } = ctx(prev);
   if (name === 'fetchOffer' && FETCH in jobs)
-    return [{ type: 'Offer', detail: { peer: P, connection: 'r1', sdp: 'v=0 my-offer' } }];
+    return [{ type: 'Offer', detail: { peer: P, connection: 'r1', sdp: { type: 'offer', sdp: 'v=0 my-offer' } } }];
   if (name === 'fetchCandidate' && FETCH in jobs)
     return [{ type: 'Candidate', detail: { peer: P, connection: 'r1', from: 'requester', candidate } }];
   if (name === 'serveAnswer' && SERVE in jobs)
-    return [{ type: 'Answer', detail: { peer: P, connection: 'c1', sdp: 'v=0 my-answer' } }];
+    return [{ type: 'Answer', detail: { peer: P, connection: 'c1', sdp: { type: 'answer', sdp: 'v=0 my-answer' } } }];
   if (name === 'serveCandidate' && SERVE in jobs)
     return [{ type: 'Candidate', detail: { peer: P, connection: 'c1', from: 'holder', candidate } }];
   return [];

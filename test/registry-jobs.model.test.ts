@@ -74,6 +74,7 @@ const F = {
   badChunk: { type: 'download.failed', reason: 'protocol', message: 'chunk 9 arrived where 0 was due', received: 0 },
   peerGone: { type: 'peer.gone' },
   cancel: { type: 'cancel' },
+  badSignal: { type: 'signal.invalid', message: 'Answer from P: `sdp` is empty' },
   rtcFailed,
   rtcClosed: { type: 'rtc.closed', label: 'k' },
   connectTimeout: { type: 'xstate.after.connectTimeout.registryFetch.active.connecting' },
@@ -93,6 +94,7 @@ const fetchReasons: Partial<Record<FName, string>> = {
   badChunk: 'protocol',
   peerGone: 'peer-gone',
   cancel: 'cancelled',
+  badSignal: 'protocol',
   rtcFailed: 'rtc-failed',
   rtcClosed: 'peer-gone',
   connectTimeout: 'timeout',
@@ -106,7 +108,7 @@ const fetchModel = registryFetch.provide({
 
 function fetchEvents(s: AnyMachineSnapshot): ModelEvent[] {
   if (s.status !== 'active') return [];
-  const common = [F.peerGone, F.cancel, F.rtcFailed, F.rtcClosed];
+  const common = [F.peerGone, F.cancel, F.badSignal, F.rtcFailed, F.rtcClosed];
   switch (valueOf(s)) {
     case 'connecting':
       return [F.open, F.connectTimeout, ...common];
@@ -292,6 +294,7 @@ const S = {
   channelGone: { type: 'upload.failed', reason: 'peer-gone', message: 'closed' },
   peerGone: { type: 'peer.gone' },
   cancel: { type: 'cancel' },
+  badSignal: { type: 'signal.invalid', message: 'Candidate from P: `candidate` must be …' },
   rtcFailed,
   rtcClosed: { type: 'rtc.closed', label: 'k' },
   connectTimeout: { type: 'xstate.after.connectTimeout.registryServe.active.connecting' },
@@ -310,7 +313,7 @@ const FILES = [{ path: 'x.bin', size: DATA.byteLength }];
 
 function serveEvents(s: AnyMachineSnapshot): ModelEvent[] {
   if (s.status !== 'active') return [];
-  const common = [S.peerGone, S.cancel, S.rtcFailed, S.rtcClosed];
+  const common = [S.peerGone, S.cancel, S.badSignal, S.rtcFailed, S.rtcClosed];
   switch (valueOf(s)) {
     case 'connecting':
       return [S.open, S.connectTimeout, ...common];
@@ -422,6 +425,7 @@ const serveReasons: Partial<Record<SName, string>> = {
   channelGone: 'peer-gone',
   peerGone: 'peer-gone',
   cancel: 'cancelled',
+  badSignal: 'protocol',
   rtcFailed: 'rtc-failed',
   rtcClosed: 'peer-gone',
   connectTimeout: 'timeout',

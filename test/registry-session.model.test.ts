@@ -193,7 +193,7 @@ function expected(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineS
       if (registered) out.a.push(error('ERR_NOT_PERMITTED', 'Connect: already connected; send UpdateFiles', 'Connect'));
       else {
         out.a.push(
-          { type: 'Welcome', detail: { id: A } },
+          { type: 'Welcome', detail: { id: A, peers: 1 } },
           { type: 'RegisterPeer', detail: { peer: MATE, files: MATE_FILES } },
         );
         out.mate.push({ type: 'RegisterPeer', detail: { peer: A, files: A_FILES } });

@@ -154,7 +154,10 @@ describe('registry client transitions', () => {
       request,
       { type: 'rtc.description', label: FETCH, description: { type: 'offer', sdp: 'v=0 o' } },
     ]);
-    expect(step.sent).toEqual([{ type: 'Offer', detail: { peer: 'P', connection: 'r1', sdp: 'v=0 o' } }]);
+    // The browser's form: `{ type, sdp }`, as `JSON.stringify(pc.localDescription)` gives.
+    expect(step.sent).toEqual([
+      { type: 'Offer', detail: { peer: 'P', connection: 'r1', sdp: { type: 'offer', sdp: 'v=0 o' } } },
+    ]);
     step = client([...ready, request, { type: 'rtc.candidate', label: FETCH, candidate }]);
     expect(step.sent).toEqual([
       { type: 'Candidate', detail: { peer: 'P', connection: 'r1', from: 'requester', candidate } },
@@ -164,7 +167,9 @@ describe('registry client transitions', () => {
       offer,
       { type: 'rtc.description', label: SERVE, description: { type: 'answer', sdp: 'a' } },
     ]);
-    expect(step.sent).toEqual([{ type: 'Answer', detail: { peer: 'P', connection: 'c9', sdp: 'a' } }]);
+    expect(step.sent).toEqual([
+      { type: 'Answer', detail: { peer: 'P', connection: 'c9', sdp: { type: 'answer', sdp: 'a' } } },
+    ]);
     step = client([...ready, offer, { type: 'rtc.candidate', label: SERVE, candidate }]);
     expect(step.sent).toEqual([
       { type: 'Candidate', detail: { peer: 'P', connection: 'c9', from: 'holder', candidate } },
@@ -214,6 +219,110 @@ describe('registry client transitions', () => {
     expect(step.sentTo).toEqual([]);
     step = client([...ready, { type: 'Answer', detail: { peer: 'P', connection: 'zz', sdp: 'v=0' } }]);
     expect(step.sentTo).toEqual([]);
+  });
+
+  it('reads a description as an SDP string or { type, sdp }, and a candidate as an object, a string or null', () => {
+    const answer = (sdp: unknown) => ({ type: 'Answer', detail: { peer: 'P', connection: 'r1', sdp } });
+    const described = { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'v=0 a' } };
+    expect(client([...ready, request, answer('v=0 a')]).sentTo).toEqual([{ to: `rtc:${FETCH}`, event: described }]);
+    expect(client([...ready, request, answer({ type: 'answer', sdp: 'v=0 a' })]).sentTo).toEqual([
+      { to: `rtc:${FETCH}`, event: described },
+    ]);
+    const objectOffer = { ...offer, detail: { ...offer.detail, sdp: { type: 'offer', sdp: 'v=0 offer' } } };
+    expect(client([...ready, objectOffer]).spawned[0]).toEqual({
+      id: `rtc:${SERVE}`,
+      input: { label: SERVE, role: 'answerer', remoteOffer: 'v=0 offer' },
+    });
+    const candidate = (value: unknown) => ({
+      type: 'Candidate',
+      detail: { peer: 'P', connection: 'c9', from: 'requester', candidate: value },
+    });
+    expect(client([...ready, offer, candidate('a=candidate:3 1 udp 1 127.0.0.1 9 typ host')]).sentTo).toEqual([
+      {
+        to: `rtc:${SERVE}`,
+        event: {
+          type: 'rtc.remoteCandidate',
+          candidate: { candidate: 'candidate:3 1 udp 1 127.0.0.1 9 typ host', sdpMLineIndex: 0 },
+        },
+      },
+    ]);
+    // The end of candidates, in each form a browser app sends it: nothing to apply, nothing fails.
+    for (const end of [null, '', { candidate: '', sdpMid: '0' }]) {
+      const step = client([...ready, offer, candidate(end)]);
+      expect(step.sentTo).toEqual([]);
+      expect(step.emitted).toEqual([]);
+    }
+  });
+
+  it('ends the transfer with a typed error naming the field it cannot read, never more', () => {
+    let step = client([...ready, request, { type: 'Answer', detail: { peer: 'P', connection: 'r1', sdp: 42 } }]);
+    expect(step.sentTo).toEqual([
+      {
+        to: `job:${FETCH}`,
+        event: {
+          type: 'signal.invalid',
+          message: 'Answer from P: `sdp` must be an SDP string or { type, sdp }, not 42',
+        },
+      },
+    ]);
+    step = client([
+      ...ready,
+      request,
+      { type: 'Answer', detail: { peer: 'P', connection: 'r1', sdp: { type: 'offer', sdp: 'v=0' } } },
+    ]);
+    expect(step.sentTo).toEqual([
+      {
+        to: `job:${FETCH}`,
+        event: { type: 'signal.invalid', message: 'Answer from P: `sdp.type` is "offer", expected "answer"' },
+      },
+    ]);
+    step = client([
+      ...ready,
+      offer,
+      { type: 'Candidate', detail: { peer: 'P', connection: 'c9', from: 'requester', candidate: { candidate: 7 } } },
+    ]);
+    expect(step.sentTo).toEqual([
+      {
+        to: `job:${SERVE}`,
+        event: { type: 'signal.invalid', message: 'Candidate from P: `candidate.candidate` must be a string, not 7' },
+      },
+    ]);
+    // An Offer nobody can answer starts nothing: the holder reports it and goes on.
+    step = client([...ready, { ...offer, detail: { ...offer.detail, sdp: [] } }]);
+    expect(step.spawned).toEqual([]);
+    expect(step.snapshot.context.jobs).toEqual({});
+    expect(step.emitted).toEqual([
+      {
+        type: 'serveFailed',
+        detail: {
+          peer: 'P',
+          error: expect.objectContaining({
+            reason: 'protocol',
+            message: 'Offer from P: `sdp` must be an SDP string or { type, sdp }, not an array',
+          }),
+        },
+      },
+    ]);
+  });
+
+  it('is registered once Welcome and the RegisterPeer of every peer it announced are in, so a request finds them', () => {
+    const announced = { type: 'Welcome', detail: { id: 'me', peers: 2 } };
+    const peerQ = { type: 'RegisterPeer', detail: { peer: 'Q', files: MINE } };
+    let step = client([listed, announced]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['filesUpdated']);
+    // (each step shows what its last event did)
+    step = client([listed, announced, peerP]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['peerRegistered', 'peers']);
+    step = client([listed, announced, peerP, peerQ]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['peerRegistered', 'peers', 'registered']);
+    expect(step.emitted.at(-1)).toEqual({ type: 'registered', detail: { id: 'me' } });
+    // A peer that registers later is not one of those: `registered` is said once.
+    step = client([listed, announced, peerP, peerQ, { type: 'RegisterPeer', detail: { peer: 'R', files: [] } }]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['peerRegistered', 'peers']);
+    expect(client([listed, announced, peerP, peerQ, request]).spawned.map((s) => s.id)).toEqual([
+      `rtc:${FETCH}`,
+      `job:${FETCH}`,
+    ]);
   });
 
   it('ends a job: stops it and its rtc actor, and says how it went', () => {

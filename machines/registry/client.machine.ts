@@ -1,11 +1,12 @@
-import { and, assign, emit, enqueueActions, setup, type DoneActorEvent, type ErrorActorEvent } from 'xstate';
+import { assertEvent, assign, emit, enqueueActions, setup, type DoneActorEvent, type ErrorActorEvent } from 'xstate';
 import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
+import { readCandidate, readDescription } from '../../src/rtc/wire.js';
 import type { SinkOpener } from '../filedrop/files.js';
 import { checkOutgoingList, copyFiles, type ListLimits } from './codec.js';
 import { RegistryError } from './errors.js';
-import { registryFetch, type FetchOutput, type FetchReport, type JobTiming } from './fetch.machine.js';
+import { registryFetch, type FetchOutput, type FetchReport, type JobCommand, type JobTiming } from './fetch.machine.js';
 import type { FileProvider } from './files.js';
 import {
   checkPath,
@@ -13,6 +14,7 @@ import {
   type ClientMessage,
   type FileEntry,
   type MessageOf,
+  type RelayMessage,
   type ServerMessage,
 } from './protocol.js';
 import { registryServe, type ServeOutput } from './serve.machine.js';
@@ -85,6 +87,8 @@ export interface RegistryClientContext {
   deferred?: Extract<RegistryClientCommand, { type: 'updateFiles' }>;
   /** Every other registered peer and its list. */
   peers: Record<string, FileEntry[]>;
+  /** How many `RegisterPeer` of the peers already there are still to come after `Welcome`. */
+  awaiting: number;
   /** Running file connections, by key (`fetch:<connection>@<peer>` or `serve:<connection>@<peer>`). */
   jobs: Record<string, Job>;
   /** Counts requests, for default request ids. */
@@ -99,7 +103,11 @@ export type RegistryClientEvent =
 
 /** Emitted by a registry client (subscribe with `actor.on(type, …)`, or as DOM events with `dispatchEmitted`). */
 export type RegistryClientEmitted =
-  /** `Welcome` arrived: `id` is this client's peer id. */
+  /**
+   * The server welcomed us and told us every peer already there (each as
+   * `peerRegistered` first): `id` is this client's peer id, and a
+   * `requestFile` to any peer registered before us finds it.
+   */
   | { type: 'registered'; detail: { id: string } }
   /** A peer registered (or was there before us), with its list. */
   | { type: 'peerRegistered'; detail: { peer: string; files: FileEntry[] } }
@@ -129,8 +137,12 @@ const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'sign
 const keyOf = (kind: Job['kind'], connection: string, peer: string) => `${kind}:${connection}@${peer}`;
 const jobId = (key: string) => `job:${key}`;
 const rtcId = (key: string) => `rtc:${key}`;
-type Detail = { detail: { peer: string; connection: string } };
 type Request = Extract<RegistryClientCommand, { type: 'requestFile' }>;
+type UpdateFiles = Extract<RegistryClientCommand, { type: 'updateFiles' }>;
+type Relayed<T extends RelayMessage['type']> = MessageOf<ServerMessage, T>['detail'];
+type ServerRefusal = MessageOf<ServerMessage, 'Error'>['detail'];
+type RtcSignal = Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>;
+type RtcReport = Extract<RtcEmitted, { type: 'rtc.open' | 'rtc.failed' | 'rtc.closed' }>;
 
 /** The request id a `requestFile` gets. */
 const requestOf = (context: RegistryClientContext, event: Request) => event.request ?? `r${context.counter + 1}`;
@@ -157,28 +169,40 @@ function refuseRequest(context: RegistryClientContext, event: Request): Registry
 }
 
 /** The client's error when its signalling connection ends or misbehaves. */
-function signallingError(event: { type: string; error?: unknown; info?: { code: number; reason: string } }) {
+function signallingError(
+  event: Extract<SignallingEvent, { type: 'signalling.closed' | 'signalling.error' }> | ErrorActorEvent,
+) {
   if (event.type === 'signalling.closed') {
-    const error = event.error as SignalboxError | undefined;
+    const { error, info } = event;
     return new RegistryError(
       'signalling-lost',
-      error?.message ?? `signalling closed (${event.info!.code} ${event.info!.reason})`.trim(),
+      error?.message ?? `signalling closed (${info.code} ${info.reason})`.trim(),
       error ? { code: error.code, cause: error } : {},
     );
   }
   if (event.type === 'signalling.error') {
-    const error = event.error as SignalboxError;
+    const { error } = event;
     return new RegistryError('protocol', `the server sent a bad frame: ${error.message}`, {
       code: error.code,
       cause: error,
     });
   }
-  const error = event.error;
+  const { error } = event;
   return new RegistryError('signalling-lost', error instanceof Error ? error.message : String(error), {
     code: error instanceof SignalboxError ? error.code : ErrorCode.ConnectFailed,
     cause: error,
   });
 }
+
+/** A relayed payload this client cannot read: the job on that connection ends with it. */
+const unreadable = (
+  type: RelayMessage['type'],
+  peer: string,
+  problem: string,
+): Extract<JobCommand, { type: 'signal.invalid' }> => ({
+  type: 'signal.invalid',
+  message: `${type} from ${peer}: ${problem}`,
+});
 
 /**
  * A registry client: it registers its file list with the server
@@ -188,6 +212,14 @@ function signallingError(event: { type: string; error?: unknown; info?: { code: 
  * (`requestFile`: one WebRTC data channel per request, signalled through
  * the server) and serves its own files to peers that ask, through its
  * {@link FileProvider}. `leave` sends `Disconnect`.
+ *
+ * It sends descriptions as `{ type, sdp }` and candidates as
+ * `RTCIceCandidateInit`, and reads what other implementations send too (an
+ * SDP string, a candidate string, `null` for the end of candidates); a
+ * payload it cannot read ends that transfer with `protocol`.
+ *
+ * `registered` is emitted once the server welcomed it and told it every
+ * peer already there (`Welcome`'s `peers` count of `RegisterPeer`).
  *
  * Provide `signalling` (a transport to the server's `/registry` with
  * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
@@ -207,103 +239,97 @@ export const registryClient = setup({
     serve: registryServe,
   },
   guards: {
-    hasFiles: ({ event }) => (event as Extract<RegistryClientCommand, { type: 'updateFiles' }>).files !== undefined,
-    hasValidFiles: ({ context, event }) =>
-      checkOutgoingList((event as Extract<RegistryClientCommand, { type: 'updateFiles' }>).files, context.limits) ===
-      undefined,
+    hasFiles: (_, { files }: { files?: FileEntry[] }) => files !== undefined,
+    /** A list was given, and it is clean and within the server's limits. */
+    hasValidFiles: ({ context }, { files }: { files?: FileEntry[] }) =>
+      files !== undefined && checkOutgoingList(files, context.limits) === undefined,
     /** The server refused our `UpdateFiles` (a frame over its cap carries no `event`: only a list can be that large). */
-    isListRefusal: ({ event }) => {
-      const { code, event: refused } = (event as MessageOf<ServerMessage, 'Error'>).detail;
-      return refused === 'UpdateFiles' || (refused === undefined && code === ErrorCode.FrameTooLarge);
-    },
-    canRequest: ({ context, event }) => refuseRequest(context, event as Request) === undefined,
-    isKnownServe: ({ context, event }) => {
-      const { peer, connection } = (event as Detail).detail;
-      return keyOf('serve', connection, peer) in context.jobs;
-    },
-    canServe: ({ context, event }) =>
-      Object.hasOwn(context.peers, (event as Detail).detail.peer) &&
+    isListRefusal: (_, { code, event: refused }: ServerRefusal) =>
+      refused === 'UpdateFiles' || (refused === undefined && code === ErrorCode.FrameTooLarge),
+    canRequest: ({ context }, request: Request) => refuseRequest(context, request) === undefined,
+    isKnownServe: ({ context }, { peer, connection }: { peer: string; connection: string }) =>
+      keyOf('serve', connection, peer) in context.jobs,
+    canServe: ({ context }, { peer }: { peer: string }) =>
+      Object.hasOwn(context.peers, peer) &&
       Object.values(context.jobs).filter((job) => job.kind === 'serve').length < context.maxServing,
-    isRunningJob: ({ context, event }) => (event as FetchReport).key in context.jobs,
-    isJobDone: ({ context, event }) => {
-      const id = (event as ChildDone).actorId ?? '';
+    isRunningJob: ({ context }, { key }: { key: string }) => key in context.jobs,
+    isJobDone: ({ context }, { actorId }: { actorId?: string }) => {
+      const id = actorId ?? '';
       return id.startsWith('job:') && id.slice(4) in context.jobs;
     },
-    isJobCrash: ({ context, event }) => {
-      const id = (event as ErrorActorEvent).actorId ?? '';
+    isJobCrash: ({ context }, { actorId }: { actorId?: string }) => {
+      const id = actorId ?? '';
       return /^(job|rtc):/.test(id) && id.slice(4) in context.jobs;
     },
   },
   actions: {
-    recordSignallingError: assign({ error: ({ event }) => signallingError(event as never) }),
-    recordServerRefusal: assign({
-      error: ({ event }) => serverRefusal(event as MessageOf<ServerMessage, 'Error'>, 'Connect'),
+    recordSignallingError: assign({
+      error: ({ event }) => {
+        assertEvent(event, ['signalling.closed', 'signalling.error', 'xstate.error.actor.signalling']);
+        return signallingError(event);
+      },
     }),
-    recordListFailure: assign({ error: ({ event }) => asRegistryError((event as ErrorActorEvent).error) }),
-    keepFiles: assign({
-      files: ({ event }) => (event as unknown as DoneActorEvent<FileEntry[]>).output,
-      pending: undefined,
-    }),
+    recordServerRefusal: assign((_, refusal: ServerRefusal) => ({ error: serverRefusal(refusal, 'Connect') })),
+    recordListFailure: assign((_, { error }: { error: unknown }) => ({ error: asRegistryError(error) })),
+    keepFiles: assign((_, { files }: { files: FileEntry[] }) => ({ files, pending: undefined })),
     sendConnect: enqueueActions(({ context, enqueue }) => {
       enqueue.sendTo('signalling', send({ type: 'Connect', detail: { files: context.files } }));
     }),
     announceFiles: emit(({ context }) => ({ type: 'filesUpdated' as const, detail: { files: context.files } })),
-    publish: enqueueActions(({ event, enqueue }) => {
-      const files =
-        event.type === 'updateFiles'
-          ? copyFiles(event.files!)
-          : (event as unknown as DoneActorEvent<FileEntry[]>).output;
+    /** Announces a list already checked: the one given in `updateFiles`, or the provider's. */
+    publish: enqueueActions(({ enqueue }, { files: given }: { files: FileEntry[] }) => {
+      const files = copyFiles(given);
       enqueue.assign({ files });
       enqueue.sendTo('signalling', send({ type: 'UpdateFiles', detail: { files } }));
       enqueue.emit({ type: 'filesUpdated', detail: { files } });
     }),
-    refuseFiles: emit(({ context, event }) => {
-      let error: RegistryError;
-      if (event.type === 'updateFiles') {
-        error = new RegistryError(
-          'invalid-files',
-          checkOutgoingList(event.files, context.limits) ?? 'invalid file list',
-        );
-      } else if (event.type === 'Error') {
-        error = serverRefusal(event, 'UpdateFiles');
-      } else error = asRegistryError((event as ErrorActorEvent).error);
-      return { type: 'filesFailed' as const, detail: { error } };
-    }),
-    deferUpdate: assign({ deferred: ({ event }) => event as Extract<RegistryClientCommand, { type: 'updateFiles' }> }),
+    refuseFiles: emit((_, { error }: { error: RegistryError }) => ({
+      type: 'filesFailed' as const,
+      detail: { error },
+    })),
+    deferUpdate: assign((_, update: UpdateFiles) => ({ deferred: update })),
     /** The `updateFiles` kept from before `Welcome`, if any, handled now as if just sent. */
     replayUpdate: enqueueActions(({ context, enqueue }) => {
       if (!context.deferred) return;
       enqueue.assign({ deferred: undefined });
       enqueue.raise(context.deferred);
     }),
-    welcome: enqueueActions(({ event, enqueue }) => {
-      const { id } = (event as MessageOf<ServerMessage, 'Welcome'>).detail;
-      enqueue.assign({ id });
-      enqueue.emit({ type: 'registered', detail: { id } });
+    welcome: enqueueActions(({ enqueue }, { id, peers }: MessageOf<ServerMessage, 'Welcome'>['detail']) => {
+      // A server that does not say how many peers follow (an older one): registered at once.
+      const awaiting = peers ?? 0;
+      enqueue.assign({ id, awaiting });
+      if (awaiting === 0) enqueue.emit({ type: 'registered', detail: { id } });
     }),
-    storePeer: enqueueActions(({ context, event, enqueue }) => {
-      const { peer, files } = (event as MessageOf<ServerMessage, 'RegisterPeer' | 'UpdatePeer'>).detail;
-      const peers = { ...context.peers, [peer]: files };
-      enqueue.assign({ peers });
-      enqueue.emit(
-        event.type === 'RegisterPeer'
-          ? { type: 'peerRegistered', detail: { peer, files } }
-          : { type: 'peerUpdated', detail: { peer, files } },
-      );
-      enqueue.emit({ type: 'peers', detail: { peers } });
-    }),
-    removePeer: enqueueActions(({ context, event, enqueue }) => {
-      const { peer } = (event as MessageOf<ServerMessage, 'UnregisterPeer'>).detail;
+    storePeer: enqueueActions(
+      (
+        { context, enqueue },
+        { type, peer, files }: { type: 'RegisterPeer' | 'UpdatePeer'; peer: string; files: FileEntry[] },
+      ) => {
+        const peers = { ...context.peers, [peer]: files };
+        enqueue.assign({ peers });
+        enqueue.emit(
+          type === 'RegisterPeer'
+            ? { type: 'peerRegistered', detail: { peer, files } }
+            : { type: 'peerUpdated', detail: { peer, files } },
+        );
+        enqueue.emit({ type: 'peers', detail: { peers } });
+        // The last of the peers that were there before us: now the list is whole.
+        if (type === 'RegisterPeer' && context.awaiting > 0) {
+          enqueue.assign({ awaiting: context.awaiting - 1 });
+          if (context.awaiting === 1) enqueue.emit({ type: 'registered', detail: { id: context.id! } });
+        }
+      },
+    ),
+    removePeer: enqueueActions(({ context, enqueue }, { peer }: { peer: string }) => {
       const { [peer]: _gone, ...peers } = context.peers;
       enqueue.assign({ peers });
       for (const [key, job] of Object.entries(context.jobs)) {
-        if (job.peer === peer) enqueue.sendTo(jobId(key), { type: 'peer.gone' });
+        if (job.peer === peer) enqueue.sendTo(jobId(key), { type: 'peer.gone' } satisfies JobCommand);
       }
       enqueue.emit({ type: 'peerUnregistered', detail: { peer } });
       enqueue.emit({ type: 'peers', detail: { peers } });
     }),
-    startFetch: enqueueActions(({ context, event, enqueue }) => {
-      const request = event as Request;
+    startFetch: enqueueActions(({ context, enqueue }, request: Request) => {
       const connection = requestOf(context, request);
       const key = keyOf('fetch', connection, request.peer);
       const expected = context.peers[request.peer]!.find((file) => file.path === request.path)!;
@@ -317,25 +343,28 @@ export const registryClient = setup({
         input: { key, peer: request.peer, path: request.path, expected, sink: request.sink, ...context.timing },
       });
     }),
-    refuseFetch: emit(({ context, event }) => {
-      const request = event as Request;
-      return {
-        type: 'fetchFailed' as const,
-        detail: {
-          request: requestOf(context, request),
-          peer: request.peer,
-          path: request.path,
-          error: refuseRequest(context, request)!,
-        },
-      };
-    }),
-    startServe: enqueueActions(({ context, event, enqueue }) => {
-      const { peer, connection, sdp } = (event as MessageOf<ServerMessage, 'Offer'>).detail;
+    refuseFetch: emit(({ context }, request: Request) => ({
+      type: 'fetchFailed' as const,
+      detail: {
+        request: requestOf(context, request),
+        peer: request.peer,
+        path: request.path,
+        error: refuseRequest(context, request)!,
+      },
+    })),
+    startServe: enqueueActions(({ context, enqueue }, { peer, connection, sdp }: Relayed<'Offer'>) => {
+      const offer = readDescription(sdp, 'offer', 'sdp');
+      if (offer.problem !== undefined) {
+        // Nothing was started for it: the failure is all there is to report.
+        const error = new RegistryError('protocol', unreadable('Offer', peer, offer.problem).message);
+        enqueue.emit({ type: 'serveFailed', detail: { peer, error } });
+        return;
+      }
       const key = keyOf('serve', connection, peer);
       enqueue.assign({ jobs: { ...context.jobs, [key]: { kind: 'serve', peer, connection } } });
       enqueue.spawnChild('rtc', {
         id: rtcId(key),
-        input: { label: key, role: 'answerer', remoteOffer: sdp } satisfies RtcInput,
+        input: { label: key, role: 'answerer', remoteOffer: offer.value.sdp } satisfies RtcInput,
       });
       enqueue.spawnChild('serve', {
         id: jobId(key),
@@ -343,66 +372,77 @@ export const registryClient = setup({
       });
     }),
     /** A new offer on a connection we serve (an ICE restart): to its rtc actor. */
-    reoffer: enqueueActions(({ event, enqueue }) => {
-      const { peer, connection, sdp } = (event as MessageOf<ServerMessage, 'Offer'>).detail;
-      enqueue.sendTo(rtcId(keyOf('serve', connection, peer)), {
-        type: 'rtc.remoteDescription',
-        description: { type: 'offer', sdp },
-      } satisfies RtcCommand);
+    reoffer: enqueueActions(({ enqueue }, { peer, connection, sdp }: Relayed<'Offer'>) => {
+      const key = keyOf('serve', connection, peer);
+      const offer = readDescription(sdp, 'offer', 'sdp');
+      if (offer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Offer', peer, offer.problem));
+      else
+        enqueue.sendTo(rtcId(key), {
+          type: 'rtc.remoteDescription',
+          description: offer.value,
+        } satisfies RtcCommand);
     }),
-    applyAnswer: enqueueActions(({ context, event, enqueue }) => {
-      const { peer, connection, sdp } = (event as MessageOf<ServerMessage, 'Answer'>).detail;
+    applyAnswer: enqueueActions(({ context, enqueue }, { peer, connection, sdp }: Relayed<'Answer'>) => {
       const key = keyOf('fetch', connection, peer);
       if (!(key in context.jobs)) return;
-      enqueue.sendTo(rtcId(key), {
-        type: 'rtc.remoteDescription',
-        description: { type: 'answer', sdp },
-      } satisfies RtcCommand);
+      const answer = readDescription(sdp, 'answer', 'sdp');
+      if (answer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Answer', peer, answer.problem));
+      else
+        enqueue.sendTo(rtcId(key), {
+          type: 'rtc.remoteDescription',
+          description: answer.value,
+        } satisfies RtcCommand);
     }),
-    applyCandidate: enqueueActions(({ context, event, enqueue }) => {
-      const { peer, connection, from, candidate } = (event as MessageOf<ServerMessage, 'Candidate'>).detail;
-      // The requester's candidates go to the connection we serve, the holder's to the one we fetch on.
-      const key = keyOf(from === 'requester' ? 'serve' : 'fetch', connection, peer);
-      if (!(key in context.jobs)) return;
-      enqueue.sendTo(rtcId(key), { type: 'rtc.remoteCandidate', candidate } satisfies RtcCommand);
-    }),
-    sendSignal: enqueueActions(({ context, event, enqueue }) => {
-      const e = event as Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>;
-      const job = context.jobs[e.label];
+    applyCandidate: enqueueActions(
+      ({ context, enqueue }, { peer, connection, from, candidate }: Relayed<'Candidate'>) => {
+        // The requester's candidates go to the connection we serve, the holder's to the one we fetch on.
+        const key = keyOf(from === 'requester' ? 'serve' : 'fetch', connection, peer);
+        if (!(key in context.jobs)) return;
+        const read = readCandidate(candidate, 'candidate');
+        if (read.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Candidate', peer, read.problem));
+        // `null`: the end of the peer's candidates; nothing to apply.
+        else if (read.value !== null)
+          enqueue.sendTo(rtcId(key), { type: 'rtc.remoteCandidate', candidate: read.value } satisfies RtcCommand);
+      },
+    ),
+    /** Our rtc actors' descriptions and candidates, in the browser's form: `{ type, sdp }`, `RTCIceCandidateInit`. */
+    sendSignal: enqueueActions(({ context, enqueue }, signal: RtcSignal) => {
+      const job = context.jobs[signal.label];
       if (!job) return;
       const { peer, connection } = job;
-      if (e.type === 'rtc.candidate') {
+      if (signal.type === 'rtc.candidate') {
         const from = job.kind === 'fetch' ? 'requester' : 'holder';
         enqueue.sendTo(
           'signalling',
-          send({ type: 'Candidate', detail: { peer, connection, from, candidate: e.candidate } }),
+          send({ type: 'Candidate', detail: { peer, connection, from, candidate: signal.candidate } }),
         );
       } else {
-        const type = e.description.type === 'offer' ? 'Offer' : 'Answer';
-        enqueue.sendTo('signalling', send({ type, detail: { peer, connection, sdp: e.description.sdp } }));
+        const { type, sdp } = signal.description;
+        enqueue.sendTo(
+          'signalling',
+          send({ type: type === 'offer' ? 'Offer' : 'Answer', detail: { peer, connection, sdp: { type, sdp } } }),
+        );
       }
     }),
     /** What an rtc actor reports about its channel goes to its job. */
-    forwardRtc: enqueueActions(({ context, event, enqueue }) => {
-      const { label } = event as RtcEmitted;
-      if (label in context.jobs) enqueue.sendTo(jobId(label), event as never);
+    forwardRtc: enqueueActions(({ context, enqueue }, report: RtcReport) => {
+      if (report.label in context.jobs) enqueue.sendTo(jobId(report.label), report);
     }),
-    announceProgress: emit(({ context, event }) => {
-      const { key, received, total } = event as FetchReport;
+    announceProgress: emit(({ context }, { key, received, total }: FetchReport) => {
       const job = context.jobs[key]!;
       return {
         type: 'progress' as const,
         detail: { request: job.connection, peer: job.peer, path: job.path!, received, total },
       };
     }),
-    cancelOne: enqueueActions(({ context, event, enqueue }) => {
-      const { request } = event as Extract<RegistryClientCommand, { type: 'cancel' }>;
+    cancelOne: enqueueActions(({ context, enqueue }, { request }: { request: string }) => {
       for (const [key, job] of Object.entries(context.jobs)) {
-        if (job.kind === 'fetch' && job.connection === request) enqueue.sendTo(jobId(key), { type: 'cancel' });
+        if (job.kind === 'fetch' && job.connection === request) {
+          enqueue.sendTo(jobId(key), { type: 'cancel' } satisfies JobCommand);
+        }
       }
     }),
-    endJob: enqueueActions(({ context, event, enqueue }) => {
-      const { actorId, output } = event as ChildDone;
+    endJob: enqueueActions(({ context, enqueue }, { actorId, output }: ChildDone) => {
       const key = actorId!.slice(4);
       const job = context.jobs[key]!;
       enqueue.stopChild(actorId!);
@@ -427,8 +467,7 @@ export const registryClient = setup({
       }
     }),
     /** A job or its rtc actor crashed: the other one goes too, and the request fails. */
-    dropJob: enqueueActions(({ context, event, enqueue }) => {
-      const { actorId, error } = event as ErrorActorEvent;
+    dropJob: enqueueActions(({ context, enqueue }, { actorId, error }: ErrorActorEvent) => {
       const key = actorId!.slice(4);
       const job = context.jobs[key]!;
       enqueue.stopChild(jobId(key));
@@ -451,10 +490,7 @@ export const registryClient = setup({
           : { type: 'serveFailed', detail: { peer: job.peer, error: failure } },
       );
     }),
-    announceRefusal: emit(({ event }) => ({
-      type: 'refused' as const,
-      detail: (event as MessageOf<ServerMessage, 'Error'>).detail,
-    })),
+    announceRefusal: emit((_, detail: ServerRefusal) => ({ type: 'refused' as const, detail })),
     sendDisconnect: enqueueActions(({ enqueue }) =>
       enqueue.sendTo('signalling', send({ type: 'Disconnect', detail: undefined })),
     ),
@@ -466,7 +502,7 @@ export const registryClient = setup({
     abandonJobs: enqueueActions(({ context, enqueue }) => {
       const error = context.error ?? new RegistryError('cancelled', 'the client left');
       for (const [key, job] of Object.entries(context.jobs)) {
-        enqueue.sendTo(jobId(key), { type: 'cancel' });
+        enqueue.sendTo(jobId(key), { type: 'cancel' } satisfies JobCommand);
         enqueue.emit(
           job.kind === 'fetch'
             ? { type: 'fetchFailed', detail: { request: job.connection, peer: job.peer, path: job.path!, error } }
@@ -491,6 +527,7 @@ export const registryClient = setup({
     limits: { maxFiles: input.listLimits?.maxFiles ?? 1000, maxFrameSize: input.listLimits?.maxFrameSize ?? 262_144 },
     files: [],
     peers: {},
+    awaiting: 0,
     jobs: {},
     counter: 0,
   }),
@@ -502,13 +539,13 @@ export const registryClient = setup({
         id: 'listFiles',
         src: 'listFiles',
         input: ({ context }) => ({ files: context.pending, provider: context.provider, limits: context.limits }),
-        onDone: { target: 'active', actions: 'keepFiles' },
-        onError: { target: 'failed', actions: 'recordListFailure' },
+        onDone: { target: 'active', actions: { type: 'keepFiles', params: ({ event }) => ({ files: event.output }) } },
+        onError: { target: 'failed', actions: { type: 'recordListFailure', params: ({ event }) => event } },
       },
       on: {
         leave: 'done',
-        requestFile: { actions: 'refuseFetch' },
-        updateFiles: { actions: 'deferUpdate' },
+        requestFile: { actions: { type: 'refuseFetch', params: ({ event }) => event } },
+        updateFiles: { actions: { type: 'deferUpdate', params: ({ event }) => event } },
       },
     },
     active: {
@@ -518,49 +555,95 @@ export const registryClient = setup({
         'signalling.error': { target: 'failed', actions: 'recordSignallingError' },
         'xstate.error.actor.signalling': { target: 'failed', actions: 'recordSignallingError' },
         leave: '.leaving',
-        requestFile: { actions: 'refuseFetch' },
+        requestFile: { actions: { type: 'refuseFetch', params: ({ event }) => event } },
       },
       initial: 'registering',
       states: {
         registering: {
           entry: 'sendConnect',
           on: {
-            Welcome: { target: 'ready', actions: ['welcome', 'announceFiles', 'replayUpdate'] },
+            Welcome: {
+              target: 'ready',
+              actions: [{ type: 'welcome', params: ({ event }) => event.detail }, 'announceFiles', 'replayUpdate'],
+            },
             // The server refused our Connect (a list over its limits, say).
-            Error: { target: '#registryClient.failed', actions: 'recordServerRefusal' },
-            updateFiles: { actions: 'deferUpdate' },
+            Error: {
+              target: '#registryClient.failed',
+              actions: { type: 'recordServerRefusal', params: ({ event }) => event.detail },
+            },
+            updateFiles: { actions: { type: 'deferUpdate', params: ({ event }) => event } },
           },
         },
         ready: {
           on: {
-            RegisterPeer: { actions: 'storePeer' },
-            UpdatePeer: { actions: 'storePeer' },
-            UnregisterPeer: { actions: 'removePeer' },
-            requestFile: [{ guard: 'canRequest', actions: 'startFetch' }, { actions: 'refuseFetch' }],
-            cancel: { actions: 'cancelOne' },
-            Offer: [
-              { guard: 'isKnownServe', actions: 'reoffer' },
-              { guard: 'canServe', actions: 'startServe' },
+            RegisterPeer: {
+              actions: { type: 'storePeer', params: ({ event }) => ({ type: event.type, ...event.detail }) },
+            },
+            UpdatePeer: {
+              actions: { type: 'storePeer', params: ({ event }) => ({ type: event.type, ...event.detail }) },
+            },
+            UnregisterPeer: { actions: { type: 'removePeer', params: ({ event }) => event.detail } },
+            requestFile: [
+              {
+                guard: { type: 'canRequest', params: ({ event }) => event },
+                actions: { type: 'startFetch', params: ({ event }) => event },
+              },
+              { actions: { type: 'refuseFetch', params: ({ event }) => event } },
             ],
-            Answer: { actions: 'applyAnswer' },
-            Candidate: { actions: 'applyCandidate' },
-            'rtc.description': { actions: 'sendSignal' },
-            'rtc.candidate': { actions: 'sendSignal' },
-            'rtc.open': { actions: 'forwardRtc' },
-            'rtc.failed': { actions: 'forwardRtc' },
-            'rtc.closed': { actions: 'forwardRtc' },
-            'job.progress': { guard: 'isRunningJob', actions: 'announceProgress' },
-            'xstate.done.actor.*': { guard: 'isJobDone', actions: 'endJob' },
-            'xstate.error.actor.*': { guard: 'isJobCrash', actions: 'dropJob' },
-            Error: [{ guard: 'isListRefusal', actions: 'refuseFiles' }, { actions: 'announceRefusal' }],
+            cancel: { actions: { type: 'cancelOne', params: ({ event }) => event } },
+            Offer: [
+              {
+                guard: { type: 'isKnownServe', params: ({ event }) => event.detail },
+                actions: { type: 'reoffer', params: ({ event }) => event.detail },
+              },
+              {
+                guard: { type: 'canServe', params: ({ event }) => event.detail },
+                actions: { type: 'startServe', params: ({ event }) => event.detail },
+              },
+            ],
+            Answer: { actions: { type: 'applyAnswer', params: ({ event }) => event.detail } },
+            Candidate: { actions: { type: 'applyCandidate', params: ({ event }) => event.detail } },
+            'rtc.description': { actions: { type: 'sendSignal', params: ({ event }) => event } },
+            'rtc.candidate': { actions: { type: 'sendSignal', params: ({ event }) => event } },
+            'rtc.open': { actions: { type: 'forwardRtc', params: ({ event }) => event } },
+            'rtc.failed': { actions: { type: 'forwardRtc', params: ({ event }) => event } },
+            'rtc.closed': { actions: { type: 'forwardRtc', params: ({ event }) => event } },
+            'job.progress': {
+              guard: { type: 'isRunningJob', params: ({ event }) => event },
+              actions: { type: 'announceProgress', params: ({ event }) => event },
+            },
+            'xstate.done.actor.*': {
+              guard: { type: 'isJobDone', params: ({ event }) => event },
+              actions: { type: 'endJob', params: ({ event }) => event },
+            },
+            'xstate.error.actor.*': {
+              guard: { type: 'isJobCrash', params: ({ event }) => event },
+              actions: { type: 'dropJob', params: ({ event }) => event },
+            },
+            Error: [
+              {
+                guard: { type: 'isListRefusal', params: ({ event }) => event.detail },
+                actions: {
+                  type: 'refuseFiles',
+                  params: ({ event }) => ({ error: serverRefusal(event.detail, 'UpdateFiles') }),
+                },
+              },
+              { actions: { type: 'announceRefusal', params: ({ event }) => event.detail } },
+            ],
           },
           initial: 'idle',
           states: {
             idle: {
               on: {
                 updateFiles: [
-                  { guard: and(['hasFiles', 'hasValidFiles']), actions: 'publish' },
-                  { guard: 'hasFiles', actions: 'refuseFiles' },
+                  {
+                    guard: { type: 'hasValidFiles', params: ({ event }) => event },
+                    actions: { type: 'publish', params: ({ event }) => ({ files: event.files! }) },
+                  },
+                  {
+                    guard: { type: 'hasFiles', params: ({ event }) => event },
+                    actions: { type: 'refuseFiles', params: ({ context, event }) => invalidFiles(context, event) },
+                  },
                   { target: 'relisting' },
                 ],
               },
@@ -570,14 +653,27 @@ export const registryClient = setup({
                 id: 'relist',
                 src: 'listFiles',
                 input: ({ context }) => ({ provider: context.provider, limits: context.limits }),
-                onDone: { target: 'idle', actions: 'publish' },
-                onError: { target: 'idle', actions: 'refuseFiles' },
+                onDone: {
+                  target: 'idle',
+                  actions: { type: 'publish', params: ({ event }) => ({ files: event.output }) },
+                },
+                onError: {
+                  target: 'idle',
+                  actions: { type: 'refuseFiles', params: ({ event }) => ({ error: asRegistryError(event.error) }) },
+                },
               },
               on: {
                 updateFiles: [
                   // A list given while the provider is asked wins: the provider's answer is dropped.
-                  { guard: and(['hasFiles', 'hasValidFiles']), target: 'idle', actions: 'publish' },
-                  { guard: 'hasFiles', actions: 'refuseFiles' },
+                  {
+                    guard: { type: 'hasValidFiles', params: ({ event }) => event },
+                    target: 'idle',
+                    actions: { type: 'publish', params: ({ event }) => ({ files: event.files! }) },
+                  },
+                  {
+                    guard: { type: 'hasFiles', params: ({ event }) => event },
+                    actions: { type: 'refuseFiles', params: ({ context, event }) => invalidFiles(context, event) },
+                  },
                   // Asked again: the files may have changed since the provider started listing.
                   { target: 'relisting', reenter: true },
                 ],
@@ -594,6 +690,13 @@ export const registryClient = setup({
   },
 });
 
+/** Why a list given in `updateFiles` is refused. */
+function invalidFiles(context: RegistryClientContext, { files }: UpdateFiles): { error: RegistryError } {
+  return {
+    error: new RegistryError('invalid-files', checkOutgoingList(files, context.limits) ?? 'invalid file list'),
+  };
+}
+
 function asRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
   return new RegistryError('source-failed', describeError(error), { cause: error });
@@ -604,8 +707,7 @@ function asRegistryError(error: unknown): RegistryError {
  * the list (a field, or the frame's size), else `protocol`; the server's
  * code is kept when it is one of ours.
  */
-function serverRefusal({ detail }: MessageOf<ServerMessage, 'Error'>, sent: 'Connect' | 'UpdateFiles'): RegistryError {
-  const { code, message } = detail;
+function serverRefusal({ code, message }: ServerRefusal, sent: 'Connect' | 'UpdateFiles'): RegistryError {
   const aboutList = code === ErrorCode.InvalidField || code === ErrorCode.FrameTooLarge;
   return new RegistryError(aboutList ? 'invalid-files' : 'protocol', `the server refused ${sent}: ${message}`, {
     code: errorCodeOf(code),

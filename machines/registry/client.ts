@@ -44,7 +44,11 @@ export interface RegistryClient extends EventTarget {
   readonly id: string | undefined;
   /** Every other peer and its list. */
   readonly peers: Readonly<Record<string, readonly FileEntry[]>>;
-  /** Resolves with our id once the server welcomed us; rejects if the client stops first. */
+  /**
+   * Resolves with our id once the server welcomed us and told us every peer
+   * already there (so `requestFile` right after finds them); rejects if the
+   * client stops first.
+   */
   ready(): Promise<string>;
   /**
    * Fetches `path` from `peer` over a data channel of its own, verified by size
@@ -103,8 +107,8 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
   const client = Object.assign(target as EventTarget & Pick<RegistryClient, 'id' | 'peers'>, {
     actor,
     ready() {
-      const id = actor.getSnapshot().context.id;
-      if (id !== undefined) return Promise.resolve(id);
+      const { id, awaiting } = actor.getSnapshot().context;
+      if (id !== undefined && awaiting === 0) return Promise.resolve(id);
       return new Promise<string>((resolve, reject) => {
         const sub = actor.on('registered', ({ detail }) => {
           sub.unsubscribe();

@@ -1,6 +1,14 @@
 import * as v from 'valibot';
 import type { Codec } from '../../src/codec.js';
-import { checkDetail, clip, describeIssue, knownType, parseEnvelope, type IssueQuoting } from '../../src/envelope.js';
+import {
+  checkDetail,
+  clip,
+  describeIssue,
+  knownType,
+  nestedAtMost,
+  parseEnvelope,
+  type IssueQuoting,
+} from '../../src/envelope.js';
 import { ProtocolError } from '../../src/errors.js';
 import {
   checkPath,
@@ -99,25 +107,31 @@ const connection = v.pipe(
   v.string(),
   v.check((value) => isConnectionId(value), 'a connection id is 1 to 64 characters of A-Z a-z 0-9 _ -'),
 );
-const sdp = v.pipe(v.string(), v.minLength(1));
-const candidate = v.object({
-  candidate: v.optional(v.string()),
-  sdpMid: v.optional(v.nullable(v.string())),
-  sdpMLineIndex: v.optional(v.nullable(count)),
-  usernameFragment: v.optional(v.nullable(v.string())),
-});
 const side = v.picklist(['requester', 'holder']);
 
-/** Client frames: every detail is strict (a stray key is an error). */
+/** Deepest nesting of objects and arrays in a relayed message's `detail` (`{ sdp: { type, sdp } }` is 2). */
+export const MAX_RELAY_DEPTH = 32;
+
+/**
+ * A relayed message: the server checks what it routes on (`peer`,
+ * `connection`, `from`) and the nesting depth; `sdp`, `candidate` and any
+ * other key are relayed as received (the receiving client reads them).
+ */
+const relay = <TEntries extends v.ObjectEntries>(entries: TEntries) =>
+  v.pipe(v.looseObject(entries), nestedAtMost(MAX_RELAY_DEPTH));
+const description = relay({ peer: peerId, connection, sdp: v.unknown() });
+const candidate = relay({ peer: peerId, connection, from: side, candidate: v.unknown() });
+
+/** Client frames: strict details (a stray key is an error), except the relays'. */
 function clientDetails(maxFiles: number): Record<ClientMessageType, v.GenericSchema> {
   const files = fileListSchema(maxFiles);
   return {
     Connect: v.strictObject({ files }),
     UpdateFiles: v.strictObject({ files }),
     Disconnect: v.optional(v.strictObject({})),
-    Offer: v.strictObject({ peer: peerId, connection, sdp }),
-    Answer: v.strictObject({ peer: peerId, connection, sdp }),
-    Candidate: v.strictObject({ peer: peerId, connection, from: side, candidate: v.strictObject(candidate.entries) }),
+    Offer: description,
+    Answer: description,
+    Candidate: candidate,
   };
 }
 
@@ -125,13 +139,13 @@ function clientDetails(maxFiles: number): Record<ClientMessageType, v.GenericSch
 function serverDetails(maxFiles: number): Record<ServerMessage['type'], v.GenericSchema> {
   const files = fileListSchema(maxFiles);
   return {
-    Welcome: v.object({ id: peerId }),
+    Welcome: v.object({ id: peerId, peers: v.optional(count) }),
     RegisterPeer: v.object({ peer: peerId, files }),
     UpdatePeer: v.object({ peer: peerId, files }),
     UnregisterPeer: v.object({ peer: peerId }),
-    Offer: v.object({ peer: peerId, connection, sdp }),
-    Answer: v.object({ peer: peerId, connection, sdp }),
-    Candidate: v.object({ peer: peerId, connection, from: side, candidate }),
+    Offer: description,
+    Answer: description,
+    Candidate: candidate,
     Error: v.object({ code: v.string(), message: v.string(), event: v.optional(v.string()) }),
   };
 }
@@ -156,7 +170,10 @@ export class RegistryDecodeError extends ProtocolError {
  * message names. It rejects server-only and unknown types, wrong or extra
  * fields, malformed file lists (unclean or repeated paths, too many
  * entries) and frames over `maxFrameSize`, each with a {@link ProtocolError}
- * of a stable code.
+ * of a stable code. In `Offer`, `Answer` and `Candidate` it checks only what
+ * the server routes on (`peer`, `connection`, `from`) and the nesting depth
+ * ({@link MAX_RELAY_DEPTH}): `sdp`, `candidate` and extra keys are relayed as
+ * received.
  *
  * @example
  * ```ts

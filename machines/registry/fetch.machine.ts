@@ -1,4 +1,4 @@
-import { and, assign, not, sendParent, sendTo, setup } from 'xstate';
+import { and, assertEvent, assign, not, sendParent, sendTo, setup } from 'xstate';
 import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import type { FileSink, SinkOpener } from '../filedrop/files.js';
@@ -39,8 +39,12 @@ export interface FetchContext extends Omit<FetchInput, 'sink'> {
   error?: RegistryError;
 }
 
-/** Commands from the client machine: the peer left the server, or the application cancelled. */
-export type JobCommand = { type: 'peer.gone' } | { type: 'cancel' };
+/**
+ * Commands from the client machine: the peer left the server, the
+ * application cancelled, or the peer signalled something this client cannot
+ * read (`message` names the field).
+ */
+export type JobCommand = { type: 'peer.gone' } | { type: 'cancel' } | { type: 'signal.invalid'; message: string };
 
 export type FetchEvent = RtcEmitted | FirstFrameEvent | DownloadEvent | JobCommand;
 
@@ -52,6 +56,11 @@ export interface FetchOutput {
   size: number;
   sha256?: string;
   error?: RegistryError;
+}
+
+/** The `File` announcement in a channel message, if that is what it is. */
+function fileOf(message: ChannelMessage): MessageOf<ChannelMessage, 'File'>['detail'] | undefined {
+  return message.type === 'File' ? message.detail : undefined;
 }
 
 /**
@@ -79,23 +88,32 @@ export const registryFetch = setup({
   },
   guards: {
     isFile: ({ context, event }) => {
-      const { message } = event as Extract<FirstFrameEvent, { type: 'channel.message' }>;
-      return message.type === 'File' && message.detail.path === context.path;
+      assertEvent(event, 'channel.message');
+      return fileOf(event.message)?.path === context.path;
     },
-    isRefusal: ({ event }) => (event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message.type === 'Error',
-    hasListedSize: ({ context, event }) =>
-      ((event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'File'>)
-        .detail.size === context.expected.size,
-    hasListedDigest: ({ context, event }) =>
-      context.expected.sha256 === undefined ||
-      ((event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'File'>)
-        .detail.sha256 === context.expected.sha256,
+    isRefusal: ({ event }) => {
+      assertEvent(event, 'channel.message');
+      return event.message.type === 'Error';
+    },
+    hasListedSize: ({ context, event }) => {
+      assertEvent(event, 'channel.message');
+      return fileOf(event.message)?.size === context.expected.size;
+    },
+    hasListedDigest: ({ context, event }) => {
+      assertEvent(event, 'channel.message');
+      return context.expected.sha256 === undefined || fileOf(event.message)?.sha256 === context.expected.sha256;
+    },
   },
   actions: {
     fail: assign((_, { reason, message }: { reason: RegistryFailure; message: string }) => ({
       error: new RegistryError(reason, message),
     })),
-    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
+    keepTransport: assign({
+      transport: ({ event }) => {
+        assertEvent(event, 'rtc.open');
+        return event.transport;
+      },
+    }),
     sendRequest: ({ context }) => {
       try {
         context.transport!.send(channelCodec.encode({ type: 'RequestFile', detail: { path: context.path } }));
@@ -104,23 +122,26 @@ export const registryFetch = setup({
       }
     },
     keepFile: assign({
-      file: ({ event }) =>
-        ((event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'File'>)
-          .detail,
+      file: ({ event }) => {
+        assertEvent(event, 'channel.message');
+        return fileOf(event.message);
+      },
     }),
     recordRefusal: assign({
       error: ({ event }) => {
-        const { reason, message } = (
-          (event as Extract<FirstFrameEvent, { type: 'channel.message' }>).message as MessageOf<ChannelMessage, 'Error'>
-        ).detail;
-        return new RegistryError(reason, `the peer refused: ${message}`);
+        assertEvent(event, 'channel.message');
+        const { message } = event;
+        if (message.type !== 'Error') return new RegistryError('protocol', `the peer answered ${message.type}`);
+        return new RegistryError(message.detail.reason, `the peer refused: ${message.detail.message}`);
       },
     }),
     recordInvalid: assign({
       error: ({ event }) => {
-        const e = event as FirstFrameEvent;
+        assertEvent(event, ['channel.message', 'channel.invalid']);
         const what =
-          e.type === 'channel.invalid' ? e.message : `expected File for the requested path, got ${e.message.type}`;
+          event.type === 'channel.invalid'
+            ? event.message
+            : `expected File for the requested path, got ${event.message.type}`;
         return new RegistryError('protocol', `the peer answered badly: ${what}`);
       },
     }),
@@ -138,23 +159,23 @@ export const registryFetch = setup({
           `the peer listed SHA-256 ${context.expected.sha256} and now sends ${context.file!.sha256}`,
         ),
     }),
-    report: sendParent(({ context, event }) => ({
+    report: sendParent(({ context }, { received }: { received: number }) => ({
       type: 'job.progress' as const,
       key: context.key,
-      received: (event as Extract<DownloadEvent, { type: 'download.progress' }>).received,
+      received,
       total: context.expected.size,
     })),
-    recordProgress: assign({
-      received: ({ event }) => (event as Extract<DownloadEvent, { type: 'download.progress' }>).received,
-    }),
-    recordDownloadFailure: assign(({ event }) => {
-      const { reason, message, received } = event as Extract<DownloadEvent, { type: 'download.failed' }>;
-      return { received, error: new RegistryError(reason, message) };
-    }),
-    recordDone: assign(({ event }) => {
-      const { received, sha256 } = event as Extract<DownloadEvent, { type: 'download.done' }>;
-      return { received, sha256 };
-    }),
+    recordProgress: assign((_, { received }: { received: number }) => ({ received })),
+    recordDownloadFailure: assign(
+      (_, { reason, message, received }: Extract<DownloadEvent, { type: 'download.failed' }>) => ({
+        received,
+        error: new RegistryError(reason, message),
+      }),
+    ),
+    recordDone: assign((_, { received, sha256 }: Extract<DownloadEvent, { type: 'download.done' }>) => ({
+      received,
+      sha256,
+    })),
     /** Should the job be stopped before it settles (its client stopped), the sink is aborted. */
     keepSink: sendTo('keeper', ({ context }) => ({
       type: 'keep' as const,
@@ -181,6 +202,10 @@ export const registryFetch = setup({
       on: {
         'peer.gone': { target: '#registryFetch.failed', actions: failWith('peer-gone', 'the peer left') },
         cancel: { target: '#registryFetch.failed', actions: failWith('cancelled', 'the request was cancelled') },
+        'signal.invalid': {
+          target: '#registryFetch.failed',
+          actions: { type: 'fail', params: ({ event }) => ({ reason: 'protocol', message: event.message }) },
+        },
         'rtc.failed': {
           target: '#registryFetch.failed',
           actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },
@@ -258,9 +283,20 @@ export const registryFetch = setup({
             }),
           },
           on: {
-            'download.progress': { actions: ['recordProgress', 'report'] },
-            'download.done': { target: '#registryFetch.done', actions: 'recordDone' },
-            'download.failed': { target: '#registryFetch.failed', actions: 'recordDownloadFailure' },
+            'download.progress': {
+              actions: [
+                { type: 'recordProgress', params: ({ event }) => event },
+                { type: 'report', params: ({ event }) => event },
+              ],
+            },
+            'download.done': {
+              target: '#registryFetch.done',
+              actions: { type: 'recordDone', params: ({ event }) => event },
+            },
+            'download.failed': {
+              target: '#registryFetch.failed',
+              actions: { type: 'recordDownloadFailure', params: ({ event }) => event },
+            },
           },
         },
       },

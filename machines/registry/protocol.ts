@@ -1,5 +1,4 @@
 import type { Message } from '../../src/message.js';
-import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
 
 /**
  * One file a peer offers. `path` is relative, `/`-separated, and never
@@ -63,11 +62,19 @@ export type ServerErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_RATE_LIMITED';
 
-/** Signalling of one file connection: an offer from the requester, the holder's answer, candidates both ways. */
+/**
+ * Signalling of one file connection: an offer from the requester, the
+ * holder's answer, candidates both ways. The server routes them by `peer`
+ * and relays `sdp` and `candidate` untouched, whatever JSON they hold: an
+ * SDP string or `{ type, sdp }`; an `RTCIceCandidateInit`, a candidate
+ * string or `null` (the end of candidates). The receiving client reads them
+ * (`readDescription`, `readCandidate`); this library sends `{ type, sdp }`
+ * and `RTCIceCandidateInit`.
+ */
 export type RelayMessage =
-  | Message<'Offer', { peer: string; connection: string; sdp: string }>
-  | Message<'Answer', { peer: string; connection: string; sdp: string }>
-  | Message<'Candidate', { peer: string; connection: string; from: Side; candidate: RtcIceCandidateInit }>;
+  | Message<'Offer', { peer: string; connection: string; sdp: unknown }>
+  | Message<'Answer', { peer: string; connection: string; sdp: unknown }>
+  | Message<'Candidate', { peer: string; connection: string; from: Side; candidate: unknown }>;
 
 /** What a client sends the server. In relays, `peer` is the recipient. */
 export type ClientMessage =
@@ -78,8 +85,13 @@ export type ClientMessage =
 
 /** What the server sends. In relays, `peer` is who sent it. */
 export type ServerMessage =
-  /** The answer to `Connect`: this client's server-assigned id. The `RegisterPeer` of every peer already there follows. */
-  | Message<'Welcome', { id: string }>
+  /**
+   * The answer to `Connect`: this client's server-assigned id, and how many
+   * peers are already there: that many `RegisterPeer` follow at once, before
+   * anything else. (`peers` is always sent by this server; a client takes
+   * its absence, from an older one, as 0.)
+   */
+  | Message<'Welcome', { id: string; peers?: number }>
   | Message<'RegisterPeer', { peer: string; files: FileEntry[] }>
   | Message<'UpdatePeer', { peer: string; files: FileEntry[] }>
   | Message<'UnregisterPeer', { peer: string }>

@@ -1,4 +1,4 @@
-import { assign, not, sendTo, setup } from 'xstate';
+import { assertEvent, assign, not, sendTo, setup } from 'xstate';
 import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import type { FileSource } from '../filedrop/files.js';
@@ -38,11 +38,7 @@ export interface ServeOutput {
   error?: RegistryError;
 }
 
-type Requested = { type: 'channel.message'; message: ChannelMessage };
-const requestedPath = (event: ServeEvent) => {
-  const { message } = event as Requested;
-  return message.type === 'RequestFile' ? message.detail.path : undefined;
-};
+const requestedPath = (message: ChannelMessage) => (message.type === 'RequestFile' ? message.detail.path : undefined);
 const refusals: readonly RegistryFailure[] = [
   'not-listed',
   'invalid-path',
@@ -76,10 +72,16 @@ export const registryServe = setup({
     lingerTimeout: ({ context }) => context.lingerTimeout,
   },
   guards: {
-    isRequest: ({ event }) => requestedPath(event) !== undefined,
+    isRequest: ({ event }) => {
+      assertEvent(event, 'channel.message');
+      return requestedPath(event.message) !== undefined;
+    },
     hasCleanPath: ({ context }) => checkPath(context.path) === undefined,
     hasListedPath: ({ context }) => context.files.some((file) => file.path === context.path),
-    isChannelGone: ({ event }) => (event as Extract<UploadEvent, { type: 'upload.failed' }>).reason === 'peer-gone',
+    isChannelGone: ({ event }) => {
+      assertEvent(event, 'upload.failed');
+      return event.reason === 'peer-gone';
+    },
   },
   actions: {
     fail: assign((_, { reason, message }: { reason: RegistryFailure; message: string }) => ({
@@ -88,8 +90,18 @@ export const registryServe = setup({
     refuse: assign((_, { reason, message }: { reason: Refusal; message: string }) => ({
       refusal: new RegistryError(reason, message),
     })),
-    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
-    keepPath: assign({ path: ({ event }) => requestedPath(event) }),
+    keepTransport: assign({
+      transport: ({ event }) => {
+        assertEvent(event, 'rtc.open');
+        return event.transport;
+      },
+    }),
+    keepPath: assign({
+      path: ({ event }) => {
+        assertEvent(event, 'channel.message');
+        return requestedPath(event.message);
+      },
+    }),
     sendHeader: ({ context }) => {
       const { source, path } = context;
       send(context, { type: 'File', detail: { path: path!, size: source!.size, sha256: source!.sha256! } });
@@ -101,8 +113,8 @@ export const registryServe = setup({
     recordRefusal: assign({ error: ({ context }) => context.refusal }),
     recordUploadFailure: assign({
       error: ({ event }) => {
-        const { reason, message } = event as Extract<UploadEvent, { type: 'upload.failed' }>;
-        return new RegistryError(reason, message);
+        assertEvent(event, 'upload.failed');
+        return new RegistryError(event.reason, event.message);
       },
     }),
     keepSource: sendTo('keeper', ({ context }) => ({
@@ -121,6 +133,10 @@ export const registryServe = setup({
       on: {
         'peer.gone': { target: '#registryServe.failed', actions: failWith('peer-gone', 'the requester left') },
         cancel: { target: '#registryServe.failed', actions: failWith('cancelled', 'serving was cancelled') },
+        'signal.invalid': {
+          target: '#registryServe.failed',
+          actions: { type: 'fail', params: ({ event }) => ({ reason: 'protocol', message: event.message }) },
+        },
         'rtc.failed': {
           target: '#registryServe.failed',
           actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },

@@ -4,7 +4,7 @@ import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
 import { copyFiles, RegistryDecodeError } from './codec.js';
-import type { ClientMessage, MessageOf, RelayMessage, ServerErrorCode, ServerMessage } from './protocol.js';
+import type { ClientMessage, FileEntry, RelayMessage, ServerErrorCode, ServerMessage } from './protocol.js';
 import type { FileRegistry } from './registry.js';
 
 /** What a session needs from its server: shared state, its own connection, its timing. */
@@ -83,23 +83,24 @@ export const registrySession = setup({
   actions: {
     addRoute: ({ context }) => context.services.router.add(context.id, context.services.transport),
     reply: ({ context }, message: ServerMessage) => void context.services.router.send(context.id, message),
-    register: ({ context, event }) => {
+    register: ({ context }, { files: given }: { files: FileEntry[] }) => {
       const { router, registry } = context.services;
-      const files = copyFiles((event as MessageOf<ClientMessage, 'Connect'>).detail.files);
-      router.send(context.id, { type: 'Welcome', detail: { id: context.id } });
+      const files = copyFiles(given);
+      // `peers` tells the client how many `RegisterPeer` follow, so it knows when its list is whole.
+      router.send(context.id, { type: 'Welcome', detail: { id: context.id, peers: registry.size } });
       for (const [peer, list] of registry.entries()) {
         router.send(context.id, { type: 'RegisterPeer', detail: { peer, files: copyFiles(list) } });
       }
       registry.add(context.id, files);
       broadcast(context, { type: 'RegisterPeer', detail: { peer: context.id, files } });
     },
-    update: ({ context, event }) => {
-      const files = copyFiles((event as MessageOf<ClientMessage, 'UpdateFiles'>).detail.files);
+    update: ({ context }, { files: given }: { files: FileEntry[] }) => {
+      const files = copyFiles(given);
       context.services.registry.update(context.id, files);
       broadcast(context, { type: 'UpdatePeer', detail: { peer: context.id, files } });
     },
-    relay: ({ context, event }) => {
-      const { to, message } = planRelay(context, event as RelayMessage);
+    relay: ({ context }, event: RelayMessage) => {
+      const { to, message } = planRelay(context, event);
       if (context.services.router.send(to, message) || to === context.id) return;
       // Registered but not reachable (closing, or on a process that dropped it).
       context.services.router.send(
@@ -147,7 +148,7 @@ export const registrySession = setup({
         awaitingConnect: {
           after: { connectTimeout: { target: '#registrySession.closed', actions: 'expire' } },
           on: {
-            Connect: { target: 'registered', actions: 'register' },
+            Connect: { target: 'registered', actions: { type: 'register', params: ({ event }) => event.detail } },
             UpdateFiles: { actions: refuse('ERR_NOT_PERMITTED', (type) => `${type} before Connect`) },
             Offer: { actions: refuse('ERR_NOT_PERMITTED', (type) => `${type} before Connect`) },
             Answer: { actions: refuse('ERR_NOT_PERMITTED', (type) => `${type} before Connect`) },
@@ -157,10 +158,10 @@ export const registrySession = setup({
         registered: {
           on: {
             Connect: { actions: refuse('ERR_NOT_PERMITTED', () => 'Connect: already connected; send UpdateFiles') },
-            UpdateFiles: { actions: 'update' },
-            Offer: { actions: 'relay' },
-            Answer: { actions: 'relay' },
-            Candidate: { actions: 'relay' },
+            UpdateFiles: { actions: { type: 'update', params: ({ event }) => event.detail } },
+            Offer: { actions: { type: 'relay', params: ({ event }) => event } },
+            Answer: { actions: { type: 'relay', params: ({ event }) => event } },
+            Candidate: { actions: { type: 'relay', params: ({ event }) => event } },
           },
         },
       },
