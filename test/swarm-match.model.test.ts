@@ -45,8 +45,8 @@ const serverErrors: Record<ServerError, { message: string; reason: string }> = {
 
 type ModelEvent =
   | { type: 'requesting_offer' | 'wait_for_offer'; detail: { context_id: string } }
-  | { type: 'forwarding_offer'; detail: { offer: string; context_id: string } }
-  | { type: 'forwarding_answer'; detail: { answer: string; context_id: string } }
+  | { type: 'forwarding_offer'; detail: { offer: unknown; context_id: string } }
+  | { type: 'forwarding_answer'; detail: { answer: unknown; context_id: string } }
   | { type: 'error'; detail: { code: ServerError; message: string; context_id: string } }
   | { type: 'rtc.description'; label: string; description: { type: 'offer' | 'answer'; sdp: string } }
   | { type: 'rtc.open'; label: string; transport: Transport }
@@ -68,7 +68,10 @@ const serverEvents: ModelEvent[] = [
   { type: 'requesting_offer', detail: { context_id: C } },
   { type: 'wait_for_offer', detail: { context_id: C } },
   { type: 'forwarding_offer', detail: { offer: OFFER, context_id: C } },
-  { type: 'forwarding_answer', detail: { answer: ANSWER, context_id: C } },
+  { type: 'forwarding_answer', detail: { answer: { type: 'answer', sdp: ANSWER }, context_id: C } },
+  // What another client may send that no match can read: it ends the match, naming the field.
+  { type: 'forwarding_offer', detail: { offer: { type: 'answer', sdp: OFFER }, context_id: C } },
+  { type: 'forwarding_answer', detail: { answer: 42, context_id: C } },
   ...(Object.keys(serverErrors) as ServerError[]).map((code): ModelEvent => ({
     type: 'error',
     detail: { code, message: serverErrors[code].message, context_id: C },
@@ -106,7 +109,16 @@ function serializeState(snapshot: AnyMachineSnapshot): string {
   ]);
 }
 
+/** An offer or answer that cannot be read (`{ type: 'answer' }` as an offer, a number). */
+const isUnreadable = (event: ModelEvent) =>
+  (event.type === 'forwarding_offer' && typeof event.detail.offer !== 'string') ||
+  (event.type === 'forwarding_answer' && typeof event.detail.answer !== 'object');
+
+/** The event as the protocol's stages tell them apart. */
+const stageEvent = (event: ModelEvent) => (isUnreadable(event) ? `${event.type} (unreadable)` : event.type);
+
 function formatEvent(event: ModelEvent): string {
+  if (isUnreadable(event)) return stageEvent(event);
   switch (event.type) {
     case 'error':
       return `server: ${event.detail.code}`;
@@ -214,11 +226,11 @@ async function exec(w: World, _prev: ModelSnapshot, event: ModelEvent) {
  * stage, an event leads to the stage named here, and every other event leaves the stage as it is.
  */
 const beforeLink = { error: 'failed', 'rtc.failed': 'failed', 'xstate.error.actor.rtc': 'failed' };
-const STAGES: Record<string, Partial<Record<ModelEvent['type'], string>>> = {
+const STAGES: Record<string, Record<string, string>> = {
   pending: { requesting_offer: 'offering', wait_for_offer: 'awaitingOffer', error: 'failed' },
-  awaitingOffer: { forwarding_offer: 'answering', error: 'failed' },
+  awaitingOffer: { forwarding_offer: 'answering', 'forwarding_offer (unreadable)': 'failed', error: 'failed' },
   offering: { 'rtc.description': 'awaitingAnswer', ...beforeLink },
-  awaitingAnswer: { forwarding_answer: 'connecting', ...beforeLink },
+  awaitingAnswer: { forwarding_answer: 'connecting', 'forwarding_answer (unreadable)': 'failed', ...beforeLink },
   answering: { 'rtc.description': 'connecting', ...beforeLink },
   connecting: { 'rtc.open': 'linked', ...beforeLink },
   linked: {},
@@ -242,7 +254,7 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   if (!prev) expect(stage).toBe('pending');
   else {
     const from = stageOf(prev as unknown as AnyMachineSnapshot);
-    expect(stage).toBe(STAGES[from]![event.type] ?? from);
+    expect(stage).toBe(STAGES[from]![stageEvent(event)] ?? from);
   }
   expect(real.status).toBe(next.status);
   expect(real.value).toEqual(next.value);
@@ -257,9 +269,10 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   else if (from('pending') && (event.type === 'requesting_offer' || event.type === 'wait_for_offer')) {
     want.push({ type: 'match.matched', context_id: C, role: event.type === 'requesting_offer' ? 'alice' : 'bob' });
   } else if (event.type === 'rtc.description' && from({ connection: { negotiating: 'offering' } })) {
-    want.push(signal('sending_offer', { offer: MY_OFFER, context_id: C }));
+    // The browser's form: `{ type, sdp }`.
+    want.push(signal('sending_offer', { offer: { type: 'offer', sdp: MY_OFFER }, context_id: C }));
   } else if (event.type === 'rtc.description' && from({ connection: { negotiating: 'answering' } })) {
-    want.push(signal('sending_answer', { answer: MY_ANSWER, context_id: C }));
+    want.push(signal('sending_answer', { answer: { type: 'answer', sdp: MY_ANSWER }, context_id: C }));
   } else if (event.type === 'rtc.open' && from({ connection: { negotiating: 'connecting' } })) {
     want.push({ type: 'match.linked', context_id: C, role: next.context.role, transport: w.channel });
   } else if (from({ connection: 'linked' }) && event.type === 'rtc.closed') {
@@ -285,7 +298,9 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     if (!script!.crashing) expect(script!.stopped).toBe(next.status === 'done');
   } else expect(w.rtc.scripts).toHaveLength(0);
   expect(w.commands()).toEqual(
-    event.type === 'forwarding_answer' && from({ connection: { negotiating: 'awaitingAnswer' } })
+    event.type === 'forwarding_answer' &&
+      !isUnreadable(event) &&
+      from({ connection: { negotiating: 'awaitingAnswer' } })
       ? [{ type: 'rtc.remoteDescription', description: { type: 'answer', sdp: ANSWER } }]
       : [],
   );

@@ -53,7 +53,10 @@ describe('swarm peer and its matches', () => {
     ]);
     // The match's offer goes out through the peer.
     solo.rtc.live.get('2')!.emit({ type: 'rtc.description', label: '2', description: { type: 'offer', sdp: 'v=0 o' } });
-    expect(await solo.server.next()).toEqual({ type: 'sending_offer', detail: { offer: 'v=0 o', context_id: '2' } });
+    expect(await solo.server.next()).toEqual({
+      type: 'sending_offer',
+      detail: { offer: { type: 'offer', sdp: 'v=0 o' }, context_id: '2' },
+    });
     expect(solo.rtc.scripts.map((s) => s.id)).toEqual(['rtc']);
   });
 

@@ -152,7 +152,10 @@ describe('swarmMatch transitions', () => {
     expect(reports(matched)).toEqual([{ type: 'match.matched', context_id: 'c', role: 'alice' }]);
     const sent = run(match, input, offered);
     expect(sent.snapshot.value).toEqual({ connection: { negotiating: 'awaitingAnswer' } });
-    expect(reports(sent)).toEqual([signal('sending_offer', { offer: 'v=0 o', context_id: 'c' })]);
+    // The browser's form, `{ type, sdp }`.
+    expect(reports(sent)).toEqual([
+      signal('sending_offer', { offer: { type: 'offer', sdp: 'v=0 o' }, context_id: 'c' }),
+    ]);
     const applied = run(match, input, [...offered, msg('forwarding_answer', { answer: 'v=0 a', context_id: 'c' })]);
     expect(applied.snapshot.value).toEqual({ connection: { negotiating: 'connecting' } });
     expect(applied.sentTo).toEqual([
@@ -171,7 +174,43 @@ describe('swarmMatch transitions', () => {
     expect(got.spawned).toEqual([{ id: 'rtc', input: { label: 'c', role: 'answerer', remoteOffer: 'v=0 o' } }]);
     const sent = run(match, input, answered);
     expect(sent.snapshot.value).toEqual({ connection: { negotiating: 'connecting' } });
-    expect(reports(sent)).toEqual([signal('sending_answer', { answer: 'v=0 a', context_id: 'c' })]);
+    expect(reports(sent)).toEqual([
+      signal('sending_answer', { answer: { type: 'answer', sdp: 'v=0 a' }, context_id: 'c' }),
+    ]);
+  });
+
+  it('reads the other side’s description as an SDP string or { type, sdp }', () => {
+    const asObject = [asBob[0]!, msg('forwarding_offer', { offer: { type: 'offer', sdp: 'v=0 o' }, context_id: 'c' })];
+    expect(run(match, input, asObject).spawned).toEqual([
+      { id: 'rtc', input: { label: 'c', role: 'answerer', remoteOffer: 'v=0 o' } },
+    ]);
+    const applied = run(match, input, [
+      ...offered,
+      msg('forwarding_answer', { answer: { type: 'answer', sdp: 'v=0 a' }, context_id: 'c' }),
+    ]);
+    expect(applied.sentTo).toEqual([
+      { to: 'rtc', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'v=0 a' } } },
+    ]);
+  });
+
+  it('fails protocol, naming the field, on a description it cannot read', () => {
+    let step = run(match, input, [asBob[0]!, msg('forwarding_offer', { offer: ['v=0'], context_id: 'c' })]);
+    expect(step.snapshot.status).toBe('done');
+    expect(step.spawned).toEqual([]);
+    expect(step.snapshot.context.error).toMatchObject({
+      reason: 'protocol',
+      message: 'forwarding_offer: `offer` must be an SDP string or { type, sdp }, not an array',
+    });
+    step = run(match, input, [
+      ...offered,
+      msg('forwarding_answer', { answer: { type: 'offer', sdp: 'v=0 a' }, context_id: 'c' }),
+    ]);
+    expect(step.snapshot.status).toBe('done');
+    expect(step.sentTo).toEqual([]);
+    expect(step.snapshot.context.error).toMatchObject({
+      reason: 'protocol',
+      message: 'forwarding_answer: `answer.type` is "offer", expected "answer"',
+    });
   });
 
   it('is linked once the data channel opens, and keeps its connection', () => {

@@ -1,6 +1,6 @@
-import { and, assign, enqueueActions, not, setup } from 'xstate';
+import { and, assertEvent, assign, enqueueActions, not, setup } from 'xstate';
 import { SwarmError, type Miss, type SwarmFailure } from './errors.js';
-import { sendFrame, type LinkEvent, type LinkRef, type LinkReply } from './link.js';
+import { sendFrame, type LinkEvent, type LinkRef } from './link.js';
 import { isHash, type Hash, type PeerMessage } from './protocol.js';
 import type { ResourceStore } from './store.js';
 import { collect, type CollectEvent } from './transfer.js';
@@ -93,16 +93,27 @@ export const swarmAlice = setup({
     hasCandidate: ({ context }) => context.index < context.candidates.length,
     hasNoCandidates: ({ context }) => context.candidates.length === 0,
     isUrgent: ({ context }) => context.urgent,
-    isCurrent: ({ context, event }) => (event as { link: string }).link === context.candidates[context.index]?.link,
-    isForHash: ({ context, event }) => {
-      const { detail } = (event as LinkReply).message as { detail: { hash?: string } };
-      return detail.hash === undefined || detail.hash === context.hash;
+    isCurrent: ({ context, event }) => {
+      assertEvent(event, ['link.message', 'link.chunk', 'link.closed']);
+      return event.link === context.candidates[context.index]?.link;
     },
-    isReply: ({ event }, type: string) => (event as LinkReply).message.type === type,
-    isTooLarge: ({ context, event }) =>
-      ((event as LinkReply).message.detail as { size: number }).size > context.maxSize,
-    isIntegrityFailure: ({ event }) =>
-      (event as Extract<CollectEvent, { type: 'collect.failed' }>).reason !== 'store-failed',
+    isForHash: ({ context, event }) => {
+      assertEvent(event, 'link.message');
+      const { detail } = event.message;
+      return !('hash' in detail) || detail.hash === undefined || detail.hash === context.hash;
+    },
+    isReply: ({ event }, type: string) => {
+      assertEvent(event, 'link.message');
+      return event.message.type === type;
+    },
+    isTooLarge: ({ context, event }) => {
+      assertEvent(event, 'link.message');
+      return foundSize(event.message) > context.maxSize;
+    },
+    isIntegrityFailure: ({ event }) => {
+      assertEvent(event, 'collect.failed');
+      return event.reason !== 'store-failed';
+    },
   },
   actions: {
     /** Sends `message` on the current candidate's link. */
@@ -114,10 +125,7 @@ export const swarmAlice = setup({
       const type = context.urgent ? 'querying_resource' : 'reserve_resource';
       enqueue({ type: 'transmit', params: { type, detail: { hash: context.hash } } } as never);
     }),
-    keepSize: assign({
-      size: ({ event }) => ((event as LinkReply).message.detail as { size: number }).size,
-      received: 0,
-    }),
+    keepSize: assign((_, { size }: { size: number }) => ({ size, received: 0 })),
     /** Records why the current candidate failed and moves to the next. */
     skip: enqueueActions(({ context, enqueue }, miss: Omit<Miss, 'link'>) => {
       enqueue.assign({
@@ -130,9 +138,7 @@ export const swarmAlice = setup({
     /** A peer that sent bad bytes is not asked again: its link is closed. */
     closeLink: ({ context }) => context.candidates[context.index]?.transport.close(),
     forward: enqueueActions(({ event, enqueue }) => enqueue.sendTo('collect', event)),
-    recordProgress: assign({
-      received: ({ event }) => (event as Extract<CollectEvent, { type: 'collect.progress' }>).received,
-    }),
+    recordProgress: assign((_, { received }: { received: number }) => ({ received })),
     recordDone: assign({ from: ({ context }) => context.candidates[context.index]!.link }),
     fail: assign(({ context }, { reason, message }: { reason: SwarmFailure; message: string }) => ({
       error: new SwarmError(reason, message, { misses: context.misses }),
@@ -220,7 +226,7 @@ export const swarmAlice = setup({
           {
             guard: and(['isCurrent', 'isForHash', { type: 'isReply', params: 'resource_found' }]),
             target: 'requesting',
-            actions: 'keepSize',
+            actions: { type: 'keepSize', params: ({ event }) => ({ size: foundSize(event.message) }) },
           },
           {
             guard: and(['isCurrent', 'isForHash', { type: 'isReply', params: 'resource_not_found' }]),
@@ -232,7 +238,7 @@ export const swarmAlice = setup({
             target: 'choosing',
             actions: {
               type: 'skip',
-              params: ({ event }) => ({ reason: 'protocol', message: refusal(event) }),
+              params: ({ event }) => ({ reason: 'protocol', message: refusal(event.message) }),
             },
           },
         ],
@@ -268,7 +274,7 @@ export const swarmAlice = setup({
           {
             guard: and(['isCurrent', 'isForHash', { type: 'isReply', params: 'error' }]),
             target: 'choosing',
-            actions: { type: 'skip', params: ({ event }) => ({ reason: 'protocol', message: refusal(event) }) },
+            actions: { type: 'skip', params: ({ event }) => ({ reason: 'protocol', message: refusal(event.message) }) },
           },
         ],
         'link.closed': {
@@ -285,7 +291,7 @@ export const swarmAlice = setup({
         input: ({ context }) => ({ store: context.store, hash: context.hash, size: context.size! }),
       },
       on: {
-        'collect.progress': { actions: 'recordProgress' },
+        'collect.progress': { actions: { type: 'recordProgress', params: ({ event }) => event } },
         'collect.done': { target: 'done', actions: 'recordDone' },
         'collect.failed': [
           {
@@ -333,7 +339,13 @@ export const swarmAlice = setup({
   }),
 });
 
-function refusal(event: unknown): string {
-  const detail = (event as { message?: { detail?: { code?: string; message?: string } } }).message?.detail;
+/** What an `error` from the peer says, for the miss it makes. */
+function refusal(message: PeerMessage): string {
+  const detail = message.type === 'error' ? message.detail : undefined;
   return `the peer refused: ${detail?.code ?? '?'} ${detail?.message ?? ''}`.trim();
+}
+
+/** The size a `resource_found` announces (the guards made sure it is one). */
+function foundSize(message: PeerMessage): number {
+  return message.type === 'resource_found' ? message.detail.size : Number.NaN;
 }

@@ -1,8 +1,8 @@
-import { and, assign, enqueueActions, setup } from 'xstate';
+import { and, assertEvent, assign, enqueueActions, setup } from 'xstate';
 import type { Transport } from '../../src/transport.js';
 import { upload, type UploadEvent } from '../filedrop/transfer.js';
 import { sendFrame, type LinkRequest } from './link.js';
-import type { Hash, PeerMessage } from './protocol.js';
+import type { Hash, PeerMessage, PeerRequest } from './protocol.js';
 import type { ResourceStore } from './store.js';
 import { resourceSource } from './transfer.js';
 
@@ -41,7 +41,12 @@ export type BobEvent = LinkRequest | ReserveResult | UploadEvent;
 /** What bob asks his parent peer: fetch `hash` from our other peers for the remote of `link`. */
 export type BobReserve = { type: 'bob.reserve'; link: string; hash: Hash };
 
-const requestOf = (event: unknown) => (event as LinkRequest).message as { type: string; detail: { hash: Hash } };
+/** The request of a `link.message` (bob is sent requests only), and the hash it names if any. */
+function requestOf(event: BobEvent): { type: PeerRequest['type']; hash?: Hash } {
+  assertEvent(event, 'link.message');
+  const { message } = event;
+  return { type: message.type, ...('hash' in message.detail && { hash: message.detail.hash }) };
+}
 
 /**
  * The seed's bob on one link: he answers what the remote (alice) asks.
@@ -64,7 +69,7 @@ export const swarmBob = setup({
     isQuery: ({ event }) => requestOf(event).type === 'querying_resource',
     isReserve: ({ event }) => requestOf(event).type === 'reserve_resource',
     isRequest: ({ event }) => requestOf(event).type === 'requesting_resource',
-    hasRequested: ({ context, event }) => context.store.stat(requestOf(event).detail.hash) !== undefined,
+    hasRequested: ({ context, event }) => context.store.stat(requestOf(event).hash!) !== undefined,
   },
   actions: {
     transmit: ({ context }, message: PeerMessage) => sendFrame(context.transport, message),
@@ -77,7 +82,7 @@ export const swarmBob = setup({
       enqueue({ type: 'transmit', params: message } as never);
     }),
     reserve: enqueueActions(({ context, event, enqueue }) => {
-      const { hash } = requestOf(event).detail;
+      const hash = requestOf(event).hash!;
       if (context.reserves.includes(hash)) return; // answered once the fetch under way ends
       if (context.store.stat(hash) !== undefined) return enqueue({ type: 'answer', params: { hash } } as never);
       if (context.reserves.length >= context.maxReserves) {
@@ -88,14 +93,13 @@ export const swarmBob = setup({
       enqueue.assign({ reserves: [...context.reserves, hash] });
       enqueue.sendParent({ type: 'bob.reserve', link: context.link, hash } satisfies BobReserve);
     }),
-    settleReserve: enqueueActions(({ context, event, enqueue }) => {
-      const { hash } = event as ReserveResult;
+    settleReserve: enqueueActions(({ context, enqueue }, { hash }: { hash: Hash }) => {
       if (!context.reserves.includes(hash)) return;
       enqueue.assign({ reserves: context.reserves.filter((h) => h !== hash) });
       enqueue({ type: 'answer', params: { hash } } as never);
     }),
     startTransfer: enqueueActions(({ event, enqueue }) => {
-      const { hash } = requestOf(event).detail;
+      const hash = requestOf(event).hash!;
       enqueue.assign({ serving: hash });
       enqueue({ type: 'transmit', params: { type: 'transferring_resource', detail: { hash } } } as never);
     }),
@@ -114,8 +118,8 @@ export const swarmBob = setup({
     reserves: [],
   }),
   on: {
-    'reserve.done': { actions: 'settleReserve' },
-    'reserve.failed': { actions: 'settleReserve' },
+    'reserve.done': { actions: { type: 'settleReserve', params: ({ event }) => event } },
+    'reserve.failed': { actions: { type: 'settleReserve', params: ({ event }) => event } },
   },
   initial: 'idle',
   states: {

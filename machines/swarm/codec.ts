@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import type { Codec } from '../../src/codec.js';
-import { checkDetail, knownType, parseEnvelope } from '../../src/envelope.js';
+import { checkDetail, knownType, nestedAtMost, parseEnvelope } from '../../src/envelope.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import type { Message } from '../../src/message.js';
 import { CHUNK_HEADER, CHUNK_SIZE, decodeChunk } from '../filedrop/chunks.js';
@@ -21,24 +21,34 @@ export interface SwarmCodecOptions {
 }
 
 const id = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_ID_LENGTH));
-const sdp = v.pipe(v.string(), v.minLength(1));
 const hash = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'must be a SHA-256: 64 lowercase hex digits'));
 const size = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 
-// What clients send: strict (a stray key is an error).
+/** Deepest nesting of objects and arrays in a relayed offer's or answer's `detail` (`{ offer: { type, sdp } }` is 2). */
+export const MAX_RELAY_DEPTH = 32;
+
+/**
+ * An offer or answer the server relays: it checks the `context_id` it
+ * routes on and the nesting depth; the description and any other key go on
+ * as received (the receiving match reads them).
+ */
+const relay = <TEntries extends v.ObjectEntries>(entries: TEntries) =>
+  v.pipe(v.looseObject(entries), nestedAtMost(MAX_RELAY_DEPTH));
+
+// What clients send: strict (a stray key is an error), except the relays.
 const clientDetails: Record<ClientMessage['type'], v.GenericSchema> = {
   i_am: v.strictObject({ client_id: id }),
   requesting_peers: v.strictObject({ context_id: id }),
-  sending_offer: v.strictObject({ offer: sdp, context_id: id }),
-  sending_answer: v.strictObject({ answer: sdp, context_id: id }),
+  sending_offer: relay({ offer: v.unknown(), context_id: id }),
+  sending_answer: relay({ answer: v.unknown(), context_id: id }),
 };
 
 // What the server sends: unknown extra keys are ignored (forward compatible).
 const serverDetails: Record<ServerMessage['type'], v.GenericSchema> = {
   requesting_offer: v.object({ context_id: id }),
   wait_for_offer: v.object({ context_id: id }),
-  forwarding_offer: v.object({ offer: sdp, context_id: id }),
-  forwarding_answer: v.object({ answer: sdp, context_id: id }),
+  forwarding_offer: relay({ offer: v.unknown(), context_id: id }),
+  forwarding_answer: relay({ answer: v.unknown(), context_id: id }),
   error: v.object({
     code: v.string(),
     message: v.string(),
@@ -83,7 +93,10 @@ const encode = (message: Message): string => JSON.stringify({ type: message.type
 /**
  * The server's codec: JSON text `{"type": …, "detail": {…}}` with the seed's
  * client actions. It rejects server-only and unknown types, wrong or extra
- * fields, binary frames and frames over `maxFrameSize`.
+ * fields, binary frames and frames over `maxFrameSize`. In `sending_offer` and
+ * `sending_answer` it checks only `context_id` and the nesting depth
+ * ({@link MAX_RELAY_DEPTH}): the description (an SDP string, `{ type, sdp }`,
+ * any JSON) and extra keys are relayed as received.
  *
  * @example
  * ```ts

@@ -1,7 +1,9 @@
-import { assign, sendParent, sendTo, setup, type ErrorActorEvent } from 'xstate';
+import { assertEvent, assign, sendParent, sendTo, setup, type ErrorActorEvent } from 'xstate';
 import { errorCodeOf } from '../../src/errors.js';
 import { missingActor } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
+import type { RtcSessionDescription } from '../../src/rtc/types.js';
+import { readDescription, type WireRead } from '../../src/rtc/wire.js';
 import type { Transport } from '../../src/transport.js';
 import { SwarmError } from './errors.js';
 import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
@@ -57,6 +59,15 @@ export interface MatchOutput {
 }
 
 const signal = (message: ClientMessage): MatchReport => ({ type: 'match.signal', message });
+
+/** alice's offer, as any client of the protocol may send it: an SDP string or `{ type, sdp }`. */
+const readOffer = ({ offer }: MessageOf<ServerMessage, 'forwarding_offer'>['detail']) =>
+  named('forwarding_offer', readDescription(offer, 'offer', 'offer'));
+/** bob's answer, likewise. */
+const readAnswer = ({ answer }: MessageOf<ServerMessage, 'forwarding_answer'>['detail']) =>
+  named('forwarding_answer', readDescription(answer, 'answer', 'answer'));
+const named = <T>(type: string, read: WireRead<T>): WireRead<T> =>
+  read.problem === undefined ? read : { problem: `${type}: ${read.problem}` };
 /** Report params: the role the server gave us (`takeRole` ran just before). */
 const matched = ({ context }: { context: MatchContext }): MatchReport => ({
   type: 'match.matched',
@@ -79,8 +90,8 @@ function serverError({ code, message }: MessageOf<ServerMessage, 'error'>['detai
 }
 
 /** The error of a failed (`rtc.failed`) or crashed (`xstate.error.actor.rtc`, e.g. none provided) rtc actor. */
-function rtcError(event: MatchEvent): SwarmError {
-  const cause = event.type === 'rtc.failed' ? event.error : (event as ErrorActorEvent).error;
+function rtcError(event: Extract<RtcEmitted, { type: 'rtc.failed' }> | ErrorActorEvent): SwarmError {
+  const { error: cause } = event;
   return new SwarmError('rtc-failed', cause instanceof Error ? cause.message : String(cause), { cause });
 }
 
@@ -96,6 +107,10 @@ function rtcError(event: MatchEvent): SwarmError {
  * `linked` and keeps the connection for the link's lifetime: the peer
  * stops it to close the link, and hears `match.unlinked` when the
  * connection ends by itself.
+ *
+ * It sends its description as `{ type, sdp }` and reads the other side's as
+ * that or an SDP string; one it cannot read ends the match `protocol`,
+ * naming the field.
  *
  * Every end before the channel opened is the final state `failed`, its
  * output a typed {@link SwarmError}. There is no timer here: the server's
@@ -117,24 +132,36 @@ export const swarmMatch = setup({
   actors: {
     rtc: missingActor<RtcCommand, RtcInput>('rtc', RTC_HINT),
   },
+  guards: {
+    /** The other side's description could be read. */
+    isReadable: (_, read: WireRead<RtcSessionDescription>) => read.problem === undefined,
+  },
   actions: {
     /** Everything a match tells its peer goes through here (tests replace it to watch). */
     report: sendParent((_, report: MatchReport) => report),
     takeRole: assign((_, role: MatchRole) => ({ role })),
-    keepOffer: assign({ offer: ({ event }) => (event as MessageOf<ServerMessage, 'forwarding_offer'>).detail.offer }),
-    applyAnswer: sendTo('rtc', ({ event }): RtcCommand => ({
+    keepOffer: assign((_, { sdp }: RtcSessionDescription) => ({ offer: sdp })),
+    applyAnswer: sendTo('rtc', (_, description: RtcSessionDescription): RtcCommand => ({
       type: 'rtc.remoteDescription',
-      description: { type: 'answer', sdp: (event as MessageOf<ServerMessage, 'forwarding_answer'>).detail.answer },
+      description,
     })),
-    keepTransport: assign({
-      transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport,
-    }),
+    keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
     /** A channel that opened before the answer was applied is not ours to keep. */
-    closeStrayChannel: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport.close(),
-    failFromServer: assign({
-      error: ({ event }) => serverError((event as MessageOf<ServerMessage, 'error'>).detail),
+    closeStrayChannel: ({ event }) => {
+      assertEvent(event, 'rtc.open');
+      event.transport.close();
+    },
+    failFromServer: assign((_, detail: MessageOf<ServerMessage, 'error'>['detail']) => ({
+      error: serverError(detail),
+    })),
+    failRtc: assign({
+      error: ({ event }) => {
+        assertEvent(event, ['rtc.failed', 'xstate.error.actor.rtc']);
+        return rtcError(event);
+      },
     }),
-    failRtc: assign({ error: ({ event }) => rtcError(event) }),
+    /** The other side's description cannot be read: `problem` names the field. */
+    failUnreadable: assign((_, { problem }: { problem: string }) => ({ error: new SwarmError('protocol', problem) })),
   },
 }).createMachine({
   id: 'swarmMatch',
@@ -162,14 +189,28 @@ export const swarmMatch = setup({
             { type: 'report', params: matched },
           ],
         },
-        error: { target: 'failed', actions: 'failFromServer' },
+        error: { target: 'failed', actions: { type: 'failFromServer', params: ({ event }) => event.detail } },
       },
     },
     /** bob: `wait_for_offer` came; waiting for `forwarding_offer`. */
     awaitingOffer: {
       on: {
-        forwarding_offer: { target: 'connection.negotiating.answering', actions: 'keepOffer' },
-        error: { target: 'failed', actions: 'failFromServer' },
+        forwarding_offer: [
+          {
+            guard: { type: 'isReadable', params: ({ event }) => readOffer(event.detail) },
+            target: 'connection.negotiating.answering',
+            actions: { type: 'keepOffer', params: ({ event }) => readOffer(event.detail).value! },
+          },
+          // alice hears nothing of it: the server's matchTimeout ends her side.
+          {
+            target: 'failed',
+            actions: {
+              type: 'failUnreadable',
+              params: ({ event }) => ({ problem: readOffer(event.detail).problem! }),
+            },
+          },
+        ],
+        error: { target: 'failed', actions: { type: 'failFromServer', params: ({ event }) => event.detail } },
       },
     },
     /** The WebRTC connection: alice offers, bob answers the offer he got. */
@@ -188,7 +229,10 @@ export const swarmMatch = setup({
         negotiating: {
           initial: 'offering',
           on: {
-            error: { target: '#swarmMatch.failed', actions: 'failFromServer' },
+            error: {
+              target: '#swarmMatch.failed',
+              actions: { type: 'failFromServer', params: ({ event }) => event.detail },
+            },
             'rtc.failed': { target: '#swarmMatch.failed', actions: 'failRtc' },
             'xstate.error.actor.rtc': { target: '#swarmMatch.failed', actions: 'failRtc' },
             'rtc.open': { actions: 'closeStrayChannel' },
@@ -204,7 +248,8 @@ export const swarmMatch = setup({
                     params: ({ context, event }) =>
                       signal({
                         type: 'sending_offer',
-                        detail: { offer: event.description.sdp, context_id: context.context_id },
+                        // The browser's form, `{ type, sdp }`, as `JSON.stringify(pc.localDescription)` gives.
+                        detail: { offer: event.description, context_id: context.context_id },
                       }),
                   },
                 },
@@ -212,7 +257,22 @@ export const swarmMatch = setup({
             },
             /** alice: `sending_offer` sent; waiting for `forwarding_answer`. */
             awaitingAnswer: {
-              on: { forwarding_answer: { target: 'connecting', actions: 'applyAnswer' } },
+              on: {
+                forwarding_answer: [
+                  {
+                    guard: { type: 'isReadable', params: ({ event }) => readAnswer(event.detail) },
+                    target: 'connecting',
+                    actions: { type: 'applyAnswer', params: ({ event }) => readAnswer(event.detail).value! },
+                  },
+                  {
+                    target: '#swarmMatch.failed',
+                    actions: {
+                      type: 'failUnreadable',
+                      params: ({ event }) => ({ problem: readAnswer(event.detail).problem! }),
+                    },
+                  },
+                ],
+              },
             },
             /** bob: the offer came; our answer is being made. */
             answering: {
@@ -224,7 +284,7 @@ export const swarmMatch = setup({
                     params: ({ context, event }) =>
                       signal({
                         type: 'sending_answer',
-                        detail: { answer: event.description.sdp, context_id: context.context_id },
+                        detail: { answer: event.description, context_id: context.context_id },
                       }),
                   },
                 },
@@ -232,7 +292,12 @@ export const swarmMatch = setup({
             },
             /** Both descriptions are set (alice applied the answer, bob sent it): waiting for the data channel. */
             connecting: {
-              on: { 'rtc.open': { target: '#swarmMatch.connection.linked', actions: 'keepTransport' } },
+              on: {
+                'rtc.open': {
+                  target: '#swarmMatch.connection.linked',
+                  actions: { type: 'keepTransport', params: ({ event }) => event },
+                },
+              },
             },
           },
         },

@@ -1,4 +1,12 @@
-import { enqueueActions, setup, type ActorRefFrom, type AnyActorRef, type DoneActorEvent } from 'xstate';
+import {
+  assertEvent,
+  enqueueActions,
+  setup,
+  type ActorRefFrom,
+  type AnyActorRef,
+  type DoneActorEvent,
+  type ErrorActorEvent,
+} from 'xstate';
 import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
@@ -105,7 +113,9 @@ export type PeerEvent =
   | LinkEvent
   | BobReserve
   | PeerCommand
-  | DoneActorEvent<AliceOutput, 'alice'>;
+  | DoneActorEvent<AliceOutput, 'alice'>
+  /** The signalling actor failed to start (the transport could not be opened). */
+  | ErrorActorEvent<unknown, 'signalling'>;
 
 /** Why a link ended. */
 export type UnlinkReason = 'closed' | 'failed' | 'protocol' | 'left';
@@ -167,6 +177,12 @@ const isOneOf = <T extends string>(list: readonly T[], value: string): value is 
   (list as readonly string[]).includes(value);
 
 /** The running match of `context_id`, if any. */
+/** What a match that ended reports (`isMatch` let only a match's end through: alice's has no `context_id`). */
+function matchOutput({ output }: { output: MatchOutput | AliceOutput }): MatchOutput {
+  if (!('context_id' in output)) throw new Error('not the output of a match');
+  return output;
+}
+
 function liveMatch(self: AnyActorRef, context_id: string | undefined): AnyActorRef | undefined {
   if (context_id === undefined) return undefined;
   const match = (self.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> } | undefined)?.children?.[
@@ -230,8 +246,8 @@ export const swarmPeer = setup({
       // The application's fetches wait for a peer; a reserve for a remote is answered at once.
       return !context.wanted.includes(next.hash) || candidatesFor(context, next.hash).length > 0;
     },
-    hasContext: ({ event }) => (event as MessageOf<ServerMessage, 'error'>).detail.context_id !== undefined,
-    isMatch: ({ event }) => (event as DoneActorEvent).actorId?.startsWith('match:') === true,
+    hasContext: (_, { context_id }: { context_id?: string }) => context_id !== undefined,
+    isMatch: (_, { actorId }: { actorId?: string }) => actorId?.startsWith('match:') === true,
   },
   actions: {
     introduce: enqueueActions(({ context, enqueue }) => {
@@ -240,13 +256,11 @@ export const swarmPeer = setup({
       enqueue.raise({ type: 'connect', count: context.connections });
       enqueue.assign({ connections: 0 });
     }),
-    deferConnect: enqueueActions(({ context, event, enqueue }) => {
-      const { count = 1 } = event as Extract<PeerCommand, { type: 'connect' }>;
+    deferConnect: enqueueActions(({ context, enqueue }, { count = 1 }: { count?: number }) => {
       enqueue.assign({ connections: context.connections + count });
     }),
     /** One match per connection wanted; each sends its own `requesting_peers`. */
-    requestPeers: enqueueActions(({ context, event, enqueue }) => {
-      const { count = 1 } = event as Extract<PeerCommand, { type: 'connect' }>;
+    requestPeers: enqueueActions(({ context, enqueue }, { count = 1 }: { count?: number }) => {
       for (let i = 1; i <= count; i++) {
         const context_id = `${context.requests + i}`;
         enqueue.spawnChild('match', { id: matchId(context_id), input: { context_id } satisfies MatchInput });
@@ -254,25 +268,22 @@ export const swarmPeer = setup({
       enqueue.assign({ requests: context.requests + count });
     }),
     /** A server message for one of our requests goes to its match; one for a request that ended is dropped. */
-    routeToMatch: enqueueActions(({ event, enqueue, self }) => {
-      const match = liveMatch(self, (event as MatchMessage).detail.context_id);
-      if (match) enqueue.sendTo(match, event);
+    routeToMatch: enqueueActions(({ enqueue, self }, message: MatchMessage) => {
+      const match = liveMatch(self, message.detail.context_id);
+      if (match) enqueue.sendTo(match, message);
     }),
-    relaySignal: enqueueActions(({ event, enqueue }) => {
-      enqueue.sendTo('signalling', send((event as Extract<MatchReport, { type: 'match.signal' }>).message));
+    relaySignal: enqueueActions(({ enqueue }, { message }: { message: ClientMessage }) => {
+      enqueue.sendTo('signalling', send(message));
     }),
-    announceMatch: enqueueActions(({ event, enqueue }) => {
-      const { context_id, role } = event as Extract<MatchReport, { type: 'match.matched' }>;
+    announceMatch: enqueueActions(({ enqueue }, { context_id, role }: { context_id: string; role: MatchRole }) => {
       enqueue.emit({ type: 'matched', detail: { context_id, role } });
     }),
     /** A match ended before its data channel opened. */
-    endMatch: enqueueActions(({ event, enqueue }) => {
-      const { context_id, error } = (event as DoneActorEvent<MatchOutput>).output;
+    endMatch: enqueueActions(({ enqueue }, { context_id, error }: MatchOutput) => {
       enqueue.stopChild(matchId(context_id));
       enqueue.emit({ type: 'match-failed', detail: { context_id, error } });
     }),
-    fetch: enqueueActions(({ context, event, enqueue }) => {
-      const { hash, urgent = true } = event as Extract<PeerCommand, { type: 'fetch' }>;
+    fetch: enqueueActions(({ context, enqueue }, { hash, urgent = true }: { hash: Hash; urgent?: boolean }) => {
       if (!isHash(hash)) {
         const error = new SwarmError('invalid-hash', `${JSON.stringify(String(hash).slice(0, 80))} is not a SHA-256`);
         return enqueue.emit({ type: 'fetch-failed', detail: { hash, error } });
@@ -450,12 +461,10 @@ export const swarmPeer = setup({
     startJob: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({ current: context.queue[0], queue: context.queue.slice(1) });
     }),
-    finishJob: enqueueActions(({ context, event, enqueue }) => {
+    /** alice ended (`output`), or crashed (`crash`). */
+    finishJob: enqueueActions(({ context, enqueue }, { output, crash }: { output?: AliceOutput; crash?: unknown }) => {
       const job = context.current!;
-      const output = (event as DoneActorEvent<AliceOutput>).output;
-      const error =
-        output?.error ??
-        new SwarmError('protocol', `fetching ${job.hash} crashed: ${String((event as { error?: unknown }).error)}`);
+      const error = output?.error ?? new SwarmError('protocol', `fetching ${job.hash} crashed: ${String(crash)}`);
       const ok = output !== undefined && output.error === undefined;
       if (ok) enqueue.emit({ type: 'resource', detail: { hash: job.hash, size: output.size!, from: output.from! } });
       const misses = output?.misses ?? [];
@@ -476,6 +485,7 @@ export const swarmPeer = setup({
       });
     }),
     recordError: enqueueActions(({ event, enqueue }) => {
+      assertEvent(event, ['signalling.closed', 'signalling.error', 'xstate.error.actor.signalling', 'error']);
       enqueue.assign({ error: errorFrom(event) });
     }),
     sendLeave: enqueueActions(({ enqueue }) => {
@@ -520,7 +530,7 @@ export const swarmPeer = setup({
         'signalling.closed': { target: 'failed', actions: 'recordError' },
         'signalling.error': { target: 'failed', actions: 'recordError' },
         'xstate.error.actor.signalling': { target: 'failed', actions: 'recordError' },
-        fetch: { actions: 'fetch' },
+        fetch: { actions: { type: 'fetch', params: ({ event }) => event } },
         leave: '.leaving',
       },
       initial: 'connecting',
@@ -528,25 +538,31 @@ export const swarmPeer = setup({
         connecting: {
           on: {
             'signalling.open': { target: 'online', actions: 'introduce' },
-            connect: { actions: 'deferConnect' },
+            connect: { actions: { type: 'deferConnect', params: ({ event }) => event } },
           },
         },
         online: {
           on: {
-            connect: { actions: 'requestPeers' },
-            requesting_offer: { actions: 'routeToMatch' },
-            wait_for_offer: { actions: 'routeToMatch' },
-            forwarding_offer: { actions: 'routeToMatch' },
-            forwarding_answer: { actions: 'routeToMatch' },
+            connect: { actions: { type: 'requestPeers', params: ({ event }) => event } },
+            requesting_offer: { actions: { type: 'routeToMatch', params: ({ event }) => event } },
+            wait_for_offer: { actions: { type: 'routeToMatch', params: ({ event }) => event } },
+            forwarding_offer: { actions: { type: 'routeToMatch', params: ({ event }) => event } },
+            forwarding_answer: { actions: { type: 'routeToMatch', params: ({ event }) => event } },
             error: [
-              { guard: 'hasContext', actions: 'routeToMatch' },
+              {
+                guard: { type: 'hasContext', params: ({ event }) => event.detail },
+                actions: { type: 'routeToMatch', params: ({ event }) => event },
+              },
               { target: '#swarmPeer.failed', actions: 'recordError' },
             ],
-            'match.signal': { actions: 'relaySignal' },
-            'match.matched': { actions: 'announceMatch' },
+            'match.signal': { actions: { type: 'relaySignal', params: ({ event }) => event } },
+            'match.matched': { actions: { type: 'announceMatch', params: ({ event }) => event } },
             'match.linked': { actions: 'handle' },
             'match.unlinked': { actions: 'handle' },
-            'xstate.done.actor.*': { guard: 'isMatch', actions: 'endMatch' },
+            'xstate.done.actor.*': {
+              guard: { type: 'isMatch', params: ({ event }) => event },
+              actions: { type: 'endMatch', params: ({ event }) => matchOutput(event) },
+            },
             'link.message': { actions: 'handle' },
             'link.chunk': { actions: 'handle' },
             'link.error': { actions: 'handle' },
@@ -570,8 +586,14 @@ export const swarmPeer = setup({
                     store: context.store,
                     ...definedOnly(context.alice),
                   }) satisfies AliceInput,
-                onDone: { target: 'idle', actions: 'finishJob' },
-                onError: { target: 'idle', actions: 'finishJob' },
+                onDone: {
+                  target: 'idle',
+                  actions: { type: 'finishJob', params: ({ event }) => ({ output: event.output }) },
+                },
+                onError: {
+                  target: 'idle',
+                  actions: { type: 'finishJob', params: ({ event }) => ({ crash: event.error }) },
+                },
               },
             },
           },
@@ -596,13 +618,18 @@ function definedOnly<T extends object>(value: T): Partial<T> {
 }
 
 /** The error a peer ends with, from the event that ended it. */
-function errorFrom(event: { type: string; error?: unknown; info?: { code: number; reason: string } }): SignalboxError {
+function errorFrom(
+  event:
+    | Extract<SignallingEvent, { type: 'signalling.closed' | 'signalling.error' }>
+    | ErrorActorEvent
+    | MessageOf<ServerMessage, 'error'>,
+): SignalboxError {
   if (event.type === 'error') {
-    const { code, message } = (event as unknown as MessageOf<ServerMessage, 'error'>).detail;
+    const { code, message } = event.detail;
     return new SwarmError('protocol', `the server refused a message: ${message}`, { code: errorCodeOf(code) });
   }
   if (event.type === 'signalling.error') {
-    const error = event.error as SignalboxError;
+    const { error } = event;
     return new SwarmError('protocol', `the server sent a bad frame: ${error.message}`, {
       code: error.code,
       cause: error,
@@ -613,7 +640,7 @@ function errorFrom(event: { type: string; error?: unknown; info?: { code: number
     return new SwarmError('signalling-lost', error.message, { code: error.code, cause: error });
   }
   if (event.type === 'signalling.closed') {
-    return new SwarmError('signalling-lost', `signalling closed (${event.info?.code} ${event.info?.reason})`.trim());
+    return new SwarmError('signalling-lost', `signalling closed (${event.info.code} ${event.info.reason})`.trim());
   }
   return new SwarmError('signalling-lost', error instanceof Error ? error.message : String(error), {
     code: ErrorCode.ConnectFailed,

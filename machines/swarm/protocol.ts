@@ -43,10 +43,14 @@ export type ClientMessage =
   | Message<'i_am', { client_id: string }>
   /** The client looks for a peer; `context_id` names this request among the client's own. */
   | Message<'requesting_peers', { context_id: string }>
-  /** alice: the SDP offer for the match her `requesting_offer` named (non-trickle: every candidate inside). */
-  | Message<'sending_offer', { offer: string; context_id: string }>
-  /** bob: the SDP answer to the offer of the match his `wait_for_offer` named. */
-  | Message<'sending_answer', { answer: string; context_id: string }>;
+  /**
+   * alice: the offer for the match her `requesting_offer` named (non-trickle:
+   * every candidate inside). The server relays it untouched: this library
+   * sends `{ type: 'offer', sdp }`, others may send the SDP string.
+   */
+  | Message<'sending_offer', { offer: unknown; context_id: string }>
+  /** bob: the answer to the offer of the match his `wait_for_offer` named (relayed untouched, as the offer). */
+  | Message<'sending_answer', { answer: unknown; context_id: string }>;
 
 /** What the server sends to a client. `context_id` is always the receiving client's own. */
 export type ServerMessage =
@@ -54,10 +58,10 @@ export type ServerMessage =
   | Message<'requesting_offer', { context_id: string }>
   /** A match was found: you are bob, an offer will come. */
   | Message<'wait_for_offer', { context_id: string }>
-  /** bob: alice's offer. */
-  | Message<'forwarding_offer', { offer: string; context_id: string }>
-  /** alice: bob's answer; the match is complete and forgotten by the server. */
-  | Message<'forwarding_answer', { answer: string; context_id: string }>
+  /** bob: alice's offer, as she sent it: an SDP string or `{ type, sdp }` (read with `readDescription`). */
+  | Message<'forwarding_offer', { offer: unknown; context_id: string }>
+  /** alice: bob's answer, as he sent it; the match is complete and forgotten by the server. */
+  | Message<'forwarding_answer', { answer: unknown; context_id: string }>
   /**
    * A message the server refused (nothing was forwarded), or, with
    * `context_id`, the end of a match in progress: `ERR_PEER_GONE` (the other

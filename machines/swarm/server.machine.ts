@@ -69,7 +69,7 @@ export const swarmSession = setup({
   },
   actions: {
     register: ({ context }) => context.services.router.add(context.id, context.services.transport),
-    introduce: assign({ clientId: ({ event }) => (event as MessageOf<ClientMessage, 'i_am'>).detail.client_id }),
+    introduce: assign((_, { client_id }: { client_id: string }) => ({ clientId: client_id })),
     refuse: ({ context }, refusal: Refusal) =>
       void context.services.router.send(context.id, { type: 'error', detail: refusal }),
     request: enqueueActions(({ context, enqueue }, { context_id }: { context_id: string }) => {
@@ -101,20 +101,21 @@ export const swarmSession = setup({
         `the match was not answered within ${matchTimeout} ms`,
       );
     },
-    relayOffer: ({ context }, { offer, context_id }: { offer: string; context_id: string }) => {
+    // The description and any other key go on untouched; only `context_id` becomes the recipient's.
+    relayOffer: ({ context }, { context_id, ...relayed }: MessageOf<ClientMessage, 'sending_offer'>['detail']) => {
       const bob = context.services.registry.offer(context.id, context_id);
       if (!bob) return refuseRelay(context, 'sending_offer', context_id, 'no match is waiting for your offer');
       context.services.router.send(bob.session, {
         type: 'forwarding_offer',
-        detail: { offer, context_id: bob.context },
+        detail: { ...relayed, context_id: bob.context },
       });
     },
-    relayAnswer: ({ context }, { answer, context_id }: { answer: string; context_id: string }) => {
+    relayAnswer: ({ context }, { context_id, ...relayed }: MessageOf<ClientMessage, 'sending_answer'>['detail']) => {
       const alice = context.services.registry.answer(context.id, context_id);
       if (!alice) return refuseRelay(context, 'sending_answer', context_id, 'no offer is waiting for your answer');
       context.services.router.send(alice.session, {
         type: 'forwarding_answer',
-        detail: { answer, context_id: alice.context },
+        detail: { ...relayed, context_id: alice.context },
       });
     },
     leave: ({ context }) => {
@@ -144,7 +145,7 @@ export const swarmSession = setup({
     awaitingIntro: {
       after: { introTimeout: { target: 'closed', actions: 'closeIdle' } },
       on: {
-        i_am: { target: 'ready', actions: 'introduce' },
+        i_am: { target: 'ready', actions: { type: 'introduce', params: ({ event }) => event.detail } },
         requesting_peers: { actions: { type: 'refuse', params: ({ event }) => introduceFirst(event.type) } },
         sending_offer: { actions: { type: 'refuse', params: ({ event }) => introduceFirst(event.type) } },
         sending_answer: { actions: { type: 'refuse', params: ({ event }) => introduceFirst(event.type) } },
