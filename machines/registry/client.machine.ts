@@ -205,26 +205,12 @@ const unreadable = (
 });
 
 /**
- * A registry client: it registers its file list with the server
- * (`Connect`), keeps every other peer's list as the server announces them
- * (`RegisterPeer`, `UpdatePeer`, `UnregisterPeer`), announces its own
- * changes (`UpdateFiles`), fetches files straight from other peers
- * (`requestFile`: one WebRTC data channel per request, signalled through
- * the server) and serves its own files to peers that ask, through its
- * {@link FileProvider}. `leave` sends `Disconnect`.
- *
- * It sends descriptions as `{ type, sdp }` and candidates as
- * `RTCIceCandidateInit`, and reads what other implementations send too (an
- * SDP string, a candidate string, `null` for the end of candidates); a
- * payload it cannot read ends that transfer with `protocol`.
- *
- * `registered` is emitted once the server welcomed it and told it every
- * peer already there (`Welcome`'s `peers` count of `RegisterPeer`).
- *
- * Provide `signalling` (a transport to the server's `/registry` with
- * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ * The registry client's types and named implementations (guards take their
+ * event fields as typed `params`, computed at each transition), from which
+ * {@link registryClient} is made. Wiring one of them to a transition whose
+ * event lacks what it reads does not compile (`test/registry-types.test-d.ts`).
  */
-export const registryClient = setup({
+export const registryClientSetup = setup({
   types: {
     context: {} as RegistryClientContext,
     events: {} as RegistryClientEvent,
@@ -513,7 +499,29 @@ export const registryClient = setup({
     }),
     announceStop: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
   },
-}).createMachine({
+});
+
+/**
+ * A registry client: it registers its file list with the server
+ * (`Connect`), keeps every other peer's list as the server announces them
+ * (`RegisterPeer`, `UpdatePeer`, `UnregisterPeer`), announces its own
+ * changes (`UpdateFiles`), fetches files straight from other peers
+ * (`requestFile`: one WebRTC data channel per request, signalled through
+ * the server) and serves its own files to peers that ask, through its
+ * {@link FileProvider}. `leave` sends `Disconnect`.
+ *
+ * It sends descriptions as `{ type, sdp }` and candidates as
+ * `RTCIceCandidateInit`, and reads what other implementations send too (an
+ * SDP string, a candidate string, `null` for the end of candidates); a
+ * payload it cannot read ends that transfer with `protocol`.
+ *
+ * `registered` is emitted once the server welcomed it and told it every
+ * peer already there (`Welcome`'s `peers` count of `RegisterPeer`).
+ *
+ * Provide `signalling` (a transport to the server's `/registry` with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const registryClient = registryClientSetup.createMachine({
   id: 'registryClient',
   context: ({ input }) => ({
     provider: input.provider,

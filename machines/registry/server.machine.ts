@@ -61,17 +61,11 @@ const refuse = (code: ServerErrorCode, message: (type: string) => string) => ({
 });
 
 /**
- * One client's connection to a registry server. It waits for `Connect` (the
- * client's file list), registers the client under its server-assigned id,
- * answers `Welcome` and a `RegisterPeer` for each peer already there, and
- * announces the newcomer to them (`RegisterPeer`). `UpdateFiles` is
- * announced as `UpdatePeer`; `Offer` / `Answer` / `Candidate` of a file
- * connection go to the peer they name. `Disconnect`, or the socket closing
- * without it, unregisters the client and tells every other peer
- * (`UnregisterPeer`). Whatever it refuses is answered with an `Error`; the
- * connection stays open, except when `Connect` does not come in time.
+ * The registry session's types and named implementations (actions take
+ * their event fields as typed `params`), from which {@link registrySession}
+ * is made.
  */
-export const registrySession = setup({
+export const registrySessionSetup = setup({
   types: {
     context: {} as SessionContext,
     events: {} as SessionEvent,
@@ -121,7 +115,20 @@ export const registrySession = setup({
       log.info('session closed', { protocol: 'registry', session: context.id });
     },
   },
-}).createMachine({
+});
+
+/**
+ * One client's connection to a registry server. It waits for `Connect` (the
+ * client's file list), registers the client under its server-assigned id,
+ * answers `Welcome` and a `RegisterPeer` for each peer already there, and
+ * announces the newcomer to them (`RegisterPeer`). `UpdateFiles` is
+ * announced as `UpdatePeer`; `Offer` / `Answer` / `Candidate` of a file
+ * connection go to the peer they name. `Disconnect`, or the socket closing
+ * without it, unregisters the client and tells every other peer
+ * (`UnregisterPeer`). Whatever it refuses is answered with an `Error`; the
+ * connection stays open, except when `Connect` does not come in time.
+ */
+export const registrySession = registrySessionSetup.createMachine({
   id: 'registrySession',
   context: ({ input }) => ({ id: input.id, services: input.services }),
   entry: 'addRoute',
