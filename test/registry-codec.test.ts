@@ -9,6 +9,7 @@ import {
 } from '../machines/registry/codec.js';
 import { checkPath, type ClientMessage, type ServerMessage } from '../machines/registry/protocol.js';
 import { ErrorCode, ProtocolError } from '../src/errors.js';
+import { readCandidate, readDescription } from '../src/rtc/wire.js';
 
 function refusal(decode: () => unknown): ProtocolError {
   try {
@@ -140,5 +141,58 @@ describe('registry codecs', () => {
     );
     expect(refusal(() => channelCodec.decode('{"type":"Connect","detail":{}}')).code).toBe(ErrorCode.UnknownMessage);
     expect(refusal(() => channelCodec.decode(new Uint8Array([0, 0, 0, 0]))).code).toBe(ErrorCode.MalformedFrame);
+  });
+});
+
+describe('reading what other implementations put in a relay (src/rtc/wire.ts)', () => {
+  const SDP = 'v=0\r\ns=-\r\n';
+
+  it('reads a description as an SDP string or { type, sdp }, and names the field it cannot read', () => {
+    expect(readDescription(SDP, 'offer', 'sdp')).toEqual({ value: { type: 'offer', sdp: SDP } });
+    expect(readDescription({ type: 'answer', sdp: SDP, extra: 1 }, 'answer', 'sdp')).toEqual({
+      value: { type: 'answer', sdp: SDP },
+    });
+    expect(readDescription('', 'offer', 'sdp')).toEqual({ problem: '`sdp` is empty' });
+    expect(readDescription(null, 'offer', 'sdp')).toEqual({
+      problem: '`sdp` must be an SDP string or { type, sdp }, not null',
+    });
+    expect(readDescription({ type: 'offer' }, 'offer', 'offer')).toEqual({
+      problem: '`offer.sdp` must be a non-empty string, not missing',
+    });
+    expect(readDescription({ type: 'pranswer', sdp: SDP }, 'answer', 'sdp')).toEqual({
+      problem: '`sdp.type` is "pranswer", expected "answer"',
+    });
+  });
+
+  it('reads a candidate as RTCIceCandidateInit, a candidate line, or the end of candidates', () => {
+    const line = 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host';
+    expect(readCandidate({ candidate: line, sdpMid: '0', sdpMLineIndex: 0, usernameFragment: null }, 'c')).toEqual({
+      value: { candidate: line, sdpMid: '0', sdpMLineIndex: 0 },
+    });
+    expect(readCandidate(`a=${line}`, 'c')).toEqual({ value: { candidate: line, sdpMLineIndex: 0 } });
+    for (const end of [null, '', { candidate: '' }, { sdpMid: '0' }])
+      expect(readCandidate(end, 'c')).toEqual({ value: null });
+    expect(readCandidate(7, 'c')).toEqual({
+      problem: '`c` must be an RTCIceCandidateInit, a candidate string or null, not 7',
+    });
+    expect(readCandidate([line], 'c').problem).toMatch(/not an array/);
+    expect(readCandidate({ candidate: line, sdpMid: 0 }, 'c')).toEqual({
+      problem: '`c.sdpMid` must be a string, not 0',
+    });
+    expect(readCandidate({ candidate: line, sdpMLineIndex: -1 }, 'c')).toEqual({
+      problem: '`c.sdpMLineIndex` must be a whole number ≥ 0, not -1',
+    });
+  });
+
+  it('lets the server relay any JSON there but refuses a detail nested deeper than 32', () => {
+    const offer = (sdp: unknown) => JSON.stringify({ type: 'Offer', detail: { peer: 'p', connection: 'c', sdp } });
+    const server = serverCodec();
+    for (const sdp of [SDP, { type: 'offer', sdp: SDP }, 42, null, [1, { a: [] }]]) {
+      expect(server.decode(offer(sdp))).toEqual({ type: 'Offer', detail: { peer: 'p', connection: 'c', sdp } });
+    }
+    const deep = JSON.parse(`${'['.repeat(31)}${']'.repeat(31)}`);
+    expect(server.decode(offer(deep)).type).toBe('Offer'); // 32 levels with the detail itself
+    const error = refusal(() => server.decode(offer([deep])));
+    expect(error).toMatchObject({ code: ErrorCode.InvalidField, message: 'Offer: `detail`: nested deeper than 32' });
   });
 });
