@@ -81,8 +81,9 @@ export const registrySessionSetup = setup({
       const { router, registry } = context.services;
       const files = copyFiles(given);
       // `peers` tells the client how many `RegisterPeer` follow, so it knows when its list is whole.
-      router.send(context.id, { type: 'Welcome', detail: { id: context.id, peers: registry.size } });
-      for (const [peer, list] of registry.entries()) {
+      const existing = [...registry.entries()];
+      router.send(context.id, { type: 'Welcome', detail: { id: context.id, peers: existing.length } });
+      for (const [peer, list] of existing) {
         router.send(context.id, { type: 'RegisterPeer', detail: { peer, files: copyFiles(list) } });
       }
       registry.add(context.id, files);
