@@ -215,7 +215,8 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
   let RTCPeerConnection;
   try {
     RTCPeerConnection = await loadRtc(options.webrtc);
-    source = await fileSource(path);
+    // No digest up front: the file is hashed as it is sent, and the digest follows in `done` (read once).
+    source = await fileSource(path, { sha256: false });
   } catch (error) {
     err.write(`signalbox: ${(error as Error).message}\n`);
     return 1;
@@ -242,7 +243,11 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
   return 0;
 }
 
-/** `signalbox receive <code>`: writes the file into `dir`, checking its digest. Resolves with the exit code. */
+/**
+ * `signalbox receive <code>`: writes the file into `dir`, checking its size
+ * and, when the sender gives one, its SHA-256 (the summary says which).
+ * Resolves with the exit code.
+ */
 export async function receiveFile(code: string, dir: string, options: TransferCliOptions): Promise<number> {
   const out = options.out ?? process.stdout;
   const err = options.err ?? process.stderr;
@@ -266,9 +271,9 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   receiver.on('progress', ({ detail }: Extract<ReceiverEmitted, { type: 'progress' }>) =>
     progress.update(detail.received),
   );
-  let digest: string | undefined;
+  let integrity = '';
   receiver.on('completed', ({ detail }: Extract<ReceiverEmitted, { type: 'completed' }>) => {
-    digest = detail.sha256;
+    integrity = integrityNote(detail);
   });
   const error = await untilStopped(receiver);
   const summary = progress.stop();
@@ -276,9 +281,15 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
     err.write(`signalbox: receive failed: ${describeError(error)}\n`);
     return error.reason === 'invalid-code' ? 2 : 1;
   }
-  err.write(`Received ${target}: ${summary}${digest ? `, SHA-256 ${digest} verified` : ''}\n`);
+  err.write(`Received ${target}: ${summary}; ${integrity}\n`);
   out.write(`${target}\n`);
   return 0;
+}
+
+/** What the receiver could check of a file: its digest, or (no digest announced) only its size. */
+export function integrityNote(detail: Extract<ReceiverEmitted, { type: 'completed' }>['detail']): string {
+  if (detail.verified) return `SHA-256 ${detail.sha256} verified`;
+  return `size checked (${detail.file.size} bytes); the sender announced no SHA-256, so the content is not verified (SHA-256 of what arrived: ${detail.sha256})`;
 }
 
 /** `--out`: must be an existing directory. */

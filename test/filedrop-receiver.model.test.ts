@@ -46,6 +46,14 @@ const CONTENT = bytes(SIZE, 7);
 const FILE: FileInfo = { name: 'a.bin', size: SIZE, type: 'application/octet-stream', sha256: sha256Hex(CONTENT) };
 /** The same file announced with a digest that does not match its bytes. */
 const BAD_FILE: FileInfo = { ...FILE, sha256: '0'.repeat(64) };
+/** The same file whose digest follows in the sender's `done` (a sender that could not hash it first). */
+const TRAILED_FILE: FileInfo = { name: FILE.name, size: SIZE, type: FILE.type, trailer: 'sha256' };
+/** The same file as the original project's sender describes it: no digest at all. */
+const ORIGINAL_FILE = { fileName: FILE.name, fileSize: SIZE };
+const ORIGINAL_READ: FileInfo = { name: FILE.name, size: SIZE, type: '' };
+/** A file info that cannot be read (no size). */
+const UNREADABLE_FILE = { name: FILE.name };
+const WRONG_DIGEST = '0'.repeat(64);
 
 const TIMING = {
   maxRetries: MAX_RETRIES,
@@ -85,14 +93,15 @@ type ModelEvent = Chained<
   | { type: 'rtc.failed'; label: string; error: { code: string; message: string } }
   | { type: 'rtc.closed'; label: string }
   | { type: 'download.progress'; received: number }
-  | { type: 'download.done'; received: number; sha256: string }
+  | { type: 'download.arrived'; received: number }
+  | { type: 'download.done'; received: number; sha256: string; verified: boolean }
   | {
       type: 'download.failed';
       reason: 'protocol' | 'size-mismatch' | 'digest-mismatch' | 'sink-failed';
       message: string;
       received: number;
       /** How the real download comes to it. */
-      how: 'text frame' | 'oversized chunk' | 'write fails' | 'commit fails' | 'digest';
+      how: 'text frame' | 'oversized chunk' | 'write fails' | 'commit fails' | 'digest' | 'no digest in done';
     }
   | { type: typeof AFTER_RESPONSE | typeof AFTER_CONNECT | typeof AFTER_PROGRESS | typeof AFTER_LOST }
 >;
@@ -112,11 +121,14 @@ const serverFrames: ModelEvent[] = [
   msg('assign', { peer: ME }),
   msg('response', { peer: SENDER, data: FILE }),
   msg('response', { peer: SENDER, data: BAD_FILE }),
+  msg('response', { peer: SENDER, data: TRAILED_FILE }),
+  msg('response', { peer: SENDER, data: ORIGINAL_FILE }),
+  msg('response', { peer: SENDER, data: UNREADABLE_FILE }),
   msg('response', { peer: SENDER, data: { error: 'busy' } }),
   msg('response', { peer: SENDER, data: { error: 'cancelled' } }),
   msg('response', { peer: STRANGER, data: FILE }),
   msg('peer not exists', { peer: STRANGER }),
-  msg('invalid peer id', { event: 'request', peer: 'K7PQ2MZA' }),
+  msg('invalid peer id', { event: 'request' }),
   msg('error', { code: 'ERR_NOT_PERMITTED', message: 'offer: you have not sent K7PQ2MZA a request', event: 'offer' }),
   { type: 'signalling.error', error: { code: ErrorCode.MalformedFrame, message: 'not JSON' }, frame: 'nope' },
   { type: 'signalling.closed', info: { code: 1001, reason: 'server closing', initiator: 'remote' } },
@@ -150,6 +162,41 @@ const isEngaged = (where: Where | undefined) =>
 const isTransferring = (where: Where | undefined) =>
   where === 'transferring.connecting' || where?.startsWith('receiving.') === true;
 
+/** The sender's `done` in its forms: with the right digest, a wrong one, an unreadable one, and the original's (none). */
+const DONES: ModelEvent[] = [
+  msg('done', { peer: SENDER, data: { sha256: FILE.sha256 } }),
+  msg('done', { peer: SENDER, data: { sha256: WRONG_DIGEST } }),
+  msg('done', { peer: SENDER, data: { sha256: 'xyz' } }),
+  msg('done', { peer: SENDER }),
+];
+
+/**
+ * What the download will make of the bytes once they are all in: `ok` (they match the digest, or
+ * there is none to match), `bad` (they do not), `no digest` (the trailer came without one), or
+ * `pending` (the digest is to come in the sender's `done`).
+ */
+function verdictOf(context: ReceiverContext): 'ok' | 'bad' | 'no digest' | 'pending' {
+  const { file, trailer } = context;
+  if (file?.sha256 !== undefined) return file.sha256 === FILE.sha256 ? 'ok' : 'bad';
+  if (file?.trailer !== 'sha256') return 'ok';
+  if (trailer === undefined) return 'pending';
+  if (trailer.sha256 === undefined) return 'no digest';
+  return trailer.sha256 === FILE.sha256 ? 'ok' : 'bad';
+}
+
+/** The download's failure for a verdict, chained after the step that brings it. */
+function verdictFailure(verdict: 'bad' | 'no digest'): ModelEvent {
+  return verdict === 'bad'
+    ? { type: 'download.failed', reason: 'digest-mismatch', message: 'wrong digest', received: SIZE, how: 'digest' }
+    : {
+        type: 'download.failed',
+        reason: 'protocol',
+        message: 'no digest in done',
+        received: SIZE,
+        how: 'no digest in done',
+      };
+}
+
 function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   if (snapshot.status !== 'active') return [];
   const { context } = snapshot as ModelSnapshot;
@@ -169,12 +216,21 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
     events.push({ type: 'xstate.error.actor.openSink', error: { message: 'no room for it' } });
   }
   if (where === 'lost') events.push({ type: AFTER_LOST });
+  // The sender's `done` once engaged (before that it is not listened for), but for the one step that
+  // gives the download its digest while it waits: that is below.
+  const waiting = where?.startsWith('receiving.') && context.received === SIZE && verdictOf(context) === 'pending';
+  if (isEngaged(where) && !waiting) events.push(...DONES);
   if (isTransferring(where)) {
     for (const peer of [SENDER, STRANGER]) {
       events.push(msg('answer', { peer, data: { type: 'answer', sdp: `${peer}-answer` } }));
       events.push(msg('candidate', { peer, data: CANDIDATE }));
       events.push(msg('retry', { peer }));
     }
+    // The other forms: an SDP string, the end of candidates, and what cannot be read.
+    events.push(msg('answer', { peer: SENDER, data: 'sender-answer-text' }));
+    events.push(msg('candidate', { peer: SENDER, data: null }));
+    events.push(msg('answer', { peer: SENDER, data: { type: 'offer', sdp: 'not an answer' } }));
+    events.push(msg('candidate', { peer: SENDER, data: 7 }));
     events.push({ type: 'xstate.error.actor.rtc', error: { message: 'rtc crashed (simulated)' } });
   }
   if (where === 'transferring.connecting') {
@@ -193,7 +249,7 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   }
   if (where?.startsWith('receiving.')) {
     const { received } = context;
-    const goodDigest = context.file?.sha256 === FILE.sha256;
+    const verdict = verdictOf(context);
     if (where === 'receiving.cooling') events.push({ type: AFTER_PROGRESS });
     events.push({ type: 'rtc.closed', label: SENDER });
     if (received < SIZE) {
@@ -216,21 +272,10 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       });
     }
     if (received === STEP) {
-      events.push(
-        goodDigest
-          ? { type: 'download.progress', received: SIZE }
-          : {
-              type: 'download.progress',
-              received: SIZE,
-              then: {
-                type: 'download.failed',
-                reason: 'digest-mismatch',
-                message: 'wrong digest',
-                received: SIZE,
-                how: 'digest',
-              },
-            },
-      );
+      // The last chunks: every byte is in, then written (and, with a verdict against them, it fails).
+      const written: ModelEvent = { type: 'download.progress', received: SIZE };
+      if (verdict === 'bad' || verdict === 'no digest') written.then = verdictFailure(verdict);
+      events.push({ type: 'download.arrived', received: SIZE, then: written });
       events.push({
         type: 'download.failed',
         reason: 'size-mismatch',
@@ -239,8 +284,28 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
         how: 'oversized chunk',
       });
     }
-    if (received === SIZE && goodDigest) {
-      events.push({ type: 'download.done', received: SIZE, sha256: FILE.sha256! });
+    if (waiting) {
+      // The download waits for the digest: the sender's `done` brings it (or not), and it is checked at once.
+      for (const done of DONES) {
+        const data = (done as Msg).detail.data as { sha256?: string } | undefined;
+        const readable = data?.sha256 === undefined || /^[0-9a-f]{64}$/.test(data.sha256);
+        const brought = !readable
+          ? undefined
+          : data?.sha256 === undefined
+            ? 'no digest'
+            : data.sha256 === FILE.sha256
+              ? 'ok'
+              : 'bad';
+        events.push(brought === 'bad' || brought === 'no digest' ? { ...done, then: verdictFailure(brought) } : done);
+      }
+    }
+    if (received === SIZE && verdict === 'ok') {
+      events.push({
+        type: 'download.done',
+        received: SIZE,
+        sha256: FILE.sha256!,
+        verified: context.file?.sha256 !== undefined || context.file?.trailer === 'sha256',
+      });
       events.push({
         type: 'download.failed',
         reason: 'sink-failed',
@@ -255,11 +320,22 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
 
 function serializeState(snapshot: AnyMachineSnapshot): string {
   const { context } = snapshot as ModelSnapshot;
-  const file = context.file === undefined ? null : context.file.sha256 === FILE.sha256 ? 'good' : 'bad';
+  const file =
+    context.file === undefined
+      ? null
+      : context.file.trailer
+        ? 'trailed'
+        : context.file.sha256 === undefined
+          ? 'plain'
+          : context.file.sha256 === FILE.sha256
+            ? 'good'
+            : 'bad';
   if (snapshot.status !== 'active') return JSON.stringify([snapshot.value, context.error?.reason ?? null]);
   return JSON.stringify([
     snapshot.value,
     file,
+    context.trailer ?? null,
+    context.arrived,
     context.retries,
     context.restarting,
     context.received,
@@ -273,14 +349,46 @@ function formatEvent(event: ModelEvent): string {
   if ('how' in event) return `${event.reason} (${event.how})${chain}`;
   if ('received' in event) return `${event.type}(${event.received})${chain}`;
   if ('detail' in event) {
-    const { peer, data } = event.detail as { peer?: string; data?: { error?: string; sha256?: string } };
-    const what = data?.error ?? (data?.sha256 === BAD_FILE.sha256 ? 'bad digest' : data?.sha256 ? 'file' : '');
+    const { peer, data } = event.detail as { peer?: string; data?: unknown };
+    const what = describeData(event.type, data);
     return `${event.type}(${[peer === STRANGER ? 'stranger' : peer === SENDER ? 'sender' : peer, what].filter(Boolean).join(', ')})`;
   }
   if (event.type === 'signalling.closed') return event.info.reason;
   if (event.type === 'signalling.error') return `bad frame ${event.frame}`;
   if (event.type.startsWith('xstate.error.actor.')) return `${event.type.slice('xstate.error.actor.'.length)} fails`;
   return event.type;
+}
+
+function describeData(type: string, data: unknown): string {
+  if (data === null) return 'null';
+  if (typeof data === 'string') return 'text';
+  if (typeof data === 'number') return String(data);
+  const d = (data ?? {}) as {
+    error?: string;
+    sha256?: string;
+    trailer?: string;
+    fileName?: string;
+    name?: string;
+    size?: number;
+    type?: string;
+  };
+  if (d.error) return d.error;
+  if (type === 'done')
+    return d.sha256 === FILE.sha256
+      ? 'digest'
+      : d.sha256 === WRONG_DIGEST
+        ? 'wrong digest'
+        : d.sha256
+          ? 'bad digest'
+          : 'no digest';
+  if (type === 'response') {
+    if (d.fileName) return 'original file';
+    if (d.trailer) return 'file, digest to follow';
+    if (d.size === undefined) return 'unreadable file';
+    return d.sha256 === BAD_FILE.sha256 ? 'bad digest' : 'file';
+  }
+  if (type === 'answer' && d.type === 'offer') return 'an offer';
+  return '';
 }
 
 function formatState(snapshot: AnyMachineSnapshot): string {
@@ -436,6 +544,7 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
       script!.emit({ type: 'rtc.closed', label: SENDER });
       break;
     case 'download.progress':
+    case 'download.arrived':
       sendChunks(w, prev.context.received, (event as { received: number }).received);
       break;
     case 'download.done':
@@ -472,6 +581,7 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
   const e = lastOf(event);
   const detail = (e as Msg).detail as { peer?: string; data?: { error?: string } } | undefined;
   const fromSender = detail?.peer === SENDER;
+  const data = (e as Msg).detail?.data as Record<string, unknown> | string | number | null | undefined;
   switch (e.type) {
     case 'signalling.closed':
     case 'xstate.error.actor.signalling':
@@ -483,10 +593,24 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
       return 'cancelled';
     case 'response':
       if (!fromSender || !(where === 'requesting' || isEngaged(where))) return undefined;
+      // A file info it cannot read ends a receiver waiting for one; later it is not listened to.
+      if (where === 'requesting' && JSON.stringify(data) === JSON.stringify(UNREADABLE_FILE)) return 'protocol';
       if (detail.data?.error === undefined) return undefined;
       return detail.data.error === 'busy' ? 'busy' : 'remote-cancelled';
+    case 'answer':
+      return fromSender && isTransferring(where) && typeof data === 'object' && data?.type === 'offer'
+        ? 'protocol'
+        : undefined;
+    case 'candidate':
+      return fromSender && isTransferring(where) && data === 7 ? 'protocol' : undefined;
+    case 'done':
+      return fromSender && isEngaged(where) && typeof data === 'object' && data?.sha256 === 'xyz'
+        ? 'protocol'
+        : undefined;
     case 'peer not exists':
       if (!fromSender) return undefined;
+      // Once every byte is in and nothing more is needed of the sender, its leaving is no failure.
+      if (prev.context.arrived && verdictOf(prev.context) !== 'pending') return undefined;
       return where === 'requesting' ? 'no-such-peer' : isEngaged(where) ? 'peer-gone' : undefined;
     case 'invalid peer id':
       return where === 'requesting' ? 'invalid-code' : undefined;
@@ -544,7 +668,8 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
         break;
       case 'response':
         if (where === 'requesting' && fromSender && !failure) {
-          out.emitted.push({ type: 'file', detail: { file: detail.data } });
+          const announced = JSON.stringify(detail.data) === JSON.stringify(ORIGINAL_FILE) ? ORIGINAL_READ : detail.data;
+          out.emitted.push({ type: 'file', detail: { file: announced } });
         }
         break;
       case 'rtc.description':
@@ -558,10 +683,16 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
         progress({ received: 0, total: SIZE });
         break;
       case 'answer':
-        if (fromSender) out.commands.push({ type: 'rtc.remoteDescription', description: detail.data as never });
+        if (fromSender && !failure) {
+          const description =
+            typeof detail.data === 'string' ? { type: 'answer' as const, sdp: detail.data } : (detail.data as never);
+          out.commands.push({ type: 'rtc.remoteDescription', description });
+        }
         break;
       case 'candidate':
-        if (fromSender) out.commands.push({ type: 'rtc.remoteCandidate', candidate: CANDIDATE });
+        // The end of candidates needs nothing.
+        if (fromSender && !failure && detail.data !== null)
+          out.commands.push({ type: 'rtc.remoteCandidate', candidate: CANDIDATE });
         break;
       case 'retry':
         if (fromSender && !failure) {
@@ -579,11 +710,15 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
       case AFTER_PROGRESS:
         if (prev.context.received > prev.context.reported) progress({ received: prev.context.received, total: SIZE });
         break;
-      case 'download.done':
+      case 'download.done': {
         progress({ received: SIZE, total: SIZE, done: true });
-        out.emitted.push({ type: 'completed', detail: { file, sha256: FILE.sha256 } });
+        // The original's word for it, for a sender that does not read our `progress`.
+        out.frames.push({ type: 'done', detail: { peer: SENDER } });
+        const verified = (e as { verified: boolean }).verified;
+        out.emitted.push({ type: 'completed', detail: { file, sha256: FILE.sha256, verified } });
         out.emitted.push({ type: 'stopped', detail: {} });
         break;
+      }
     }
   }
   if (failure) {
@@ -644,7 +779,10 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     if (next.status === 'done' && real.value === 'done') {
       expect(w.sink.inner.state).toBe('closed');
       expect(sameBytes(w.sink.inner.bytes(), CONTENT)).toBe(true);
-      expect(real.output).toEqual({ file: FILE, sha256: FILE.sha256, error: undefined });
+      // (Final states are one model state whatever the path: what was announced is `prev`'s.)
+      const file = prev!.context.file!;
+      const verified = file.sha256 !== undefined || file.trailer === 'sha256';
+      expect(real.output).toEqual({ file, sha256: FILE.sha256, verified, error: undefined });
     } else if (w.sink.asked && prev && !['requesting', 'openingSink'].includes(whereOf(prev)!)) {
       // A sink that was opened is thrown away.
       await settle();
@@ -660,6 +798,8 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   expect(real.context.restarting).toBe(w.restarting);
   expect(real.context.received).toBe(next.context.received);
   expect(real.context.reported).toBe(next.context.reported);
+  expect(real.context.arrived).toBe(next.context.arrived);
+  expect(real.context.trailer).toEqual(next.context.trailer);
   // The sink is asked for once the file is known, and written as chunks come.
   expect(w.sink.asked).toEqual(isEngaged(where) ? next.context.file : undefined);
   expect(sameBytes(w.sink.inner.bytes(), CONTENT.subarray(0, next.context.received))).toBe(true);

@@ -79,6 +79,10 @@ const SIZE = 2 * CHUNK_SIZE + CHUNK_SIZE / 2;
 const HALF = Math.floor(SIZE / 2);
 const CONTENT = bytes(SIZE, 3);
 const FILE: FileInfo = fileInfo(memorySource(CONTENT, { name: 'a.bin', type: 'application/octet-stream' }));
+/** The file as the sender announces it: also under the original project's keys. */
+const ANNOUNCED = { ...FILE, fileName: FILE.name, fileSize: FILE.size };
+/** What the sender says after its last chunk: the original's `done`, with the digest. */
+const doneFrame = (peer: string): SentFrame => ({ type: 'done', detail: { peer, data: { sha256: FILE.sha256 } } });
 const CANDIDATE = { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0', sdpMLineIndex: 0 };
 
 function fileInfo(source: FileSource): FileInfo {
@@ -202,8 +206,23 @@ const transferModel = filedropSenderTransfer.provide({ actions: { report: () => 
 
 const progressOf = (data: Record<string, unknown>) => msg('progress', { peer: R, data: { total: SIZE, ...data } });
 
+/** Forms other receivers send, and what cannot be read. */
+const NULL_CANDIDATE = msg('candidate', { peer: R, data: null });
+const BAD_CANDIDATE = msg('candidate', { peer: R, data: 7 });
+const FOREIGN_PROGRESS = msg('progress', { peer: R, data: { percent: 50 } });
+const STRING_OFFER = msg('offer', { peer: R, data: 'receiver-offer-text' });
+const BAD_OFFER = msg('offer', { peer: R, data: { type: 'answer', sdp: 'not an offer' } });
+/** The original's receiver: it has written everything. */
+const RECEIVER_DONE = msg('done', { peer: R });
+
+const isEvent = (event: TEvent, model: TMsg) => JSON.stringify(event) === JSON.stringify(model);
+
 const transferEverywhere: TEvent[] = [
   msg('candidate', { peer: R, data: CANDIDATE }),
+  NULL_CANDIDATE,
+  BAD_CANDIDATE,
+  FOREIGN_PROGRESS,
+  RECEIVER_DONE,
   { type: 'rtc.description', label: R, description: { type: 'answer', sdp: 'sender-answer' } },
   { type: 'rtc.candidate', label: R, candidate: CANDIDATE },
   // The `received: 0` a receiver sends as its channel opens: nothing new, but from now on it paces the upload.
@@ -227,18 +246,19 @@ function transferEvents(snapshot: AnyMachineSnapshot): TEvent[] {
   const failed: TEvent = { type: 'rtc.failed', label: R, error: { code: ErrorCode.RtcFailed, message: 'ICE failed' } };
   switch (where) {
     case 'awaitingOffer':
-      events.push(offer, { type: T_AFTER_OFFER });
+      events.push(offer, STRING_OFFER, BAD_OFFER, { type: T_AFTER_OFFER });
       break;
     case 'connecting':
-      events.push(offer, failed, { type: 'rtc.open', label: R, transport: stubTransport }, { type: T_AFTER_CONNECT });
+      events.push(offer, BAD_OFFER, failed, { type: 'rtc.open', label: R, transport: stubTransport });
+      events.push({ type: T_AFTER_CONNECT });
       break;
     case 'sending':
-      events.push(offer, failed, { type: 'upload.done' });
+      events.push(offer, BAD_OFFER, failed, { type: 'upload.done' });
       events.push({ type: 'upload.failed', reason: 'source-failed', message: 'reading the file failed' });
       events.push({ type: 'upload.failed', reason: 'peer-gone', message: 'the data channel refused a chunk' });
       break;
     case 'finishing':
-      events.push(offer, failed);
+      events.push(offer, BAD_OFFER, failed);
       break;
     case 'lost':
       events.push({ type: T_AFTER_LOST });
@@ -250,11 +270,17 @@ function transferEvents(snapshot: AnyMachineSnapshot): TEvent[] {
 const tSerialize = (snapshot: AnyMachineSnapshot) => {
   const { context } = snapshot as TSnapshot;
   if (snapshot.status !== 'active') return JSON.stringify([snapshot.value, context.error?.reason ?? null]);
-  return JSON.stringify([snapshot.value, context.retries, context.received]);
+  return JSON.stringify([snapshot.value, context.retries, context.received, context.uploaded]);
 };
 
 function tFormatEvent(event: TEvent): string {
   if (event.type in T_DELAY) return `${T_DELAY[event.type]} ms pass`;
+  if (isEvent(event, FOREIGN_PROGRESS)) return 'progress({ percent: 50 })';
+  if (isEvent(event, NULL_CANDIDATE)) return 'candidate(null)';
+  if (isEvent(event, BAD_CANDIDATE)) return 'candidate(7)';
+  if (isEvent(event, STRING_OFFER)) return 'offer(SDP text)';
+  if (isEvent(event, BAD_OFFER)) return 'offer(an answer)';
+  if (event.type === 'done') return "receiver's done";
   if (event.type === 'progress') {
     const { data } = (event as TMsg).detail as { data: { received: number; done?: true; error?: string } };
     return `progress(${data.received}${data.done ? ', done' : ''}${data.error ? `, ${data.error}` : ''})`;
@@ -301,6 +327,10 @@ function transferFailure(prev: TSnapshot, event: TEvent): TransferFailure | unde
   switch (event.type) {
     case 'progress':
       return data?.error !== undefined && !data.done ? 'remote-cancelled' : undefined;
+    case 'candidate':
+      return isEvent(event, BAD_CANDIDATE) ? 'protocol' : undefined;
+    case 'offer':
+      return isEvent(event, BAD_OFFER) && where !== 'lost' ? 'protocol' : undefined;
     case 'peer not exists':
     case T_AFTER_LOST:
       return 'peer-gone';
@@ -322,12 +352,16 @@ function transferFailure(prev: TSnapshot, event: TEvent): TransferFailure | unde
   }
 }
 
-/** Whether the transfer succeeds on `event`: the receiver's verdict `done`. */
-const transferSucceeds = (event: TEvent) =>
-  event.type === 'progress' && ((event as TMsg).detail.data as { done?: true }).done === true;
+/**
+ * Whether the transfer succeeds on `event`: our receiver's verdict (`progress` with `done`), or the
+ * original's `done` once every chunk went out.
+ */
+const transferSucceeds = (prev: TSnapshot | undefined, event: TEvent) =>
+  (event.type === 'progress' && ((event as TMsg).detail.data as { done?: true }).done === true) ||
+  (event.type === 'done' && prev?.context.uploaded === true);
 
 /** Failures the receiver must be told of (`response` with `error`): ours, not its own or the server's. */
-const toldFailures: TransferFailure[] = ['cancelled', 'rtc-failed', 'timeout', 'source-failed'];
+const toldFailures: TransferFailure[] = ['cancelled', 'rtc-failed', 'timeout', 'source-failed', 'protocol'];
 
 interface TExpectation {
   frames: SentFrame[];
@@ -339,7 +373,7 @@ function transferExpectation(prev: TSnapshot | undefined, event: TEvent): TExpec
   const out: TExpectation = { frames: [], commands: [], emitted: [] };
   if (!prev) {
     // The request: the file is described at once.
-    out.frames.push(response(R, FILE));
+    out.frames.push(response(R, ANNOUNCED));
     out.emitted.push({ type: 'requested', detail: { peer: R } });
     return out;
   }
@@ -348,11 +382,18 @@ function transferExpectation(prev: TSnapshot | undefined, event: TEvent): TExpec
   const { retries } = prev.context;
   switch (event.type) {
     case 'offer':
-      if (where !== 'lost')
-        out.commands.push({ type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'receiver-offer' } });
+      if (where !== 'lost' && !failure) {
+        const sdp = isEvent(event, STRING_OFFER) ? 'receiver-offer-text' : 'receiver-offer';
+        out.commands.push({ type: 'rtc.remoteDescription', description: { type: 'offer', sdp } });
+      }
       break;
     case 'candidate':
-      out.commands.push({ type: 'rtc.remoteCandidate', candidate: CANDIDATE });
+      // The end of candidates needs nothing.
+      if (!failure && !isEvent(event, NULL_CANDIDATE))
+        out.commands.push({ type: 'rtc.remoteCandidate', candidate: CANDIDATE });
+      break;
+    case 'upload.done':
+      out.frames.push(doneFrame(R));
       break;
     case 'rtc.description':
       out.frames.push({ type: 'answer', detail: { peer: R, data: { type: 'answer', sdp: 'sender-answer' } } });
@@ -369,7 +410,7 @@ function transferExpectation(prev: TSnapshot | undefined, event: TEvent): TExpec
       break;
     case 'progress': {
       const data = (event as TMsg).detail.data as { received: number; done?: true; error?: string };
-      if (!data.error && data.received > prev.context.received) {
+      if (!data.error && data.received !== undefined && data.received > prev.context.received) {
         out.emitted.push({ type: 'progress', detail: { peer: R, received: data.received, total: SIZE } });
       }
       break;
@@ -378,13 +419,13 @@ function transferExpectation(prev: TSnapshot | undefined, event: TEvent): TExpec
   if (failure && toldFailures.includes(failure)) out.frames.push(response(R, { error: failure }));
   if (failure)
     out.emitted.push({ type: 'failed', detail: { peer: R, error: expect.objectContaining({ reason: failure }) } });
-  if (transferSucceeds(event)) out.emitted.push({ type: 'completed', detail: { peer: R } });
+  if (transferSucceeds(prev, event)) out.emitted.push({ type: 'completed', detail: { peer: R } });
   return out;
 }
 
 async function transferExec(w: SenderWorld & { reported: boolean }, event: TEvent): Promise<void> {
   const script = w.rtc.live.get(R);
-  if (event.type === 'progress') w.reported = true;
+  if (event.type === 'progress' && !isEvent(event, FOREIGN_PROGRESS)) w.reported = true;
   switch (event.type) {
     case 'rtc.description':
     case 'rtc.candidate':
@@ -462,13 +503,13 @@ async function transferCheck(
   expect(sender.value).toEqual({ active: 'serving' });
   const failure = prev ? transferFailure(prev, event) : undefined;
   if (next.status !== 'active') {
-    expect(real.value).toBe(transferSucceeds(event) ? 'done' : 'failed');
+    expect(real.value).toBe(transferSucceeds(prev, event) ? 'done' : 'failed');
     expect(real.context.error?.reason).toBe(failure);
     // The transfer is forgotten, and its actors stopped.
     expect(sender.context.transfers).toEqual({});
     expect(Object.keys(sender.children)).toEqual(['signalling']);
     expect(w.rtc.scripts.filter((s) => !s.stopped && !s.crashing)).toEqual([]);
-    expect(sender.context.completed).toBe(transferSucceeds(event) ? 1 : 0);
+    expect(sender.context.completed).toBe(transferSucceeds(prev, event) ? 1 : 0);
     expect(Object.values(w.actor.system.getSnapshot()._scheduledEvents).filter((s) => s.source === w.transfer)).toEqual(
       [],
     );
@@ -476,6 +517,7 @@ async function transferCheck(
   }
   expect(real.context.retries).toBe(next.context.retries);
   expect(real.context.received).toBe(next.context.received);
+  expect(real.context.uploaded).toBe(next.context.uploaded);
   // Paced from the receiver's first report on.
   expect(real.context.paced).toBe(w.reported);
   expect(real.context.error).toBeUndefined();
@@ -559,6 +601,7 @@ function outcomeEvent(peer: string, generation: number, outcome: Outcome): SEven
         offer,
         applied,
         { type: 'rtc.open', label: peer, transport: stubTransport },
+        signalOf(doneFrame(peer) as TMsg),
         progressOfPeer(peer, { received: SIZE, done: true }),
         { type: 'transfer.progress', peer, received: SIZE, total: SIZE },
         done(undefined, SIZE),
@@ -630,6 +673,7 @@ function senderEvents(snapshot: AnyMachineSnapshot): SEvent[] {
     msg('offer', { peer: STRANGER, data: { type: 'offer', sdp: 'stray-offer' } }),
     msg('candidate', { peer: STRANGER, data: CANDIDATE }),
     progressOfPeer(STRANGER, { received: 1 }),
+    msg('done', { peer: STRANGER }),
     msg('peer not exists', { peer: STRANGER }),
     { type: 'rtc.open', label: STRANGER, transport: stubTransport },
     { type: 'rtc.closed', label: STRANGER },
@@ -862,7 +906,7 @@ function senderExpectation(prev: SSnapshot | undefined, event: SEvent): SExpecta
     // Ours are told to the receiver; the receiver's own, or its leaving, are not.
     if (reason === 'cancelled' || reason === 'rtc-failed') out.frames.push(response(R1, { error: reason }));
     if (outcome === 'completes') {
-      out.frames.push({ type: 'retry', detail: { peer: R1 } });
+      out.frames.push({ type: 'retry', detail: { peer: R1 } }, doneFrame(R1));
       out.emitted.push({ type: 'retrying', detail: { peer: R1, attempt: 1 } });
       out.emitted.push({ type: 'progress', detail: { peer: R1, received: SIZE, total: SIZE } });
       out.emitted.push({ type: 'completed', detail: { peer: R1 } });
@@ -878,7 +922,7 @@ function senderExpectation(prev: SSnapshot | undefined, event: SEvent): SExpecta
       if (once && (Object.keys(transfers).length > 0 || completed > 0))
         out.frames.push(response(peer, { error: 'busy' }));
       else {
-        out.frames.push(response(peer, FILE));
+        out.frames.push(response(peer, ANNOUNCED));
         out.emitted.push({ type: 'requested', detail: { peer } });
       }
       break;

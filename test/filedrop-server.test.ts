@@ -131,19 +131,16 @@ describe('filedrop server: the seed procedure', () => {
     expect(bed.registry.peers).toBe(2);
   });
 
-  it('accepts ids of another format with a matching isPeerId', async () => {
+  it('serves ids of another format from generateId, and answers any string nobody holds with peer not exists', async () => {
     let n = 0;
-    bed = filedropTestbed({
-      generateId: () => `peer-${++n}`,
-      isPeerId: (v) => typeof v === 'string' && /^peer-\d+$/.test(v),
-    });
+    bed = filedropTestbed({ generateId: () => `peer-${++n}` });
     const sender = await bed.connect();
     const receiver = await bed.connect();
     expect([sender.id, receiver.id]).toEqual(['peer-1', 'peer-2']);
     receiver.send({ type: 'request', detail: { peer: 'peer-1' } });
     expect(await sender.next()).toEqual({ type: 'request', detail: { peer: 'peer-2' } });
     receiver.send({ type: 'request', detail: { peer: 'K7PQ2MZA' } });
-    expect((await receiver.next()).type).toBe('invalid peer id');
+    expect(await receiver.next()).toEqual({ type: 'peer not exists', detail: { peer: 'K7PQ2MZA', event: 'request' } });
   });
 });
 
@@ -167,17 +164,24 @@ const cases: Array<{
     frame: () => ({ type: 'retry', detail: {} }),
     reply: () => ({ type: 'invalid peer id', detail: { event: 'retry' } }),
   },
+  // The original server answers every string nobody holds so, in our alphabet or not.
   {
-    name: 'a malformed peer id (look-alike characters)',
+    name: 'a string peer id outside the alphabet (look-alike characters) that nobody holds',
     who: ({ receiver }) => receiver,
     frame: () => ({ type: 'request', detail: { peer: 'K7PQ0OIL' } }),
-    reply: () => ({ type: 'invalid peer id', detail: { event: 'request', peer: 'K7PQ0OIL' } }),
+    reply: () => ({ type: 'peer not exists', detail: { peer: 'K7PQ0OIL', event: 'request' } }),
   },
   {
-    name: 'a malformed peer id (lower case, too long)',
+    name: 'a string peer id in another form (lower case, too long) that nobody holds',
     who: ({ receiver }) => receiver,
     frame: ({ sender }) => ({ type: 'offer', detail: { peer: `${sender.toLowerCase()}X`, data: offer } }),
-    reply: ({ sender }) => ({ type: 'invalid peer id', detail: { event: 'offer', peer: `${sender.toLowerCase()}X` } }),
+    reply: ({ sender }) => ({ type: 'peer not exists', detail: { peer: `${sender.toLowerCase()}X`, event: 'offer' } }),
+  },
+  {
+    name: 'a very long string peer id, echoed cut to 128 characters',
+    who: ({ receiver }) => receiver,
+    frame: () => ({ type: 'request', detail: { peer: 'Z'.repeat(1000) } }),
+    reply: () => ({ type: 'peer not exists', detail: { peer: 'Z'.repeat(128), event: 'request' } }),
   },
   {
     name: 'a peer id nobody has',
@@ -348,40 +352,51 @@ const cases: Array<{
       detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^request: `detail.data`/) },
     }),
   },
+  // The payload is the other client's to read, but it must have one, and not nest without end.
   {
-    name: 'a response with a negative size',
-    who: ({ sender }) => sender,
-    frame: ({ receiver }) => ({ type: 'response', detail: { peer: receiver, data: { ...file, size: -1 } } }),
-    reply: () => ({
-      type: 'error',
-      detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^response: `detail.data/) },
-    }),
-  },
-  {
-    name: 'a response with a malformed digest',
-    who: ({ sender }) => sender,
-    frame: ({ receiver }) => ({ type: 'response', detail: { peer: receiver, data: { ...file, sha256: 'ABC' } } }),
-    reply: () => ({
-      type: 'error',
-      detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^response: `detail.data/) },
-    }),
-  },
-  {
-    name: 'an offer that carries an answer',
+    name: 'an offer without data',
     who: ({ receiver }) => receiver,
-    frame: ({ sender }) => ({ type: 'offer', detail: { peer: sender, data: answer } }),
+    frame: ({ sender }) => ({ type: 'offer', detail: { peer: sender } }),
     reply: () => ({
       type: 'error',
-      detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^offer: `detail.data.type`/) },
+      detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^offer: `detail.data`/) },
     }),
   },
   {
-    name: 'progress with a count that is not a number',
+    name: 'a candidate whose data nests 33 levels deep',
     who: ({ receiver }) => receiver,
-    frame: ({ sender }) => ({ type: 'progress', detail: { peer: sender, data: { received: 'lots', total: 5 } } }),
+    frame: ({ sender }) => ({
+      type: 'candidate',
+      detail: { peer: sender, data: JSON.parse(`${'['.repeat(33)}${']'.repeat(33)}`) },
+    }),
     reply: () => ({
       type: 'error',
-      detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^progress: `detail.data.received`/) },
+      detail: {
+        code: 'ERR_INVALID_FIELD',
+        message: 'candidate: `detail.data`: nests deeper than 32 levels',
+      },
+    }),
+  },
+  {
+    name: 'done between strangers',
+    who: ({ stranger }) => stranger,
+    frame: ({ sender }) => ({ type: 'done', detail: { peer: sender } }),
+    reply: () => ({
+      type: 'error',
+      detail: {
+        code: 'ERR_NOT_PERMITTED',
+        message: 'done: neither of you has sent the other a request',
+        event: 'done',
+      },
+    }),
+  },
+  {
+    name: 'a retry with data',
+    who: ({ sender }) => sender,
+    frame: ({ receiver }) => ({ type: 'retry', detail: { peer: receiver, data: {} } }),
+    reply: () => ({
+      type: 'error',
+      detail: { code: 'ERR_INVALID_FIELD', message: expect.stringMatching(/^retry: `detail.data`/) },
     }),
   },
 ];

@@ -191,14 +191,10 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
     expect(server.filedrop.sessions.has(client.id)).toBe(true);
   });
 
-  it('relays request, response, offer, answer, candidate, retry and progress as (fromId, data)', async () => {
+  it('relays request, response, offer, answer, candidate, retry, progress and done as (fromId, data)', async () => {
     const { sender, receiver } = await linked();
     sender.socket.emit('response', receiver.id, file);
-    expect(await receiver.next()).toEqual([
-      'response',
-      sender.id,
-      { ...file, fileName: file.name, fileSize: file.size },
-    ]);
+    expect(await receiver.next()).toEqual(['response', sender.id, file]);
     receiver.socket.emit('offer', sender.id, offer);
     expect(await sender.next()).toEqual(['offer', receiver.id, offer]);
     sender.socket.emit('answer', receiver.id, answer);
@@ -211,6 +207,10 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
     expect(await receiver.next()).toEqual(['retry', sender.id]);
     receiver.socket.emit('progress', sender.id, { received: 617, total: 1234 });
     expect(await sender.next()).toEqual(['progress', receiver.id, { received: 617, total: 1234 }]);
+    sender.socket.emit('done', receiver.id);
+    expect(await receiver.next()).toEqual(['done', sender.id]);
+    receiver.socket.emit('done', sender.id);
+    expect(await sender.next()).toEqual(['done', receiver.id]);
   });
 
   it('works over HTTP long-polling too', async () => {
@@ -222,14 +222,10 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
     expect((await receiver.next()).slice(0, 2)).toEqual(['response', sender.id]);
   });
 
-  it('reads a response in the { fileName, fileSize } shape as a file', async () => {
+  it('relays a response in the { fileName, fileSize } shape untouched', async () => {
     const { sender, receiver } = await linked();
     sender.socket.emit('response', receiver.id, { fileName: 'photo.jpg', fileSize: 2048 });
-    expect(await receiver.next()).toEqual([
-      'response',
-      sender.id,
-      { name: 'photo.jpg', size: 2048, type: '', fileName: 'photo.jpg', fileSize: 2048 },
-    ]);
+    expect(await receiver.next()).toEqual(['response', sender.id, { fileName: 'photo.jpg', fileSize: 2048 }]);
   });
 
   it('handles what a client emits before its assign arrived, after the assign', async () => {
@@ -262,10 +258,10 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
       expect(await client.next()).toEqual(['invalid peer id', { event: 'request' }]);
     });
 
-    it('a malformed peer id gets `invalid peer id`, which echoes it', async () => {
+    it('a string peer id nobody holds, in any form, gets `peer not exists`, as from the original server', async () => {
       const client = await seedClient();
       client.socket.emit('offer', 'not-a-code', offer);
-      expect(await client.next()).toEqual(['invalid peer id', { event: 'offer', peer: 'not-a-code' }]);
+      expect(await client.next()).toEqual(['peer not exists', { peer: 'not-a-code', event: 'offer' }]);
     });
 
     it('an unknown peer gets `peer not exists`', async () => {
@@ -319,10 +315,9 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
 
     it.each([
       ['an offer without data', ['offer']],
-      ['a null candidate', ['candidate', null]],
-      ['an answer that is a string', ['answer', 'v=0']],
-      ['a progress with a negative count', ['progress', { received: -1, total: 10 }]],
+      ['a candidate nested 40 levels deep', ['candidate', JSON.parse(`${'['.repeat(40)}${']'.repeat(40)}`)]],
       ['a request with data', ['request', { name: 'x' }]],
+      ['a done with an extra argument', ['done', {}, 'more']],
       ['a retry with an extra argument', ['retry', 1]],
       ['a response with a third argument', ['response', file, 'more']],
     ])('%s gets ERR_INVALID_FIELD', async (_, [event, ...rest]) => {
@@ -398,7 +393,7 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
       const { sender, receiver } = await linked();
       receiver.socket.emit('nonsense');
       receiver.socket.emit('request', 7);
-      receiver.socket.emit('offer', sender.id, 'bad');
+      receiver.socket.emit('offer', sender.id);
       receiver.socket.emit('error', 'boom');
       for (let i = 0; i < 4; i++) expect((await receiver.next())[0]).not.toBe('offer');
       receiver.socket.emit('offer', sender.id, offer);
@@ -736,12 +731,15 @@ function seedPeer(peer: () => string | undefined, useRemoteCandidates = true) {
 /**
  * A sender that speaks the seed with socket.io-client and werift, and no
  * signalbox code: it answers a `request` with `{ fileName, fileSize }`, the
- * offer with an answer, and sends the file on the receiver's data channel as
- * 4-byte sequence numbers followed by 16 KiB of data.
+ * offer with an answer, sends the file on the receiver's data channel as
+ * 4-byte sequence numbers followed by 16 KiB of data, then `done` (no data),
+ * as the original project's clients do. `heard` lists the events it got.
  */
 async function seedSender(data: Uint8Array, fileName: string) {
   let peer: string | undefined;
   const { socket, pc, assigned } = seedPeer(() => peer);
+  const heard: Array<[string, ...unknown[]]> = [];
+  socket.onAny((event: string, ...args: unknown[]) => heard.push([event, ...args]));
   socket.on('request', (from: string) => {
     peer ??= from;
     if (from === peer) socket.emit('response', from, { fileName, fileSize: data.byteLength });
@@ -763,17 +761,19 @@ async function seedSender(data: Uint8Array, fileName: string) {
         frame.set(chunk, 4);
         channel.send(frame);
       }
+      socket.emit('done', peer);
     };
     if (channel.readyState === 'open') void send();
     else channel.onopen = () => void send();
   };
-  return { id: await assigned, socket, pc };
+  return { id: await assigned, socket, pc, heard };
 }
 
 /**
  * The matching receiver: `request`, then an offer with a data channel once
- * the `response` came; it keeps the bytes. It never reports `progress`
- * unless `reportDone` (then once, `done`, at the end). With
+ * the `response` came; it keeps the bytes, and answers `done` (no data) once
+ * it has them all, as the original project's clients do. It never reports
+ * `progress` unless `reportDone` (then once, `done: true`, at the end). With
  * `candidatesFirst` it sends all its candidates before its offer, which the
  * seed allows; with `ignoreCandidates` it does not use the sender's, so
  * that the connection depends on the sender using ours. `emitted` lists the
@@ -786,6 +786,8 @@ async function seedReceiver(
   const { socket, pc, assigned } = seedPeer(() => code, !options.ignoreCandidates);
   const emitted: string[] = [];
   socket.onAnyOutgoing((event: string) => emitted.push(event));
+  const heard: Array<[string, ...unknown[]]> = [];
+  socket.onAny((event: string, ...args: unknown[]) => heard.push([event, ...args]));
   const channel = pc.createDataChannel('fileTransfer');
   const info = new Promise<{ fileName: string; fileSize: number }>((resolve) =>
     socket.on('response', (from: string, file: { fileName: string; fileSize: number }) => {
@@ -809,6 +811,7 @@ async function seedReceiver(
       count += frame.byteLength - 4;
       if (count >= fileSize) {
         if (options.reportDone) socket.emit('progress', code, { received: count, total: fileSize, done: true });
+        socket.emit('done', code);
         resolve(received);
       }
     };
@@ -820,7 +823,7 @@ async function seedReceiver(
   await pc.setLocalDescription(offer);
   if (options.candidatesFirst) await gathered;
   socket.emit('offer', code, { type: 'offer', sdp: pc.localDescription!.sdp });
-  return { socket, pc, info: await info, bytes, emitted };
+  return { socket, pc, info: await info, bytes, emitted, heard };
 }
 
 describe('existing socket.io clients of the seed work against signalbox unchanged (werift, loopback)', () => {
@@ -842,7 +845,7 @@ describe('existing socket.io clients of the seed work against signalbox unchange
     expect(server.filedrop.stats()).toEqual({ connections: 0, pairs: 0 });
   }, 30_000);
 
-  it('a signalbox filedropSender and a seed-only receiver that sends its candidates before its offer and never reports progress', async () => {
+  it('a signalbox filedropSender and a seed-only receiver that sends its candidates before its offer, never reports progress and ends with done', async () => {
     const data = bytes(1024 * 1024, 17);
     const sender = createActor(
       filedropSender.provide({
@@ -863,7 +866,7 @@ describe('existing socket.io clients of the seed work against signalbox unchange
     sender.start();
     const code = (await waitFor(sender, (s) => s.context.id !== undefined, { timeout: 5000 })).context.id!;
     // It ignores the sender's candidates: only its own, all sent before the offer, can connect the two.
-    const receiver = await seedReceiver(code, { candidatesFirst: true, reportDone: true, ignoreCandidates: true });
+    const receiver = await seedReceiver(code, { candidatesFirst: true, ignoreCandidates: true });
     try {
       expect(receiver.info).toMatchObject({ fileName: 'early.bin', fileSize: data.byteLength });
       // request, then every candidate, then the offer.
@@ -873,8 +876,12 @@ describe('existing socket.io clients of the seed work against signalbox unchange
       expect(new Set(receiver.emitted.slice(1, offerAt))).toEqual(new Set(['candidate']));
       const received = await receiver.bytes;
       expect(Buffer.compare(received, data)).toBe(0);
+      // Its `done` (it has everything) is the sender's success: no progress came.
       await waitFor(sender, (s) => s.status === 'done', { timeout: 5000 });
       expect(sender.getSnapshot().value).toBe('done');
+      expect(receiver.emitted).not.toContain('progress');
+      // The sender's own `done` after the last chunk carried the digest, which that receiver ignores.
+      expect(receiver.heard).toContainEqual(['done', code, { sha256: sha256Hex(data) }]);
     } finally {
       sender.stop();
       receiver.socket.disconnect();
@@ -908,12 +915,24 @@ describe('existing socket.io clients of the seed work against signalbox unchange
         }),
         { input: { code: sender.id, sink } },
       );
+      const completed: unknown[] = [];
+      receiver.on('completed', (event) => completed.push(event.detail));
       try {
         receiver.start();
         await waitFor(receiver, (s) => s.status === 'done', { timeout: 20_000 });
         expect(receiver.getSnapshot().context.error).toBeUndefined();
         expect(receiver.getSnapshot().value).toBe('done');
         expect(Buffer.compare(sink.bytes(), data)).toBe(0);
+        // No digest was announced: the size was checked, and the receiver says only that.
+        expect(completed).toEqual([
+          { file: { name: 'legacy.bin', size: data.byteLength, type: '' }, sha256: sha256Hex(data), verified: false },
+        ]);
+        // It answers with our verdict and with the original's `done`.
+        await until(() => sender.heard.some(([event]) => event === 'done'));
+        expect(sender.heard.filter(([event]) => event === 'progress' || event === 'done').slice(-2)).toEqual([
+          ['progress', expect.any(String), { received: data.byteLength, total: data.byteLength, done: true }],
+          ['done', expect.any(String)],
+        ]);
       } finally {
         receiver.stop();
         sender.socket.disconnect();

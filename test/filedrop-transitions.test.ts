@@ -95,13 +95,20 @@ describe('filedropSession transitions', () => {
     }
   });
 
-  it('answers a bad peer id with invalid peer id, echoing strings only', () => {
-    const invalid = (peer: unknown) =>
-      transmitted(run(filedropSession, as(RECEIVER), [msg('session.invalidPeer', { event: 'request', peer })]));
-    expect(invalid('x'.repeat(40))).toEqual([
-      { to: RECEIVER, message: { type: 'invalid peer id', detail: { event: 'request', peer: 'x'.repeat(32) } } },
+  it('answers a peer that is not a string with invalid peer id, naming the message', () => {
+    const step = run(filedropSession, as(RECEIVER), [msg('session.invalidPeer', { event: 'offer' })]);
+    expect(transmitted(step)).toEqual([
+      { to: RECEIVER, message: { type: 'invalid peer id', detail: { event: 'offer' } } },
     ]);
-    expect(invalid(42)).toEqual([{ to: RECEIVER, message: { type: 'invalid peer id', detail: { event: 'request' } } }]);
+  });
+
+  it('answers a string nobody holds, in any form, with peer not exists (cut to 128 characters)', () => {
+    for (const peer of ['k7pq0oil', '', 'Z'.repeat(200)]) {
+      const step = run(filedropSession, as(RECEIVER), [msg('request', { peer })]);
+      expect(transmitted(step)).toEqual([
+        { to: RECEIVER, message: { type: 'peer not exists', detail: { peer: peer.slice(0, 128), event: 'request' } } },
+      ]);
+    }
   });
 
   it('answers a frame the codec refused with error and its code, and stays open', () => {
@@ -284,19 +291,31 @@ describe('filedropReceiver transitions', () => {
     expect(first.emitted).toEqual([{ type: 'progress', detail: { received: 30, total: 100 } }]);
   });
 
-  it('ends done once the download is verified, telling the sender', () => {
+  it('ends done once the download is verified, telling the sender (our progress, then the original done)', () => {
     const step = run(filedropReceiver, input, [
       ...receiving,
-      { type: 'download.done', received: 100, sha256: file.sha256 },
+      { type: 'download.done', received: 100, sha256: file.sha256, verified: true },
     ]);
     expect(step.snapshot.value).toBe('done');
     expect(step.sent).toEqual([
       { type: 'progress', detail: { peer: SENDER, data: { received: 100, total: 100, done: true } } },
+      { type: 'done', detail: { peer: SENDER } },
     ]);
     expect(step.emitted).toEqual([
-      { type: 'completed', detail: { file, sha256: file.sha256 } },
+      { type: 'completed', detail: { file, sha256: file.sha256, verified: true } },
       { type: 'stopped', detail: {} },
     ]);
+  });
+
+  it('says so when only the size could be checked', () => {
+    const step = run(filedropReceiver, input, [
+      ...receiving,
+      { type: 'download.done', received: 100, sha256: 'f'.repeat(64), verified: false },
+    ]);
+    expect(step.emitted[0]).toEqual({
+      type: 'completed',
+      detail: { file, sha256: 'f'.repeat(64), verified: false },
+    });
   });
 
   it('ends failed on a bad download, aborting the sink and telling the sender why', () => {
@@ -337,6 +356,109 @@ describe('filedropReceiver transitions', () => {
     ]);
     expect(errorOf(quiet)).toMatchObject({ reason: 'peer-gone' });
     expect(quiet.sent).toEqual([]);
+  });
+
+  describe('reads what other implementations send', () => {
+    it('takes the original { fileName, fileSize } response as a file without a digest', () => {
+      const step = run(filedropReceiver, input, [
+        ...requesting,
+        msg('response', { peer: SENDER, data: { fileName: 'b.txt', fileSize: 5, extra: true } }),
+      ]);
+      expect(step.snapshot.context.file).toEqual({ name: 'b.txt', size: 5, type: '' });
+    });
+
+    it('takes a digest that follows in done (trailer), and keeps the done that carries it', () => {
+      const trailing = { name: 'a.bin', size: 100, type: '', trailer: 'sha256' };
+      const promised = [...requesting, msg('response', { peer: SENDER, data: trailing })];
+      expect(run(filedropReceiver, input, promised).snapshot.context.file).toEqual(trailing);
+      const done = run(filedropReceiver, input, [
+        ...promised,
+        { type: 'xstate.done.actor.openSink', output: sink },
+        rtc('rtc.open', SENDER, { transport: channel }),
+        msg('done', { peer: SENDER, data: { sha256: 'B'.repeat(64) } }),
+      ]);
+      expect(done.snapshot.context.trailer).toEqual({ sha256: 'b'.repeat(64) });
+      expect(done.sentTo).toEqual([
+        { to: 'download', event: { type: 'download.trailer', trailer: { sha256: 'b'.repeat(64) } } },
+      ]);
+    });
+
+    it.each([
+      ['a response without a size', 'response', { name: 'x' }, 'response: `data.size`'],
+      ['a response with a malformed digest', 'response', { ...file, sha256: 'ABC' }, 'response: `data.sha256`'],
+      ['a response that is a string', 'response', 'a.bin', 'response: `data`'],
+    ])('fails protocol on %s, naming the field, and tells the sender', (_, type, data, field) => {
+      const step = run(filedropReceiver, input, [...requesting, msg(type, { peer: SENDER, data })]);
+      expect(step.snapshot.value).toBe('failed');
+      expect(errorOf(step)).toMatchObject({ reason: 'protocol', message: expect.stringContaining(field) });
+      expect(step.sent).toEqual([
+        { type: 'progress', detail: { peer: SENDER, data: { received: 0, total: 0, error: 'protocol' } } },
+      ]);
+    });
+
+    it('takes an SDP string as the answer and a candidate string; needs nothing for the end of candidates', () => {
+      expect(
+        run(filedropReceiver, input, [...connecting, msg('answer', { peer: SENDER, data: 'v=0' })]).sentTo,
+      ).toEqual([{ to: 'rtc', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'v=0' } } }]);
+      expect(
+        run(filedropReceiver, input, [...connecting, msg('candidate', { peer: SENDER, data: 'candidate:1' })]).sentTo,
+      ).toEqual([
+        {
+          to: 'rtc',
+          event: { type: 'rtc.remoteCandidate', candidate: { candidate: 'candidate:1', sdpMLineIndex: 0 } },
+        },
+      ]);
+      for (const end of [null, '', { candidate: '' }]) {
+        const step = run(filedropReceiver, input, [...connecting, msg('candidate', { peer: SENDER, data: end })]);
+        expect(step.sentTo).toEqual([]);
+        expect(step.snapshot.value).toEqual({ active: { engaged: { transferring: 'connecting' } } });
+      }
+    });
+
+    it.each([
+      ['an answer that is an offer', 'answer', { type: 'offer', sdp: 'v=0' }, 'answer: `data.type`'],
+      ['an answer without sdp', 'answer', { type: 'answer' }, 'answer: `data.sdp`'],
+      ['a candidate that is a number', 'candidate', 7, 'candidate: `data`'],
+      [
+        'a candidate whose sdpMLineIndex is text',
+        'candidate',
+        { candidate: 'c', sdpMLineIndex: 'x' },
+        'candidate: `data.sdpMLineIndex`',
+      ],
+      ['a done with a malformed digest', 'done', { sha256: 'xyz' }, 'done: `data.sha256`'],
+    ])('fails protocol on %s, naming the field, and tells the sender', (_, type, data, field) => {
+      const step = run(filedropReceiver, input, [...connecting, msg(type, { peer: SENDER, data })]);
+      expect(step.snapshot.value).toBe('failed');
+      expect(errorOf(step)).toMatchObject({ reason: 'protocol', message: expect.stringContaining(field) });
+      expect(step.sent).toEqual([
+        { type: 'progress', detail: { peer: SENDER, data: { received: 0, total: 100, error: 'protocol' } } },
+      ]);
+    });
+
+    it('lets the sender close the channel and leave once every byte is in', () => {
+      const arrived = [...receiving, { type: 'download.arrived', received: 100 }];
+      const closed = run(filedropReceiver, input, [...arrived, rtc('rtc.closed', SENDER)]);
+      expect(closed.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
+      const left = run(filedropReceiver, input, [...arrived, msg('peer not exists', { peer: SENDER })]);
+      expect(left.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
+      // Not before: the file is not all there.
+      expect(run(filedropReceiver, input, [...receiving, rtc('rtc.closed', SENDER)]).snapshot.value).toEqual({
+        active: { engaged: 'lost' },
+      });
+    });
+
+    it('still needs the sender while the digest it promised has not come', () => {
+      const trailing = { name: 'a.bin', size: 100, type: '', trailer: 'sha256' };
+      const arrived = [
+        ...requesting,
+        msg('response', { peer: SENDER, data: trailing }),
+        { type: 'xstate.done.actor.openSink', output: sink },
+        rtc('rtc.open', SENDER, { transport: channel }),
+        { type: 'download.arrived', received: 100 },
+      ];
+      const left = run(filedropReceiver, input, [...arrived, msg('peer not exists', { peer: SENDER })]);
+      expect(errorOf(left)).toMatchObject({ reason: 'peer-gone' });
+    });
   });
 
   it('fails signalling-lost when the server connection closes, telling nobody', () => {
@@ -514,7 +636,10 @@ describe('filedropSenderTransfer transitions', () => {
         type: 'transfer.signal',
         message: {
           type: 'response',
-          detail: { peer: RECEIVER, data: { name: 'a.bin', size: 100, type: '', sha256: source.sha256 } },
+          detail: {
+            peer: RECEIVER,
+            data: { name: 'a.bin', size: 100, type: '', sha256: source.sha256, fileName: 'a.bin', fileSize: 100 },
+          },
         },
       },
     ]);
@@ -530,7 +655,7 @@ describe('filedropSenderTransfer transitions', () => {
         command: { type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'O' } },
       },
     ]);
-    const cand = { candidate: 'candidate:1' };
+    const cand = { candidate: 'candidate:1', sdpMid: '0' };
     expect(reports(run(transfer, input, [msg('candidate', { peer: RECEIVER, data: cand })]))).toEqual([
       { type: 'transfer.rtc', peer: RECEIVER, command: { type: 'rtc.remoteCandidate', candidate: cand } },
     ]);
@@ -580,11 +705,11 @@ describe('filedropSenderTransfer transitions', () => {
     const upload = (step: Step<AnyStateMachine>) => step.spawned.find((s) => s.id === 'upload')?.input;
     const windowed = { ...input, window: 40 };
     // No report yet: the upload is not held to the window (a receiver that never reports is not stalled).
-    expect(upload(run(transfer, windowed, sending))).toEqual({ transport: channel, source, window: 40 });
+    expect(upload(run(transfer, windowed, sending))).toEqual({ transport: channel, source, window: 40, hash: false });
     // The `received: 0` a receiver sends as its channel opens, before ours opened: the upload starts paced.
     expect(
       upload(run(transfer, windowed, [offer, report(0), rtc('rtc.open', RECEIVER, { transport: channel })])),
-    ).toEqual({ transport: channel, source, window: 40, acked: 0 });
+    ).toEqual({ transport: channel, source, window: 40, acked: 0, hash: false });
     const first = run(transfer, windowed, [...sending, report(0)]);
     expect(first.sentTo).toEqual([{ to: 'upload', event: { type: 'upload.ack', received: 0 } }]);
     expect(reports(first)).toEqual([]);
@@ -601,6 +726,103 @@ describe('filedropSenderTransfer transitions', () => {
       msg('progress', { peer: RECEIVER, data: { received: 100, total: 100, done: true } }),
     ]);
     expect(done.snapshot.value).toBe('done');
+  });
+
+  describe('reads what other implementations send', () => {
+    it('takes an SDP string as the offer, and a candidate string; needs nothing for the end of candidates', () => {
+      expect(reports(run(transfer, input, [msg('offer', { peer: RECEIVER, data: 'v=0' })]))).toEqual([
+        {
+          type: 'transfer.rtc',
+          peer: RECEIVER,
+          command: { type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'v=0' } },
+        },
+      ]);
+      expect(reports(run(transfer, input, [msg('candidate', { peer: RECEIVER, data: 'candidate:1' })]))).toEqual([
+        {
+          type: 'transfer.rtc',
+          peer: RECEIVER,
+          command: { type: 'rtc.remoteCandidate', candidate: { candidate: 'candidate:1', sdpMLineIndex: 0 } },
+        },
+      ]);
+      expect(reports(run(transfer, input, [...connecting, msg('candidate', { peer: RECEIVER, data: null })]))).toEqual(
+        [],
+      );
+    });
+
+    it.each([
+      ['an offer that is an answer', 'offer', { type: 'answer', sdp: 'v=0' }, 'offer: `data.type`'],
+      ['an offer that is a number', 'offer', 5, 'offer: `data`'],
+      ['a candidate without its line', 'candidate', { sdpMid: '0' }, 'candidate: `data.candidate`'],
+    ])('fails protocol on %s, naming the field, and tells the receiver', (_, type, data, field) => {
+      const step = run(transfer, input, [msg(type, { peer: RECEIVER, data })]);
+      expect(step.snapshot.value).toBe('failed');
+      expect(step.snapshot.output!.error).toMatchObject({
+        reason: 'protocol',
+        message: expect.stringContaining(field),
+      });
+      expect(reports(step)).toEqual([
+        {
+          type: 'transfer.signal',
+          message: { type: 'response', detail: { peer: RECEIVER, data: { error: 'protocol' } } },
+        },
+      ]);
+    });
+
+    it('reads what it can of a foreign progress and ignores the rest, never pacing by what has no count', () => {
+      const foreign = run(transfer, input, [...sending, msg('progress', { peer: RECEIVER, data: { percent: 50 } })]);
+      expect(foreign.snapshot.value).toBe('sending');
+      expect(foreign.snapshot.context.paced).toBe(false);
+      expect(foreign.sentTo).toEqual([]);
+      const text = run(transfer, input, [...sending, msg('progress', { peer: RECEIVER, data: 'half' })]);
+      expect(text.snapshot.value).toBe('sending');
+      const counted = run(transfer, input, [...sending, msg('progress', { peer: RECEIVER, data: { received: 65 } })]);
+      expect(reports(counted)).toEqual([{ type: 'transfer.progress', peer: RECEIVER, received: 65, total: 100 }]);
+    });
+
+    it("sends done with the digest after the last chunk, and takes the receiver's done as success", () => {
+      const last = run(transfer, input, finishing);
+      expect(reports(last)).toEqual([
+        {
+          type: 'transfer.signal',
+          message: { type: 'done', detail: { peer: RECEIVER, data: { sha256: source.sha256 } } },
+        },
+      ]);
+      const done = run(transfer, input, [...finishing, msg('done', { peer: RECEIVER })]);
+      expect(done.snapshot.value).toBe('done');
+      expect(done.snapshot.output).toEqual({ peer: RECEIVER, received: 0 });
+      // Also once the receiver has closed the channel behind it.
+      expect(
+        run(transfer, input, [...finishing, rtc('rtc.closed', RECEIVER), msg('done', { peer: RECEIVER })]).snapshot
+          .value,
+      ).toBe('done');
+      // Before the last chunk went out it cannot be true: ignored.
+      expect(run(transfer, input, [...sending, msg('done', { peer: RECEIVER })]).snapshot.value).toBe('sending');
+    });
+
+    it('promises the digest in done when the source has none, and hashes while it sends', () => {
+      const unhashed = memorySource(new Uint8Array(100), { name: 'a.bin', sha256: false });
+      const plain = { ...input, source: unhashed };
+      expect(reports(run(transfer, plain, []))).toEqual([
+        {
+          type: 'transfer.signal',
+          message: {
+            type: 'response',
+            detail: {
+              peer: RECEIVER,
+              data: { name: 'a.bin', size: 100, type: '', trailer: 'sha256', fileName: 'a.bin', fileSize: 100 },
+            },
+          },
+        },
+      ]);
+      expect(run(transfer, plain, sending).spawned.find((s) => s.id === 'upload')?.input).toMatchObject({ hash: true });
+      const last = run(transfer, plain, [...sending, { type: 'upload.done', sha256: 'c'.repeat(64) }]);
+      expect(reports(last)).toEqual([
+        {
+          type: 'transfer.signal',
+          message: { type: 'done', detail: { peer: RECEIVER, data: { sha256: 'c'.repeat(64) } } },
+        },
+      ]);
+    });
   });
 
   it('asks for an ICE restart (retry) when ICE fails, up to maxRetries, then gives up and tells the receiver', () => {

@@ -48,8 +48,8 @@ export function signallingError(
       });
     }
     case 'invalid peer id': {
-      const { event: type, peer } = (event as Extract<ServerMessage, { type: 'invalid peer id' }>).detail;
-      return new FileDropError('protocol', `the server says ${JSON.stringify(peer)} in ${type} is not a peer id`);
+      const { event: type } = (event as Extract<ServerMessage, { type: 'invalid peer id' }>).detail;
+      return new FileDropError('protocol', `the server says the peer of a ${type} is not a peer id`);
     }
     default: {
       // `xstate.error.actor.signalling`: opening the connection threw.

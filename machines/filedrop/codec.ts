@@ -4,66 +4,70 @@ import { checkDetail, knownType, parseEnvelope, verbatim } from '../../src/envel
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import {
   clientMessageTypes,
-  isPeerId,
   serverOnlyTypes,
   type ClientMessage,
   type ClientMessageType,
+  type RelayedMessage,
   type ServerMessage,
 } from './protocol.js';
 
 export interface FileDropCodecOptions {
   /** Largest accepted frame, in characters. @default 65536 (server), 1048576 (client) */
   maxFrameSize?: number;
-  /** Server only: what counts as a well-formed peer id. @default isPeerId */
-  isPeerId?: (value: unknown) => boolean;
 }
 
 /**
  * What the server codec produces for a frame that is fine except for its
- * `peer`: not a string, or not in peer-id form. The session answers it with
- * the seed's `invalid peer id`.
+ * `peer`: missing or not a string. The session answers it with the seed's
+ * `invalid peer id`. (A string nobody holds is `peer not exists`, as the
+ * original server answers.)
  */
 export interface InvalidPeer {
   type: 'session.invalidPeer';
-  detail: { event: ClientMessageType; peer: unknown };
+  detail: { event: ClientMessageType };
 }
 
-const count = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
-const reason = v.pipe(v.string(), v.minLength(1), v.maxLength(64));
-const description = <T extends 'offer' | 'answer'>(type: T) =>
-  v.object({ type: v.literal(type), sdp: v.pipe(v.string(), v.minLength(1)) });
-const candidate = v.object({
-  candidate: v.string(),
-  sdpMid: v.optional(v.nullable(v.string())),
-  sdpMLineIndex: v.optional(v.nullable(count)),
-  usernameFragment: v.optional(v.nullable(v.string())),
-});
-const fileInfo = v.object({
-  name: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)),
-  size: count,
-  type: v.pipe(v.string(), v.maxLength(255)),
-  sha256: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 lowercase hex digits'))),
-});
-const responseData = v.union(
-  [v.object({ error: reason }), fileInfo],
-  'must be a file ({ name, size, type }) or { error }',
-);
-const progress = v.object({
-  received: count,
-  total: count,
-  done: v.optional(v.literal(true)),
-  error: v.optional(reason),
-});
+/** Deepest nesting of objects and arrays in a relayed `data` (`{ a: [1] }` is 2). */
+export const MAX_DATA_DEPTH = 32;
 
-/** The `data` of each relayed message; request and retry carry none. */
-const dataOf: Record<ClientMessageType, v.GenericSchema | undefined> = {
-  request: undefined,
-  retry: undefined,
-  response: responseData,
-  offer: description('offer'),
-  answer: description('answer'),
-  candidate,
-  progress,
+/**
+ * How deeply `value` nests objects and arrays, counted without recursion (a
+ * frame of `[[[[…` must neither overflow the stack here nor, relayed, in the
+ * `JSON.stringify` that writes it out), stopping past `limit`.
+ */
+function depthOf(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/** A relayed payload: any JSON the frame held, as it is, if it does not nest too deeply. */
+const payload = v.pipe(
+  v.unknown(),
+  v.check((value) => depthOf(value, MAX_DATA_DEPTH) <= MAX_DATA_DEPTH, `nests deeper than ${MAX_DATA_DEPTH} levels`),
+);
+
+/**
+ * Whether each message carries `data`: request and retry never (the seed's
+ * `string`), done may (the original's has none; ours carries the digest),
+ * the others always (the seed's `string, any`: `null` is data too).
+ */
+const dataOf: Record<ClientMessageType, 'none' | 'optional' | 'required'> = {
+  request: 'none',
+  retry: 'none',
+  done: 'optional',
+  response: 'required',
+  offer: 'required',
+  answer: 'required',
+  candidate: 'required',
+  progress: 'required',
 };
 
 // Clients: `detail` is exactly `{ peer, data? }` (strict: a stray key is an error).
@@ -71,30 +75,32 @@ const anyPeer = v.optional(v.unknown());
 const clientDetails = Object.fromEntries(
   clientMessageTypes.map((type) => {
     const data = dataOf[type];
-    return [type, v.strictObject(data ? { peer: anyPeer, data } : { peer: anyPeer })];
+    if (data === 'none') return [type, v.strictObject({ peer: anyPeer })];
+    return [type, v.strictObject({ peer: anyPeer, data: data === 'optional' ? v.optional(payload) : payload })];
   }),
 ) as unknown as Record<ClientMessageType, v.GenericSchema>;
 
-// The server's frames: unknown extra keys are ignored (forward compatible).
+// The server's frames: unknown extra keys are ignored (forward compatible); `data` is read by the machines.
 const peer = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
 const serverDetails: Record<ServerMessage['type'], v.GenericSchema> = {
   ...(Object.fromEntries(
-    clientMessageTypes.map((type) => {
-      const data = dataOf[type];
-      return [type, v.object(data ? { peer, data } : { peer })];
-    }),
+    clientMessageTypes.map((type) => [
+      type,
+      dataOf[type] === 'none' ? v.object({ peer }) : v.object({ peer, data: v.optional(v.unknown()) }),
+    ]),
   ) as unknown as Record<ClientMessageType, v.GenericSchema>),
   assign: v.object({ peer }),
-  'invalid peer id': v.object({ event: v.string(), peer: v.optional(v.string()) }),
+  'invalid peer id': v.object({ event: v.string() }),
   'peer not exists': v.object({ peer: v.string(), event: v.optional(v.string()) }),
   error: v.object({ code: v.string(), message: v.string(), event: v.optional(v.string()) }),
 };
 
 /**
  * The server's codec: JSON text `{"type": …, "detail": {"peer": …, "data"?: …}}`.
- * It rejects server-only and unknown types, wrong or extra fields, and
- * frames over `maxFrameSize`; a frame whose only fault is its `peer` decodes
- * to {@link InvalidPeer}.
+ * It rejects server-only and unknown types, extra fields, a missing or
+ * unexpected `data`, `data` nested deeper than {@link MAX_DATA_DEPTH}, and
+ * frames over `maxFrameSize`; what `data` holds is not its business. A frame
+ * whose only fault is its `peer` (not a string) decodes to {@link InvalidPeer}.
  *
  * @example
  * ```ts
@@ -102,9 +108,8 @@ const serverDetails: Record<ServerMessage['type'], v.GenericSchema> = {
  * // { type: 'request', detail: { peer: 'K7PQ2MZA' } }
  * ```
  */
-export function serverCodec(options: FileDropCodecOptions = {}): Codec<ClientMessage | InvalidPeer, ServerMessage> {
+export function serverCodec(options: FileDropCodecOptions = {}): Codec<RelayedMessage | InvalidPeer, ServerMessage> {
   const max = options.maxFrameSize ?? 65536;
-  const validId = options.isPeerId ?? isPeerId;
   return {
     decode(frame) {
       // filedrop errors quote the sender's type and keys in full (the frame cap bounds them).
@@ -114,8 +119,8 @@ export function serverCodec(options: FileDropCodecOptions = {}): Codec<ClientMes
         throw new ProtocolError(ErrorCode.InvalidField, `${type}: \`detail\` must be an object { peer, data? }`);
       }
       const output = checkDetail(clientDetails[event], type, detail) as { peer: unknown };
-      if (!validId(output.peer)) return { type: 'session.invalidPeer', detail: { event, peer: output.peer } };
-      return { type: event, detail: output } as ClientMessage;
+      if (typeof output.peer !== 'string') return { type: 'session.invalidPeer', detail: { event } };
+      return { type: event, detail: output } as RelayedMessage;
     },
     encode,
   };
@@ -130,7 +135,7 @@ export function serverCodec(options: FileDropCodecOptions = {}): Codec<ClientMes
  * fromTransport(() => webSocketTransport('wss://example.org/filedrop'), clientCodec());
  * ```
  */
-export function clientCodec(options: Omit<FileDropCodecOptions, 'isPeerId'> = {}): Codec<ServerMessage, ClientMessage> {
+export function clientCodec(options: FileDropCodecOptions = {}): Codec<ServerMessage, ClientMessage> {
   const max = options.maxFrameSize ?? 1 << 20;
   return {
     decode(frame) {
@@ -144,6 +149,6 @@ export function clientCodec(options: Omit<FileDropCodecOptions, 'isPeerId'> = {}
   };
 }
 
-function encode(message: ClientMessage | ServerMessage): string {
+function encode(message: ClientMessage | RelayedMessage | ServerMessage): string {
   return JSON.stringify({ type: message.type, detail: message.detail });
 }

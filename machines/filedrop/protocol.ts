@@ -61,6 +61,24 @@ export interface FileInfo {
   type: string;
   /** SHA-256 of the content, 64 lowercase hex digits. When present the receiver checks it. */
   sha256?: string;
+  /**
+   * `'sha256'`: the SHA-256 was not known when `response` went out (a browser
+   * `File` is not read twice); the sender sends it in its `done` once the last
+   * chunk is sent, and the receiver checks it before it keeps the file.
+   * Clients that do not know this key ignore it.
+   */
+  trailer?: 'sha256';
+}
+
+/**
+ * `done` data. The sender sends `done` once the last chunk is on the data
+ * channel, with the SHA-256 of what it sent; the receiver answers `done`
+ * (without data) once the file is stored, as the original project's clients
+ * do. A receiver of ours also sends `progress { done: true }` before it.
+ */
+export interface DoneData {
+  /** SHA-256 of the bytes sent, 64 lowercase hex digits. */
+  sha256?: string;
 }
 
 /** A `response` that refuses or withdraws the file instead of describing it. */
@@ -72,8 +90,18 @@ export interface Refusal {
   error: string;
 }
 
-/** `response` data: the file, or a refusal. */
-export type ResponseData = FileInfo | Refusal;
+/**
+ * The file as a signalbox sender writes it in `response`: {@link FileInfo}
+ * and the same name and size under the original project's keys, so that its
+ * receivers read it too.
+ */
+export interface AnnouncedFile extends FileInfo {
+  fileName: string;
+  fileSize: number;
+}
+
+/** `response` data as a signalbox sender sends it: the file, or a refusal. */
+export type ResponseData = AnnouncedFile | Refusal;
 
 /** An SDP offer or answer as it travels in `offer` / `answer`. */
 export interface SessionDescription<T extends 'offer' | 'answer' = 'offer' | 'answer'> {
@@ -116,17 +144,23 @@ export type ClientMessage =
   | Message<'offer', { peer: string; data: SessionDescription<'offer'> }>
   | Message<'answer', { peer: string; data: SessionDescription<'answer'> }>
   | Message<'candidate', { peer: string; data: RtcIceCandidateInit }>
-  | Message<'progress', { peer: string; data: Progress }>;
+  | Message<'progress', { peer: string; data: Progress }>
+  | Message<'done', { peer: string; data?: DoneData }>;
 
-/** A client message as the server forwards it: `peer` is who sent it. */
-export type RelayedMessage = ClientMessage;
+/**
+ * A client message as the server takes and forwards it: `peer` names the
+ * recipient (from a client) or the sender (from the server), and `data` is
+ * any JSON, relayed as it came. The machine that receives it reads `data`
+ * (see `wire.ts`), not the server.
+ */
+export type RelayedMessage = Each<ClientMessageType, { peer: string; data?: unknown }>;
 
-/** What the server sends: the client's own id, relayed messages and the errors. */
+/** What the server sends: the client's own id, relayed messages (their `data` as the other client sent it) and the errors. */
 export type ServerMessage =
   | Message<'assign', { peer: string }>
   | RelayedMessage
-  /** A message whose `peer` is not a string in peer-id form. `peer` echoes it when it was a string (cut to 32 characters). */
-  | Message<'invalid peer id', { event: string; peer?: string }>
+  /** A message whose `peer` is missing or not a string (`event` names it). */
+  | Message<'invalid peer id', { event: string }>
   /**
    * `peer` is not connected: the answer to a message sent to it (`event` names
    * that message), or, without `event`, news that a peer you exchanged
@@ -150,6 +184,7 @@ export const clientMessageTypes: readonly ClientMessageType[] = [
   'candidate',
   'retry',
   'progress',
+  'done',
 ];
 
 /** Message types only the server sends. */
@@ -168,4 +203,5 @@ export const direction: Readonly<Record<ClientMessageType, 'request' | 'toSender
   candidate: 'either',
   retry: 'toReceiver',
   progress: 'toSender',
+  done: 'either',
 };

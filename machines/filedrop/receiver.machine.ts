@@ -1,4 +1,4 @@
-import { and, assign, emit, enqueueActions, setup } from 'xstate';
+import { and, assertEvent, assign, emit, enqueueActions, not, setup } from 'xstate';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
@@ -8,12 +8,13 @@ import type { FileSink, SinkOpener } from './files.js';
 import {
   isPeerId,
   normalizeCode,
+  type DoneData,
   type FileInfo,
   type MessageOf,
-  type Refusal,
   type ServerMessage,
 } from './protocol.js';
-import { download, openSink, type DownloadEvent } from './transfer.js';
+import { download, openSink, type DownloadCommand, type DownloadEvent } from './transfer.js';
+import { isFault, readCandidate, readDescription, readDone, readResponse } from './wire.js';
 
 export interface ReceiverInput {
   /** The sender's code (its peer id), as typed: spaces, dashes and case do not matter. */
@@ -63,8 +64,14 @@ export interface ReceiverContext {
   retries: number;
   /** An ICE restart was asked of the rtc actor and its new offer has not come out yet. */
   restarting: boolean;
-  /** SHA-256 of what was received, once verified. */
+  /** Every byte is in (`download.arrived`): the data channel and the sender are no longer needed, unless for the digest. */
+  arrived: boolean;
+  /** The sender's `done` (with the digest, when the file's `trailer` promised it). */
+  trailer?: DoneData;
+  /** SHA-256 of what was received, once stored. */
   sha256?: string;
+  /** `sha256` was compared with the sender's digest (false: no digest was announced; the size was checked). */
+  verified?: boolean;
   error?: FileDropError;
 }
 
@@ -83,12 +90,23 @@ export type ReceiverEmitted =
   | { type: 'progress'; detail: { received: number; total: number } }
   /** The sender asked for an ICE restart (`retry`); `attempt` counts from 1. */
   | { type: 'retrying'; detail: { attempt: number } }
-  /** Every byte arrived, the size and digest matched, and the sink was closed. */
-  | { type: 'completed'; detail: { file: FileInfo; sha256: string } }
+  /**
+   * Every byte arrived, the size matched, and the sink was closed. `sha256`
+   * is of the bytes received; `verified` says it matched the sender's digest
+   * (false: the sender announced none, so only the size was checked).
+   */
+  | { type: 'completed'; detail: { file: FileInfo; sha256: string; verified: boolean } }
   /** The receiver ended: `error` is set unless it completed. */
   | { type: 'stopped'; detail: { error?: FileDropError } };
 
 type Detail = { detail: { peer: string } };
+
+/** What the sender's `response` says (a fault when it cannot be read). */
+const responseOf = (event: ReceiverEvent) => readResponse((event as MessageOf<ServerMessage, 'response'>).detail.data);
+
+/** The sender's digest is to come in its `done`, which has not come yet. */
+const awaitsTrailer = (context: ReceiverContext) =>
+  context.file?.sha256 === undefined && context.file?.trailer === 'sha256' && context.trailer === undefined;
 
 /**
  * A filedrop receiver: it asks the sender whose code it was given for its
@@ -118,7 +136,26 @@ export const filedropReceiver = setup({
   guards: {
     isValidCode: ({ context }) => isPeerId(context.code),
     isFromSender: ({ context, event }) => (event as Detail).detail.peer === context.code,
-    isRefusal: ({ event }) => 'error' in (event as MessageOf<ServerMessage, 'response'>).detail.data,
+    isRefusal: ({ event }) => {
+      const reading = responseOf(event);
+      return !isFault(reading) && 'refusal' in reading.value;
+    },
+    isUnreadable: ({ event }) => {
+      switch (event.type) {
+        case 'response':
+          return isFault(responseOf(event));
+        case 'answer':
+          return isFault(readDescription(event.detail.data, 'answer'));
+        case 'candidate':
+          return isFault(readCandidate(event.detail.data));
+        case 'done':
+          return isFault(readDone(event.detail.data));
+        default:
+          return false;
+      }
+    },
+    /** Every byte is in and nothing more is needed from the sender: its leaving or closing the channel is no failure. */
+    isSettling: ({ context }) => context.arrived && !awaitsTrailer(context),
     canRetry: ({ context }) => context.retries < context.maxRetries,
     hasUnreported: ({ context }) => context.received > context.reported,
     isRestarting: ({ context }) => context.restarting,
@@ -129,8 +166,29 @@ export const filedropReceiver = setup({
     })),
     recordSignallingError: assign({ error: ({ event }) => signallingError(event) }),
     recordRefusal: assign({
-      error: ({ event }) =>
-        remoteError(((event as MessageOf<ServerMessage, 'response'>).detail.data as Refusal).error, 'sender'),
+      error: ({ event }) => {
+        const reading = responseOf(event);
+        return remoteError(!isFault(reading) && 'refusal' in reading.value ? reading.value.refusal : '', 'sender');
+      },
+    }),
+    /** The sender's message could not be read: the fault names the field. */
+    recordFault: assign({
+      error: ({ event }) => {
+        assertEvent(event, ['response', 'answer', 'candidate', 'done']);
+        const { data } = event.detail;
+        const reading =
+          event.type === 'response'
+            ? readResponse(data)
+            : event.type === 'answer'
+              ? readDescription(data, 'answer')
+              : event.type === 'candidate'
+                ? readCandidate(data)
+                : readDone(data);
+        return new FileDropError(
+          'protocol',
+          `the sender sent what cannot be read: ${isFault(reading) ? reading.fault : event.type}`,
+        );
+      },
     }),
     sendRequest: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({ requested: true });
@@ -142,7 +200,9 @@ export const filedropReceiver = setup({
       enqueue.emit({ type: 'assigned', detail: { id } });
     }),
     keepFile: enqueueActions(({ event, enqueue }) => {
-      const file = (event as MessageOf<ServerMessage, 'response'>).detail.data as FileInfo;
+      const reading = responseOf(event);
+      if (isFault(reading) || !('file' in reading.value)) return;
+      const { file } = reading.value;
       enqueue.assign({ file });
       enqueue.emit({ type: 'file', detail: { file } });
     }),
@@ -160,13 +220,31 @@ export const filedropReceiver = setup({
       );
     }),
     applyAnswer: enqueueActions(({ event, enqueue }) => {
-      const { data } = (event as MessageOf<ServerMessage, 'answer'>).detail;
-      enqueue.sendTo('rtc', { type: 'rtc.remoteDescription', description: data } satisfies RtcCommand);
+      assertEvent(event, 'answer');
+      const reading = readDescription(event.detail.data, 'answer');
+      if (isFault(reading)) return;
+      enqueue.sendTo('rtc', { type: 'rtc.remoteDescription', description: reading.value } satisfies RtcCommand);
     }),
+    /** A candidate goes to the rtc actor; the end of candidates (`null`) needs nothing. */
     applyCandidate: enqueueActions(({ event, enqueue }) => {
-      const { data } = (event as MessageOf<ServerMessage, 'candidate'>).detail;
-      enqueue.sendTo('rtc', { type: 'rtc.remoteCandidate', candidate: data } satisfies RtcCommand);
+      assertEvent(event, 'candidate');
+      const reading = readCandidate(event.detail.data);
+      if (isFault(reading) || reading.value === null) return;
+      enqueue.sendTo('rtc', { type: 'rtc.remoteCandidate', candidate: reading.value } satisfies RtcCommand);
     }),
+    keepTrailer: assign({
+      trailer: ({ event }) => {
+        assertEvent(event, 'done');
+        const reading = readDone(event.detail.data);
+        return isFault(reading) ? {} : reading.value;
+      },
+    }),
+    passTrailer: enqueueActions(({ context, enqueue }) => {
+      if (context.trailer) {
+        enqueue.sendTo('download', { type: 'download.trailer', trailer: context.trailer } satisfies DownloadCommand);
+      }
+    }),
+    recordArrival: assign({ arrived: true }),
     restartIce: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({ retries: context.retries + 1, restarting: true });
       enqueue.emit({ type: 'retrying', detail: { attempt: context.retries + 1 } });
@@ -193,15 +271,19 @@ export const filedropReceiver = setup({
       return { received, error: new FileDropError(reason, message) };
     }),
     recordDone: assign(({ event }) => {
-      const { received, sha256 } = event as Extract<DownloadEvent, { type: 'download.done' }>;
-      return { received, sha256 };
+      assertEvent(event, 'download.done');
+      const { received, sha256, verified } = event;
+      return { received, sha256, verified };
     }),
+    /** Our verdict for a signalbox sender, then the original's `done` for any other. */
     sendDone: enqueueActions(({ context, enqueue }) => {
       const total = context.file!.size;
+      const peer = context.code;
       enqueue.sendTo(
         'signalling',
-        send({ type: 'progress', detail: { peer: context.code, data: { received: total, total, done: true } } }),
+        send({ type: 'progress', detail: { peer, data: { received: total, total, done: true } } }),
       );
+      enqueue.sendTo('signalling', send({ type: 'done', detail: { peer } }));
     }),
     tellSender: enqueueActions(({ context, enqueue }) => {
       if (!context.requested || !context.error || !isOwnFailure(context.error.reason)) return;
@@ -225,7 +307,10 @@ export const filedropReceiver = setup({
         .catch(() => {});
     },
     announceDone: enqueueActions(({ context, enqueue }) => {
-      enqueue.emit({ type: 'completed', detail: { file: context.file!, sha256: context.sha256! } });
+      enqueue.emit({
+        type: 'completed',
+        detail: { file: context.file!, sha256: context.sha256!, verified: context.verified ?? false },
+      });
       enqueue.emit({ type: 'stopped', detail: {} });
     }),
     announceFailure: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
@@ -245,6 +330,7 @@ export const filedropReceiver = setup({
     reported: 0,
     retries: 0,
     restarting: false,
+    arrived: false,
   }),
   initial: 'checking',
   states: {
@@ -306,6 +392,11 @@ export const filedropReceiver = setup({
           on: {
             response: [
               {
+                guard: and(['isFromSender', 'isUnreadable']),
+                target: 'failing',
+                actions: 'recordFault',
+              },
+              {
                 guard: and(['isFromSender', 'isRefusal']),
                 target: '#filedropReceiver.failed',
                 actions: 'recordRefusal',
@@ -343,13 +434,18 @@ export const filedropReceiver = setup({
               actions: 'recordRefusal',
             },
             'peer not exists': {
-              guard: 'isFromSender',
+              guard: and(['isFromSender', not('isSettling')]),
               target: '#filedropReceiver.failed',
               actions: {
                 type: 'fail',
                 params: ({ context }) => ({ reason: 'peer-gone', message: `the sender ${context.code} left` }),
               },
             },
+            // The sender pushed its last chunk (the original's `done`), with the digest if it promised one.
+            done: [
+              { guard: and(['isFromSender', 'isUnreadable']), target: 'failing', actions: 'recordFault' },
+              { guard: 'isFromSender', actions: 'keepTrailer' },
+            ],
           },
           initial: 'openingSink',
           states: {
@@ -377,8 +473,22 @@ export const filedropReceiver = setup({
               on: {
                 'rtc.description': { actions: 'sendSignal' },
                 'rtc.candidate': { actions: 'sendSignal' },
-                answer: { guard: 'isFromSender', actions: 'applyAnswer' },
-                candidate: { guard: 'isFromSender', actions: 'applyCandidate' },
+                answer: [
+                  {
+                    guard: and(['isFromSender', 'isUnreadable']),
+                    target: '#filedropReceiver.active.failing',
+                    actions: 'recordFault',
+                  },
+                  { guard: 'isFromSender', actions: 'applyAnswer' },
+                ],
+                candidate: [
+                  {
+                    guard: and(['isFromSender', 'isUnreadable']),
+                    target: '#filedropReceiver.active.failing',
+                    actions: 'recordFault',
+                  },
+                  { guard: 'isFromSender', actions: 'applyCandidate' },
+                ],
                 retry: [
                   { guard: and(['isFromSender', 'canRetry']), actions: 'restartIce' },
                   {
@@ -407,7 +517,8 @@ export const filedropReceiver = setup({
                   },
                 },
                 // The channel closed before every byte was in: the sender's reason may be on its way.
-                'rtc.closed': 'lost',
+                // Once every byte is in, the sender (the original's, say) may close it: the sink finishes.
+                'rtc.closed': { guard: not('isSettling'), target: 'lost' },
               },
               initial: 'connecting',
               states: {
@@ -443,12 +554,23 @@ export const filedropReceiver = setup({
                       transport: context.transport!,
                       sink: context.sink!,
                       file: context.file!,
+                      ...(context.trailer && { trailer: context.trailer }),
                     }),
                   },
                   // `progress { received: 0 }` at once: the sender paces itself by our reports from now on.
                   entry: 'sendProgress',
                   on: {
                     'download.progress': { actions: 'recordProgress' },
+                    'download.arrived': { actions: 'recordArrival' },
+                    // While the download runs, the digest goes to it too (before, it goes in with its input).
+                    done: [
+                      {
+                        guard: and(['isFromSender', 'isUnreadable']),
+                        target: '#filedropReceiver.active.failing',
+                        actions: 'recordFault',
+                      },
+                      { guard: 'isFromSender', actions: ['keepTrailer', 'passTrailer'] },
+                    ],
                     'download.done': { target: '#filedropReceiver.active.completing', actions: 'recordDone' },
                     'download.failed': { target: '#filedropReceiver.active.failing', actions: 'recordDownloadFailure' },
                   },
@@ -491,7 +613,12 @@ export const filedropReceiver = setup({
     done: { type: 'final', entry: 'announceDone' },
     failed: { type: 'final', entry: ['abortSink', 'announceFailure'] },
   },
-  output: ({ context }) => ({ file: context.file, sha256: context.sha256, error: context.error }),
+  output: ({ context }) => ({
+    file: context.file,
+    sha256: context.sha256,
+    verified: context.verified,
+    error: context.error,
+  }),
 });
 
 function describe(error: unknown): string {

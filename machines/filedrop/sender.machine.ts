@@ -1,5 +1,6 @@
 import {
   and,
+  assertEvent,
   assign,
   emit,
   enqueueActions,
@@ -19,6 +20,7 @@ import { FileDropError, type TransferFailure } from './errors.js';
 import type { FileSource } from './files.js';
 import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
 import { DEFAULT_WINDOW, upload, type UploadCommand, type UploadEvent } from './transfer.js';
+import { isFault, readCandidate, readDescription, readProgress } from './wire.js';
 
 /* ------------------------------------------------------------------------ */
 /* One transfer: the sender's side of one receiver's request.               */
@@ -56,8 +58,10 @@ export interface TransferContext extends TransferTiming {
   retries: number;
   /** Bytes the receiver reported. */
   received: number;
-  /** The receiver has sent `progress`: it reports as it stores, and the upload paces itself by it. */
+  /** The receiver has reported a count in `progress`: it reports as it stores, and the upload paces itself by it. */
   paced: boolean;
+  /** Every chunk went out and `done` was sent: a receiver's `done` now means it has the file. */
+  uploaded: boolean;
   transport?: Transport;
   error?: FileDropError;
 }
@@ -77,7 +81,7 @@ export interface TransferOutput {
 }
 
 export type TransferEvent =
-  | MessageOf<ServerMessage, 'offer' | 'candidate' | 'progress' | 'peer not exists'>
+  | MessageOf<ServerMessage, 'offer' | 'candidate' | 'progress' | 'done' | 'peer not exists'>
   | RtcEmitted
   | UploadEvent
   | { type: 'cancel' }
@@ -89,15 +93,42 @@ const rtcCommand = (peer: string, command: RtcCommand): TransferReport => ({ typ
 
 type TransferArgs = { context: TransferContext; event: TransferEvent };
 
-/** The receiver's offer (first, or after an ICE restart) goes to our rtc actor. */
+/** What the receiver's `progress` says, as far as it can be read. */
+const progressOf = (event: TransferEvent) => readProgress((event as MessageOf<ServerMessage, 'progress'>).detail.data);
+
+/** The receiver's offer as it came: a description, or a fault naming the field. */
+const offerOf = (event: TransferEvent) => {
+  assertEvent(event, 'offer');
+  return readDescription(event.detail.data, 'offer');
+};
+
+/** The receiver's offer (first, or after an ICE restart) goes to our rtc actor (an unreadable one failed the transfer before). */
 const applyOffer = {
   type: 'report',
-  params: ({ context, event }: TransferArgs) =>
-    rtcCommand(context.peer, {
-      type: 'rtc.remoteDescription',
-      description: (event as MessageOf<ServerMessage, 'offer'>).detail.data,
-    }),
+  params: ({ context, event }: TransferArgs) => {
+    const reading = offerOf(event);
+    return rtcCommand(
+      context.peer,
+      isFault(reading) ? { type: 'rtc.close' } : { type: 'rtc.remoteDescription', description: reading.value },
+    );
+  },
 } as const;
+
+/** Every chunk is on the channel: `done` (the original's word for it) carries the digest of what was sent. */
+const sendDone = [
+  'markUploaded',
+  {
+    type: 'report',
+    params: ({ context, event }: TransferArgs) => {
+      assertEvent(event, 'upload.done');
+      const sha256 = context.file.sha256 ?? event.sha256;
+      return signal({ type: 'done', detail: { peer: context.peer, data: sha256 === undefined ? {} : { sha256 } } });
+    },
+  },
+] as const;
+
+/** An offer or candidate that cannot be read ends the transfer (`protocol`), before anything else looks at it. */
+const refuseUnreadable = { guard: 'isUnreadable', target: 'failing', actions: 'recordFault' } as const;
 
 /** News for the application: the receiver has `received` bytes. */
 const reportProgress = {
@@ -105,7 +136,7 @@ const reportProgress = {
   params: ({ context, event }: TransferArgs): TransferReport => ({
     type: 'transfer.progress',
     peer: context.peer,
-    received: (event as MessageOf<ServerMessage, 'progress'>).detail.data.received,
+    received: progressOf(event).received ?? context.received,
     total: context.file.size,
   }),
 } as const;
@@ -127,10 +158,15 @@ const askRetry = [
   'countRetry',
 ] as const;
 
-/** The file as `response` describes it. */
+/**
+ * The file as `response` describes it: with its `sha256` when the source
+ * knows it, else with `trailer: 'sha256'`, the promise that the digest
+ * follows in `done` (computed while the file is sent, so it is read once).
+ */
 export function fileInfoOf(source: FileSource): FileInfo {
   const info: FileInfo = { name: source.name, size: source.size, type: source.type };
   if (source.sha256 !== undefined) info.sha256 = source.sha256;
+  else info.trailer = 'sha256';
   return info;
 }
 
@@ -157,13 +193,19 @@ export const filedropSenderTransfer = setup({
   },
   guards: {
     canRetry: ({ context }) => context.retries < context.maxRetries,
-    isVerdictDone: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.done === true,
-    isVerdictError: ({ event }) => (event as MessageOf<ServerMessage, 'progress'>).detail.data.error !== undefined,
+    isVerdictDone: ({ event }) => progressOf(event).done === true,
+    isVerdictError: ({ event }) => progressOf(event).error !== undefined,
     isReport: not(or(['isVerdictDone', 'isVerdictError'])),
+    /** The report carries a count (the seed leaves `progress` open: one without is only ignored). */
+    hasCount: ({ event }) => progressOf(event).received !== undefined,
+    isUnreadable: ({ event }) => {
+      assertEvent(event, ['offer', 'candidate']);
+      return isFault(event.type === 'offer' ? offerOf(event) : readCandidate(event.detail.data));
+    },
+    isUploaded: ({ context }) => context.uploaded,
     isChannelGone: ({ event }) => (event as Extract<UploadEvent, { type: 'upload.failed' }>).reason === 'peer-gone',
     isAnswer: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.description' }>).description.type === 'answer',
-    isNewProgress: ({ context, event }) =>
-      (event as MessageOf<ServerMessage, 'progress'>).detail.data.received > context.received,
+    isNewProgress: ({ context, event }) => (progressOf(event).received ?? -1) > context.received,
   },
   actions: {
     fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
@@ -174,15 +216,25 @@ export const filedropSenderTransfer = setup({
     countRetry: assign({ retries: ({ context }) => context.retries + 1 }),
     keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
     keepReceived: assign({
-      received: ({ context, event }) =>
-        Math.max(context.received, (event as MessageOf<ServerMessage, 'progress'>).detail.data.received),
+      received: ({ context, event }) => Math.max(context.received, progressOf(event).received ?? 0),
       paced: true,
     }),
+    recordFault: assign({
+      error: ({ event }) => {
+        assertEvent(event, ['offer', 'candidate']);
+        const reading = event.type === 'offer' ? offerOf(event) : readCandidate(event.detail.data);
+        return new FileDropError(
+          'protocol',
+          `the receiver sent what cannot be read: ${isFault(reading) ? reading.fault : event.type}`,
+        );
+      },
+    }),
+    markUploaded: assign({ uploaded: true }),
     /** The receiver's report goes to the upload, which keeps within `window` of it. */
     ackUpload: sendTo('upload', ({ context }): UploadCommand => ({ type: 'upload.ack', received: context.received })),
-    recordRemoteFailure: assign(({ event }) => {
-      const { error, received } = (event as MessageOf<ServerMessage, 'progress'>).detail.data;
-      return { received, error: remoteError(error!, 'receiver') };
+    recordRemoteFailure: assign(({ context, event }) => {
+      const { error, received } = progressOf(event);
+      return { received: received ?? context.received, error: remoteError(error!, 'receiver') };
     }),
     recordUploadFailure: assign({
       error: ({ event }) => {
@@ -205,17 +257,26 @@ export const filedropSenderTransfer = setup({
     retries: 0,
     received: 0,
     paced: false,
+    uploaded: false,
   }),
   on: {
-    candidate: {
-      actions: {
-        type: 'report',
-        params: ({ context, event }) =>
-          rtcCommand(context.peer, { type: 'rtc.remoteCandidate', candidate: event.detail.data }),
+    candidate: [
+      { ...refuseUnreadable, target: '.failing' },
+      {
+        // The end of candidates (`null`) needs nothing.
+        actions: enqueueActions(({ context, event, enqueue }) => {
+          const reading = readCandidate(event.detail.data);
+          if (isFault(reading) || reading.value === null) return;
+          enqueue({
+            type: 'report',
+            params: rtcCommand(context.peer, { type: 'rtc.remoteCandidate', candidate: reading.value }),
+          });
+        }),
       },
-    },
+    ],
     'rtc.description': {
       guard: 'isAnswer',
+      // The browser's form: `{ type: 'answer', sdp }`.
       actions: {
         type: 'report',
         params: ({ context, event }) =>
@@ -242,8 +303,10 @@ export const filedropSenderTransfer = setup({
       { guard: 'isVerdictError', target: '.failed', actions: 'recordRemoteFailure' },
       { guard: 'isNewProgress', actions: ['keepReceived', reportProgress] },
       // Nothing new (say the `received: 0` a receiver sends as its channel opens): it reports, so it paces.
-      { actions: 'keepReceived' },
+      { guard: 'hasCount', actions: 'keepReceived' },
     ],
+    // The original's receiver says `done` once it has written everything; before our last chunk it cannot be.
+    done: { guard: 'isUploaded', target: '.done' },
     'peer not exists': {
       target: '.failed',
       actions: { type: 'fail', params: { reason: 'peer-gone', message: 'the receiver left' } },
@@ -264,7 +327,15 @@ export const filedropSenderTransfer = setup({
     awaitingOffer: {
       entry: {
         type: 'report',
-        params: ({ context }) => signal({ type: 'response', detail: { peer: context.peer, data: context.file } }),
+        // Under both its keys and the original project's (`fileName`, `fileSize`), which its receivers read.
+        params: ({ context }) =>
+          signal({
+            type: 'response',
+            detail: {
+              peer: context.peer,
+              data: { ...context.file, fileName: context.file.name, fileSize: context.file.size },
+            },
+          }),
       },
       after: {
         offerTimeout: {
@@ -278,7 +349,7 @@ export const filedropSenderTransfer = setup({
           },
         },
       },
-      on: { offer: { target: 'connecting', actions: applyOffer } },
+      on: { offer: [refuseUnreadable, { target: 'connecting', actions: applyOffer }] },
     },
     connecting: {
       after: {
@@ -295,7 +366,7 @@ export const filedropSenderTransfer = setup({
       },
       on: {
         // A re-offer (ICE restart) gets a full connectTimeout.
-        offer: { target: 'connecting', reenter: true, actions: applyOffer },
+        offer: [refuseUnreadable, { target: 'connecting', reenter: true, actions: applyOffer }],
         'rtc.open': { target: 'sending', actions: 'keepTransport' },
         'rtc.failed': [
           { guard: 'canRetry', actions: askRetry },
@@ -318,16 +389,17 @@ export const filedropSenderTransfer = setup({
           source: context.source,
           window: context.window,
           ...(context.paced && { acked: context.received }),
+          hash: context.file.sha256 === undefined,
         }),
       },
       on: {
-        offer: { actions: applyOffer },
+        offer: [refuseUnreadable, { actions: applyOffer }],
         // The receiver's reports pace the upload; its verdicts are handled above.
         progress: [
           { guard: and(['isReport', 'isNewProgress']), actions: ['keepReceived', reportProgress, 'ackUpload'] },
-          { guard: 'isReport', actions: ['keepReceived', 'ackUpload'] },
+          { guard: and(['isReport', 'hasCount']), actions: ['keepReceived', 'ackUpload'] },
         ],
-        'upload.done': 'finishing',
+        'upload.done': { target: 'finishing', actions: sendDone },
         'upload.failed': [
           { guard: 'isChannelGone', target: 'lost' },
           { target: 'failing', actions: 'recordUploadFailure' },
@@ -345,9 +417,9 @@ export const filedropSenderTransfer = setup({
       },
     },
     finishing: {
-      // Every chunk is with the data channel: waiting for `progress` with `done` (or `error`).
+      // Every chunk is with the data channel: waiting for `progress` with `done` (or `error`), or `done`.
       on: {
-        offer: { actions: applyOffer },
+        offer: [refuseUnreadable, { actions: applyOffer }],
         'rtc.failed': { guard: 'canRetry', actions: askRetry },
       },
     },
@@ -634,6 +706,7 @@ export const filedropSender = setup({
             offer: { actions: 'forward' },
             candidate: { actions: 'forward' },
             progress: { actions: 'forward' },
+            done: { actions: 'forward' },
             'peer not exists': { actions: 'forward' },
             'rtc.description': { actions: 'forward' },
             'rtc.candidate': { actions: 'forward' },

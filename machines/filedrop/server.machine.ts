@@ -4,7 +4,7 @@ import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
 import type { InvalidPeer } from './codec.js';
-import { direction, type ClientMessage, type ServerErrorCode, type ServerMessage } from './protocol.js';
+import { direction, type RelayedMessage, type ServerErrorCode, type ServerMessage } from './protocol.js';
 import type { PeerRegistry } from './registry.js';
 
 /** What a session needs from its server: shared state and its own connection. */
@@ -26,7 +26,7 @@ export interface SessionContext {
   readonly services: SessionServices;
 }
 
-export type SessionEvent = ClientMessage | InvalidPeer | SignallingEvent;
+export type SessionEvent = RelayedMessage | InvalidPeer | SignallingEvent;
 
 /** One message to deliver: to another peer, or back to this client (`to` is its own id). */
 export interface Transmission {
@@ -36,13 +36,17 @@ export interface Transmission {
   link?: boolean;
 }
 
+/** Longest `peer` a `peer not exists` echoes (a client may name any string). */
+const MAX_ECHOED_PEER = 128;
+
 /**
  * Checks one client message against the registry. A receiver must `request`
  * a sender before anything else passes between them; then each message may
  * only go its way (offer and progress to the sender; response, answer and
- * retry to the receiver; candidates both ways).
+ * retry to the receiver; candidates and done both ways). What passes is
+ * forwarded with `peer` set to the sender's id and `data` as it came.
  */
-export function planRelay(context: SessionContext, event: ClientMessage): Transmission {
+export function planRelay(context: SessionContext, event: RelayedMessage): Transmission {
   const { registry } = context.services;
   const self = context.id;
   const reply = (message: ServerMessage): Transmission => ({ to: self, message });
@@ -50,7 +54,9 @@ export function planRelay(context: SessionContext, event: ClientMessage): Transm
     reply({ type: 'error', detail: { code, message, event: type } });
   const to = event.detail.peer;
   if (to === self) return refuse('ERR_NOT_PERMITTED', event.type, `${event.type}: you cannot send to yourself`);
-  if (!registry.has(to)) return reply({ type: 'peer not exists', detail: { peer: to, event: event.type } });
+  if (!registry.has(to)) {
+    return reply({ type: 'peer not exists', detail: { peer: to.slice(0, MAX_ECHOED_PEER), event: event.type } });
+  }
   const way = direction[event.type];
   const asked = registry.isLinked(self, to);
   const askedBy = registry.isLinked(to, self);
@@ -71,7 +77,8 @@ export function planRelay(context: SessionContext, event: ClientMessage): Transm
  * One client's connection to a filedrop server. It is told its id
  * (`assign`) as it starts, then relays the seed's messages between peers,
  * each checked against the registry; whatever it refuses is answered with
- * `invalid peer id`, `peer not exists` or `error`, and nothing is
+ * `invalid peer id` (a `peer` that is not a string), `peer not exists` (a
+ * string nobody holds) or `error`, and nothing is
  * forwarded. The connection stays open through errors. When it closes the
  * session leaves the registry and tells every peer it exchanged messages
  * with (`peer not exists` without `event`).
@@ -123,15 +130,14 @@ export const filedropSession = setup({
         candidate: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
         retry: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
         progress: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
+        done: { actions: { type: 'transmit', params: ({ context, event }) => planRelay(context, event) } },
         'session.invalidPeer': {
           actions: {
             type: 'transmit',
-            params: ({ context, event }) => {
-              const { peer, event: type } = event.detail;
-              const detail: { event: string; peer?: string } = { event: type };
-              if (typeof peer === 'string') detail.peer = peer.slice(0, 32);
-              return { to: context.id, message: { type: 'invalid peer id', detail } };
-            },
+            params: ({ context, event }) => ({
+              to: context.id,
+              message: { type: 'invalid peer id', detail: { event: event.detail.event } },
+            }),
           },
         },
         'signalling.error': {

@@ -3,7 +3,7 @@ import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '.
 import type { ProtocolServer } from '../../src/runtime.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import { serverCodec } from './codec.js';
-import { generatePeerId, isPeerId, type ServerMessage } from './protocol.js';
+import { generatePeerId, type ServerMessage } from './protocol.js';
 import { memoryRegistry, type PeerRegistry } from './registry.js';
 import { filedropSession, type FileDropSessionActor, type SessionServices } from './server.machine.js';
 
@@ -15,12 +15,11 @@ export interface FileDropServerOptions extends HubOptions {
   /** Connected peers and who asked whom. @default memoryRegistry() */
   registry?: PeerRegistry;
   /**
-   * New peer ids. Pair a different format with `isPeerId`.
+   * New peer ids (any string: a client naming a string nobody holds gets
+   * `peer not exists`, whatever its form).
    * @default generatePeerId: 8 characters without look-alikes, crypto-random
    */
   generateId?: () => string;
-  /** What a well-formed peer id is; anything else gets `invalid peer id`. @default isPeerId */
-  isPeerId?: (value: unknown) => boolean;
 }
 
 export interface FileDropServer extends ProtocolServer {
@@ -53,7 +52,7 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
   const server = protocolServer({
     protocol: 'filedrop',
     logic: filedropSession,
-    codec: serverCodec({ maxFrameSize: options.maxFrameSize, isPeerId: options.isPeerId ?? isPeerId }),
+    codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     router,
     ...hubOptions(options),
     logger: log,

@@ -1,6 +1,6 @@
 import { safeJson, type EventCodec } from '../../src/event-codec.js';
 import type { Frame } from '../../src/transport.js';
-import { clientMessageTypes, type ClientMessageType } from './protocol.js';
+import { clientMessageTypes } from './protocol.js';
 
 /**
  * The server's notices: sent over socket.io with their whole `detail` as the
@@ -13,16 +13,32 @@ const relayed: ReadonlySet<string> = new Set(clientMessageTypes);
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** True when `value` holds a binary attachment (socket.io sends them apart from the JSON) at any depth. */
+function hasBinary(value: unknown): boolean {
+  const stack = [value];
+  let seen = 0;
+  while (stack.length > 0 && seen++ < 10_000) {
+    const item = stack.pop();
+    if (item instanceof ArrayBuffer || ArrayBuffer.isView(item)) return true;
+    if (typeof item === 'object' && item !== null) stack.push(...Object.values(item));
+  }
+  return false;
+}
+
 /**
  * `emit(event, peerId, data?)` as the WebSocket codec's `{ type, detail: { peer, data? } }`.
  * Arguments past `data` become `argumentN` keys, which the codec refuses
  * like any stray key, so a wrong call earns the same error as the same
- * mistake over WebSocket.
+ * mistake over WebSocket. `data` is relayed as JSON: one with a binary
+ * attachment becomes a `binaryAttachment` key, refused the same way.
  */
-function relayFrame(event: unknown, args: readonly unknown[], data = (value: unknown) => value): string {
+function relayFrame(event: unknown, args: readonly unknown[]): string {
   const detail: Record<string, unknown> = {};
   if (args.length > 0) detail.peer = args[0];
-  if (args.length > 1) detail.data = data(args[1]);
+  if (args.length > 1) {
+    if (hasBinary(args[1])) detail.binaryAttachment = true;
+    else detail.data = args[1];
+  }
   for (let i = 2; i < args.length; i++) detail[`argument${i + 1}`] = args[i];
   return safeJson({ type: event, detail });
 }
@@ -43,21 +59,6 @@ function messageOf(frame: Frame): { type: string; detail: Record<string, unknown
 }
 
 /**
- * A `response` in the shape some existing socket.io clients of this protocol
- * send, `{ fileName, fileSize }`, read as this library's file info.
- */
-function fromLegacyResponse(data: unknown): unknown {
-  if (!isRecord(data) || 'name' in data || !('fileName' in data)) return data;
-  return { name: data.fileName, size: data.fileSize, type: '' };
-}
-
-/** A relayed file info also carries `fileName` and `fileSize`, which those clients read. */
-function withLegacyNames(data: unknown): unknown {
-  if (!isRecord(data) || typeof data.name !== 'string') return data;
-  return { ...data, fileName: data.name, fileSize: data.size };
-}
-
-/**
  * The filedrop events as a socket.io 4 server speaks them, for
  * `socketIoServer({ events: serverSocketIoEvents() })`: a client's
  * `emit(event, peerId, data?)` arrives as the frame
@@ -73,10 +74,7 @@ function withLegacyNames(data: unknown): unknown {
  * | `peer not exists` `{ peer, event? }` | `emit('peer not exists', { peer, event? })` |
  * | `error` `{ code, message, event? }`  | `emit('error', { code, message, event? })`  |
  *
- * For the existing clients of the protocol that describe a file as
- * `{ fileName, fileSize }`, a `response` in that shape is read as
- * `{ name, size, type: '' }`, and a relayed file info carries `fileName` and
- * `fileSize` next to `name` and `size`.
+ * `data` goes through as it came, whatever JSON it is (`null` included).
  *
  * @example
  * ```ts
@@ -88,14 +86,13 @@ function withLegacyNames(data: unknown): unknown {
 export function serverSocketIoEvents(): EventCodec {
   return {
     receive(event, args) {
-      return relayFrame(event, args, event === 'response' ? fromLegacyResponse : undefined);
+      return relayFrame(event, args);
     },
     send(frame) {
       const { type, detail } = messageOf(frame);
       if (type === 'assign') return [type, detail.peer];
       if (notices.has(type)) return [type, detail];
-      const data = type === ('response' satisfies ClientMessageType) ? withLegacyNames(detail.data) : detail.data;
-      return 'data' in detail ? [type, detail.peer, data] : [type, detail.peer];
+      return 'data' in detail ? [type, detail.peer, detail.data] : [type, detail.peer];
     },
   };
 }

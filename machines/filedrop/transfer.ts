@@ -1,11 +1,11 @@
-import { fromCallback, fromPromise, type EventObject } from 'xstate';
+import { fromCallback, fromPromise } from 'xstate';
 import { DEFAULT_HIGH_WATER_MARK, sendWithBackpressure } from '../../src/backpressure.js';
 import { TransportError } from '../../src/errors.js';
 import type { Transport } from '../../src/transport.js';
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.js';
 import type { TransferFailure } from './errors.js';
 import { sha256Stream, type FileSink, type FileSource, type SinkOpener } from './files.js';
-import type { FileInfo } from './protocol.js';
+import type { DoneData, FileInfo } from './protocol.js';
 
 /**
  * Default {@link UploadInput.window}: 32 MiB. A receiver whose sink is slower
@@ -32,12 +32,21 @@ export interface UploadInput {
   window?: number;
   /** What the receiver had reported before the upload started, if anything. @default undefined (nothing yet) */
   acked?: number;
+  /**
+   * Hash the bytes as they are read and report their SHA-256 with
+   * `upload.done`: for a source that did not know its digest up front, so
+   * that the file is read once. @default false
+   */
+  hash?: boolean;
 }
 
 /** What the {@link upload} actor reports to its parent. */
 export type UploadEvent =
-  /** Every chunk was handed to the data channel (not yet received: wait for the receiver's `progress`). */
-  | { type: 'upload.done' }
+  /**
+   * Every chunk was handed to the data channel (not yet received: wait for
+   * the receiver's `progress`). `sha256`: of the bytes sent, with `hash`.
+   */
+  | { type: 'upload.done'; sha256?: string }
   | { type: 'upload.failed'; reason: Extract<TransferFailure, 'source-failed' | 'peer-gone'>; message: string };
 
 /** What the {@link upload} actor takes: the receiver stored `received` bytes (its `progress`). */
@@ -79,6 +88,8 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
     }
   };
 
+  const hash = input.hash ? sha256Stream() : undefined;
+
   void (async () => {
     let seq = 0;
     for (let offset = 0; offset < source.size;) {
@@ -103,6 +114,7 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
         });
         return;
       }
+      hash?.update(block);
       for (let at = 0; at < length; at += CHUNK_SIZE) {
         const data = block.subarray(at, at + CHUNK_SIZE);
         const end = offset + at + data.byteLength;
@@ -123,7 +135,7 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
       }
       offset += length;
     }
-    report({ type: 'upload.done' });
+    report(hash ? { type: 'upload.done', sha256: hash.hex() } : { type: 'upload.done' });
   })();
 
   return () => {
@@ -139,14 +151,25 @@ export interface DownloadInput {
   file: FileInfo;
   /** Report `download.progress` each time this many more bytes were written. @default 262144 */
   reportEvery?: number;
+  /** The sender's `done`, if it came before the download started (it carries the digest `file.trailer` promised). */
+  trailer?: DoneData;
 }
+
+/** What the {@link download} actor takes: the sender's `done` arrived (with the digest, when `file.trailer` promised one). */
+export type DownloadCommand = { type: 'download.trailer'; trailer: DoneData };
 
 /** What the {@link download} actor reports to its parent. */
 export type DownloadEvent =
   /** `received` bytes are written to the sink (not only arrived): what the sender paces by. */
   | { type: 'download.progress'; received: number }
-  /** Every byte arrived, matched the size and digest, was written, and the sink was closed. */
-  | { type: 'download.done'; received: number; sha256: string }
+  /** Every byte is in: the data channel is no longer needed (the sink may still be writing). */
+  | { type: 'download.arrived'; received: number }
+  /**
+   * Every byte arrived, matched the size (and the digest, when `verified`),
+   * was written, and the sink was closed. `sha256` is of the bytes received;
+   * `verified` is false when the sender gave no digest to compare it with.
+   */
+  | { type: 'download.done'; received: number; sha256: string; verified: boolean }
   | {
       type: 'download.failed';
       reason: Extract<TransferFailure, 'protocol' | 'size-mismatch' | 'digest-mismatch' | 'sink-failed'>;
@@ -158,14 +181,26 @@ export type DownloadEvent =
  * Receives a file from an open data channel: checks each chunk's sequence
  * number, hashes the bytes as they come (SHA-256, incrementally), writes
  * them to the sink one write at a time, and once `file.size` bytes are in,
- * compares the digest and closes the sink. It never aborts the sink: its
+ * compares the digest and closes the sink. The digest is `file.sha256`, or,
+ * when `file.trailer` is `'sha256'`, the one in the sender's `done`
+ * (`download.trailer`), which it waits for; without either it checks the
+ * size only (`verified: false`). It never aborts the sink: its
  * parent does, when the transfer fails. Chunks that arrive while the sink
  * is busy wait in memory; `download.progress` counts the bytes written, so
  * that the sender, which paces itself by the `progress` it is sent, keeps
  * that queue under its window (see {@link upload}).
  */
-export const download = fromCallback<EventObject, DownloadInput>(({ input, sendBack }) => {
+export const download = fromCallback<DownloadCommand, DownloadInput>(({ input, sendBack, receive }) => {
   const { transport, sink, file } = input;
+  /** The sender's `done`, once it came. */
+  let trailer = input.trailer;
+  /** Every byte is written and the digest to compare is in the sender's `done`, which has not come yet. */
+  let verify: (() => void) | undefined;
+  receive((event) => {
+    if (event?.type !== 'download.trailer' || trailer) return;
+    trailer = event.trailer;
+    verify?.();
+  });
   const reportEvery = input.reportEvery ?? 256 * 1024;
   const hash = sha256Stream();
   let stopped = false;
@@ -188,24 +223,38 @@ export const download = fromCallback<EventObject, DownloadInput>(({ input, sendB
   };
   const fail = (reason: Extract<DownloadEvent, { type: 'download.failed' }>['reason'], message: string) =>
     settle({ type: 'download.failed', reason, message, received });
+  /** Compares the digest (if there is one to compare with) and closes the sink. */
+  const conclude = async () => {
+    verify = undefined;
+    if (settled || stopped) return;
+    const digest = hash.hex();
+    const expected = file.sha256 ?? (file.trailer === 'sha256' ? trailer?.sha256 : undefined);
+    if (file.sha256 === undefined && file.trailer === 'sha256' && expected === undefined) {
+      fail('protocol', 'done: `data.sha256` is missing, but the response promised it (trailer: sha256)');
+      return;
+    }
+    if (expected !== undefined && digest !== expected) {
+      fail('digest-mismatch', `SHA-256 of the ${received} bytes is ${digest}, the sender announced ${expected}`);
+      return;
+    }
+    try {
+      await sink.close();
+    } catch (error) {
+      fail('sink-failed', `closing failed: ${describe(error)}`);
+      return;
+    }
+    settle({ type: 'download.done', received, sha256: digest, verified: expected !== undefined });
+  };
   const finish = () => {
     complete = true;
     off();
+    if (!stopped) sendBack({ type: 'download.arrived', received } satisfies DownloadEvent);
     // After a failed write the download has settled already: nothing more to do.
-    void writes.then(async () => {
+    void writes.then(() => {
       if (settled || stopped) return;
-      const digest = hash.hex();
-      if (file.sha256 !== undefined && digest !== file.sha256) {
-        fail('digest-mismatch', `SHA-256 of the ${received} bytes is ${digest}, the sender announced ${file.sha256}`);
-        return;
-      }
-      try {
-        await sink.close();
-      } catch (error) {
-        fail('sink-failed', `closing failed: ${describe(error)}`);
-        return;
-      }
-      settle({ type: 'download.done', received, sha256: digest });
+      const waiting = file.sha256 === undefined && file.trailer === 'sha256' && trailer === undefined;
+      if (waiting) verify = () => void conclude();
+      else void conclude();
     });
   };
 
