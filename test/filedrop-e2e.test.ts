@@ -91,6 +91,7 @@ async function transfer(senderBackend: Backend, receiverBackend: Backend) {
     detail: {
       file: { name, size: data.byteLength, type: 'application/octet-stream', sha256: sha256Hex(data) },
       sha256: sha256Hex(data),
+      verified: true,
     },
   });
   const progress = senderEvents.filter((e) => e.type === 'progress');

@@ -189,15 +189,21 @@ describe('Node file sources and sinks (signalbox/fs)', () => {
 });
 
 /** Runs the `download` actor under a parent that records what it reports. */
-function downloading(file: FileInfo, sink = memorySink()) {
+function downloading(file: FileInfo, sink = memorySink(), trailer?: { sha256?: string }) {
   const [near, far] = memoryPair();
   const events: AnyEventObject[] = [];
   const parent = setup({ actors: { download } }).createMachine({
-    invoke: { src: 'download', input: { transport: far, sink, file, reportEvery: 10 } },
-    on: { '*': { actions: ({ event }) => events.push(event) } },
+    invoke: { id: 'download', src: 'download', input: { transport: far, sink, file, reportEvery: 10, trailer } },
+    on: {
+      trailer: {
+        actions: sendTo('download', ({ event }) => ({ type: 'download.trailer', trailer: event.trailer })),
+      },
+      '*': { actions: ({ event }) => events.push(event) },
+    },
   });
   const actor = createActor(parent).start();
-  return { send: (frame: Frame) => near.send(frame), events, sink, actor };
+  const sendTrailer = (value: { sha256?: string }) => actor.send({ type: 'trailer', trailer: value });
+  return { send: (frame: Frame) => near.send(frame), events, sink, actor, sendTrailer };
 }
 
 describe('the download actor', () => {
@@ -216,12 +222,65 @@ describe('the download actor', () => {
     d.send(encodeChunk(2, data.subarray(20)));
     await settle();
     expect(d.events).toEqual([
+      { type: 'download.arrived', received: 25 },
       { type: 'download.progress', received: 12 },
       { type: 'download.progress', received: 25 },
-      { type: 'download.done', received: 25, sha256: sha256Hex(data) },
+      { type: 'download.done', received: 25, sha256: sha256Hex(data), verified: true },
     ]);
     expect(d.sink.state).toBe('closed');
     expect(d.sink.bytes()).toEqual(data);
+  });
+
+  it('checks only the size when no digest was announced, and says so', async () => {
+    const data = bytes(5);
+    const d = downloading(file(5));
+    d.send(encodeChunk(0, data));
+    await settle();
+    expect(d.events.at(-1)).toEqual({ type: 'download.done', received: 5, sha256: sha256Hex(data), verified: false });
+    expect(d.sink.state).toBe('closed');
+  });
+
+  describe("a digest that follows in the sender's done (trailer)", () => {
+    const trailed = (size: number): FileInfo => ({ name: 'f', size, type: '', trailer: 'sha256' });
+
+    it('waits for it once every byte is written, then checks it and closes the sink', async () => {
+      const data = bytes(5);
+      const d = downloading(trailed(5));
+      d.send(encodeChunk(0, data));
+      await settle();
+      expect(d.events.map((e) => e.type)).toEqual(['download.arrived', 'download.progress']);
+      expect(d.sink.state).toBe('open');
+      d.sendTrailer({ sha256: sha256Hex(data) });
+      await settle();
+      expect(d.events.at(-1)).toEqual({ type: 'download.done', received: 5, sha256: sha256Hex(data), verified: true });
+      expect(d.sink.state).toBe('closed');
+    });
+
+    it('takes one that came before the download started', async () => {
+      const data = bytes(5);
+      const d = downloading(trailed(5), memorySink(), { sha256: sha256Hex(data) });
+      d.send(encodeChunk(0, data));
+      await settle();
+      expect(d.events.at(-1)).toMatchObject({ type: 'download.done', verified: true });
+    });
+
+    it('fails digest-mismatch on a wrong one, and protocol on a done without one', async () => {
+      const wrong = downloading(trailed(5));
+      wrong.send(encodeChunk(0, bytes(5)));
+      wrong.sendTrailer({ sha256: '0'.repeat(64) });
+      const none = downloading(trailed(5));
+      none.send(encodeChunk(0, bytes(5)));
+      await settle();
+      none.sendTrailer({});
+      await settle();
+      expect(wrong.events.at(-1)).toMatchObject({ type: 'download.failed', reason: 'digest-mismatch' });
+      expect(none.events.at(-1)).toMatchObject({
+        type: 'download.failed',
+        reason: 'protocol',
+        message: expect.stringContaining('done: `data.sha256` is missing'),
+      });
+      expect([wrong.sink.state, none.sink.state]).toEqual(['open', 'open']);
+    });
   });
 
   it('fails on a chunk out of sequence, a text frame, or bytes beyond the size', async () => {
@@ -260,7 +319,11 @@ describe('the download actor', () => {
 });
 
 describe('the upload actor', () => {
-  function uploading(data: Uint8Array, transport?: Transport, pacing: { window?: number; acked?: number } = {}) {
+  function uploading(
+    data: Uint8Array,
+    transport?: Transport,
+    pacing: { window?: number; acked?: number; hash?: boolean } = {},
+  ) {
     const [near, far] = memoryPair();
     const frames: Uint8Array[] = [];
     far.on('message', (frame) => frames.push(frame as Uint8Array));
@@ -287,6 +350,10 @@ describe('the upload actor', () => {
     const u = uploading(data);
     await settle(30);
     expect(u.events).toEqual([{ type: 'upload.done' }]);
+    const hashed = uploading(data, undefined, { hash: true });
+    await settle(30);
+    // With `hash`, the digest of what was read and sent, reading the file once.
+    expect(hashed.events).toEqual([{ type: 'upload.done', sha256: sha256Hex(data) }]);
     const chunks = u.frames.map((f) => decodeChunk(f) as { seq: number; data: Uint8Array });
     expect(chunks.map((c) => c.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(chunks.map((c) => c.data.byteLength)).toEqual([16384, 16384, 7232, 16384, 16384, 7232, 16384, 3616]);

@@ -129,6 +129,9 @@ const serverFrames: ModelEvent[] = [
   msg('response', { peer: STRANGER, data: FILE }),
   msg('peer not exists', { peer: STRANGER }),
   msg('invalid peer id', { event: 'request' }),
+  // The original server's notices carry nothing.
+  msg('invalid peer id', {}),
+  msg('peer not exists', {}),
   msg('error', { code: 'ERR_NOT_PERMITTED', message: 'offer: you have not sent K7PQ2MZA a request', event: 'offer' }),
   { type: 'signalling.error', error: { code: ErrorCode.MalformedFrame, message: 'not JSON' }, frame: 'nope' },
   { type: 'signalling.closed', info: { code: 1001, reason: 'server closing', initiator: 'remote' } },
@@ -608,7 +611,8 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
         ? 'protocol'
         : undefined;
     case 'peer not exists':
-      if (!fromSender) return undefined;
+      // A bare one (the original server's) is about the one peer the receiver names: the sender.
+      if (!fromSender && detail?.peer !== undefined) return undefined;
       // Once every byte is in and nothing more is needed of the sender, its leaving is no failure.
       if (prev.context.arrived && verdictOf(prev.context) !== 'pending') return undefined;
       return where === 'requesting' ? 'no-such-peer' : isEngaged(where) ? 'peer-gone' : undefined;

@@ -435,6 +435,18 @@ describe('filedropReceiver transitions', () => {
       ]);
     });
 
+    it("reads the original server's bare notices as about the sender", () => {
+      expect(errorOf(run(filedropReceiver, input, [...requesting, msg('peer not exists')]))).toMatchObject({
+        reason: 'no-such-peer',
+      });
+      expect(errorOf(run(filedropReceiver, input, [...requesting, msg('invalid peer id')]))).toMatchObject({
+        reason: 'invalid-code',
+      });
+      expect(errorOf(run(filedropReceiver, input, [...receiving, msg('peer not exists')]))).toMatchObject({
+        reason: 'peer-gone',
+      });
+    });
+
     it('lets the sender close the channel and leave once every byte is in', () => {
       const arrived = [...receiving, { type: 'download.arrived', received: 100 }];
       const closed = run(filedropReceiver, input, [...arrived, rtc('rtc.closed', SENDER)]);

@@ -49,7 +49,10 @@ export function signallingError(
     }
     case 'invalid peer id': {
       const { event: type } = (event as Extract<ServerMessage, { type: 'invalid peer id' }>).detail;
-      return new FileDropError('protocol', `the server says the peer of a ${type} is not a peer id`);
+      return new FileDropError(
+        'protocol',
+        `the server says the peer of ${type ? `a ${type}` : 'a message'} is not a peer id`,
+      );
     }
     default: {
       // `xstate.error.actor.signalling`: opening the connection threw.

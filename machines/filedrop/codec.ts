@@ -90,8 +90,8 @@ const serverDetails: Record<ServerMessage['type'], v.GenericSchema> = {
     ]),
   ) as unknown as Record<ClientMessageType, v.GenericSchema>),
   assign: v.object({ peer }),
-  'invalid peer id': v.object({ event: v.string() }),
-  'peer not exists': v.object({ peer: v.string(), event: v.optional(v.string()) }),
+  'invalid peer id': v.object({ event: v.optional(v.string()) }),
+  'peer not exists': v.object({ peer: v.optional(v.string()), event: v.optional(v.string()) }),
   error: v.object({ code: v.string(), message: v.string(), event: v.optional(v.string()) }),
 };
 
@@ -140,10 +140,12 @@ export function clientCodec(options: FileDropCodecOptions = {}): Codec<ServerMes
   return {
     decode(frame) {
       const { type, detail } = parseEnvelope(frame, max, verbatim);
-      return {
-        type,
-        detail: checkDetail(serverDetails[knownType(type, serverDetails)], type, detail),
-      } as ServerMessage;
+      const known = knownType(type, serverDetails);
+      // The original server's notices carry nothing (the seed's "(None)"): read as no detail.
+      if (detail === undefined && (known === 'invalid peer id' || known === 'peer not exists')) {
+        return { type: known, detail: {} } as ServerMessage;
+      }
+      return { type, detail: checkDetail(serverDetails[known], type, detail) } as ServerMessage;
     },
     encode,
   };

@@ -159,14 +159,18 @@ export type RelayedMessage = Each<ClientMessageType, { peer: string; data?: unkn
 export type ServerMessage =
   | Message<'assign', { peer: string }>
   | RelayedMessage
-  /** A message whose `peer` is missing or not a string (`event` names it). */
-  | Message<'invalid peer id', { event: string }>
+  /**
+   * A message whose `peer` is missing or not a string (`event` names it; our
+   * server always says, the original server sends the notice bare).
+   */
+  | Message<'invalid peer id', { event?: string }>
   /**
    * `peer` is not connected: the answer to a message sent to it (`event` names
    * that message), or, without `event`, news that a peer you exchanged
-   * messages with has left.
+   * messages with has left. Our server always names `peer`; the original
+   * server sends the notice bare, about the peer the client last named.
    */
-  | Message<'peer not exists', { peer: string; event?: string }>
+  | Message<'peer not exists', { peer?: string; event?: string }>
   /** Anything else the server refused; nothing was forwarded. */
   | Message<'error', { code: ServerErrorCode; message: string; event?: string }>;
 

@@ -136,6 +136,11 @@ export const filedropReceiver = setup({
   guards: {
     isValidCode: ({ context }) => isPeerId(context.code),
     isFromSender: ({ context, event }) => (event as Detail).detail.peer === context.code,
+    /** A `peer not exists` about the sender: naming it, or bare (the original server's, about the one peer we name). */
+    isAboutSender: ({ context, event }) => {
+      assertEvent(event, 'peer not exists');
+      return event.detail.peer === undefined || event.detail.peer === context.code;
+    },
     isRefusal: ({ event }) => {
       const reading = responseOf(event);
       return !isFault(reading) && 'refusal' in reading.value;
@@ -404,7 +409,7 @@ export const filedropReceiver = setup({
               { guard: 'isFromSender', target: 'engaged', actions: 'keepFile' },
             ],
             'peer not exists': {
-              guard: 'isFromSender',
+              guard: 'isAboutSender',
               target: '#filedropReceiver.failed',
               actions: {
                 type: 'fail',
@@ -434,7 +439,7 @@ export const filedropReceiver = setup({
               actions: 'recordRefusal',
             },
             'peer not exists': {
-              guard: and(['isFromSender', not('isSettling')]),
+              guard: and(['isAboutSender', not('isSettling')]),
               target: '#filedropReceiver.failed',
               actions: {
                 type: 'fail',
