@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type SignalboxServer } from '../cli/server.js';
-import { DEFAULT_ICE_SERVERS, iceServers, iceServerUrls } from '../cli/transfer.js';
+import { DEFAULT_ICE_SERVERS, iceServers, iceServerUrls, integrityNote } from '../cli/transfer.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
 
@@ -86,6 +86,18 @@ describe('signalbox send / receive', () => {
     expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
     expect(Buffer.compare(await readFile(join(out, 'mixed.bin')), data)).toBe(0);
   }, 15_000);
+
+  it('says the SHA-256 was verified only when the sender gave one, and otherwise that only the size was checked', () => {
+    const file = { name: 'a.bin', size: 3, type: '' };
+    expect(integrityNote({ file, sha256: 'ab'.repeat(32), verified: true })).toBe(
+      `SHA-256 ${'ab'.repeat(32)} verified`,
+    );
+    const unverified = integrityNote({ file, sha256: 'ab'.repeat(32), verified: false });
+    expect(unverified).toMatch(
+      /^size checked \(3 bytes\); the sender announced no SHA-256, so the content is not verified/,
+    );
+    expect(unverified).not.toMatch(/verified \(|SHA-256 [0-9a-f]{64} verified/);
+  });
 
   it('takes its ICE servers from SIGNALBOX_ICE_SERVERS, the same for both backends', () => {
     expect(iceServers({})).toEqual(DEFAULT_ICE_SERVERS.map((urls) => ({ urls })));
