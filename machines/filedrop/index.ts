@@ -42,7 +42,19 @@ export {
   type Transmission,
 } from './server.machine.js';
 export { createFileDropServer, type FileDropServer, type FileDropServerOptions } from './server.js';
-export { clientCodec, serverCodec, type FileDropCodecOptions, type InvalidPeer } from './codec.js';
+export { clientCodec, serverCodec, MAX_DATA_DEPTH, type FileDropCodecOptions, type InvalidPeer } from './codec.js';
+export {
+  readDescription,
+  readCandidate,
+  readResponse,
+  readProgress,
+  readDone,
+  isFault,
+  type Fault,
+  type Reading,
+  type ResponseReading,
+  type ProgressReading,
+} from './wire.js';
 export { serverSocketIoEvents, clientSocketIoEvents } from './socket-io.js';
 export { memoryRegistry, type PeerRegistry } from './registry.js';
 export { FileDropError, transferFailures, type TransferFailure } from './errors.js';
@@ -72,6 +84,7 @@ export {
   type UploadCommand,
   type DownloadInput,
   type DownloadEvent,
+  type DownloadCommand,
   type OpenSinkInput,
 } from './transfer.js';
 export {
@@ -84,6 +97,8 @@ export {
   serverOnlyTypes,
   direction,
   type FileInfo,
+  type AnnouncedFile,
+  type DoneData,
   type Refusal,
   type ResponseData,
   type SessionDescription,
