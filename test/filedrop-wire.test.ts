@@ -442,3 +442,35 @@ describe.each([['WebSocket'], ['socket.io']] as const)(
     );
   },
 );
+
+describe('two signalbox peers, the sender unable to hash the file first (werift, loopback)', () => {
+  it('verify it end to end through the digest in done', async () => {
+    const data = bytes(300_000, 21);
+    const sender = createActor(filedropSender.provide({ actors: { signalling: signalling('WebSocket'), rtc } }), {
+      input: { source: memorySource(data, { name: 'late.bin', sha256: false }), once: true },
+    });
+    cleanups.push(() => sender.stop());
+    sender.start();
+    const code = (await waitFor(sender, (snapshot) => snapshot.context.id !== undefined)).context.id!;
+    const sink = memorySink();
+    const receiver = createActor(filedropReceiver.provide({ actors: { signalling: signalling('socket.io'), rtc } }), {
+      input: { code, sink },
+    });
+    cleanups.push(() => receiver.stop());
+    const completed: Array<Extract<ReceiverEmitted, { type: 'completed' }>['detail']> = [];
+    receiver.on('completed', ({ detail }) => completed.push(detail));
+    receiver.start();
+    await waitFor(receiver, (snapshot) => snapshot.status === 'done', { timeout: 30_000 });
+    expect(receiver.getSnapshot().context.error).toBeUndefined();
+    await waitFor(sender, (snapshot) => snapshot.status === 'done', { timeout: 10_000 });
+    expect(sender.getSnapshot().value).toBe('done');
+    expect(Buffer.compare(sink.bytes(), data)).toBe(0);
+    expect(completed).toEqual([
+      {
+        file: { name: 'late.bin', size: data.byteLength, type: '', trailer: 'sha256' },
+        sha256: sha256Hex(data),
+        verified: true,
+      },
+    ]);
+  }, 60_000);
+});
