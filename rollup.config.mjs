@@ -34,21 +34,40 @@ const external = (id) =>
   id.startsWith('node:') || builtinModules.includes(id) || deps.some((d) => id === d || id.startsWith(`${d}/`));
 
 /**
- * Marks the top-level machine and actor-logic definitions as pure
- * (`/*#__PURE__*\/`), so an app's bundler drops the ones it does not import:
- * `setup(...).createMachine(...)` is a call, and a bundler keeps an unused
- * call unless told it has no side effects. Done here, at build time, so no
+ * Makes the top-level machine and actor-logic definitions droppable, so an
+ * app's bundler leaves out the ones it does not import. A
+ * `/*#__PURE__*\/` mark on `setup(...).createMachine(...)` is not enough:
+ * a bundler still keeps every argument that might have a side effect (a
+ * spread `...shared`, a helper call building part of the config), and with
+ * it the rest of the machine. So each such definition becomes a pure,
+ * argument-free call of an arrow function, which a bundler drops whole when
+ * its result is unused. Done here, on esbuild's JavaScript output, so no
  * machine file has to remember it; `npm run size` fails when it stops working.
  */
 function pureDefinitions() {
-  const definition =
-    /^((?:export )?const \w+(?:: [^=\n]+)? = )((?:setup|createMachine|from(?:Callback|Promise|Observable|Transition)|\w+\.createMachine)\b)/gm;
+  const roots = /^(?:setup|createMachine|from(?:Callback|Promise|Observable|Transition))$/;
+  /** True for `setup(…)`, `setup(…).createMachine(…)`, `x.createMachine(…)`, `fromCallback(…)`, … */
+  const isDefinition = (node) => {
+    if (node?.type !== 'CallExpression') return false;
+    const callee = node.callee;
+    if (callee.type === 'Identifier') return roots.test(callee.name);
+    return callee.type === 'MemberExpression' && !callee.computed && callee.property.name === 'createMachine';
+  };
   return {
     name: 'pure-definitions',
     transform(code, id) {
-      if (!/\.tsx?$/.test(id) || id.includes('node_modules')) return null;
-      const marked = code.replace(definition, '$1/*#__PURE__*/ $2');
-      return marked === code ? null : { code: marked, map: null };
+      if (!/\.tsx?$/.test(id) || id.includes('node_modules') || !/createMachine|from[A-Z]/.test(code)) return null;
+      const inits = [];
+      for (const node of this.parse(code).body) {
+        const declaration = node.type === 'ExportNamedDeclaration' ? node.declaration : node;
+        if (declaration?.type !== 'VariableDeclaration') continue;
+        for (const { init } of declaration.declarations) if (isDefinition(init)) inits.push(init);
+      }
+      if (inits.length === 0) return null;
+      let marked = code;
+      for (const { start, end } of inits.reverse())
+        marked = `${marked.slice(0, start)}/*#__PURE__*/ (() => ${marked.slice(start, end)})()${marked.slice(end)}`;
+      return { code: marked, map: null };
     },
   };
 }
@@ -57,7 +76,7 @@ export default [
   {
     input: entries,
     external,
-    plugins: [pureDefinitions(), esbuild({ target: 'es2022' })],
+    plugins: [esbuild({ target: 'es2022' }), pureDefinitions()],
     output: [
       { dir: 'dist', format: 'esm', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
       { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs' },

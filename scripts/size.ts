@@ -33,7 +33,7 @@ export const roles: Record<string, Role> = {
   },
   'cloudlink host': {
     imports: { cloudlink: ['cloudlinkHost'], ...signalling },
-    budget: 21_000,
+    budget: 24_200,
     without: ['cloudlinkPeer', 'cloudlinkSession'],
   },
   'filedrop sender': {
