@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../src/logger.js';
 import { serve, type ProtocolServer } from '../src/runtime.js';
 import type { ConnectionCheck, ConnectionInfo, Transport, TransportServer } from '../src/transport.js';
 import { prometheusMetrics, type RefusalReason } from './metrics.js';
+import { defaultStaticRoot, staticFiles } from './static.js';
 
 export interface SignalboxServerOptions {
   /** TCP port; 0 picks a free one. @default 8080 */
@@ -92,6 +93,12 @@ export interface SignalboxServerOptions {
   metrics?: boolean;
   /** @default silentLogger */
   logger?: Logger;
+  /**
+   * A directory whose files are served over plain `GET` (the demo at `/`), or
+   * `false` for none.
+   * @default the built demo (`dist/demo/`), when it was built
+   */
+  static?: string | false;
 }
 
 export interface SignalboxServer {
@@ -220,8 +227,12 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     };
   };
 
+  const root = options.static === false ? undefined : (options.static ?? defaultStaticRoot());
+  const files = root === undefined ? undefined : staticFiles(root);
   const http = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const notFound = () =>
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', path }));
     if (req.method === 'GET' && path === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(health()));
     } else if (req.method === 'GET' && path === '/metrics' && metrics) {
@@ -232,9 +243,8 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
           res.writeHead(500).end();
         },
       );
-    } else {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', path }));
-    }
+    } else if (files) files(req, res, notFound);
+    else notFound();
   });
 
   // Admission, the same for every path: the origin, then room (total and per address), then

@@ -1,0 +1,152 @@
+/**
+ * What the browser tests run inside a Chromium page: the library's browser
+ * entry points (from source, bundled by esbuild) and a few flows on top, put
+ * on `window.harness` so a test calls one with `page.evaluate`.
+ */
+import { createActor, waitFor } from 'xstate';
+import { fromRtc, fromTransport, type Transport } from '../../../src/index.js';
+import { clientCodec as cloudlinkCodec, cloudlinkHost, cloudlinkPeer } from '../../../machines/cloudlink/index.js';
+import {
+  blobSource,
+  clientCodec as filedropCodec,
+  createFileDropServer,
+  filedropReceiver,
+  filedropSender,
+  memorySink,
+  sha256Hex,
+} from '../../../machines/filedrop/index.js';
+import { broadcastChannelServer, broadcastChannelTransport } from '../../../adapters/broadcast-channel/index.js';
+import { webSocketTransport } from '../../../adapters/websocket/index.js';
+import { serve } from '../../../src/runtime.js';
+
+const rtc = (trickle: boolean) => fromRtc({ RTCPeerConnection, trickle, config: { iceServers: [] } });
+const wsUrl = (path: string) => `ws://${location.host}${path}`;
+
+/** The same bytes as the Node side's `patterned()`: byte i is (i * 31 + seed) & 255. */
+export function patterned(size: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
+  return bytes;
+}
+
+type Signalling = () => Transport | Promise<Transport>;
+const overWebSocket: Signalling = () => webSocketTransport(wsUrl('/filedrop'));
+
+interface SendResult {
+  code: string;
+  sha256: string;
+  done: Promise<{ error?: string }>;
+}
+
+async function send(size: number, seed: number, signalling: Signalling = overWebSocket): Promise<SendResult> {
+  const bytes = patterned(size, seed);
+  const file = new File([bytes as BlobPart], 'pattern.bin', { type: 'application/octet-stream' });
+  const sender = createActor(
+    filedropSender.provide({
+      actors: { signalling: fromTransport(signalling, filedropCodec()), rtc: rtc(true) },
+    }),
+    { input: { source: blobSource(file), once: true } },
+  );
+  const done = new Promise<{ error?: string }>((resolve) =>
+    sender.on('stopped', ({ detail }) => resolve(detail.error ? { error: detail.error.reason } : {})),
+  );
+  sender.start();
+  const code = (await waitFor(sender, (s) => s.context.id !== undefined, { timeout: 10_000 })).context.id!;
+  return { code, sha256: await sha256Hex(bytes), done };
+}
+
+interface ReceiveResult {
+  error?: string;
+  name?: string;
+  size?: number;
+  /** What the receiver verified against (from the sender's response). */
+  verified?: string;
+  /** Our own digest of the bytes that landed in the sink. */
+  sha256?: string;
+  progressEvents: number;
+}
+
+async function receive(code: string, signalling: Signalling = overWebSocket): Promise<ReceiveResult> {
+  const sink = memorySink();
+  const receiver = createActor(
+    filedropReceiver.provide({
+      actors: { signalling: fromTransport(signalling, filedropCodec()), rtc: rtc(true) },
+    }),
+    { input: { code, sink } },
+  );
+  let progressEvents = 0;
+  receiver.on('progress', () => progressEvents++);
+  const result = new Promise<ReceiveResult>((resolve) => {
+    receiver.on('completed', async ({ detail }) => {
+      const bytes = sink.bytes();
+      resolve({
+        name: detail.file.name,
+        size: bytes.byteLength,
+        verified: detail.sha256,
+        sha256: await sha256Hex(bytes),
+        progressEvents,
+      });
+    });
+    receiver.on('stopped', ({ detail }) => detail.error && resolve({ error: detail.error.reason, progressEvents }));
+  });
+  receiver.start();
+  return result;
+}
+
+/** CloudLink: host or join `lobby`, link, then send `say` to whoever links and resolve with the first text heard. */
+async function cloudlink(role: 'host' | 'peer', ugi: string, lobby: string, say: string) {
+  const machine = role === 'host' ? cloudlinkHost : cloudlinkPeer;
+  const actor = createActor(
+    (machine as typeof cloudlinkPeer).provide({
+      actors: {
+        signalling: fromTransport(() => webSocketTransport(wsUrl(`/ws/${ugi}?v=0`)), cloudlinkCodec()),
+        rtc: rtc(false),
+      },
+    }),
+    { input: { lobby, name: role } },
+  );
+  const heard = new Promise<{ from: string; text: string }>((resolve, reject) => {
+    actor.on('linked', ({ detail }) => {
+      detail.transport.on('message', (frame) => resolve({ from: detail.id, text: String(frame) }));
+      detail.transport.send(say);
+    });
+    actor.on('stopped', ({ detail }) => reject(new Error(detail.error?.message ?? 'stopped')));
+  });
+  actor.start();
+  const { id } = (await waitFor(actor, (s) => s.context.id !== undefined, { timeout: 10_000 })).context;
+  return { id: id!, heard };
+}
+
+const pending = new Map<string, Promise<unknown>>();
+
+/** Keeps a promise in the page under `key` (page.evaluate cannot return one that outlives the call). */
+function keep<T>(key: string, promise: Promise<T>): void {
+  pending.set(key, promise);
+}
+
+const harness = {
+  patterned,
+  send,
+  receive,
+  cloudlink,
+  keep,
+  /** Awaits what {@link keep} kept. */
+  settle: (key: string) => pending.get(key),
+  /** A filedrop hub on a BroadcastChannel in this tab: no server anywhere. */
+  broadcastHub(name: string) {
+    const hub = broadcastChannelServer({ name });
+    serve(hub, createFileDropServer());
+    return name;
+  },
+  overBroadcastChannel:
+    (name: string): Signalling =>
+    () =>
+      broadcastChannelTransport({ name, path: '/filedrop' }),
+};
+
+declare global {
+  interface Window {
+    harness: typeof harness;
+  }
+}
+window.harness = harness;
