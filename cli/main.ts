@@ -69,7 +69,7 @@ const COMMANDS: Record<'serve' | 'send' | 'receive', Command> = {
     operands: '[options]',
     brief: 'Run the signalling server for every protocol',
     summary:
-      'Run the signalling server: CloudLink Omega at /ws/{ugi}, filedrop at /filedrop (and /socket.io/\nfor socket.io 4 clients), workrooms at /workrooms, registry at /registry, swarm at /swarm, GET /health, GET /metrics (Prometheus).\nLogs are JSON lines on stdout; SIGINT or SIGTERM closes every connection and exits 0.',
+      'Run the signalling server: CloudLink Omega at /ws/{ugi}, filedrop at /filedrop (and /socket.io/\nfor socket.io 4 clients), workrooms at /workrooms, registry at /registry, swarm at /swarm, GET /health, GET /metrics (Prometheus), the demo at /.\nLogs are JSON lines on stdout; SIGINT or SIGTERM closes every connection and exits 0.',
     options: {
       port: { type: 'string', value: 'N', help: 'TCP port (default 8080; 0 picks a free one)' },
       host: { type: 'string', value: 'H', help: 'interface to bind (default 0.0.0.0)' },
@@ -113,6 +113,10 @@ const COMMANDS: Record<'serve' | 'send' | 'receive', Command> = {
         type: 'string',
         value: 'BYTES',
         help: 'bytes a connection may send per second, bursts of 4x (default 1048576)\n(a connection over a rate gets an ERR_RATE_LIMITED error, then a close)',
+      },
+      inspect: {
+        type: 'boolean',
+        help: "stream every session's inspection events at the WebSocket /inspect\nand show them, live, on the page /inspect (trusted networks only)",
       },
     },
     notes: 'Exit codes: 0 after a signal, 1 could not start (e.g. the port is taken), 2 bad usage.',
@@ -342,6 +346,7 @@ export async function main(
         ...(rate !== undefined && { messagesPerSecond: rate, messageBurst: 2 * rate }),
         ...(rateBytes !== undefined && { bytesPerSecond: rateBytes, byteBurst: 4 * rateBytes }),
       },
+      inspect: values.inspect === true,
       cloudlink: { keepaliveInterval, maxFrameSize },
       ...(maxFrameSize !== undefined && {
         filedrop: frames,

@@ -22,6 +22,7 @@ import { serve, type ProtocolServer } from '../src/runtime.js';
 import type { ConnectionCheck, ConnectionInfo, Transport, TransportServer } from '../src/transport.js';
 import { prometheusMetrics, type RefusalReason } from './metrics.js';
 import { defaultStaticRoot, staticFiles } from './static.js';
+import { createInspectorHub } from './inspector.js';
 
 export interface SignalboxServerOptions {
   /** TCP port; 0 picks a free one. @default 8080 */
@@ -99,6 +100,13 @@ export interface SignalboxServerOptions {
    * @default the built demo (`dist/demo/`), when it was built
    */
   static?: string | false;
+  /**
+   * The live inspector: every session's inspection events streamed at the
+   * WebSocket `/inspect` (shown by the `/inspect` page of the demo), where
+   * browser clients may send their own. `signalbox serve --inspect`.
+   * @default false
+   */
+  inspect?: boolean;
 }
 
 export interface SignalboxServer {
@@ -164,7 +172,13 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
           buffered: Object.fromEntries(mounts.map((m) => [m.protocol, m.server.buffered()])),
           socketIo: socketIo?.connections ?? 0,
         }));
-  const shared = { logger: log, limits: options.limits, ...(metrics && { metrics }) };
+  const inspector = options.inspect ? createInspectorHub() : undefined;
+  const shared = {
+    logger: log,
+    limits: options.limits,
+    ...(metrics && { metrics }),
+    ...(inspector && { inspect: inspector.inspect }),
+  };
   const cloudlink = createCloudLinkServer({ ...shared, ...options.cloudlink });
   const filedrop = createFileDropServer({ ...shared, ...options.filedrop });
   const swarm = createSwarmServer({ ...shared, ...options.swarm });
@@ -322,6 +336,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     socketIo.on('connection', ({ transport: t, info }) => hold('filedrop', t, info, true));
     stops.push(serve(socketIo, filedrop));
   }
+  inspector?.attach(http);
   rejectUnroutedUpgrades(http);
 
   await new Promise<void>((resolve, reject) => {
@@ -349,6 +364,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       closing ??= (async () => {
         for (const stop of stops) stop();
         await Promise.all(transports.map((t) => t.close()));
+        await inspector?.close();
         await Promise.all(mounts.map((m) => m.server.close()));
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
