@@ -26,10 +26,11 @@ afterAll(async () => {
 });
 
 /**
- * The Node backends as they must be configured to meet Chromium on loopback:
- * werift with `iceUseIpv4: false` (else it advertises every interface and
- * Chromium, which may only use 127.0.0.1 here, pairs nothing useful), with
- * 127.0.0.1 as an additional host address; node-datachannel bound to 127.0.0.1.
+ * The Node backends on loopback only: werift with `iceUseIpv4: false` and
+ * 127.0.0.1 as an additional host address, so its one candidate is
+ * 127.0.0.1 (without it werift advertises every interface; on this machine
+ * Chromium still connected, but the test would then depend on the host's
+ * interfaces); node-datachannel bound to 127.0.0.1.
  */
 const BACKENDS: Record<string, RtcActorInit> = {
   werift: { RTCPeerConnection: WeriftPeerConnection, config: WERIFT_LOOPBACK, trickle: true },
