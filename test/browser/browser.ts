@@ -104,3 +104,16 @@ export function patterned(size: number, seed: number): Uint8Array {
   for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
   return bytes;
 }
+
+/** The demo's code for the file a page offers, once the server has assigned it. */
+export async function codeOf(page: Page): Promise<string> {
+  const code = page.locator('#send-code');
+  await page.waitForFunction(
+    () => /^[0-9A-Z]{8}$/.test(document.getElementById('send-code')?.textContent ?? ''),
+    null,
+    {
+      timeout: 15_000,
+    },
+  );
+  return (await code.textContent())!;
+}

@@ -15,7 +15,7 @@ import { filedropSender } from '../../machines/filedrop/sender.machine.js';
 import { fromRtc } from '../../src/rtc/index.js';
 import { fromTransport } from '../../src/runtime.js';
 import { WERIFT_LOOPBACK } from '../rtc-helpers.js';
-import { launch, newPage } from './browser.js';
+import { codeOf, launch, newPage } from './browser.js';
 
 const SCREENSHOTS = process.env.SIGNALBOX_SCREENSHOTS ? new URL('../../docs/', import.meta.url).pathname : undefined;
 
@@ -78,7 +78,7 @@ describe('the live inspector at /inspect', () => {
     await writeFile(file, randomBytes(4096));
     const demo = await newPage(browser, origin, '/?inspect');
     await demo.page.setInputFiles('#file-input', file);
-    const browserCode = (await demo.page.locator('#send-code').textContent({ timeout: 10_000 }))!.trim();
+    const browserCode = await codeOf(demo.page);
     const own = inspector.page.locator('.machine[data-machine="filedropSender"]');
     await expect.poll(() => own.count(), { timeout: 10_000 }).toBe(1);
     await expect.poll(() => own.locator('.events li').allTextContents()).toContain('assign ← signalling');
