@@ -88,6 +88,21 @@ describe('workrooms client', () => {
     });
   });
 
+  it('emits a search answer the server cut short as it came, with truncated: true', async () => {
+    world = createWorkroomsWorld({ server: { grace: GRACE, searchLimit: 1 } });
+    const a = world.client({ profile: { github: { login: 'ada' } } });
+    const b = world.client({ profile: { github: { login: 'adam' } } });
+    const c = world.client();
+    await Promise.all([ready(a), ready(b), ready(c)]);
+    const rc = record(c);
+    c.send({ type: 'search', search: 'ada' });
+    await until(() => rc.of('autocomplete').length === 1);
+    // Both match; the server's limit of one cut the answer short.
+    const { detail } = rc.of('autocomplete')[0]!;
+    expect(detail).toEqual({ search: 'ada', results: [expect.anything()], truncated: true });
+    expect([idOf(a), idOf(b)]).toContain(detail.results[0]!.sessionid);
+  });
+
   it('calls another client: outboundcall and inboundcall, then a data channel that carries data both ways', async () => {
     world = createWorkroomsWorld({ server: { grace: GRACE } });
     const { a, b, ra, rb, callid, ta, tb } = await connectedPair();

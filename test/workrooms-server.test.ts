@@ -257,6 +257,141 @@ describe('workrooms server: limits and hooks', () => {
   });
 });
 
+describe('workrooms server: the register deadline', () => {
+  it('closes a connection that does not register in time (1008), leaving nothing', async () => {
+    const memory = workroomsTestbed({ registerTimeout: 1000 });
+    bed = memory;
+    const idle = await bed.connect();
+    await settle();
+    memory.clock.increment(500);
+    const prompt = await bed.join();
+    // Messages before register are refused; they do not put the deadline off.
+    idle.send({ type: 'autocomplete', detail: { search: 'a' } });
+    expect((await idle.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'autocomplete' });
+    memory.clock.increment(499);
+    await settle();
+    expect(idle.transport.isOpen).toBe(true);
+    memory.clock.increment(1);
+    expect(await idle.next()).toEqual({
+      type: 'error',
+      detail: { code: 'ERR_TIMEOUT', message: 'register was not sent in time' },
+    });
+    expect(await idle.closed).toMatchObject({ code: 1008, reason: 'register was not sent in time' });
+    await settle();
+    expect(bed.server.stats()).toEqual({ connections: 1, sessions: 1, away: 0, calls: 0 });
+    expect(bed.server.sessions.size).toBe(1);
+    // A connection that registered in time has no deadline any more.
+    memory.clock.increment(60_000);
+    await settle();
+    expect(prompt.transport.isOpen).toBe(true);
+    expect(prompt.inbox).toEqual([]);
+  });
+
+  it('gives a connection 30 s to register by default', async () => {
+    const memory = workroomsTestbed();
+    bed = memory;
+    const idle = await bed.connect();
+    await settle();
+    memory.clock.increment(29_999);
+    await settle();
+    expect(idle.transport.isOpen).toBe(true);
+    memory.clock.increment(1);
+    expect((await idle.closed).code).toBe(1008);
+  });
+});
+
+describe('workrooms server: the size of a search answer', () => {
+  /** A connection whose frames are kept as they came, to measure them. */
+  async function measured(): Promise<RawClient & { lengths: number[] }> {
+    const client = await bed.join();
+    const lengths: number[] = [];
+    client.transport.on('message', (frame) => lengths.push((frame as string).length));
+    return Object.assign(client, { lengths });
+  }
+  /** `count` sessions, each with a profile of about `size` characters that the search `zz` finds. */
+  async function directory(count: number, size: number): Promise<RawClient[]> {
+    const clients = await Promise.all(Array.from({ length: count }, () => bed.join()));
+    clients.forEach((c, i) =>
+      c.send({ type: 'userprofile', detail: { github: { login: `zz-${i}`, bio: 'x'.repeat(size) } } }),
+    );
+    await settle();
+    return clients;
+  }
+  const entryLength = (entry: unknown) => JSON.stringify(entry).length;
+
+  it('keeps the answer to a 48-character search within the 32768-character floor, cut at a profile', async () => {
+    // The issue's scenario: 20 profiles of ~15 KB made this request a 301,870-byte answer.
+    bed = workroomsTestbed();
+    await directory(20, 15_000);
+    const searcher = await measured();
+    const request = '{"type":"autocomplete","detail":{"search":"zz"}}';
+    expect(request).toHaveLength(48);
+    searcher.send(request);
+    const answer = await searcher.next();
+    const length = searcher.lengths.at(-1)!;
+    expect(length).toBeLessThanOrEqual(32_768);
+    const results = answer.detail!.results as unknown[];
+    const all = bed.registry.search('zz', 100, searcher.sessionid);
+    expect(all).toHaveLength(20);
+    // Whole profiles, in the directory's order, and as many as fit: the next one would not have.
+    expect(results).toEqual(all.slice(0, results.length));
+    expect(results.length).toBe(2);
+    expect(length + 1 + entryLength(all[results.length])).toBeGreaterThan(32_768);
+    expect(answer.detail!.truncated).toBe(true);
+    expect(Object.keys(answer.detail!)).toEqual(['search', 'results', 'truncated']);
+  });
+
+  it('gives a larger request up to 16 times its size, and a configured budget its own', async () => {
+    bed = workroomsTestbed();
+    await directory(20, 15_000);
+    const searcher = await measured();
+    // The seed's request may carry `results`, which the server ignores: it counts toward the request's size.
+    const request = JSON.stringify({ type: 'autocomplete', detail: { search: 'zz', results: ['y'.repeat(5000)] } });
+    searcher.send(request);
+    const answer = await searcher.next();
+    const length = searcher.lengths.at(-1)!;
+    const budget = 16 * request.length;
+    expect(length).toBeLessThanOrEqual(budget);
+    const results = answer.detail!.results as unknown[];
+    const all = bed.registry.search('zz', 100, searcher.sessionid);
+    expect(results).toEqual(all.slice(0, results.length));
+    expect(results.length).toBe(5);
+    expect(length + 1 + entryLength(all[results.length])).toBeGreaterThan(budget);
+    expect(answer.detail!.truncated).toBe(true);
+  });
+
+  it('answers with no results, truncated, when not even one profile fits a configured budget', async () => {
+    bed = workroomsTestbed({ searchBudget: { floor: 200, factor: 1 } });
+    await directory(1, 500);
+    const searcher = await measured();
+    searcher.send({ type: 'autocomplete', detail: { search: 'zz' } });
+    expect(await searcher.next()).toEqual({
+      type: 'autocomplete',
+      detail: { search: 'zz', results: [], truncated: true },
+    });
+    expect(searcher.lengths.at(-1)).toBeLessThanOrEqual(200);
+  });
+
+  it('says truncated when the count cut the answer short, and nothing when every match is there', async () => {
+    bed = workroomsTestbed({ searchLimit: 2 });
+    const [a, b, c] = await directory(3, 10);
+    const searcher = await measured();
+    searcher.send({ type: 'autocomplete', detail: { search: 'zz' } });
+    const capped = await searcher.next();
+    expect(capped.detail!.results).toHaveLength(2);
+    expect(capped.detail!.truncated).toBe(true);
+    c!.transport.close();
+    await settle();
+    searcher.send({ type: 'autocomplete', detail: { search: 'zz' } });
+    const whole = await searcher.next();
+    expect((whole.detail!.results as Array<{ sessionid: string }>).map((r) => r.sessionid)).toEqual([
+      a!.sessionid,
+      b!.sessionid,
+    ]);
+    expect(whole.detail).not.toHaveProperty('truncated');
+  });
+});
+
 describe('workrooms server: a session that crashes', () => {
   it('is cleaned up: its calls hung up for the other sides, its connection closed with 1011', async () => {
     const registry = memoryRegistry();

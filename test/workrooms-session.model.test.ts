@@ -21,6 +21,7 @@ import { servedInMemory } from './socket-helpers.js';
 import { rawClient, settle, type Frame, type RawClient } from './workrooms-helpers.js';
 
 const GRACE = 3000;
+const REGISTER_TIMEOUT = 2000;
 const A = 'session-under-test-000001';
 const MATE = 'the-mate-session-0000001';
 const NOBODY = 'nobody-holds-this-id-0001';
@@ -30,12 +31,15 @@ const MATE_PROFILE = { github: { login: 'mate', name: 'The Mate' } };
 const sdp = 'v=0\r\n';
 const candidate = { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0' };
 const AFTER_GRACE = 'xstate.after.grace.workroomsSession.away';
+const AFTER_REGISTER_TIMEOUT = 'xstate.after.registerTimeout.workroomsSession.unregistered';
 
 type Which = 'ours' | 'unknown';
 type Relay = 'offer' | 'answer' | 'ice';
 type ModelEvent =
   | { type: 'register'; detail: { sessionid: string } }
-  | { type: 'userprofile' | 'autocomplete' | 'session.takenOver' | typeof AFTER_GRACE }
+  | {
+      type: 'userprofile' | 'autocomplete' | 'session.takenOver' | typeof AFTER_GRACE | typeof AFTER_REGISTER_TIMEOUT;
+    }
   | { type: 'call'; detail: { to: 'mate' | 'self' | 'nobody' } }
   | { type: 'hangup' | Relay; detail: { call: Which } }
   | { type: 'signalling.error'; frame: string }
@@ -54,6 +58,7 @@ const model = workroomsSession.provide({
     relay: () => {},
     refuseBeforeRegister: () => {},
     refuseRegister: () => {},
+    expire: () => {},
     reportBadFrame: () => {},
     goAway: () => {},
     leave: () => {},
@@ -83,7 +88,7 @@ const messages: ModelEvent[] = [
 
 function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   if (snapshot.status !== 'active') return [];
-  if (snapshot.value === 'unregistered') return messages;
+  if (snapshot.value === 'unregistered') return [...messages, { type: AFTER_REGISTER_TIMEOUT }];
   if (snapshot.value === 'registered') return [...messages, { type: 'session.takenOver' }];
   return [{ type: AFTER_GRACE }, { type: 'session.takenOver' }];
 }
@@ -98,6 +103,7 @@ function formatEvent(event: ModelEvent): string {
   if (event.type === 'signalling.error') return 'bad frame';
   if (event.type === 'session.takenOver') return 'another connection registers its sessionid';
   if (event.type === AFTER_GRACE) return `${GRACE} ms pass`;
+  if (event.type === AFTER_REGISTER_TIMEOUT) return `${REGISTER_TIMEOUT} ms pass`;
   return event.type;
 }
 
@@ -113,7 +119,7 @@ const notPlanned = {};
 const plan = planPaths<ModelEvent>({
   model,
   machine: workroomsSession,
-  inputs: [{ connection: 'conn:2', services: { grace: GRACE } }],
+  inputs: [{ connection: 'conn:2', services: { grace: GRACE, registerTimeout: REGISTER_TIMEOUT } }],
   events: modelEvents,
   serializeState,
   describe: describePath,
@@ -136,6 +142,7 @@ async function world() {
     clock,
     registry,
     grace: GRACE,
+    registerTimeout: REGISTER_TIMEOUT,
     inspect: (event) => {
       tracker.inspect(event);
       if (event.type === '@xstate.actor' && (event.actorRef as AnyActorRef).id === 'conn:2') {
@@ -217,6 +224,9 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
     case AFTER_GRACE:
       w.clock.increment(GRACE);
       break;
+    case AFTER_REGISTER_TIMEOUT:
+      w.clock.increment(REGISTER_TIMEOUT);
+      break;
   }
   await settle();
 }
@@ -238,6 +248,9 @@ function expected(w: World, prev: ModelSnapshot | undefined, event: ModelEvent) 
     if (event.type === 'signalling.error')
       return { ...none, a: [error('ERR_MALFORMED_FRAME', 'frame is not valid JSON')] };
     if (event.type === 'signalling.closed') return none;
+    if (event.type === AFTER_REGISTER_TIMEOUT) {
+      return { ...none, a: [error('ERR_TIMEOUT', 'register was not sent in time')] };
+    }
     return { ...none, a: [error('ERR_NOT_PERMITTED', `${event.type}: send register first`, event.type)] };
   }
   if (prev.value === 'away') {
@@ -349,6 +362,7 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
       expect(w.registry.holder(A)).toBeUndefined();
       expect(w.server.sessions.has('conn:2')).toBe(false);
       expect(w.a.transport.isOpen).toBe(false);
+      if (event.type === AFTER_REGISTER_TIMEOUT) expect((await w.a.closed).code).toBe(1008);
       break;
     case 'replaced':
       expect((await w.a.closed).code).toBe(event.type === 'session.takenOver' && prev?.value === 'away' ? 1006 : 4001);

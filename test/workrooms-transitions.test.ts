@@ -47,7 +47,9 @@ describe('workroomsSession transitions', () => {
       generateCallId: generateId,
       evict: () => {},
       grace: 1000,
+      registerTimeout: 1000,
       searchLimit: 20,
+      searchBudget: { floor: 32768, factor: 16 },
     };
   };
   const input = (withCall = false) => ({ connection: 'conn:1', services: services(withCall) });
@@ -110,6 +112,20 @@ describe('workroomsSession transitions', () => {
     expect(step.snapshot.status).toBe('done');
     expect(step.snapshot.value).toBe('closed');
     expect(custom(step)).toEqual(['leave']);
+  });
+
+  it('ends when register does not come in time, and only before register', () => {
+    const expired = run(workroomsSession, input(), [
+      { type: 'xstate.after.registerTimeout.workroomsSession.unregistered' },
+    ]);
+    expect(expired.snapshot.value).toBe('closed');
+    expect(custom(expired)).toEqual(['expire', 'leave']);
+    const late = run(workroomsSession, input(), [
+      register,
+      { type: 'xstate.after.registerTimeout.workroomsSession.unregistered' },
+    ]);
+    expect(late.snapshot.value).toBe('registered');
+    expect(custom(late)).toEqual([]);
   });
 
   it('ends at once when a session without calls loses its connection', () => {

@@ -106,7 +106,8 @@ export type ClientEmitted =
   | { type: 'track'; detail: { callid: string; peerid: string; track: RtcMediaTrackLike; streams: readonly unknown[] } }
   /** A call ended. `sessionid` is the other side. */
   | { type: 'hangup'; detail: { callid: string; sessionid: string; reason: HangupReason } }
-  | { type: 'autocomplete'; detail: { search: string; results: DirectoryEntry[] } }
+  /** A search's answer; `truncated` when more matched than it carries (the server's count or size limit). */
+  | { type: 'autocomplete'; detail: { search: string; results: DirectoryEntry[]; truncated?: boolean } }
   /**
    * A message was refused (by the server, or here: offline, a bad profile) or the server sent a bad frame; nothing
    * else happened. Or (`ERR_INVALID_FIELD`, `event` `offer` / `answer` / `ice`) the other side of a call sent a

@@ -113,6 +113,8 @@ const serverDetails: Record<ServerMessageType, v.GenericSchema> = {
   autocomplete: v.object({
     search: text,
     results: v.array(v.object({ sessionid: text, userprofiles: profiles })),
+    // Ours: more matched than the answer carries. Another server may send false, or nothing.
+    truncated: v.optional(v.boolean()),
   }),
   // Read (both forms) by the client machine, which ends the call on one it cannot use.
   offer: v.object({ callid: text, peerid: text, sdp: v.unknown() }),

@@ -32,6 +32,7 @@ export {
   type SessionContext,
   type SessionEvent,
   type SessionInput,
+  type SearchBudget,
   type SessionServices,
   type TakenOver,
 } from './server.machine.js';

@@ -228,7 +228,9 @@ export type ServerErrorCode =
   | 'ERR_INVALID_FIELD'
   | 'ERR_NOT_PERMITTED'
   | 'ERR_PEER_GONE'
-  | 'ERR_RATE_LIMITED';
+  | 'ERR_RATE_LIMITED'
+  /** No `register` within the server's `registerTimeout`; the connection is closed (1008) after it. */
+  | 'ERR_TIMEOUT';
 
 /** What a client sends. */
 export type ClientMessage =
@@ -247,7 +249,14 @@ export type ServerMessage =
   | Message<'outboundcall', CallInfo & { outbound: true }>
   | Message<'inboundcall', CallInfo & { inbound: true }>
   | Message<'hangup', { calls: Array<Required<HangupEntry>> }>
-  | Message<'autocomplete', { search: string; results: DirectoryEntry[] }>
+  /**
+   * The answer to a search. `truncated` is there (`true`; our server never
+   * sends `false`) when more profiles matched than it carries: the server's
+   * `searchLimit`, or its size budget, cut it short at a result boundary. The
+   * seed's answer has no such key; a client that reads only `search` and
+   * `results` loses nothing.
+   */
+  | Message<'autocomplete', { search: string; results: DirectoryEntry[]; truncated?: boolean }>
   | Message<'offer' | 'answer', SdpRelay>
   | Message<'ice', IceRelay>
   /** A message the server refused; nothing else happened. `event` names it when it was decoded. */

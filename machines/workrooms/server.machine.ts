@@ -7,6 +7,7 @@ import { MAX_CALLS, WorkroomsDecodeError } from './codec.js';
 import {
   CLOSE_TAKEN_OVER,
   type ClientMessage,
+  type DirectoryEntry,
   type HangupEntry,
   type MessageOf,
   type RelayType,
@@ -31,9 +32,31 @@ export interface SessionServices {
   readonly verifyProfile?: (profiles: UserProfiles, sessionid: string) => boolean;
   /** How long the calls of a session whose connection dropped wait for it to register again, in ms. */
   readonly grace: number;
+  /** How long a new connection has to send `register` before it is closed, in ms. */
+  readonly registerTimeout: number;
   /** Most results of one `autocomplete`. */
   readonly searchLimit: number;
+  /** The size of one `autocomplete` answer: see {@link SearchBudget}. */
+  readonly searchBudget: SearchBudget;
 }
+
+/**
+ * How large one `autocomplete` answer may be, in characters of its frame
+ * (UTF-16 code units, like every size of this protocol): the larger of
+ * `floor` and `factor` × the size of the request. Results are cut at a
+ * profile boundary to fit, and the answer then says `truncated: true`. So a
+ * search costs the server at most `factor` times what the client sent, or
+ * `floor` for a small one: never 6,000 times a 48-character request.
+ */
+export interface SearchBudget {
+  /** The budget of any request, however small: room for the largest profile (16384) and then some. */
+  readonly floor: number;
+  /** The budget per character of the request, for requests large enough that `factor` × size exceeds `floor`. */
+  readonly factor: number;
+}
+
+/** What `,"truncated":true` adds to an answer. */
+const TRUNCATED_MARK = 17;
 
 export interface SessionInput {
   /** The server's own id for this connection (not the client's `sessionid`). */
@@ -122,6 +145,7 @@ export const workroomsSessionSetup = setup({
   },
   delays: {
     grace: ({ context }) => context.services.grace,
+    registerTimeout: ({ context }) => context.services.registerTimeout,
   },
   guards: {
     hasCalls: ({ context }) => holds({ context }) && context.services.registry.callsOf(context.sessionid!).length > 0,
@@ -250,10 +274,32 @@ export const workroomsSessionSetup = setup({
       }
       hangUpCalls(context.services, found, self, true);
     },
-    search: ({ context }, { search }: Detail<'autocomplete'>) => {
-      const { registry, searchLimit } = context.services;
-      const results = registry.search(search, searchLimit, context.sessionid);
-      reply(context, { type: 'autocomplete', detail: { search, results } });
+    search: ({ context }, request: Detail<'autocomplete'>) => {
+      const { registry, searchLimit, searchBudget } = context.services;
+      const { search } = request;
+      // The request re-encoded is never longer than it was on the wire (whitespace and escapes go), so the
+      // budget never grows past `factor` × what the client sent.
+      const size = JSON.stringify({ type: 'autocomplete', detail: request }).length;
+      const budget = Math.max(searchBudget.floor, searchBudget.factor * size);
+      // One more than the limit tells whether the count cut the answer short.
+      const found = registry.search(search, searchLimit + 1, context.sessionid);
+      let truncated = found.length > searchLimit;
+      const results: DirectoryEntry[] = [];
+      // The frame as the codec encodes it, with room left for the mark; each result adds itself and a comma.
+      let length = JSON.stringify({ type: 'autocomplete', detail: { search, results } }).length + TRUNCATED_MARK;
+      for (const entry of found.slice(0, searchLimit)) {
+        const added = JSON.stringify(entry).length + (results.length > 0 ? 1 : 0);
+        if (length + added > budget) {
+          truncated = true;
+          break;
+        }
+        length += added;
+        results.push(entry);
+      }
+      reply(context, {
+        type: 'autocomplete',
+        detail: truncated ? { search, results, truncated } : { search, results },
+      });
     },
     /** Sends an `offer`, `answer` or `ice` on to the other side of its call, as it came but for `peerid`. */
     relay: ({ context }, relayed: MessageOf<ClientMessage, RelayType>) => {
@@ -283,6 +329,10 @@ export const workroomsSessionSetup = setup({
     },
     refuseBeforeRegister: ({ context }, { type }: { type: ClientMessage['type'] }) => {
       reply(context, refusal('ERR_NOT_PERMITTED', type, `${type}: send register first`));
+    },
+    expire: ({ context }) => {
+      reply(context, { type: 'error', detail: { code: 'ERR_TIMEOUT', message: 'register was not sent in time' } });
+      context.services.transport.close(1008, 'register was not sent in time');
     },
     refuseRegister: ({ context }) => {
       reply(context, refusal('ERR_NOT_PERMITTED', 'register', 'register: this connection is already registered'));
@@ -331,7 +381,8 @@ export const workroomsSessionSetup = setup({
  * places calls, relays each call's `offer` / `answer` / `ice` to the other
  * side of that call only, hangs calls up, keeps the profile and answers
  * `autocomplete`. Whatever it refuses is answered with `error` and changes
- * nothing.
+ * nothing. A connection that does not `register` within `registerTimeout`
+ * gets `error` `ERR_TIMEOUT` and is closed (1008).
  *
  * When the connection drops the session is `away`: its calls wait `grace`
  * ms for a `register` of the same `sessionid` on a new connection, and are
@@ -343,7 +394,9 @@ export const workroomsSession = workroomsSessionSetup.createMachine({
   entry: 'open',
   initial: 'unregistered',
   states: {
+    // A connection that never registers would hold a socket and a session forever.
     unregistered: {
+      after: { registerTimeout: { target: 'closed', actions: 'expire' } },
       on: {
         register: {
           target: 'registered',

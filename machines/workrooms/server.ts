@@ -6,7 +6,13 @@ import type { Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { generateId, type ServerMessage, type UserProfiles } from './protocol.js';
 import { memoryRegistry, type WorkroomsRegistry } from './registry.js';
-import { hangUpCalls, workroomsSession, type SessionServices, type WorkroomsSessionActor } from './server.machine.js';
+import {
+  hangUpCalls,
+  workroomsSession,
+  type SearchBudget,
+  type SessionServices,
+  type WorkroomsSessionActor,
+} from './server.machine.js';
 
 export interface WorkroomsServerOptions extends HubOptions {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
@@ -17,8 +23,16 @@ export interface WorkroomsServerOptions extends HubOptions {
    * @default 30000
    */
   grace?: number;
+  /** How long a new connection has to send `register` before it is closed (1008), in ms. @default 30000 */
+  registerTimeout?: number;
   /** Most results of one `autocomplete`. @default 20 */
   searchLimit?: number;
+  /**
+   * Most characters of one `autocomplete` answer: `max(floor, factor × request size)`;
+   * results past it are left out and the answer says `truncated: true`.
+   * @default { floor: 32768, factor: 16 }
+   */
+  searchBudget?: Partial<SearchBudget>;
   /**
    * Accepts or refuses each `userprofile` (OAuth is outside the library: check
    * a token here). It must return `true`, synchronously, to accept; anything
@@ -104,7 +118,9 @@ export function createWorkroomsServer(options: WorkroomsServerOptions = {}): Wor
     evict: (previous) => server.sessions.get(previous)?.send({ type: 'session.takenOver' }),
     verifyProfile: options.verifyProfile,
     grace: options.grace ?? 30_000,
+    registerTimeout: options.registerTimeout ?? 30_000,
     searchLimit: options.searchLimit ?? 20,
+    searchBudget: { floor: options.searchBudget?.floor ?? 32_768, factor: options.searchBudget?.factor ?? 16 },
   });
 
   return {
