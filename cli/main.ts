@@ -6,11 +6,11 @@ import { isPeerId, normalizeCode } from '../machines/filedrop/protocol.js';
 import { jsonLogger } from '../src/logger.js';
 import { startServer } from './server.js';
 import {
-  checkDirectory,
   DEFAULT_FILEDROP_SERVER,
   DEFAULT_ICE_SERVERS,
   iceServers,
   iceServerUrls,
+  prepareDirectory,
   receiveFile,
   sendFile,
   serverUrl,
@@ -134,7 +134,11 @@ const COMMANDS: Record<'serve' | 'send' | 'receive', Command> = {
     summary: 'Fetch the file offered under <code>, check its SHA-256 and save it.',
     options: {
       ...TRANSFER_OPTIONS,
-      out: { type: 'string', value: 'DIR', help: 'the directory to save into (default: the current one)' },
+      out: {
+        type: 'string',
+        value: 'DIR',
+        help: 'the directory to save into, made when missing (default: the current one);\na name already taken there gets "name (1).ext"',
+      },
     },
     notes: TRANSFER_NOTES,
   },
@@ -299,7 +303,7 @@ export async function main(
     };
     if (command === 'send') return sendFile(operand, options);
     const dir = string('out') ?? '.';
-    const problem = await checkDirectory(dir);
+    const problem = await prepareDirectory(dir);
     if (problem) return usage(problem);
     return receiveFile(operand, dir, options);
   }

@@ -1,12 +1,13 @@
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, constants, mkdir, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { createActor, type Actor, type AnyActorLogic } from 'xstate';
-import { directorySink, fileSource } from '../adapters/fs/index.js';
+import { fileSink, fileSource } from '../adapters/fs/index.js';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { clientCodec } from '../machines/filedrop/codec.js';
 import { FileDropError } from '../machines/filedrop/errors.js';
-import { safeFileName, type FileSource } from '../machines/filedrop/files.js';
+import { safeFileName, type FileSink, type FileSource } from '../machines/filedrop/files.js';
+import type { FileInfo } from '../machines/filedrop/protocol.js';
 import { filedropReceiver, type ReceiverEmitted } from '../machines/filedrop/receiver.machine.js';
 import { filedropSender, type SenderEmitted } from '../machines/filedrop/sender.machine.js';
 import { fromRtc, type RtcActorInit } from '../src/rtc/index.js';
@@ -258,15 +259,19 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
     err.write(`signalbox: ${(error as Error).message}\n`);
     return 1;
   }
-  const receiver = createActor(filedropReceiver.provide({ actors: clientActors(options, RTCPeerConnection) }), {
-    input: { code, sink: directorySink(dir) },
-  });
   const progress = new Progress(err);
   let target = '';
-  receiver.on('file', ({ detail }: Extract<ReceiverEmitted, { type: 'file' }>) => {
-    target = join(dir, safeFileName(detail.file.name));
-    err.write(`Receiving ${detail.file.name} (${formatBytes(detail.file.size)}) into ${target}\n`);
-    progress.start(detail.file.size, 'Receiving');
+  // The file's name is known only now: a name taken (or a `.part` left by another receiver) gets
+  // `name (1).ext`, so nothing the sender did is lost to a clash on this side.
+  const sink = async (file: FileInfo): Promise<FileSink> => {
+    const opened = await freeSink(dir, safeFileName(file.name));
+    target = opened.path;
+    err.write(`Receiving ${file.name} (${formatBytes(file.size)}) into ${target}\n`);
+    progress.start(file.size, 'Receiving');
+    return opened.sink;
+  };
+  const receiver = createActor(filedropReceiver.provide({ actors: clientActors(options, RTCPeerConnection) }), {
+    input: { code, sink },
   });
   receiver.on('progress', ({ detail }: Extract<ReceiverEmitted, { type: 'progress' }>) =>
     progress.update(detail.received),
@@ -292,12 +297,50 @@ export function integrityNote(detail: Extract<ReceiverEmitted, { type: 'complete
   return `size checked (${detail.file.size} bytes); the sender announced no SHA-256, so the content is not verified (SHA-256 of what arrived: ${detail.sha256})`;
 }
 
-/** `--out`: must be an existing directory. */
-export async function checkDirectory(dir: string): Promise<string | undefined> {
+/** The most `name (n).ext` candidates {@link freeSink} tries before giving up. */
+const MAX_NAME_TRIES = 1000;
+
+/**
+ * Opens a sink for `name` in `dir` under the first of `name`, `name (1).ext`,
+ * `name (2).ext`, … for which neither the file nor its `.part` exists: an
+ * existing file is never replaced, and a `.part` (another receiver's, running
+ * or killed) never touched.
+ * @throws the sink's error when it fails for another reason than the name being taken.
+ */
+export async function freeSink(dir: string, name: string): Promise<{ path: string; sink: FileSink }> {
+  const ext = extname(name); // '' for `.bashrc` and `README`
+  const stem = name.slice(0, name.length - ext.length);
+  for (let n = 0; n < MAX_NAME_TRIES; n++) {
+    const path = join(dir, n === 0 ? name : `${stem} (${n})${ext}`);
+    try {
+      return { path, sink: await fileSink(path) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  throw new Error(`${join(dir, name)} and ${MAX_NAME_TRIES - 1} numbered variants are all taken`);
+}
+
+/**
+ * `--out`: made (with its parents) when missing; must then be a directory
+ * this process can write into. Checked before connecting, so a receiver that
+ * could not save never takes a sender's one transfer.
+ * @returns what is wrong, or `undefined`.
+ */
+export async function prepareDirectory(dir: string): Promise<string | undefined> {
   try {
     if (!(await stat(dir)).isDirectory()) return `--out: ${dir} is not a directory`;
   } catch {
-    return `--out: ${dir} does not exist`;
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (error) {
+      return `--out: cannot create ${dir}: ${(error as Error).message}`;
+    }
+  }
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    return `--out: cannot write into ${dir}: ${(error as Error).message}`;
   }
   return undefined;
 }

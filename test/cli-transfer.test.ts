@@ -1,12 +1,20 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../cli/main.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
-import { DEFAULT_ICE_SERVERS, iceServers, iceServerUrls, integrityNote } from '../cli/transfer.js';
+import {
+  DEFAULT_ICE_SERVERS,
+  freeSink,
+  iceServers,
+  iceServerUrls,
+  integrityNote,
+  prepareDirectory,
+} from '../cli/transfer.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
 
@@ -133,27 +141,91 @@ describe('signalbox send / receive', () => {
     expect(receiver.stdout).toEqual([]);
   }, 10_000);
 
-  it('exits 2 on bad usage', async () => {
-    const cases = [
-      ['send'],
-      ['receive'],
-      ['send', 'a', 'b'],
-      ['receive', 'ABCD2345', '--webrtc', 'nope'],
-      ['receive', 'ABCD2345', '--server', 'ftp://example.org'],
-      ['receive', 'ABCD2345', '--out', join(dir, 'missing')],
-      ['send', 'x', '--out', dir],
-      ['send', 'x', '--bogus'],
-      ['receive', 'ABCD2345', '--ice-server', 'http://stun.example.org'],
-    ];
-    const results = await Promise.all(
-      cases.map(async (args) => {
-        const child = run(args);
-        return { args, code: await child.exited, stderr: child.stderr() };
-      }),
-    );
-    for (const r of results) {
-      expect(r, r.args.join(' ')).toMatchObject({ code: 2 });
-      expect(r.stderr).toMatch(/^signalbox: .+\n\nUsage:/);
-    }
-  }, 15_000);
+  it.each([
+    [['send'], /send takes exactly one <file>/],
+    [['receive'], /receive takes exactly one <code>/],
+    [['send', 'a', 'b'], /send takes exactly one <file>/],
+    [['receive', 'ABCD2345', '--webrtc', 'nope'], /--webrtc must be one of/],
+    [['receive', 'ABCD2345', '--server', 'ftp://example.org'], /--server must be a ws:\/\//],
+    [['send', 'x', '--out', '.'], /--out is not an option of send/],
+    [['send', 'x', '--bogus'], /Unknown option '--bogus'/],
+    [['receive', 'ABCD2345', '--ice-server', 'http://stun.example.org'], /must be a stun: or turn: URL/],
+  ])('exits 2 on bad usage: %j', async (args, message) => {
+    const { code, stderr } = await runMain(args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^signalbox: .+\n\nUsage:/);
+    expect(stderr).toMatch(message);
+  });
+
+  it('exits 2, before connecting, when --out cannot be made or is not a directory', async () => {
+    await writeFile(join(dir, 'plain.txt'), 'x');
+    // A server nobody answers at: reaching the network would fail differently (exit 1).
+    const nowhere = ['--server', 'ws://127.0.0.1:9/filedrop'];
+    const notDir = await runMain(['receive', 'ABCD2345', '--out', join(dir, 'plain.txt'), ...nowhere]);
+    expect(notDir).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^signalbox: --out: .*plain\.txt is not a directory/),
+    });
+    const under = await runMain(['receive', 'ABCD2345', '--out', join(dir, 'plain.txt', 'sub'), ...nowhere]);
+    expect(under).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^signalbox: --out: cannot create .*ENOTDIR/),
+    });
+  });
+
+  it("makes a missing --out (with its parents), as the README's `--out ./downloads` expects", async () => {
+    const missing = join(dir, 'made', 'downloads');
+    expect(await prepareDirectory(missing)).toBeUndefined();
+    expect((await stat(missing)).isDirectory()).toBe(true);
+  });
+
+  it('saves under "name (n).ext" when the name or its .part is taken, replacing and touching nothing', async () => {
+    const into = join(dir, 'clash');
+    await mkdir(into);
+    await writeFile(join(into, 'photo.jpg'), 'kept');
+    await writeFile(join(into, 'photo (1).jpg.part'), 'another receiver');
+    const first = await freeSink(into, 'photo.jpg');
+    expect(first.path).toBe(join(into, 'photo (2).jpg'));
+    await first.sink.write(new TextEncoder().encode('new'));
+    await first.sink.close();
+    expect(await readFile(join(into, 'photo (2).jpg'), 'utf8')).toBe('new');
+    expect(await readFile(join(into, 'photo.jpg'), 'utf8')).toBe('kept');
+    expect(await readFile(join(into, 'photo (1).jpg.part'), 'utf8')).toBe('another receiver');
+    await writeFile(join(into, 'README'), '');
+    const bare = await freeSink(into, 'README');
+    expect(bare.path).toBe(join(into, 'README (1)'));
+    await bare.sink.abort();
+  });
+
+  it('receives into a new name when the file is already there, and the sender completes', async () => {
+    const data = randomBytes(64 * 1024);
+    await writeFile(join(dir, 'twice.bin'), data);
+    const out = join(dir, 'twice-out');
+    await mkdir(out);
+    await writeFile(join(out, 'twice.bin'), 'older');
+    await writeFile(join(out, 'twice (1).bin.part'), 'stale');
+    const sender = run(['send', join(dir, 'twice.bin'), '--server', url]);
+    const code = await sender.firstLine();
+    const receiver = run(['receive', code, '--out', out, '--server', url]);
+    const [sent, received] = await Promise.all([sender.exited, receiver.exited]);
+    expect({ code: received, stderr: receiver.stderr() }).toMatchObject({ code: 0 });
+    expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
+    expect(receiver.stdout).toEqual([join(out, 'twice (2).bin')]);
+    expect(Buffer.compare(await readFile(join(out, 'twice (2).bin')), data)).toBe(0);
+    expect(await readFile(join(out, 'twice.bin'), 'utf8')).toBe('older');
+  }, 30_000);
+
+  it('exits 2 on bad usage from a spawned process too', async () => {
+    const child = run(['receive']);
+    expect(await child.exited).toBe(2);
+    expect(child.stderr()).toMatch(/^signalbox: receive takes exactly one <code>\n\nUsage:/);
+  });
 });
+
+/** Runs main() in this process; its exit code and what it wrote to stdout and stderr. */
+async function runMain(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { write: (text) => (stdout += text) }, { write: (text) => (stderr += text) });
+  return { code, stdout, stderr };
+}
