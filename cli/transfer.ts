@@ -119,11 +119,28 @@ async function loadRtc(backend: WebRtcBackend): Promise<RtcActorInit['RTCPeerCon
   }
 }
 
+/**
+ * How long werift waits for a STUN server's answer, in seconds. werift's
+ * `setLocalDescription()` resolves only once gathering ends, so each side's
+ * description (and the connection) waits this long for a STUN server that
+ * never answers; werift's own default, 5 s, cost 10 s a transfer. A STUN
+ * server that answers at all answers within a few hundred milliseconds, and
+ * host candidates (same LAN or host) need no answer.
+ */
+export const WERIFT_STUN_TIMEOUT_SECONDS = 1;
+
 function clientActors(options: TransferCliOptions, RTCPeerConnection: RtcActorInit['RTCPeerConnection']) {
   return {
     signalling: fromTransport(() => webSocketTransport(options.server), clientCodec()),
-    // Explicit for both backends: werift would otherwise add its own STUN server, node-datachannel none.
-    rtc: fromRtc({ RTCPeerConnection, trickle: true, config: { iceServers: options.iceServers ?? iceServers() } }),
+    rtc: fromRtc({
+      RTCPeerConnection,
+      trickle: true,
+      config: {
+        // Explicit for both backends: werift would otherwise add its own STUN server, node-datachannel none.
+        iceServers: options.iceServers ?? iceServers(),
+        ...(options.webrtc === 'werift' && { iceStunGatherTimeout: WERIFT_STUN_TIMEOUT_SECONDS }),
+      },
+    }),
   };
 }
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ import {
   iceServerUrls,
   integrityNote,
   prepareDirectory,
+  receiveFile,
+  sendFile,
 } from '../cli/transfer.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
@@ -194,7 +197,7 @@ describe('signalbox send / receive', () => {
     await writeFile(join(into, 'README'), '');
     const bare = await freeSink(into, 'README');
     expect(bare.path).toBe(join(into, 'README (1)'));
-    await bare.sink.abort();
+    await bare.sink.abort(new Error('test done'));
   });
 
   it('receives into a new name when the file is already there, and the sender completes', async () => {
@@ -213,6 +216,42 @@ describe('signalbox send / receive', () => {
     expect(receiver.stdout).toEqual([join(out, 'twice (2).bin')]);
     expect(Buffer.compare(await readFile(join(out, 'twice (2).bin')), data)).toBe(0);
     expect(await readFile(join(out, 'twice.bin'), 'utf8')).toBe('older');
+  }, 30_000);
+
+  it('does not stall on a STUN server that never answers (werift): the transfer ends well within its 5 s default wait', async () => {
+    // A UDP port that is bound but never answers: the STUN request goes unanswered, as to an unreachable server.
+    const silent = createSocket('udp4');
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    try {
+      await writeFile(join(dir, 'stun.bin'), randomBytes(1024));
+      const out = join(dir, 'stun-out');
+      const ice = [{ urls: `stun:127.0.0.1:${silent.address().port}` }];
+      const sink = () => ({ write: () => true });
+      let code = '';
+      const started = Date.now();
+      const sent = sendFile(join(dir, 'stun.bin'), {
+        server: url,
+        webrtc: 'werift',
+        iceServers: ice,
+        out: { write: (text) => void (code ||= text.trim()) },
+        err: sink(),
+      });
+      while (!code) await new Promise((resolve) => setTimeout(resolve, 20));
+      const received = receiveFile(code, out, {
+        server: url,
+        webrtc: 'werift',
+        iceServers: ice,
+        out: sink(),
+        err: sink(),
+      });
+      await mkdir(out, { recursive: true });
+      expect(await Promise.all([sent, received])).toEqual([0, 0]);
+      // Unbounded, each side waits werift's 5 s for the answer before its description goes out: 10 s
+      // at the least, however idle the machine. Bounded, about 2 s; the margin is for a loaded machine.
+      expect(Date.now() - started).toBeLessThan(8_000);
+    } finally {
+      silent.close();
+    }
   }, 30_000);
 
   it('exits 2 on bad usage from a spawned process too', async () => {
