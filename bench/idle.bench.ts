@@ -1,0 +1,383 @@
+/**
+ * Idle memory per registered connection, for every protocol `signalbox serve`
+ * speaks (socket.io included), against a bare `ws` echo server; with an
+ * extrapolation to 100,000 clients (see bench/README.md).
+ *
+ *   npm run bench:idle -- --count 15000 --steps 3 --protocols bare,cloudlink,filedrop,socketio,registry,workrooms,swarm
+ *
+ * One file, three roles (argv[2]): no role is the orchestrator, which runs
+ * nothing but the others; `server` is a fresh process holding one server under
+ * test and measuring it; `client` is its load generator (a child process, so
+ * that the server's process holds one descriptor per connection, not two).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { io, type Socket } from 'socket.io-client';
+import { WebSocket, WebSocketServer } from 'ws';
+import { startServer } from '../cli/server.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const PROTOCOLS = ['bare', 'cloudlink', 'filedrop', 'socketio', 'registry', 'workrooms', 'swarm'] as const;
+type Protocol = (typeof PROTOCOLS)[number];
+/** The client count the extrapolation is made for. */
+const TARGET = 100_000;
+
+// ---------------------------------------------------------------------------
+// Options: `--name value`, `--name=value` or the env BENCH_NAME.
+
+interface Options {
+  /** Connections at the last step. */
+  count: number;
+  /** Measurements at count/steps, 2·count/steps, …, count. */
+  steps: number;
+  protocols: Protocol[];
+}
+
+function readOption(name: string): string | undefined {
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === `--${name}`) return args[i + 1];
+    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
+  }
+  return process.env[`BENCH_${name.toUpperCase()}`];
+}
+
+function parseOptions(): Options {
+  const count = Number(readOption('count') ?? 15_000);
+  // Each connection is one descriptor in the server's process (and one in the client's):
+  // the default open-file limit here is 20,000.
+  if (!Number.isInteger(count) || count < 10 || count > 19_000) {
+    throw new Error(`--count must be an integer from 10 to 19000, got ${count}`);
+  }
+  const steps = Number(readOption('steps') ?? 3);
+  if (!Number.isInteger(steps) || steps < 1 || steps > 10) throw new Error(`--steps must be 1 to 10, got ${steps}`);
+  const protocols = (readOption('protocols') ?? PROTOCOLS.join(',')).split(',').map((p) => {
+    const found = PROTOCOLS.find((known) => known === p.trim());
+    if (!found) throw new Error(`--protocols: unknown ${JSON.stringify(p)}; known: ${PROTOCOLS.join(', ')}`);
+    return found;
+  });
+  return { count, steps, protocols };
+}
+
+// ---------------------------------------------------------------------------
+// Servers under test.
+
+interface BenchServer {
+  readonly port: number;
+  /** Registered connections as the server counts them. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+/** The baseline: `http` + `ws`, echoing each text frame; nothing kept per connection but the socket. */
+async function startBare(): Promise<BenchServer> {
+  const http: Server = createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server: http });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (http.address() as AddressInfo).port,
+    connections: () => wss.clients.size,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+async function startImpl(protocol: Protocol): Promise<BenchServer> {
+  if (protocol === 'bare') return startBare();
+  const server = await startServer({
+    port: 0,
+    host: '127.0.0.1',
+    // Every client comes from 127.0.0.1: admission limits out of reach, everything else as deployed.
+    maxConnections: 100_000,
+    maxConnectionsPerIp: 100_000,
+  });
+  const name = protocol === 'socketio' ? 'filedrop' : protocol;
+  return {
+    port: server.address.port,
+    connections: () => server.health().connections[name],
+    close: () => server.close(),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Role `client`: opens connections and registers each the protocol's way.
+
+type ClientTask = { kind: 'open'; port: number; protocol: Protocol; count: number } | { kind: 'close' };
+type ClientReport = { type: 'opened'; total: number; ms: number } | { type: 'error'; message: string };
+
+const zeroMask = (mask: Uint8Array) => void mask.fill(0);
+
+/** Resolves when `ws` receives a text frame `accept` takes; answers CloudLink's KEEPALIVE meanwhile and after. */
+function webSocketClient(url: string, first: string[], accept: (text: string) => boolean): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, generateMask: zeroMask });
+    let registered = false;
+    ws.once('error', reject);
+    ws.on('open', () => {
+      for (const frame of first) ws.send(frame);
+      // Servers that answer nothing to their first message (swarm's `i_am`):
+      // a pong comes after every frame sent before the ping was read.
+      if (first.length > 0 && accept('')) ws.ping();
+    });
+    ws.on('pong', () => {
+      if (!registered && accept('')) {
+        registered = true;
+        resolve(ws);
+      }
+    });
+    ws.on('message', (data) => {
+      const text = String(data);
+      if (text === '{"opcode":1}') ws.send(text);
+      else if (!registered && accept(text)) {
+        registered = true;
+        resolve(ws);
+      }
+    });
+  });
+}
+
+const uid = () => randomBytes(16).toString('base64url');
+
+function openOne(port: number, protocol: Protocol): Promise<WebSocket | Socket> {
+  const base = `ws://127.0.0.1:${port}`;
+  switch (protocol) {
+    case 'bare':
+      return webSocketClient(`${base}/`, ['hello'], (t) => t === 'hello');
+    case 'cloudlink':
+      // INIT, then host of a lobby of its own: registered, in the directory, keepalive running.
+      return webSocketClient(
+        `${base}/ws/bench`,
+        ['{"opcode":2,"payload":"idle"}', `{"opcode":4,"payload":"${uid()}"}`],
+        (t) => t.startsWith('{"opcode":7,'),
+      );
+    case 'filedrop':
+      return webSocketClient(`${base}/filedrop`, [], (t) => t.startsWith('{"type":"assign"'));
+    case 'registry':
+      return webSocketClient(`${base}/registry`, ['{"type":"Connect","detail":{"files":[]}}'], (t) =>
+        t.startsWith('{"type":"Welcome"'),
+      );
+    case 'workrooms':
+      return webSocketClient(
+        `${base}/workrooms`,
+        [`{"type":"register","detail":{"sessionid":"${uid()}","calls":[]}}`],
+        (t) => t.startsWith('{"type":"registered"'),
+      );
+    case 'swarm':
+      return webSocketClient(`${base}/swarm`, [`{"type":"i_am","detail":{"client_id":"${uid()}"}}`], (t) => t === '');
+    case 'socketio':
+      return new Promise((resolve, reject) => {
+        const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false });
+        socket.once('assign', () => resolve(socket));
+        socket.once('connect_error', reject);
+      });
+  }
+}
+
+async function clientRole() {
+  const held: Array<WebSocket | Socket> = [];
+  const started = performance.now();
+  process.on('message', (task: ClientTask) => {
+    if (task.kind === 'close') {
+      for (const c of held) {
+        if (c instanceof WebSocket) c.terminate();
+        else c.disconnect();
+      }
+      process.disconnect();
+      return;
+    }
+    void (async () => {
+      let next = 0;
+      const worker = async () => {
+        while (next < task.count) {
+          next++;
+          held.push(await openOne(task.port, task.protocol));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(64, task.count) }, worker));
+      report({ type: 'opened', total: held.length, ms: performance.now() - started });
+    })().catch((error: unknown) => report({ type: 'error', message: String(error) }));
+  });
+}
+
+function report(message: ClientReport | ServerReport) {
+  if (process.connected) process.send!(message, undefined, {}, () => {});
+}
+
+// ---------------------------------------------------------------------------
+// Role `server`: one server under test, measured after each step.
+
+interface Point {
+  connections: number;
+  heapPerConn: number;
+  rssPerConn: number;
+}
+
+type ServerReport = { type: 'measured'; protocol: Protocol; points: Point[] } | { type: 'error'; message: string };
+
+function exposeGc(): () => void {
+  const existing = (globalThis as { gc?: () => void }).gc;
+  if (existing) return existing;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+async function settle(gc: () => void): Promise<NodeJS.MemoryUsage> {
+  for (let i = 0; i < 4; i++) {
+    await sleep(50);
+    gc();
+  }
+  return process.memoryUsage();
+}
+
+async function waitFor(what: string, test: () => boolean, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function spawnRole(args: string[]): ChildProcess {
+  // fork() reuses process.execArgv, so the child runs under tsx too.
+  return fork(SELF, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function nextMessage<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${type}' within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (m: { type: string; message?: string }) => {
+      if (m.type !== type && m.type !== 'error') return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      if (m.type === 'error') reject(new Error(`child failed: ${m.message}`));
+      else resolve(m as T);
+    };
+    child.on('message', onMessage);
+    child.once('exit', (code) => reject(new Error(`child exited (${code})`)));
+  });
+}
+
+async function serverRole(protocol: Protocol, options: Options) {
+  const gc = exposeGc();
+  const server = await startImpl(protocol);
+  const client = spawnRole(['client']);
+  process.once('disconnect', () => client.kill('SIGKILL'));
+  try {
+    const open = async (count: number, total: number) => {
+      client.send({ kind: 'open', port: server.port, protocol, count } satisfies ClientTask);
+      await nextMessage(client, 'opened', 600_000);
+      await waitFor(`${total} connections`, () => server.connections() === total, 60_000);
+    };
+    // Warm-up: the first connections compile and allocate one-time things. They stay open:
+    // what is measured is the growth from here.
+    const warm = 100;
+    await open(warm, warm);
+    const before = await settle(gc);
+    const points: Point[] = [];
+    let total = warm;
+    for (let step = 1; step <= options.steps; step++) {
+      const target = Math.round((options.count * step) / options.steps);
+      await open(target - (total - warm), target + warm);
+      total = target + warm;
+      const after = await settle(gc);
+      points.push({
+        connections: target,
+        heapPerConn: (after.heapUsed + after.external - before.heapUsed - before.external) / target,
+        rssPerConn: (after.rss - before.rss) / target,
+      });
+    }
+    report({ type: 'measured', protocol, points });
+  } finally {
+    client.send({ kind: 'close' } satisfies ClientTask);
+    await sleep(200);
+    client.kill('SIGKILL');
+    await server.close();
+  }
+  process.disconnect();
+}
+
+// ---------------------------------------------------------------------------
+// Orchestrator.
+
+const kb = (bytes: number) => (bytes / 1024).toFixed(1);
+
+async function orchestrate(options: Options) {
+  console.log(
+    `idle bench: node ${process.version}; ${options.count} connections per protocol in ${options.steps} step(s); ` +
+      `KiB per registered idle connection (heap = heapUsed + external), growth over 100 warm connections`,
+  );
+  const results = new Map<Protocol, Point[]>();
+  for (const protocol of options.protocols) {
+    const child = spawnRole(['server', protocol, ...process.argv.slice(2)]);
+    try {
+      const m = await nextMessage<Extract<ServerReport, { type: 'measured' }>>(child, 'measured', 1_200_000);
+      results.set(protocol, m.points);
+      const steps = m.points.map((p) => `${p.connections}: ${kb(p.heapPerConn)}/${kb(p.rssPerConn)}`).join(', ');
+      console.log(`${protocol.padEnd(10)} heap/rss KiB per conn at ${steps}`);
+    } finally {
+      await new Promise<void>((resolve) => {
+        if (child.exitCode !== null) resolve();
+        else child.once('exit', () => resolve());
+      });
+    }
+  }
+
+  const bare = results.get('bare')?.at(-1);
+  console.log('');
+  console.log(
+    `${'protocol'.padEnd(10)} ${'heap KiB/conn'.padStart(13)} ${'rss KiB/conn'.padStart(12)} ${'÷ bare heap'.padStart(11)} ${'÷ bare rss'.padStart(10)}  rss at ${TARGET.toLocaleString('en-US')} clients (extrapolated)`,
+  );
+  for (const [protocol, points] of results) {
+    const last = points.at(-1)!;
+    // Least squares through the measured points: rss = base + slope·n.
+    const n = points.length;
+    const mx = points.reduce((s, p) => s + p.connections, 0) / n;
+    const total = points.map((p) => p.rssPerConn * p.connections);
+    const my = total.reduce((s, y) => s + y, 0) / n;
+    const sxx = points.reduce((s, p) => s + (p.connections - mx) ** 2, 0);
+    const slope =
+      n > 1 && sxx > 0 ? points.reduce((s, p, i) => s + (p.connections - mx) * (total[i]! - my), 0) / sxx : my / mx;
+    const projected = my + slope * (TARGET - mx);
+    const ratio = (x: number, y: number | undefined) => (y === undefined ? '' : (x / y).toFixed(2));
+    console.log(
+      `${protocol.padEnd(10)} ${kb(last.heapPerConn).padStart(13)} ${kb(last.rssPerConn).padStart(12)} ` +
+        `${ratio(last.heapPerConn, bare?.heapPerConn).padStart(11)} ${ratio(last.rssPerConn, bare?.rssPerConn).padStart(10)}  ` +
+        `${(projected / 1024 / 1024).toFixed(0)} MiB growth (slope ${kb(slope)} KiB/conn)`,
+    );
+  }
+  console.log(
+    `(measured up to ${options.count} connections, each a descriptor in the server's process and one in its client's; ` +
+      `the open-file limit (ulimit -n) stops the measurement before ${TARGET.toLocaleString('en-US')}, so that figure is extrapolated)`,
+  );
+}
+
+async function main() {
+  const role = process.argv[2];
+  if (role === 'client') return clientRole();
+  if (role === 'server') {
+    process.once('disconnect', () => process.exit(0));
+    return serverRole(process.argv[3] as Protocol, parseOptions());
+  }
+  await orchestrate(parseOptions());
+}
+
+main().catch((error: unknown) => {
+  if (process.send) report({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+  else console.error(error);
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 100).unref();
+});
