@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import mitt from 'mitt';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -279,6 +280,16 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
 
   const connect = (ws: WebSocket, info: ConnectionInfo) => {
     let aboveHighWater = false;
+    // Frames sent in one tick leave in one write: the socket is corked at the
+    // first send and uncorked on the next tick. One read often carries many
+    // frames for one recipient (a relay under load), and on loopback each
+    // write is a syscall that costs more than relaying the frame.
+    const socket = (ws as unknown as { _socket?: Socket })._socket;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      socket?.uncork();
+    };
     // ws has no drain event; the send callback runs once a frame is written out.
     const written = () => {
       if (aboveHighWater && ws.bufferedAmount <= lowWaterMark) {
@@ -288,10 +299,15 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
     };
     const control = createTransport({
       send(frame) {
-        // A write callback costs on every frame; it is only needed when this
-        // send may take the buffer over the high-water mark, i.e. when the
-        // socket is already backed up or the frame alone is large.
-        const track = aboveHighWater || ws.bufferedAmount > 0 || frameSize(frame) > lowWaterMark;
+        if (!corked && socket) {
+          corked = true;
+          socket.cork();
+          process.nextTick(uncork);
+        }
+        // A write callback costs on every frame; it is only needed once the
+        // buffer is over the high-water mark or when this send may take it
+        // there (frames corked in this tick count as buffered).
+        const track = aboveHighWater || ws.bufferedAmount + frameSize(frame) > highWaterMark;
         ws.send(frame, track ? written : undefined);
         if (ws.bufferedAmount > highWaterMark) aboveHighWater = true;
       },
