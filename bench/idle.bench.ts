@@ -3,7 +3,7 @@
  * speaks (socket.io included), against a bare `ws` echo server; with an
  * extrapolation to 100,000 clients (see bench/README.md).
  *
- *   npm run bench:idle -- --count 15000 --steps 3 --protocols bare,cloudlink,filedrop,socketio,registry,workrooms,swarm
+ *   npm run bench:idle -- --count 15000 --steps 3 --protocols bare,cloudlink,filedrop,socketio,registry,workrooms,swarm [--snapshot]
  *
  * One file, three roles (argv[2]): no role is the orchestrator, which runs
  * nothing but the others; `server` is a fresh process holding one server under
@@ -12,16 +12,20 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { io, type Socket } from 'socket.io-client';
 import { WebSocket, WebSocketServer } from 'ws';
-import { startServer } from '../cli/server.js';
+import { build } from 'esbuild';
+import type { startServer as StartServer } from '../cli/server.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PROTOCOLS = ['bare', 'cloudlink', 'filedrop', 'socketio', 'registry', 'workrooms', 'swarm'] as const;
@@ -38,13 +42,15 @@ interface Options {
   /** Measurements at count/steps, 2·count/steps, …, count. */
   steps: number;
   protocols: Protocol[];
+  /** Writes a heap snapshot of each server before and after its connections (for a diff in DevTools). */
+  snapshot: boolean;
 }
 
 function readOption(name: string): string | undefined {
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === `--${name}`) return args[i + 1];
+    if (arg === `--${name}`) return args[i + 1]?.startsWith('--') === false ? args[i + 1] : 'true';
     if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
   }
   return process.env[`BENCH_${name.toUpperCase()}`];
@@ -64,7 +70,8 @@ function parseOptions(): Options {
     if (!found) throw new Error(`--protocols: unknown ${JSON.stringify(p)}; known: ${PROTOCOLS.join(', ')}`);
     return found;
   });
-  return { count, steps, protocols };
+  const snapshot = readOption('snapshot');
+  return { count, steps, protocols, snapshot: snapshot !== undefined && snapshot !== 'false' && snapshot !== '0' };
 }
 
 // ---------------------------------------------------------------------------
@@ -98,6 +105,8 @@ async function startBare(): Promise<BenchServer> {
 
 async function startImpl(protocol: Protocol): Promise<BenchServer> {
   if (protocol === 'bare') return startBare();
+  // The server as the package ships it (see bundleServer), not as tsx runs it.
+  const { startServer } = (await import(process.env.SIGNALBOX_BENCH_SERVER!)) as { startServer: typeof StartServer };
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
@@ -287,6 +296,12 @@ async function serverRole(protocol: Protocol, options: Options) {
     const warm = 100;
     await open(warm, warm);
     const before = await settle(gc);
+    const snapshot = (when: string) => {
+      if (!options.snapshot) return;
+      const file = writeHeapSnapshot(join(tmpdir(), `signalbox-idle-${protocol}-${when}-${process.pid}.heapsnapshot`));
+      console.log(`${protocol}: heap snapshot ${when} written to ${file}`);
+    };
+    snapshot('before');
     const points: Point[] = [];
     let total = warm;
     for (let step = 1; step <= options.steps; step++) {
@@ -300,6 +315,7 @@ async function serverRole(protocol: Protocol, options: Options) {
         rssPerConn: (after.rss - before.rss) / target,
       });
     }
+    snapshot('after');
     report({ type: 'measured', protocol, points });
   } finally {
     client.send({ kind: 'close' } satisfies ClientTask);
@@ -315,7 +331,35 @@ async function serverRole(protocol: Protocol, options: Options) {
 
 const kb = (bytes: number) => (bytes / 1024).toFixed(1);
 
+/**
+ * `cli/server.ts` bundled the way `npm run build` compiles it (esbuild, no
+ * `keepNames`), dependencies left as imports. Under tsx every named closure
+ * gets its `name` redefined (`keepNames`), which gives the function its own
+ * property array: ~256 B per closure, ~3 KB per CloudLink session, that the
+ * published package does not have.
+ */
+async function bundleServer(): Promise<string> {
+  // Inside the project, so that its imports resolve to node_modules.
+  const outfile = fileURLToPath(
+    new URL(`../node_modules/.cache/signalbox-bench/server-${process.pid}.mjs`, import.meta.url),
+  );
+  await build({
+    entryPoints: [fileURLToPath(new URL('../cli/server.ts', import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'es2022',
+    packages: 'external',
+    outfile,
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
 async function orchestrate(options: Options) {
+  const bundle = await bundleServer();
+  process.env.SIGNALBOX_BENCH_SERVER = bundle;
+  process.once('exit', () => rmSync(bundle, { force: true }));
   console.log(
     `idle bench: node ${process.version}; ${options.count} connections per protocol in ${options.steps} step(s); ` +
       `KiB per registered idle connection (heap = heapUsed + external), growth over 100 warm connections`,

@@ -8,7 +8,7 @@ import { closeReasonLabel, type ServerMetrics } from './metrics.js';
 import type { Router } from './router.js';
 import type { ProtocolServer } from './runtime.js';
 import { sessionHost, type SessionHost } from './session-host.js';
-import type { ConnectionCheck, ConnectionInfo, Frame, Transport } from './transport.js';
+import { TransportView, type ConnectionCheck, type ConnectionInfo, type Frame, type Transport } from './transport.js';
 
 /** The options every `create…Server()` shares: limits, admission, and where time, inspection, logs and metrics go. */
 export interface HubOptions {
@@ -185,13 +185,9 @@ export function protocolServer<TLogic extends AnyStateMachine>(
       log.warn('rate limited', { protocol, session: session.id, remote: info.remoteAddress, kind });
       if (session.id !== undefined) init.rateLimited?.(session.id, guarded);
     };
-    const guarded: Transport = {
-      get isOpen() {
-        return transport.isOpen;
-      },
-      get bufferedAmount() {
-        return transport.bufferedAmount;
-      },
+    const guarded: Transport = new TransportView({
+      isOpen: () => transport.isOpen,
+      bufferedAmount: () => transport.bufferedAmount,
       send(frame) {
         transport.send(frame);
         metrics?.sent(protocol, sizeOf(frame), handling !== undefined && handling !== transport);
@@ -220,7 +216,7 @@ export function protocolServer<TLogic extends AnyStateMachine>(
         });
       },
       close: (code, reason) => transport.close(code, reason),
-    };
+    });
     return guarded;
   };
 
