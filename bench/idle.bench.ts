@@ -12,7 +12,6 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,8 +23,7 @@ import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { io, type Socket } from 'socket.io-client';
 import { WebSocket, WebSocketServer } from 'ws';
-import { build } from 'esbuild';
-import type { startServer as StartServer } from '../cli/server.js';
+import { builtStartServer, bundleServer } from './built-server.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PROTOCOLS = ['bare', 'cloudlink', 'filedrop', 'socketio', 'registry', 'workrooms', 'swarm'] as const;
@@ -105,8 +103,8 @@ async function startBare(): Promise<BenchServer> {
 
 async function startImpl(protocol: Protocol): Promise<BenchServer> {
   if (protocol === 'bare') return startBare();
-  // The server as the package ships it (see bundleServer), not as tsx runs it.
-  const { startServer } = (await import(process.env.SIGNALBOX_BENCH_SERVER!)) as { startServer: typeof StartServer };
+  // The server as the package ships it, not as tsx compiles it (see built-server.ts).
+  const startServer = await builtStartServer();
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
@@ -331,35 +329,8 @@ async function serverRole(protocol: Protocol, options: Options) {
 
 const kb = (bytes: number) => (bytes / 1024).toFixed(1);
 
-/**
- * `cli/server.ts` bundled the way `npm run build` compiles it (esbuild, no
- * `keepNames`), dependencies left as imports. Under tsx every named closure
- * gets its `name` redefined (`keepNames`), which gives the function its own
- * property array: ~256 B per closure, ~3 KB per CloudLink session, that the
- * published package does not have.
- */
-async function bundleServer(): Promise<string> {
-  // Inside the project, so that its imports resolve to node_modules.
-  const outfile = fileURLToPath(
-    new URL(`../node_modules/.cache/signalbox-bench/server-${process.pid}.mjs`, import.meta.url),
-  );
-  await build({
-    entryPoints: [fileURLToPath(new URL('../cli/server.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'es2022',
-    packages: 'external',
-    outfile,
-    logLevel: 'warning',
-  });
-  return outfile;
-}
-
 async function orchestrate(options: Options) {
-  const bundle = await bundleServer();
-  process.env.SIGNALBOX_BENCH_SERVER = bundle;
-  process.once('exit', () => rmSync(bundle, { force: true }));
+  await bundleServer();
   console.log(
     `idle bench: node ${process.version}; ${options.count} connections per protocol in ${options.steps} step(s); ` +
       `KiB per registered idle connection (heap = heapUsed + external), growth over 100 warm connections`,

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { startServer } from '../cli/server.js';
+import { builtStartServer, bundleServer } from './built-server.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -131,6 +131,8 @@ interface BenchServer {
 
 async function startImpl(impl: Impl, options: Options): Promise<BenchServer> {
   if (impl === 'bare') return startBare();
+  // The server as the package ships it, not as tsx compiles it (see built-server.ts).
+  const startServer = await builtStartServer();
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
@@ -815,6 +817,7 @@ const pct = (x: number) => `${Math.round(x * 100)}%`;
 
 async function orchestrate(options: Options) {
   const began = performance.now();
+  await bundleServer();
   console.log(
     `relay bench: node ${process.version}, ${cpus().length} cpu(s); ${options.pairs} pairs, window ${options.window}/client, ` +
       `${options.payload} B SDP as ${options.form === 'object' ? '{type, sdp}' : 'a string'}, ${options.warmup} s warm-up + ${options.seconds} s x ${options.rounds} round(s) each; ` +
