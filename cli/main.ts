@@ -118,6 +118,16 @@ const COMMANDS: Record<'serve' | 'send' | 'receive', Command> = {
         type: 'boolean',
         help: "stream every session's inspection events at the WebSocket /inspect\nand show them, live, on the page /inspect (trusted networks only)",
       },
+      redis: {
+        type: 'string',
+        value: 'URL',
+        help: 'scale-out: every process given the same Redis (redis://HOST:PORT) serves as one\nnetwork (default: $SIGNALBOX_REDIS_URL, else none: all state in this process);\nRedis unreachable at start exits with 1',
+      },
+      'redis-ttl': {
+        type: 'string',
+        value: 'MS',
+        help: "with --redis: how long a silent process's sessions and lobbies outlive it; a\nprocess killed outright is cleared within MS plus MS/3 (default 15000)",
+      },
     },
     notes: 'Exit codes: 0 after a signal, 1 could not start (e.g. the port is taken), 2 bad usage.',
   },
@@ -317,6 +327,7 @@ export async function main(
       throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
     return n;
   };
+  let redisTtl;
   let port, keepaliveInterval, maxFrameSize, maxConnections, maxConnectionsPerIp, maxBuffer, rate, rateBytes;
   let allowOrigins: string[] | undefined;
   try {
@@ -329,11 +340,15 @@ export async function main(
     rate = number('rate', 1, 1_000_000);
     rateBytes = number('rate-bytes', 1024, 1 << 30);
     allowOrigins = (values['allow-origin'] as string[] | undefined)?.map(origin);
+    redisTtl = number('redis-ttl', 1000, 3_600_000);
+    if (redisTtl !== undefined && string('redis') === undefined && !process.env.SIGNALBOX_REDIS_URL)
+      throw new Error('--redis-ttl needs --redis (or SIGNALBOX_REDIS_URL)');
   } catch (error) {
     return usage((error as Error).message);
   }
 
   const logger = jsonLogger((line) => out.write(line + '\n'));
+  const redis = string('redis') ?? (process.env.SIGNALBOX_REDIS_URL || undefined);
   let server;
   try {
     const frames = { maxFrameSize };
@@ -345,6 +360,7 @@ export async function main(
       maxConnectionsPerIp,
       trustProxy: values['trust-proxy'] as boolean | undefined,
       allowOrigins,
+      ...(redis && { redis: { url: redis, ...(redisTtl !== undefined && { ttl: redisTtl }) } }),
       limits: {
         maxBufferedBytes: maxBuffer,
         ...(rate !== undefined && { messagesPerSecond: rate, messageBurst: 2 * rate }),

@@ -23,6 +23,9 @@ import type { ConnectionCheck, ConnectionInfo, Transport, TransportServer } from
 import { prometheusMetrics, type RefusalReason } from './metrics.js';
 import { defaultStaticRoot, staticFiles } from './static.js';
 import { createInspectorHub } from './inspector.js';
+import type { RedisCluster, RedisClusterOptions, RedisState } from '../adapters/redis/cluster.js';
+import { serverCodec as cloudlinkCodec } from '../machines/cloudlink/codec.js';
+import type { ServerMessage as CloudLinkMessage } from '../machines/cloudlink/protocol.js';
 
 export interface SignalboxServerOptions {
   /** TCP port; 0 picks a free one. @default 8080 */
@@ -92,6 +95,15 @@ export interface SignalboxServerOptions {
   limits?: ConnectionLimits;
   /** Serve `GET /metrics` in Prometheus text format. @default true */
   metrics?: boolean;
+  /**
+   * Scale-out: a Redis URL (`redis://HOST:PORT`), or the URL with cluster
+   * options. Every process given the same Redis serves as one network:
+   * CloudLink hosts and peers meet across processes. ioredis is loaded only
+   * when this is given. Redis unreachable at start rejects with
+   * `RedisUnavailableError`.
+   * @default none: everything in this process's memory
+   */
+  redis?: string | ({ url: string } & RedisClusterOptions);
   /** @default silentLogger */
   logger?: Logger;
   /**
@@ -133,6 +145,8 @@ export interface Health {
    */
   connections: { total: number; socketIo: number } & Record<Protocol, number>;
   lobbies: { cloudlink: number };
+  /** With `redis`: this process's id, and whether Redis is reachable (`down`: cross-process work is refused). */
+  redis?: { state: RedisState; process: string };
 }
 
 /** The protocols one `signalbox serve` process serves. */
@@ -179,7 +193,21 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     ...(metrics && { metrics }),
     ...(inspector && { inspect: inspector.inspect }),
   };
-  const cloudlink = createCloudLinkServer({ ...shared, ...options.cloudlink });
+  let cluster: RedisCluster | undefined;
+  let scaleOut: Pick<CloudLinkServerOptions, 'router' | 'directory'> = {};
+  if (options.redis !== undefined) {
+    // Loaded here only: a process without Redis never imports ioredis.
+    const redis = await import('../adapters/redis/index.js');
+    const { url, ...clusterOptions } = typeof options.redis === 'string' ? { url: options.redis } : options.redis;
+    cluster = await redis.connectRedis(url, { logger: log, ...clusterOptions });
+    scaleOut = {
+      router: await redis.redisRouter<CloudLinkMessage>(cluster, cloudlinkCodec(), { logger: log }),
+      directory: await redis.redisLobbyDirectory(cluster, { logger: log }),
+    };
+    await cluster.beat();
+    log.info('redis connected', { process: cluster.process, ttl: cluster.ttl });
+  }
+  const cloudlink = createCloudLinkServer({ ...shared, ...scaleOut, ...options.cloudlink });
   const filedrop = createFileDropServer({ ...shared, ...options.filedrop });
   const swarm = createSwarmServer({ ...shared, ...options.swarm });
   const workrooms = createWorkroomsServer({ ...shared, ...options.workrooms });
@@ -238,6 +266,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       uptime: (Date.now() - started) / 1000,
       connections,
       lobbies: { cloudlink: cloudlink.stats().lobbies },
+      ...(cluster && { redis: { state: cluster.state, process: cluster.process } }),
     };
   };
 
@@ -339,13 +368,18 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   inspector?.attach(http);
   rejectUnroutedUpgrades(http);
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => {
-      http.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => {
+        http.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    await cluster?.close();
+    throw error;
+  }
   const bound = http.address() as AddressInfo;
   const address = { host: bound.address, port: bound.port };
   log.info('listening', { ...address, protocols: Object.fromEntries(mounts.map((m) => [m.protocol, m.shown])) });
@@ -368,6 +402,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
         await Promise.all(mounts.map((m) => m.server.close()));
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections();
+        await cluster?.close();
         log.info('closed');
       })();
       return closing;

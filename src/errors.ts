@@ -37,6 +37,8 @@ export const ErrorCode = {
   Io: 'ERR_IO',
   /** The server refused a message: the connection sent more, or faster, than its rate limit allows. */
   RateLimited: 'ERR_RATE_LIMITED',
+  /** Work that needs another process was refused: the shared store (Redis) is unreachable. */
+  Unavailable: 'ERR_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

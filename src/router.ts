@@ -1,5 +1,5 @@
 import type { Codec } from './codec.js';
-import { TransportError } from './errors.js';
+import { ErrorCode, SignalboxError, TransportError } from './errors.js';
 import type { Message } from './message.js';
 import type { Transport } from './transport.js';
 
@@ -53,4 +53,20 @@ export function memoryRouter<M extends Message>(codec: Pick<Codec<Message, M>, '
       return transports.size;
     },
   };
+}
+
+/**
+ * A delivery to another process refused: `ERR_UNAVAILABLE` while the shared
+ * store (Redis) is unreachable, `ERR_PEER_GONE` when no process holds the
+ * session.
+ */
+export class RouterError extends SignalboxError {
+  override readonly name = 'RouterError';
+  constructor(
+    code: typeof ErrorCode.Unavailable | typeof ErrorCode.PeerGone,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
 }

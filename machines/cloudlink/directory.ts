@@ -1,3 +1,5 @@
+import type { ServerMessage } from './protocol.js';
+
 /**
  * Who is in which lobby, and how far each host/peer handshake has got. The
  * hub and its sessions read and write lobbies only through this interface, so
@@ -19,6 +21,14 @@ export interface LobbyDirectory {
   readonly lobbies: number;
   /** Number of host–peer handshakes being tracked. */
   readonly pairs: number;
+  /**
+   * Hands a shared directory the server's router, for the introductions and
+   * departures it delivers itself: a shared directory learns of a mate on
+   * another process only later, so its `join` and `leave` return `[]` and it
+   * sends NEW_HOST / NEW_PEER / SHUTDOWN_ACK once the change is in order.
+   * The in-memory directory has none.
+   */
+  attach?(send: (id: string, message: ServerMessage) => boolean): void;
 }
 
 export type Role = 'host' | 'peer';

@@ -17,7 +17,7 @@ export interface CloudLinkServerOptions extends Partial<SessionTiming>, HubOptio
   maxFrameSize?: number;
   /** Delivery to sessions by id. @default memoryRouter */
   router?: Router<ServerMessage>;
-  /** Lobby membership and handshake progress. @default memoryDirectory() */
+  /** Lobby membership and handshake progress (a shared one: `redisLobbyDirectory`). @default memoryDirectory() */
   directory?: LobbyDirectory;
   /** New peer ids. @default crypto.randomUUID */
   generateId?: () => string;
@@ -54,6 +54,7 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
   const directory = options.directory ?? memoryDirectory();
   const encoder = serverCodec();
   const router = options.router ?? memoryRouter<ServerMessage>(encoder);
+  directory.attach?.((id, message) => router.send(id, message));
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const log = options.logger ?? silentLogger;
   const shared: Omit<SessionServices, 'transport'> = {

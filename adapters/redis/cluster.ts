@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { ChainableCommander, Redis as RedisClient } from 'ioredis';
+import { silentLogger, type Logger } from '../../src/logger.js';
+
+/** Where this process stands with Redis: `up` (both connections ready) or `down`. */
+export type RedisState = 'up' | 'down';
+
+/** Options of {@link connectRedis}. */
+export interface RedisClusterOptions {
+  /** This process's id in the cluster. @default `${hostname}-${pid}-${random}` */
+  process?: string;
+  /**
+   * How long a process's presence, its session routes and its CloudLink
+   * lobby entries outlive its last heartbeat, in ms. A process killed
+   * without closing is declared dead, and its clients' partners told, at
+   * most this long plus one heartbeat later.
+   * @default 15000
+   */
+  ttl?: number;
+  /** Heartbeat period, in ms; it must be well under `ttl`. @default ttl / 3 */
+  heartbeat?: number;
+  /** Prefix of every key and channel, to share one Redis between deployments. @default 'sb:' */
+  prefix?: string;
+  /** @default silentLogger */
+  logger?: Logger;
+}
+
+/**
+ * One process's link to Redis, shared by the router and the directories: a
+ * command connection (every publish goes through it, so messages one
+ * process sends reach another in the order they were sent), a subscriber
+ * connection, and the presence heartbeat.
+ */
+export interface RedisCluster {
+  /** This process's id. */
+  readonly process: string;
+  readonly state: RedisState;
+  readonly prefix: string;
+  /** Presence TTL, in ms. */
+  readonly ttl: number;
+  /** The command connection. Commands fail at once while `state` is `down`. */
+  readonly redis: RedisClient;
+  /** Subscribes `handler` to `channel` (prefixed by the caller); resolves once subscribed. */
+  subscribe(channel: string, handler: (message: string) => void): Promise<void>;
+  /** Runs `hook` on every heartbeat with the heartbeat's pipeline, to refresh a TTL or register state. */
+  onBeat(hook: (pipeline: ChainableCommander) => void): void;
+  /** Runs `hook` when a dead process has been cleared (by whichever process claimed it). */
+  onDead(hook: (process: string) => void): void;
+  /** Runs `hook` on every change of {@link RedisState}. */
+  onState(hook: (state: RedisState) => void): void;
+  /** Runs one heartbeat now (tests; the timer runs them on its own). */
+  beat(): Promise<void>;
+  /** Stops the heartbeat, removes this process's presence, and closes both connections. */
+  close(): Promise<void>;
+}
+
+/** Redis could not be reached when the cluster was started. */
+export class RedisUnavailableError extends Error {
+  override readonly name = 'RedisUnavailableError';
+}
+
+// The heartbeat: record this process as alive (by Redis's clock, so process clocks need not agree),
+// then claim every process silent for longer than the TTL. ZREM answers 1 to one claimer only,
+// so exactly one process publishes each death.
+const BEAT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+for _, p in ipairs(stale) do
+  if redis.call('ZREM', KEYS[1], p) == 1 then
+    redis.call('DEL', ARGV[3] .. p)
+    redis.call('PUBLISH', ARGV[4], p)
+  end
+end
+return #stale
+`;
+
+/**
+ * Connects this process to Redis for scale-out. ioredis is imported here,
+ * on demand: a process started without Redis never loads it.
+ *
+ * @throws {RedisUnavailableError} when Redis cannot be reached at start.
+ *
+ * @example
+ * ```ts
+ * const cluster = await connectRedis('redis://127.0.0.1:6379', { logger });
+ * const router = redisRouter<ServerMessage>(cluster, serverCodec());
+ * ```
+ */
+export async function connectRedis(url: string, options: RedisClusterOptions = {}): Promise<RedisCluster> {
+  const { Redis } = await import('ioredis');
+  const log = options.logger ?? silentLogger;
+  const ttl = options.ttl ?? 15_000;
+  const period = options.heartbeat ?? Math.floor(ttl / 3);
+  const prefix = options.prefix ?? 'sb:';
+  const self = options.process ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  let started = false;
+  // Before the first connection: fail fast. Afterwards: retry for ever, backing off to 2 s.
+  const retryStrategy = (times: number) => (started ? Math.min(times * 100, 2000) : null);
+  const common = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1, connectTimeout: 5000 };
+  const redis = new Redis(url, { ...common, enableOfflineQueue: false });
+  const sub = new Redis(url, { ...common, enableOfflineQueue: true });
+  const handlers = new Map<string, (message: string) => void>();
+  const beats: ((pipeline: ChainableCommander) => void)[] = [];
+  const deadHooks: ((process: string) => void)[] = [];
+  const stateHooks: ((state: RedisState) => void)[] = [];
+  let state: RedisState = 'down';
+  let closed = false;
+
+  const update = () => {
+    const next: RedisState = redis.status === 'ready' && sub.status === 'ready' ? 'up' : 'down';
+    if (next === state || !started || closed) return;
+    state = next;
+    if (next === 'down') log.warn('redis lost', { process: self, work: 'local only until it returns' });
+    else log.info('redis back', { process: self });
+    for (const hook of stateHooks) hook(next);
+    if (next === 'up') void beat();
+  };
+  for (const client of [redis, sub]) {
+    client.on('ready', update);
+    client.on('close', update);
+    client.on('end', update);
+    // ioredis reports every failed attempt; the state change above is what gets logged.
+    client.on('error', () => {});
+  }
+  sub.on('message', (channel: string, message: string) => handlers.get(channel)?.(message));
+
+  try {
+    await Promise.all([redis.connect(), sub.connect()]);
+  } catch (error) {
+    redis.disconnect();
+    sub.disconnect();
+    throw new RedisUnavailableError(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  started = true;
+  state = 'up';
+
+  const deadChannel = `${prefix}dead`;
+  const beat = async () => {
+    if (closed || state === 'down') return;
+    const pipeline = redis.pipeline();
+    pipeline.eval(BEAT, 1, `${prefix}procs`, self, String(ttl), `${prefix}cl:m:`, deadChannel);
+    for (const hook of beats) hook(pipeline);
+    try {
+      await pipeline.exec();
+    } catch {
+      // Redis went away mid-beat: the state change logs it; the next beat after it returns catches up.
+    }
+  };
+  const cluster: RedisCluster = {
+    process: self,
+    prefix,
+    ttl,
+    redis,
+    get state() {
+      return state;
+    },
+    async subscribe(channel, handler) {
+      handlers.set(channel, handler);
+      await sub.subscribe(channel);
+    },
+    onBeat: (hook) => void beats.push(hook),
+    onDead: (hook) => void deadHooks.push(hook),
+    onState: (hook) => void stateHooks.push(hook),
+    beat,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      try {
+        if (state === 'up') await redis.zrem(`${prefix}procs`, self);
+      } catch {
+        // Gone already: the TTL clears the rest.
+      }
+      redis.disconnect();
+      sub.disconnect();
+    },
+  };
+  await cluster.subscribe(deadChannel, (process) => {
+    for (const hook of deadHooks) hook(process);
+  });
+  const timer = setInterval(() => void beat(), period);
+  timer.unref();
+  return cluster;
+}
+
+/** `url` without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

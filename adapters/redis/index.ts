@@ -1,0 +1,9 @@
+export {
+  connectRedis,
+  RedisUnavailableError,
+  type RedisCluster,
+  type RedisClusterOptions,
+  type RedisState,
+} from './cluster.js';
+export { redisRouter, type RedisRouter } from './router.js';
+export { redisLobbyDirectory } from './cloudlink-directory.js';

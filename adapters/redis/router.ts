@@ -1,0 +1,159 @@
+import type { Codec } from '../../src/codec.js';
+import { ErrorCode, TransportError } from '../../src/errors.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
+import type { Message } from '../../src/message.js';
+import { RouterError, type Router } from '../../src/router.js';
+import type { Frame, Transport } from '../../src/transport.js';
+import type { RedisCluster } from './cluster.js';
+
+/** A {@link Router} that also reaches sessions held by other processes, through Redis. */
+export interface RedisRouter<M extends Message = Message> extends Router<M> {
+  /**
+   * Delivers `message` to session `id` wherever it is held. Resolves once
+   * delivered here or handed to the process that holds it.
+   * @throws {RouterError} `ERR_UNAVAILABLE` while Redis is down (and the
+   *   session is not here), `ERR_PEER_GONE` when no process holds it.
+   */
+  deliver(id: string, message: M): Promise<void>;
+  /** Messages handed to other processes since start. */
+  readonly remoteSent: number;
+  /** Messages received from other processes since start. */
+  readonly remoteReceived: number;
+}
+
+// Looks up the process holding a session and publishes to its channel, in one step on the
+// command connection: messages from one process keep their order on the way to another.
+const ROUTE = `
+local p = redis.call('GET', KEYS[1])
+if not p then return -1 end
+return redis.call('PUBLISH', ARGV[1] .. p, ARGV[2])
+`;
+
+/** What travels on a process's channel: a frame to deliver, or a close. */
+type Envelope = ['m', string, string] | ['b', string, string] | ['c', string, number | null, string | null];
+
+/**
+ * A {@link Router} for a cluster of processes sharing one Redis. A session
+ * held here is written to directly, as {@link memoryRouter} does; any other
+ * is looked up (key `{prefix}r:{id}` → process, with the presence TTL,
+ * refreshed by every heartbeat) and published on that process's channel
+ * `{prefix}p:{process}`, which delivers it to the session's transport.
+ *
+ * `send` stays synchronous: for a remote session it answers true once the
+ * message is handed to Redis (false while Redis is down), and a session that
+ * left meanwhile drops it, as a local one that left would. Use `deliver` to
+ * learn the outcome.
+ *
+ * @example
+ * ```ts
+ * const cluster = await connectRedis(url);
+ * const router = await redisRouter<ServerMessage>(cluster, serverCodec());
+ * createCloudLinkServer({ router });
+ * ```
+ */
+export async function redisRouter<M extends Message>(
+  cluster: RedisCluster,
+  codec: Pick<Codec<Message, M>, 'encode'>,
+  options: { logger?: Logger } = {},
+): Promise<RedisRouter<M>> {
+  const log = options.logger ?? silentLogger;
+  const { redis, prefix, process: self } = cluster;
+  const transports = new Map<string, Transport>();
+  const routeKey = (id: string) => `${prefix}r:${id}`;
+  const channelPrefix = `${prefix}p:`;
+  const ttlSeconds = Math.ceil(cluster.ttl / 1000);
+  let remoteSent = 0;
+  let remoteReceived = 0;
+
+  const writeLocal = (id: string, frame: Frame): boolean => {
+    const transport = transports.get(id);
+    if (!transport?.isOpen) return false;
+    try {
+      transport.send(frame);
+      return true;
+    } catch (error) {
+      if (error instanceof TransportError) return false;
+      throw error;
+    }
+  };
+
+  await cluster.subscribe(`${channelPrefix}${self}`, (raw) => {
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(raw) as Envelope;
+    } catch {
+      log.warn('redis: unreadable delivery dropped', { size: raw.length });
+      return;
+    }
+    remoteReceived++;
+    if (envelope[0] === 'c') transports.get(envelope[1])?.close(envelope[2] ?? undefined, envelope[3] ?? undefined);
+    else writeLocal(envelope[1], envelope[0] === 'b' ? Buffer.from(envelope[2], 'base64') : envelope[2]);
+  });
+  // Every heartbeat rewrites every route (SET, not EXPIRE): after Redis restarts empty they come back.
+  cluster.onBeat((pipeline) => {
+    for (const id of transports.keys()) pipeline.set(routeKey(id), self, 'EX', ttlSeconds);
+  });
+
+  const publish = async (id: string, envelope: Envelope): Promise<void> => {
+    if (cluster.state === 'down')
+      throw new RouterError(ErrorCode.Unavailable, `cannot reach session ${id}: Redis is unreachable`);
+    let result: unknown;
+    try {
+      result = await redis.eval(ROUTE, 1, routeKey(id), channelPrefix, JSON.stringify(envelope));
+    } catch (error) {
+      throw new RouterError(ErrorCode.Unavailable, `cannot reach session ${id}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (result === -1 || result === 0) throw new RouterError(ErrorCode.PeerGone, `no process holds session ${id}`);
+    remoteSent++;
+  };
+  const envelopeOf = (id: string, frame: Frame): Envelope =>
+    typeof frame === 'string'
+      ? ['m', id, frame]
+      : ['b', id, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64')];
+  const quiet = (promise: Promise<void>) =>
+    promise.catch((error: unknown) => {
+      if (!(error instanceof RouterError)) log.error('redis: delivery failed', { error: String(error) });
+    });
+
+  return {
+    add(id, transport) {
+      transports.set(id, transport);
+      if (cluster.state === 'up') void redis.set(routeKey(id), self, 'EX', ttlSeconds).catch(() => {});
+    },
+    remove(id) {
+      if (!transports.delete(id)) return;
+      if (cluster.state === 'up') void redis.del(routeKey(id)).catch(() => {});
+    },
+    has: (id) => transports.has(id),
+    send(id, message) {
+      if (transports.has(id)) return writeLocal(id, codec.encode(message));
+      if (cluster.state === 'down') return false;
+      void quiet(publish(id, envelopeOf(id, codec.encode(message))));
+      return true;
+    },
+    async deliver(id, message) {
+      const frame = codec.encode(message);
+      if (transports.has(id)) {
+        if (!writeLocal(id, frame)) throw new RouterError(ErrorCode.PeerGone, `session ${id} has closed`);
+        return;
+      }
+      await publish(id, envelopeOf(id, frame));
+    },
+    close(id, code, reason) {
+      const transport = transports.get(id);
+      if (transport) transport.close(code, reason);
+      else if (cluster.state === 'up') void quiet(publish(id, ['c', id, code ?? null, reason ?? null]));
+    },
+    get size() {
+      return transports.size;
+    },
+    get remoteSent() {
+      return remoteSent;
+    },
+    get remoteReceived() {
+      return remoteReceived;
+    },
+  };
+}
