@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { connectRedis, RedisUnavailableError, type RedisCluster } from '../adapters/redis/cluster.js';
+import { redisRouter } from '../adapters/redis/router.js';
+import { ErrorCode } from '../src/errors.js';
+import { RouterError } from '../src/router.js';
+import { freePort, hasRedis, startRedis, type TestRedis } from './redis-server.js';
+import { jsonEncoder, recordingTransport, routerCompliance } from './router-compliance.js';
+
+// Needs a redis-server binary; `npm test` on a machine with Node alone skips this file.
+describe.skipIf(!hasRedis)('Redis router', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  /** Two processes' clusters on one Redis, under a prefix of their own. */
+  const twoProcesses = async (): Promise<[RedisCluster, RedisCluster]> => {
+    const prefix = `t${randomUUID().slice(0, 8)}:`;
+    return [
+      await connectRedis(redis.url, { prefix, process: 'A', ttl: 3000 }),
+      await connectRedis(redis.url, { prefix, process: 'B', ttl: 3000 }),
+    ];
+  };
+
+  routerCompliance('redisRouter', async () => {
+    const [ca, cb] = await twoProcesses();
+    return {
+      a: await redisRouter(ca, jsonEncoder),
+      b: await redisRouter(cb, jsonEncoder),
+      close: async () => void (await Promise.all([ca.close(), cb.close()])),
+    };
+  });
+
+  it('deliver refuses a session no process holds with ERR_PEER_GONE', async () => {
+    const [ca, cb] = await twoProcesses();
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      await redisRouter(cb, jsonEncoder);
+      const error = await a.deliver('nobody', { type: 'M', detail: {} }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RouterError);
+      expect((error as RouterError).code).toBe(ErrorCode.PeerGone);
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
+  it('refuses to start when Redis is unreachable', async () => {
+    const port = await freePort();
+    await expect(connectRedis(`redis://127.0.0.1:${port}`)).rejects.toBeInstanceOf(RedisUnavailableError);
+  });
+
+  it('while Redis is down: local delivery goes on, remote is refused with ERR_UNAVAILABLE; it recovers when Redis returns', async () => {
+    const warnings: string[] = [];
+    const logger = { info() {}, error() {}, warn: (message: string) => void warnings.push(message) };
+    const prefix = `t${randomUUID().slice(0, 8)}:`;
+    const ca = await connectRedis(redis.url, { prefix, process: 'A', ttl: 3000, logger });
+    const cb = await connectRedis(redis.url, { prefix, process: 'B', ttl: 3000 });
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      const b = await redisRouter(cb, jsonEncoder);
+      const near = recordingTransport();
+      const far = recordingTransport();
+      a.add('near', near);
+      b.add('far', far);
+
+      await redis.stop();
+      await vi.waitFor(() => expect(ca.state).toBe('down'));
+      expect(warnings).toContain('redis lost');
+      expect(a.send('near', { type: 'M', detail: { n: 1 } })).toBe(true);
+      expect(near.frames).toHaveLength(1);
+      expect(a.send('far', { type: 'M', detail: { n: 2 } })).toBe(false);
+      const error = await a.deliver('far', { type: 'M', detail: {} }).catch((e: unknown) => e);
+      expect((error as RouterError).code).toBe(ErrorCode.Unavailable);
+
+      // Redis comes back empty: the heartbeat on reconnect writes the routes again.
+      await redis.start();
+      await vi.waitFor(() => expect([ca.state, cb.state]).toEqual(['up', 'up']), { timeout: 10_000 });
+      await vi.waitFor(
+        async () => {
+          await a.deliver('far', { type: 'M', detail: { n: 3 } });
+        },
+        { timeout: 5000 },
+      );
+      await vi.waitFor(() => expect(far.frames.length).toBeGreaterThan(0));
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  }, 30_000);
+});
