@@ -125,7 +125,15 @@ export async function redisLobbyDirectory(
       .filter(([, o]) => o.p === self)
       .map(([id, o]) => [id, o.ugi, o.lobby, o.role] as [string, string, string, Role]);
 
-  /** After an outage: write our members back, rebuild the mirror from Redis, and announce ours. */
+  /**
+   * After an outage (or after being declared dead): write our members back
+   * and announce them, then take in the members other processes wrote back
+   * before we were listening again. Each unknown member is introduced to this
+   * process's clients only; its own process introduces ours to it, so each
+   * pair meets once. One TTL later, when every live process has written its
+   * members back, remote members missing from Redis have left (or died)
+   * during the outage: their mates here are told.
+   */
   const resync = async () => {
     const members = mine();
     try {
@@ -134,11 +142,30 @@ export async function redisLobbyDirectory(
       multi.expire(hashOf(self), ttlSeconds);
       multi.publish(channel, JSON.stringify({ t: 'announce', p: self, members } satisfies Change));
       await multi.exec();
-      // Remote members that vanished during the outage leave; ones we never saw are announced by their process.
-      const procs = new Set(await redis.zrange(`${prefix}procs`, 0, -1));
-      for (const [id, owner] of [...owners]) if (owner.p !== self && !procs.has(owner.p)) depart(id);
+      for (const p of await redis.zrange(`${prefix}procs`, 0, -1)) {
+        if (p === self) continue;
+        const entries = Object.entries(await redis.hgetall(hashOf(p)));
+        const found = entries.map(([id, value]) => [id, ...(JSON.parse(value) as [string, string, Role])]);
+        apply({ t: 'announce', p, members: found as Extract<Change, { t: 'announce' }>['members'] });
+      }
     } catch (error) {
       log.warn('redis: directory resync failed', { error: (error as Error).message });
+      return;
+    }
+    setTimeout(() => void sweep(), cluster.ttl).unref();
+  };
+  const sweep = async () => {
+    const remote = new Map<string, string[]>();
+    for (const [id, owner] of owners) if (owner.p !== self) remote.set(owner.p, [...(remote.get(owner.p) ?? []), id]);
+    try {
+      for (const [p, ids] of remote) {
+        const held = await redis.hmget(hashOf(p), ...ids);
+        ids.forEach((id, i) => {
+          if (held[i] === null && owners.get(id)?.p === p) depart(id);
+        });
+      }
+    } catch {
+      // Redis went again: the next recovery sweeps.
     }
   };
   cluster.onState((state) => {

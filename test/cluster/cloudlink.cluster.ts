@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { freePort, hasRedis, startRedis, type TestRedis } from '../redis-server.js';
+import { join, Op, runServe, startServe, type ServeProcess } from './processes.js';
+
+/** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
+const TTL = 2000;
+const BOUND = Math.round(TTL + TTL / 3);
+
+if (!hasRedis)
+  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
+
+describe('CloudLink across processes on Redis', () => {
+  let redis: TestRedis;
+  let a: ServeProcess;
+  let b: ServeProcess;
+  beforeAll(async () => {
+    redis = await startRedis();
+    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis?.stop();
+  });
+
+  it('/health reports Redis up and the process id', async () => {
+    const [ha, hb] = await Promise.all([a.health(), b.health()]);
+    expect(ha.redis?.state).toBe('up');
+    expect(hb.redis?.state).toBe('up');
+    expect(ha.redis?.process).not.toBe(hb.redis?.process);
+  });
+
+  it('a host on A and a peer on B meet, relay with tx through the whole handshake, and SHUTDOWN_ACK crosses', async () => {
+    const host = await join(a.port, 'game', 'lobby-1', 'host');
+    const peer = await join(b.port, 'game', 'lobby-1', 'peer');
+    expect((await peer.next(Op.NEW_HOST)).payload).toBe(host.id);
+    expect((await host.next(Op.NEW_PEER)).payload).toBe(peer.id);
+
+    host.send({ opcode: Op.MAKE_OFFER, payload: { type: 'offer', sdp: 'o' }, rx: peer.id });
+    expect(await peer.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: { type: 'offer', sdp: 'o' }, tx: host.id });
+    peer.send({ opcode: Op.ACCEPT_OFFER, payload: 'accepted', rx: host.id });
+    expect(await host.next(Op.RETURN_OFFER)).toMatchObject({ payload: 'accepted', tx: peer.id });
+    peer.send({ opcode: Op.MAKE_ANSWER, payload: { type: 'answer', sdp: 'a' }, rx: host.id });
+    expect(await host.next(Op.ANTICIPATE_ANSWER)).toMatchObject({ payload: { sdp: 'a' }, tx: peer.id });
+    host.send({ opcode: Op.ACK_CHECK, rx: peer.id });
+    expect(await peer.next(Op.ACK_CHECK)).toMatchObject({ tx: host.id });
+    peer.send({ opcode: Op.ACK_READY, rx: host.id });
+    expect(await host.next(Op.ACK_READY)).toMatchObject({ tx: peer.id });
+
+    host.send({ opcode: Op.SHUTDOWN });
+    expect(await peer.next(Op.SHUTDOWN_ACK)).toMatchObject({ tx: host.id });
+    peer.close();
+    expect(peer.queue.filter((f) => f.opcode === Op.VIOLATION)).toEqual([]);
+  });
+
+  it('the handshake order is enforced across processes: ACCEPT_OFFER before any offer is a VIOLATION', async () => {
+    const host = await join(a.port, 'game', 'lobby-order', 'host');
+    const peer = await join(b.port, 'game', 'lobby-order', 'peer');
+    await peer.next(Op.NEW_HOST);
+    peer.send({ opcode: Op.ACCEPT_OFFER, payload: 'x', rx: host.id });
+    expect((await peer.next(Op.VIOLATION)).payload).toMatch(/ACCEPT_OFFER/);
+    host.close();
+  });
+
+  it('UGI isolation holds across processes: the same lobby name in another game meets nobody', async () => {
+    const host = await join(a.port, 'game-1', 'same-lobby', 'host');
+    const peer = await join(b.port, 'game-2', 'same-lobby', 'peer');
+    const sameGame = await join(b.port, 'game-1', 'same-lobby', 'peer');
+    expect((await sameGame.next(Op.NEW_HOST)).payload).toBe(host.id);
+    // Frames from one process arrive in order: once the game-1 peer is introduced, a wrong one would be in.
+    expect(peer.queue.filter((f) => f.opcode === Op.NEW_HOST)).toEqual([]);
+    peer.send({ opcode: Op.ACCEPT_OFFER, payload: 'x', rx: host.id });
+    expect((await peer.next(Op.VIOLATION)).payload).toMatch(/not a host in your lobby/);
+    for (const c of [host, sameGame]) c.close();
+  });
+
+  it(`a process killed with SIGKILL leaves no lobby behind after ${BOUND} ms, and the other side is told`, async () => {
+    const c = await startServe(redis.url, TTL);
+    const host = await join(c.port, 'game', 'doomed', 'host');
+    const peer = await join(a.port, 'game', 'doomed', 'peer');
+    expect((await peer.next(Op.NEW_HOST)).payload).toBe(host.id);
+    const lobbiesBefore = (await b.health()).lobbies.cloudlink;
+    const killed = Date.now();
+    await c.kill();
+    expect(await peer.next(Op.SHUTDOWN_ACK, BOUND + 2000)).toMatchObject({ tx: host.id });
+    const took = Date.now() - killed;
+    // One heartbeat of slack beyond the bound for a loaded CI machine.
+    expect(took).toBeLessThan(BOUND + TTL / 3 + 1000);
+    peer.close();
+    await vi.waitFor(async () => expect((await b.health()).lobbies.cloudlink).toBe(lobbiesBefore - 1));
+  });
+
+  it('Redis lost: a warn line, /health says down, local meetings go on; it recovers when Redis returns', async () => {
+    await redis.stop();
+    await vi.waitFor(async () => expect((await a.health()).redis?.state).toBe('down'), { timeout: 10_000 });
+    expect(a.lines.some((l) => l.level === 'warn' && l.msg === 'redis lost')).toBe(true);
+
+    const host = await join(a.port, 'game', 'outage', 'host');
+    const peer = await join(a.port, 'game', 'outage', 'peer');
+    expect((await peer.next(Op.NEW_HOST)).payload).toBe(host.id);
+    host.send({ opcode: Op.MAKE_OFFER, payload: 'local', rx: peer.id });
+    expect(await peer.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: 'local', tx: host.id });
+
+    await redis.start();
+    await vi.waitFor(
+      async () => expect([(await a.health()).redis?.state, (await b.health()).redis?.state]).toEqual(['up', 'up']),
+      { timeout: 15_000 },
+    );
+    // A's members are announced again: a peer joining on B meets the host that joined during the outage.
+    const late = await join(b.port, 'game', 'outage', 'peer');
+    expect((await late.next(Op.NEW_HOST)).payload).toBe(host.id);
+    expect((await host.next(Op.NEW_PEER, 5000)).payload).toBe(peer.id);
+    expect((await host.next(Op.NEW_PEER, 5000)).payload).toBe(late.id);
+    host.send({ opcode: Op.MAKE_OFFER, payload: 'across', rx: late.id });
+    expect(await late.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: 'across', tx: host.id });
+    for (const cl of [host, peer, late]) cl.close();
+  });
+});
+
+describe('signalbox serve --redis with Redis unreachable', () => {
+  it('exits with 1 and says why', async () => {
+    const port = await freePort();
+    const { exited, output } = runServe(['--port', '0', '--redis', `redis://127.0.0.1:${port}`]);
+    expect(await exited).toBe(1);
+    expect(output()).toMatch(/could not start.*cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
+  });
+});

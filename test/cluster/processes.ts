@@ -1,0 +1,180 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** One `signalbox serve` process, its JSON log lines and its port. */
+export interface ServeProcess {
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Every log line so far, parsed. */
+  readonly lines: { level: string; msg: string; [key: string]: unknown }[];
+  health(): Promise<{ lobbies: { cloudlink: number }; redis?: { state: string; process: string } }>;
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL: no goodbye to Redis. */
+  kill(): Promise<void>;
+}
+
+/** Runs `signalbox serve` (through tsx, without npx in between: a kill reaches the server itself). */
+export function runServe(args: string[]): {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output: () => string;
+} {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/bin.ts', 'serve', ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SIGNALBOX_REDIS_URL: '' },
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
+
+/** Starts `signalbox serve --port 0` on Redis and waits for its "listening" line. */
+export async function startServe(redisUrl: string, ttl: number): Promise<ServeProcess> {
+  const { child, exited, output } = runServe([
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--keepalive',
+    '1000',
+    '--redis',
+    redisUrl,
+    '--redis-ttl',
+    String(ttl),
+  ]);
+  const lines: ServeProcess['lines'] = [];
+  let pending = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${output()}`)), 30_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop()!;
+      for (const part of parts) {
+        try {
+          const line = JSON.parse(part) as ServeProcess['lines'][number];
+          lines.push(line);
+          if (line.msg === 'listening') {
+            clearTimeout(timer);
+            resolve(line.port as number);
+          }
+        } catch {
+          // Not a log line.
+        }
+      }
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${code}:\n${output()}`)));
+  });
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await exited;
+  };
+  return {
+    port,
+    child,
+    lines,
+    async health() {
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      return (await res.json()) as Awaited<ReturnType<ServeProcess['health']>>;
+    },
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
+  };
+}
+
+export interface Frame {
+  opcode: number;
+  payload?: unknown;
+  tx?: string;
+  rx?: string;
+}
+
+/** A raw CloudLink client that answers KEEPALIVE and queues everything else. */
+export interface Client {
+  id: string;
+  next(opcode?: number, timeout?: number): Promise<Frame>;
+  send(frame: Frame): void;
+  /** Frames received and not yet taken. */
+  readonly queue: Frame[];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  close(): void;
+}
+
+export const Op = {
+  VIOLATION: 0,
+  KEEPALIVE: 1,
+  INIT: 2,
+  INIT_OK: 3,
+  CONFIG_HOST: 4,
+  CONFIG_PEER: 5,
+  ACK_PEER: 6,
+  ACK_HOST: 7,
+  NEW_PEER: 8,
+  NEW_HOST: 9,
+  MAKE_OFFER: 10,
+  ANTICIPATE_OFFER: 11,
+  ACCEPT_OFFER: 12,
+  RETURN_OFFER: 13,
+  MAKE_ANSWER: 14,
+  ANTICIPATE_ANSWER: 15,
+  ACK_CHECK: 16,
+  ACK_READY: 17,
+  SHUTDOWN: 18,
+  SHUTDOWN_ACK: 19,
+} as const;
+
+/** Connects to `/ws/{ugi}` on `port`, INITs, and joins `lobby` as `role`. */
+export async function join(port: number, ugi: string, lobby: string, role: 'host' | 'peer'): Promise<Client> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/${encodeURIComponent(ugi)}?v=0`);
+  const queue: Frame[] = [];
+  const waiters: (() => void)[] = [];
+  ws.on('message', (data) => {
+    const frame = JSON.parse(String(data)) as Frame;
+    if (frame.opcode === Op.KEEPALIVE) return ws.send(JSON.stringify({ opcode: Op.KEEPALIVE }));
+    queue.push(frame);
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const client: Client = {
+    id: '',
+    queue,
+    closed,
+    send: (frame) => ws.send(JSON.stringify(frame)),
+    close: () => ws.close(),
+    async next(opcode, timeout = 10_000) {
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        const index = queue.findIndex((f) => opcode === undefined || f.opcode === opcode);
+        if (index >= 0) return queue.splice(index, 1)[0]!;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`no opcode ${opcode} within ${timeout} ms; queue: ${JSON.stringify(queue)}`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    },
+  };
+  client.send({ opcode: Op.INIT });
+  client.id = (await client.next(Op.INIT_OK)).payload as string;
+  client.send({ opcode: role === 'host' ? Op.CONFIG_HOST : Op.CONFIG_PEER, payload: lobby });
+  await client.next(role === 'host' ? Op.ACK_HOST : Op.ACK_PEER);
+  return client;
+}
