@@ -1,3 +1,4 @@
+import { Counter } from 'prom-client';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rejectUnroutedUpgrades, webSocketServer } from '../adapters/websocket/server.js';
@@ -200,10 +201,20 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     const redis = await import('../adapters/redis/index.js');
     const { url, ...clusterOptions } = typeof options.redis === 'string' ? { url: options.redis } : options.redis;
     cluster = await redis.connectRedis(url, { logger: log, ...clusterOptions });
-    scaleOut = {
-      router: await redis.redisRouter<CloudLinkMessage>(cluster, cloudlinkCodec(), { logger: log }),
-      directory: await redis.redisLobbyDirectory(cluster, { logger: log }),
-    };
+    const router = await redis.redisRouter<CloudLinkMessage>(cluster, cloudlinkCodec(), { logger: log });
+    scaleOut = { router, directory: await redis.redisLobbyDirectory(cluster, { logger: log }) };
+    if (metrics)
+      new Counter({
+        name: 'signalbox_cross_process_messages_total',
+        help: 'Messages handed to another process (out) or delivered here from one (in), through Redis',
+        labelNames: ['direction'],
+        registers: [metrics.registry],
+        collect() {
+          this.reset();
+          this.inc({ direction: 'out' }, router.remoteSent);
+          this.inc({ direction: 'in' }, router.remoteReceived);
+        },
+      });
     await cluster.beat();
     log.info('redis connected', { process: cluster.process, ttl: cluster.ttl });
   }

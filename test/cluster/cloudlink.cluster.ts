@@ -48,6 +48,19 @@ describe('CloudLink across processes on Redis', () => {
 
     host.send({ opcode: Op.SHUTDOWN });
     expect(await peer.next(Op.SHUTDOWN_ACK)).toMatchObject({ tx: host.id });
+    const counted = async (p: ServeProcess, direction: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${p.port}/metrics`)).text();
+      const match = new RegExp(`signalbox_cross_process_messages_total\\{direction="${direction}"\\} (\\d+)`).exec(
+        text,
+      );
+      return Number(match?.[1] ?? -1);
+    };
+    // Relays cross (the offer and ACK_CHECK one way, three the other); introductions and
+    // SHUTDOWN_ACK are sent by each process to its own clients.
+    expect(await counted(a, 'out')).toBeGreaterThanOrEqual(2);
+    expect(await counted(b, 'in')).toBeGreaterThanOrEqual(2);
+    expect(await counted(b, 'out')).toBeGreaterThanOrEqual(3);
+    expect(await counted(a, 'in')).toBeGreaterThanOrEqual(3);
     peer.close();
     expect(peer.queue.filter((f) => f.opcode === Op.VIOLATION)).toEqual([]);
   });
