@@ -2,6 +2,9 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
+/** The protocol folders under machines/: none may import another. */
+const protocols = ['cloudlink', 'filedrop', 'workrooms', 'registry', 'swarm'];
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'examples/*/dist/'] },
   js.configs.recommended,
@@ -13,9 +16,11 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
-  {
-    // Machines are sans-IO: no transports, sockets, WebRTC stacks or Node built-ins.
-    files: ['machines/**/*.ts'],
+  // Machines are sans-IO: no transports, sockets, WebRTC stacks or Node built-ins.
+  // And no protocol folder imports another: each may import only itself,
+  // machines/transfer/ (the shared file data plane) and src/.
+  ...[...protocols, 'transfer'].map((folder) => ({
+    files: [`machines/${folder}/**/*.ts`],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -25,11 +30,15 @@ export default tseslint.config(
               group: ['**/adapters/**', 'ws', 'werift', 'node-datachannel', 'socket.io*', 'node:*'],
               message: 'machines/ must stay free of I/O: take it as an actor via .provide().',
             },
+            {
+              group: protocols.filter((other) => other !== folder).map((other) => `**/${other}/**`),
+              message: `machines/${folder}/ may import only itself, machines/transfer/ and src/: move what protocols share to one of those.`,
+            },
           ],
         },
       ],
     },
-  },
+  })),
   {
     files: ['src/**/*.ts'],
     rules: {

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor, type AnyActorRef, type SnapshotFrom } from 'xstate';
 import { clientCodec } from '../machines/filedrop/codec.js';
 import type { FileDropError } from '../machines/filedrop/errors.js';
-import { memorySink, memorySource, sha256Hex, type FileSource } from '../machines/filedrop/files.js';
+import { memorySink, memorySource, sha256Hex, type FileSource } from '../machines/transfer/files.js';
 import type { ServerMessage } from '../machines/filedrop/protocol.js';
 import type { filedropReceiver, ReceiverEmitted } from '../machines/filedrop/receiver.machine.js';
 import type { filedropSenderTransfer, SenderEmitted } from '../machines/filedrop/sender.machine.js';

@@ -9,7 +9,7 @@ import { directorySink, fileSource } from '../adapters/fs/index.js';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
 import { clientCodec } from '../machines/filedrop/codec.js';
-import { memorySink, memorySource, sha256Hex, type FileSink } from '../machines/filedrop/files.js';
+import { memorySink, memorySource, sha256Hex, type FileSink } from '../machines/transfer/files.js';
 import { filedropReceiver, type ReceiverEmitted } from '../machines/filedrop/receiver.machine.js';
 import { filedropSender, type SenderEmitted } from '../machines/filedrop/sender.machine.js';
 import { DEFAULT_HIGH_WATER_MARK } from '../src/backpressure.js';

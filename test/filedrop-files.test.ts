@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createActor, sendTo, setup, type AnyEventObject } from 'xstate';
 import { directorySink, fileSink, fileSource } from '../adapters/fs/index.js';
 import { memoryPair } from '../adapters/memory/index.js';
-import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../machines/filedrop/chunks.js';
+import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../machines/transfer/chunks.js';
 import {
   blobSource,
   memorySink,
@@ -14,9 +14,9 @@ import {
   sha256Hex,
   sha256OfSource,
   sha256Stream,
-} from '../machines/filedrop/files.js';
+} from '../machines/transfer/files.js';
 import { generatePeerId, isPeerId, normalizeCode, PEER_ID_ALPHABET } from '../machines/filedrop/protocol.js';
-import { download, upload } from '../machines/filedrop/transfer.js';
+import { download, upload } from '../machines/transfer/transfer.js';
 import type { FileInfo } from '../machines/filedrop/protocol.js';
 import type { Frame, Transport } from '../src/transport.js';
 import { settle } from './socket-helpers.js';

@@ -19,10 +19,10 @@
 import { describe, expect, it } from 'vitest';
 import { fromCallback, type AnyMachineSnapshot } from 'xstate';
 import type { StatePath } from '@xstate/graph';
-import { CHUNK_SIZE, encodeChunk } from '../machines/filedrop/chunks.js';
+import { CHUNK_SIZE, encodeChunk } from '../machines/transfer/chunks.js';
 import { isOwnFailure } from '../machines/filedrop/client.js';
 import type { TransferFailure } from '../machines/filedrop/errors.js';
-import { memorySink, sha256Hex, type FileSink } from '../machines/filedrop/files.js';
+import { memorySink, sha256Hex, type FileSink } from '../machines/transfer/files.js';
 import type { FileInfo } from '../machines/filedrop/protocol.js';
 import { filedropReceiver, type ReceiverContext } from '../machines/filedrop/receiver.machine.js';
 import { ErrorCode, RtcError } from '../src/errors.js';

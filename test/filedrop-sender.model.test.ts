@@ -31,9 +31,9 @@
 import { describe, expect, it } from 'vitest';
 import { fromCallback, type AnyActorRef, type AnyMachineSnapshot, type InspectionEvent } from 'xstate';
 import type { StatePath } from '@xstate/graph';
-import { CHUNK_SIZE, decodeChunk } from '../machines/filedrop/chunks.js';
+import { CHUNK_SIZE, decodeChunk } from '../machines/transfer/chunks.js';
 import type { TransferFailure } from '../machines/filedrop/errors.js';
-import { memorySource, type FileSource } from '../machines/filedrop/files.js';
+import { memorySource, type FileSource } from '../machines/transfer/files.js';
 import type { FileInfo } from '../machines/filedrop/protocol.js';
 import {
   filedropSender,

@@ -12,7 +12,7 @@ import { rejectUnroutedUpgrades, webSocketServer } from '../adapters/websocket/s
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
 import { clientCodec } from '../machines/filedrop/codec.js';
-import { memorySink, memorySource, sha256Hex } from '../machines/filedrop/files.js';
+import { memorySink, memorySource, sha256Hex } from '../machines/transfer/files.js';
 import { isPeerId } from '../machines/filedrop/protocol.js';
 import { filedropReceiver } from '../machines/filedrop/receiver.machine.js';
 import { filedropSender, type SenderEmitted } from '../machines/filedrop/sender.machine.js';

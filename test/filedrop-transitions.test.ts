@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { AnyStateMachine } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
 import { serverCodec } from '../machines/filedrop/codec.js';
-import { memorySink, memorySource } from '../machines/filedrop/files.js';
+import { memorySink, memorySource } from '../machines/transfer/files.js';
 import type { ClientMessage, FileInfo } from '../machines/filedrop/protocol.js';
 import { filedropReceiver } from '../machines/filedrop/receiver.machine.js';
 import { memoryRegistry } from '../machines/filedrop/registry.js';

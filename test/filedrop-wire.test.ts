@@ -15,7 +15,7 @@ import { socketIoTransport } from '../adapters/socket-io/client.js';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
 import { clientCodec } from '../machines/filedrop/codec.js';
-import { memorySink, memorySource, sha256Hex } from '../machines/filedrop/files.js';
+import { memorySink, memorySource, sha256Hex } from '../machines/transfer/files.js';
 import { filedropReceiver, type ReceiverEmitted } from '../machines/filedrop/receiver.machine.js';
 import { filedropSender } from '../machines/filedrop/sender.machine.js';
 import { clientSocketIoEvents } from '../machines/filedrop/socket-io.js';

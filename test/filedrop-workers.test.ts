@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { broadcastChannelServer } from '../adapters/broadcast-channel/index.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import { createFileDropServer } from '../machines/filedrop/server.js';
 import { serve } from '../src/runtime.js';
 import type { ConnectionInfo } from '../src/transport.js';

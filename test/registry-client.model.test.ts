@@ -15,7 +15,7 @@ import type { StatePath } from '@xstate/graph';
 import { describe, expect, it } from 'vitest';
 import { assign, createActor, fromCallback, setup, type AnyMachineSnapshot } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
-import { memorySink } from '../machines/filedrop/files.js';
+import { memorySink } from '../machines/transfer/files.js';
 import { registryClient, type Job, type RegistryClientContext } from '../machines/registry/client.machine.js';
 import { clientCodec } from '../machines/registry/codec.js';
 import { RegistryError } from '../machines/registry/errors.js';

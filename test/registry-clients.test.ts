@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createActor, waitFor } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
-import { memorySink, sha256Hex, type FileSink, type FileSource } from '../machines/filedrop/files.js';
+import { memorySink, sha256Hex, type FileSink, type FileSource } from '../machines/transfer/files.js';
 import type { RegistryClientEmitted } from '../machines/registry/client.machine.js';
 import { createRegistryClient } from '../machines/registry/client.js';
 import { RegistryError } from '../machines/registry/errors.js';

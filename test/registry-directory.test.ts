@@ -6,7 +6,7 @@ import { waitFor } from 'xstate';
 import { insideCheck } from '../adapters/fs/directory-source.js';
 import { openFileSource } from '../adapters/fs/file-source.js';
 import { directoryProvider } from '../adapters/fs/index.js';
-import { memorySink, sha256Hex } from '../machines/filedrop/files.js';
+import { memorySink, sha256Hex } from '../machines/transfer/files.js';
 import type { RegistryClientEmitted } from '../machines/registry/client.machine.js';
 import { RegistryError } from '../machines/registry/errors.js';
 import { memoryProvider } from '../machines/registry/files.js';

@@ -13,7 +13,7 @@ import { RTCPeerConnection } from 'werift';
 import { directoryProvider, directorySink } from '../adapters/fs/index.js';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import { createRegistryClient, type RegistryClient } from '../machines/registry/client.js';
 import { RegistryError } from '../machines/registry/errors.js';
 import { bytes, until } from './registry-helpers.js';

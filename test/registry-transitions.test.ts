@@ -3,7 +3,7 @@
  * is sent, spawned and emitted (XState's pure `transition()`, no actors run).
  */
 import { describe, expect, it } from 'vitest';
-import { memorySink } from '../machines/filedrop/files.js';
+import { memorySink } from '../machines/transfer/files.js';
 import { registryClient } from '../machines/registry/client.machine.js';
 import { RegistryError } from '../machines/registry/errors.js';
 import { registryFetch } from '../machines/registry/fetch.machine.js';

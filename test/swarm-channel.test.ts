@@ -4,8 +4,8 @@
  * a bad resource is never stored or served.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CHUNK_SIZE, encodeChunk } from '../machines/filedrop/chunks.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { CHUNK_SIZE, encodeChunk } from '../machines/transfer/chunks.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import { memoryStore } from '../machines/swarm/store.js';
 import type { SwarmError } from '../machines/swarm/errors.js';
 import { bytes, rawChannel, settle, soloPeer, type Frame } from './swarm-helpers.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RTCPeerConnection } from 'werift';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import { createSwarmPeer, type SwarmPeer } from '../machines/swarm/client.js';
 import type { PeerEmitted } from '../machines/swarm/peer.machine.js';
 import { memoryStore, type MemoryStore, type ResourceStore } from '../machines/swarm/store.js';

@@ -27,8 +27,8 @@ import {
 } from 'xstate';
 import type { StatePath } from '@xstate/graph';
 import { memoryPair } from '../adapters/memory/index.js';
-import { CHUNK_SIZE, encodeChunk } from '../machines/filedrop/chunks.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { CHUNK_SIZE, encodeChunk } from '../machines/transfer/chunks.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import type { AliceOutput } from '../machines/swarm/alice.machine.js';
 import { clientCodec } from '../machines/swarm/codec.js';
 import { SwarmError } from '../machines/swarm/errors.js';

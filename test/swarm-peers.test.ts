@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import { memoryStore, type ResourceStore } from '../machines/swarm/store.js';
 import { SwarmError } from '../machines/swarm/errors.js';
 import { bytes, peerWorld, settle, type PeerWorld } from './swarm-helpers.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { directoryStore } from '../adapters/fs/index.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import { memoryStore, type ResourceStore } from '../machines/swarm/store.js';
 import { bytes, peerWorld } from './swarm-helpers.js';
 

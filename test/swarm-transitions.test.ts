@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AnyStateMachine } from 'xstate';
 import { memoryPair } from '../adapters/memory/index.js';
-import { sha256Hex } from '../machines/filedrop/files.js';
+import { sha256Hex } from '../machines/transfer/files.js';
 import { swarmAlice } from '../machines/swarm/alice.machine.js';
 import { swarmBob } from '../machines/swarm/bob.machine.js';
 import { serverCodec } from '../machines/swarm/codec.js';

@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type { FileSource } from '../../machines/filedrop/files.js';
+import type { FileSource } from '../../machines/transfer/files.js';
 import { RegistryError } from '../../machines/registry/errors.js';
 import type { FileProvider } from '../../machines/registry/files.js';
 import { checkPath, type FileEntry } from '../../machines/registry/protocol.js';

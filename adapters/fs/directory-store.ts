@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Stream } from '../../machines/filedrop/files.js';
+import { sha256Stream } from '../../machines/transfer/files.js';
 import { isHash, type Hash } from '../../machines/swarm/protocol.js';
 import type { ResourceStore, ResourceWriter } from '../../machines/swarm/store.js';
 

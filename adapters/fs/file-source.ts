@@ -2,7 +2,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { sha256OfSource, type FileSource } from '../../machines/filedrop/files.js';
+import { sha256OfSource, type FileSource } from '../../machines/transfer/files.js';
 
 /** Options of {@link fileSource}. */
 export interface FileSourceInit {

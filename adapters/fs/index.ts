@@ -7,8 +7,8 @@
  */
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { safeFileName, type FileSink } from '../../machines/filedrop/files.js';
-import type { FileInfo } from '../../machines/filedrop/protocol.js';
+import { safeFileName, type FileSink } from '../../machines/transfer/files.js';
+import type { FileInfo } from '../../machines/transfer/files.js';
 
 export { fileSource, type FileSourceInit } from './file-source.js';
 export { directoryProvider, type DirectoryProviderInit } from './directory-source.js';

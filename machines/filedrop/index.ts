@@ -72,8 +72,8 @@ export {
   type MemorySink,
   type MemorySourceInit,
   type BlobLike,
-} from './files.js';
-export { CHUNK_SIZE, CHUNK_HEADER, encodeChunk, decodeChunk } from './chunks.js';
+} from '../transfer/files.js';
+export { CHUNK_SIZE, CHUNK_HEADER, encodeChunk, decodeChunk } from '../transfer/chunks.js';
 export {
   upload,
   download,
@@ -86,7 +86,7 @@ export {
   type DownloadEvent,
   type DownloadCommand,
   type OpenSinkInput,
-} from './transfer.js';
+} from '../transfer/transfer.js';
 export {
   PEER_ID_ALPHABET,
   PEER_ID_LENGTH,

@@ -1,5 +1,6 @@
 import type { Message } from '../../src/message.js';
 import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
+import type { DoneData, FileInfo } from '../transfer/files.js';
 
 /**
  * The characters of a peer id: digits and capitals without the look-alikes
@@ -51,35 +52,7 @@ export function normalizeCode(code: string): string {
   return code.replace(/[\s-]+/g, '').toUpperCase();
 }
 
-/** What the sender offers: one file. */
-export interface FileInfo {
-  /** The file name, without any directory (the receiver sanitises it anyway). */
-  name: string;
-  /** Size in bytes. */
-  size: number;
-  /** MIME type; `''` when unknown. */
-  type: string;
-  /** SHA-256 of the content, 64 lowercase hex digits. When present the receiver checks it. */
-  sha256?: string;
-  /**
-   * `'sha256'`: the SHA-256 was not known when `response` went out (a browser
-   * `File` is not read twice); the sender sends it in its `done` once the last
-   * chunk is sent, and the receiver checks it before it keeps the file.
-   * Clients that do not know this key ignore it.
-   */
-  trailer?: 'sha256';
-}
-
-/**
- * `done` data. The sender sends `done` once the last chunk is on the data
- * channel, with the SHA-256 of what it sent; the receiver answers `done`
- * (without data) once the file is stored, as the original project's clients
- * do. A receiver of ours also sends `progress { done: true }` before it.
- */
-export interface DoneData {
-  /** SHA-256 of the bytes sent, 64 lowercase hex digits. */
-  sha256?: string;
-}
+export type { DoneData, FileInfo };
 
 /** A `response` that refuses or withdraws the file instead of describing it. */
 export interface Refusal {

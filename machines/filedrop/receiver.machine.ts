@@ -4,7 +4,7 @@ import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.j
 import type { Transport } from '../../src/transport.js';
 import { clientActors, isOwnFailure, remoteError, send, signallingError } from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
-import type { FileSink, SinkOpener } from './files.js';
+import type { FileSink, SinkOpener } from '../transfer/files.js';
 import {
   isPeerId,
   normalizeCode,
@@ -13,7 +13,7 @@ import {
   type MessageOf,
   type ServerMessage,
 } from './protocol.js';
-import { download, openSink, type DownloadCommand, type DownloadEvent } from './transfer.js';
+import { download, openSink, type DownloadCommand, type DownloadEvent } from '../transfer/transfer.js';
 import { isFault, readCandidate, readDescription, readDone, readResponse } from './wire.js';
 
 export interface ReceiverInput {

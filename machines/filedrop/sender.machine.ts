@@ -17,9 +17,9 @@ import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.j
 import type { Transport } from '../../src/transport.js';
 import { clientActors, remoteError, send, signallingError } from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
-import type { FileSource } from './files.js';
+import type { FileSource } from '../transfer/files.js';
 import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
-import { DEFAULT_WINDOW, upload, type UploadCommand, type UploadEvent } from './transfer.js';
+import { DEFAULT_WINDOW, upload, type UploadCommand, type UploadEvent } from '../transfer/transfer.js';
 import { isFault, readCandidate, readDescription, readProgress } from './wire.js';
 
 /* ------------------------------------------------------------------------ */

@@ -3,7 +3,7 @@ import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import { readCandidate, readDescription } from '../../src/rtc/wire.js';
-import type { SinkOpener } from '../filedrop/files.js';
+import type { SinkOpener } from '../transfer/files.js';
 import { checkOutgoingList, copyFiles, type ListLimits } from './codec.js';
 import { RegistryError } from './errors.js';
 import { registryFetch, type FetchOutput, type FetchReport, type JobCommand, type JobTiming } from './fetch.machine.js';

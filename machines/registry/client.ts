@@ -2,7 +2,7 @@ import { createActor, type Actor, type InspectionEvent, type Observer } from 'xs
 import { dispatchEmitted } from '../../src/events.js';
 import { fromRtc, type RtcActorInit, type RtcActorLogic } from '../../src/rtc/rtc.actor.js';
 import { fromTransport, type TransportSource } from '../../src/runtime.js';
-import { memorySink, type SinkOpener } from '../filedrop/files.js';
+import { memorySink, type SinkOpener } from '../transfer/files.js';
 import { registryClient, type RegistryClientEmitted, type RegistryClientInput } from './client.machine.js';
 import { clientCodec, type RegistryCodecOptions } from './codec.js';
 import { RegistryError } from './errors.js';

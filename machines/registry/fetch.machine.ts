@@ -1,8 +1,8 @@
 import { and, assertEvent, assign, not, sendParent, sendTo, setup } from 'xstate';
 import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import type { FileSink, SinkOpener } from '../filedrop/files.js';
-import { download, type DownloadEvent } from '../filedrop/transfer.js';
+import type { FileSink, SinkOpener } from '../transfer/files.js';
+import { download, type DownloadEvent } from '../transfer/transfer.js';
 import { channelCodec } from './codec.js';
 import { RegistryError, type RegistryFailure } from './errors.js';
 import type { ChannelMessage, FileEntry, MessageOf } from './protocol.js';

@@ -1,4 +1,4 @@
-import { blobSource, sha256OfSource, type BlobLike, type FileSource } from '../filedrop/files.js';
+import { blobSource, sha256OfSource, type BlobLike, type FileSource } from '../transfer/files.js';
 import { RegistryError } from './errors.js';
 import { checkPath, type FileEntry } from './protocol.js';
 

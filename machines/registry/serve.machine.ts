@@ -1,8 +1,8 @@
 import { assertEvent, assign, not, sendTo, setup } from 'xstate';
 import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import type { FileSource } from '../filedrop/files.js';
-import { upload, type UploadEvent } from '../filedrop/transfer.js';
+import type { FileSource } from '../transfer/files.js';
+import { upload, type UploadEvent } from '../transfer/transfer.js';
 import { channelCodec } from './codec.js';
 import { RegistryError, type RegistryFailure } from './errors.js';
 import type { FileProvider } from './files.js';

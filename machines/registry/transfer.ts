@@ -1,7 +1,7 @@
 import { fromCallback, fromPromise, type EventObject } from 'xstate';
 import type { Transport } from '../../src/transport.js';
-import { sha256OfSource, type FileSink, type FileSource } from '../filedrop/files.js';
-import type { OpenSinkInput } from '../filedrop/transfer.js';
+import { sha256OfSource, type FileSink, type FileSource } from '../transfer/files.js';
+import type { OpenSinkInput } from '../transfer/transfer.js';
 import { channelCodec, checkFileList, checkOutgoingList, copyFiles, type ListLimits } from './codec.js';
 import { RegistryError, type RegistryFailure } from './errors.js';
 import type { FileProvider } from './files.js';

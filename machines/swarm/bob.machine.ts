@@ -1,6 +1,6 @@
 import { and, assertEvent, assign, enqueueActions, setup } from 'xstate';
 import type { Transport } from '../../src/transport.js';
-import { upload, type UploadEvent } from '../filedrop/transfer.js';
+import { upload, type UploadEvent } from '../transfer/transfer.js';
 import { sendFrame, type LinkRequest } from './link.js';
 import type { Hash, PeerMessage, PeerRequest } from './protocol.js';
 import type { ResourceStore } from './store.js';

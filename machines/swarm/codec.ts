@@ -3,7 +3,7 @@ import type { Codec } from '../../src/codec.js';
 import { checkDetail, knownType, nestedAtMost, parseEnvelope } from '../../src/envelope.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import type { Message } from '../../src/message.js';
-import { CHUNK_HEADER, CHUNK_SIZE, decodeChunk } from '../filedrop/chunks.js';
+import { CHUNK_HEADER, CHUNK_SIZE, decodeChunk } from '../transfer/chunks.js';
 import {
   clientMessageTypes,
   MAX_ID_LENGTH,

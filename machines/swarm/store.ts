@@ -1,4 +1,4 @@
-import { sha256Hex } from '../filedrop/files.js';
+import { sha256Hex } from '../transfer/files.js';
 import type { Hash } from './protocol.js';
 
 /**

@@ -1,5 +1,5 @@
 import { fromCallback } from 'xstate';
-import { sha256Stream, type FileSource } from '../filedrop/files.js';
+import { sha256Stream, type FileSource } from '../transfer/files.js';
 import type { SwarmFailure } from './errors.js';
 import type { Hash } from './protocol.js';
 import type { ResourceStore, ResourceWriter } from './store.js';

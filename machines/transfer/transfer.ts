@@ -3,9 +3,27 @@ import { DEFAULT_HIGH_WATER_MARK, sendWithBackpressure } from '../../src/backpre
 import { TransportError } from '../../src/errors.js';
 import type { Transport } from '../../src/transport.js';
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.js';
-import type { TransferFailure } from './errors.js';
-import { sha256Stream, type FileSink, type FileSource, type SinkOpener } from './files.js';
-import type { DoneData, FileInfo } from './protocol.js';
+import {
+  sha256Stream,
+  type DoneData,
+  type FileInfo,
+  type FileSink,
+  type FileSource,
+  type SinkOpener,
+} from './files.js';
+
+/**
+ * Why an upload stopped on its own: the source could not be read, or the data
+ * channel closed under it. Each protocol maps these onto its own error codes
+ * (filedrop's `TransferFailure` has the same names).
+ */
+export type UploadFailure = 'source-failed' | 'peer-gone';
+
+/**
+ * Why a download failed: a malformed or out-of-order frame, more or fewer bytes
+ * than announced, a SHA-256 that does not match, or a sink that would not write.
+ */
+export type DownloadFailure = 'protocol' | 'size-mismatch' | 'digest-mismatch' | 'sink-failed';
 
 /**
  * Default {@link UploadInput.window}: 32 MiB. A receiver whose sink is slower
@@ -46,8 +64,7 @@ export type UploadEvent =
    * Every chunk was handed to the data channel (not yet received: wait for
    * the receiver's `progress`). `sha256`: of the bytes sent, with `hash`.
    */
-  | { type: 'upload.done'; sha256?: string }
-  | { type: 'upload.failed'; reason: Extract<TransferFailure, 'source-failed' | 'peer-gone'>; message: string };
+  { type: 'upload.done'; sha256?: string } | { type: 'upload.failed'; reason: UploadFailure; message: string };
 
 /** What the {@link upload} actor takes: the receiver stored `received` bytes (its `progress`). */
 export type UploadCommand = { type: 'upload.ack'; received: number };
@@ -172,7 +189,7 @@ export type DownloadEvent =
   | { type: 'download.done'; received: number; sha256: string; verified: boolean }
   | {
       type: 'download.failed';
-      reason: Extract<TransferFailure, 'protocol' | 'size-mismatch' | 'digest-mismatch' | 'sink-failed'>;
+      reason: DownloadFailure;
       message: string;
       received: number;
     };

@@ -1,5 +1,35 @@
 import { sha256Hex, sha256Stream } from '../../src/sha256.js';
-import type { FileInfo } from './protocol.js';
+
+/**
+ * One file as the two ends of a transfer describe it. filedrop sends it as its
+ * `response` data; registry and swarm build it from their own listings.
+ */
+export interface FileInfo {
+  /** The file name, without any directory (the receiver sanitises it anyway). */
+  name: string;
+  /** Size in bytes. */
+  size: number;
+  /** MIME type; `''` when unknown. */
+  type: string;
+  /** SHA-256 of the content, 64 lowercase hex digits. When present the receiver checks it. */
+  sha256?: string;
+  /**
+   * `'sha256'`: the SHA-256 was not known when the description went out (a
+   * browser `File` is not read twice); the sender sends it in its trailer
+   * ({@link DoneData}) once the last chunk is sent, and the receiver checks it
+   * before it keeps the file. Clients that do not know this key ignore it.
+   */
+  trailer?: 'sha256';
+}
+
+/**
+ * The trailer a sender sends once the last chunk is on the data channel
+ * (filedrop's `done` data): the SHA-256 of what it sent.
+ */
+export interface DoneData {
+  /** SHA-256 of the bytes sent, 64 lowercase hex digits. */
+  sha256?: string;
+}
 
 export { sha256Hex, sha256Stream, type Sha256Stream } from '../../src/sha256.js';
 
