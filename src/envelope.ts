@@ -6,7 +6,7 @@
  * sender only as far as each protocol allows.
  */
 import * as v from 'valibot';
-import { parseJson, textOf } from './codec.js';
+import { jsonDepth, parseJson, textOf } from './codec.js';
 import { ErrorCode, ProtocolError } from './errors.js';
 import type { Frame } from './transport.js';
 
@@ -149,37 +149,15 @@ export function checkDetail<TSchema extends v.GenericSchema>(
 }
 
 /**
- * How deeply `value` nests objects and arrays (a scalar is 0), counted
- * without recursion and stopping once past `limit`: a frame of `[[[[…` must
- * not overflow the stack here, nor later in the `JSON.stringify` that relays it.
- *
- * @example
- * ```ts
- * jsonDepth({ a: [1] }, 32); // 2
- * ```
- */
-export function jsonDepth(value: unknown, limit: number): number {
-  let deepest = 0;
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== 'object' || item === null) continue;
-    if (depth > deepest) deepest = depth;
-    if (deepest > limit) return deepest;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return deepest;
-}
-
-/**
  * A valibot check for a payload a server relays untouched (any JSON): it
- * nests objects and arrays at most `maxDepth` deep.
+ * nests objects and arrays at most `maxDepth` deep (counted by {@link jsonDepth}).
+ * `message` is the issue text when it does not; protocols keep their own wording.
  *
  * @example
  * ```ts
  * v.pipe(v.looseObject({ peer: v.string(), sdp: v.unknown() }), nestedAtMost(32));
  * ```
  */
-export function nestedAtMost<T>(maxDepth: number) {
-  return v.check((value: T) => jsonDepth(value, maxDepth) <= maxDepth, `nested deeper than ${maxDepth}`);
+export function nestedAtMost<T>(maxDepth: number, message = `nested deeper than ${maxDepth}`) {
+  return v.check((value: T) => jsonDepth(value, maxDepth) <= maxDepth, message);
 }

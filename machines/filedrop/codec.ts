@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import type { Codec } from '../../src/codec.js';
-import { checkDetail, knownType, parseEnvelope, verbatim } from '../../src/envelope.js';
+import { checkDetail, knownType, nestedAtMost, parseEnvelope, verbatim } from '../../src/envelope.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import {
   clientMessageTypes,
@@ -30,29 +30,8 @@ export interface InvalidPeer {
 /** Deepest nesting of objects and arrays in a relayed `data` (`{ a: [1] }` is 2). */
 export const MAX_DATA_DEPTH = 32;
 
-/**
- * How deeply `value` nests objects and arrays, counted without recursion (a
- * frame of `[[[[…` must neither overflow the stack here nor, relayed, in the
- * `JSON.stringify` that writes it out), stopping past `limit`.
- */
-function depthOf(value: unknown, limit: number): number {
-  let deepest = 0;
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== 'object' || item === null) continue;
-    if (depth > deepest) deepest = depth;
-    if (deepest > limit) return deepest;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return deepest;
-}
-
 /** A relayed payload: any JSON the frame held, as it is, if it does not nest too deeply. */
-const payload = v.pipe(
-  v.unknown(),
-  v.check((value) => depthOf(value, MAX_DATA_DEPTH) <= MAX_DATA_DEPTH, `nests deeper than ${MAX_DATA_DEPTH} levels`),
-);
+const payload = v.pipe(v.unknown(), nestedAtMost(MAX_DATA_DEPTH, `nests deeper than ${MAX_DATA_DEPTH} levels`));
 
 /**
  * Whether each message carries `data`: request and retry never (the seed's

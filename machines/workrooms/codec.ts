@@ -1,6 +1,6 @@
 import * as v from 'valibot';
-import type { Codec } from '../../src/codec.js';
-import { checkDetail, clip, knownType, parseEnvelope } from '../../src/envelope.js';
+import { jsonDepth, type Codec } from '../../src/codec.js';
+import { checkDetail, clip, knownType, nestedAtMost, parseEnvelope } from '../../src/envelope.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import {
   clientMessageTypes,
@@ -32,34 +32,17 @@ export const MAX_RELAY_DEPTH = 16;
 /** Largest `userprofile`, in characters of its JSON: the server sends it to every caller and searcher. */
 export const MAX_PROFILE_SIZE = 16384;
 
-/**
- * How deeply `value` nests objects and arrays, counted without recursion (a
- * frame of `[[[[…` must not overflow the stack here), stopping past `limit`.
- */
-function depthOf(value: unknown, limit: number): number {
-  let deepest = 0;
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== 'object' || item === null) continue;
-    if (depth > deepest) deepest = depth;
-    if (deepest > limit) return deepest;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return deepest;
-}
-
 const id = v.custom<string>(isId, 'must be 22 to 64 characters of A-Z a-z 0-9 - _');
 const profile = v.record(v.string(), v.unknown());
 const profiles = v.pipe(
   v.record(v.pipe(v.string(), v.minLength(1), v.maxLength(32)), profile),
   v.check((value) => Object.keys(value).length <= MAX_PROFILES, `at most ${MAX_PROFILES} profile sources`),
   // JSON.stringify recurses: a profile nested thousands deep would throw in every session that sends it on.
-  v.check((value) => depthOf(value, MAX_PROFILE_DEPTH) <= MAX_PROFILE_DEPTH, `nested deeper than ${MAX_PROFILE_DEPTH}`),
+  nestedAtMost(MAX_PROFILE_DEPTH),
   v.check(
     // (valibot runs every check: measure only what the depth check let through)
     (value) =>
-      depthOf(value, MAX_PROFILE_DEPTH) > MAX_PROFILE_DEPTH || JSON.stringify(value).length <= MAX_PROFILE_SIZE,
+      jsonDepth(value, MAX_PROFILE_DEPTH) > MAX_PROFILE_DEPTH || JSON.stringify(value).length <= MAX_PROFILE_SIZE,
     `larger than ${MAX_PROFILE_SIZE} characters of JSON`,
   ),
 );
@@ -68,10 +51,7 @@ const profiles = v.pipe(
 // Only their nesting is bounded: the relay is re-encoded with JSON.stringify,
 // which recurses.
 const relay = (payload: 'sdp' | 'candidate') =>
-  v.pipe(
-    v.looseObject({ callid: id, peerid: id, [payload]: v.unknown() }),
-    v.check((value) => depthOf(value, MAX_RELAY_DEPTH) <= MAX_RELAY_DEPTH, `nested deeper than ${MAX_RELAY_DEPTH}`),
-  );
+  v.pipe(v.looseObject({ callid: id, peerid: id, [payload]: v.unknown() }), nestedAtMost(MAX_RELAY_DEPTH));
 const calls = <T extends v.GenericSchema>(item: T, min: number) =>
   v.pipe(v.array(item), v.minLength(min), v.maxLength(MAX_CALLS, `at most ${MAX_CALLS} calls`));
 
