@@ -74,6 +74,46 @@ export class RtcError extends SignalboxError {
   override readonly name = 'RtcError';
 }
 
+/** What every per-protocol error takes besides its reason and message. */
+export interface ProtocolErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+  /** Overrides the {@link ErrorCode} the reason maps to (e.g. a code the remote named). */
+  code?: ErrorCode;
+}
+
+/**
+ * The base of a protocol's typed error: a {@link SignalboxError} named `name`
+ * whose `reason` (one of the protocol's failure names) picks its `code` from
+ * `codes` unless `options.code` says otherwise. Extend the result so that the
+ * public class keeps its own name, docs and extra fields, and `instanceof`
+ * works on both it and {@link SignalboxError}.
+ *
+ * @example
+ * ```ts
+ * type Failure = 'timeout' | 'peer-gone';
+ * const codes: Record<Failure, ErrorCode> = { timeout: ErrorCode.Timeout, 'peer-gone': ErrorCode.PeerGone };
+ * export class ChatError extends defineErrorClass('ChatError', codes) {}
+ * new ChatError('timeout', 'no answer in 10 s').code; // 'E_TIMEOUT'
+ * ```
+ */
+export function defineErrorClass<Name extends string, Reason extends string>(
+  name: Name,
+  codes: Readonly<Record<Reason, ErrorCode>>,
+) {
+  return class extends SignalboxError {
+    override readonly name: Name = name;
+    constructor(
+      /** Why, in the protocol's own terms. */
+      readonly reason: Reason,
+      message: string,
+      options: ProtocolErrorOptions = {},
+    ) {
+      super(options.code ?? codes[reason], message, options.cause === undefined ? undefined : { cause: options.cause });
+    }
+  };
+}
+
 const errorCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
 /**

@@ -7,6 +7,8 @@
  */
 export { message, type Message, type MessageOf } from './message.js';
 export {
+  defineErrorClass,
+  type ProtocolErrorOptions,
   ErrorCode,
   SignalboxError,
   TransportError,

@@ -1,4 +1,4 @@
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { defineErrorClass, ErrorCode, type ProtocolErrorOptions } from '../../src/errors.js';
 
 /**
  * Why a transfer (or a sender or receiver) ended without success. The
@@ -66,16 +66,11 @@ export const transferFailures = Object.keys(codes) as TransferFailure[];
  * });
  * ```
  */
-export class FileDropError extends SignalboxError {
-  override readonly name = 'FileDropError';
+export class FileDropError extends defineErrorClass('FileDropError', codes) {
   /** For `remote-cancelled`: the reason the other side gave (one of its {@link TransferFailure}s, or `busy`). */
   readonly remote?: string;
-  constructor(
-    readonly reason: TransferFailure,
-    message: string,
-    options: { remote?: string; cause?: unknown; code?: ErrorCode } = {},
-  ) {
-    super(options.code ?? codes[reason], message, options.cause === undefined ? undefined : { cause: options.cause });
+  constructor(reason: TransferFailure, message: string, options: ProtocolErrorOptions & { remote?: string } = {}) {
+    super(reason, message, options);
     if (options.remote !== undefined) this.remote = options.remote;
   }
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { defineErrorClass, ErrorCode } from '../../src/errors.js';
 
 /**
  * Why a registry client, or one of its file requests, failed. The reason
@@ -69,13 +69,4 @@ export const registryFailures = Object.keys(codes) as RegistryFailure[];
  * });
  * ```
  */
-export class RegistryError extends SignalboxError {
-  override readonly name = 'RegistryError';
-  constructor(
-    readonly reason: RegistryFailure,
-    message: string,
-    options: { cause?: unknown; code?: ErrorCode } = {},
-  ) {
-    super(options.code ?? codes[reason], message, options.cause === undefined ? undefined : { cause: options.cause });
-  }
-}
+export class RegistryError extends defineErrorClass('RegistryError', codes) {}

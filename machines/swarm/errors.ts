@@ -1,4 +1,4 @@
-import { ErrorCode, SignalboxError } from '../../src/errors.js';
+import { defineErrorClass, ErrorCode, type ProtocolErrorOptions } from '../../src/errors.js';
 
 /**
  * Why a swarm fetch, link or peer failed. The reason is the typed part;
@@ -70,16 +70,15 @@ const codes: Record<SwarmFailure, ErrorCode> = {
  * });
  * ```
  */
-export class SwarmError extends SignalboxError {
-  override readonly name = 'SwarmError';
+export class SwarmError extends defineErrorClass('SwarmError', codes) {
   /** For a fetch that failed: each peer asked, in order, and why it did not deliver (`digest-mismatch`, …). */
   readonly misses: readonly Miss[];
   constructor(
-    readonly reason: SwarmFailure,
+    reason: SwarmFailure,
     message: string,
-    options: { cause?: unknown; code?: ErrorCode; misses?: readonly Miss[] } = {},
+    options: ProtocolErrorOptions & { misses?: readonly Miss[] } = {},
   ) {
-    super(options.code ?? codes[reason], message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(reason, message, options);
     this.misses = options.misses ?? [];
   }
 }
