@@ -11,7 +11,7 @@ const [{ broadcastChannelTransport }, { clientCodec }, files, { filedropSender }
   await Promise.all([
     load('../adapters/broadcast-channel/index.ts'),
     load('../machines/filedrop/codec.ts'),
-    load('../machines/filedrop/files.ts'),
+    load('../machines/transfer/files.ts'),
     load('../machines/filedrop/sender.machine.ts'),
     load('../machines/filedrop/receiver.machine.ts'),
     load('../src/rtc/index.ts'),
