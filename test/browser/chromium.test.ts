@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../machines/filedrop/files.js';
+import { sha256Hex } from '../../machines/transfer/files.js';
 import { harnessWorld, patterned } from './browser.js';
 
 let world: Awaited<ReturnType<typeof harnessWorld>>;

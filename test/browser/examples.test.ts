@@ -12,7 +12,7 @@ import { createActor, waitFor } from 'xstate';
 import { webSocketTransport } from '../../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../../cli/server.js';
 import { clientCodec } from '../../machines/filedrop/codec.js';
-import { memorySource, sha256Hex } from '../../machines/filedrop/files.js';
+import { memorySource, sha256Hex } from '../../machines/transfer/files.js';
 import { filedropSender } from '../../machines/filedrop/sender.machine.js';
 import { fromRtc } from '../../src/rtc/index.js';
 import { fromTransport } from '../../src/runtime.js';

@@ -10,7 +10,7 @@ import { webSocketTransport } from '../../adapters/websocket/node.js';
 import { startServer, type SignalboxServer } from '../../cli/server.js';
 import { buildDemo } from '../../demo/build.js';
 import { clientCodec } from '../../machines/filedrop/codec.js';
-import { memorySource } from '../../machines/filedrop/files.js';
+import { memorySource } from '../../machines/transfer/files.js';
 import { filedropSender } from '../../machines/filedrop/sender.machine.js';
 import { fromRtc } from '../../src/rtc/index.js';
 import { fromTransport } from '../../src/runtime.js';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActor, waitFor } from 'xstate';
 import { webSocketTransport } from '../../adapters/websocket/node.js';
 import { clientCodec } from '../../machines/filedrop/codec.js';
-import { memorySink, memorySource, sha256Hex } from '../../machines/filedrop/files.js';
+import { memorySink, memorySource, sha256Hex } from '../../machines/transfer/files.js';
 import { filedropReceiver } from '../../machines/filedrop/receiver.machine.js';
 import { filedropSender } from '../../machines/filedrop/sender.machine.js';
 import { fromRtc, type RtcActorInit } from '../../src/rtc/index.js';
