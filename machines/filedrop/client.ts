@@ -1,8 +1,9 @@
+import type { ErrorActorEvent } from 'xstate';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcInput } from '../../src/rtc/rtc.actor.js';
 import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { FileDropError, transferFailures, type TransferFailure } from './errors.js';
-import type { ClientMessage, ServerMessage } from './protocol.js';
+import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
 
 export type ClientSignallingCommand = SignallingCommand<ClientMessage>;
 
@@ -19,13 +20,17 @@ export const clientActors = {
 
 export const send = (message: ClientMessage): ClientSignallingCommand => ({ type: 'signalling.send', message });
 
+/** What ends a client's signalling: the connection closing or misbehaving, the server refusing, opening it throwing. */
+export type SignallingFailure =
+  | Extract<SignallingEvent, { type: 'signalling.closed' | 'signalling.error' }>
+  | MessageOf<ServerMessage, 'error' | 'invalid peer id'>
+  | ErrorActorEvent;
+
 /** The error a client ends with when its signalling connection ends or misbehaves. */
-export function signallingError(
-  event: SignallingEvent | ServerMessage | { type: string; error?: unknown },
-): FileDropError {
+export function signallingError(event: SignallingFailure): FileDropError {
   switch (event.type) {
     case 'signalling.closed': {
-      const { info, error } = event as Extract<SignallingEvent, { type: 'signalling.closed' }>;
+      const { info, error } = event;
       return new FileDropError(
         'signalling-lost',
         error?.message ?? `signalling closed (${info.code} ${info.reason})`.trim(),
@@ -35,20 +40,20 @@ export function signallingError(
       );
     }
     case 'signalling.error': {
-      const { error } = event as Extract<SignallingEvent, { type: 'signalling.error' }>;
+      const { error } = event;
       return new FileDropError('protocol', `the server sent a bad frame: ${error.message}`, {
         code: error.code,
         cause: error,
       });
     }
     case 'error': {
-      const { code, message } = (event as Extract<ServerMessage, { type: 'error' }>).detail;
+      const { code, message } = event.detail;
       return new FileDropError('protocol', `the server refused a message: ${message}`, {
         code: errorCodeOf(code),
       });
     }
     case 'invalid peer id': {
-      const { event: type } = (event as Extract<ServerMessage, { type: 'invalid peer id' }>).detail;
+      const { event: type } = event.detail;
       return new FileDropError(
         'protocol',
         `the server says the peer of ${type ? `a ${type}` : 'a message'} is not a peer id`,
@@ -56,7 +61,7 @@ export function signallingError(
     }
     default: {
       // `xstate.error.actor.signalling`: opening the connection threw.
-      const error = (event as { error?: unknown }).error;
+      const { error } = event;
       if (error instanceof SignalboxError) {
         return new FileDropError('signalling-lost', error.message, { code: error.code, cause: error });
       }

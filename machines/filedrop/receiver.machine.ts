@@ -1,8 +1,8 @@
-import { and, assertEvent, assign, emit, enqueueActions, not, setup } from 'xstate';
+import { and, assertEvent, assign, emit, enqueueActions, not, setup, type ErrorActorEvent } from 'xstate';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import { clientActors, isOwnFailure, remoteError, send, signallingError } from './client.js';
+import { clientActors, isOwnFailure, remoteError, send, signallingError, type SignallingFailure } from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
 import type { FileSink, SinkOpener } from '../transfer/files.js';
 import {
@@ -99,27 +99,20 @@ export type ReceiverEmitted =
   /** The receiver ended: `error` is set unless it completed. */
   | { type: 'stopped'; detail: { error?: FileDropError } };
 
-type Detail = { detail: { peer: string } };
-
 /** What the sender's `response` says (a fault when it cannot be read). */
-const responseOf = (event: ReceiverEvent) => readResponse((event as MessageOf<ServerMessage, 'response'>).detail.data);
+const responseOf = (event: MessageOf<ServerMessage, 'response'>) => readResponse(event.detail.data);
 
 /** The sender's digest is to come in its `done`, which has not come yet. */
 const awaitsTrailer = (context: ReceiverContext) =>
   context.file?.sha256 === undefined && context.file?.trailer === 'sha256' && context.trailer === undefined;
 
 /**
- * A filedrop receiver: it asks the sender whose code it was given for its
- * file (`request`), opens a sink once the `response` describes it, makes the
- * WebRTC offer and the data channel (trickle ICE), writes the chunks that
- * arrive, reports `progress` to the sender, and checks the size and the
- * SHA-256. It ends `done`, or `failed` with a {@link FileDropError} whose
- * `reason` says why; then nothing of it runs any more.
- *
- * Provide `signalling` (a transport to the server's `/filedrop`, with
- * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ * The receiver's types and named implementations (actions that read their
+ * event take its fields as typed `params`, computed at each transition), from
+ * which {@link filedropReceiver} is made. Wiring one of them to a transition
+ * whose event lacks what it reads does not compile (`test/filedrop-types.test-d.ts`).
  */
-export const filedropReceiver = setup({
+export const filedropReceiverSetup = setup({
   types: {
     context: {} as ReceiverContext,
     events: {} as ReceiverEvent,
@@ -135,13 +128,17 @@ export const filedropReceiver = setup({
   },
   guards: {
     isValidCode: ({ context }) => isPeerId(context.code),
-    isFromSender: ({ context, event }) => (event as Detail).detail.peer === context.code,
+    isFromSender: ({ context, event }) => {
+      assertEvent(event, ['response', 'answer', 'candidate', 'retry', 'done']);
+      return event.detail.peer === context.code;
+    },
     /** A `peer not exists` about the sender: naming it, or bare (the original server's, about the one peer we name). */
     isAboutSender: ({ context, event }) => {
       assertEvent(event, 'peer not exists');
       return event.detail.peer === undefined || event.detail.peer === context.code;
     },
     isRefusal: ({ event }) => {
+      assertEvent(event, 'response');
       const reading = responseOf(event);
       return !isFault(reading) && 'refusal' in reading.value;
     },
@@ -169,9 +166,10 @@ export const filedropReceiver = setup({
     fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
       error: new FileDropError(reason, message),
     })),
-    recordSignallingError: assign({ error: ({ event }) => signallingError(event) }),
+    recordSignallingError: assign((_, failure: SignallingFailure) => ({ error: signallingError(failure) })),
     recordRefusal: assign({
       error: ({ event }) => {
+        assertEvent(event, 'response');
         const reading = responseOf(event);
         return remoteError(!isFault(reading) && 'refusal' in reading.value ? reading.value.refusal : '', 'sender');
       },
@@ -199,31 +197,32 @@ export const filedropReceiver = setup({
       enqueue.assign({ requested: true });
       enqueue.sendTo('signalling', send({ type: 'request', detail: { peer: context.code } }));
     }),
-    keepId: enqueueActions(({ event, enqueue }) => {
-      const id = (event as MessageOf<ServerMessage, 'assign'>).detail.peer;
+    keepId: enqueueActions(({ enqueue }, { id }: { id: string }) => {
       enqueue.assign({ id });
       enqueue.emit({ type: 'assigned', detail: { id } });
     }),
     keepFile: enqueueActions(({ event, enqueue }) => {
+      assertEvent(event, 'response');
       const reading = responseOf(event);
       if (isFault(reading) || !('file' in reading.value)) return;
       const { file } = reading.value;
       enqueue.assign({ file });
       enqueue.emit({ type: 'file', detail: { file } });
     }),
-    sendSignal: enqueueActions(({ context, event, enqueue }) => {
-      const e = event as Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>;
-      const peer = context.code;
-      if (e.type === 'rtc.description') enqueue.assign({ restarting: false });
-      enqueue.sendTo(
-        'signalling',
-        send(
-          e.type === 'rtc.candidate'
-            ? { type: 'candidate', detail: { peer, data: e.candidate } }
-            : { type: 'offer', detail: { peer, data: { type: 'offer', sdp: e.description.sdp } } },
-        ),
-      );
-    }),
+    sendSignal: enqueueActions(
+      ({ context, enqueue }, e: Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>) => {
+        const peer = context.code;
+        if (e.type === 'rtc.description') enqueue.assign({ restarting: false });
+        enqueue.sendTo(
+          'signalling',
+          send(
+            e.type === 'rtc.candidate'
+              ? { type: 'candidate', detail: { peer, data: e.candidate } }
+              : { type: 'offer', detail: { peer, data: { type: 'offer', sdp: e.description.sdp } } },
+          ),
+        );
+      },
+    ),
     applyAnswer: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'answer');
       const reading = readDescription(event.detail.data, 'answer');
@@ -255,9 +254,8 @@ export const filedropReceiver = setup({
       enqueue.emit({ type: 'retrying', detail: { attempt: context.retries + 1 } });
       enqueue.sendTo('rtc', { type: 'rtc.restartIce' } satisfies RtcCommand);
     }),
-    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
-    recordProgress: enqueueActions(({ context, event, enqueue }) => {
-      const { received } = event as Extract<DownloadEvent, { type: 'download.progress' }>;
+    keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
+    recordProgress: enqueueActions(({ context, enqueue }, { received }: { received: number }) => {
       enqueue.assign({ received });
       enqueue.emit({ type: 'progress', detail: { received, total: context.file!.size } });
     }),
@@ -271,10 +269,12 @@ export const filedropReceiver = setup({
         }),
       );
     }),
-    recordDownloadFailure: assign(({ event }) => {
-      const { reason, message, received } = event as Extract<DownloadEvent, { type: 'download.failed' }>;
-      return { received, error: new FileDropError(reason, message) };
-    }),
+    recordDownloadFailure: assign(
+      (_, { reason, message, received }: Extract<DownloadEvent, { type: 'download.failed' }>) => ({
+        received,
+        error: new FileDropError(reason, message),
+      }),
+    ),
     recordDone: assign(({ event }) => {
       assertEvent(event, 'download.done');
       const { received, sha256, verified } = event;
@@ -320,7 +320,20 @@ export const filedropReceiver = setup({
     }),
     announceFailure: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
   },
-}).createMachine({
+});
+
+/**
+ * A filedrop receiver: it asks the sender whose code it was given for its
+ * file (`request`), opens a sink once the `response` describes it, makes the
+ * WebRTC offer and the data channel (trickle ICE), writes the chunks that
+ * arrive, reports `progress` to the sender, and checks the size and the
+ * SHA-256. It ends `done`, or `failed` with a {@link FileDropError} whose
+ * `reason` says why; then nothing of it runs any more.
+ *
+ * Provide `signalling` (a transport to the server's `/filedrop`, with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const filedropReceiver = filedropReceiverSetup.createMachine({
   id: 'filedropReceiver',
   context: ({ input }) => ({
     code: normalizeCode(String(input.code ?? '')),
@@ -357,10 +370,19 @@ export const filedropReceiver = setup({
     active: {
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
-        'signalling.closed': { target: 'failed', actions: 'recordSignallingError' },
-        'signalling.error': { target: 'failed', actions: 'recordSignallingError' },
-        error: { target: 'failed', actions: 'recordSignallingError' },
-        'xstate.error.actor.signalling': { target: 'failed', actions: 'recordSignallingError' },
+        'signalling.closed': {
+          target: 'failed',
+          actions: { type: 'recordSignallingError', params: ({ event }) => event },
+        },
+        'signalling.error': {
+          target: 'failed',
+          actions: { type: 'recordSignallingError', params: ({ event }) => event },
+        },
+        error: { target: 'failed', actions: { type: 'recordSignallingError', params: ({ event }) => event } },
+        'xstate.error.actor.signalling': {
+          target: 'failed',
+          actions: { type: 'recordSignallingError', params: ({ event }: { event: ErrorActorEvent }) => event },
+        },
         'xstate.error.actor.rtc': {
           target: '.failing',
           actions: {
@@ -379,7 +401,14 @@ export const filedropReceiver = setup({
       initial: 'connecting',
       states: {
         connecting: { on: { 'signalling.open': 'awaitingAssign' } },
-        awaitingAssign: { on: { assign: { target: 'requesting', actions: 'keepId' } } },
+        awaitingAssign: {
+          on: {
+            assign: {
+              target: 'requesting',
+              actions: { type: 'keepId', params: ({ event }) => ({ id: event.detail.peer }) },
+            },
+          },
+        },
         requesting: {
           entry: 'sendRequest',
           after: {
@@ -476,8 +505,8 @@ export const filedropReceiver = setup({
                 input: ({ context }) => ({ label: context.code, role: 'offerer' }) satisfies RtcInput,
               },
               on: {
-                'rtc.description': { actions: 'sendSignal' },
-                'rtc.candidate': { actions: 'sendSignal' },
+                'rtc.description': { actions: { type: 'sendSignal', params: ({ event }) => event } },
+                'rtc.candidate': { actions: { type: 'sendSignal', params: ({ event }) => event } },
                 answer: [
                   {
                     guard: and(['isFromSender', 'isUnreadable']),
@@ -541,7 +570,10 @@ export const filedropReceiver = setup({
                     },
                   },
                   on: {
-                    'rtc.open': { target: 'receiving', actions: 'keepTransport' },
+                    'rtc.open': {
+                      target: 'receiving',
+                      actions: { type: 'keepTransport', params: ({ event }) => ({ transport: event.transport }) },
+                    },
                     // Each ICE restart gets a full connectTimeout.
                     retry: {
                       guard: and(['isFromSender', 'canRetry']),
@@ -565,7 +597,9 @@ export const filedropReceiver = setup({
                   // `progress { received: 0 }` at once: the sender paces itself by our reports from now on.
                   entry: 'sendProgress',
                   on: {
-                    'download.progress': { actions: 'recordProgress' },
+                    'download.progress': {
+                      actions: { type: 'recordProgress', params: ({ event }) => ({ received: event.received }) },
+                    },
                     'download.arrived': { actions: 'recordArrival' },
                     // While the download runs, the digest goes to it too (before, it goes in with its input).
                     done: [
@@ -577,13 +611,24 @@ export const filedropReceiver = setup({
                       { guard: 'isFromSender', actions: ['keepTrailer', 'passTrailer'] },
                     ],
                     'download.done': { target: '#filedropReceiver.active.completing', actions: 'recordDone' },
-                    'download.failed': { target: '#filedropReceiver.active.failing', actions: 'recordDownloadFailure' },
+                    'download.failed': {
+                      target: '#filedropReceiver.active.failing',
+                      actions: { type: 'recordDownloadFailure', params: ({ event }) => event },
+                    },
                   },
                   // `progress` to the sender at most once per progressInterval.
                   initial: 'cooling',
                   states: {
                     idle: {
-                      on: { 'download.progress': { target: 'cooling', actions: ['recordProgress', 'sendProgress'] } },
+                      on: {
+                        'download.progress': {
+                          target: 'cooling',
+                          actions: [
+                            { type: 'recordProgress', params: ({ event }) => ({ received: event.received }) },
+                            'sendProgress',
+                          ],
+                        },
+                      },
                     },
                     cooling: {
                       after: {

@@ -15,7 +15,7 @@ import {
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import { clientActors, remoteError, send, signallingError } from './client.js';
+import { clientActors, remoteError, send, signallingError, type SignallingFailure } from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
 import type { FileSource } from '../transfer/files.js';
 import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
@@ -94,7 +94,10 @@ const rtcCommand = (peer: string, command: RtcCommand): TransferReport => ({ typ
 type TransferArgs = { context: TransferContext; event: TransferEvent };
 
 /** What the receiver's `progress` says, as far as it can be read. */
-const progressOf = (event: TransferEvent) => readProgress((event as MessageOf<ServerMessage, 'progress'>).detail.data);
+const progressOf = (event: TransferEvent) => {
+  assertEvent(event, 'progress');
+  return readProgress(event.detail.data);
+};
 
 /** The receiver's offer as it came: a description, or a fault naming the field. */
 const offerOf = (event: TransferEvent) => {
@@ -171,14 +174,12 @@ export function fileInfoOf(source: FileSource): FileInfo {
 }
 
 /**
- * The sender's side of one transfer, spawned by {@link filedropSender} for
- * each `request`: `response` with the file, the receiver's offer answered,
- * the chunks sent once the data channel is open, then the receiver's verdict
- * (`progress` with `done` or `error`). A failed ICE asks for an ICE restart
- * (`retry`), at most `maxRetries` times. Its rtc actor belongs to the
- * sender, which routes messages both ways.
+ * The types and named implementations of {@link filedropSenderTransfer} (what reads its event
+ * takes it as typed `params`, computed at each transition, or checks it with
+ * `assertEvent`). Wiring one of them to a transition whose event lacks what it
+ * reads does not compile (`test/filedrop-types.test-d.ts`).
  */
-export const filedropSenderTransfer = setup({
+export const filedropSenderTransferSetup = setup({
   types: {
     context: {} as TransferContext,
     events: {} as TransferEvent,
@@ -203,8 +204,8 @@ export const filedropSenderTransfer = setup({
       return isFault(event.type === 'offer' ? offerOf(event) : readCandidate(event.detail.data));
     },
     isUploaded: ({ context }) => context.uploaded,
-    isChannelGone: ({ event }) => (event as Extract<UploadEvent, { type: 'upload.failed' }>).reason === 'peer-gone',
-    isAnswer: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.description' }>).description.type === 'answer',
+    isChannelGone: (_, { reason }: { reason: TransferFailure }) => reason === 'peer-gone',
+    isAnswer: (_, { description }: { description: { type: string } }) => description.type === 'answer',
     isNewProgress: ({ context, event }) => (progressOf(event).received ?? -1) > context.received,
   },
   actions: {
@@ -214,7 +215,7 @@ export const filedropSenderTransfer = setup({
     /** Everything a transfer tells its sender goes through here (tests replace it to watch). */
     report: sendParent((_, report: TransferReport) => report),
     countRetry: assign({ retries: ({ context }) => context.retries + 1 }),
-    keepTransport: assign({ transport: ({ event }) => (event as Extract<RtcEmitted, { type: 'rtc.open' }>).transport }),
+    keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
     keepReceived: assign({
       received: ({ context, event }) => Math.max(context.received, progressOf(event).received ?? 0),
       paced: true,
@@ -236,14 +237,21 @@ export const filedropSenderTransfer = setup({
       const { error, received } = progressOf(event);
       return { received: received ?? context.received, error: remoteError(error!, 'receiver') };
     }),
-    recordUploadFailure: assign({
-      error: ({ event }) => {
-        const { reason, message } = event as Extract<UploadEvent, { type: 'upload.failed' }>;
-        return new FileDropError(reason, message);
-      },
-    }),
+    recordUploadFailure: assign((_, { reason, message }: Extract<UploadEvent, { type: 'upload.failed' }>) => ({
+      error: new FileDropError(reason, message),
+    })),
   },
-}).createMachine({
+});
+
+/**
+ * The sender's side of one transfer, spawned by {@link filedropSender} for
+ * each `request`: `response` with the file, the receiver's offer answered,
+ * the chunks sent once the data channel is open, then the receiver's verdict
+ * (`progress` with `done` or `error`). A failed ICE asks for an ICE restart
+ * (`retry`), at most `maxRetries` times. Its rtc actor belongs to the
+ * sender, which routes messages both ways.
+ */
+export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine({
   id: 'filedropSenderTransfer',
   context: ({ input }) => ({
     peer: input.peer,
@@ -275,7 +283,7 @@ export const filedropSenderTransfer = setup({
       },
     ],
     'rtc.description': {
-      guard: 'isAnswer',
+      guard: { type: 'isAnswer', params: ({ event }) => event },
       // The browser's form: `{ type: 'answer', sdp }`.
       actions: {
         type: 'report',
@@ -367,7 +375,10 @@ export const filedropSenderTransfer = setup({
       on: {
         // A re-offer (ICE restart) gets a full connectTimeout.
         offer: [refuseUnreadable, { target: 'connecting', reenter: true, actions: applyOffer }],
-        'rtc.open': { target: 'sending', actions: 'keepTransport' },
+        'rtc.open': {
+          target: 'sending',
+          actions: { type: 'keepTransport', params: ({ event }) => ({ transport: event.transport }) },
+        },
         'rtc.failed': [
           { guard: 'canRetry', actions: askRetry },
           {
@@ -401,8 +412,8 @@ export const filedropSenderTransfer = setup({
         ],
         'upload.done': { target: 'finishing', actions: sendDone },
         'upload.failed': [
-          { guard: 'isChannelGone', target: 'lost' },
-          { target: 'failing', actions: 'recordUploadFailure' },
+          { guard: { type: 'isChannelGone', params: ({ event }) => event }, target: 'lost' },
+          { target: 'failing', actions: { type: 'recordUploadFailure', params: ({ event }) => event } },
         ],
         'rtc.failed': [
           { guard: 'canRetry', actions: askRetry },
@@ -525,19 +536,33 @@ function parseChildId(id: string): { kind: string; peer: string; generation: num
   return { kind: id.slice(0, colon), peer: id.slice(colon + 1, hash), generation: Number(id.slice(hash + 1)) };
 }
 
-type Detail = { detail: { peer: string } };
+/*
+ * A child's end comes under a wildcard (`xstate.done.actor.*`), which `assertEvent` cannot name, and the
+ * guards read by `and()` take no `params`: these narrow the event for them.
+ */
+const isDoneEvent = (event: SenderEvent): event is DoneActorEvent<TransferOutput> =>
+  event.type.startsWith('xstate.done.actor.');
+const isErrorEvent = (event: SenderEvent): event is ErrorActorEvent => event.type.startsWith('xstate.error.actor.');
 
 /**
- * A filedrop sender: it offers one file under the id the server assigns (the
- * code a receiver types) and answers each `request` with a transfer of its
- * own ({@link filedropSenderTransfer}), several at once. It runs until
- * `cancel` (then `failed` with reason `cancelled`), or, with `once`, until
- * its one transfer ends.
- *
- * Provide `signalling` (a transport to the server's `/filedrop`, with
- * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ * `actorId` is that of the transfer running for its peer (not of one that ended before). XState
+ * always sets it; an event made by hand may lack it, and then names no child of ours.
  */
-export const filedropSender = setup({
+function isRunningTransfer(context: SenderContext, actorId: string | undefined): boolean {
+  const { kind, peer, generation } = parseChildId(actorId ?? '');
+  return kind === 'transfer' && context.transfers[peer]?.generation === generation;
+}
+
+/** What a sender hands on to one transfer: a receiver's message, or what that receiver's rtc actor said. */
+type Forwarded = MessageOf<ServerMessage, 'offer' | 'candidate' | 'progress' | 'done' | 'peer not exists'> | RtcEmitted;
+
+/**
+ * The types and named implementations of {@link filedropSender} (what reads its event
+ * takes it as typed `params`, computed at each transition, or checks it with
+ * `assertEvent`). Wiring one of them to a transition whose event lacks what it
+ * reads does not compile (`test/filedrop-types.test-d.ts`).
+ */
+export const filedropSenderSetup = setup({
   types: {
     context: {} as SenderContext,
     events: {} as SenderEvent,
@@ -546,35 +571,26 @@ export const filedropSender = setup({
   },
   actors: { ...clientActors, transfer: filedropSenderTransfer },
   guards: {
-    isRunning: ({ context, event }) => (event as Detail).detail.peer in context.transfers,
+    isRunning: ({ context }, { peer }: { peer: string }) => peer in context.transfers,
     isBusy: ({ context }) => context.once && (Object.keys(context.transfers).length > 0 || context.completed > 0),
-    hasPeer: ({ event }) => (event as SenderCommand).peer !== undefined,
-    isTransferDone: ({ context, event }) => {
-      const { kind, peer, generation } = parseChildId((event as DoneActorEvent).actorId);
-      return kind === 'transfer' && context.transfers[peer]?.generation === generation;
-    },
-    isChildCrash: ({ event }) => /^(transfer|rtc):/.test((event as ErrorActorEvent).actorId ?? ''),
-    isTransferCrash: ({ context, event }) => {
-      const { kind, peer, generation } = parseChildId((event as ErrorActorEvent).actorId ?? '');
-      return kind === 'transfer' && context.transfers[peer]?.generation === generation;
-    },
+    hasPeer: (_, { peer }: SenderCommand) => peer !== undefined,
+    isTransferDone: ({ context, event }) => isDoneEvent(event) && isRunningTransfer(context, event.actorId),
+    isChildCrash: (_, { actorId }: { actorId?: string }) => /^(transfer|rtc):/.test(actorId ?? ''),
+    isTransferCrash: ({ context, event }) => isErrorEvent(event) && isRunningTransfer(context, event.actorId),
     isOnce: ({ context }) => context.once,
-    isSuccess: ({ event }) => (event as DoneActorEvent<TransferOutput>).output?.error === undefined,
+    isSuccess: ({ event }) => isDoneEvent(event) && event.output?.error === undefined,
   },
   actions: {
-    recordSignallingError: assign({ error: ({ event }) => signallingError(event) }),
+    recordSignallingError: assign((_, failure: SignallingFailure) => ({ error: signallingError(failure) })),
     recordCancel: assign({ error: () => new FileDropError('cancelled', 'the sender cancelled') }),
-    keepId: enqueueActions(({ event, enqueue }) => {
-      const id = (event as MessageOf<ServerMessage, 'assign'>).detail.peer;
+    keepId: enqueueActions(({ enqueue }, { id }: { id: string }) => {
       enqueue.assign({ id });
       enqueue.emit({ type: 'assigned', detail: { id } });
     }),
-    refuseBusy: enqueueActions(({ event, enqueue }) => {
-      const peer = (event as Detail).detail.peer;
+    refuseBusy: enqueueActions(({ enqueue }, { peer }: { peer: string }) => {
       enqueue.sendTo('signalling', send({ type: 'response', detail: { peer, data: { error: 'busy' } } }));
     }),
-    startTransfer: enqueueActions(({ context, event, enqueue }) => {
-      const peer = (event as Detail).detail.peer;
+    startTransfer: enqueueActions(({ context, enqueue }, { peer }: { peer: string }) => {
       const generation = context.generation + 1;
       enqueue.assign({ generation, transfers: { ...context.transfers, [peer]: { generation } } });
       enqueue.spawnChild('rtc', {
@@ -588,53 +604,54 @@ export const filedropSender = setup({
       enqueue.emit({ type: 'requested', detail: { peer } });
     }),
     /** Sends what arrived from a receiver (or its rtc actor, by label) to that receiver's transfer. */
-    forward: enqueueActions(({ context, event, enqueue }) => {
-      const peer = 'label' in event ? event.label : (event as Detail).detail.peer;
+    forward: enqueueActions(({ context, enqueue }, event: Forwarded) => {
+      // A bare `peer not exists` (the original server's) names no transfer.
+      const peer = 'label' in event ? event.label : event.detail.peer;
+      if (peer === undefined) return;
       const running = context.transfers[peer];
-      if (running) enqueue.sendTo(transferId(peer, running.generation), event as never);
+      if (running) enqueue.sendTo(transferId(peer, running.generation), event satisfies TransferEvent);
     }),
-    cancelOne: enqueueActions(({ context, event, enqueue }) => {
-      const peer = (event as SenderCommand).peer!;
+    cancelOne: enqueueActions(({ context, enqueue }, { peer }: SenderCommand) => {
+      if (peer === undefined) return;
       const running = context.transfers[peer];
       if (running) enqueue.sendTo(transferId(peer, running.generation), { type: 'cancel' });
     }),
-    relaySignal: enqueueActions(({ event, enqueue }) =>
-      enqueue.sendTo('signalling', send((event as Extract<TransferReport, { type: 'transfer.signal' }>).message)),
+    relaySignal: enqueueActions(({ enqueue }, { message }: { message: ClientMessage }) =>
+      enqueue.sendTo('signalling', send(message)),
     ),
-    relayRtc: enqueueActions(({ context, event, enqueue }) => {
-      const { peer, command } = event as Extract<TransferReport, { type: 'transfer.rtc' }>;
+    relayRtc: enqueueActions(({ context, enqueue }, { peer, command }: { peer: string; command: RtcCommand }) => {
       const running = context.transfers[peer];
       if (running) enqueue.sendTo(rtcId(peer, running.generation), command);
     }),
-    announceProgress: emit(({ event }) => {
-      const { peer, received, total } = event as Extract<TransferReport, { type: 'transfer.progress' }>;
-      return { type: 'progress' as const, detail: { peer, received, total } };
-    }),
-    announceRetry: emit(({ event }) => {
-      const { peer, attempt } = event as Extract<TransferReport, { type: 'transfer.retrying' }>;
-      return { type: 'retrying' as const, detail: { peer, attempt } };
-    }),
-    endTransfer: enqueueActions(({ context, event, enqueue }) => {
-      const { actorId, output } = event as DoneActorEvent<TransferOutput>;
-      const { peer, generation } = parseChildId(actorId);
-      // A done child stays among the children until stopped.
-      enqueue.stopChild(actorId);
-      enqueue.stopChild(rtcId(peer, generation));
-      enqueue.assign({
-        transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
-      });
-      if (output.error) {
-        enqueue.emit({ type: 'failed', detail: { peer, error: output.error } });
-        if (context.once) enqueue.assign({ error: output.error });
-      } else {
-        enqueue.assign({ completed: context.completed + 1 });
-        enqueue.emit({ type: 'completed', detail: { peer } });
-      }
-    }),
+    announceProgress: emit((_, { peer, received, total }: { peer: string; received: number; total: number }) => ({
+      type: 'progress' as const,
+      detail: { peer, received, total },
+    })),
+    announceRetry: emit((_, { peer, attempt }: { peer: string; attempt: number }) => ({
+      type: 'retrying' as const,
+      detail: { peer, attempt },
+    })),
+    endTransfer: enqueueActions(
+      ({ context, enqueue }, { actorId, output }: { actorId: string; output: TransferOutput }) => {
+        const { peer, generation } = parseChildId(actorId);
+        // A done child stays among the children until stopped.
+        enqueue.stopChild(actorId);
+        enqueue.stopChild(rtcId(peer, generation));
+        enqueue.assign({
+          transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
+        });
+        if (output.error) {
+          enqueue.emit({ type: 'failed', detail: { peer, error: output.error } });
+          if (context.once) enqueue.assign({ error: output.error });
+        } else {
+          enqueue.assign({ completed: context.completed + 1 });
+          enqueue.emit({ type: 'completed', detail: { peer } });
+        }
+      },
+    ),
     /** A transfer or rtc actor crashed: the transfer fails (rtc) or is dropped (transfer). */
-    handleCrash: enqueueActions(({ context, event, enqueue }) => {
-      const { actorId, error } = event as ErrorActorEvent;
-      const { kind, peer, generation } = parseChildId(actorId!);
+    handleCrash: enqueueActions(({ context, enqueue }, { actorId, error }: { actorId: string; error: unknown }) => {
+      const { kind, peer, generation } = parseChildId(actorId);
       const running = context.transfers[peer];
       if (running?.generation !== generation) return;
       const message = `the ${kind} actor crashed: ${error instanceof Error ? error.message : String(error)}`;
@@ -643,7 +660,7 @@ export const filedropSender = setup({
         return;
       }
       // A crashed child stays among the children until stopped.
-      enqueue.stopChild(actorId!);
+      enqueue.stopChild(actorId);
       enqueue.stopChild(rtcId(peer, generation));
       enqueue.assign({
         transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
@@ -665,7 +682,19 @@ export const filedropSender = setup({
     },
     announceStop: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
   },
-}).createMachine({
+});
+
+/**
+ * A filedrop sender: it offers one file under the id the server assigns (the
+ * code a receiver types) and answers each `request` with a transfer of its
+ * own ({@link filedropSenderTransfer}), several at once. It runs until
+ * `cancel` (then `failed` with reason `cancelled`), or, with `once`, until
+ * its one transfer ends.
+ *
+ * Provide `signalling` (a transport to the server's `/filedrop`, with
+ * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
+ */
+export const filedropSender = filedropSenderSetup.createMachine({
   id: 'filedropSender',
   context: ({ input }) => ({
     source: input.source,
@@ -686,50 +715,90 @@ export const filedropSender = setup({
     active: {
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
-        'signalling.closed': { target: 'failed', actions: 'recordSignallingError' },
-        'signalling.error': { target: 'failed', actions: 'recordSignallingError' },
-        error: { target: 'failed', actions: 'recordSignallingError' },
-        'invalid peer id': { target: 'failed', actions: 'recordSignallingError' },
-        'xstate.error.actor.signalling': { target: 'failed', actions: 'recordSignallingError' },
+        'signalling.closed': {
+          target: 'failed',
+          actions: { type: 'recordSignallingError', params: ({ event }) => event },
+        },
+        'signalling.error': {
+          target: 'failed',
+          actions: { type: 'recordSignallingError', params: ({ event }) => event },
+        },
+        error: { target: 'failed', actions: { type: 'recordSignallingError', params: ({ event }) => event } },
+        'invalid peer id': {
+          target: 'failed',
+          actions: { type: 'recordSignallingError', params: ({ event }) => event },
+        },
+        'xstate.error.actor.signalling': {
+          target: 'failed',
+          actions: { type: 'recordSignallingError', params: ({ event }) => event },
+        },
         cancel: [
-          { guard: 'hasPeer', actions: 'cancelOne' },
+          {
+            guard: { type: 'hasPeer', params: ({ event }) => event },
+            actions: { type: 'cancelOne', params: ({ event }) => event },
+          },
           { target: '.cancelling', actions: 'recordCancel' },
         ],
       },
       initial: 'connecting',
       states: {
         connecting: { on: { 'signalling.open': 'awaitingAssign' } },
-        awaitingAssign: { on: { assign: { target: 'serving', actions: 'keepId' } } },
+        awaitingAssign: {
+          on: {
+            assign: {
+              target: 'serving',
+              actions: { type: 'keepId', params: ({ event }) => ({ id: event.detail.peer }) },
+            },
+          },
+        },
         serving: {
           on: {
-            request: [{ guard: 'isRunning' }, { guard: 'isBusy', actions: 'refuseBusy' }, { actions: 'startTransfer' }],
-            offer: { actions: 'forward' },
-            candidate: { actions: 'forward' },
-            progress: { actions: 'forward' },
-            done: { actions: 'forward' },
-            'peer not exists': { actions: 'forward' },
-            'rtc.description': { actions: 'forward' },
-            'rtc.candidate': { actions: 'forward' },
-            'rtc.open': { actions: 'forward' },
-            'rtc.failed': { actions: 'forward' },
-            'rtc.closed': { actions: 'forward' },
-            'transfer.signal': { actions: 'relaySignal' },
-            'transfer.rtc': { actions: 'relayRtc' },
-            'transfer.progress': { actions: 'announceProgress' },
-            'transfer.retrying': { actions: 'announceRetry' },
+            request: [
+              { guard: { type: 'isRunning', params: ({ event }) => event.detail } },
+              { guard: 'isBusy', actions: { type: 'refuseBusy', params: ({ event }) => event.detail } },
+              { actions: { type: 'startTransfer', params: ({ event }) => event.detail } },
+            ],
+            offer: { actions: { type: 'forward', params: ({ event }) => event } },
+            candidate: { actions: { type: 'forward', params: ({ event }) => event } },
+            progress: { actions: { type: 'forward', params: ({ event }) => event } },
+            done: { actions: { type: 'forward', params: ({ event }) => event } },
+            'peer not exists': { actions: { type: 'forward', params: ({ event }) => event } },
+            'rtc.description': { actions: { type: 'forward', params: ({ event }) => event } },
+            'rtc.candidate': { actions: { type: 'forward', params: ({ event }) => event } },
+            'rtc.open': { actions: { type: 'forward', params: ({ event }) => event } },
+            'rtc.failed': { actions: { type: 'forward', params: ({ event }) => event } },
+            'rtc.closed': { actions: { type: 'forward', params: ({ event }) => event } },
+            'transfer.signal': { actions: { type: 'relaySignal', params: ({ event }) => event } },
+            'transfer.rtc': { actions: { type: 'relayRtc', params: ({ event }) => event } },
+            'transfer.progress': { actions: { type: 'announceProgress', params: ({ event }) => event } },
+            'transfer.retrying': { actions: { type: 'announceRetry', params: ({ event }) => event } },
             'xstate.done.actor.*': [
               {
                 guard: and(['isTransferDone', 'isOnce', 'isSuccess']),
                 target: '#filedropSender.done',
-                actions: 'endTransfer',
+                actions: { type: 'endTransfer', params: ({ event }) => event },
               },
-              { guard: and(['isTransferDone', 'isOnce']), target: '#filedropSender.failed', actions: 'endTransfer' },
-              { guard: 'isTransferDone', actions: 'endTransfer' },
+              {
+                guard: and(['isTransferDone', 'isOnce']),
+                target: '#filedropSender.failed',
+                actions: { type: 'endTransfer', params: ({ event }) => event },
+              },
+              {
+                guard: 'isTransferDone',
+                actions: { type: 'endTransfer', params: ({ event }) => event },
+              },
             ],
             'xstate.error.actor.*': [
               // A once sender ends with its transfer, even one that crashed.
-              { guard: and(['isTransferCrash', 'isOnce']), target: '#filedropSender.failed', actions: 'handleCrash' },
-              { guard: 'isChildCrash', actions: 'handleCrash' },
+              {
+                guard: and(['isTransferCrash', 'isOnce']),
+                target: '#filedropSender.failed',
+                actions: { type: 'handleCrash', params: ({ event }) => event },
+              },
+              {
+                guard: { type: 'isChildCrash', params: ({ event }) => event },
+                actions: { type: 'handleCrash', params: ({ event }) => event },
+              },
             ],
           },
         },
