@@ -40,6 +40,25 @@ export default tseslint.config(
     },
   })),
   {
+    // An `event as …` cast lets an action wired to the wrong transition compile and fail at run time.
+    files: ['machines/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "TSAsExpression[expression.type='Identifier'][expression.name='event']",
+          message:
+            "Do not cast `event` in a machine: narrow it with assertEvent(event, 'type'), or pass its fields as typed action/guard `params` computed at the transition.",
+        },
+        {
+          selector: "TSTypeAssertion[expression.type='Identifier'][expression.name='event']",
+          message:
+            "Do not cast `event` in a machine: narrow it with assertEvent(event, 'type'), or pass its fields as typed action/guard `params` computed at the transition.",
+        },
+      ],
+    },
+  },
+  {
     files: ['src/**/*.ts'],
     rules: {
       'no-restricted-imports': [
