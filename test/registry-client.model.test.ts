@@ -72,6 +72,16 @@ const E = {
   updateEmpty: { type: 'UpdatePeer', detail: { peer: P, files: [] } },
   updateX: { type: 'UpdatePeer', detail: { peer: P, files: [X] } },
   unregister: { type: 'UnregisterPeer', detail: { peer: P } },
+  // A burst the server coalesced: read as its two announcements, in order.
+  batch: {
+    type: 'Batch',
+    detail: {
+      events: [
+        { type: 'RegisterPeer', detail: { peer: P, files: [X] } },
+        { type: 'UpdatePeer', detail: { peer: P, files: [] } },
+      ],
+    },
+  },
   offer: { type: 'Offer', detail: { peer: P, connection: 'c1', sdp: 'v=0 p-offer' } },
   answer: { type: 'Answer', detail: { peer: P, connection: 'r1', sdp: 'v=0 p-answer' } },
   holderCandidate: { type: 'Candidate', detail: { peer: P, connection: 'r1', from: 'holder', candidate } },
@@ -203,7 +213,7 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
     E.updateBadFiles,
     E.relist,
   ];
-  if (!(P in peers)) events.push(E.register);
+  if (!(P in peers)) events.push(E.register, E.batch);
   else events.push(E.unregister, peers[P]!.length ? E.updateEmpty : E.updateX);
   if (inState(snapshot, { active: { ready: 'relisting' } })) events.push(E.relisted, E.relistFailed);
   if (FETCH in jobs) {
@@ -314,6 +324,7 @@ async function exec(w: World, _prev: AnyMachineSnapshot, event: ModelEvent): Pro
     case 'updateEmpty':
     case 'updateX':
     case 'unregister':
+    case 'batch':
     case 'offer':
     case 'answer':
     case 'holderCandidate':
@@ -436,6 +447,8 @@ function expectedEmitted(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyM
       return ['peerUpdated', 'peers'];
     case 'unregister':
       return ['peerUnregistered', 'peers'];
+    case 'batch':
+      return ['peerRegistered', 'peers', 'peerUpdated', 'peers'];
     case 'request':
     case 'badRequest':
       return startsFetch(prev, event) ? [] : ['fetchFailed'];

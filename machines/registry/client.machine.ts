@@ -306,6 +306,9 @@ export const registryClientSetup = setup({
         }
       },
     ),
+    unbatch: enqueueActions(({ enqueue }, { events }: MessageOf<ServerMessage, 'Batch'>['detail']) => {
+      for (const event of events) enqueue.raise(event);
+    }),
     removePeer: enqueueActions(({ context, enqueue }, { peer }: { peer: string }) => {
       const { [peer]: _gone, ...peers } = context.peers;
       enqueue.assign({ peers });
@@ -591,6 +594,8 @@ export const registryClient = registryClientSetup.createMachine({
               actions: { type: 'storePeer', params: ({ event }) => ({ type: event.type, ...event.detail }) },
             },
             UnregisterPeer: { actions: { type: 'removePeer', params: ({ event }) => event.detail } },
+            // Each announcement of a batch is handled as if it had come alone, in order, before any later frame.
+            Batch: { actions: { type: 'unbatch', params: ({ event }) => event.detail } },
             requestFile: [
               {
                 guard: { type: 'canRequest', params: ({ event }) => event },

@@ -138,11 +138,19 @@ function clientDetails(maxFiles: number): Record<ClientMessageType, v.GenericSch
 /** Server frames: unknown extra keys are ignored (forward compatible). */
 function serverDetails(maxFiles: number): Record<ServerMessage['type'], v.GenericSchema> {
   const files = fileListSchema(maxFiles);
-  return {
-    Welcome: v.object({ id: peerId, peers: v.optional(count) }),
+  const announcements = {
     RegisterPeer: v.object({ peer: peerId, files }),
     UpdatePeer: v.object({ peer: peerId, files }),
     UnregisterPeer: v.object({ peer: peerId }),
+  };
+  const announcement = v.variant(
+    'type',
+    Object.entries(announcements).map(([type, detail]) => v.object({ type: v.literal(type), detail })),
+  );
+  return {
+    Welcome: v.object({ id: peerId, peers: v.optional(count) }),
+    ...announcements,
+    Batch: v.object({ events: v.array(announcement) }),
     Offer: description,
     Answer: description,
     Candidate: candidate,

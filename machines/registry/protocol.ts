@@ -1,4 +1,4 @@
-import type { Message } from '../../src/message.js';
+import type { Message, MessageOf } from '../../src/message.js';
 
 /**
  * One file a peer offers. `path` is relative, `/`-separated, and never
@@ -95,9 +95,19 @@ export type ServerMessage =
   | Message<'RegisterPeer', { peer: string; files: FileEntry[] }>
   | Message<'UpdatePeer', { peer: string; files: FileEntry[] }>
   | Message<'UnregisterPeer', { peer: string }>
+  /**
+   * Several announcements in one frame, to be read as if each had come on
+   * its own, in order. The server sends it when more than one announcement
+   * for a client piled up in one turn (a burst of joins); a lone one comes
+   * as its own frame.
+   */
+  | Message<'Batch', { events: Announcement[] }>
   | RelayMessage
   /** A message the server refused; nothing was forwarded. */
   | Message<'Error', { code: ServerErrorCode; message: string; event?: string }>;
+
+/** What the server announces about other peers: a join, a new list, a leave. */
+export type Announcement = MessageOf<ServerMessage, 'RegisterPeer' | 'UpdatePeer' | 'UnregisterPeer'>;
 
 export type ClientMessageType = ClientMessage['type'];
 export type ServerMessageType = ServerMessage['type'];
@@ -121,6 +131,7 @@ export const serverOnlyTypes: readonly ServerMessageType[] = [
   'RegisterPeer',
   'UpdatePeer',
   'UnregisterPeer',
+  'Batch',
   'Error',
 ];
 

@@ -3,6 +3,7 @@ import type { Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { Transport } from '../../src/transport.js';
+import type { Announcer } from './announce.js';
 import { copyFiles, RegistryDecodeError } from './codec.js';
 import type { ClientMessage, FileEntry, RelayMessage, ServerErrorCode, ServerMessage } from './protocol.js';
 import type { FileRegistry } from './registry.js';
@@ -11,6 +12,8 @@ import type { FileRegistry } from './registry.js';
 export interface SessionServices {
   readonly router: Router<ServerMessage>;
   readonly registry: FileRegistry;
+  /** Sends announcements to the other peers, coalesced (see {@link Announcer}). */
+  readonly announcer: Announcer;
   readonly transport: Transport;
   readonly log: Logger;
   /** How long a connection may stay without sending `Connect`, in ms. */
@@ -78,24 +81,26 @@ export const registrySessionSetup = setup({
     addRoute: ({ context }) => context.services.router.add(context.id, context.services.transport),
     reply: ({ context }, message: ServerMessage) => void context.services.router.send(context.id, message),
     register: ({ context }, { files: given }: { files: FileEntry[] }) => {
-      const { router, registry } = context.services;
+      const { router, registry, announcer } = context.services;
       const files = copyFiles(given);
       // `peers` tells the client how many `RegisterPeer` follow, so it knows when its list is whole.
-      const existing = [...registry.entries()];
-      router.send(context.id, { type: 'Welcome', detail: { id: context.id, peers: existing.length } });
-      for (const [peer, list] of existing) {
-        router.send(context.id, { type: 'RegisterPeer', detail: { peer, files: copyFiles(list) } });
-      }
+      router.send(context.id, { type: 'Welcome', detail: { id: context.id, peers: registry.size } });
+      // One message object per listed peer, shared by every newcomer: encoded once.
+      for (const [peer, list] of registry.entries()) router.send(context.id, announcer.registerPeer(peer, list));
       registry.add(context.id, files);
-      broadcast(context, { type: 'RegisterPeer', detail: { peer: context.id, files } });
+      announcer.announce(context.id, announcer.registerPeer(context.id, files));
+      announcer.joined(context.id);
     },
     update: ({ context }, { files: given }: { files: FileEntry[] }) => {
       const files = copyFiles(given);
       context.services.registry.update(context.id, files);
-      broadcast(context, { type: 'UpdatePeer', detail: { peer: context.id, files } });
+      context.services.announcer.announce(context.id, { type: 'UpdatePeer', detail: { peer: context.id, files } });
     },
     relay: ({ context }, event: RelayMessage) => {
       const { to, message } = planRelay(context, event);
+      // What either end was told about the other comes before the relay.
+      context.services.announcer.flush(context.id);
+      if (to !== context.id) context.services.announcer.flush(to);
       if (context.services.router.send(to, message) || to === context.id) return;
       // Registered but not reachable (closing, or on a process that dropped it).
       context.services.router.send(
@@ -109,8 +114,9 @@ export const registrySessionSetup = setup({
       transport.close(1008, 'Connect was not sent in time');
     },
     leave: ({ context }) => {
-      const { router, registry, transport, log } = context.services;
-      if (registry.remove(context.id)) broadcast(context, { type: 'UnregisterPeer', detail: { peer: context.id } });
+      const { router, registry, announcer, transport, log } = context.services;
+      if (registry.remove(context.id))
+        announcer.announce(context.id, { type: 'UnregisterPeer', detail: { peer: context.id } });
       router.remove(context.id);
       transport.close(1000, 'session ended');
       log.info('session closed', { protocol: 'registry', session: context.id });
@@ -177,11 +183,5 @@ export const registrySession = registrySessionSetup.createMachine({
     closed: { type: 'final', entry: 'leave' },
   },
 });
-
-/** Sends `message` to every registered peer but this session's. */
-function broadcast(context: SessionContext, message: ServerMessage): void {
-  const { router, registry } = context.services;
-  for (const [peer] of registry.entries()) if (peer !== context.id) router.send(peer, message);
-}
 
 export type RegistrySessionActor = ActorRefFrom<typeof registrySession>;

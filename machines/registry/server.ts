@@ -7,6 +7,7 @@ import type { Message } from '../../src/message.js';
 import type { Frame } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
+import { announcer as makeAnnouncer } from './announce.js';
 import { memoryFileRegistry, type FileRegistry } from './registry.js';
 import { registrySession, type RegistrySessionActor, type SessionServices } from './server.machine.js';
 
@@ -68,6 +69,7 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const connectTimeout = options.connectTimeout ?? 30_000;
   const log = options.logger ?? silentLogger;
+  const announcer = makeAnnouncer(router, registry);
   const server = protocolServer({
     protocol: 'registry',
     logic: registrySession,
@@ -78,9 +80,7 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
     rateLimited: rateLimitedError(encoder, 'Error'),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.
-      if (registry.remove(id) && crashed) {
-        for (const [peer] of registry.entries()) router.send(peer, { type: 'UnregisterPeer', detail: { peer: id } });
-      }
+      if (registry.remove(id) && crashed) announcer.announce(id, { type: 'UnregisterPeer', detail: { peer: id } });
     },
     open(transport, _info, host) {
       const id = host.claimId(transport, {
@@ -89,13 +89,19 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
         protocol: 'registry',
       });
       if (id === undefined) return undefined;
-      const services: SessionServices = { router, registry, transport, log, connectTimeout };
+      const services: SessionServices = { router, registry, announcer, transport, log, connectTimeout };
       return { id, input: { id, services } };
     },
   });
 
   return {
     ...server,
+    async close() {
+      // Sessions ending on the way out announce nothing more.
+      announcer.stop();
+      await server.close();
+      announcer.stop();
+    },
     stats() {
       let files = 0;
       for (const [, list] of registry.entries()) files += list.length;
