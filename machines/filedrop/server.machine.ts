@@ -13,6 +13,8 @@ export interface SessionServices {
   readonly registry: PeerRegistry;
   readonly transport: Transport;
   readonly log: Logger;
+  /** Spends one of this client address's unknown-code tokens: false when it has none left. */
+  readonly guess?: () => boolean;
 }
 
 export interface SessionInput {
@@ -34,6 +36,8 @@ export interface Transmission {
   message: ServerMessage;
   /** A `request`: record that this client asked `to`. */
   link?: boolean;
+  /** Close this client's connection after the message (it keeps guessing codes). */
+  close?: boolean;
 }
 
 /** Longest `peer` a `peer not exists` echoes (a client may name any string). */
@@ -55,6 +59,16 @@ export function planRelay(context: SessionContext, event: RelayedMessage): Trans
   const to = event.detail.peer;
   if (to === self) return refuse('ERR_NOT_PERMITTED', event.type, `${event.type}: you cannot send to yourself`);
   if (!registry.has(to)) {
+    if (context.services.guess?.() === false) {
+      return {
+        ...refuse(
+          'ERR_RATE_LIMITED',
+          event.type,
+          `${event.type}: too many unknown codes from your address; the connection is closed`,
+        ),
+        close: true,
+      };
+    }
     return reply({ type: 'peer not exists', detail: { peer: to.slice(0, MAX_ECHOED_PEER), event: event.type } });
   }
   const way = direction[event.type];
@@ -91,8 +105,13 @@ export const filedropSession = setup({
   },
   actions: {
     register: ({ context }) => context.services.router.add(context.id, context.services.transport),
-    transmit: ({ context }, { to, message, link }: Transmission) => {
+    transmit: ({ context }, { to, message, link, close }: Transmission) => {
       const { registry, router } = context.services;
+      if (close) {
+        router.send(context.id, message);
+        context.services.transport.close(1008, 'too many unknown codes');
+        return;
+      }
       if (link) registry.link(context.id, to);
       // Registered but not reachable (it is closing, or lives on another process that dropped it).
       if (!router.send(to, message) && to !== context.id) {

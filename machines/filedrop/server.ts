@@ -3,6 +3,7 @@ import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '.
 import type { ProtocolServer } from '../../src/runtime.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import { serverCodec } from './codec.js';
+import { guessLimiter, type UnknownCodeLimits } from './guesses.js';
 import { generatePeerId, type ServerMessage } from './protocol.js';
 import { memoryRegistry, type PeerRegistry } from './registry.js';
 import { filedropSession, type FileDropSessionActor, type SessionServices } from './server.machine.js';
@@ -10,6 +11,14 @@ import { filedropSession, type FileDropSessionActor, type SessionServices } from
 export interface FileDropServerOptions extends HubOptions {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
   maxFrameSize?: number;
+  /**
+   * How many codes nobody holds (`peer not exists` answers) one client
+   * address may name, shared by all its connections; past it a message
+   * naming an unknown code is answered `error` `ERR_RATE_LIMITED` and the
+   * connection is closed (1008). `false` turns the limit off.
+   * @default { perMinute: 30, burst: 30, maxAddresses: 100000 }
+   */
+  unknownCodes?: UnknownCodeLimits | false;
   /** Delivery to sessions by id. @default memoryRouter */
   router?: Router<ServerMessage>;
   /** Connected peers and who asked whom. @default memoryRegistry() */
@@ -49,6 +58,7 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
   const router = options.router ?? memoryRouter<ServerMessage>(encoder);
   const generateId = options.generateId ?? generatePeerId;
   const log = options.logger ?? silentLogger;
+  const guesses = options.unknownCodes === false ? undefined : guessLimiter(options.unknownCodes, options.clock);
   const server = protocolServer({
     protocol: 'filedrop',
     logic: filedropSession,
@@ -63,14 +73,20 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
         if (crashed) router.send(peer, { type: 'peer not exists', detail: { peer: id } });
       }
     },
-    open(transport, _info, host) {
+    open(transport, info, host) {
       const id = host.claimId(transport, {
         generate: generateId,
         claim: (candidate) => registry.add(candidate),
         protocol: 'filedrop',
       });
       if (id === undefined) return undefined;
-      const services: SessionServices = { router, registry, transport, log };
+      const services: SessionServices = {
+        router,
+        registry,
+        transport,
+        log,
+        guess: guesses && (() => guesses(info.remoteAddress)),
+      };
       return { id, input: { id, services } };
     },
   });
