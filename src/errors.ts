@@ -100,7 +100,7 @@ export interface ProtocolErrorOptions {
 export function defineErrorClass<Name extends string, Reason extends string>(
   name: Name,
   codes: Readonly<Record<Reason, ErrorCode>>,
-) {
+): ProtocolErrorClass<Name, Reason> {
   return class extends SignalboxError {
     override readonly name: Name = name;
     constructor(
@@ -115,6 +115,24 @@ export function defineErrorClass<Name extends string, Reason extends string>(
 }
 
 const errorCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/**
+ * A class made by {@link defineErrorClass}. Written out rather than
+ * inferred, so the published declarations do not carry the statics of
+ * Node's `Error` (`NodeJS.CallSite`), which a browser app's `tsc` rejects.
+ */
+export interface ProtocolErrorClass<Name extends string, Reason extends string> {
+  new (
+    reason: Reason,
+    message: string,
+    options?: ProtocolErrorOptions,
+  ): SignalboxError & {
+    readonly name: Name;
+    /** Why, in the protocol's own terms. */
+    readonly reason: Reason;
+  };
+  readonly prototype: SignalboxError;
+}
 
 /**
  * The {@link ErrorCode} a remote (the server, a peer) named in an error

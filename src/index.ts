@@ -9,6 +9,7 @@ export { message, type Message, type MessageOf } from './message.js';
 export {
   defineErrorClass,
   type ProtocolErrorOptions,
+  type ProtocolErrorClass,
   ErrorCode,
   SignalboxError,
   TransportError,
