@@ -127,24 +127,27 @@ export interface TransportFunctions {
  * access), and a server holds one or two transports per connection.
  */
 export class TransportView implements Transport {
-  readonly #fns: TransportFunctions;
+  // An ordinary (TypeScript-private) field, not `#fns`: a caller may wrap a
+  // transport with `Object.create(transport)` or a Proxy, and a `#` field is
+  // unreachable through those.
+  private readonly fns: TransportFunctions;
   constructor(fns: TransportFunctions) {
-    this.#fns = fns;
+    this.fns = fns;
   }
   get isOpen(): boolean {
-    return this.#fns.isOpen();
+    return this.fns.isOpen();
   }
   get bufferedAmount(): number {
-    return this.#fns.bufferedAmount();
+    return this.fns.bufferedAmount();
   }
   send(frame: Frame): void {
-    this.#fns.send(frame);
+    this.fns.send(frame);
   }
   on<K extends keyof TransportEvents>(type: K, handler: (event: TransportEvents[K]) => void): () => void {
-    return this.#fns.on(type, handler);
+    return this.fns.on(type, handler);
   }
   close(code?: number, reason?: string): void {
-    this.#fns.close(code, reason);
+    this.fns.close(code, reason);
   }
 }
 

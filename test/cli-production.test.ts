@@ -27,7 +27,7 @@ describe('signalbox serve: production options', () => {
     [['serve', '--rate', '0'], '--rate must be an integer'],
     [['serve', '--max-buffer', '10'], '--max-buffer must be an integer'],
     [['serve', '--allow-origin', 'https://game.example/play'], '--allow-origin must be an origin'],
-    [['send', 'file.txt', '--trust-proxy'], '--trust-proxy is an option of serve only'],
+    [['send', 'file.txt', '--trust-proxy'], '--trust-proxy is not an option of send (it is one of serve)'],
   ])('%j is a usage error (exit 2)', async (argv, message) => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
