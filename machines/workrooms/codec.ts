@@ -49,9 +49,10 @@ const profiles = v.pipe(
 // Relays: the server needs callid and peerid to route; `sdp` and `candidate`
 // (and any other key) are the two clients' business and go through as sent.
 // Only their nesting is bounded: the relay is re-encoded with JSON.stringify,
-// which recurses.
+// which recurses. The bound is checked on the detail as received: valibot's
+// output leaves out keys such as `constructor`, which the relay still carries.
 const relay = (payload: 'sdp' | 'candidate') =>
-  v.pipe(v.looseObject({ callid: id, peerid: id, [payload]: v.unknown() }), nestedAtMost(MAX_RELAY_DEPTH));
+  v.pipe(v.unknown(), nestedAtMost(MAX_RELAY_DEPTH), v.looseObject({ callid: id, peerid: id, [payload]: v.unknown() }));
 const calls = <T extends v.GenericSchema>(item: T, min: number) =>
   v.pipe(v.array(item), v.minLength(min), v.maxLength(MAX_CALLS, `at most ${MAX_CALLS} calls`));
 
