@@ -1,3 +1,4 @@
+import { Opcode } from '../../machines/cloudlink/protocol.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -108,28 +109,8 @@ export interface Client {
   close(): void;
 }
 
-export const Op = {
-  VIOLATION: 0,
-  KEEPALIVE: 1,
-  INIT: 2,
-  INIT_OK: 3,
-  CONFIG_HOST: 4,
-  CONFIG_PEER: 5,
-  ACK_PEER: 6,
-  ACK_HOST: 7,
-  NEW_PEER: 8,
-  NEW_HOST: 9,
-  MAKE_OFFER: 10,
-  ANTICIPATE_OFFER: 11,
-  ACCEPT_OFFER: 12,
-  RETURN_OFFER: 13,
-  MAKE_ANSWER: 14,
-  ANTICIPATE_ANSWER: 15,
-  ACK_CHECK: 16,
-  ACK_READY: 17,
-  SHUTDOWN: 18,
-  SHUTDOWN_ACK: 19,
-} as const;
+/** The seed's opcodes, as the library names them. */
+export const Op = Opcode;
 
 /** Connects to `/ws/{ugi}` on `port`, INITs, and joins `lobby` as `role`. */
 export async function join(port: number, ugi: string, lobby: string, role: 'host' | 'peer'): Promise<Client> {
