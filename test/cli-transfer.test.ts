@@ -20,6 +20,8 @@ import {
 } from '../cli/transfer.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
+// Tests that spawn the CLI get 60 s: each child compiles its TypeScript through
+// tsx on start, which takes seconds on a busy machine (a bound, not a speed claim).
 
 let server: SignalboxServer;
 let dir: string;
@@ -82,7 +84,7 @@ describe('signalbox send / receive', () => {
     // stderr is not a TTY: no progress bar escapes.
     expect(receiver.stderr() + sender.stderr()).not.toMatch(/\x1b\[/); // eslint-disable-line no-control-regex
     expect(Buffer.compare(await readFile(join(out, 'data.bin')), data)).toBe(0);
-  }, 15_000);
+  }, 60_000);
 
   it('chooses the WebRTC backend per side: a werift sender and a node-datachannel receiver', async () => {
     const data = randomBytes(256 * 1024);
@@ -96,7 +98,7 @@ describe('signalbox send / receive', () => {
     expect({ code: received, stderr: receiver.stderr() }).toMatchObject({ code: 0 });
     expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
     expect(Buffer.compare(await readFile(join(out, 'mixed.bin')), data)).toBe(0);
-  }, 15_000);
+  }, 60_000);
 
   it('says the SHA-256 was verified only when the sender gave one, and otherwise that only the size was checked', () => {
     const file = { name: 'a.bin', size: 3, type: '' };
@@ -142,7 +144,7 @@ describe('signalbox send / receive', () => {
     expect(await receiver.exited).toBe(1);
     expect(receiver.stderr()).toMatch(/receive failed: no-such-peer/);
     expect(receiver.stdout).toEqual([]);
-  }, 10_000);
+  }, 60_000);
 
   it.each([
     [['send'], /send takes exactly one <file>/],
@@ -216,7 +218,7 @@ describe('signalbox send / receive', () => {
     expect(receiver.stdout).toEqual([join(out, 'twice (2).bin')]);
     expect(Buffer.compare(await readFile(join(out, 'twice (2).bin')), data)).toBe(0);
     expect(await readFile(join(out, 'twice.bin'), 'utf8')).toBe('older');
-  }, 30_000);
+  }, 60_000);
 
   it('does not stall on a STUN server that never answers (werift): the transfer ends well within its 5 s default wait', async () => {
     // A UDP port that is bound but never answers: the STUN request goes unanswered, as to an unreachable server.
@@ -252,7 +254,7 @@ describe('signalbox send / receive', () => {
     } finally {
       silent.close();
     }
-  }, 30_000);
+  }, 60_000);
 
   it('exits 2 on bad usage from a spawned process too', async () => {
     const child = run(['receive']);
