@@ -51,6 +51,20 @@ export interface RtcActorInit {
    */
   gatheringTimeout?: number;
   /**
+   * Non-trickle only: report the description once no new local candidate has
+   * come for this many milliseconds, without waiting for ICE gathering to
+   * complete, provided it already lists a candidate and, when
+   * `config.iceServers` names STUN (TURN) servers, a server-reflexive (relay)
+   * one. The description is still a complete one: it carries every candidate
+   * gathered by then, which is every candidate that matters (a browser goes
+   * on for ~120 ms after its UDP host candidates, gathering TCP candidates
+   * that a loopback or LAN connection does not use). A server that never
+   * answers leaves the wait to `gatheringTimeout`, as before.
+   * `Infinity` waits for gathering to complete.
+   * @default 20
+   */
+  gatheringQuietPeriod?: number;
+  /**
    * Media to send, next to the data channel: called once per invocation with
    * its input (its `label` tells connections apart); every returned track is
    * added with `addTrack(track, ...streams)` before the offer (offerer) or
@@ -125,6 +139,7 @@ export type RtcCommand =
 export type RtcActorLogic = CallbackActorLogic<RtcCommand, RtcInput>;
 
 const DEFAULT_GATHERING_TIMEOUT = 5000;
+const DEFAULT_GATHERING_QUIET_PERIOD = 20;
 
 /**
  * The `rtc` actor: a callback actor around one `RTCPeerConnection` with one
@@ -172,6 +187,11 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
   const trickle = init.trickle ?? false;
   const channelLabel = init.channelLabel ?? 'signalbox';
   const gatheringTimeout = init.gatheringTimeout ?? DEFAULT_GATHERING_TIMEOUT;
+  const quietPeriod = init.gatheringQuietPeriod ?? DEFAULT_GATHERING_QUIET_PERIOD;
+  if (!(quietPeriod >= 0)) {
+    throw new RangeError(`fromRtc(): gatheringQuietPeriod must be a number >= 0, got ${init.gatheringQuietPeriod}`);
+  }
+  const neededTypes = candidateTypesFromServers(init.config?.iceServers);
 
   return fromCallback<RtcCommand, RtcInput>(({ input, sendBack, receive }) => {
     const label = String(input?.label ?? '');
@@ -290,31 +310,53 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
 
     // ---- negotiation --------------------------------------------------------
 
-    /** Non-trickle: resolves when gathering completed, at the end-of-candidates event, or after `gatheringTimeout`. */
+    /**
+     * Non-trickle: resolves when gathering completed, at the end-of-candidates
+     * event, `quietPeriod` after the last new candidate once the candidates
+     * the configuration asks for are there (see
+     * {@link RtcActorInit.gatheringQuietPeriod}), or after `gatheringTimeout`.
+     */
     const gatheringComplete = (peer: RTCPeerConnectionLike) =>
       new Promise<void>((resolve) => {
+        const sdp = () => peer.localDescription?.sdp ?? '';
         // Right after an ICE-restart setLocalDescription a browser may still
         // say 'complete' (the old generation) for a moment: trust 'complete'
         // only if the new description already lists a candidate.
-        if (peer.iceGatheringState === 'complete' && /\na=candidate:/.test(peer.localDescription?.sdp ?? '')) {
+        if (peer.iceGatheringState === 'complete' && /\na=candidate:/.test(sdp())) {
           resolve();
           return;
         }
+        /** Types of the candidates gathered so far: from the description, and from the events (which may come first). */
+        const seen = new Set<string>();
+        let quiet: ReturnType<typeof setTimeout> | undefined;
         const done = () => {
           disposers.delete(done);
-          clearTimeout(timer);
+          clearTimeout(deadline);
+          clearTimeout(quiet);
           offState();
           offCandidate();
           resolve();
         };
-        const timer = setTimeout(done, gatheringTimeout);
+        /** (Re)starts the quiet period if what we have is enough to connect. */
+        const settleSoon = (candidate?: string) => {
+          if (candidate) seen.add(candidateType(candidate));
+          for (const line of candidateLines(sdp())) seen.add(candidateType(line));
+          if (!Number.isFinite(quietPeriod) || seen.size === 0) return;
+          for (const type of neededTypes) if (!seen.has(type)) return;
+          clearTimeout(quiet);
+          quiet = setTimeout(done, quietPeriod);
+        };
+        const deadline = setTimeout(done, gatheringTimeout);
         const offState = listen(peer, 'icegatheringstatechange', () => {
           if (peer.iceGatheringState === 'complete') done();
         });
         const offCandidate = listen(peer, 'icecandidate', (event: { candidate?: unknown } | undefined) => {
-          if (!event?.candidate) done();
+          const candidate = candidateInit(event?.candidate);
+          if (candidate) settleSoon(candidate.candidate);
+          else done();
         });
         disposers.add(done);
+        settleSoon();
       });
 
     /** Reports our current local description (after gathering in non-trickle mode), then any held candidates. */
@@ -498,6 +540,31 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
       closeEverything();
     };
   });
+}
+
+/** The `a=candidate:` lines of an SDP. */
+function candidateLines(sdp: string): string[] {
+  return sdp.split(/\r?\n/).filter((line) => line.startsWith('a=candidate:'));
+}
+
+/** `host`, `srflx`, `prflx` or `relay`, from a candidate line or attribute (`''` if it names none). */
+function candidateType(candidate: string): string {
+  return / typ (\w+)/.exec(candidate)?.[1] ?? '';
+}
+
+/**
+ * The candidate types a description must list before gathering may end
+ * early: `srflx` if a STUN server is configured, `relay` if a TURN server is.
+ */
+function candidateTypesFromServers(iceServers: unknown): string[] {
+  const urls = (Array.isArray(iceServers) ? iceServers : []).flatMap((server: { urls?: unknown } | null) => {
+    const u = server?.urls;
+    return (Array.isArray(u) ? u : [u]).filter((url): url is string => typeof url === 'string');
+  });
+  const types: string[] = [];
+  if (urls.some((url) => /^stuns?:/i.test(url))) types.push('srflx');
+  if (urls.some((url) => /^turns?:/i.test(url))) types.push('relay');
+  return types;
 }
 
 /** Validates a description from signalling (it is untrusted data). */
