@@ -117,6 +117,111 @@ async function cloudlink(role: 'host' | 'peer', ugi: string, lobby: string, say:
   return { id: id!, heard };
 }
 
+/** What one side of a timed connection reports, in ms since the call (see bench/connect.bench.ts). */
+interface Timed {
+  /** CloudLink: INIT … NEW_PEER / NEW_HOST done, the handshake begins. */
+  introduced?: number;
+  /** CloudLink: `linked`; bare: the data channel is open. */
+  open: number;
+}
+
+/**
+ * CloudLink host or peer for the connect bench: resolves once `linked`; it
+ * leaves at {@link leaveAll}. `gatheringQuietPeriod` as `fromRtc` takes it (`Infinity`: wait for
+ * ICE gathering to complete, the behaviour before it existed). `server`: the
+ * signalbox server's WebSocket origin.
+ */
+async function timedCloudlink(
+  role: 'host' | 'peer',
+  ugi: string,
+  lobby: string,
+  quiet?: number,
+  server = `ws://${location.host}`,
+): Promise<Timed> {
+  const t0 = performance.now();
+  const machine = role === 'host' ? cloudlinkHost : cloudlinkPeer;
+  const rtcLogic = fromRtc({
+    RTCPeerConnection,
+    config: { iceServers: [] },
+    ...(quiet !== undefined && { gatheringQuietPeriod: quiet }),
+  });
+  const actor = createActor(
+    (machine as typeof cloudlinkPeer).provide({
+      actors: {
+        signalling: fromTransport(() => webSocketTransport(`${server}/ws/${ugi}?v=0`), cloudlinkCodec()),
+        rtc: rtcLogic,
+      },
+    }),
+    { input: { lobby } },
+  );
+  const timed: Timed = { open: 0 };
+  const sub = actor.subscribe((s) => {
+    if (timed.introduced !== undefined) return;
+    const introduced = role === 'host' ? Object.keys(s.context.links).length > 0 : s.context.host !== undefined;
+    if (introduced) timed.introduced = performance.now() - t0;
+  });
+  linkedActors.add(actor);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      actor.on('linked', () => resolve());
+      actor.on('stopped', ({ detail }) => reject(new Error(detail.error?.message ?? 'stopped')));
+      actor.start();
+    });
+    timed.open = performance.now() - t0;
+    return timed;
+  } finally {
+    sub.unsubscribe();
+  }
+}
+
+/** The actors of {@link timedCloudlink}: they stay until {@link leaveAll}, so that the other side links too. */
+const linkedActors = new Set<{ send(event: { type: 'leave' }): void }>();
+
+function leaveAll(): void {
+  for (const actor of linkedActors) actor.send({ type: 'leave' });
+  linkedActors.clear();
+}
+
+/**
+ * A bare data channel for the connect bench: plain `RTCPeerConnection`s,
+ * trickle ICE, offer, answer and candidates relayed as JSON text by the
+ * bench's two-socket WebSocket relay at `url` (it sends `ready` to both once
+ * the second socket is there; the offerer then begins). Resolves once the channel is open.
+ */
+async function bareChannel(url: string, role: 'offerer' | 'answerer'): Promise<Timed> {
+  const t0 = performance.now();
+  const ws = new WebSocket(url);
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const send = (message: unknown) => ws.send(JSON.stringify(message));
+  pc.onicecandidate = (event) => event.candidate && send({ candidate: event.candidate.toJSON() });
+  const open = new Promise<void>((resolve) => {
+    const watch = (channel: RTCDataChannel) => (channel.onopen = () => resolve());
+    if (role === 'offerer') watch(pc.createDataChannel('bare'));
+    else pc.ondatachannel = (event) => watch(event.channel);
+  });
+  ws.onmessage = async ({ data }) => {
+    const message = JSON.parse(String(data));
+    if (message.ready) {
+      if (role !== 'offerer') return;
+      await pc.setLocalDescription(await pc.createOffer());
+      send({ description: pc.localDescription });
+    } else if (message.description) {
+      await pc.setRemoteDescription(message.description);
+      if (message.description.type === 'offer') {
+        await pc.setLocalDescription(await pc.createAnswer());
+        send({ description: pc.localDescription });
+      }
+    } else if (message.candidate) {
+      await pc.addIceCandidate(message.candidate).catch(() => {});
+    }
+  };
+  await open;
+  const timed = { open: performance.now() - t0 };
+  ws.close();
+  pc.close();
+  return timed;
+}
+
 const pending = new Map<string, Promise<unknown>>();
 
 /** Keeps a promise in the page under `key` (page.evaluate cannot return one that outlives the call). */
@@ -129,6 +234,9 @@ const harness = {
   send,
   receive,
   cloudlink,
+  timedCloudlink,
+  leaveAll,
+  bareChannel,
   keep,
   /** Awaits what {@link keep} kept. */
   settle: (key: string) => pending.get(key),
