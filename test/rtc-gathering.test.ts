@@ -211,18 +211,21 @@ describe('rtc actor, non-trickle: ending ICE gathering early', () => {
  * report its description.
  */
 class NeverCompletingPc extends RTCPeerConnection {
+  constructor(config?: ConstructorParameters<typeof RTCPeerConnection>[0]) {
+    super(config);
+    // werift's addEventListener is an instance field, so it is wrapped here rather than overridden.
+    const add = this.addEventListener;
+    this.addEventListener = (type, listener, options) => {
+      if (type === 'icegatheringstatechange') return;
+      if (type === 'icecandidate') {
+        add(type, (event: { candidate?: unknown }) => event?.candidate && listener(event), options);
+        return;
+      }
+      add(type, listener, options);
+    };
+  }
   override get iceGatheringState(): 'complete' | 'new' | 'gathering' {
     return 'gathering';
-  }
-  override addEventListener(type: string, listener: RtcEventListener): void {
-    if (type === 'icegatheringstatechange') return;
-    if (type === 'icecandidate') {
-      super.addEventListener(type, (event: { candidate?: unknown }) => {
-        if (event?.candidate) listener(event);
-      });
-      return;
-    }
-    super.addEventListener(type, listener);
   }
 }
 

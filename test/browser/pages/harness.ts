@@ -157,7 +157,9 @@ async function timedCloudlink(
   const timed: Timed = { open: 0 };
   const sub = actor.subscribe((s) => {
     if (timed.introduced !== undefined) return;
-    const introduced = role === 'host' ? Object.keys(s.context.links).length > 0 : s.context.host !== undefined;
+    // The host has a link entry once NEW_PEER came; the peer a host once ANTICIPATE_OFFER came.
+    const context = s.context as { links?: object; host?: string };
+    const introduced = context.links ? Object.keys(context.links).length > 0 : context.host !== undefined;
     if (introduced) timed.introduced = performance.now() - t0;
   });
   linkedActors.add(actor);
