@@ -535,8 +535,14 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     if (withIn.includes(after.stage)) {
       const inbound = w.rtc.live.get(IN)!;
       expect(inbound.id).toBe(inId(after.generation));
-      expect(inbound.input).toEqual({ label: IN, role: 'answerer', remoteOffer: 'peer-offer' });
-      expect(inbound.commands).toEqual([]);
+      expect(inbound.input).toEqual({
+        label: IN,
+        role: 'answerer',
+        remoteOffer: 'peer-offer',
+        holdRemoteCandidates: true,
+      });
+      // The peer's answer (ANTICIPATE_ANSWER) shows it has ours: the held candidates may go.
+      expect(inbound.commands).toEqual(answered ? [{ type: 'rtc.releaseCandidates' }] : []);
     }
   }
   // A dropped link's channels are closed (a handshake begun again has none yet).

@@ -429,12 +429,19 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
     const out = w.rtc.live.get(outLabel(host!))!;
     const inbound = w.rtc.live.get(inLabel(host!))!;
     expect(out.input).toEqual({ label: outLabel(host!), role: 'offerer' });
-    expect(inbound.input).toEqual({ label: inLabel(host!), role: 'answerer', remoteOffer: `${host}-offer` });
+    expect(inbound.input).toEqual({
+      label: inLabel(host!),
+      role: 'answerer',
+      remoteOffer: `${host}-offer`,
+      holdRemoteCandidates: true,
+    });
     const answered = !['offering', 'awaitingAnswer'].includes(after);
     expect(out.commands).toEqual(
       answered ? [{ type: 'rtc.remoteDescription', description: { type: 'answer', sdp: `${host}-answer` } }] : [],
     );
-    expect(inbound.commands).toEqual([]);
+    // ACK_CHECK shows the host has our answer: the held candidates may go.
+    const checked = after === 'awaitingChannels' || after === 'linked';
+    expect(inbound.commands).toEqual(checked ? [{ type: 'rtc.releaseCandidates' }] : []);
   }
   // A link given up has its channels closed.
   if (before && !after) for (const channel of w.channels) expect(channel.isOpen).toBe(false);

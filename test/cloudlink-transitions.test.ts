@@ -99,7 +99,9 @@ describe('cloudlinkHost transitions', () => {
 
   it('answers RETURN_OFFER with a second, answering connection', () => {
     const step = run(cloudlinkHost, input, awaitingReady.slice(0, 6));
-    expect(step.spawned).toEqual([{ id: 'in:p1#1', input: { label: 'in:p1', role: 'answerer', remoteOffer: 'O2' } }]);
+    expect(step.spawned).toEqual([
+      { id: 'in:p1#1', input: { label: 'in:p1', role: 'answerer', remoteOffer: 'O2', holdRemoteCandidates: true } },
+    ]);
     expect(step.snapshot.context.links.p1!.stage).toBe('answering');
   });
 
@@ -116,6 +118,7 @@ describe('cloudlinkHost transitions', () => {
     const step = run(cloudlinkHost, input, awaitingReady);
     expect(step.sentTo).toEqual([
       { to: 'out:p1#1', event: { type: 'rtc.remoteDescription', description: { type: 'answer', sdp: 'A1' } } },
+      { to: 'in:p1#1', event: { type: 'rtc.releaseCandidates' } },
     ]);
     expect(step.sent).toEqual([{ type: 'ACK_CHECK', detail: { rx: 'p1' } }]);
     expect(step.snapshot.context.links.p1!.stage).toBe('awaitingReady');
@@ -265,7 +268,7 @@ describe('cloudlinkPeer transitions', () => {
     expect(step.snapshot.context.host).toBe('h1');
     expect(step.spawned).toEqual([
       { id: 'rtcOut', input: { label: 'out:h1', role: 'offerer' } },
-      { id: 'rtcIn', input: { label: 'in:h1', role: 'answerer', remoteOffer: 'O1' } },
+      { id: 'rtcIn', input: { label: 'in:h1', role: 'answerer', remoteOffer: 'O1', holdRemoteCandidates: true } },
     ]);
   });
 
@@ -320,6 +323,15 @@ describe('cloudlinkPeer transitions', () => {
     server('ANTICIPATE_ANSWER', { payload: 'A2', tx: 'h1' }),
     server('ACK_CHECK', { tx: 'h1' }),
   ];
+
+  it("releases the host's candidates to its answering connection at ACK_CHECK (the host has its answer then)", () => {
+    expect(run(cloudlinkPeer, input, checked.slice(0, -1)).sentTo).not.toContainEqual(
+      expect.objectContaining({ to: 'rtcIn' }),
+    );
+    expect(run(cloudlinkPeer, input, checked).sentTo).toEqual([
+      { to: 'rtcIn', event: { type: 'rtc.releaseCandidates' } },
+    ]);
+  });
 
   it('says ACK_READY and emits linked only once both channels are open', () => {
     expect(run(cloudlinkPeer, input, checked).snapshot.value).toMatchObject({

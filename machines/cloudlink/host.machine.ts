@@ -171,6 +171,8 @@ export const cloudlinkHost = setup({
               label: inLabel(peer),
               role: 'answerer',
               remoteOffer: sdpOf(event.detail.payload),
+              // Released at ANTICIPATE_ANSWER, which the peer sends once it applied our answer: see RtcInput.
+              holdRemoteCandidates: true,
             } satisfies RtcInput,
           });
           update(peer, { stage: 'answering' });
@@ -183,6 +185,9 @@ export const cloudlinkHost = setup({
           enqueue.sendTo(childId(outLabel(peer), link.generation), {
             type: 'rtc.remoteDescription',
             description: { type: 'answer', sdp: sdpOf(event.detail.payload) },
+          } satisfies RtcCommand);
+          enqueue.sendTo(childId(inLabel(peer), link.generation), {
+            type: 'rtc.releaseCandidates',
           } satisfies RtcCommand);
           enqueue.sendTo('signalling', send({ type: 'ACK_CHECK', detail: { rx: peer } }));
           update(peer, { stage: 'awaitingReady' });

@@ -100,6 +100,10 @@ export const peerSetup = setup({
         send({ type: 'MAKE_ANSWER', detail: { payload: context.pendingAnswer!, rx: context.host! } }),
       ),
     ),
+    /** The host applied our answer (it sent ACK_CHECK): our answering connection may check its candidates too. */
+    releaseCandidates: enqueueAction<PeerContext>(({ enqueue }) =>
+      enqueue.sendTo('rtcIn', { type: 'rtc.releaseCandidates' } satisfies RtcCommand),
+    ),
     keepChannel: assign((_, { label, transport }: { label: string; transport: Transport }) =>
       parseLabel(label).side === 'out' ? { out: transport } : { in: transport },
     ),
@@ -206,6 +210,8 @@ export const cloudlinkPeer = peerSetup.createMachine({
                       label: inLabel(context.host!),
                       role: 'answerer',
                       remoteOffer: context.remoteOffer,
+                      // The host gets this answer only after it answered our offer: see RtcInput.
+                      holdRemoteCandidates: true,
                     }) satisfies RtcInput,
                 },
               ],
@@ -284,6 +290,7 @@ export const cloudlinkPeer = peerSetup.createMachine({
                     ACK_CHECK: {
                       guard: { type: 'isFromHost', params: ({ event }) => ({ peer: event.detail.tx }) },
                       target: 'awaitingChannels',
+                      actions: 'releaseCandidates',
                     },
                   },
                 },

@@ -100,6 +100,20 @@ export interface RtcInput {
   role: 'offerer' | 'answerer';
   /** Answerer: the remote SDP offer. Without it, the answerer waits for an `rtc.remoteDescription` offer. */
   remoteOffer?: string;
+  /**
+   * Answerer: apply the remote offer without its candidates (and queue any
+   * `rtc.remoteCandidate`) until `rtc.releaseCandidates`. For a protocol in
+   * which the offerer gets our answer later than we make it: without the
+   * offerer's candidates our ICE agent cannot start checks, so our side
+   * connects through the offerer's checks (a peer-reflexive candidate), which
+   * only begin once it has our answer. Otherwise our checks can succeed first
+   * (an offerer answers them before it has our answer) and our DTLS hello,
+   * sent at once, is lost: node-datachannel then waits a full second for the
+   * DTLS retransmission. Send `rtc.releaseCandidates` once the remote has our
+   * answer, so that a NAT that needs our own checks is still traversed.
+   * @default false
+   */
+  holdRemoteCandidates?: boolean;
 }
 
 /** Events the `rtc` actor sends to its parent. Every one carries the `label` of its input. */
@@ -132,6 +146,12 @@ export type RtcCommand =
    * An implementation that cannot restart ICE (node-datachannel) reports `rtc.failed` instead.
    */
   | { type: 'rtc.restartIce' }
+  /**
+   * After {@link RtcInput.holdRemoteCandidates}: the remote has our answer.
+   * The held candidates are added, unless ICE is connected already (the
+   * remote's checks reached us): then they are dropped. Ignored otherwise.
+   */
+  | { type: 'rtc.releaseCandidates' }
   /** Close the data channel and the connection (`rtc.closed` follows if the channel was open). */
   | { type: 'rtc.close' };
 
@@ -206,6 +226,9 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
     /** Remote candidates wait here until a remote description is set. */
     let remoteDescriptionSet = false;
     const pendingRemoteCandidates: RtcIceCandidateInit[] = [];
+    /** {@link RtcInput.holdRemoteCandidates}: the remote's candidates, until `rtc.releaseCandidates`. */
+    let heldRemoteCandidates: RtcIceCandidateInit[] | undefined =
+      input?.holdRemoteCandidates === true && input.role === 'answerer' ? [] : undefined;
     /**
      * Trickle: local candidates found before our description went out wait
      * here, so the remote always gets the description first (werift gathers
@@ -391,7 +414,12 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
     };
 
     const applyRemoteDescription = async (peer: RTCPeerConnectionLike, description: unknown) => {
-      const checked = checkDescription(description);
+      let checked = checkDescription(description);
+      if (heldRemoteCandidates && checked.type === 'offer') {
+        const { sdp, candidates } = takeCandidates(checked.sdp);
+        heldRemoteCandidates.push(...candidates);
+        checked = { type: 'offer', sdp };
+      }
       try {
         await peer.setRemoteDescription(checked);
       } catch (error) {
@@ -447,11 +475,23 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
           const candidate = command.candidate;
           if (!candidate || typeof candidate !== 'object') return;
           enqueue('could not add a remote candidate', async (peer) => {
-            if (remoteDescriptionSet) await addRemoteCandidate(peer, candidate);
+            if (heldRemoteCandidates) heldRemoteCandidates.push(candidate);
+            else if (remoteDescriptionSet) await addRemoteCandidate(peer, candidate);
             else pendingRemoteCandidates.push(candidate);
           });
           break;
         }
+        case 'rtc.releaseCandidates':
+          enqueue('could not add a remote candidate', async (peer) => {
+            const held = heldRemoteCandidates;
+            heldRemoteCandidates = undefined;
+            if (!held || ICE_CONNECTED.has(peer.iceConnectionState ?? '')) return;
+            for (const candidate of held) {
+              if (remoteDescriptionSet) await addRemoteCandidate(peer, candidate);
+              else pendingRemoteCandidates.push(candidate);
+            }
+          });
+          break;
         case 'rtc.restartIce':
           enqueue('ICE restart failed', (peer) => makeOffer(peer, true));
           break;
@@ -540,6 +580,33 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
       closeEverything();
     };
   });
+}
+
+const ICE_CONNECTED = new Set(['connected', 'completed']);
+
+/**
+ * Splits the candidates off an SDP: the SDP without its `a=candidate:` and
+ * `a=end-of-candidates` lines, and each candidate as `RTCIceCandidateInit`
+ * with the mid and index of its media section.
+ */
+function takeCandidates(sdp: string): { sdp: string; candidates: RtcIceCandidateInit[] } {
+  const lines = sdp.split(/\r?\n/);
+  const kept: string[] = [];
+  const found: Array<{ candidate: string; index: number }> = [];
+  const mids: string[] = [];
+  let index = -1;
+  for (const line of lines) {
+    if (line.startsWith('m=')) index++;
+    if (line.startsWith('a=mid:') && index >= 0) mids[index] = line.slice('a=mid:'.length);
+    if (line.startsWith('a=candidate:') && index >= 0) found.push({ candidate: line.slice(2), index });
+    else if (line !== 'a=end-of-candidates') kept.push(line);
+  }
+  const candidates = found.map(({ candidate, index }) => ({
+    candidate,
+    sdpMLineIndex: index,
+    ...(mids[index] !== undefined && { sdpMid: mids[index] }),
+  }));
+  return { sdp: kept.join('\r\n'), candidates };
 }
 
 /** The `a=candidate:` lines of an SDP. */

@@ -84,6 +84,8 @@ export interface RtcMediaTrackLike {
 export interface RTCPeerConnectionLike extends RtcEventTargetLike {
   readonly connectionState: string;
   readonly iceGatheringState: string;
+  /** Read by `rtc.releaseCandidates` (absent: taken as not connected). */
+  readonly iceConnectionState?: string;
   readonly localDescription: RtcSessionDescriptionLike | null;
   createDataChannel(label: string, options?: { ordered?: boolean }): RTCDataChannelLike;
   createOffer(options?: { iceRestart?: boolean }): Promise<RtcSessionDescriptionLike>;
