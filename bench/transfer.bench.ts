@@ -207,6 +207,12 @@ async function filedrop(backend: Backend, data: Uint8Array, port: number): Promi
   }
 }
 
+/** The round with the median transfer time (the slower of the middle two for an even count). */
+function medianRound(results: Result[]): Result {
+  const sorted = [...results].sort((a, b) => a.transferMs - b.transferMs);
+  return sorted[sorted.length >> 1]!;
+}
+
 // ---------------------------------------------------------------------------
 
 async function main() {
@@ -218,9 +224,10 @@ async function main() {
   const ratios: Array<{ backend: Backend; ratio: number }> = [];
   try {
     for (const backend of backends) {
-      // Rounds alternate raw, filedrop, raw, …; the summary keeps the best of each (noise only slows a run down).
-      let bestRaw: Result | undefined;
-      let bestFd: Result | undefined;
+      // Rounds alternate raw, filedrop, raw, …; the summary takes the median round of each, so
+      // that one lucky (or unlucky) round does not decide the ratio.
+      const raws: Result[] = [];
+      const fds: Result[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
         const r = await raw(backend, data);
         await new Promise((resolve) => setTimeout(resolve, 200));
@@ -230,11 +237,11 @@ async function main() {
           `  ${backend} round ${round}: raw ${mibPerSec(SIZE, r.transferMs).toFixed(1)} MiB/s` +
             ` | filedrop ${mibPerSec(SIZE, f.transferMs).toFixed(1)} MiB/s, request → first byte ${f.requestToFirstByteMs!.toFixed(0)} ms`,
         );
-        if (!bestRaw || r.transferMs < bestRaw.transferMs) bestRaw = r;
-        if (!bestFd || f.transferMs < bestFd.transferMs) bestFd = f;
+        raws.push(r);
+        fds.push(f);
       }
-      const r = bestRaw!;
-      const f = bestFd!;
+      const r = medianRound(raws);
+      const f = medianRound(fds);
       const rawRate = mibPerSec(SIZE, r.transferMs);
       const fdRate = mibPerSec(SIZE, f.transferMs);
       ratios.push({ backend, ratio: fdRate / rawRate });
