@@ -362,8 +362,7 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
         };
         /** (Re)starts the quiet period if what we have is enough to connect. */
         const settleSoon = (candidate?: string) => {
-          if (candidate) seen.add(candidateType(candidate));
-          for (const line of candidateLines(sdp())) seen.add(candidateType(line));
+          for (const [, type] of `${candidate}\n${sdp()}`.matchAll(/^(?:a=)?candidate:.* typ (\w+)/gm)) seen.add(type!);
           if (!Number.isFinite(quietPeriod) || seen.size === 0) return;
           for (const type of neededTypes) if (!seen.has(type)) return;
           clearTimeout(quiet);
@@ -609,29 +608,16 @@ function takeCandidates(sdp: string): { sdp: string; candidates: RtcIceCandidate
   return { sdp: kept.join('\r\n'), candidates };
 }
 
-/** The `a=candidate:` lines of an SDP. */
-function candidateLines(sdp: string): string[] {
-  return sdp.split(/\r?\n/).filter((line) => line.startsWith('a=candidate:'));
-}
-
-/** `host`, `srflx`, `prflx` or `relay`, from a candidate line or attribute (`''` if it names none). */
-function candidateType(candidate: string): string {
-  return / typ (\w+)/.exec(candidate)?.[1] ?? '';
-}
-
 /**
  * The candidate types a description must list before gathering may end
  * early: `srflx` if a STUN server is configured, `relay` if a TURN server is.
  */
 function candidateTypesFromServers(iceServers: unknown): string[] {
-  const urls = (Array.isArray(iceServers) ? iceServers : []).flatMap((server: { urls?: unknown } | null) => {
-    const u = server?.urls;
-    return (Array.isArray(u) ? u : [u]).filter((url): url is string => typeof url === 'string');
-  });
-  const types: string[] = [];
-  if (urls.some((url) => /^stuns?:/i.test(url))) types.push('srflx');
-  if (urls.some((url) => /^turns?:/i.test(url))) types.push('relay');
-  return types;
+  // Every URL is a JSON string that starts with its scheme.
+  const servers = JSON.stringify(iceServers ?? []);
+  return [/"stuns?:/i.test(servers) && 'srflx', /"turns?:/i.test(servers) && 'relay'].filter(
+    (type): type is string => !!type,
+  );
 }
 
 /** Validates a description from signalling (it is untrusted data). */
