@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RTCPeerConnection as NdcPeerConnection } from 'node-datachannel/polyfill';
 import { RTCPeerConnection } from 'werift';
 import { createActor, waitFor, type Actor } from 'xstate';
 import { webSocketTransport } from '../adapters/websocket/node.js';
@@ -10,7 +11,7 @@ import { cloudlinkPeer } from '../machines/cloudlink/peer.machine.js';
 import { fromRtc } from '../src/rtc/index.js';
 import { fromTransport } from '../src/runtime.js';
 import type { Frame, Transport } from '../src/transport.js';
-import { WERIFT_LOOPBACK } from './rtc-helpers.js';
+import { NDC_LOOPBACK, WERIFT_LOOPBACK } from './rtc-helpers.js';
 
 let server: SignalboxServer;
 const actors: Array<{ stop(): void }> = [];
@@ -110,5 +111,43 @@ describe('cloudlink end to end: real server, ws, werift', () => {
     stayingAtHost.send('still here');
     expect(await still).toEqual(['still here']);
     await waitFor(host, () => server.health().connections.cloudlink === 2, { timeout: 5000 });
+  });
+});
+
+describe('cloudlink end to end: node-datachannel', () => {
+  it('links a host and a peer whose answering connections hold the offer candidates, each SDP a complete one', async () => {
+    // Record every description the clients hand to the server, as the remote sees it.
+    const sent: string[] = [];
+    const rtc = fromRtc({ RTCPeerConnection: NdcPeerConnection, config: NDC_LOOPBACK });
+    const signalling = () => {
+      const codec = clientCodec();
+      const encode = codec.encode.bind(codec);
+      codec.encode = (message) => {
+        const frame = encode(message);
+        const payload = JSON.parse(String(frame)).payload;
+        if (typeof payload?.sdp === 'string') sent.push(payload.sdp);
+        return frame;
+      };
+      return fromTransport(() => webSocketTransport(url('e2e-ndc')), codec);
+    };
+    const host = createActor(cloudlinkHost.provide({ actors: { rtc, signalling: signalling() } }), {
+      input: { lobby: 'ndc' },
+    });
+    const peer = createActor(cloudlinkPeer.provide({ actors: { rtc, signalling: signalling() } }), {
+      input: { lobby: 'ndc' },
+    });
+    const hostLinked = linkedEvents(host);
+    const peerLinked = linkedEvents(peer);
+    actors.push(host.start(), peer.start());
+    await waitFor(peer, (s) => s.matches({ active: { protocol: { linking: 'linked' } } }), { timeout: 15_000 });
+    await waitFor(host, () => hostLinked.length === 1, { timeout: 15_000 });
+    // Two offers and two answers, each with its candidates in it.
+    expect(sent).toHaveLength(4);
+    for (const sdp of sent) expect(sdp).toMatch(/\na=candidate:.* typ host/);
+    const heard = collect(hostLinked[0]!.transport, 1);
+    peerLinked[0]!.transport.send('over node-datachannel');
+    expect(await heard).toEqual(['over node-datachannel']);
+    host.send({ type: 'leave' });
+    peer.send({ type: 'leave' });
   });
 });
