@@ -8,11 +8,16 @@ import { socketIoServer } from '../adapters/socket-io/server.js';
 import { webSocketServer } from '../adapters/websocket/server.js';
 import { createCloudLinkServer } from '../machines/cloudlink/server.js';
 import { createFileDropServer } from '../machines/filedrop/server.js';
+import { announcer } from '../machines/registry/announce.js';
+import type { ServerMessage } from '../machines/registry/protocol.js';
+import { memoryFileRegistry } from '../machines/registry/registry.js';
+import { createRegistryServer } from '../machines/registry/server.js';
 import { jsonCodec } from '../src/codec.js';
 import type { ConnectionLimits } from '../src/limits.js';
 import type { Logger } from '../src/logger.js';
 import type { Message } from '../src/message.js';
 import { protocolServer } from '../src/protocol-server.js';
+import type { Router } from '../src/router.js';
 import { serve } from '../src/runtime.js';
 import type { CloseInfo, ConnectionInfo, Transport } from '../src/transport.js';
 import { rawClient } from './cloudlink-helpers.js';
@@ -242,5 +247,95 @@ describe('rate limits', () => {
     expect(await socket.next()).toEqual({ opcode: 0, payload: 'rate limited' });
     expect(await socket.closed).toMatchObject({ code: 1008, reason: 'rate limited' });
     await cloudlink.close();
+  });
+});
+
+describe('registry: a peer that stops reading while lists pour in', () => {
+  it('an announcement made while a round is delivered (a recipient closed, its leave) goes out next round', async () => {
+    const files = memoryFileRegistry();
+    for (const id of ['a', 'b', 'c']) files.add(id, []);
+    const got: Array<[string, ServerMessage]> = [];
+    const router = {
+      send(to: string, message: ServerMessage) {
+        got.push([to, message]);
+        // Sending to b closes it (too slow): its session leaves and announces that at once.
+        if (to === 'b' && message.type === 'RegisterPeer') {
+          files.remove('b');
+          announce.announce('b', { type: 'UnregisterPeer', detail: { peer: 'b' } });
+        }
+        return true;
+      },
+    } as unknown as Router<ServerMessage>;
+    const announce = announcer(router, files);
+    files.add('d', []);
+    announce.announce('d', announce.registerPeer('d', []));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(got.map(([to, m]) => `${to} ${m.type}`)).toEqual(['a RegisterPeer', 'b RegisterPeer', 'c RegisterPeer']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(got.slice(3)).toEqual(['a', 'c', 'd'].map((to) => [to, { type: 'UnregisterPeer', detail: { peer: 'b' } }]));
+  });
+
+  it('is closed with 1008 "too slow" at the cap; the other peers keep every announcement and hear it leave', async () => {
+    const port = await listen();
+    const transports = webSocketServer({ server: http!, path: '/registry', heartbeatInterval: false });
+    const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+    const registry = createRegistryServer({
+      // The reader's pace is the point, not the updater's rate.
+      limits: { maxBufferedBytes: CAP, messagesPerSecond: 10_000, messageBurst: 10_000, byteBurst: 1 << 30 },
+      logger: { info() {}, error() {}, warn: (message, fields) => warnings.push([message, fields]) },
+    });
+    serve(transports, registry);
+    const closes: CloseInfo[] = [];
+    transports.on('connection', ({ transport }) => transport.on('close', (close) => closes.push(close)));
+
+    /** A registry peer over a raw socket: Connect with no files, its id from Welcome. */
+    const peer = async () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/registry`);
+      const frames: Array<{ type: string; detail: Record<string, unknown> }> = [];
+      ws.on('message', (data) => frames.push(JSON.parse(String(data)) as (typeof frames)[number]));
+      await new Promise((resolve) => ws.once('open', resolve));
+      ws.send(JSON.stringify({ type: 'Connect', detail: { files: [] } }));
+      await until(() => frames.some((f) => f.type === 'Welcome'));
+      return { ws, frames, id: frames.find((f) => f.type === 'Welcome')!.detail.id as string };
+    };
+    const [slow, reader, updater] = [await peer(), await peer(), await peer()];
+    // The reader was told of both others (the slow one in its Welcome list, the updater since).
+    await until(() => reader.frames.filter((f) => f.type === 'RegisterPeer').length === 2);
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+
+    // 1,000 files of ~100 characters each: a list of ~100 KB, announced to both other peers.
+    const list = (round: number) =>
+      Array.from({ length: 1000 }, (_, i) => ({ path: `round-${round}/${'d'.repeat(70)}/file-${i}.bin`, size: i }));
+    const updates = () => reader.frames.filter((f) => f.type === 'UpdatePeer' && f.detail.peer === updater.id).length;
+    let rounds = 0;
+    // One list at a time, each once the reading peer has it: only the slow one falls behind.
+    while (!warnings.some(([message]) => message === 'too slow') && rounds < 400) {
+      updater.ws.send(JSON.stringify({ type: 'UpdateFiles', detail: { files: list(++rounds) } }));
+      await until(() => updates() === rounds);
+    }
+    const frame = JSON.stringify({ type: 'UpdatePeer', detail: { peer: updater.id, files: list(rounds) } }).length;
+
+    expect(warnings.filter(([message]) => message === 'too slow')).toEqual([
+      ['too slow', expect.objectContaining({ protocol: 'registry', session: slow.id, remote: '127.0.0.1' })],
+    ]);
+    const buffered = warnings.find(([message]) => message === 'too slow')![1]!.buffered as number;
+    expect(buffered).toBeGreaterThan(CAP);
+    expect(buffered).toBeLessThanOrEqual(CAP + 2 * frame);
+    await until(() => closes.length > 0);
+    expect(closes[0]).toMatchObject({ code: 1008, reason: 'too slow', initiator: 'local' });
+    // Unregistered like any peer that leaves: the others are told, and stay.
+    await until(() => reader.frames.some((f) => f.type === 'UnregisterPeer' && f.detail.peer === slow.id));
+    await until(() => transports.connections === 2);
+    expect(registry.stats()).toMatchObject({ connections: 2, peers: 2 });
+    expect(updates()).toBe(rounds);
+    expect(updater.frames.filter((f) => f.type === 'Error')).toEqual([]);
+    expect([reader.ws.readyState, updater.ws.readyState]).toEqual([WebSocket.OPEN, WebSocket.OPEN]);
+    // Still served: one more list reaches the reader.
+    updater.ws.send(JSON.stringify({ type: 'UpdateFiles', detail: { files: list(++rounds) } }));
+    await until(() => updates() === rounds);
+    expect(closes).toHaveLength(1);
+    for (const { ws } of [slow, reader, updater]) ws.terminate();
+    await registry.close();
+    await transports.close();
   });
 });

@@ -43,13 +43,20 @@ interface Queued {
   message: Announcement;
 }
 
+/** What is queued for delivery at the end of this turn. */
+interface Round {
+  queue: Queued[];
+  /** Where a recipient's share of `queue` starts, when not at 0 (it registered or was flushed since). */
+  starts: Map<string, number>;
+  /** The index in `queue` of each peer's last own announcement. */
+  lastOwn: Map<string, number>;
+}
+
+const emptyRound = (): Round => ({ queue: [], starts: new Map(), lastOwn: new Map() });
+
 /** The {@link Announcer} of one registry server. */
 export function announcer(router: Router<ServerMessage>, registry: FileRegistry): Announcer {
-  let queue: Queued[] = [];
-  /** Where a recipient's share of `queue` starts, when not at 0 (it registered or was flushed since). */
-  let starts = new Map<string, number>();
-  /** The index in `queue` of each peer's last own announcement. */
-  let lastOwn = new Map<string, number>();
+  let round = emptyRound();
   let pending: ReturnType<typeof setImmediate> | undefined;
   const registerMessages = new WeakMap<readonly FileEntry[], MessageOf<ServerMessage, 'RegisterPeer'>>();
 
@@ -57,8 +64,8 @@ export function announcer(router: Router<ServerMessage>, registry: FileRegistry)
   const frameOf = (events: Announcement[]): ServerMessage =>
     events.length === 1 ? events[0]! : { type: 'Batch', detail: { events } };
 
-  /** The message `id` gets for the queue from `start`, or undefined when there is nothing for it. */
-  function share(id: string, start: number, shared: Map<number, ServerMessage | undefined>) {
+  /** The message `id` gets for `queue` from `start`, or undefined when there is nothing for it. */
+  function share({ queue, lastOwn }: Round, id: string, start: number, shared: Map<number, ServerMessage | undefined>) {
     if ((lastOwn.get(id) ?? -1) < start) {
       // The common case: the same slice as every other recipient that starts here.
       if (!shared.has(start)) {
@@ -73,31 +80,32 @@ export function announcer(router: Router<ServerMessage>, registry: FileRegistry)
 
   function deliver(): void {
     pending = undefined;
+    // A send may end a session (a recipient closed as too slow) whose leave is announced at
+    // once: that goes in the next round, not into the one being delivered (nor is it lost).
+    const delivering = round;
+    round = emptyRound();
     const shared = new Map<number, ServerMessage | undefined>();
     for (const [peer] of registry.entries()) {
-      const message = share(peer, starts.get(peer) ?? 0, shared);
+      const message = share(delivering, peer, delivering.starts.get(peer) ?? 0, shared);
       if (message) router.send(peer, message);
     }
-    queue = [];
-    starts = new Map();
-    lastOwn = new Map();
   }
 
   return {
     announce(from, message) {
-      lastOwn.set(from, queue.length);
-      queue.push({ from, message });
+      round.lastOwn.set(from, round.queue.length);
+      round.queue.push({ from, message });
       pending ??= setImmediate(deliver);
     },
     joined(id) {
-      if (queue.length > 0) starts.set(id, queue.length);
+      if (round.queue.length > 0) round.starts.set(id, round.queue.length);
     },
     flush(id) {
-      const start = starts.get(id) ?? 0;
-      if (start >= queue.length || !registry.has(id)) return;
-      const message = share(id, start, new Map());
+      const start = round.starts.get(id) ?? 0;
+      if (start >= round.queue.length || !registry.has(id)) return;
+      const message = share(round, id, start, new Map());
+      round.starts.set(id, round.queue.length);
       if (message) router.send(id, message);
-      starts.set(id, queue.length);
     },
     registerPeer(peer, files) {
       let message = registerMessages.get(files);
@@ -110,9 +118,7 @@ export function announcer(router: Router<ServerMessage>, registry: FileRegistry)
     stop() {
       if (pending) clearImmediate(pending);
       pending = undefined;
-      queue = [];
-      starts = new Map();
-      lastOwn = new Map();
+      round = emptyRound();
     },
   };
 }
