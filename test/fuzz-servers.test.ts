@@ -4,11 +4,15 @@
  * bytes, frames shaped like the protocol's, valid frames with a field or
  * two changed. Meanwhile an honest pair completes the cheapest exchange of
  * the protocol over the same server. Afterwards every connection is gone
- * from `/health` (polled with a deadline) and the server still answers.
+ * from `/health` (polled with a deadline) and the server still answers; once
+ * every protocol has had its turn, the heap (after a full GC) is within
+ * {@link HEAP_BOUND} of what it was before the first.
  *
  * The frames are drawn with a fixed seed per protocol, so a failure comes
  * back the same way; the seed is in the test's name.
  */
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { io as socketIo } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,10 +28,27 @@ import { anyFrame, clientSamples, envelopes, leaf, mutated, opcodeFrames, plausi
 
 const HOSTILE_CLIENTS = 4;
 const FRAMES_EACH = 150;
+/**
+ * How much the heap may grow over the whole file, server and clients (one
+ * process): generous, since compiled code and caches grow too, but far below
+ * what one session kept per hostile frame would cost (3,600 frames, up to
+ * 64 K characters each).
+ */
+const HEAP_BOUND = 32 * 1024 * 1024;
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+/** This isolate's heap after a full collection, in bytes. */
+function heapAfterGc(): number {
+  for (let i = 0; i < 3; i++) gc();
+  return getHeapStatistics().used_heap_size;
+}
 
 let server: SignalboxServer;
+let heapAtStart: number;
 beforeAll(async () => {
   server = await startServer({ port: 0, host: '127.0.0.1' });
+  heapAtStart = heapAfterGc();
 });
 afterAll(async () => {
   await server?.close();
@@ -374,5 +395,13 @@ describe('every server under hostile frames from several clients, while an hones
     for (const socket of [...hostiles, sender.socket, receiver.socket]) socket.disconnect();
     const after = await drained();
     expect(after.connections.filedrop).toBe(0);
+  });
+
+  it(`afterwards the heap is within ${HEAP_BOUND / 1024 / 1024} MiB of the start`, async () => {
+    expect((await drained()).connections.total).toBe(0);
+    // Closed sockets' last callbacks and the rate limiters' timers run out first.
+    await sleep(200);
+    const grown = heapAfterGc() - heapAtStart;
+    expect(grown).toBeLessThan(HEAP_BOUND);
   });
 });
