@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isPeerId, normalizeCode } from '../machines/filedrop/protocol.js';
 import { jsonLogger } from '../src/logger.js';
-import { startServer } from './server.js';
+import { startServer, type SignalboxServerOptions } from './server.js';
 import {
   DEFAULT_FILEDROP_SERVER,
   DEFAULT_ICE_SERVERS,
@@ -114,6 +114,36 @@ const COMMANDS: Record<'serve' | 'send' | 'receive', Command> = {
         value: 'BYTES',
         help: 'bytes a connection may send per second, bursts of 4x (default 1048576)\n(a connection over a rate gets an ERR_RATE_LIMITED error, then a close)',
       },
+      'rate-strikes': {
+        type: 'string',
+        value: 'N',
+        help: 'frames refused for the rate before the connection is closed 1008 "rate limited"\n(default 50)',
+      },
+      'unknown-codes': {
+        type: 'string',
+        value: 'N',
+        help: 'filedrop: codes nobody holds that one address may name per minute, bursts of N;\npast it ERR_RATE_LIMITED and a close (default 30; 0 turns the limit off)',
+      },
+      'register-timeout': {
+        type: 'string',
+        value: 'MS',
+        help: 'workrooms: time a new connection has to send register before it is closed 1008\n(default 30000)',
+      },
+      'search-budget': {
+        type: 'string',
+        value: 'CHARS',
+        help: "workrooms: an autocomplete answer holds at most the larger of CHARS and\n--search-factor times the request's size, in characters (default 32768)",
+      },
+      'search-factor': {
+        type: 'string',
+        value: 'N',
+        help: 'workrooms: see --search-budget (default 16)',
+      },
+      'max-files': {
+        type: 'string',
+        value: 'N',
+        help: 'registry: most entries in one file list (default 1000)',
+      },
       inspect: {
         type: 'boolean',
         help: "stream every session's inspection events at the WebSocket /inspect\nand show them, live, on the page /inspect (trusted networks only)",
@@ -161,8 +191,10 @@ function optionLines(options: Record<string, CliOption>): string {
   return Object.entries(options)
     .map(([name, option]) => {
       const flag = `${option.short ? `-${option.short}, ` : ''}--${name}${option.value ? ` ${option.value}` : ''}`;
-      const [first, ...rest] = option.help.split('\n');
-      return [`  ${flag.padEnd(20)}${first}`, ...rest.map((line) => `${' '.repeat(22)}${line}`)].join('\n');
+      const lines = option.help.split('\n').map((line) => `${' '.repeat(22)}${line}`);
+      // A flag too long for its column goes on a line of its own, its help below it.
+      if (flag.length > 18) return [`  ${flag}`, ...lines].join('\n');
+      return [`  ${flag.padEnd(20)}${lines[0]!.trimStart()}`, ...lines.slice(1)].join('\n');
     })
     .join('\n');
 }
@@ -319,62 +351,17 @@ export async function main(
   }
 
   if (positionals.length > 0) return usage(`serve takes no operands, got "${positionals[0]}"`);
-  const number = (name: string, min: number, max: number): number | undefined => {
-    const value = string(name);
-    if (value === undefined) return undefined;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
-    return n;
-  };
-  let redisTtl;
-  let port, keepaliveInterval, maxFrameSize, maxConnections, maxConnectionsPerIp, maxBuffer, rate, rateBytes;
-  let allowOrigins: string[] | undefined;
+  let options: SignalboxServerOptions;
   try {
-    port = number('port', 0, 65535);
-    keepaliveInterval = number('keepalive', 100, 3_600_000);
-    maxFrameSize = number('max-frame', 256, 16 * 1024 * 1024);
-    maxConnections = number('max-connections', 1, 10_000_000);
-    maxConnectionsPerIp = number('max-connections-per-ip', 1, 10_000_000);
-    maxBuffer = number('max-buffer', 1024, 1 << 30);
-    rate = number('rate', 1, 1_000_000);
-    rateBytes = number('rate-bytes', 1024, 1 << 30);
-    allowOrigins = (values['allow-origin'] as string[] | undefined)?.map(origin);
-    redisTtl = number('redis-ttl', 1000, 3_600_000);
-    if (redisTtl !== undefined && string('redis') === undefined && !process.env.SIGNALBOX_REDIS_URL)
-      throw new Error('--redis-ttl needs --redis (or SIGNALBOX_REDIS_URL)');
+    options = serveOptions(values);
   } catch (error) {
     return usage((error as Error).message);
   }
 
   const logger = jsonLogger((line) => out.write(line + '\n'));
-  const redis = string('redis') ?? (process.env.SIGNALBOX_REDIS_URL || undefined);
   let server;
   try {
-    const frames = { maxFrameSize };
-    server = await startServer({
-      port,
-      host: string('host'),
-      logger,
-      maxConnections,
-      maxConnectionsPerIp,
-      trustProxy: values['trust-proxy'] as boolean | undefined,
-      allowOrigins,
-      ...(redis && { redis: { url: redis, ...(redisTtl !== undefined && { ttl: redisTtl }) } }),
-      limits: {
-        maxBufferedBytes: maxBuffer,
-        ...(rate !== undefined && { messagesPerSecond: rate, messageBurst: 2 * rate }),
-        ...(rateBytes !== undefined && { bytesPerSecond: rateBytes, byteBurst: 4 * rateBytes }),
-      },
-      inspect: values.inspect === true,
-      cloudlink: { keepaliveInterval, maxFrameSize },
-      ...(maxFrameSize !== undefined && {
-        filedrop: frames,
-        workrooms: frames,
-        registry: frames,
-        swarm: frames,
-      }),
-    });
+    server = await startServer({ ...options, logger });
   } catch (error) {
     logger.error('could not start', { error: (error as Error).message });
     return 1;
@@ -390,6 +377,86 @@ export async function main(
     process.on('SIGTERM', stop);
   });
   return 0;
+}
+
+type ParsedValues = Record<string, string | string[] | boolean | undefined>;
+
+/**
+ * The `startServer()` options that `signalbox serve` runs with, from its
+ * parsed command-line values (and `SIGNALBOX_REDIS_URL` from `env`); the
+ * logger is the caller's. Throws an `Error` whose message names the option
+ * for a value out of range.
+ *
+ * @example
+ * ```ts
+ * serveOptions({ port: '0', 'register-timeout': '5000' }).workrooms?.registerTimeout; // 5000
+ * ```
+ */
+export function serveOptions(values: ParsedValues, env: NodeJS.ProcessEnv = process.env): SignalboxServerOptions {
+  const string = (name: string) => values[name] as string | undefined;
+  const number = (name: string, min: number, max: number): number | undefined => {
+    const value = string(name);
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+  const port = number('port', 0, 65535);
+  const keepaliveInterval = number('keepalive', 100, 3_600_000);
+  const maxFrameSize = number('max-frame', 256, 16 * 1024 * 1024);
+  const maxConnections = number('max-connections', 1, 10_000_000);
+  const maxConnectionsPerIp = number('max-connections-per-ip', 1, 10_000_000);
+  const maxBuffer = number('max-buffer', 1024, 1 << 30);
+  const rate = number('rate', 1, 1_000_000);
+  const rateBytes = number('rate-bytes', 1024, 1 << 30);
+  const rateStrikes = number('rate-strikes', 1, 1_000_000);
+  const unknownCodes = number('unknown-codes', 0, 1_000_000);
+  const registerTimeout = number('register-timeout', 100, 3_600_000);
+  const searchFloor = number('search-budget', 1024, 16 * 1024 * 1024);
+  const searchFactor = number('search-factor', 1, 10_000);
+  const maxFiles = number('max-files', 1, 1_000_000);
+  const allowOrigins = (values['allow-origin'] as string[] | undefined)?.map(origin);
+  const redisTtl = number('redis-ttl', 1000, 3_600_000);
+  const redis = string('redis') ?? (env.SIGNALBOX_REDIS_URL || undefined);
+  if (redisTtl !== undefined && redis === undefined)
+    throw new Error('--redis-ttl needs --redis (or SIGNALBOX_REDIS_URL)');
+
+  const frames = maxFrameSize === undefined ? {} : { maxFrameSize };
+  const searchBudget = {
+    ...(searchFloor !== undefined && { floor: searchFloor }),
+    ...(searchFactor !== undefined && { factor: searchFactor }),
+  };
+  return {
+    port,
+    host: string('host'),
+    maxConnections,
+    maxConnectionsPerIp,
+    trustProxy: values['trust-proxy'] as boolean | undefined,
+    allowOrigins,
+    ...(redis && { redis: { url: redis, ...(redisTtl !== undefined && { ttl: redisTtl }) } }),
+    limits: {
+      maxBufferedBytes: maxBuffer,
+      ...(rate !== undefined && { messagesPerSecond: rate, messageBurst: 2 * rate }),
+      ...(rateBytes !== undefined && { bytesPerSecond: rateBytes, byteBurst: 4 * rateBytes }),
+      ...(rateStrikes !== undefined && { rateLimitStrikes: rateStrikes }),
+    },
+    inspect: values.inspect === true,
+    cloudlink: { keepaliveInterval, ...frames },
+    filedrop: {
+      ...frames,
+      ...(unknownCodes !== undefined && {
+        unknownCodes: unknownCodes === 0 ? false : { perMinute: unknownCodes, burst: unknownCodes },
+      }),
+    },
+    workrooms: {
+      ...frames,
+      ...(registerTimeout !== undefined && { registerTimeout }),
+      ...(Object.keys(searchBudget).length > 0 && { searchBudget }),
+    },
+    registry: { ...frames, ...(maxFiles !== undefined && { maxFiles }) },
+    swarm: frames,
+  };
 }
 
 /** An `--allow-origin` value: a scheme and host (and port), as a browser sends it in `Origin`. */
