@@ -1,20 +1,22 @@
 /**
  * Registry at scale: N peers join one registry server while `/health` is
  * polled. Prints the time until every peer has its whole `Welcome` list, how
- * many failed, and the `/health` latency (p50, p99, max) while they join.
+ * many failed, the `/health` latency (p50, p99, max) while they join, and
+ * the CPU each process used.
  *
  *   npm run bench:registry -- --peers 5000 --concurrency 200
  *
- * The server runs in this process; the peers in a child process (so the
- * server's event loop is not shared with them). Each process holds at most
- * `peers` sockets plus a few, well under a 20,000 open-file limit for the
- * default 5,000. See bench/README.md.
+ * Three processes, so that each figure is its own: this one polls `/health`
+ * and prints; the server (`startServer()` as the package ships it, see
+ * built-server.ts) runs alone in a child; the peers in another. The server
+ * and the peers each hold `peers` sockets plus a few, well under a 20,000
+ * open-file limit for the default 5,000. See bench/README.md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
-import { startServer } from '../cli/server.js';
+import { builtStartServer, bundleServer } from './built-server.js';
 
 function option(name: string, fallback: string): string {
   const args = process.argv.slice(2);
@@ -27,26 +29,61 @@ const peers = Number(option('peers', '5000'));
 const concurrency = Number(option('concurrency', '200'));
 /** How long a peer may take from opening its socket to having its whole list. */
 const joinTimeout = Number(option('join-timeout', '60000'));
+/** Writes a V8 CPU profile of the server's process (`--cpu-prof`) to this directory. */
+const profile = option('profile', '');
 for (const [name, value] of Object.entries({ peers, concurrency, 'join-timeout': joinTimeout })) {
   if (!(Number.isInteger(value) && value > 0)) throw new Error(`bench:registry: --${name} must be a positive integer`);
 }
 
-interface ChildReport {
+/** What the peers' process reports: once a second while joining, and once at the end (`done`). */
+interface PeersReport {
+  type: 'progress' | 'done';
   joined: number;
   failed: number;
   firstError?: string;
   ms: number;
+  /** CPU time of the peers' process since it started, in ms. */
+  cpu: number;
 }
 
-/** In the child: open `peers` registry clients, `concurrency` joining at once; report, then hold them open. */
-async function runPeers(url: string): Promise<void> {
+/** What the server's process answers to `stats`. */
+interface ServerReport {
+  type: 'stats';
+  stats: { connections: number; peers: number; files: number };
+  /** CPU time of the server's process since `start`, in ms. */
+  cpu: number;
+  rss: number;
+}
+
+const cpuMs = (since?: NodeJS.CpuUsage) => {
+  const { user, system } = process.cpuUsage(since);
+  return (user + system) / 1000;
+};
+
+/** The `"type":"RegisterPeer"` announcements in one frame: itself, or those inside a `Batch`. */
+function registerPeers(frame: string): number {
+  if (frame.startsWith('{"type":"RegisterPeer"')) return 1;
+  if (!frame.startsWith('{"type":"Batch"')) return 0;
+  let n = 0;
+  for (let at = frame.indexOf('"RegisterPeer"'); at >= 0; at = frame.indexOf('"RegisterPeer"', at + 14)) n++;
+  return n;
+}
+
+/** In the peers' child: open `peers` registry clients, `concurrency` joining at once; report, then hold them open. */
+async function peersRole(url: string): Promise<void> {
   const sockets: WebSocket[] = [];
   let joined = 0;
   let failed = 0;
   let firstError: string | undefined;
+  const started = performance.now();
+  const report = (type: PeersReport['type']) =>
+    process.send!({ type, joined, failed, firstError, ms: performance.now() - started, cpu: cpuMs() });
+  const progress = setInterval(() => report('progress'), 1000);
   const join = () =>
     new Promise<void>((resolve) => {
-      const ws = new WebSocket(url);
+      // The frames are read as the server's own encoding: only `Welcome` is parsed, the rest
+      // counted by their opening, so that this process stays cheap next to the server.
+      const ws = new WebSocket(url, { skipUTF8Validation: true });
       sockets.push(ws);
       let awaiting: number | undefined;
       const timer = setTimeout(() => done(new Error('no whole Welcome list in time')), joinTimeout);
@@ -66,16 +103,17 @@ async function runPeers(url: string): Promise<void> {
       };
       ws.once('open', () => ws.send(JSON.stringify({ type: 'Connect', detail: { files: [] } })));
       ws.on('message', (data) => {
-        const message = JSON.parse(String(data)) as { type: string; detail: { peers?: number } };
-        if (message.type === 'Welcome') awaiting = message.detail.peers ?? 0;
-        else if (message.type === 'RegisterPeer' && awaiting !== undefined) awaiting--;
-        else if (message.type === 'Error') return done(new Error(`Error ${JSON.stringify(message.detail)}`));
-        if (awaiting === 0) done();
+        const frame = String(data);
+        if (awaiting === undefined) {
+          const message = JSON.parse(frame) as { type: string; detail: { peers?: number } };
+          if (message.type === 'Welcome') awaiting = message.detail.peers ?? 0;
+          else if (message.type === 'Error') return done(new Error(`Error ${JSON.stringify(message.detail)}`));
+        } else awaiting -= registerPeers(frame);
+        if (awaiting !== undefined && awaiting <= 0) done();
       });
       ws.once('error', (error) => done(error));
       ws.once('close', (code) => done(new Error(`closed ${code}`)));
     });
-  const started = performance.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, peers) }, async () => {
@@ -85,11 +123,66 @@ async function runPeers(url: string): Promise<void> {
       }
     }),
   );
-  const report: ChildReport = { joined, failed, firstError, ms: performance.now() - started };
-  process.send!(report);
+  clearInterval(progress);
+  report('done');
   process.once('message', () => {
     for (const ws of sockets) ws.terminate();
     process.exit(0);
+  });
+}
+
+/** In the server's child: `startServer()` as built; answers `stats`, stops on `stop`. */
+async function serverRole(): Promise<void> {
+  const startServer = await builtStartServer();
+  const server = await startServer({
+    port: 0,
+    host: '127.0.0.1',
+    heartbeatInterval: false,
+    filedropSocketIo: false,
+    static: false,
+    maxConnections: peers + 100,
+    maxConnectionsPerIp: peers + 100,
+    logger: { info() {}, warn() {}, error: (m, f) => console.log('  server error:', m, f) },
+  });
+  let since = process.cpuUsage();
+  process.on('message', (message: { type: string }) => {
+    if (message.type === 'start') since = process.cpuUsage();
+    else if (message.type === 'stats') {
+      const report: ServerReport = {
+        type: 'stats',
+        stats: server.registry.stats(),
+        cpu: cpuMs(since),
+        rss: process.memoryUsage().rss,
+      };
+      process.send!(report);
+    } else if (message.type === 'stop') void server.close().then(() => process.exit(0));
+  });
+  process.send!({ type: 'listening', port: server.address.port });
+}
+
+const SELF = fileURLToPath(import.meta.url);
+
+/** A child of this file in `role`; fork() reuses process.execArgv, so it runs under tsx too. */
+function spawnRole(args: string[], env: Record<string, string> = {}, execArgv: string[] = []): ChildProcess {
+  return fork(SELF, args, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+    execArgv: [...process.execArgv, ...execArgv],
+  });
+}
+
+/** The next message of `type` from `child`; rejects if the child exits first. */
+function next<T extends { type: string }>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (message: T) => {
+      if (message.type !== type) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(message);
+    };
+    const onExit = (code: number | null) => reject(new Error(`a child process exited (${code})`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
   });
 }
 
@@ -97,64 +190,77 @@ const percentile = (sorted: number[], p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 async function main(): Promise<void> {
-  const server = await startServer({
-    port: 0,
-    host: '127.0.0.1',
-    heartbeatInterval: false,
-    filedropSocketIo: false,
-    maxConnections: peers + 100,
-    maxConnectionsPerIp: peers + 100,
-    logger: { info() {}, warn() {}, error: (m, f) => console.log('  server error:', m, f) },
-  });
-  const base = `127.0.0.1:${server.address.port}`;
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--child', `ws://${base}/registry`], {
-    stdio: 'inherit',
-    env: {
-      ...process.env,
+  await bundleServer();
+  const server = spawnRole(['role:server'], {}, profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []);
+  const children = [server];
+  const stop = () => children.forEach((child) => child.kill('SIGKILL'));
+  process.once('SIGINT', () => (stop(), process.exit(130)));
+  try {
+    const { port } = await next<{ type: string; port: number }>(server, 'listening');
+    const base = `127.0.0.1:${port}`;
+    server.send({ type: 'start' });
+    const clients = spawnRole(['role:peers', `ws://${base}/registry`], {
       BENCH_PEERS: String(peers),
       BENCH_CONCURRENCY: String(concurrency),
       BENCH_JOIN_TIMEOUT: String(joinTimeout),
-    },
-  });
-  const latencies: number[] = [];
-  let polling = true;
-  const poll = (async () => {
-    while (polling) {
-      const started = performance.now();
-      try {
-        await fetch(`http://${base}/health`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text());
-        latencies.push(performance.now() - started);
-      } catch {
-        latencies.push(10_000);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  })();
-  try {
-    console.log(`bench:registry: ${peers} peers join, ${concurrency} at a time`);
-    const report = await new Promise<ChildReport>((resolve, reject) => {
-      child.once('message', (message) => resolve(message as ChildReport));
-      child.once('exit', (code) => reject(new Error(`the peers' process exited (${code})`)));
     });
+    children.push(clients);
+    const latencies: number[] = [];
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        const started = performance.now();
+        try {
+          await fetch(`http://${base}/health`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text());
+          latencies.push(performance.now() - started);
+        } catch {
+          latencies.push(10_000);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    console.log(`bench:registry: ${peers} peers join, ${concurrency} at a time`);
+    let lastShown = 0;
+    clients.on('message', (message: PeersReport) => {
+      if (message.type !== 'progress' || message.ms - lastShown < 5000) return;
+      lastShown = message.ms;
+      console.log(
+        `  ${(message.ms / 1000).toFixed(0).padStart(4)} s: ${message.joined} joined, ${message.failed} failed`,
+      );
+    });
+    const report = await next<PeersReport>(clients, 'done');
     polling = false;
     await poll;
+    const serverReport = await (server.send({ type: 'stats' }), next<ServerReport>(server, 'stats'));
     const sorted = latencies.toSorted((a, b) => a - b);
     const ms = (n: number) => `${n.toFixed(1)} ms`;
-    console.log(`  all joined after   ${(report.ms / 1000).toFixed(2)} s (${report.joined} joined)`);
+    const seconds = report.ms / 1000;
+    console.log(`  all joined after   ${seconds.toFixed(2)} s (${report.joined} joined)`);
     console.log(`  failed             ${report.failed}${report.firstError ? ` (first: ${report.firstError})` : ''}`);
     console.log(
       `  /health while joining: ${sorted.length} polls, p50 ${ms(percentile(sorted, 50))}, ` +
         `p99 ${ms(percentile(sorted, 99))}, max ${ms(sorted.at(-1) ?? NaN)}`,
     );
-    console.log(`  registry stats     ${JSON.stringify(server.registry.stats())}`);
+    console.log(
+      `  cpu                server ${(serverReport.cpu / 1000).toFixed(1)} s, ` +
+        `peers ${(report.cpu / 1000).toFixed(1)} s (of ${seconds.toFixed(1)} s each could have had)`,
+    );
+    console.log(`  server rss         ${(serverReport.rss / 1024 / 1024).toFixed(0)} MiB`);
+    console.log(`  registry stats     ${JSON.stringify(serverReport.stats)}`);
+    const goal = seconds <= 60 && report.failed === 0 && percentile(sorted, 99) < 100;
+    console.log(
+      `  goal (${5000} in 60 s, none failing, p99 < 100 ms) ${peers >= 5000 ? (goal ? 'met' : 'NOT met') : 'not tried: fewer than 5000 peers'}`,
+    );
+    clients.send('stop');
+    await new Promise((resolve) => clients.once('exit', resolve));
+    server.send({ type: 'stop' });
+    await new Promise((resolve) => server.once('exit', resolve));
+    if (profile) console.log(`  server cpu profile written to ${profile}`);
   } finally {
-    polling = false;
-    child.removeAllListeners('exit');
-    child.send('stop');
-    await new Promise((resolve) => child.once('exit', resolve));
-    await server.close();
+    stop();
   }
 }
 
-if (process.argv[2] === '--child') await runPeers(process.argv[3]!);
+if (process.argv[2] === 'role:peers') await peersRole(process.argv[3]!);
+else if (process.argv[2] === 'role:server') await serverRole();
 else await main();

@@ -1,3 +1,4 @@
+import type { Clock } from '../../src/clock.js';
 import type { MessageOf } from '../../src/message.js';
 import type { Router } from '../../src/router.js';
 import type { Announcement, FileEntry, ServerMessage } from './protocol.js';
@@ -8,10 +9,15 @@ import type { FileRegistry } from './registry.js';
  * `UnregisterPeer`) to every other registered peer, cheaply when thousands
  * join at once:
  *
- * - Announcements made in one turn of the event loop are queued and sent
- *   together (`setImmediate`). A recipient with one queued announcement gets
- *   it as its own frame (the seed's format); one with several gets them in
- *   one `Batch` frame, in order.
+ * - Announcements are queued and sent together in rounds. A round goes out
+ *   at the end of the turn of the event loop it started in (`setImmediate`)
+ *   while there are few peers, and later as they grow: each round writes
+ *   one frame to every registered peer, so rounds are spaced by
+ *   {@link ANNOUNCE_PACE} (peers ÷ 20 ms: 5 ms at 100 peers, 250 ms at
+ *   5,000) to keep the writes at about 20,000 a second however many join.
+ *   A recipient with one queued announcement gets it as its own frame (the
+ *   seed's format); one with several gets them in one `Batch` frame, in
+ *   order.
  * - Recipients that get the same announcements get the same message object,
  *   which the server's router encodes once (so a burst costs one encode per
  *   distinct batch, not one per peer).
@@ -54,10 +60,37 @@ interface Round {
 
 const emptyRound = (): Round => ({ queue: [], starts: new Map(), lastOwn: new Map() });
 
-/** The {@link Announcer} of one registry server. */
-export function announcer(router: Router<ServerMessage>, registry: FileRegistry): Announcer {
+/**
+ * Registered peers per millisecond of delay before a round of announcements
+ * goes out: a round for `n` peers waits `n / ANNOUNCE_PACE` ms (at most
+ * {@link MAX_ANNOUNCE_DELAY}), so the frames it writes come to about
+ * `ANNOUNCE_PACE` × 1000 a second at most, whatever the crowd (each is a
+ * write to a socket, the cost that made thousands of joins pile up).
+ */
+export const ANNOUNCE_PACE = 20;
+
+/** The longest an announcement waits for its round, in ms. */
+export const MAX_ANNOUNCE_DELAY = 250;
+
+/** The {@link Announcer} of one registry server; `clock` times the rounds (a `SimulatedClock` in tests). */
+export function announcer(router: Router<ServerMessage>, registry: FileRegistry, clock?: Clock): Announcer {
   let round = emptyRound();
-  let pending: ReturnType<typeof setImmediate> | undefined;
+  /** Cancels the scheduled round, if any. */
+  let pending: (() => void) | undefined;
+
+  const schedule = () => {
+    const delay = Math.min(MAX_ANNOUNCE_DELAY, Math.floor(registry.size / ANNOUNCE_PACE));
+    if (delay < 1) {
+      const immediate = setImmediate(deliver);
+      pending = () => clearImmediate(immediate);
+    } else if (clock) {
+      const timer = clock.setTimeout(deliver, delay);
+      pending = () => clock.clearTimeout(timer);
+    } else {
+      const timer = setTimeout(deliver, delay);
+      pending = () => clearTimeout(timer);
+    }
+  };
   const registerMessages = new WeakMap<readonly FileEntry[], MessageOf<ServerMessage, 'RegisterPeer'>>();
 
   /** One message for `events`: the announcement itself when alone, else a `Batch`. */
@@ -95,7 +128,7 @@ export function announcer(router: Router<ServerMessage>, registry: FileRegistry)
     announce(from, message) {
       round.lastOwn.set(from, round.queue.length);
       round.queue.push({ from, message });
-      pending ??= setImmediate(deliver);
+      if (!pending) schedule();
     },
     joined(id) {
       if (round.queue.length > 0) round.starts.set(id, round.queue.length);
@@ -116,7 +149,7 @@ export function announcer(router: Router<ServerMessage>, registry: FileRegistry)
       return message;
     },
     stop() {
-      if (pending) clearImmediate(pending);
+      pending?.();
       pending = undefined;
       round = emptyRound();
     },

@@ -69,7 +69,7 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const connectTimeout = options.connectTimeout ?? 30_000;
   const log = options.logger ?? silentLogger;
-  const announcer = makeAnnouncer(router, registry);
+  const announcer = makeAnnouncer(router, registry, options.clock);
   const server = protocolServer({
     protocol: 'registry',
     logic: registrySession,
