@@ -29,6 +29,9 @@ const peers = Number(option('peers', '5000'));
 const concurrency = Number(option('concurrency', '200'));
 /** How long a peer may take from opening its socket to having its whole list. */
 const joinTimeout = Number(option('join-timeout', '60000'));
+/** `batch`: peers say they read `Batch` frames (as this library's client does); `single`: as a seed client. */
+const welcome = option('welcome', 'batch');
+if (welcome !== 'batch' && welcome !== 'single') throw new Error('bench:registry: --welcome is batch or single');
 /** Writes a V8 CPU profile of the server's process (`--cpu-prof`) to this directory. */
 const profile = option('profile', '');
 for (const [name, value] of Object.entries({ peers, concurrency, 'join-timeout': joinTimeout })) {
@@ -101,7 +104,8 @@ async function peersRole(url: string): Promise<void> {
         } else joined++;
         resolve();
       };
-      ws.once('open', () => ws.send(JSON.stringify({ type: 'Connect', detail: { files: [] } })));
+      const connect = { type: 'Connect', detail: { files: [], ...(welcome === 'batch' && { batch: true }) } };
+      ws.once('open', () => ws.send(JSON.stringify(connect)));
       ws.on('message', (data) => {
         const frame = String(data);
         if (awaiting === undefined) {
@@ -203,6 +207,7 @@ async function main(): Promise<void> {
       BENCH_PEERS: String(peers),
       BENCH_CONCURRENCY: String(concurrency),
       BENCH_JOIN_TIMEOUT: String(joinTimeout),
+      BENCH_WELCOME: welcome,
     });
     children.push(clients);
     const latencies: number[] = [];
@@ -219,7 +224,9 @@ async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
-    console.log(`bench:registry: ${peers} peers join, ${concurrency} at a time`);
+    console.log(
+      `bench:registry: ${peers} peers join, ${concurrency} at a time, Welcome lists ${welcome === 'batch' ? 'in Batch frames' : 'a frame a peer'}`,
+    );
     let lastShown = 0;
     clients.on('message', (message: PeersReport) => {
       if (message.type !== 'progress' || message.ms - lastShown < 5000) return;

@@ -250,6 +250,117 @@ describe('rate limits', () => {
   });
 });
 
+describe('registry at scale', () => {
+  /** A raw registry client on a memory pair: every frame as text, in order. */
+  const connect = (server: ReturnType<typeof createRegistryServer>, detail: Record<string, unknown>) => {
+    const [transport, client] = memoryPair();
+    const frames: string[] = [];
+    client.on('message', (frame) => frames.push(frame as string));
+    server.accept(transport, info);
+    client.send(JSON.stringify({ type: 'Connect', detail }));
+    return Object.assign(frames, { client });
+  };
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  type Announced = { type: string; detail: { peer: string; files?: unknown } };
+  /** The Welcome list a raw client got: its frames, and the announcements in them. */
+  const welcomeList = (frames: string[]) => {
+    const count = (JSON.parse(frames[0]!) as { detail: { peers: number } }).detail.peers;
+    const events: Announced[] = [];
+    const taken: string[] = [];
+    for (const frame of frames.slice(1)) {
+      if (events.length >= count) break;
+      const message = JSON.parse(frame) as Announced & { detail: { events?: Announced[] } };
+      events.push(...(message.type === 'Batch' ? message.detail.events! : [message]));
+      taken.push(frame);
+    }
+    return { frames: taken, events };
+  };
+
+  it('a client that says batch gets its Welcome list in Batch frames of at most 256 KiB; one that does not, a frame a peer', async () => {
+    const server = createRegistryServer({ limits: { messagesPerSecond: 1e6, messageBurst: 1e6, byteBurst: 1 << 30 } });
+    // 30 peers with ~12 KB lists: ~360 KB of RegisterPeer, more than one Batch holds.
+    const list = (i: number) =>
+      Array.from({ length: 100 }, (_, n) => ({ path: `peer-${i}/${'p'.repeat(100)}/${n}.bin`, size: n }));
+    const members = Array.from({ length: 30 }, (_, i) => connect(server, { files: list(i) }));
+    await tick();
+    const batched = connect(server, { files: [], batch: true });
+    const single = connect(server, { files: [] });
+    await tick();
+    const welcome = JSON.parse(batched[0]!) as { type: string; detail: { peers: number } };
+    expect(welcome).toMatchObject({ type: 'Welcome', detail: { peers: 30 } });
+    const list1 = batched.slice(1, 1 + 2);
+    expect(list1.map((f) => (JSON.parse(f) as { type: string }).type)).toEqual(['Batch', 'Batch']);
+    for (const frame of list1) {
+      expect(frame.length).toBeLessThanOrEqual(256 * 1024 + 64);
+      // Joined from the events' own frames, it is exactly what encoding the whole Batch gives.
+      expect(frame).toBe(JSON.stringify(JSON.parse(frame)));
+    }
+    const events = list1.flatMap((f) => (JSON.parse(f) as { detail: { events: unknown[] } }).detail.events);
+    const peers = [...server.sessions.keys()].slice(0, 30);
+    expect(events).toEqual(peers.map((peer, i) => ({ type: 'RegisterPeer', detail: { peer, files: list(i) } })));
+    // The seed's way: Welcome, then 31 RegisterPeer (the batched newcomer too), one a frame.
+    expect(single.slice(1, 32).map((f) => (JSON.parse(f) as { type: string }).type)).toEqual(
+      Array.from({ length: 31 }, () => 'RegisterPeer'),
+    );
+    // A later newcomer's list is the registry as it is then, though the frames of the last one are reused
+    // where nothing changed: the first peer has a new list, the second left.
+    members[0]!.client.send(JSON.stringify({ type: 'UpdateFiles', detail: { files: list(99) } }));
+    members[1]!.client.close();
+    await tick();
+    const later = connect(server, { files: [], batch: true });
+    await tick();
+    const registered = welcomeList(later);
+    const now = [...server.sessions.keys()].slice(0, -1);
+    expect(registered.events).toHaveLength(31);
+    expect(registered.events.map((e) => e.detail.peer)).toEqual(now);
+    expect(registered.events[0]).toEqual({ type: 'RegisterPeer', detail: { peer: peers[0], files: list(99) } });
+    expect(registered.events.slice(1, 29)).toEqual(events.slice(2));
+    // Nothing changed since: the next one gets the same full frames (reused), then the rest.
+    const next = connect(server, { files: [], batch: true });
+    await tick();
+    const again = welcomeList(next);
+    expect(again.frames[0]).toBe(registered.frames[0]);
+    expect(again.events).toEqual([
+      ...registered.events,
+      { type: 'RegisterPeer', detail: { peer: [...server.sessions.keys()].at(-2), files: [] } },
+    ]);
+    await server.close();
+  });
+
+  it('refuses a Connect whose batch is anything but true', async () => {
+    const server = createRegistryServer();
+    const frames = connect(server, { files: [], batch: 'yes' });
+    await tick();
+    expect(JSON.parse(frames[0]!)).toMatchObject({
+      type: 'Error',
+      detail: { code: 'ERR_INVALID_FIELD', event: 'Connect' },
+    });
+    await server.close();
+  });
+
+  it('spaces announcement rounds by the crowd: peers / 20 ms', async () => {
+    const clock = new SimulatedClock();
+    const server = createRegistryServer({ clock });
+    const all = Array.from({ length: 60 }, () => connect(server, { files: [] }));
+    await tick();
+    clock.increment(1000); // the rounds of those joins
+    await tick();
+    // 60 peers: each join is announced in a round 3 ms after the first announcement of it.
+    const before = all[0]!.length;
+    connect(server, { files: [] });
+    await tick();
+    expect(all[0]!.length).toBe(before);
+    clock.increment(2);
+    await tick();
+    expect(all[0]!.length).toBe(before);
+    clock.increment(1);
+    await tick();
+    expect(all[0]!.length).toBe(before + 1);
+    expect(JSON.parse(all[0]!.at(-1)!)).toMatchObject({ type: 'RegisterPeer' });
+    await server.close();
+  });
+});
+
 describe('registry: a peer that stops reading while lists pour in', () => {
   it('an announcement made while a round is delivered (a recipient closed, its leave) goes out next round', async () => {
     const files = memoryFileRegistry();

@@ -400,7 +400,7 @@ function deferredUpdate(prev: AnyMachineSnapshot): 'publish' | 'refuse' | 'relis
 function expectedFrames(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyMachineSnapshot): unknown[] {
   const name = nameOf.get(event)!;
   if (name === 'leave') return inState(prev, 'listing') ? [] : [{ type: 'Disconnect' }];
-  if (name === 'listed') return [{ type: 'Connect', detail: { files: OWN } }];
+  if (name === 'listed') return [{ type: 'Connect', detail: { files: OWN, batch: true } }];
   if (name === 'relisted') return [{ type: 'UpdateFiles', detail: { files: NEW } }];
   if (name === 'updateFiles' && inState(prev, { active: 'ready' }))
     return [{ type: 'UpdateFiles', detail: { files: NEW } }];

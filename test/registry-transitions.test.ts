@@ -39,7 +39,7 @@ describe('registry client transitions', () => {
     const step = client([listed]);
     expect(step.snapshot.value).toEqual({ active: 'registering' });
     expect(step.spawned.map((s) => s.id)).toEqual(['signalling']);
-    expect(step.sent).toEqual([{ type: 'Connect', detail: { files: MINE } }]);
+    expect(step.sent).toEqual([{ type: 'Connect', detail: { files: MINE, batch: true } }]);
   });
 
   it('stops on leave while listing without sending anything', () => {

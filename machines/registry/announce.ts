@@ -40,6 +40,12 @@ export interface Announcer {
   flush(id: string): void;
   /** The `RegisterPeer` for a peer's current list, one object per list (so it is encoded once). */
   registerPeer(peer: string, files: readonly FileEntry[]): MessageOf<ServerMessage, 'RegisterPeer'>;
+  /**
+   * What a newcomer is sent after `Welcome`: a `RegisterPeer` for every
+   * registered peer, each its own frame, or with `batch` in `Batch` frames of
+   * at most {@link WELCOME_BATCH_SIZE} characters (one event at least).
+   */
+  welcomeList(batch: boolean): ServerMessage[];
   /** Stops the pending delivery (server shutdown: nobody is told anything more). */
   stop(): void;
 }
@@ -47,6 +53,15 @@ export interface Announcer {
 interface Queued {
   from: string;
   message: Announcement;
+}
+
+/** A `Welcome` list's `Batch` being built: its peers, their lists, events and frames, and its size. */
+interface Chunk {
+  peers: string[];
+  lists: (readonly FileEntry[])[];
+  events: Announcement[];
+  parts: string[];
+  size: number;
 }
 
 /** What is queued for delivery at the end of this turn. */
@@ -72,8 +87,26 @@ export const ANNOUNCE_PACE = 20;
 /** The longest an announcement waits for its round, in ms. */
 export const MAX_ANNOUNCE_DELAY = 250;
 
-/** The {@link Announcer} of one registry server; `clock` times the rounds (a `SimulatedClock` in tests). */
-export function announcer(router: Router<ServerMessage>, registry: FileRegistry, clock?: Clock): Announcer {
+/** Most characters of one `Batch` frame of a `Welcome` list (unless one event alone is larger). */
+export const WELCOME_BATCH_SIZE = 256 * 1024;
+
+/** The server's encodings, shared with its router: encoded once, and frames built by hand filed under their message. */
+export interface FrameCache {
+  encode(message: ServerMessage): string;
+  remember(message: ServerMessage, frame: string): void;
+}
+
+/**
+ * The {@link Announcer} of one registry server. `clock` times the rounds (a
+ * `SimulatedClock` in tests); `frames` is the router's encoder, through
+ * which a `Welcome` list's `Batch` frames are joined from the frames of
+ * their events instead of encoded again (without it they are encoded whole).
+ */
+export function announcer(
+  router: Router<ServerMessage>,
+  registry: FileRegistry,
+  { clock, frames }: { clock?: Clock; frames?: FrameCache } = {},
+): Announcer {
   let round = emptyRound();
   /** Cancels the scheduled round, if any. */
   let pending: (() => void) | undefined;
@@ -124,6 +157,25 @@ export function announcer(router: Router<ServerMessage>, registry: FileRegistry,
     }
   }
 
+  const registerPeer = (peer: string, files: readonly FileEntry[]) => {
+    let message = registerMessages.get(files);
+    if (message?.detail.peer !== peer) {
+      message = { type: 'RegisterPeer', detail: { peer, files: files as FileEntry[] } };
+      registerMessages.set(files, message);
+    }
+    return message;
+  };
+
+  /** The full `Batch` frames of the last `Welcome` list, in order. */
+  const sealed: Array<{ peers: string[]; lists: (readonly FileEntry[])[]; message: ServerMessage }> = [];
+
+  /** A `Batch` of `events`, its frame joined from theirs (`parts`) when the encoder is ours. */
+  const batchOf = (events: Announcement[], parts: string[]): ServerMessage => {
+    const message: ServerMessage = { type: 'Batch', detail: { events } };
+    frames?.remember(message, `{"type":"Batch","detail":{"events":[${parts.join(',')}]}}`);
+    return message;
+  };
+
   return {
     announce(from, message) {
       round.lastOwn.set(from, round.queue.length);
@@ -140,13 +192,48 @@ export function announcer(router: Router<ServerMessage>, registry: FileRegistry,
       round.starts.set(id, round.queue.length);
       if (message) router.send(id, message);
     },
-    registerPeer(peer, files) {
-      let message = registerMessages.get(files);
-      if (message?.detail.peer !== peer) {
-        message = { type: 'RegisterPeer', detail: { peer, files: files as FileEntry[] } };
-        registerMessages.set(files, message);
+    registerPeer,
+    welcomeList(batch) {
+      const all = [...registry.entries()];
+      if (!batch || all.length < 2) return all.map(([peer, list]) => registerPeer(peer, list));
+      const out: ServerMessage[] = [];
+      // The full Batch frames of the last list are reused while their peers and lists are the same,
+      // in the same order (newcomers are appended): each newcomer then costs a check of the list and
+      // the frame of its tail, not the whole list joined again.
+      let at = 0;
+      let reused = 0;
+      for (const chunk of sealed) {
+        const same =
+          at + chunk.peers.length <= all.length &&
+          chunk.peers.every((peer, k) => all[at + k]![0] === peer && all[at + k]![1] === chunk.lists[k]);
+        if (!same) break;
+        out.push(chunk.message);
+        at += chunk.peers.length;
+        reused++;
       }
-      return message;
+      sealed.length = reused;
+      let chunk: Chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
+      const seal = () => {
+        const message = chunk.events.length === 1 ? chunk.events[0]! : batchOf(chunk.events, chunk.parts);
+        out.push(message);
+        return message;
+      };
+      for (const [peer, list] of all.slice(at)) {
+        const message = registerPeer(peer, list);
+        const part = frames ? frames.encode(message) : JSON.stringify(message);
+        if (chunk.events.length > 0 && chunk.size + part.length > WELCOME_BATCH_SIZE) {
+          sealed.push({ peers: chunk.peers, lists: chunk.lists, message: seal() });
+          chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
+        }
+        chunk.peers.push(peer);
+        chunk.lists.push(list);
+        chunk.events.push(message);
+        chunk.parts.push(part);
+        chunk.size += part.length + 1;
+      }
+      // The tail is not full: built again for the next newcomer, with the peers that join meanwhile.
+      if (chunk.events.length > 0) seal();
+      return out;
     },
     stop() {
       pending?.();

@@ -259,7 +259,8 @@ export const registryClientSetup = setup({
     recordListFailure: assign((_, { error }: { error: unknown }) => ({ error: asRegistryError(error) })),
     keepFiles: assign((_, { files }: { files: FileEntry[] }) => ({ files, pending: undefined })),
     sendConnect: enqueueActions(({ context, enqueue }) => {
-      enqueue.sendTo('signalling', send({ type: 'Connect', detail: { files: context.files } }));
+      // `batch`: this client reads Batch frames, so its Welcome list may come in a few large ones.
+      enqueue.sendTo('signalling', send({ type: 'Connect', detail: { files: context.files, batch: true } }));
     }),
     announceFiles: emit(({ context }) => ({ type: 'filesUpdated' as const, detail: { files: context.files } })),
     /** Announces a list already checked: the one given in `updateFiles`, or the provider's. */

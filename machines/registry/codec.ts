@@ -126,7 +126,7 @@ const candidate = relay({ peer: peerId, connection, from: side, candidate: v.unk
 function clientDetails(maxFiles: number): Record<ClientMessageType, v.GenericSchema> {
   const files = fileListSchema(maxFiles);
   return {
-    Connect: v.strictObject({ files }),
+    Connect: v.strictObject({ files, batch: v.optional(v.literal(true)) }),
     UpdateFiles: v.strictObject({ files }),
     Disconnect: v.optional(v.strictObject({})),
     Offer: description,

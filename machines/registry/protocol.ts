@@ -78,7 +78,13 @@ export type RelayMessage =
 
 /** What a client sends the server. In relays, `peer` is the recipient. */
 export type ClientMessage =
-  | Message<'Connect', { files: FileEntry[] }>
+  /**
+   * `batch: true` says the client reads `Batch` frames: its `Welcome` list
+   * may then come in them (a few large frames instead of one per peer, what
+   * keeps thousands of joins cheap). Without it the list comes as the seed
+   * has it, one `RegisterPeer` a frame. Not in the seed.
+   */
+  | Message<'Connect', { files: FileEntry[]; batch?: true }>
   | Message<'UpdateFiles', { files: FileEntry[] }>
   | Message<'Disconnect', Record<string, never> | undefined>
   | RelayMessage;
@@ -88,8 +94,9 @@ export type ServerMessage =
   /**
    * The answer to `Connect`: this client's server-assigned id, and how many
    * peers are already there: that many `RegisterPeer` follow at once, before
-   * anything else. (`peers` is always sent by this server; a client takes
-   * its absence, from an older one, as 0.)
+   * anything else (inside `Batch` frames when the `Connect` said `batch`).
+   * (`peers` is always sent by this server; a client takes its absence,
+   * from an older one, as 0.)
    */
   | Message<'Welcome', { id: string; peers?: number }>
   | Message<'RegisterPeer', { peer: string; files: FileEntry[] }>

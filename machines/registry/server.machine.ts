@@ -80,13 +80,12 @@ export const registrySessionSetup = setup({
   actions: {
     addRoute: ({ context }) => context.services.router.add(context.id, context.services.transport),
     reply: ({ context }, message: ServerMessage) => void context.services.router.send(context.id, message),
-    register: ({ context }, { files: given }: { files: FileEntry[] }) => {
+    register: ({ context }, { files: given, batch }: { files: FileEntry[]; batch?: true }) => {
       const { router, registry, announcer } = context.services;
       const files = copyFiles(given);
       // `peers` tells the client how many `RegisterPeer` follow, so it knows when its list is whole.
       router.send(context.id, { type: 'Welcome', detail: { id: context.id, peers: registry.size } });
-      // One message object per listed peer, shared by every newcomer: encoded once.
-      for (const [peer, list] of registry.entries()) router.send(context.id, announcer.registerPeer(peer, list));
+      for (const message of announcer.welcomeList(batch === true)) router.send(context.id, message);
       registry.add(context.id, files);
       announcer.announce(context.id, announcer.registerPeer(context.id, files));
       announcer.joined(context.id);

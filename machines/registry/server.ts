@@ -3,11 +3,10 @@ import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '.
 import type { ProtocolServer } from '../../src/runtime.js';
 import { memoryRouter, type Router } from '../../src/router.js';
 import type { Codec } from '../../src/codec.js';
-import type { Message } from '../../src/message.js';
 import type { Frame } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
-import { announcer as makeAnnouncer } from './announce.js';
+import { announcer as makeAnnouncer, type FrameCache } from './announce.js';
 import { memoryFileRegistry, type FileRegistry } from './registry.js';
 import { registrySession, type RegistrySessionActor, type SessionServices } from './server.machine.js';
 
@@ -38,15 +37,18 @@ export interface RegistryServer extends ProtocolServer {
 /**
  * A broadcast hands the same message object to every recipient: encode it
  * once, not once per peer (a list of a thousand files to a thousand peers).
+ * `remember` files a frame built another way (a `Batch` joined from the
+ * frames of its events) as the encoding of its message.
  */
-function encodeOnce(codec: Codec<ClientMessage, ServerMessage>): Pick<Codec<Message, ServerMessage>, 'encode'> {
+function encodeOnce(codec: Codec<ClientMessage, ServerMessage>): FrameCache {
   const frames = new WeakMap<ServerMessage, Frame>();
   return {
     encode(message) {
       let frame = frames.get(message);
       if (frame === undefined) frames.set(message, (frame = codec.encode(message)));
-      return frame;
+      return frame as string;
     },
+    remember: (message, frame) => void frames.set(message, frame),
   };
 }
 
@@ -65,11 +67,12 @@ function encodeOnce(codec: Codec<ClientMessage, ServerMessage>): Pick<Codec<Mess
 export function createRegistryServer(options: RegistryServerOptions = {}): RegistryServer {
   const registry = options.registry ?? memoryFileRegistry();
   const encoder = serverCodec();
-  const router = options.router ?? memoryRouter<ServerMessage>(encodeOnce(encoder));
+  const frames = encodeOnce(encoder);
+  const router = options.router ?? memoryRouter<ServerMessage>(frames);
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const connectTimeout = options.connectTimeout ?? 30_000;
   const log = options.logger ?? silentLogger;
-  const announcer = makeAnnouncer(router, registry, options.clock);
+  const announcer = makeAnnouncer(router, registry, { clock: options.clock, frames });
   const server = protocolServer({
     protocol: 'registry',
     logic: registrySession,
