@@ -239,6 +239,10 @@ async function main(): Promise<void> {
     polling = false;
     await poll;
     const serverReport = await (server.send({ type: 'stats' }), next<ServerReport>(server, 'stats'));
+    // The server's own count of what it wrote: the work, whatever the machine's load.
+    const metrics = await fetch(`http://${base}/metrics`).then((r) => r.text());
+    const counter = (name: string) =>
+      Number(new RegExp(`^${name}\\{protocol="registry"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN);
     const sorted = latencies.toSorted((a, b) => a - b);
     const ms = (n: number) => `${n.toFixed(1)} ms`;
     const seconds = report.ms / 1000;
@@ -251,6 +255,10 @@ async function main(): Promise<void> {
     console.log(
       `  cpu                server ${(serverReport.cpu / 1000).toFixed(1)} s, ` +
         `peers ${(report.cpu / 1000).toFixed(1)} s (of ${seconds.toFixed(1)} s each could have had)`,
+    );
+    console.log(
+      `  server wrote       ${counter('signalbox_messages_sent_total').toLocaleString('en')} frames, ` +
+        `${(counter('signalbox_sent_bytes_total') / 1024 / 1024).toFixed(0)} MiB`,
     );
     console.log(`  server rss         ${(serverReport.rss / 1024 / 1024).toFixed(0)} MiB`);
     console.log(`  registry stats     ${JSON.stringify(serverReport.stats)}`);
