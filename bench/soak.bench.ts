@@ -229,7 +229,7 @@ async function slowRun(
   console.log(
     `  handed back: rss ${mib(kept)} MiB over the start, heap + external ${mib(heapKept)} MiB` +
       (kept > 8 * 1024 * 1024 && heapKept < 2 * 1024 * 1024
-        ? ' (the JS heap is back: the rest is pages the allocator keeps for reuse, not a leak)'
+        ? ' (the JS heap is back: the rest is likely pages the allocator keeps for reuse; not checked)'
         : ''),
   );
 }
