@@ -6,6 +6,7 @@ import {
   type InspectionEvent,
   type Observer,
 } from 'xstate';
+import { adoptActor, sharedActorSystem } from './actor-system.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { Message } from './message.js';
@@ -64,7 +65,10 @@ export interface SessionHost<TLogic extends AnyStateMachine> {
  * connection in a Map (not children of a hub actor, which made each connect
  * and disconnect O(sessions) inside XState), frames fed straight in with
  * {@link feedActor}, and a cleanup for sessions that crash or outlive the
- * server.
+ * server. The sessions share one XState actor system and its timers (see
+ * {@link sharedActorSystem}): each is still a root actor that the `inspect`
+ * observer sees under its own id, but a session machine's `systemId`s are
+ * shared by all of them.
  *
  * @example
  * ```ts
@@ -83,6 +87,7 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
     ...(init.clock && { clock: init.clock }),
     ...(init.inspect && { inspect: init.inspect }),
   };
+  const system = sharedActorSystem(init.clock, init.inspect);
   let closed = false;
 
   const detach = (id: string) => {
@@ -110,6 +115,7 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
     },
     start(id, transport, input) {
       const session = createActor(init.logic, { ...actorOptions, id, input } as never) as Actor<TLogic>;
+      adoptActor(session, system);
       sessions.set(id, session);
       session.subscribe({
         complete: () => detach(id),
