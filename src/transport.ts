@@ -1,4 +1,4 @@
-import mitt, { type Emitter, type EventType } from 'mitt';
+import type { Emitter, EventType } from 'mitt';
 import { ErrorCode, TransportError } from './errors.js';
 
 /** What travels over a transport: a text frame or a binary frame. */
@@ -168,121 +168,186 @@ export class TransportView implements Transport {
  * ```
  */
 export function createTransport(impl: TransportImpl): TransportControl {
-  const emitter: Emitter<TransportEvents> = mitt<TransportEvents>();
-  let open = true;
-  let closeSent = false;
-  let localClose: { code: number; reason: string } | undefined;
-  let backlog: Frame[] | undefined;
-  let flushScheduled = false;
-  let pendingClose: CloseInfo | undefined;
+  return new ManagedTransport(impl);
+}
 
-  const hasListener = () => (emitter.all.get('message')?.length ?? 0) > 0;
+type Handler = (event: unknown) => void;
 
-  const emitClose = (info: CloseInfo) => {
-    closeSent = true;
-    open = false;
-    backlog = undefined;
-    pendingClose = undefined;
-    emitter.emit('close', info);
-    emitter.all.clear();
-  };
+/**
+ * What {@link createTransport} returns: the transport's state, its
+ * functions (wrapped in a {@link TransportView} for the consumer) and the
+ * adapter's side. A class, not closures over local variables: a server holds
+ * one per connection, and a dozen closures with their context cost more than
+ * the connection's socket.
+ */
+class ManagedTransport implements TransportFunctions, TransportControl {
+  readonly transport: Transport;
+  private readonly impl: TransportImpl;
+  private open = true;
+  private closeSent = false;
+  private localClose: { code: number; reason: string } | undefined;
+  private backlog: Frame[] | undefined;
+  private flushScheduled = false;
+  private pendingClose: CloseInfo | undefined;
+  // Listeners by event, as mitt keeps them (an array per type, emitted from a
+  // copy), without a Map per transport.
+  private onMessage: Handler[] | undefined;
+  private onClose: Handler[] | undefined;
+  private onError: Handler[] | undefined;
+  private onDrain: Handler[] | undefined;
+
+  constructor(impl: TransportImpl) {
+    this.impl = impl;
+    this.transport = new TransportView(this);
+  }
+
+  // --- TransportFunctions: what the consumer calls through the view.
+
+  isOpen(): boolean {
+    return this.open;
+  }
+
+  bufferedAmount(): number {
+    return this.open && this.impl.bufferedAmount ? this.impl.bufferedAmount() : 0;
+  }
+
+  send(frame: Frame): void {
+    if (!this.open) throw new TransportError(ErrorCode.TransportClosed, 'send() on a closed transport');
+    this.impl.send(frame);
+  }
+
+  on<K extends keyof TransportEvents>(type: K, handler: (event: TransportEvents[K]) => void): () => void {
+    if (this.closeSent) return () => {};
+    const h = handler as Handler;
+    const list = this.listeners(type, true)!;
+    list.push(h);
+    if (type === 'message' && this.backlog && !this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    return () => {
+      const current = this.listeners(type, false);
+      // As mitt: removes the first registration of this handler, if any.
+      if (current) current.splice(current.indexOf(h) >>> 0, 1);
+    };
+  }
+
+  close(code = 1000, reason = ''): void {
+    if (!this.open) return;
+    this.open = false;
+    this.localClose = { code, reason };
+    try {
+      this.impl.close(code, reason);
+    } finally {
+      this.finish(code, reason);
+    }
+  }
+
+  // --- TransportControl: what the adapter calls.
+
+  receive(frame: Frame): void {
+    if (!this.open) return;
+    if (this.backlog || !this.hasListener()) {
+      (this.backlog ??= []).push(frame);
+      if (this.hasListener() && !this.flushScheduled) {
+        this.flushScheduled = true;
+        queueMicrotask(() => this.flush());
+      }
+      return;
+    }
+    this.emit(this.onMessage, frame);
+  }
+
+  closed(code: number, reason: string): void {
+    this.finish(code, reason);
+  }
+
+  failed(error: unknown): void {
+    if (this.closeSent) return;
+    const err =
+      error instanceof TransportError
+        ? error
+        : new TransportError(ErrorCode.TransportFailed, error instanceof Error ? error.message : String(error), {
+            cause: error,
+          });
+    this.emit(this.onError, err);
+  }
+
+  drained(): void {
+    if (this.open) this.emit(this.onDrain, undefined);
+  }
+
+  // --- Internals.
+
+  private listeners(type: keyof TransportEvents, create: boolean): Handler[] | undefined {
+    switch (type) {
+      case 'message':
+        return create ? (this.onMessage ??= []) : this.onMessage;
+      case 'close':
+        return create ? (this.onClose ??= []) : this.onClose;
+      case 'error':
+        return create ? (this.onError ??= []) : this.onError;
+      default:
+        return create ? (this.onDrain ??= []) : this.onDrain;
+    }
+  }
+
+  private emit(list: Handler[] | undefined, event: unknown): void {
+    if (!list || list.length === 0) return;
+    if (list.length === 1) list[0]!(event);
+    else for (const handler of list.slice()) handler(event);
+  }
+
+  private hasListener(): boolean {
+    return (this.onMessage?.length ?? 0) > 0;
+  }
+
+  private emitClose(info: CloseInfo): void {
+    this.closeSent = true;
+    this.open = false;
+    this.backlog = undefined;
+    this.pendingClose = undefined;
+    this.emit(this.onClose, info);
+    this.onMessage = this.onClose = this.onError = this.onDrain = undefined;
+  }
 
   // Frames kept while nobody listened go out on a later microtask, so a
   // handler never runs inside the `on()` call that registered it.
-  const flush = () => {
-    flushScheduled = false;
-    while (backlog?.length && hasListener() && (open || pendingClose)) emitter.emit('message', backlog.shift()!);
-    if (!backlog?.length) {
-      backlog = undefined;
-      if (pendingClose) emitClose(pendingClose);
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.backlog?.length && this.hasListener() && (this.open || this.pendingClose)) {
+      this.emit(this.onMessage, this.backlog.shift()!);
     }
-  };
+    if (!this.backlog?.length) {
+      this.backlog = undefined;
+      if (this.pendingClose) this.emitClose(this.pendingClose);
+    }
+  }
 
-  const finish = (code: number, reason: string) => {
-    if (closeSent || pendingClose) return;
-    if (localClose) {
-      emitClose({ code: localClose.code, reason: localClose.reason, initiator: 'local' });
+  private finish(code: number, reason: string): void {
+    if (this.closeSent || this.pendingClose) return;
+    if (this.localClose) {
+      this.emitClose({ code: this.localClose.code, reason: this.localClose.reason, initiator: 'local' });
       return;
     }
     const info: CloseInfo = { code, reason, initiator: 'remote' };
     // A remote close can overtake the scheduled flush: frames that arrived
     // before it still go to the listeners that subscribed in time.
-    if (backlog?.length && hasListener()) flush();
-    if (closeSent) return;
-    if (backlog?.length) {
+    if (this.backlog?.length && this.hasListener()) this.flush();
+    if (this.closeSent) return;
+    if (this.backlog?.length) {
       // Nobody listens yet (say, the server's last words before it hung up):
       // keep the frames for a listener that subscribes in this tick, and
       // report the close after them.
-      open = false;
-      pendingClose = info;
+      this.open = false;
+      this.pendingClose = info;
       setTimeout(() => {
-        if (pendingClose === info) emitClose(info);
+        if (this.pendingClose === info) this.emitClose(info);
       }, 0);
       return;
     }
-    emitClose(info);
-  };
-
-  const transport: Transport = new TransportView({
-    isOpen: () => open,
-    bufferedAmount: () => (open && impl.bufferedAmount ? impl.bufferedAmount() : 0),
-    send(frame) {
-      if (!open) throw new TransportError(ErrorCode.TransportClosed, 'send() on a closed transport');
-      impl.send(frame);
-    },
-    on(type, handler) {
-      if (closeSent) return () => {};
-      const h = handler as (event: unknown) => void;
-      emitter.on(type, h);
-      if (type === 'message' && backlog && !flushScheduled) {
-        flushScheduled = true;
-        queueMicrotask(flush);
-      }
-      return () => emitter.off(type, h);
-    },
-    close(code = 1000, reason = '') {
-      if (!open) return;
-      open = false;
-      localClose = { code, reason };
-      try {
-        impl.close(code, reason);
-      } finally {
-        finish(code, reason);
-      }
-    },
-  });
-
-  return {
-    transport,
-    receive(frame) {
-      if (!open) return;
-      if (backlog || !hasListener()) {
-        (backlog ??= []).push(frame);
-        if (hasListener() && !flushScheduled) {
-          flushScheduled = true;
-          queueMicrotask(flush);
-        }
-        return;
-      }
-      emitter.emit('message', frame);
-    },
-    closed(code, reason) {
-      finish(code, reason);
-    },
-    failed(error) {
-      if (closeSent) return;
-      const err =
-        error instanceof TransportError
-          ? error
-          : new TransportError(ErrorCode.TransportFailed, error instanceof Error ? error.message : String(error), {
-              cause: error,
-            });
-      emitter.emit('error', err);
-    },
-    drained() {
-      if (open) emitter.emit('drain', undefined);
-    },
-  };
+    this.emitClose(info);
+  }
 }
 
 /**
