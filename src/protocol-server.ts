@@ -1,14 +1,22 @@
 import type { Actor, AnyStateMachine, InputFrom, InspectionEvent, Observer } from 'xstate';
 import type { Clock } from './clock.js';
 import { ErrorCode } from './errors.js';
-import { clockNow, RATE_LIMITED, resolveLimits, tokenBucket, type ConnectionLimits } from './limits.js';
+import { clockNow, RATE_LIMITED, resolveLimits, type ConnectionLimits } from './limits.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { Message } from './message.js';
 import { closeReasonLabel, type ServerMetrics } from './metrics.js';
 import type { Router } from './router.js';
 import type { ProtocolServer } from './runtime.js';
 import { sessionHost, type SessionHost } from './session-host.js';
-import { TransportView, type ConnectionCheck, type ConnectionInfo, type Frame, type Transport } from './transport.js';
+import {
+  TransportView,
+  type ConnectionCheck,
+  type ConnectionInfo,
+  type Frame,
+  type Transport,
+  type TransportEvents,
+  type TransportFunctions,
+} from './transport.js';
 
 /** The options every `create…Server()` shares: limits, admission, and where time, inspection, logs and metrics go. */
 export interface HubOptions {
@@ -155,85 +163,31 @@ export function protocolServer<TLogic extends AnyStateMachine>(
     },
   });
 
-  const protocol = init.protocol;
-  const limits = resolveLimits(init.limits);
-  const now = clockNow(init.clock);
+  const hub: GuardHub = {
+    protocol: init.protocol,
+    limits: resolveLimits(init.limits),
+    now: clockNow(init.clock),
+    metrics: init.metrics,
+    log,
+    rateLimited: init.rateLimited,
+    handling: undefined,
+  };
   const metrics = init.metrics;
   const live = new Set<Transport>();
-  // The connection whose frame is being handled: a frame sent to another one meanwhile is a relay.
-  let handling: Transport | undefined;
-
-  /**
-   * The transport a session and the router see: the outbound cap on every
-   * send, the rate limits on every frame in, and the counting of both.
-   */
-  const guard = (transport: Transport, info: ConnectionInfo, session: { id?: string }): Transport => {
-    const messages = tokenBucket(limits.messagesPerSecond, limits.messageBurst, now);
-    const bytes = tokenBucket(limits.bytesPerSecond, limits.byteBurst, now);
-    let strikes = 0;
-    let limited = false;
-    const refuse = (kind: 'messages' | 'bytes') => {
-      metrics?.rateLimited(protocol, kind);
-      strikes++;
-      if (strikes >= limits.rateLimitStrikes) {
-        log.warn('rate limited', { protocol, session: session.id, remote: info.remoteAddress, kind, closed: true });
-        transport.close(1008, 'rate limited');
-        return;
-      }
-      if (limited) return;
-      limited = true;
-      log.warn('rate limited', { protocol, session: session.id, remote: info.remoteAddress, kind });
-      if (session.id !== undefined) init.rateLimited?.(session.id, guarded);
-    };
-    const guarded: Transport = new TransportView({
-      isOpen: () => transport.isOpen,
-      bufferedAmount: () => transport.bufferedAmount,
-      send(frame) {
-        transport.send(frame);
-        metrics?.sent(protocol, sizeOf(frame), handling !== undefined && handling !== transport);
-        const buffered = transport.bufferedAmount;
-        if (buffered > limits.maxBufferedBytes && transport.isOpen) {
-          log.warn('too slow', { protocol, session: session.id, remote: info.remoteAddress, buffered });
-          transport.close(1008, 'too slow');
-        }
-      },
-      on(type, handler) {
-        if (type !== 'message') return transport.on(type, handler);
-        const deliver = handler as (frame: Frame) => void;
-        return transport.on('message', (frame) => {
-          const size = sizeOf(frame);
-          metrics?.received(protocol, size);
-          if (!messages.take()) return refuse('messages');
-          if (!bytes.take(size)) return refuse('bytes');
-          limited = false;
-          const outer = handling;
-          handling = transport;
-          try {
-            deliver(frame);
-          } finally {
-            handling = outer;
-          }
-        });
-      },
-      close: (code, reason) => transport.close(code, reason),
-    });
-    return guarded;
-  };
 
   const start = (transport: Transport, info: ConnectionInfo) => {
     if (!host.admits(transport)) return;
-    const session: { id?: string } = {};
-    const guarded = guard(transport, info, session);
-    const opened = init.open(guarded, info, host);
+    const guard = new GuardedTransport(hub, transport, info.remoteAddress);
+    const opened = init.open(guard.view, info, host);
     if (!opened) return;
-    session.id = opened.id;
+    guard.session = opened.id;
     live.add(transport);
-    metrics?.opened(protocol);
+    metrics?.opened(hub.protocol);
     transport.on('close', ({ code, reason }) => {
       live.delete(transport);
-      metrics?.closed(protocol, code, closeReasonLabel(reason));
+      metrics?.closed(hub.protocol, code, closeReasonLabel(reason));
     });
-    host.start(opened.id, guarded, opened.input);
+    host.start(opened.id, guard.view, opened.input);
   };
 
   return {
@@ -249,6 +203,125 @@ export function protocolServer<TLogic extends AnyStateMachine>(
       host.close();
     },
   };
+}
+
+/** What every {@link GuardedTransport} of one server shares. */
+interface GuardHub {
+  protocol: string;
+  limits: Required<ConnectionLimits>;
+  now: () => number;
+  metrics: ServerMetrics | undefined;
+  log: Logger;
+  rateLimited: ((id: string, transport: Transport) => void) | undefined;
+  /** The connection whose frame is being handled: a frame sent to another one meanwhile is a relay. */
+  handling: Transport | undefined;
+}
+
+/**
+ * The transport a session and the router see: the outbound cap on every
+ * send, the rate limits (two token buckets) on every frame in, and the
+ * counting of both. A class over the server's shared {@link GuardHub}, not
+ * closures: a server holds one per connection.
+ */
+class GuardedTransport implements TransportFunctions {
+  readonly view: Transport;
+  /** The session's id, once the protocol drew it. */
+  session: string | undefined;
+  private readonly hub: GuardHub;
+  private readonly transport: Transport;
+  private readonly remote: string;
+  private messageTokens: number;
+  private messagesAt: number;
+  private byteTokens: number;
+  private bytesAt: number;
+  private strikes = 0;
+  private limited = false;
+
+  constructor(hub: GuardHub, transport: Transport, remote: string) {
+    this.hub = hub;
+    this.transport = transport;
+    this.remote = remote;
+    this.messageTokens = hub.limits.messageBurst;
+    this.byteTokens = hub.limits.byteBurst;
+    this.messagesAt = this.bytesAt = hub.now();
+    this.view = new TransportView(this);
+  }
+
+  isOpen(): boolean {
+    return this.transport.isOpen;
+  }
+
+  bufferedAmount(): number {
+    return this.transport.bufferedAmount;
+  }
+
+  send(frame: Frame): void {
+    const { hub, transport } = this;
+    transport.send(frame);
+    hub.metrics?.sent(hub.protocol, sizeOf(frame), hub.handling !== undefined && hub.handling !== transport);
+    const buffered = transport.bufferedAmount;
+    if (buffered > hub.limits.maxBufferedBytes && transport.isOpen) {
+      hub.log.warn('too slow', { protocol: hub.protocol, session: this.session, remote: this.remote, buffered });
+      transport.close(1008, 'too slow');
+    }
+  }
+
+  on<K extends keyof TransportEvents>(type: K, handler: (event: TransportEvents[K]) => void): () => void {
+    if (type !== 'message') return this.transport.on(type, handler);
+    const deliver = handler as (frame: Frame) => void;
+    return this.transport.on('message', (frame) => this.receive(frame, deliver));
+  }
+
+  close(code?: number, reason?: string): void {
+    this.transport.close(code, reason);
+  }
+
+  private receive(frame: Frame, deliver: (frame: Frame) => void): void {
+    const { hub } = this;
+    const size = sizeOf(frame);
+    hub.metrics?.received(hub.protocol, size);
+    const now = hub.now();
+    const { limits } = hub;
+    // Two token buckets, refilled by the time since they were last used.
+    this.messageTokens = Math.min(
+      limits.messageBurst,
+      this.messageTokens + ((now - this.messagesAt) * limits.messagesPerSecond) / 1000,
+    );
+    this.messagesAt = now;
+    if (this.messageTokens < 1) return this.refuse('messages');
+    this.messageTokens -= 1;
+    this.byteTokens = Math.min(
+      limits.byteBurst,
+      this.byteTokens + ((now - this.bytesAt) * limits.bytesPerSecond) / 1000,
+    );
+    this.bytesAt = now;
+    if (this.byteTokens < size) return this.refuse('bytes');
+    this.byteTokens -= size;
+    this.limited = false;
+    const outer = hub.handling;
+    hub.handling = this.transport;
+    try {
+      deliver(frame);
+    } finally {
+      hub.handling = outer;
+    }
+  }
+
+  private refuse(kind: 'messages' | 'bytes'): void {
+    const { hub } = this;
+    hub.metrics?.rateLimited(hub.protocol, kind);
+    this.strikes++;
+    const where = { protocol: hub.protocol, session: this.session, remote: this.remote, kind };
+    if (this.strikes >= hub.limits.rateLimitStrikes) {
+      hub.log.warn('rate limited', { ...where, closed: true });
+      this.transport.close(1008, 'rate limited');
+      return;
+    }
+    if (this.limited) return;
+    this.limited = true;
+    hub.log.warn('rate limited', where);
+    if (this.session !== undefined) hub.rateLimited?.(this.session, this.view);
+  }
 }
 
 /** A frame's size as the limits count it: characters of text, bytes of binary. */
