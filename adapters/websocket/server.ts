@@ -8,7 +8,9 @@ import {
   subscriber,
   type ConnectionCheck,
   type ConnectionInfo,
-  type Transport,
+  type Frame,
+  type TransportControl,
+  type TransportImpl,
   type TransportServer,
   type TransportServerEvents,
 } from '../../src/transport.js';
@@ -209,7 +211,7 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
   const accepts: PathMatcher = typeof path === 'string' ? (pathname) => pathname === path : path;
   const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxPayload ?? 1 << 20 });
   const emitter = mitt<TransportServerEvents>();
-  const sockets = new Map<WebSocket, Transport>();
+  const sockets = new Map<WebSocket, Channel>();
   const pending = new Set<Duplex>();
   let closing: Promise<void> | undefined;
 
@@ -278,65 +280,38 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
       .finally(() => pending.delete(socket));
   };
 
-  const connect = (ws: WebSocket, info: ConnectionInfo) => {
-    let aboveHighWater = false;
-    // Frames sent in one tick leave in one write: the socket is corked at the
-    // first send and uncorked on the next tick. One read often carries many
-    // frames for one recipient (a relay under load), and on loopback each
-    // write is a syscall that costs more than relaying the frame.
-    const socket = (ws as unknown as { _socket?: Socket })._socket;
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      socket?.uncork();
-    };
-    // ws has no drain event; the send callback runs once a frame is written out.
-    const written = () => {
-      if (aboveHighWater && ws.bufferedAmount <= lowWaterMark) {
-        aboveHighWater = false;
-        control.drained();
-      }
-    };
-    const control = createTransport({
-      send(frame) {
-        if (!corked && socket) {
-          corked = true;
-          socket.cork();
-          process.nextTick(uncork);
-        }
-        // A write callback costs on every frame; it is only needed once the
-        // buffer is over the high-water mark or when this send may take it
-        // there (frames corked in this tick count as buffered).
-        const track = aboveHighWater || ws.bufferedAmount + frameSize(frame) > highWaterMark;
-        ws.send(frame, track ? written : undefined);
-        if (ws.bufferedAmount > highWaterMark) aboveHighWater = true;
-      },
-      close(code, reason) {
-        ws.close(code, reason);
-        // A client that does not answer the close within a second (one that stopped reading never
-        // sees the close frame queued behind its backlog) is cut off, and its buffer let go.
-        const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE);
-        timer.unref();
-        ws.once('close', () => clearTimeout(timer));
-      },
-      bufferedAmount: () => ws.bufferedAmount,
-    });
-    sockets.set(ws, control.transport);
-    ws.on('pong', () => silent.delete(ws));
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      silent.delete(ws);
-      const buffer = data as Buffer;
-      control.receive(
+  // One listener of each kind for every connection (ws calls them with the
+  // socket as `this`), not closures per connection.
+  function onPong(this: WebSocket) {
+    silent.delete(this);
+  }
+  function onMessage(this: WebSocket, data: RawData, isBinary: boolean) {
+    silent.delete(this);
+    const buffer = data as Buffer;
+    sockets
+      .get(this)
+      ?.control.receive(
         isBinary ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : buffer.toString('utf8'),
       );
-    });
-    ws.on('error', (error) => control.failed(error));
-    ws.on('close', (code, reason) => {
-      sockets.delete(ws);
-      silent.delete(ws);
-      control.closed(code, reason.toString('utf8'));
-    });
-    emitter.emit('connection', { transport: control.transport, info });
+  }
+  function onError(this: WebSocket, error: Error) {
+    sockets.get(this)?.control.failed(error);
+  }
+  function onClose(this: WebSocket, code: number, reason: Buffer) {
+    const channel = sockets.get(this);
+    sockets.delete(this);
+    silent.delete(this);
+    channel?.control.closed(code, reason.toString('utf8'));
+  }
+
+  const connect = (ws: WebSocket, info: ConnectionInfo) => {
+    const channel = new Channel(ws, highWaterMark, lowWaterMark);
+    sockets.set(ws, channel);
+    ws.on('pong', onPong);
+    ws.on('message', onMessage);
+    ws.on('error', onError);
+    ws.on('close', onClose);
+    emitter.emit('connection', { transport: channel.control.transport, info });
   };
 
   server.on('upgrade', onUpgrade);
@@ -363,7 +338,7 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
         for (const socket of pending) socket.destroy();
         pending.clear();
         const closed = [...sockets].map(
-          ([ws, transport]) =>
+          ([ws, { control }]) =>
             new Promise<void>((resolve) => {
               // A client that never answers the close frame is cut off.
               const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE);
@@ -371,7 +346,7 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
                 clearTimeout(timer);
                 resolve();
               });
-              transport.close(1001, 'server closing');
+              control.transport.close(1001, 'server closing');
             }),
         );
         await Promise.all(closed);
@@ -381,6 +356,79 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
       })());
     },
   };
+}
+
+/**
+ * One connection's side of its transport: what {@link createTransport} calls
+ * to send and close, and the state that needs (cork, high-water mark).
+ */
+class Channel implements TransportImpl {
+  readonly control: TransportControl;
+  private readonly ws: WebSocket;
+  private readonly socket: Socket | undefined;
+  private readonly highWaterMark: number;
+  private readonly lowWaterMark: number;
+  private corked = false;
+  private aboveHighWater = false;
+  // ws has no drain event; this send callback runs once a frame is written out.
+  private written: (() => void) | undefined;
+
+  constructor(ws: WebSocket, highWaterMark: number, lowWaterMark: number) {
+    this.ws = ws;
+    this.socket = (ws as unknown as { _socket?: Socket })._socket;
+    this.highWaterMark = highWaterMark;
+    this.lowWaterMark = lowWaterMark;
+    this.control = createTransport(this);
+  }
+
+  send(frame: Frame): void {
+    const { ws, socket } = this;
+    // Frames sent in one tick leave in one write: the socket is corked at the
+    // first send and uncorked on the next tick. One read often carries many
+    // frames for one recipient (a relay under load), and on loopback each
+    // write is a syscall that costs more than relaying the frame.
+    if (!this.corked && socket) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncork, this);
+    }
+    // A write callback costs on every frame; it is only needed once the
+    // buffer is over the high-water mark or when this send may take it
+    // there (frames corked in this tick count as buffered).
+    const track = this.aboveHighWater || ws.bufferedAmount + frameSize(frame) > this.highWaterMark;
+    ws.send(frame, track ? (this.written ??= () => this.drain()) : undefined);
+    if (ws.bufferedAmount > this.highWaterMark) this.aboveHighWater = true;
+  }
+
+  close(code: number, reason: string): void {
+    const { ws } = this;
+    ws.close(code, reason);
+    // A client that does not answer the close within a second (one that stopped reading never
+    // sees the close frame queued behind its backlog) is cut off, and its buffer let go.
+    const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE);
+    timer.unref();
+    ws.once('close', () => clearTimeout(timer));
+  }
+
+  bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    this.socket?.uncork();
+  }
+
+  private drain(): void {
+    if (this.aboveHighWater && this.ws.bufferedAmount <= this.lowWaterMark) {
+      this.aboveHighWater = false;
+      this.control.drained();
+    }
+  }
+}
+
+function uncork(channel: Channel) {
+  channel.uncork();
 }
 
 /**
