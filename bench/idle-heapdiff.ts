@@ -91,7 +91,10 @@ function groups(file: string, shapes: boolean): Map<string, { size: number; coun
       } else if (type === 'closure') {
         name += ` ${location.get(n) ?? ''}`;
       } else if ((type === 'array' || type === 'hidden') && holder[n]! >= 0) {
-        name += ` in ${label(holder[n]!)}.${holderEdge[n]}`;
+        // Two levels: an Array's or a Set's own holder says whose it is.
+        const h = holder[n]!;
+        const up = holder[h]!;
+        name += ` in ${label(h)}.${holderEdge[n]}${up >= 0 ? ` in ${label(up)}.${holderEdge[h]}` : ''}`;
       }
     }
     // Strings and numbers by type only: their values are data, not kinds.

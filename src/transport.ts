@@ -189,12 +189,12 @@ class ManagedTransport implements TransportFunctions, TransportControl {
   private backlog: Frame[] | undefined;
   private flushScheduled = false;
   private pendingClose: CloseInfo | undefined;
-  // Listeners by event, as mitt keeps them (an array per type, emitted from a
-  // copy), without a Map per transport.
-  private onMessage: Handler[] | undefined;
-  private onClose: Handler[] | undefined;
-  private onError: Handler[] | undefined;
-  private onDrain: Handler[] | undefined;
+  // Listeners by event, without a Map per transport: arrays of their exact
+  // size (one that grew by push holds room for 17), copied on change.
+  private onMessage: readonly Handler[] | undefined;
+  private onClose: readonly Handler[] | undefined;
+  private onError: readonly Handler[] | undefined;
+  private onDrain: readonly Handler[] | undefined;
 
   constructor(impl: TransportImpl) {
     this.impl = impl;
@@ -219,16 +219,17 @@ class ManagedTransport implements TransportFunctions, TransportControl {
   on<K extends keyof TransportEvents>(type: K, handler: (event: TransportEvents[K]) => void): () => void {
     if (this.closeSent) return () => {};
     const h = handler as Handler;
-    const list = this.listeners(type, true)!;
-    list.push(h);
+    const list = this.listeners(type);
+    this.setListeners(type, list ? [...list, h] : [h]);
     if (type === 'message' && this.backlog && !this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
     return () => {
-      const current = this.listeners(type, false);
+      const current = this.listeners(type);
       // As mitt: removes the first registration of this handler, if any.
-      if (current) current.splice(current.indexOf(h) >>> 0, 1);
+      const at = current ? current.indexOf(h) : -1;
+      if (at >= 0) this.setListeners(type, current!.length === 1 ? undefined : current!.filter((_, i) => i !== at));
     };
   }
 
@@ -279,27 +280,43 @@ class ManagedTransport implements TransportFunctions, TransportControl {
 
   // --- Internals.
 
-  private listeners(type: keyof TransportEvents, create: boolean): Handler[] | undefined {
+  private listeners(type: keyof TransportEvents): readonly Handler[] | undefined {
     switch (type) {
       case 'message':
-        return create ? (this.onMessage ??= []) : this.onMessage;
+        return this.onMessage;
       case 'close':
-        return create ? (this.onClose ??= []) : this.onClose;
+        return this.onClose;
       case 'error':
-        return create ? (this.onError ??= []) : this.onError;
+        return this.onError;
       default:
-        return create ? (this.onDrain ??= []) : this.onDrain;
+        return this.onDrain;
     }
   }
 
-  private emit(list: Handler[] | undefined, event: unknown): void {
-    if (!list || list.length === 0) return;
-    if (list.length === 1) list[0]!(event);
-    else for (const handler of list.slice()) handler(event);
+  private setListeners(type: keyof TransportEvents, list: readonly Handler[] | undefined): void {
+    switch (type) {
+      case 'message':
+        this.onMessage = list;
+        break;
+      case 'close':
+        this.onClose = list;
+        break;
+      case 'error':
+        this.onError = list;
+        break;
+      default:
+        this.onDrain = list;
+    }
+  }
+
+  // The lists are replaced, never changed in place, so an emit walks the
+  // listeners of the moment without copying them.
+  private emit(list: readonly Handler[] | undefined, event: unknown): void {
+    if (list) for (const handler of list) handler(event);
   }
 
   private hasListener(): boolean {
-    return (this.onMessage?.length ?? 0) > 0;
+    return this.onMessage !== undefined;
   }
 
   private emitClose(info: CloseInfo): void {

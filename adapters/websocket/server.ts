@@ -209,7 +209,8 @@ export function webSocketServer(init: WebSocketServerInit): WebSocketTransportSe
   const { server, path, highWaterMark = 1 << 20, lowWaterMark = 1 << 18 } = init;
   const checks: ConnectionCheck[] = [];
   const accepts: PathMatcher = typeof path === 'string' ? (pathname) => pathname === path : path;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxPayload ?? 1 << 20 });
+  // No clientTracking: `sockets` tracks the connections, and ws's own Set costs a close listener per socket.
+  const wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: init.maxPayload ?? 1 << 20 });
   const emitter = mitt<TransportServerEvents>();
   const sockets = new Map<WebSocket, Channel>();
   const pending = new Set<Duplex>();
