@@ -117,7 +117,10 @@ function closeCode(reason: string): number {
  * `webSocketServer` does: call `rejectUnroutedUpgrades` once so that a path
  * nobody serves gets a 404 (this server claims socket.io's path for it).
  * `close()` disconnects every client, stops socket.io and gives the HTTP
- * server back as it found it (it does not close it).
+ * server back as it found it (it does not close it). To save memory the
+ * engine.io request of a connection is let go once it is handed out
+ * (`socket.request` is then null, as socket.io's memory guide suggests): read
+ * what you need from `ConnectionInfo` or `socket.handshake`.
  *
  * @example
  * ```ts
@@ -201,6 +204,9 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
       remoteAddress: clientAddress(socket.handshake.address, socket.handshake.headers, init.trustProxy),
       headers: socket.handshake.headers,
     };
+    // engine.io keeps the first HTTP request (its IncomingMessage, raw headers and parser state, ~1 KB)
+    // for the connection's life; everything taken from it is in `info` and `socket.handshake`.
+    (socket.conn as unknown as { request: unknown }).request = null;
     emitter.emit('connection', { transport: control.transport, info });
   };
 

@@ -80,12 +80,14 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
         protocol: 'filedrop',
       });
       if (id === undefined) return undefined;
+      // The address alone: a closure over `info` would keep its headers for the whole session.
+      const remote = info.remoteAddress;
       const services: SessionServices = {
         router,
         registry,
         transport,
         log,
-        guess: guesses && (() => guesses(info.remoteAddress)),
+        guess: guesses && (() => guesses(remote)),
       };
       return { id, input: { id, services } };
     },
