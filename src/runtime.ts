@@ -245,7 +245,8 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function asProtocolError(error: unknown): ProtocolError {
+/** @internal A decoder's failure as the {@link ProtocolError} a `signalling.error` carries. */
+export function asProtocolError(error: unknown): ProtocolError {
   if (error instanceof ProtocolError) return error;
   return new ProtocolError(ErrorCode.MalformedFrame, errorMessage(error), { cause: error });
 }

@@ -1,6 +1,7 @@
 import {
   createActor,
   type Actor,
+  type AnyActorRef,
   type AnyStateMachine,
   type InputFrom,
   type InspectionEvent,
@@ -10,7 +11,7 @@ import { adoptActor, sharedActorSystem } from './actor-system.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { Message } from './message.js';
-import { feedActor, type SignallingEvent } from './runtime.js';
+import { asProtocolError, type SignallingEvent } from './runtime.js';
 import type { Frame, Transport } from './transport.js';
 
 export interface SessionHostInit<TLogic extends AnyStateMachine> {
@@ -61,10 +62,36 @@ export interface SessionHost<TLogic extends AnyStateMachine> {
 }
 
 /**
+ * `feedActor` for a session: the same events, and none once the session has
+ * stopped (finished, crashed or stopped by the host). It checks the session's
+ * status on each frame instead of keeping the unsubscribe functions, which
+ * cost ~400 B per connection; the transport lets go of its listeners when it
+ * closes, which every way a session ends leads to.
+ */
+function feed(session: AnyActorRef, transport: Transport, codec: { decode(frame: Frame): Message }): void {
+  transport.on('message', (frame) => {
+    if (session.getSnapshot().status !== 'active') return;
+    let decoded: Message;
+    try {
+      decoded = codec.decode(frame);
+    } catch (error) {
+      session.send({ type: 'signalling.error', error: asProtocolError(error) } satisfies SignallingEvent);
+      return;
+    }
+    session.send(decoded);
+  });
+  transport.on('close', (info) => {
+    if (session.getSnapshot().status === 'active') {
+      session.send({ type: 'signalling.closed', info } satisfies SignallingEvent);
+    }
+  });
+}
+
+/**
  * What every protocol server does with its sessions: one root actor per
  * connection in a Map (not children of a hub actor, which made each connect
  * and disconnect O(sessions) inside XState), frames fed straight in with
- * {@link feedActor}, and a cleanup for sessions that crash or outlive the
+ * `feedActor`, and a cleanup for sessions that crash or outlive the
  * server. The sessions share one XState actor system and its timers (see
  * {@link sharedActorSystem}): each is still a root actor that the `inspect`
  * observer sees under its own id, but a session machine's `systemId`s are
@@ -81,7 +108,6 @@ export interface SessionHost<TLogic extends AnyStateMachine> {
  */
 export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostInit<TLogic>): SessionHost<TLogic> {
   const sessions = new Map<string, Actor<TLogic>>();
-  const feeds = new Map<string, () => void>();
   // XState treats an explicit `undefined` as "no clock": pass only what was given.
   const actorOptions = {
     ...(init.clock && { clock: init.clock }),
@@ -91,8 +117,6 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
   let closed = false;
 
   const detach = (id: string) => {
-    feeds.get(id)?.();
-    feeds.delete(id);
     sessions.delete(id);
   };
 
@@ -132,7 +156,7 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
       const deferred = (session as unknown as { _deferred?: unknown[] })._deferred;
       if (Array.isArray(deferred) && deferred.length === 0) deferred.length = 0;
       if ((session.getSnapshot() as { status: string }).status === 'active') {
-        feeds.set(id, feedActor(session as { send(event: Message | SignallingEvent): void }, transport, init.codec));
+        feed(session, transport, init.codec);
       }
     },
     close() {
