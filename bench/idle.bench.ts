@@ -30,6 +30,8 @@ const PROTOCOLS = ['bare', 'cloudlink', 'filedrop', 'socketio', 'registry', 'wor
 type Protocol = (typeof PROTOCOLS)[number];
 /** The client count the extrapolation is made for. */
 const TARGET = 100_000;
+/** Issue 13's bound for one process holding {@link TARGET} idle clients: 1.5 GB (10^9 bytes), in MiB. */
+const GOAL_MIB = Math.round(1.5e9 / 2 ** 20);
 
 // ---------------------------------------------------------------------------
 // Options: `--name value`, `--name=value` or the env BENCH_NAME.
@@ -233,7 +235,8 @@ interface Point {
   rssPerConn: number;
 }
 
-type ServerReport = { type: 'measured'; protocol: Protocol; points: Point[] } | { type: 'error'; message: string };
+type ServerReport =
+  { type: 'measured'; protocol: Protocol; points: Point[]; baseRss: number } | { type: 'error'; message: string };
 
 function exposeGc(): () => void {
   const existing = (globalThis as { gc?: () => void }).gc;
@@ -314,7 +317,7 @@ async function serverRole(protocol: Protocol, options: Options) {
       });
     }
     snapshot('after');
-    report({ type: 'measured', protocol, points });
+    report({ type: 'measured', protocol, points, baseRss: before.rss });
   } finally {
     client.send({ kind: 'close' } satisfies ClientTask);
     await sleep(200);
@@ -336,11 +339,13 @@ async function orchestrate(options: Options) {
       `KiB per registered idle connection (heap = heapUsed + external), growth over 100 warm connections`,
   );
   const results = new Map<Protocol, Point[]>();
+  const bases = new Map<Protocol, number>();
   for (const protocol of options.protocols) {
     const child = spawnRole(['server', protocol, ...process.argv.slice(2)]);
     try {
       const m = await nextMessage<Extract<ServerReport, { type: 'measured' }>>(child, 'measured', 1_200_000);
       results.set(protocol, m.points);
+      bases.set(protocol, m.baseRss);
       const steps = m.points.map((p) => `${p.connections}: ${kb(p.heapPerConn)}/${kb(p.rssPerConn)}`).join(', ');
       console.log(`${protocol.padEnd(10)} heap/rss KiB per conn at ${steps}`);
     } finally {
@@ -354,7 +359,7 @@ async function orchestrate(options: Options) {
   const bare = results.get('bare')?.at(-1);
   console.log('');
   console.log(
-    `${'protocol'.padEnd(10)} ${'heap KiB/conn'.padStart(13)} ${'rss KiB/conn'.padStart(12)} ${'÷ bare heap'.padStart(11)} ${'÷ bare rss'.padStart(10)}  rss at ${TARGET.toLocaleString('en-US')} clients (extrapolated)`,
+    `${'protocol'.padEnd(10)} ${'heap KiB/conn'.padStart(13)} ${'rss KiB/conn'.padStart(12)} ${'÷ bare heap'.padStart(11)} ${'÷ bare rss'.padStart(10)}  rss of one process with ${TARGET.toLocaleString('en-US')} clients (extrapolated)`,
   );
   for (const [protocol, points] of results) {
     const last = points.at(-1)!;
@@ -367,11 +372,14 @@ async function orchestrate(options: Options) {
     const slope =
       n > 1 && sxx > 0 ? points.reduce((s, p, i) => s + (p.connections - mx) * (total[i]! - my), 0) / sxx : my / mx;
     const projected = my + slope * (TARGET - mx);
+    const base = bases.get(protocol)!;
+    const totalMiB = (base + projected) / 1024 / 1024;
     const ratio = (x: number, y: number | undefined) => (y === undefined ? '' : (x / y).toFixed(2));
     console.log(
       `${protocol.padEnd(10)} ${kb(last.heapPerConn).padStart(13)} ${kb(last.rssPerConn).padStart(12)} ` +
         `${ratio(last.heapPerConn, bare?.heapPerConn).padStart(11)} ${ratio(last.rssPerConn, bare?.rssPerConn).padStart(10)}  ` +
-        `${(projected / 1024 / 1024).toFixed(0)} MiB growth (slope ${kb(slope)} KiB/conn)`,
+        `${totalMiB.toFixed(0)} MiB = ${(base / 1024 / 1024).toFixed(0)} base + ${(projected / 1024 / 1024).toFixed(0)} growth ` +
+        `(slope ${kb(slope)} KiB/conn; goal ≤ ${GOAL_MIB} MiB: ${totalMiB <= GOAL_MIB ? 'met' : 'missed'})`,
     );
   }
   console.log(

@@ -40,15 +40,17 @@ export type Role = 'host' | 'peer';
 export const Stage = { None: 0, Offered: 1, Accepted: 2, Checked: 3, Ready: 4 } as const;
 export type Stage = (typeof Stage)[keyof typeof Stage];
 
+// The Sets are made on first use: most lobbies hold one host and no peer, and
+// an empty Set costs ~150 B, per idle connection.
 interface Member {
   readonly key: string;
   readonly role: Role;
-  readonly pairs: Set<string>;
+  pairs: Set<string> | undefined;
 }
 
 interface Lobby {
-  readonly hosts: Set<string>;
-  readonly peers: Set<string>;
+  hosts: Set<string> | undefined;
+  peers: Set<string> | undefined;
 }
 
 /**
@@ -71,24 +73,25 @@ export function memoryDirectory(): LobbyDirectory {
     join(id, ugi, lobby, role) {
       const key = JSON.stringify([ugi, lobby]);
       let entry = lobbies.get(key);
-      if (!entry) lobbies.set(key, (entry = { hosts: new Set(), peers: new Set() }));
-      (role === 'host' ? entry.hosts : entry.peers).add(id);
-      members.set(id, { key, role, pairs: new Set() });
-      return [...(role === 'host' ? entry.peers : entry.hosts)];
+      if (!entry) lobbies.set(key, (entry = { hosts: undefined, peers: undefined }));
+      if (role === 'host') (entry.hosts ??= new Set()).add(id);
+      else (entry.peers ??= new Set()).add(id);
+      members.set(id, { key, role, pairs: undefined });
+      return [...((role === 'host' ? entry.peers : entry.hosts) ?? [])];
     },
     leave(id) {
       const member = members.get(id);
       if (!member) return [];
       members.delete(id);
-      for (const pair of member.pairs) {
+      for (const pair of member.pairs ?? []) {
         stages.delete(pair);
         const [host, peer] = pair.split('\n') as [string, string];
-        members.get(host === id ? peer : host)?.pairs.delete(pair);
+        members.get(host === id ? peer : host)?.pairs?.delete(pair);
       }
       const entry = lobbies.get(member.key)!;
-      (member.role === 'host' ? entry.hosts : entry.peers).delete(id);
-      if (entry.hosts.size === 0 && entry.peers.size === 0) lobbies.delete(member.key);
-      return [...(member.role === 'host' ? entry.peers : entry.hosts)];
+      (member.role === 'host' ? entry.hosts : entry.peers)?.delete(id);
+      if (!entry.hosts?.size && !entry.peers?.size) lobbies.delete(member.key);
+      return [...((member.role === 'host' ? entry.peers : entry.hosts) ?? [])];
     },
     isMember: (id) => members.has(id),
     areMates(a, b) {
@@ -102,8 +105,10 @@ export function memoryDirectory(): LobbyDirectory {
     setStage(host, peer, stage) {
       const key = pairKey(host, peer);
       if (!stages.has(key)) {
-        members.get(host)?.pairs.add(key);
-        members.get(peer)?.pairs.add(key);
+        for (const id of [host, peer]) {
+          const member = members.get(id);
+          if (member) (member.pairs ??= new Set()).add(key);
+        }
       }
       stages.set(key, stage);
     },
