@@ -65,8 +65,10 @@ export interface SessionHost<TLogic extends AnyStateMachine> {
  * `feedActor` for a session: the same events, and none once the session has
  * stopped (finished, crashed or stopped by the host). It checks the session's
  * status on each frame instead of keeping the unsubscribe functions, which
- * cost ~400 B per connection; the transport lets go of its listeners when it
- * closes, which every way a session ends leads to.
+ * cost ~400 B per connection. The transport lets go of its listeners when it
+ * closes: a session machine's final state closes its transport (every
+ * protocol's does; the host closes it after a crash or on shutdown), else the
+ * finished actor stays reachable until the connection ends.
  */
 function feed(session: AnyActorRef, transport: Transport, codec: { decode(frame: Frame): Message }): void {
   transport.on('message', (frame) => {
