@@ -152,11 +152,6 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
         },
       });
       session.start();
-      // XState queues the initial state's actions in an array that grew to
-      // room for 17 and is empty from here on (a running actor runs its
-      // actions at once): let its backing store go, ~150 B per session.
-      const deferred = (session as unknown as { _deferred?: unknown[] })._deferred;
-      if (Array.isArray(deferred) && deferred.length === 0) deferred.length = 0;
       if ((session.getSnapshot() as { status: string }).status === 'active') {
         feed(session, transport, init.codec);
       }

@@ -220,7 +220,7 @@ class ManagedTransport implements TransportFunctions, TransportControl {
     if (this.closeSent) return () => {};
     const h = handler as Handler;
     const list = this.listeners(type);
-    this.setListeners(type, list ? [...list, h] : [h]);
+    this.setListeners(type, list ? list.concat(h) : [h]);
     if (type === 'message' && this.backlog && !this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
