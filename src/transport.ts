@@ -127,12 +127,14 @@ export interface TransportFunctions {
  * access), and a server holds one or two transports per connection.
  */
 export class TransportView implements Transport {
-  // An ordinary (TypeScript-private) field, not `#fns`: a caller may wrap a
-  // transport with `Object.create(transport)` or a Proxy, and a `#` field is
-  // unreachable through those.
-  private readonly fns: TransportFunctions;
+  // An ordinary (TypeScript-private) property, not `#fns`: a caller may wrap
+  // a transport with `Object.create(transport)` or a Proxy, and a `#` field is
+  // unreachable through those. Not enumerable: `fns` is often the object
+  // holding this view (a cycle) or a socket, and a transport sits in machine
+  // contexts that inspectors and model tests serialize as JSON.
+  declare private readonly fns: TransportFunctions;
   constructor(fns: TransportFunctions) {
-    this.fns = fns;
+    Object.defineProperty(this, 'fns', { value: fns });
   }
   get isOpen(): boolean {
     return this.fns.isOpen();
