@@ -345,7 +345,7 @@ describe('the upload actor', () => {
     return { frames, events, near, sent, ack: (received: number) => actor.send({ type: 'ack', received }), actor };
   }
 
-  it('sends the file as numbered chunks of at most 16 KiB, then says so', async () => {
+  it('sends the file as numbered chunks of 16 KiB (chunk n from byte n × 16 KiB, however it reads), then says so', async () => {
     const data = bytes(100_000);
     const u = uploading(data);
     await settle(30);
@@ -355,8 +355,9 @@ describe('the upload actor', () => {
     // With `hash`, the digest of what was read and sent, reading the file once.
     expect(hashed.events).toEqual([{ type: 'upload.done', sha256: sha256Hex(data) }]);
     const chunks = u.frames.map((f) => decodeChunk(f) as { seq: number; data: Uint8Array });
-    expect(chunks.map((c) => c.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    expect(chunks.map((c) => c.data.byteLength)).toEqual([16384, 16384, 7232, 16384, 16384, 7232, 16384, 3616]);
+    // Reads of 40 000 bytes are rounded up to whole chunks (49 152), so only the last chunk is short.
+    expect(chunks.map((c) => c.seq)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(chunks.map((c) => c.data.byteLength)).toEqual([16384, 16384, 16384, 16384, 16384, 16384, 1696]);
     const joined = new Uint8Array(chunks.reduce((n, c) => n + c.data.byteLength, 0));
     let at = 0;
     for (const c of chunks) {
@@ -370,11 +371,11 @@ describe('the upload actor', () => {
     const data = bytes(200_000);
     const u = uploading(data, undefined, { window: 50_000, acked: 0 });
     await settle(30);
-    // Reads of 40 000 bytes go out as chunks of 16 384, 16 384 and 7 232: the fourth would pass 50 000.
-    expect(u.sent()).toBe(40_000);
+    // Three whole chunks (49 152 bytes): the fourth would pass 50 000.
+    expect(u.sent()).toBe(3 * CHUNK_SIZE);
     u.ack(20_000);
     await settle(30);
-    expect(u.sent()).toBe(40_000 + CHUNK_SIZE);
+    expect(u.sent()).toBe(4 * CHUNK_SIZE);
     expect(u.events).toEqual([]);
     u.ack(10_000); // stale: changes nothing
     u.ack(200_000);
@@ -392,7 +393,7 @@ describe('the upload actor', () => {
     held.actor.stop();
     held.ack(200_000);
     await settle(30);
-    expect(held.sent()).toBe(40_000);
+    expect(held.sent()).toBe(3 * CHUNK_SIZE);
     expect(held.events).toEqual([]);
   });
 

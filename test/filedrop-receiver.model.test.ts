@@ -39,6 +39,8 @@ const CONNECT_TIMEOUT_MS = 30_000;
 const PROGRESS_INTERVAL_MS = 250;
 const LOST_TIMEOUT_MS = 10_000;
 const MAX_RETRIES = 1;
+/** One fresh connection after a lost channel (then the receiver waits for the sender's word, as before). */
+const MAX_RECONNECTS = 1;
 /** The download reports progress every 256 KiB and at the end: twice for this file. */
 const STEP = 256 * 1024;
 const SIZE = STEP + 100;
@@ -57,6 +59,7 @@ const WRONG_DIGEST = '0'.repeat(64);
 
 const TIMING = {
   maxRetries: MAX_RETRIES,
+  maxReconnects: MAX_RECONNECTS,
   responseTimeout: RESPONSE_TIMEOUT_MS,
   connectTimeout: CONNECT_TIMEOUT_MS,
   progressInterval: PROGRESS_INTERVAL_MS,
@@ -87,6 +90,9 @@ type ModelEvent = Chained<
   | { type: 'xstate.error.actor.signalling' | 'xstate.error.actor.rtc'; error: { message: string } }
   | { type: 'xstate.done.actor.openSink'; output: object }
   | { type: 'xstate.error.actor.openSink'; error: { message: string } }
+  | { type: 'xstate.done.actor.resumeOffset'; output: number }
+  | { type: 'xstate.error.actor.resumeOffset'; error: { message: string } }
+  | { type: 'download.started'; offset: number }
   | { type: 'rtc.description'; label: string; description: { type: 'offer'; sdp: string } }
   | { type: 'rtc.candidate'; label: string; candidate: typeof CANDIDATE }
   | { type: 'rtc.open'; label: string; transport: object }
@@ -111,8 +117,27 @@ type ModelSnapshot = AnyMachineSnapshot & { context: ReceiverContext };
 const inert = fromCallback(() => {}) as never;
 /** The receiver with inert children: what it does is all messages to them, so it is its own model. */
 const model = chainedModel(
-  filedropReceiver.provide({ actors: { signalling: inert, rtc: inert, openSink: inert, download: inert } }),
+  filedropReceiver.provide({
+    actors: { signalling: inert, rtc: inert, openSink: inert, resumeOffset: inert, download: inert },
+  }),
 );
+
+/** What the model's sink is: one a receiver can resume into (the real one is `controlledSink`). */
+const RESUMABLE_SINK = {
+  write() {},
+  close() {},
+  abort() {},
+  size: () => 0,
+  read: async () => new Uint8Array(0),
+  truncate() {},
+};
+
+/** Where a fresh connection resumes: what is stored, in whole chunks, below the size. */
+const resumeAt = (stored: number) =>
+  Math.min(Math.floor(stored / CHUNK_SIZE), Math.floor((SIZE - 1) / CHUNK_SIZE)) * CHUNK_SIZE;
+
+/** The receiver's check of what its sink holds, chained after the step that starts it. */
+const offsetFound = (offset: number): ModelEvent => ({ type: 'xstate.done.actor.resumeOffset', output: offset });
 
 const msg = (type: string, detail: Record<string, unknown>): ModelEvent => ({ type, detail });
 
@@ -215,7 +240,13 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   events.push(msg('peer not exists', isEngaged(where) ? { peer: SENDER } : { peer: SENDER, event: 'request' }));
   if (where === 'requesting') events.push({ type: AFTER_RESPONSE });
   if (where === 'openingSink') {
-    events.push({ type: 'xstate.done.actor.openSink', output: {} });
+    // The sink opens, and the receiver asks it what it holds (nothing: the test's sink starts empty).
+    events.push({ type: 'xstate.done.actor.openSink', output: RESUMABLE_SINK, then: offsetFound(0) });
+    events.push({
+      type: 'xstate.done.actor.openSink',
+      output: RESUMABLE_SINK,
+      then: { type: 'xstate.error.actor.resumeOffset', error: { message: 'cannot read the sink' } },
+    });
     events.push({ type: 'xstate.error.actor.openSink', error: { message: 'no room for it' } });
   }
   if (where === 'lost') events.push({ type: AFTER_LOST });
@@ -245,7 +276,15 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   if (isTransferring(where)) {
     // Its own ICE failure is not the receiver's to act on (the sender asks for `retry`), but a failed
     // ICE restart is: the rtc actor could not make the offer the sender waits for.
-    events.push({ type: 'rtc.failed', label: SENDER, error: { code: ErrorCode.RtcFailed, message: 'ICE failed' } });
+    const failed: ModelEvent = {
+      type: 'rtc.failed',
+      label: SENDER,
+      error: { code: ErrorCode.RtcFailed, message: 'ICE failed' },
+    };
+    // A restart that failed: a fresh connection resumes from what is stored, while the receiver may make one.
+    if (context.restarting && context.reconnects < MAX_RECONNECTS)
+      failed.then = offsetFound(resumeAt(context.received));
+    events.push(failed);
     if (where !== 'transferring.connecting' && context.restarting) {
       events.push({ type: 'rtc.description', label: SENDER, description: { type: 'offer', sdp: 'receiver-offer' } });
     }
@@ -254,7 +293,24 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
     const { received } = context;
     const verdict = verdictOf(context);
     if (where === 'receiving.cooling') events.push({ type: AFTER_PROGRESS });
-    events.push({ type: 'rtc.closed', label: SENDER });
+    // The channel is lost: a fresh connection resumes from what is stored, while the receiver may make one.
+    const closed: ModelEvent = { type: 'rtc.closed', label: SENDER };
+    const settling = context.arrived && verdict !== 'pending';
+    if (!settling && context.reconnects < MAX_RECONNECTS) {
+      closed.then = offsetFound(resumeAt(received));
+      // ...unless the sink cannot say what it holds.
+      events.push({
+        type: 'rtc.closed',
+        label: SENDER,
+        then: { type: 'xstate.error.actor.resumeOffset', error: { message: 'cannot read the sink' } },
+      });
+    }
+    events.push(closed);
+    /** The first chunk after a resume says where the sender started: where it was asked to. */
+    const first = (event: ModelEvent): ModelEvent =>
+      context.offset > 0 && received === context.offset
+        ? { type: 'download.started', offset: context.offset, then: event }
+        : event;
     if (received < SIZE) {
       events.push({
         type: 'download.failed',
@@ -278,14 +334,16 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       // The last chunks: every byte is in, then written (and, with a verdict against them, it fails).
       const written: ModelEvent = { type: 'download.progress', received: SIZE };
       if (verdict === 'bad' || verdict === 'no digest') written.then = verdictFailure(verdict);
-      events.push({ type: 'download.arrived', received: SIZE, then: written });
-      events.push({
-        type: 'download.failed',
-        reason: 'size-mismatch',
-        message: 'too many bytes',
-        received: STEP,
-        how: 'oversized chunk',
-      });
+      events.push(first({ type: 'download.arrived', received: SIZE, then: written }));
+      events.push(
+        first({
+          type: 'download.failed',
+          reason: 'size-mismatch',
+          message: 'too many bytes',
+          received: STEP,
+          how: 'oversized chunk',
+        }),
+      );
     }
     if (waiting) {
       // The download waits for the digest: the sender's `done` brings it (or not), and it is checked at once.
@@ -343,6 +401,8 @@ function serializeState(snapshot: AnyMachineSnapshot): string {
     context.restarting,
     context.received,
     context.reported,
+    context.offset,
+    context.reconnects,
   ]);
 }
 
@@ -358,7 +418,12 @@ function formatEvent(event: ModelEvent): string {
   }
   if (event.type === 'signalling.closed') return event.info.reason;
   if (event.type === 'signalling.error') return `bad frame ${event.frame}`;
-  if (event.type.startsWith('xstate.error.actor.')) return `${event.type.slice('xstate.error.actor.'.length)} fails`;
+  if (event.type.startsWith('xstate.error.actor.'))
+    return `${event.type.slice('xstate.error.actor.'.length)} fails${chain}`;
+  if (event.type === 'xstate.done.actor.resumeOffset') return `the sink holds ${event.output}${chain}`;
+  if (event.type === 'download.started') return `resumed at ${event.offset}${chain}`;
+  if (event.type === 'xstate.done.actor.openSink') return `${event.type}${chain}`;
+  if (event.type === 'rtc.closed' || event.type === 'rtc.failed') return `${event.type}${chain}`;
   return event.type;
 }
 
@@ -446,6 +511,8 @@ function controlledSink() {
   const control = {
     inner,
     failWrites: false,
+    /** Asking the sink what it holds fails. */
+    failSize: false,
     /** The file the receiver asked a sink for. */
     asked: undefined as FileInfo | undefined,
     commit,
@@ -465,6 +532,12 @@ function controlledSink() {
       inner.close();
     },
     abort: (reason) => inner.abort(reason),
+    size() {
+      if (control.failSize) throw new Error('cannot read the sink (simulated)');
+      return inner.size();
+    },
+    read: (offset, length) => inner.read(offset, length),
+    truncate: (length) => inner.truncate(length),
   };
   const opener = (file: FileInfo) => {
     control.asked = file;
@@ -480,7 +553,7 @@ function world(code: string) {
   const sink = controlledSink();
   const w = filedropClientWorld(filedropReceiver, { ...TIMING, code, sink: sink.opener }, tracker.inspect);
   /** `retry` asked for an ICE restart whose offer has not come yet (tracked by the test, from the protocol). */
-  return Object.assign(w, { sink: sink.control, commandsRead: 0, restarting: false });
+  return Object.assign(w, { sink: sink.control, commandsRead: 0, commandsOf: 0, restarting: false });
 }
 
 type World = ReturnType<typeof world>;
@@ -506,7 +579,12 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
     w.restarting = true;
   }
   if (event.type === 'rtc.description') w.restarting = false;
+  // A fresh connection (after the channel was lost, or a restart failed) is no restart.
+  if (event.then?.type === 'xstate.done.actor.resumeOffset') w.restarting = false;
   switch (event.type) {
+    case 'download.started':
+      // The chunks of the chained step come numbered from where the sender was asked to start.
+      return exec(w, prev, event.then!);
     case 'signalling.open':
       w.open();
       break;
@@ -527,6 +605,7 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
       w.crashRtc('rtc');
       break;
     case 'xstate.done.actor.openSink':
+      if (event.then?.type === 'xstate.error.actor.resumeOffset') w.sink.failSize = true;
       w.sink.open();
       break;
     case 'xstate.error.actor.openSink':
@@ -543,6 +622,7 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
       script!.emit({ type: 'rtc.failed', label: SENDER, error: new RtcError(ErrorCode.RtcFailed, 'ICE failed') });
       break;
     case 'rtc.closed':
+      if (event.then?.type === 'xstate.error.actor.resumeOffset') w.sink.failSize = true;
       channelOf(w).close();
       script!.emit({ type: 'rtc.closed', label: SENDER });
       break;
@@ -624,6 +704,7 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
     case AFTER_LOST:
       return 'peer-gone';
     case 'xstate.error.actor.openSink':
+    case 'xstate.error.actor.resumeOffset':
       return 'sink-failed';
     case 'xstate.error.actor.rtc':
       return 'rtc-failed';
@@ -676,15 +757,36 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
           out.emitted.push({ type: 'file', detail: { file: announced } });
         }
         break;
-      case 'rtc.description':
-        out.frames.push({ type: 'offer', detail: { peer: SENDER, data: { type: 'offer', sdp: 'receiver-offer' } } });
+      case 'rtc.description': {
+        // A connection's first offer names where to start: always on a fresh connection, else past 0 only.
+        const { restarting, reconnects, offset } = prev.context;
+        const named = !restarting && (reconnects > 0 || offset > 0);
+        out.frames.push({
+          type: 'offer',
+          detail: { peer: SENDER, data: { type: 'offer', sdp: 'receiver-offer', ...(named && { offset }) } },
+        });
+        break;
+      }
+      case 'xstate.done.actor.resumeOffset': {
+        const offset = (e as { output: number }).output;
+        // A fresh connection (not the first): the application hears where it resumes.
+        if (where !== 'openingSink') {
+          out.emitted.push({
+            type: 'resuming',
+            detail: { offset, total: SIZE, reconnect: prev.context.reconnects + 1 },
+          });
+        }
+        break;
+      }
+      case 'download.started':
+        out.emitted.push({ type: 'resumed', detail: { offset: (e as { offset: number }).offset } });
         break;
       case 'rtc.candidate':
         out.frames.push({ type: 'candidate', detail: { peer: SENDER, data: CANDIDATE } });
         break;
       case 'rtc.open':
         // `received: 0` at once: from now on the sender paces its upload by what we report stored.
-        progress({ received: 0, total: SIZE });
+        progress({ received: prev.context.received, total: SIZE });
         break;
       case 'answer':
         if (fromSender && !failure) {
@@ -761,7 +863,12 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   const want = expectation(prev, event, next);
   expect(w.take()).toEqual(want.frames);
   expect(w.emitted()).toEqual(want.emitted);
-  const script = w.rtc.scripts[0];
+  // The commands of the current connection's rtc actor (a fresh connection has a new one).
+  const script = w.rtc.scripts.at(-1);
+  if (w.rtc.scripts.length !== w.commandsOf) {
+    w.commandsOf = w.rtc.scripts.length;
+    w.commandsRead = 0;
+  }
   const commands = script ? script.commands.slice(w.commandsRead) : [];
   w.commandsRead += commands.length;
   expect(commands).toEqual(want.commands);
@@ -802,14 +909,17 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   expect(real.context.restarting).toBe(w.restarting);
   expect(real.context.received).toBe(next.context.received);
   expect(real.context.reported).toBe(next.context.reported);
+  expect(real.context.offset).toBe(next.context.offset);
+  expect(real.context.reconnects).toBe(next.context.reconnects);
   expect(real.context.arrived).toBe(next.context.arrived);
   expect(real.context.trailer).toEqual(next.context.trailer);
   // The sink is asked for once the file is known, and written as chunks come.
   expect(w.sink.asked).toEqual(isEngaged(where) ? next.context.file : undefined);
   expect(sameBytes(w.sink.inner.bytes(), CONTENT.subarray(0, next.context.received))).toBe(true);
   if (isTransferring(where)) {
-    expect(w.rtc.scripts).toHaveLength(1);
-    expect(w.rtc.scripts[0]!.input).toEqual({ label: SENDER, role: 'offerer' });
+    // One rtc actor per connection: the live one is the last.
+    expect(w.rtc.scripts.filter((s) => !s.stopped)).toHaveLength(1);
+    expect(w.rtc.scripts.at(-1)!.input).toEqual({ label: SENDER, role: 'offerer' });
   }
 }
 

@@ -95,19 +95,30 @@ const CRASH = 'xstate.error.actor.';
 /** A memory source whose reads wait until the test releases (or fails) them. */
 function gatedSource() {
   const inner = memorySource(CONTENT, { name: FILE.name, type: FILE.type });
-  let release!: () => void;
-  let refuse!: (error: Error) => void;
-  const gate = new Promise<void>((resolve, reject) => {
-    release = resolve;
-    refuse = reject;
-  });
-  gate.catch(() => {});
-  const control = { reads: 0, closed: false, release, refuse };
+  const arm = () => {
+    let release!: () => void;
+    let refuse!: (error: Error) => void;
+    const gate = new Promise<void>((resolve, reject) => {
+      release = resolve;
+      refuse = reject;
+    });
+    gate.catch(() => {});
+    return { gate, release, refuse };
+  };
+  let current = arm();
+  const control = {
+    reads: 0,
+    closed: false,
+    release: () => current.release(),
+    refuse: (error: Error) => current.refuse(error),
+    /** Reads wait again (the upload of a fresh connection), until the next release. */
+    rearm: () => void (current = arm()),
+  };
   const source: FileSource = {
     ...inner,
     async read(offset, length) {
       control.reads++;
-      await gate;
+      await current.gate;
       return inner.read(offset, length);
     },
     close() {
@@ -148,11 +159,12 @@ function senderWorld(input: { once?: boolean }, inspect: (event: InspectionEvent
 
 type SenderWorld = ReturnType<typeof senderWorld>;
 
-/** The file as it came down the data channel: chunks in order, joined. */
-function received(frames: Uint8Array[]): Uint8Array {
+/** The file as it came down the data channel from byte `offset` on: chunks in order, joined. */
+function received(frames: Uint8Array[], offset = 0): Uint8Array {
   const out = new Uint8Array(frames.reduce((n, f) => n + f.byteLength - 4, 0));
   let at = 0;
-  frames.forEach((frame, seq) => {
+  frames.forEach((frame, i) => {
+    const seq = offset / CHUNK_SIZE + i;
     const chunk = decodeChunk(frame);
     if ('invalid' in chunk || chunk.seq !== seq) throw new Error(`chunk ${seq} is not one`);
     out.set(chunk.data, at);
@@ -212,6 +224,11 @@ const BAD_CANDIDATE = msg('candidate', { peer: R, data: 7 });
 const FOREIGN_PROGRESS = msg('progress', { peer: R, data: { percent: 50 } });
 const STRING_OFFER = msg('offer', { peer: R, data: 'receiver-offer-text' });
 const BAD_OFFER = msg('offer', { peer: R, data: { type: 'answer', sdp: 'not an offer' } });
+/**
+ * An offer with an `offset`: the receiver has the first chunk and asks for the rest, on a fresh
+ * connection (its first offer, or one after its channel was lost or its ICE restart failed).
+ */
+const FRESH_OFFER = msg('offer', { peer: R, data: { type: 'offer', sdp: 'receiver-offer-2', offset: CHUNK_SIZE } });
 /** The original's receiver: it has written everything. */
 const RECEIVER_DONE = msg('done', { peer: R });
 
@@ -246,7 +263,7 @@ function transferEvents(snapshot: AnyMachineSnapshot): TEvent[] {
   const failed: TEvent = { type: 'rtc.failed', label: R, error: { code: ErrorCode.RtcFailed, message: 'ICE failed' } };
   switch (where) {
     case 'awaitingOffer':
-      events.push(offer, STRING_OFFER, BAD_OFFER, { type: T_AFTER_OFFER });
+      events.push(offer, STRING_OFFER, BAD_OFFER, FRESH_OFFER, { type: T_AFTER_OFFER });
       break;
     case 'connecting':
       events.push(offer, BAD_OFFER, failed, { type: 'rtc.open', label: R, transport: stubTransport });
@@ -264,13 +281,15 @@ function transferEvents(snapshot: AnyMachineSnapshot): TEvent[] {
       events.push({ type: T_AFTER_LOST });
       break;
   }
+  // One fresh connection per path, from any state with a connection (a bound on the model).
+  if (where !== 'awaitingOffer' && (snapshot as TSnapshot).context.offset === 0) events.push(FRESH_OFFER);
   return events;
 }
 
 const tSerialize = (snapshot: AnyMachineSnapshot) => {
   const { context } = snapshot as TSnapshot;
   if (snapshot.status !== 'active') return JSON.stringify([snapshot.value, context.error?.reason ?? null]);
-  return JSON.stringify([snapshot.value, context.retries, context.received, context.uploaded]);
+  return JSON.stringify([snapshot.value, context.retries, context.received, context.uploaded, context.offset]);
 };
 
 function tFormatEvent(event: TEvent): string {
@@ -280,6 +299,7 @@ function tFormatEvent(event: TEvent): string {
   if (isEvent(event, BAD_CANDIDATE)) return 'candidate(7)';
   if (isEvent(event, STRING_OFFER)) return 'offer(SDP text)';
   if (isEvent(event, BAD_OFFER)) return 'offer(an answer)';
+  if (isEvent(event, FRESH_OFFER)) return `offer(offset ${CHUNK_SIZE})`;
   if (event.type === 'done') return "receiver's done";
   if (event.type === 'progress') {
     const { data } = (event as TMsg).detail as { data: { received: number; done?: true; error?: string } };
@@ -382,7 +402,14 @@ function transferExpectation(prev: TSnapshot | undefined, event: TEvent): TExpec
   const { retries } = prev.context;
   switch (event.type) {
     case 'offer':
-      if (where !== 'lost' && !failure) {
+      if (isEvent(event, FRESH_OFFER)) {
+        // Where it starts, and on a fresh connection (a new rtc actor) past the first.
+        out.emitted.push({
+          type: 'resuming',
+          detail: { peer: R, offset: CHUNK_SIZE, reconnect: where !== 'awaitingOffer' },
+        });
+        out.commands.push({ type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'receiver-offer-2' } });
+      } else if (where !== 'lost' && !failure) {
         const sdp = isEvent(event, STRING_OFFER) ? 'receiver-offer-text' : 'receiver-offer';
         out.commands.push({ type: 'rtc.remoteDescription', description: { type: 'offer', sdp } });
       }
@@ -423,7 +450,12 @@ function transferExpectation(prev: TSnapshot | undefined, event: TEvent): TExpec
   return out;
 }
 
-async function transferExec(w: SenderWorld & { reported: boolean }, event: TEvent): Promise<void> {
+async function transferExec(w: TransferWorld, prev: TSnapshot, event: TEvent): Promise<void> {
+  if (isEvent(event, FRESH_OFFER) && prev.value !== 'awaitingOffer') {
+    // A fresh connection: a new rtc actor, and an upload whose reads wait for the test again.
+    w.connections++;
+    w.source.rearm();
+  }
   const script = w.rtc.live.get(R);
   if (event.type === 'progress' && !isEvent(event, FOREIGN_PROGRESS)) w.reported = true;
   switch (event.type) {
@@ -458,7 +490,7 @@ async function transferExec(w: SenderWorld & { reported: boolean }, event: TEven
       w.actor.send({ type: 'cancel', peer: R });
       break;
     case 'transfer.abort':
-      w.crashRtc(`rtc:${R}#1`);
+      w.crashRtc(rtcOf(w));
       break;
     default:
       if (event.type in T_DELAY) w.clock.increment(T_DELAY[event.type]!);
@@ -467,7 +499,12 @@ async function transferExec(w: SenderWorld & { reported: boolean }, event: TEven
   await settle();
 }
 
-async function startTransfer(): Promise<SenderWorld & { transfer: AnyActorRef; reported: boolean }> {
+type TransferWorld = SenderWorld & { transfer: AnyActorRef; reported: boolean; connections: number };
+
+/** The id of the transfer's rtc actor: one per connection. */
+const rtcOf = (w: TransferWorld) => `rtc:${R}#1${w.connections > 0 ? `.${w.connections}` : ''}`;
+
+async function startTransfer(): Promise<TransferWorld> {
   const w = senderWorld({}, inspectBoth);
   w.open();
   await settle();
@@ -479,15 +516,10 @@ async function startTransfer(): Promise<SenderWorld & { transfer: AnyActorRef; r
   const transfer = w.actor.getSnapshot().children[`transfer:${R}#1`] as AnyActorRef;
   expect(transfer).toBeDefined();
   /** The receiver has sent `progress`. */
-  return Object.assign(w, { transfer, reported: false });
+  return Object.assign(w, { transfer, reported: false, connections: 0 });
 }
 
-async function transferCheck(
-  w: SenderWorld & { transfer: AnyActorRef; reported: boolean },
-  prev: TSnapshot | undefined,
-  event: TEvent,
-  next: TSnapshot,
-) {
+async function transferCheck(w: TransferWorld, prev: TSnapshot | undefined, event: TEvent, next: TSnapshot) {
   const real = w.transfer.getSnapshot() as TSnapshot;
   transferTracker.see(real);
   expect(real.value).toEqual(next.value);
@@ -521,12 +553,16 @@ async function transferCheck(
   // Paced from the receiver's first report on.
   expect(real.context.paced).toBe(w.reported);
   expect(real.context.error).toBeUndefined();
-  expect(sender.context.transfers).toEqual({ [R]: { generation: 1 } });
-  expect(Object.keys(sender.children).sort()).toEqual(['signalling', `transfer:${R}#1`, `rtc:${R}#1`].sort());
+  expect(real.context.offset).toBe(next.context.offset);
+  expect(sender.context.transfers).toEqual({ [R]: { generation: 1, connection: w.connections } });
+  expect(Object.keys(sender.children).sort()).toEqual(['signalling', `transfer:${R}#1`, rtcOf(w)].sort());
   expect(Object.keys(real.children)).toEqual(next.value === 'sending' ? ['upload'] : []);
   expect(w.rtc.live.get(R)?.input).toEqual({ label: R, role: 'answerer' });
   // Once the upload is done every chunk is on the channel, in order.
-  if (next.value === 'finishing') expect(sameBytes(received(w.chunks.get(R)!), CONTENT)).toBe(true);
+  const { offset } = next.context;
+  if (next.value === 'finishing') {
+    expect(sameBytes(received(w.chunks.get(R)!, offset), CONTENT.subarray(offset))).toBe(true);
+  }
 }
 
 // ===========================================================================
@@ -553,6 +589,7 @@ type SEvent = Chained<
   | { type: 'transfer.rtc'; peer: string; command: RtcCommand }
   | { type: 'transfer.progress'; peer: string; received: number; total: number }
   | { type: 'transfer.retrying'; peer: string; attempt: number }
+  | { type: 'transfer.resuming'; peer: string; offset: number; fresh: boolean }
 >;
 
 type SSnapshot = AnyMachineSnapshot & { context: SenderContext };
@@ -562,7 +599,13 @@ const senderModel = chainedModel(
 );
 
 /** How a whole transfer ends, as one step; the sender sees the events in `then`. */
-type Outcome = 'completes' | 'is refused' | 'loses its receiver' | 'is cancelled' | 'loses its rtc actor';
+type Outcome =
+  | 'completes'
+  | 'completes on a fresh connection'
+  | 'is refused'
+  | 'loses its receiver'
+  | 'is cancelled'
+  | 'loses its rtc actor';
 
 /** The transfer outcome a sender event stands for, if it does. */
 const outcomeOf = (event: SEvent): Outcome | undefined => (event as { outcome?: Outcome }).outcome;
@@ -606,6 +649,28 @@ function outcomeEvent(peer: string, generation: number, outcome: Outcome): SEven
         { type: 'transfer.progress', peer, received: SIZE, total: SIZE },
         done(undefined, SIZE),
       );
+    case 'completes on a fresh connection': {
+      // The channel is lost; the receiver resumes past its first chunk on a fresh connection (a new rtc actor).
+      const fresh = msg('offer', { peer, data: { type: 'offer', sdp: 'receiver-offer-2', offset: CHUNK_SIZE } });
+      return head(
+        offer,
+        applied,
+        { type: 'rtc.open', label: peer, transport: stubTransport },
+        { type: 'rtc.closed', label: peer },
+        fresh,
+        { type: 'transfer.resuming', peer, offset: CHUNK_SIZE, fresh: true },
+        {
+          type: 'transfer.rtc',
+          peer,
+          command: { type: 'rtc.remoteDescription', description: { type: 'offer', sdp: 'receiver-offer-2' } },
+        },
+        { type: 'rtc.open', label: peer, transport: stubTransport },
+        signalOf(doneFrame(peer) as TMsg),
+        progressOfPeer(peer, { received: SIZE, done: true }),
+        { type: 'transfer.progress', peer, received: SIZE, total: SIZE },
+        done(undefined, SIZE),
+      );
+    }
     case 'is refused':
       return head(progressOfPeer(peer, { received: 0, error: 'sink-failed' }), done({ reason: 'remote-cancelled' }));
     case 'loses its receiver':
@@ -633,7 +698,14 @@ function progressOfPeer(peer: string, data: Record<string, unknown>): TMsg {
   return msg('progress', { peer, data: { total: SIZE, ...data } });
 }
 
-const OUTCOMES: Outcome[] = ['completes', 'is refused', 'loses its receiver', 'is cancelled', 'loses its rtc actor'];
+const OUTCOMES: Outcome[] = [
+  'completes',
+  'completes on a fresh connection',
+  'is refused',
+  'loses its receiver',
+  'is cancelled',
+  'loses its rtc actor',
+];
 
 const whereS = (s: AnyMachineSnapshot): string =>
   typeof s.value === 'string' ? s.value : (s.value as { active: string }).active;
@@ -786,6 +858,29 @@ async function playOutcome(w: SenderWorld, peer: string, generation: number, out
       w.send('progress', { peer, data: { received: SIZE, total: SIZE, done: true } });
       break;
     }
+    case 'completes on a fresh connection': {
+      w.send('offer', { peer, data: { type: 'offer', sdp: 'receiver-offer' } });
+      await settle();
+      const first = w.rtc.live.get(peer)!;
+      w.openChannel(peer);
+      await settle();
+      // The channel is lost while the upload waits for its first read.
+      first.channel!.remote.close();
+      first.emit({ type: 'rtc.closed', label: peer });
+      await settle();
+      w.send('offer', { peer, data: { type: 'offer', sdp: 'receiver-offer-2', offset: CHUNK_SIZE } });
+      await settle();
+      expect(w.rtc.live.get(peer)).not.toBe(first);
+      expect(first.stopped).toBe(true);
+      w.openChannel(peer);
+      await settle();
+      w.source.release();
+      await settle();
+      // Chunk 1 on: the receiver has chunk 0.
+      expect(sameBytes(received(w.chunks.get(peer)!, CHUNK_SIZE), CONTENT.subarray(CHUNK_SIZE))).toBe(true);
+      w.send('progress', { peer, data: { received: SIZE, total: SIZE, done: true } });
+      break;
+    }
     case 'is refused':
       w.send('progress', { peer, data: { received: 0, total: SIZE, error: 'sink-failed' } });
       break;
@@ -874,7 +969,7 @@ function senderFailure(prev: SSnapshot, event: SEvent): TransferFailure | 'done'
   if (event.type.startsWith(`${CRASH}transfer:`) && prev.context.once) return 'protocol';
   const outcome = outcomeOf(event);
   if (outcome && prev.context.once && where === 'serving') {
-    return outcome === 'completes' ? 'done' : (transferOutcomeReason(outcome) as TransferFailure);
+    return transferOutcomeReason(outcome) ?? 'done';
   }
   return undefined;
 }
@@ -882,6 +977,7 @@ function senderFailure(prev: SSnapshot, event: SEvent): TransferFailure | 'done'
 function transferOutcomeReason(outcome: Outcome): TransferFailure | undefined {
   switch (outcome) {
     case 'completes':
+    case 'completes on a fresh connection':
       return undefined;
     case 'is refused':
       return 'remote-cancelled';
@@ -905,7 +1001,12 @@ function senderExpectation(prev: SSnapshot | undefined, event: SEvent): SExpecta
     const reason = transferOutcomeReason(outcome);
     // Ours are told to the receiver; the receiver's own, or its leaving, are not.
     if (reason === 'cancelled' || reason === 'rtc-failed') out.frames.push(response(R1, { error: reason }));
-    if (outcome === 'completes') {
+    if (outcome === 'completes on a fresh connection') {
+      out.frames.push(doneFrame(R1));
+      out.emitted.push({ type: 'resuming', detail: { peer: R1, offset: CHUNK_SIZE, reconnect: true } });
+      out.emitted.push({ type: 'progress', detail: { peer: R1, received: SIZE, total: SIZE } });
+      out.emitted.push({ type: 'completed', detail: { peer: R1 } });
+    } else if (outcome === 'completes') {
       out.frames.push({ type: 'retry', detail: { peer: R1 } }, doneFrame(R1));
       out.emitted.push({ type: 'retrying', detail: { peer: R1, attempt: 1 } });
       out.emitted.push({ type: 'progress', detail: { peer: R1, received: SIZE, total: SIZE } });
@@ -1011,7 +1112,7 @@ describe('filedrop sender, model-based (scripted server and WebRTC, gated memory
     ran.push(
       replayEach('the transfer', transferPlan.paths, {
         start: () => startTransfer(),
-        exec: (w, _prev, event) => transferExec(w, event),
+        exec: (w, prev, event) => transferExec(w, prev as TSnapshot, event),
         check: transferCheck,
         stop: (w) => void w.actor.stop(),
       }),

@@ -128,9 +128,15 @@ describe('filedropSession transitions', () => {
 describe('filedropReceiver transitions', () => {
   const sink = memorySink();
   const input = { code: 'k7pq-2mza', sink, maxRetries: 1 };
+  /** A receiver that does not open fresh connections: it waits for the sender's word, as one with a plain sink does. */
+  const noReconnect = { ...input, maxReconnects: 0 };
   const requesting = [msg('signalling.open'), msg('assign', { peer: RECEIVER })];
   const engaged = [...requesting, msg('response', { peer: SENDER, data: file })];
-  const connecting = [...engaged, { type: 'xstate.done.actor.openSink', output: sink }];
+  const connecting = [
+    ...engaged,
+    { type: 'xstate.done.actor.openSink', output: sink },
+    { type: 'xstate.done.actor.resumeOffset', output: 0 },
+  ];
   const receiving = [...connecting, rtc('rtc.open', SENDER, { transport: channel })];
   const progress = (received: number) => ({ type: 'download.progress', received });
   const sentProgress = (step: Step<AnyStateMachine, ClientMessage>) => step.sent.filter((m) => m.type === 'progress');
@@ -241,13 +247,17 @@ describe('filedropReceiver transitions', () => {
       error: new Error('this RTCPeerConnection does not support ICE restart'),
     });
     for (const before of [connecting, receiving]) {
-      const step = run(filedropReceiver, input, [...before, retry, failed]);
+      const step = run(filedropReceiver, noReconnect, [...before, retry, failed]);
       expect(step.snapshot.value).toBe('failed');
       expect(errorOf(step)).toMatchObject({ reason: 'rtc-failed', message: expect.stringMatching(/ICE restart/) });
       expect(step.sent).toEqual([
         { type: 'progress', detail: { peer: SENDER, data: { received: 0, total: 100, error: 'rtc-failed' } } },
       ]);
     }
+    // A sink that can resume: a fresh connection carries on from what it holds instead.
+    expect(run(filedropReceiver, input, [...receiving, retry, failed]).snapshot.value).toEqual({
+      active: { engaged: 'reconnecting' },
+    });
     // Once the restart offer is out, an ICE failure is the sender's to act on again.
     const offered = rtc('rtc.description', SENDER, { description: { type: 'offer', sdp: 'O2' } });
     expect(run(filedropReceiver, input, [...receiving, retry, offered, failed]).snapshot.value).toEqual({
@@ -339,18 +349,45 @@ describe('filedropReceiver transitions', () => {
     ]);
   });
 
+  it('opens a fresh connection when the channel closes early, offering to resume from what the sink holds', () => {
+    const lost = [...receiving, progress(60), rtc('rtc.closed', SENDER)];
+    expect(run(filedropReceiver, input, lost).snapshot.value).toEqual({ active: { engaged: 'reconnecting' } });
+    // The sink holds 60 bytes: less than a chunk, so the fresh connection starts at 0 (and says so).
+    const found = [...lost, { type: 'xstate.done.actor.resumeOffset', output: 0 }];
+    const reconnecting = run(filedropReceiver, input, found);
+    expect(reconnecting.snapshot.value).toEqual({ active: { engaged: { transferring: 'connecting' } } });
+    expect(reconnecting.snapshot.context).toMatchObject({ offset: 0, received: 0, reconnects: 1 });
+    expect(reconnecting.emitted).toEqual([{ type: 'resuming', detail: { offset: 0, total: 100, reconnect: 1 } }]);
+    expect(reconnecting.spawned.map((s) => s.id)).toContain('rtc');
+    // The new connection's offer names where to start: that is what makes it a fresh one for the sender.
+    const offered = run(filedropReceiver, input, [
+      ...found,
+      rtc('rtc.description', SENDER, { description: { type: 'offer', sdp: 'O2' } }),
+    ]);
+    expect(offered.sent).toEqual([
+      { type: 'offer', detail: { peer: SENDER, data: { type: 'offer', sdp: 'O2', offset: 0 } } },
+    ]);
+    // Bytes flow again: a later loss gets the full count of fresh connections.
+    const flowing = run(filedropReceiver, input, [
+      ...found,
+      rtc('rtc.open', SENDER, { transport: channel }),
+      progress(30),
+    ]);
+    expect(flowing.snapshot.context.reconnects).toBe(0);
+  });
+
   it("waits for the sender's word when the channel closes early, then calls it gone", () => {
     const lost = [...receiving, rtc('rtc.closed', SENDER)];
-    expect(run(filedropReceiver, input, lost).snapshot.value).toEqual({ active: { engaged: 'lost' } });
-    const told = run(filedropReceiver, input, [
+    expect(run(filedropReceiver, noReconnect, lost).snapshot.value).toEqual({ active: { engaged: 'lost' } });
+    const told = run(filedropReceiver, noReconnect, [
       ...lost,
       msg('response', { peer: SENDER, data: { error: 'cancelled' } }),
     ]);
     expect(errorOf(told)).toMatchObject({ reason: 'remote-cancelled', remote: 'cancelled' });
     expect(told.sent).toEqual([]);
-    const left = run(filedropReceiver, input, [...lost, msg('peer not exists', { peer: SENDER })]);
+    const left = run(filedropReceiver, noReconnect, [...lost, msg('peer not exists', { peer: SENDER })]);
     expect(errorOf(left)).toMatchObject({ reason: 'peer-gone' });
-    const quiet = run(filedropReceiver, input, [
+    const quiet = run(filedropReceiver, noReconnect, [
       ...lost,
       { type: 'xstate.after.lostTimeout.filedropReceiver.active.engaged.lost' },
     ]);
@@ -374,6 +411,7 @@ describe('filedropReceiver transitions', () => {
       const done = run(filedropReceiver, input, [
         ...promised,
         { type: 'xstate.done.actor.openSink', output: sink },
+        { type: 'xstate.done.actor.resumeOffset', output: 0 },
         rtc('rtc.open', SENDER, { transport: channel }),
         msg('done', { peer: SENDER, data: { sha256: 'B'.repeat(64) } }),
       ]);
@@ -454,7 +492,7 @@ describe('filedropReceiver transitions', () => {
       const left = run(filedropReceiver, input, [...arrived, msg('peer not exists', { peer: SENDER })]);
       expect(left.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
       // Not before: the file is not all there.
-      expect(run(filedropReceiver, input, [...receiving, rtc('rtc.closed', SENDER)]).snapshot.value).toEqual({
+      expect(run(filedropReceiver, noReconnect, [...receiving, rtc('rtc.closed', SENDER)]).snapshot.value).toEqual({
         active: { engaged: 'lost' },
       });
     });
@@ -465,6 +503,7 @@ describe('filedropReceiver transitions', () => {
         ...requesting,
         msg('response', { peer: SENDER, data: trailing }),
         { type: 'xstate.done.actor.openSink', output: sink },
+        { type: 'xstate.done.actor.resumeOffset', output: 0 },
         rtc('rtc.open', SENDER, { transport: channel }),
         { type: 'download.arrived', received: 100 },
       ];
@@ -524,7 +563,7 @@ describe('filedropSender transitions', () => {
       },
     ]);
     expect(step.emitted).toEqual([{ type: 'requested', detail: { peer: RECEIVER } }]);
-    expect(step.snapshot.context.transfers).toEqual({ [RECEIVER]: { generation: 1 } });
+    expect(step.snapshot.context.transfers).toEqual({ [RECEIVER]: { generation: 1, connection: 0 } });
     // A second request from the same receiver while it runs changes nothing.
     expect(run(filedropSender, { source }, [...requested, msg('request', { peer: RECEIVER })]).spawned).toEqual([]);
   });
@@ -578,7 +617,7 @@ describe('filedropSender transitions', () => {
     ]);
     // A done event of an older generation is not this transfer's.
     expect(run(filedropSender, { source }, [...requested, done({}, 7)]).snapshot.context.transfers).toEqual({
-      [RECEIVER]: { generation: 1 },
+      [RECEIVER]: { generation: 1, connection: 0 },
     });
   });
 
@@ -717,11 +756,17 @@ describe('filedropSenderTransfer transitions', () => {
     const upload = (step: Step<AnyStateMachine>) => step.spawned.find((s) => s.id === 'upload')?.input;
     const windowed = { ...input, window: 40 };
     // No report yet: the upload is not held to the window (a receiver that never reports is not stalled).
-    expect(upload(run(transfer, windowed, sending))).toEqual({ transport: channel, source, window: 40, hash: false });
+    expect(upload(run(transfer, windowed, sending))).toEqual({
+      transport: channel,
+      source,
+      window: 40,
+      offset: 0,
+      hash: false,
+    });
     // The `received: 0` a receiver sends as its channel opens, before ours opened: the upload starts paced.
     expect(
       upload(run(transfer, windowed, [offer, report(0), rtc('rtc.open', RECEIVER, { transport: channel })])),
-    ).toEqual({ transport: channel, source, window: 40, acked: 0, hash: false });
+    ).toEqual({ transport: channel, source, window: 40, offset: 0, acked: 0, hash: false });
     const first = run(transfer, windowed, [...sending, report(0)]);
     expect(first.sentTo).toEqual([{ to: 'upload', event: { type: 'upload.ack', received: 0 } }]);
     expect(reports(first)).toEqual([]);

@@ -83,6 +83,16 @@ export interface SessionDescription<T extends 'offer' | 'answer' = 'offer' | 'an
 }
 
 /**
+ * A receiver's `offer` data: the description and, on a connection that is
+ * to resume, `offset`, the byte the sender is to start at (the receiver has
+ * the bytes before it). Present, it also tells the sender that this offer
+ * opens a fresh connection (not an ICE restart of the running one).
+ */
+export interface OfferData extends SessionDescription<'offer'> {
+  offset?: number;
+}
+
+/**
  * `progress` data, receiver → sender. `done` (verified and stored) and
  * `error` (the receiver's {@link TransferFailure}) are final.
  */
@@ -114,7 +124,7 @@ type Each<T extends string, D> = T extends string ? Message<T, D> : never;
 export type ClientMessage =
   | Each<'request' | 'retry', { peer: string }>
   | Message<'response', { peer: string; data: ResponseData }>
-  | Message<'offer', { peer: string; data: SessionDescription<'offer'> }>
+  | Message<'offer', { peer: string; data: OfferData }>
   | Message<'answer', { peer: string; data: SessionDescription<'answer'> }>
   | Message<'candidate', { peer: string; data: RtcIceCandidateInit }>
   | Message<'progress', { peer: string; data: Progress }>

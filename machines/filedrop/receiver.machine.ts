@@ -4,7 +4,7 @@ import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.j
 import type { Transport } from '../../src/transport.js';
 import { clientActors, isOwnFailure, remoteError, send, signallingError, type SignallingFailure } from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
-import type { FileSink, SinkOpener } from '../transfer/files.js';
+import { isResumable, type FileSink, type SinkOpener } from '../transfer/files.js';
 import {
   isPeerId,
   normalizeCode,
@@ -13,7 +13,7 @@ import {
   type MessageOf,
   type ServerMessage,
 } from './protocol.js';
-import { download, openSink, type DownloadCommand, type DownloadEvent } from '../transfer/transfer.js';
+import { download, openSink, resumeOffset, type DownloadCommand, type DownloadEvent } from '../transfer/transfer.js';
 import { isFault, readCandidate, readDescription, readDone, readResponse } from './wire.js';
 
 export interface ReceiverInput {
@@ -26,6 +26,15 @@ export interface ReceiverInput {
   sink: SinkOpener;
   /** How many ICE restarts (`retry` from the sender) to go through before giving up. @default 3 */
   maxRetries?: number;
+  /**
+   * How many times in a row to open a fresh connection, resuming from the
+   * bytes stored, when the data channel is lost mid-transfer (or an ICE
+   * restart is impossible); the count starts again once bytes flow. Only
+   * with a sink that can resume (`ResumableSink`: `memorySink`, `fileSink`);
+   * 0 waits for the sender's word as before and then fails `peer-gone`.
+   * @default 3
+   */
+  maxReconnects?: number;
   /** How long the sender has to answer `request`. @default 15000 */
   responseTimeout?: number;
   /** How long the data channel has to open after each offer (the first, and each ICE restart). @default 30000 */
@@ -46,6 +55,7 @@ export interface ReceiverContext {
   readonly code: string;
   readonly opener: SinkOpener;
   readonly maxRetries: number;
+  readonly maxReconnects: number;
   readonly responseTimeout: number;
   readonly connectTimeout: number;
   readonly progressInterval: number;
@@ -58,6 +68,14 @@ export interface ReceiverContext {
   file?: FileInfo;
   sink?: FileSink;
   transport?: Transport;
+  /**
+   * Where this connection's download starts: the bytes the sink held when
+   * the offer went out (a `.part` of an earlier attempt, or what this
+   * transfer stored before its connection dropped).
+   */
+  offset: number;
+  /** Fresh connections opened since bytes last flowed. */
+  reconnects: number;
   received: number;
   /** `received` as of the last `progress` sent. */
   reported: number;
@@ -91,6 +109,19 @@ export type ReceiverEmitted =
   /** The sender asked for an ICE restart (`retry`); `attempt` counts from 1. */
   | { type: 'retrying'; detail: { attempt: number } }
   /**
+   * The sink holds `offset` bytes of this file (a `.part` of an earlier
+   * attempt, or this transfer's before its connection dropped): the offer
+   * asks the sender for the rest. `reconnect` counts fresh connections from
+   * 1 (0: the first offer).
+   */
+  | { type: 'resuming'; detail: { offset: number; total: number; reconnect: number } }
+  /**
+   * After `resuming`, the first chunk came: the sender resumed at `offset`,
+   * or (`offset` 0) it starts over, as a sender that does not know offsets
+   * does, and the sink was emptied.
+   */
+  | { type: 'resumed'; detail: { offset: number } }
+  /**
    * Every byte arrived, the size matched, and the sink was closed. `sha256`
    * is of the bytes received; `verified` says it matched the sender's digest
    * (false: the sender announced none, so only the size was checked).
@@ -98,6 +129,20 @@ export type ReceiverEmitted =
   | { type: 'completed'; detail: { file: FileInfo; sha256: string; verified: boolean } }
   /** The receiver ended: `error` is set unless it completed. */
   | { type: 'stopped'; detail: { error?: FileDropError } };
+
+/**
+ * Failures that say nothing against the bytes stored: a sink that can keep
+ * them (`keep`) does, so that the next attempt resumes. Integrity and
+ * protocol failures, and a sink that failed, discard them.
+ */
+const KEEPS_BYTES: ReadonlySet<TransferFailure> = new Set<TransferFailure>([
+  'cancelled',
+  'remote-cancelled',
+  'peer-gone',
+  'rtc-failed',
+  'timeout',
+  'signalling-lost',
+]);
 
 /** What the sender's `response` says (a fault when it cannot be read). */
 const responseOf = (event: MessageOf<ServerMessage, 'response'>) => readResponse(event.detail.data);
@@ -119,7 +164,7 @@ export const filedropReceiverSetup = setup({
     input: {} as ReceiverInput,
     emitted: {} as ReceiverEmitted,
   },
-  actors: { ...clientActors, openSink, download },
+  actors: { ...clientActors, openSink, resumeOffset, download },
   delays: {
     responseTimeout: ({ context }) => context.responseTimeout,
     connectTimeout: ({ context }) => context.connectTimeout,
@@ -159,6 +204,9 @@ export const filedropReceiverSetup = setup({
     /** Every byte is in and nothing more is needed from the sender: its leaving or closing the channel is no failure. */
     isSettling: ({ context }) => context.arrived && !awaitsTrailer(context),
     canRetry: ({ context }) => context.retries < context.maxRetries,
+    /** A fresh connection can carry on from what is stored. */
+    canReconnect: ({ context }) =>
+      context.sink !== undefined && isResumable(context.sink) && context.reconnects < context.maxReconnects,
     hasUnreported: ({ context }) => context.received > context.reported,
     isRestarting: ({ context }) => context.restarting,
   },
@@ -212,14 +260,22 @@ export const filedropReceiverSetup = setup({
     sendSignal: enqueueActions(
       ({ context, enqueue }, e: Extract<RtcEmitted, { type: 'rtc.description' | 'rtc.candidate' }>) => {
         const peer = context.code;
-        if (e.type === 'rtc.description') enqueue.assign({ restarting: false });
+        if (e.type === 'rtc.candidate') {
+          enqueue.sendTo('signalling', send({ type: 'candidate', detail: { peer, data: e.candidate } }));
+          return;
+        }
+        enqueue.assign({ restarting: false });
+        // A connection's first offer names where to start: always on a fresh connection (so the
+        // sender knows it is one), on the first when there is something to skip. An ICE restart's
+        // offer renegotiates the same connection and carries none.
+        const offset =
+          !context.restarting && (context.reconnects > 0 || context.offset > 0) ? context.offset : undefined;
         enqueue.sendTo(
           'signalling',
-          send(
-            e.type === 'rtc.candidate'
-              ? { type: 'candidate', detail: { peer, data: e.candidate } }
-              : { type: 'offer', detail: { peer, data: { type: 'offer', sdp: e.description.sdp } } },
-          ),
+          send({
+            type: 'offer',
+            detail: { peer, data: { type: 'offer', sdp: e.description.sdp, ...(offset !== undefined && { offset }) } },
+          }),
         );
       },
     ),
@@ -255,7 +311,32 @@ export const filedropReceiverSetup = setup({
       enqueue.sendTo('rtc', { type: 'rtc.restartIce' } satisfies RtcCommand);
     }),
     keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
+    /** The sink holds `offset` bytes: the next offer asks for the rest. */
+    keepOffset: enqueueActions(
+      ({ context, enqueue }, { offset, reconnect }: { offset: number; reconnect: boolean }) => {
+        const reconnects = reconnect ? context.reconnects + 1 : context.reconnects;
+        enqueue.assign({
+          offset,
+          received: offset,
+          reported: offset,
+          reconnects,
+          transport: undefined,
+          arrived: false,
+          // A fresh connection's offer is no ICE restart, whatever the old connection was doing.
+          restarting: false,
+        });
+        if (offset > 0 || reconnect) {
+          enqueue.emit({ type: 'resuming', detail: { offset, total: context.file!.size, reconnect: reconnects } });
+        }
+      },
+    ),
+    recordStart: enqueueActions(({ enqueue }, { offset }: { offset: number }) => {
+      enqueue.assign({ offset, received: offset });
+      enqueue.emit({ type: 'resumed', detail: { offset } });
+    }),
     recordProgress: enqueueActions(({ context, enqueue }, { received }: { received: number }) => {
+      // Bytes flow on this connection: a later loss gets the full number of fresh connections again.
+      if (received > context.offset) enqueue.assign({ reconnects: 0 });
       enqueue.assign({ received });
       enqueue.emit({ type: 'progress', detail: { received, total: context.file!.size } });
     }),
@@ -303,12 +384,18 @@ export const filedropReceiverSetup = setup({
         }),
       );
     }),
+    /**
+     * The sink gives up its bytes, or, when nothing was wrong with them (the
+     * connection, the peer or a timeout failed, or a cancel) and it can,
+     * keeps them for a later resume.
+     */
     abortSink: ({ context }) => {
       const { sink, error } = context;
       if (!sink) return;
+      const keep = sink.keep && error !== undefined && KEEPS_BYTES.has(error.reason);
       // A sink's failure to clean up has nobody left to tell.
       Promise.resolve()
-        .then(() => sink.abort(error))
+        .then(() => (keep ? sink.keep!(error) : sink.abort(error)))
         .catch(() => {});
     },
     announceDone: enqueueActions(({ context, enqueue }) => {
@@ -339,11 +426,14 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
     code: normalizeCode(String(input.code ?? '')),
     opener: input.sink,
     maxRetries: input.maxRetries ?? 3,
+    maxReconnects: input.maxReconnects ?? 3,
     responseTimeout: input.responseTimeout ?? 15_000,
     connectTimeout: input.connectTimeout ?? 30_000,
     progressInterval: input.progressInterval ?? 250,
     lostTimeout: input.lostTimeout ?? 10_000,
     requested: false,
+    offset: 0,
+    reconnects: 0,
     received: 0,
     reported: 0,
     retries: 0,
@@ -488,12 +578,56 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                 id: 'openSink',
                 src: 'openSink',
                 input: ({ context }) => ({ sink: context.opener, file: context.file! }),
-                onDone: { target: 'transferring', actions: assign({ sink: ({ event }) => event.output }) },
+                onDone: { target: 'resuming', actions: assign({ sink: ({ event }) => event.output }) },
                 onError: {
                   target: '#filedropReceiver.active.failing',
                   actions: {
                     type: 'fail',
                     params: ({ event }) => ({ reason: 'sink-failed', message: `no sink: ${describe(event.error)}` }),
+                  },
+                },
+              },
+            },
+            // What the sink holds already (a `.part` of this file, say): the offer asks for the rest.
+            resuming: {
+              invoke: {
+                id: 'resumeOffset',
+                src: 'resumeOffset',
+                input: ({ context }) => ({ sink: context.sink!, file: context.file! }),
+                onDone: {
+                  target: 'transferring',
+                  actions: { type: 'keepOffset', params: ({ event }) => ({ offset: event.output, reconnect: false }) },
+                },
+                onError: {
+                  target: '#filedropReceiver.active.failing',
+                  actions: {
+                    type: 'fail',
+                    params: ({ event }) => ({
+                      reason: 'sink-failed',
+                      message: `reading what the sink holds failed: ${describe(event.error)}`,
+                    }),
+                  },
+                },
+              },
+            },
+            // The connection was lost mid-transfer: a fresh one resumes from what is stored.
+            reconnecting: {
+              invoke: {
+                id: 'resumeOffset',
+                src: 'resumeOffset',
+                input: ({ context }) => ({ sink: context.sink!, file: context.file! }),
+                onDone: {
+                  target: 'transferring',
+                  actions: { type: 'keepOffset', params: ({ event }) => ({ offset: event.output, reconnect: true }) },
+                },
+                onError: {
+                  target: '#filedropReceiver.active.failing',
+                  actions: {
+                    type: 'fail',
+                    params: ({ event }) => ({
+                      reason: 'sink-failed',
+                      message: `reading what the sink holds failed: ${describe(event.error)}`,
+                    }),
                   },
                 },
               },
@@ -538,21 +672,29 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                   },
                 ],
                 // Our own ICE failures are the sender's to act on (it asks for `retry`), but not one of
-                // the restart it asked for: node-datachannel, say, cannot restart ICE at all.
-                'rtc.failed': {
-                  guard: 'isRestarting',
-                  target: '#filedropReceiver.active.failing',
-                  actions: {
-                    type: 'fail',
-                    params: ({ event }) => ({
-                      reason: 'rtc-failed',
-                      message: `the ICE restart the sender asked for failed: ${event.error.message}`,
-                    }),
+                // the restart it asked for: node-datachannel, say, cannot restart ICE at all. A fresh
+                // connection then carries on from what is stored, where the sink allows it.
+                'rtc.failed': [
+                  { guard: and(['isRestarting', 'canReconnect']), target: 'reconnecting' },
+                  {
+                    guard: 'isRestarting',
+                    target: '#filedropReceiver.active.failing',
+                    actions: {
+                      type: 'fail',
+                      params: ({ event }) => ({
+                        reason: 'rtc-failed',
+                        message: `the ICE restart the sender asked for failed: ${event.error.message}`,
+                      }),
+                    },
                   },
-                },
-                // The channel closed before every byte was in: the sender's reason may be on its way.
-                // Once every byte is in, the sender (the original's, say) may close it: the sink finishes.
-                'rtc.closed': { guard: not('isSettling'), target: 'lost' },
+                ],
+                // The channel closed before every byte was in: a fresh connection resumes where the sink
+                // allows it; otherwise the sender's reason may be on its way. Once every byte is in, the
+                // sender (the original's, say) may close it: the sink finishes.
+                'rtc.closed': [
+                  { guard: and([not('isSettling'), 'canReconnect']), target: 'reconnecting' },
+                  { guard: not('isSettling'), target: 'lost' },
+                ],
               },
               initial: 'connecting',
               states: {
@@ -591,6 +733,7 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                       transport: context.transport!,
                       sink: context.sink!,
                       file: context.file!,
+                      offset: context.offset,
                       ...(context.trailer && { trailer: context.trailer }),
                     }),
                   },
@@ -601,6 +744,9 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                       actions: { type: 'recordProgress', params: ({ event }) => ({ received: event.received }) },
                     },
                     'download.arrived': { actions: 'recordArrival' },
+                    'download.started': {
+                      actions: { type: 'recordStart', params: ({ event }) => ({ offset: event.offset }) },
+                    },
                     // While the download runs, the digest goes to it too (before, it goes in with its input).
                     done: [
                       {

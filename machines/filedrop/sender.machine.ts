@@ -19,8 +19,8 @@ import { clientActors, remoteError, send, signallingError, type SignallingFailur
 import { FileDropError, type TransferFailure } from './errors.js';
 import type { FileSource } from '../transfer/files.js';
 import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
-import { DEFAULT_WINDOW, upload, type UploadCommand, type UploadEvent } from '../transfer/transfer.js';
-import { isFault, readCandidate, readDescription, readProgress } from './wire.js';
+import { DEFAULT_WINDOW, isResumeOffset, upload, type UploadCommand, type UploadEvent } from '../transfer/transfer.js';
+import { isFault, readCandidate, readDescription, readOffset, readProgress } from './wire.js';
 
 /* ------------------------------------------------------------------------ */
 /* One transfer: the sender's side of one receiver's request.               */
@@ -62,6 +62,8 @@ export interface TransferContext extends TransferTiming {
   paced: boolean;
   /** Every chunk went out and `done` was sent: a receiver's `done` now means it has the file. */
   uploaded: boolean;
+  /** Where the upload on the current connection starts: the receiver's `offset`, when it can start this file. */
+  offset: number;
   transport?: Transport;
   error?: FileDropError;
 }
@@ -71,7 +73,14 @@ export type TransferReport =
   | { type: 'transfer.signal'; message: ClientMessage }
   | { type: 'transfer.rtc'; peer: string; command: RtcCommand }
   | { type: 'transfer.progress'; peer: string; received: number; total: number }
-  | { type: 'transfer.retrying'; peer: string; attempt: number };
+  | { type: 'transfer.retrying'; peer: string; attempt: number }
+  /**
+   * The receiver asked to start at `offset` (it holds the bytes before it).
+   * `fresh`: its offer opens a new connection, replacing the old one (whose
+   * channel was lost): the sender replaces this transfer's rtc actor before
+   * it relays the offer.
+   */
+  | { type: 'transfer.resuming'; peer: string; offset: number; fresh: boolean };
 
 /** What a transfer ends with (its output). */
 export interface TransferOutput {
@@ -105,6 +114,33 @@ const offerOf = (event: TransferEvent) => {
   return readDescription(event.detail.data, 'offer');
 };
 
+/** Where the receiver's offer asks to start, when this file can start there; else 0 (the receiver copes with that). */
+const offsetOf = (context: TransferContext, event: TransferEvent) => {
+  assertEvent(event, 'offer');
+  const offset = readOffset(event.detail.data);
+  return isResumeOffset(offset, context.file.size) ? offset : 0;
+};
+
+/**
+ * An offer that opens a connection: its transfer starts at the offer's
+ * offset. Before the relayed offer, the sender hears where, unless it is
+ * the first connection's start at 0 (and, on a fresh connection, replaces
+ * the rtc actor).
+ */
+const startAt = (fresh: boolean) =>
+  [
+    {
+      type: 'report',
+      params: ({ context, event }: TransferArgs): TransferReport => ({
+        type: 'transfer.resuming',
+        peer: context.peer,
+        offset: offsetOf(context, event),
+        fresh,
+      }),
+    },
+    'keepOffset',
+  ] as const;
+
 /** The receiver's offer (first, or after an ICE restart) goes to our rtc actor (an unreadable one failed the transfer before). */
 const applyOffer = {
   type: 'report',
@@ -129,6 +165,18 @@ const sendDone = [
     },
   },
 ] as const;
+
+/**
+ * An offer with an `offset` opens a fresh connection (the receiver lost the
+ * old one, or could not restart its ICE): a new rtc actor answers it, and
+ * the upload starts again at the offset once its channel opens.
+ */
+const freshConnection = {
+  guard: 'isFreshOffer',
+  target: 'connecting',
+  reenter: true,
+  actions: [...startAt(true), applyOffer],
+} as const;
 
 /** An offer or candidate that cannot be read ends the transfer (`protocol`), before anything else looks at it. */
 const refuseUnreadable = { guard: 'isUnreadable', target: 'failing', actions: 'recordFault' } as const;
@@ -207,6 +255,13 @@ export const filedropSenderTransferSetup = setup({
     isChannelGone: (_, { reason }: { reason: TransferFailure }) => reason === 'peer-gone',
     isAnswer: (_, { description }: { description: { type: string } }) => description.type === 'answer',
     isNewProgress: ({ context, event }) => (progressOf(event).received ?? -1) > context.received,
+    /** The offer asks to start past byte 0, at an offset that this file can start at. */
+    isResumingOffer: ({ context, event }) => offsetOf(context, event) > 0,
+    /** A readable offer that names an `offset`: it opens a fresh connection (an ICE restart's offer names none). */
+    isFreshOffer: ({ event }) => {
+      assertEvent(event, 'offer');
+      return !isFault(offerOf(event)) && readOffset(event.detail.data) !== undefined;
+    },
   },
   actions: {
     fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
@@ -231,6 +286,12 @@ export const filedropSenderTransferSetup = setup({
       },
     }),
     markUploaded: assign({ uploaded: true }),
+
+    /** A connection starts at the offer's offset: nothing of it is uploaded yet, and the receiver has that much. */
+    keepOffset: assign(({ context, event }) => {
+      const offset = offsetOf(context, event);
+      return { offset, received: offset, uploaded: false, transport: undefined };
+    }),
     /** The receiver's report goes to the upload, which keeps within `window` of it. */
     ackUpload: sendTo('upload', ({ context }): UploadCommand => ({ type: 'upload.ack', received: context.received })),
     recordRemoteFailure: assign(({ context, event }) => {
@@ -266,6 +327,7 @@ export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine(
     received: 0,
     paced: false,
     uploaded: false,
+    offset: 0,
   }),
   on: {
     candidate: [
@@ -357,7 +419,14 @@ export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine(
           },
         },
       },
-      on: { offer: [refuseUnreadable, { target: 'connecting', actions: applyOffer }] },
+      on: {
+        offer: [
+          refuseUnreadable,
+          // The receiver holds part of the file already (an earlier attempt's): the sender hears where it starts.
+          { guard: 'isResumingOffer', target: 'connecting', actions: [...startAt(false), applyOffer] },
+          { target: 'connecting', actions: ['keepOffset', applyOffer] },
+        ],
+      },
     },
     connecting: {
       after: {
@@ -373,8 +442,8 @@ export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine(
         },
       },
       on: {
-        // A re-offer (ICE restart) gets a full connectTimeout.
-        offer: [refuseUnreadable, { target: 'connecting', reenter: true, actions: applyOffer }],
+        // A re-offer (ICE restart) gets a full connectTimeout; so does a fresh connection.
+        offer: [refuseUnreadable, freshConnection, { target: 'connecting', reenter: true, actions: applyOffer }],
         'rtc.open': {
           target: 'sending',
           actions: { type: 'keepTransport', params: ({ event }) => ({ transport: event.transport }) },
@@ -399,12 +468,13 @@ export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine(
           transport: context.transport!,
           source: context.source,
           window: context.window,
+          offset: context.offset,
           ...(context.paced && { acked: context.received }),
           hash: context.file.sha256 === undefined,
         }),
       },
       on: {
-        offer: [refuseUnreadable, { actions: applyOffer }],
+        offer: [refuseUnreadable, freshConnection, { actions: applyOffer }],
         // The receiver's reports pace the upload; its verdicts are handled above.
         progress: [
           { guard: and(['isReport', 'isNewProgress']), actions: ['keepReceived', reportProgress, 'ackUpload'] },
@@ -430,11 +500,13 @@ export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine(
     finishing: {
       // Every chunk is with the data channel: waiting for `progress` with `done` (or `error`), or `done`.
       on: {
-        offer: [refuseUnreadable, { actions: applyOffer }],
+        offer: [refuseUnreadable, freshConnection, { actions: applyOffer }],
         'rtc.failed': { guard: 'canRetry', actions: askRetry },
       },
     },
+    // The channel closed: the receiver's verdict may be on its way, or a fresh offer (it resumes).
     lost: {
+      on: { offer: freshConnection },
       after: {
         lostTimeout: {
           target: 'failed',
@@ -489,8 +561,12 @@ export interface SenderContext {
   readonly timing: TransferTiming;
   /** Our peer id, from `assign`: the code a receiver types. */
   id?: string;
-  /** Running transfers by receiver id; `generation` is part of their actors' ids. */
-  transfers: Record<string, { generation: number }>;
+  /**
+   * Running transfers by receiver id; `generation` is part of their actors'
+   * ids, `connection` counts the fresh connections of one transfer (its rtc
+   * actor's id ends `.<connection>` from the first on).
+   */
+  transfers: Record<string, { generation: number; connection: number }>;
   /** Counts transfers started, for actor ids. */
   generation: number;
   /** Transfers that completed. */
@@ -520,6 +596,11 @@ export type SenderEmitted =
   | { type: 'progress'; detail: { peer: string; received: number; total: number } }
   /** WebRTC failed for a receiver: an ICE restart was asked for. */
   | { type: 'retrying'; detail: { peer: string; attempt: number } }
+  /**
+   * A receiver asked for the file from `offset` on (it has the bytes before
+   * it); `reconnect`: on a fresh connection, its earlier one lost.
+   */
+  | { type: 'resuming'; detail: { peer: string; offset: number; reconnect: boolean } }
   /** A receiver has the whole file, verified. */
   | { type: 'completed'; detail: { peer: string } }
   /** A transfer failed. */
@@ -528,12 +609,19 @@ export type SenderEmitted =
   | { type: 'stopped'; detail: { error?: FileDropError } };
 
 const transferId = (peer: string, generation: number) => `transfer:${peer}#${generation}`;
-const rtcId = (peer: string, generation: number) => `rtc:${peer}#${generation}`;
-/** `transfer:<peer>#<n>` or `rtc:<peer>#<n>` → its parts. */
-function parseChildId(id: string): { kind: string; peer: string; generation: number } {
+const rtcId = (peer: string, generation: number, connection = 0) =>
+  `rtc:${peer}#${generation}${connection > 0 ? `.${connection}` : ''}`;
+/** `transfer:<peer>#<n>` or `rtc:<peer>#<n>[.<c>]` → its parts. */
+function parseChildId(id: string): { kind: string; peer: string; generation: number; connection: number } {
   const colon = id.indexOf(':');
   const hash = id.lastIndexOf('#');
-  return { kind: id.slice(0, colon), peer: id.slice(colon + 1, hash), generation: Number(id.slice(hash + 1)) };
+  const [generation, connection = '0'] = id.slice(hash + 1).split('.');
+  return {
+    kind: id.slice(0, colon),
+    peer: id.slice(colon + 1, hash),
+    generation: Number(generation),
+    connection: Number(connection),
+  };
 }
 
 /*
@@ -592,7 +680,7 @@ export const filedropSenderSetup = setup({
     }),
     startTransfer: enqueueActions(({ context, enqueue }, { peer }: { peer: string }) => {
       const generation = context.generation + 1;
-      enqueue.assign({ generation, transfers: { ...context.transfers, [peer]: { generation } } });
+      enqueue.assign({ generation, transfers: { ...context.transfers, [peer]: { generation, connection: 0 } } });
       enqueue.spawnChild('rtc', {
         id: rtcId(peer, generation),
         input: { label: peer, role: 'answerer' } satisfies RtcInput,
@@ -621,8 +709,25 @@ export const filedropSenderSetup = setup({
     ),
     relayRtc: enqueueActions(({ context, enqueue }, { peer, command }: { peer: string; command: RtcCommand }) => {
       const running = context.transfers[peer];
-      if (running) enqueue.sendTo(rtcId(peer, running.generation), command);
+      if (running) enqueue.sendTo(rtcId(peer, running.generation, running.connection), command);
     }),
+    /** A transfer starts at an offset; on a fresh connection, a new rtc actor replaces the old. */
+    resume: enqueueActions(
+      ({ context, enqueue }, { peer, offset, fresh }: Extract<TransferReport, { type: 'transfer.resuming' }>) => {
+        const running = context.transfers[peer];
+        if (!running) return;
+        if (fresh) {
+          const connection = running.connection + 1;
+          enqueue.stopChild(rtcId(peer, running.generation, running.connection));
+          enqueue.assign({ transfers: { ...context.transfers, [peer]: { ...running, connection } } });
+          enqueue.spawnChild('rtc', {
+            id: rtcId(peer, running.generation, connection),
+            input: { label: peer, role: 'answerer' } satisfies RtcInput,
+          });
+        }
+        if (offset > 0 || fresh) enqueue.emit({ type: 'resuming', detail: { peer, offset, reconnect: fresh } });
+      },
+    ),
     announceProgress: emit((_, { peer, received, total }: { peer: string; received: number; total: number }) => ({
       type: 'progress' as const,
       detail: { peer, received, total },
@@ -636,7 +741,7 @@ export const filedropSenderSetup = setup({
         const { peer, generation } = parseChildId(actorId);
         // A done child stays among the children until stopped.
         enqueue.stopChild(actorId);
-        enqueue.stopChild(rtcId(peer, generation));
+        enqueue.stopChild(rtcId(peer, generation, context.transfers[peer]?.connection));
         enqueue.assign({
           transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
         });
@@ -651,9 +756,9 @@ export const filedropSenderSetup = setup({
     ),
     /** A transfer or rtc actor crashed: the transfer fails (rtc) or is dropped (transfer). */
     handleCrash: enqueueActions(({ context, enqueue }, { actorId, error }: { actorId: string; error: unknown }) => {
-      const { kind, peer, generation } = parseChildId(actorId);
+      const { kind, peer, generation, connection } = parseChildId(actorId);
       const running = context.transfers[peer];
-      if (running?.generation !== generation) return;
+      if (running?.generation !== generation || (kind === 'rtc' && running.connection !== connection)) return;
       const message = `the ${kind} actor crashed: ${error instanceof Error ? error.message : String(error)}`;
       if (kind === 'rtc') {
         enqueue.sendTo(transferId(peer, generation), { type: 'transfer.abort', message });
@@ -661,7 +766,7 @@ export const filedropSenderSetup = setup({
       }
       // A crashed child stays among the children until stopped.
       enqueue.stopChild(actorId);
-      enqueue.stopChild(rtcId(peer, generation));
+      enqueue.stopChild(rtcId(peer, generation, running.connection));
       enqueue.assign({
         transfers: Object.fromEntries(Object.entries(context.transfers).filter(([id]) => id !== peer)),
       });
@@ -772,6 +877,7 @@ export const filedropSender = filedropSenderSetup.createMachine({
             'transfer.rtc': { actions: { type: 'relayRtc', params: ({ event }) => event } },
             'transfer.progress': { actions: { type: 'announceProgress', params: ({ event }) => event } },
             'transfer.retrying': { actions: { type: 'announceRetry', params: ({ event }) => event } },
+            'transfer.resuming': { actions: { type: 'resume', params: ({ event }) => event } },
             'xstate.done.actor.*': [
               {
                 guard: and(['isTransferDone', 'isOnce', 'isSuccess']),

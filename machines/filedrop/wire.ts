@@ -59,6 +59,26 @@ export function readDescription<T extends 'offer' | 'answer'>(
 }
 
 /**
+ * The `offset` of a receiver's `offer` (not in the seed; its senders ignore
+ * it): present, this offer opens a fresh connection whose transfer starts
+ * at that byte (the receiver holds the bytes before it). Read as a number
+ * when it is one; whether it can start this file (whole chunks, below the
+ * size) the sender decides, and it sends from 0 when not. `undefined`
+ * when absent: the connection's first offer starts at 0, and any later
+ * one is an ICE restart.
+ *
+ * @example
+ * ```ts
+ * readOffset({ type: 'offer', sdp: 'v=0…', offset: 65536 }); // 65536
+ * readOffset('v=0…'); // undefined
+ * ```
+ */
+export function readOffset(data: unknown): number | undefined {
+  if (!isRecord(data) || typeof data.offset !== 'number' || !Number.isFinite(data.offset)) return undefined;
+  return data.offset;
+}
+
+/**
  * An ICE candidate: an `RTCIceCandidateInit` object, or the candidate line
  * alone (taken as the first m-line's, the data channel's). `null`, nothing
  * and `''` are the end of candidates, read as `null`: there is nothing to

@@ -67,6 +67,38 @@ export interface FileSink {
    * committed keeps the file. A second call does nothing.
    */
   abort(reason: unknown): void | Promise<void>;
+  /**
+   * Resume support, optional (see {@link ResumableSink}): how many bytes
+   * the sink holds now, from an earlier attempt at this same file or from
+   * this transfer before its connection dropped.
+   */
+  size?(): number | Promise<number>;
+  /** Resume support: `length` stored bytes from `offset`, to hash what is already there. */
+  read?(offset: number, length: number): Promise<Uint8Array>;
+  /** Resume support: drops every byte from `length` on; the next `write` appends at `length`. */
+  truncate?(length: number): void | Promise<void>;
+  /**
+   * Resume support, optional even then: the transfer stopped for a reason
+   * that says nothing against the bytes written (the connection or the peer
+   * went away, a cancel, a timeout): close, but keep them so that a later
+   * sink for the same file resumes (`fileSink` with `resume` keeps its
+   * `.part`). Without it the receiver calls `abort`. Never called after
+   * `close`.
+   */
+  keep?(reason: unknown): void | Promise<void>;
+}
+
+/**
+ * A sink a receiver can resume into: it can say how much it holds, read it
+ * back (the receiver hashes the whole file, the part already stored
+ * included) and drop a tail (to a chunk boundary, or all of it when the
+ * sender starts over).
+ */
+export type ResumableSink = FileSink & Required<Pick<FileSink, 'size' | 'read' | 'truncate'>>;
+
+/** True when `sink` implements `size`, `read` and `truncate`: a receiver may resume into it. */
+export function isResumable(sink: FileSink): sink is ResumableSink {
+  return typeof sink.size === 'function' && typeof sink.read === 'function' && typeof sink.truncate === 'function';
 }
 
 /** What a receiver is given: a sink, or a function that opens one once the file is known (it may refuse by throwing). */
@@ -154,8 +186,20 @@ export interface MemorySink extends FileSink {
   readonly reason?: unknown;
 }
 
+/** Options of {@link memorySink}. */
+export interface MemorySinkInit {
+  /**
+   * Bytes the sink holds from the start, as if an earlier attempt had
+   * written them: a receiver resumes after them (the sink is a
+   * {@link ResumableSink}).
+   * @default none
+   */
+  stored?: Uint8Array;
+}
+
 /**
- * A {@link FileSink} in memory, for tests and small files.
+ * A {@link FileSink} in memory, for tests and small files. It is a
+ * {@link ResumableSink}: a receiver whose connection drops resumes into it.
  *
  * @example
  * ```ts
@@ -164,11 +208,12 @@ export interface MemorySink extends FileSink {
  * // once done: sink.state === 'closed', sink.bytes()
  * ```
  */
-export function memorySink(): MemorySink {
-  const chunks: Uint8Array[] = [];
+export function memorySink(init: MemorySinkInit = {}): MemorySink & ResumableSink {
+  let chunks: Uint8Array[] = init.stored ? [init.stored.slice()] : [];
+  const length = () => chunks.reduce((n, c) => n + c.byteLength, 0);
   let state: MemorySink['state'] = 'open';
   let reason: unknown;
-  return {
+  const sink: MemorySink & ResumableSink = {
     get state() {
       return state;
     },
@@ -188,7 +233,7 @@ export function memorySink(): MemorySink {
       reason = why;
     },
     bytes() {
-      const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+      const out = new Uint8Array(length());
       let at = 0;
       for (const chunk of chunks) {
         out.set(chunk, at);
@@ -196,7 +241,18 @@ export function memorySink(): MemorySink {
       }
       return out;
     },
+    size: length,
+    async read(offset, size) {
+      // Joined once, so that reading a long prefix block by block stays linear.
+      if (chunks.length > 1) chunks = [sink.bytes()];
+      return (chunks[0] ?? new Uint8Array(0)).slice(offset, offset + size);
+    },
+    truncate(to) {
+      if (state !== 'open') throw new Error(`truncate() on a ${state} memory sink`);
+      chunks = [sink.bytes().slice(0, to)];
+    },
   };
+  return sink;
 }
 
 /**

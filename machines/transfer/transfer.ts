@@ -4,6 +4,7 @@ import { TransportError } from '../../src/errors.js';
 import type { Transport } from '../../src/transport.js';
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.js';
 import {
+  isResumable,
   sha256Stream,
   type DoneData,
   type FileInfo,
@@ -38,8 +39,17 @@ export interface UploadInput {
   source: FileSource;
   /** Frames are sent while the channel buffers at most this much. @default 262144 (256 KiB) */
   highWaterMark?: number;
-  /** Bytes read from the source at a time (a multiple of the chunk size is best). @default 262144 */
+  /** Bytes read from the source at a time (rounded up to a multiple of the chunk size). @default 262144 */
   readSize?: number;
+  /**
+   * Where to start: bytes the receiver already holds, a multiple of
+   * `CHUNK_SIZE` below `source.size` (anything else is taken as 0). The
+   * first frame is chunk `offset / CHUNK_SIZE`, as if the chunks before it
+   * had been sent. With `hash`, the bytes before `offset` are read and
+   * hashed first, so the digest is still of the whole file.
+   * @default 0
+   */
+  offset?: number;
   /**
    * Most bytes sent beyond what the receiver last reported it stored
    * (`upload.ack`). It applies once the receiver has reported anything at
@@ -86,7 +96,9 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
   };
   const { transport, source } = input;
   const highWaterMark = input.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
-  const readSize = Math.max(CHUNK_SIZE, input.readSize ?? 16 * CHUNK_SIZE);
+  // Whole chunks per read, so that chunk n always carries the bytes from n × CHUNK_SIZE (what a resume relies on).
+  const readSize = Math.max(1, Math.ceil((input.readSize ?? 16 * CHUNK_SIZE) / CHUNK_SIZE)) * CHUNK_SIZE;
+  const start = isResumeOffset(input.offset, source.size) ? input.offset : 0;
   const window = Math.max(CHUNK_SIZE, input.window ?? DEFAULT_WINDOW);
   /** What the receiver reported stored; undefined until it reports anything. */
   let acked = input.acked;
@@ -108,8 +120,35 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
   const hash = input.hash ? sha256Stream() : undefined;
 
   void (async () => {
-    let seq = 0;
-    for (let offset = 0; offset < source.size;) {
+    if (hash) {
+      // The receiver has these bytes; the digest in `done` is of the whole file all the same.
+      for (let offset = 0; offset < start; offset += readSize) {
+        const length = Math.min(readSize, start - offset);
+        let block: Uint8Array;
+        try {
+          block = await source.read(offset, length);
+        } catch (error) {
+          report({
+            type: 'upload.failed',
+            reason: 'source-failed',
+            message: `reading the file failed: ${describe(error)}`,
+          });
+          return;
+        }
+        if (stopped) return;
+        if (block.byteLength !== length) {
+          report({
+            type: 'upload.failed',
+            reason: 'source-failed',
+            message: `the file gave ${block.byteLength} bytes at ${offset} instead of ${length}: did it change?`,
+          });
+          return;
+        }
+        hash.update(block);
+      }
+    }
+    let seq = start / CHUNK_SIZE;
+    for (let offset = start; offset < source.size;) {
       const length = Math.min(readSize, source.size - offset);
       let block: Uint8Array;
       try {
@@ -161,11 +200,37 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
   };
 });
 
+/**
+ * True when `offset` can start a resumed transfer of a `size`-byte file: a
+ * whole number of chunks, below `size` (at least one chunk is always sent,
+ * and its sequence number tells the receiver where the sender started).
+ */
+export function isResumeOffset(offset: unknown, size: number): offset is number {
+  return (
+    typeof offset === 'number' &&
+    Number.isSafeInteger(offset) &&
+    offset >= 0 &&
+    offset % CHUNK_SIZE === 0 &&
+    (offset === 0 || offset < size)
+  );
+}
+
 /** Input of the {@link download} actor. */
 export interface DownloadInput {
   transport: Transport;
   sink: FileSink;
   file: FileInfo;
+  /**
+   * Bytes the sink holds already, which the receiver asked the sender to
+   * skip (see {@link resumeOffset}); the sink must then be a
+   * `ResumableSink`. The first chunk says what the sender did: chunk
+   * `offset / CHUNK_SIZE` (it resumed: the stored bytes are read back and
+   * hashed, so the digest covers the whole file) or chunk 0 (it starts
+   * over, as a sender that does not know the offset does: the sink is
+   * truncated to 0).
+   * @default 0
+   */
+  offset?: number;
   /** Report `download.progress` each time this many more bytes were written. @default 262144 */
   reportEvery?: number;
   /** The sender's `done`, if it came before the download started (it carries the digest `file.trailer` promised). */
@@ -179,6 +244,11 @@ export type DownloadCommand = { type: 'download.trailer'; trailer: DoneData };
 export type DownloadEvent =
   /** `received` bytes are written to the sink (not only arrived): what the sender paces by. */
   | { type: 'download.progress'; received: number }
+  /**
+   * With an `offset`: the first chunk came, and the sender started at
+   * `offset` (it resumed) or at 0 (it starts over; the sink is emptied).
+   */
+  | { type: 'download.started'; offset: number }
   /** Every byte is in: the data channel is no longer needed (the sink may still be writing). */
   | { type: 'download.arrived'; received: number }
   /**
@@ -219,17 +289,22 @@ export const download = fromCallback<DownloadCommand, DownloadInput>(({ input, s
     verify?.();
   });
   const reportEvery = input.reportEvery ?? 256 * 1024;
-  const hash = sha256Stream();
+  /** What the sink held at the start and the sender was asked to skip (0 unless resuming). */
+  const asked = input.offset !== undefined && isResumeOffset(input.offset, file.size) ? input.offset : 0;
+  /** Hashes the file from byte 0: bytes written (or, resuming, read back) go in, in order. */
+  let hash = sha256Stream();
   let stopped = false;
   /** Every byte is in: no more frames are taken. */
   let complete = false;
   /** The outcome was reported. */
   let settled = false;
-  let expected = 0;
-  let received = 0;
+  /** The first chunk, which says where the sender started, is still to come. */
+  let first = true;
+  let expected = asked / CHUNK_SIZE;
+  let received = asked;
   /** Bytes the sink has taken. */
-  let written = 0;
-  let reported = 0;
+  let written = asked;
+  let reported = asked;
   let writes: Promise<void> = Promise.resolve();
 
   const settle = (event: Exclude<DownloadEvent, { type: 'download.progress' }>) => {
@@ -275,21 +350,64 @@ export const download = fromCallback<DownloadCommand, DownloadInput>(({ input, s
     });
   };
 
+  /** The sender resumed: the bytes already stored go into the hash first, read back from the sink. */
+  const hashStored = async () => {
+    if (stopped || settled || !isResumable(sink)) return;
+    try {
+      for (let at = 0; at < asked && !stopped && !settled; at += READ_BACK) {
+        const length = Math.min(READ_BACK, asked - at);
+        const block = await sink.read(at, length);
+        if (block.byteLength !== length) throw new Error(`${block.byteLength} bytes at ${at} instead of ${length}`);
+        hash.update(block);
+      }
+    } catch (error) {
+      fail('sink-failed', `reading back the ${asked} bytes already stored failed: ${describe(error)}`);
+    }
+  };
+  /** The sender starts over (it does not know about offsets): so does the sink. */
+  const startOver = async () => {
+    if (stopped || settled || !isResumable(sink)) return;
+    try {
+      await sink.truncate(0);
+    } catch (error) {
+      fail('sink-failed', `emptying the sink to start over failed: ${describe(error)}`);
+      return;
+    }
+    hash = sha256Stream();
+    written = 0;
+    reported = 0;
+    if (!stopped && !settled) sendBack({ type: 'download.progress', received: 0 } satisfies DownloadEvent);
+  };
+
   const off = transport.on('message', (frame) => {
     if (complete || settled || stopped) return;
     if (typeof frame === 'string') return fail('protocol', 'a text frame on the data channel: only chunks may come');
     const chunk = decodeChunk(frame);
     if ('invalid' in chunk) return fail('protocol', chunk.invalid);
+    if (first && asked > 0) {
+      // Chunk n carries the bytes from n × CHUNK_SIZE: the first one says where the sender started.
+      if (chunk.seq === 0) {
+        expected = 0;
+        received = 0;
+        writes = writes.then(startOver);
+      } else if (chunk.seq === expected) {
+        writes = writes.then(hashStored);
+      } else {
+        return fail('protocol', `chunk ${chunk.seq} arrived where ${expected} (resuming) or 0 was due`);
+      }
+      if (!stopped) sendBack({ type: 'download.started', offset: received } satisfies DownloadEvent);
+    }
+    first = false;
     if (chunk.seq !== expected) return fail('protocol', `chunk ${chunk.seq} arrived where ${expected} was due`);
     expected++;
     if (received + chunk.data.byteLength > file.size) {
       return fail('size-mismatch', `more than the announced ${file.size} bytes arrived`);
     }
     received += chunk.data.byteLength;
-    hash.update(chunk.data);
     const data = chunk.data;
     writes = writes.then(async () => {
       if (stopped || settled) return;
+      hash.update(data);
       try {
         await sink.write(data);
       } catch (error) {
@@ -311,6 +429,32 @@ export const download = fromCallback<DownloadCommand, DownloadInput>(({ input, s
     stopped = true;
     off();
   };
+});
+
+/** Bytes of a resumed file read back from the sink at a time, to hash them. */
+const READ_BACK = 1 << 20;
+
+/** Input of the {@link resumeOffset} actor. */
+export interface ResumeOffsetInput {
+  sink: FileSink;
+  file: FileInfo;
+}
+
+/**
+ * Where a receiver asks the sender to start: the bytes its sink holds (an
+ * earlier attempt's, or this transfer's before its connection dropped),
+ * rounded down to whole chunks and kept below the file's size, so that at
+ * least one chunk comes and its sequence number shows whether the sender
+ * resumed. The sink is truncated to that point. 0 for a sink that is not
+ * a `ResumableSink`.
+ */
+export const resumeOffset = fromPromise<number, ResumeOffsetInput>(async ({ input }) => {
+  const { sink, file } = input;
+  if (!isResumable(sink) || file.size === 0) return 0;
+  const stored = await sink.size();
+  const offset = Math.min(Math.floor(stored / CHUNK_SIZE), Math.floor((file.size - 1) / CHUNK_SIZE)) * CHUNK_SIZE;
+  if (stored !== offset) await sink.truncate(offset);
+  return offset;
 });
 
 /** Input of the {@link openSink} actor. */
