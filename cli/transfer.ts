@@ -6,8 +6,14 @@ import { fileSink, fileSource } from '../adapters/fs/index.js';
 import { webSocketTransport } from '../adapters/websocket/node.js';
 import { clientCodec } from '../machines/filedrop/codec.js';
 import { FileDropError } from '../machines/filedrop/errors.js';
-import { safeFileName, type FileInfo, type FileSink, type FileSource } from '../machines/transfer/files.js';
-import { filedropReceiver, type ReceiverEmitted } from '../machines/filedrop/receiver.machine.js';
+import {
+  safeFileName,
+  type FileInfo,
+  type FileSink,
+  type FileSource,
+  type ResumableSink,
+} from '../machines/transfer/files.js';
+import { filedropReceiver, keepsBytes, type ReceiverEmitted } from '../machines/filedrop/receiver.machine.js';
 import { filedropSender, type SenderEmitted } from '../machines/filedrop/sender.machine.js';
 import { fromRtc, type RtcActorInit } from '../src/rtc/index.js';
 import { fromTransport } from '../src/runtime.js';
@@ -277,17 +283,34 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   }
   const progress = new Progress(err);
   let target = '';
-  // The file's name is known only now: a name taken (or a `.part` left by another receiver) gets
-  // `name (1).ext`, so nothing the sender did is lost to a clash on this side.
-  const sink = async (file: FileInfo): Promise<FileSink> => {
-    const opened = await freeSink(dir, safeFileName(file.name));
+  let sink: ResumableSink | undefined;
+  // The file's name is known only now. A `.part` an earlier attempt at this same file left is
+  // resumed; a name taken (or a `.part` of another file) gets `name (1).ext`, so nothing the
+  // sender did is lost to a clash on this side.
+  const opener = async (file: FileInfo): Promise<FileSink> => {
+    const opened = await freeSink(dir, safeFileName(file.name), file);
     target = opened.path;
-    err.write(`Receiving ${file.name} (${formatBytes(file.size)}) into ${target}\n`);
+    sink = opened.sink;
+    const stored = await opened.sink.size();
+    err.write(
+      stored > 0
+        ? `Resuming ${file.name} (${formatBytes(file.size)}) into ${target}: ${formatBytes(stored)} already there\n`
+        : `Receiving ${file.name} (${formatBytes(file.size)}) into ${target}\n`,
+    );
     progress.start(file.size, 'Receiving');
     return opened.sink;
   };
   const receiver = createActor(filedropReceiver.provide({ actors: clientActors(options, RTCPeerConnection) }), {
-    input: { code, sink },
+    input: { code, sink: opener },
+  });
+  receiver.on('resumed', ({ detail }: Extract<ReceiverEmitted, { type: 'resumed' }>) => {
+    // Asked to resume, the sender started over (it does not know offsets): the part was emptied.
+    if (detail.offset === 0) err.write('The sender does not resume transfers: receiving the whole file again\n');
+  });
+  receiver.on('resuming', ({ detail }: Extract<ReceiverEmitted, { type: 'resuming' }>) => {
+    if (detail.reconnect > 0) {
+      err.write(`Connection lost: reconnecting (${detail.reconnect}), resuming at ${formatBytes(detail.offset)}\n`);
+    }
   });
   receiver.on('progress', ({ detail }: Extract<ReceiverEmitted, { type: 'progress' }>) =>
     progress.update(detail.received),
@@ -300,6 +323,16 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   const summary = progress.stop();
   if (error) {
     err.write(`signalbox: receive failed: ${describeError(error)}\n`);
+    const part = sink;
+    const kept =
+      part?.keep && keepsBytes(error.reason)
+        ? await Promise.resolve()
+            .then(() => part.size())
+            .catch(() => 0)
+        : 0;
+    if (kept > 0) {
+      err.write(`Kept ${formatBytes(kept)} in ${target}.part: run the same command again to resume\n`);
+    }
     return error.reason === 'invalid-code' ? 2 : 1;
   }
   err.write(`Received ${target}: ${summary}; ${integrity}\n`);
@@ -318,18 +351,23 @@ const MAX_NAME_TRIES = 1000;
 
 /**
  * Opens a sink for `name` in `dir` under the first of `name`, `name (1).ext`,
- * `name (2).ext`, … for which neither the file nor its `.part` exists: an
- * existing file is never replaced, and a `.part` (another receiver's, running
+ * `name (2).ext`, … that is free, or whose `.part` an earlier attempt at
+ * `file` left (it is resumed: `fileSink` with `resume`). An existing file is
+ * never replaced, and a `.part` of another file (another receiver's, running
  * or killed) never touched.
  * @throws the sink's error when it fails for another reason than the name being taken.
  */
-export async function freeSink(dir: string, name: string): Promise<{ path: string; sink: FileSink }> {
+export async function freeSink(
+  dir: string,
+  name: string,
+  file?: FileInfo,
+): Promise<{ path: string; sink: ResumableSink }> {
   const ext = extname(name); // '' for `.bashrc` and `README`
   const stem = name.slice(0, name.length - ext.length);
   for (let n = 0; n < MAX_NAME_TRIES; n++) {
     const path = join(dir, n === 0 ? name : `${stem} (${n})${ext}`);
     try {
-      return { path, sink: await fileSink(path) };
+      return { path, sink: await fileSink(path, file ? { resume: file } : {}) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }

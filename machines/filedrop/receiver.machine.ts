@@ -144,6 +144,16 @@ const KEEPS_BYTES: ReadonlySet<TransferFailure> = new Set<TransferFailure>([
   'signalling-lost',
 ]);
 
+/**
+ * True when a receiver that failed for `reason` keeps what its sink stored
+ * (calls `keep` rather than `abort`, where the sink has it): the connection,
+ * the peer or a timeout failed, or someone cancelled; nothing was wrong with
+ * the bytes.
+ */
+export function keepsBytes(reason: TransferFailure): boolean {
+  return KEEPS_BYTES.has(reason);
+}
+
 /** What the sender's `response` says (a fault when it cannot be read). */
 const responseOf = (event: MessageOf<ServerMessage, 'response'>) => readResponse(event.detail.data);
 
