@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -201,6 +201,48 @@ describe('signalbox send / receive', () => {
     expect(bare.path).toBe(join(into, 'README (1)'));
     await bare.sink.abort(new Error('test done'));
   });
+
+  it('resumes a .part an earlier attempt at the same file left, and verifies the whole file', async () => {
+    const data = randomBytes(512 * 1024);
+    await writeFile(join(dir, 'resumed.bin'), data);
+    const out = join(dir, 'resumed-out');
+    await mkdir(out);
+    // What a receiver that was killed (or lost its connection) leaves: the bytes so far and their file's record.
+    await writeFile(join(out, 'resumed.bin.part'), data.subarray(0, 200_000));
+    await writeFile(join(out, 'resumed.bin.part.json'), JSON.stringify({ name: 'resumed.bin', size: data.byteLength }));
+    const sender = run(['send', join(dir, 'resumed.bin'), '--server', url]);
+    const code = await sender.firstLine();
+    const receiver = run(['receive', code, '--out', out, '--server', url]);
+    const [sent, received] = await Promise.all([sender.exited, receiver.exited]);
+    expect({ code: received, stderr: receiver.stderr() }).toMatchObject({ code: 0 });
+    expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
+    expect(receiver.stderr()).toMatch(
+      /Resuming resumed\.bin \(512\.0 KiB\) into .*resumed\.bin: 195\.3 KiB already there/,
+    );
+    expect(receiver.stderr()).toMatch(/SHA-256 [0-9a-f]{64} verified/);
+    expect(receiver.stdout).toEqual([join(out, 'resumed.bin')]);
+    expect(Buffer.compare(await readFile(join(out, 'resumed.bin')), data)).toBe(0);
+    expect((await readdir(out)).sort()).toEqual(['resumed.bin']);
+  }, 60_000);
+
+  it('a .part whose bytes are not the file fails the whole-file check: exit 1, no file, no part kept', async () => {
+    const data = randomBytes(256 * 1024);
+    await writeFile(join(dir, 'spoiled.bin'), data);
+    const out = join(dir, 'spoiled-out');
+    await mkdir(out);
+    await writeFile(join(out, 'spoiled.bin.part'), randomBytes(100_000));
+    await writeFile(join(out, 'spoiled.bin.part.json'), JSON.stringify({ name: 'spoiled.bin', size: data.byteLength }));
+    const sender = run(['send', join(dir, 'spoiled.bin'), '--server', url]);
+    const code = await sender.firstLine();
+    const receiver = run(['receive', code, '--out', out, '--server', url]);
+    const [, received] = await Promise.all([sender.exited, receiver.exited]);
+    expect({ code: received, stderr: receiver.stderr() }).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/receive failed: digest-mismatch: SHA-256 of the 262144 bytes/),
+    });
+    expect(receiver.stderr()).not.toMatch(/Kept/);
+    expect(await readdir(out)).toEqual([]);
+  }, 60_000);
 
   it('receives into a new name when the file is already there, and the sender completes', async () => {
     const data = randomBytes(64 * 1024);
