@@ -889,6 +889,44 @@ describe('existing socket.io clients of the seed work against signalbox unchange
     }
   }, 30_000);
 
+  it('a signalbox filedropReceiver holding part of a file asks a seed-only sender to resume; the sender ignores the offset and sends from 0; the file is right', async () => {
+    const data = bytes(512 * 1024, 19);
+    const sender = await seedSender(data, 'part.bin');
+    // Bytes that are not the file's start: kept, they would make the file wrong.
+    const sink = memorySink({ stored: bytes(100_000, 5) });
+    const receiver = createActor(
+      filedropReceiver.provide({
+        actors: {
+          signalling: fromTransport(
+            () =>
+              socketIoTransport(io(base, { reconnection: false, forceNew: true, transports: ['websocket'] }), {
+                events: clientSocketIoEvents(),
+              }),
+            clientCodec(),
+          ),
+          rtc: fromRtc({ RTCPeerConnection: WeriftPeerConnection, config: WERIFT_LOOPBACK, trickle: true }),
+        },
+      }),
+      { input: { code: sender.id, sink } },
+    );
+    const resumed: unknown[] = [];
+    receiver.on('resumed', (event) => resumed.push(event.detail));
+    try {
+      receiver.start();
+      await waitFor(receiver, (s) => s.status === 'done', { timeout: 20_000 });
+      expect(receiver.getSnapshot().context.error).toBeUndefined();
+      // The offer named the offset (an extra key the seed's sender passed to setRemoteDescription as it came).
+      const offer = sender.heard.find(([event]) => event === 'offer');
+      expect(offer?.[2]).toMatchObject({ type: 'offer', offset: 6 * 16384 });
+      expect(resumed).toEqual([{ offset: 0 }]);
+      expect(Buffer.compare(sink.bytes(), data)).toBe(0);
+    } finally {
+      receiver.stop();
+      sender.socket.disconnect();
+      await sender.pc.close();
+    }
+  }, 30_000);
+
   // The seed sender sends the moment its channel opens, so on werift the receiver (the offerer)
   // gets the first chunks before its own channel's `open` event: the rtc actor must keep them.
   it.each([
