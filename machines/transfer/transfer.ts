@@ -120,36 +120,11 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
   const hash = input.hash ? sha256Stream() : undefined;
 
   void (async () => {
-    if (hash) {
-      // The receiver has these bytes; the digest in `done` is of the whole file all the same.
-      for (let offset = 0; offset < start; offset += readSize) {
-        const length = Math.min(readSize, start - offset);
-        let block: Uint8Array;
-        try {
-          block = await source.read(offset, length);
-        } catch (error) {
-          report({
-            type: 'upload.failed',
-            reason: 'source-failed',
-            message: `reading the file failed: ${describe(error)}`,
-          });
-          return;
-        }
-        if (stopped) return;
-        if (block.byteLength !== length) {
-          report({
-            type: 'upload.failed',
-            reason: 'source-failed',
-            message: `the file gave ${block.byteLength} bytes at ${offset} instead of ${length}: did it change?`,
-          });
-          return;
-        }
-        hash.update(block);
-      }
-    }
     let seq = start / CHUNK_SIZE;
-    for (let offset = start; offset < source.size;) {
-      const length = Math.min(readSize, source.size - offset);
+    // With `hash`, the bytes before `start` (the receiver has them) are read and hashed, not sent:
+    // the digest in `done` is of the whole file all the same.
+    for (let offset = hash ? 0 : start; offset < source.size;) {
+      const length = Math.min(readSize, (offset < start ? start : source.size) - offset);
       let block: Uint8Array;
       try {
         block = await source.read(offset, length);
@@ -171,7 +146,7 @@ export const upload = fromCallback<UploadCommand, UploadInput>(({ input, sendBac
         return;
       }
       hash?.update(block);
-      for (let at = 0; at < length; at += CHUNK_SIZE) {
+      for (let at = 0; offset >= start && at < length; at += CHUNK_SIZE) {
         const data = block.subarray(at, at + CHUNK_SIZE);
         const end = offset + at + data.byteLength;
         // Checked here first, so that the common case (within the window) costs no await.
