@@ -332,14 +332,14 @@ describe.each<Form>(['string', 'object'])('cloudlink machines with a foreign cli
 
 describe('cloudlink machines and a description they cannot read', () => {
   it.each<[string, unknown, RegExp]>([
-    ['a number', 42, /ANTICIPATE_OFFER: `payload`: expected the SDP offer as a string or as \{ type: 'offer', sdp \}/],
+    ['a number', 42, /ANTICIPATE_OFFER: `payload`: must be an SDP string or \{ type, sdp \}, not 42/],
     ['an object without sdp', { type: 'offer' }, /ANTICIPATE_OFFER: `payload.sdp`: must be a non-empty string/],
     [
       'an answer where an offer belongs',
       { type: 'answer', sdp: SDP },
-      /ANTICIPATE_OFFER: `payload.type`: must be 'offer'/,
+      /ANTICIPATE_OFFER: `payload.type`: is "answer", expected "offer"/,
     ],
-    ['an empty SDP', '', /ANTICIPATE_OFFER: `payload`: the SDP is empty/],
+    ['an empty SDP', '', /ANTICIPATE_OFFER: `payload`: is empty/],
   ])('our peer ends with ERR_INVALID_FIELD naming the field when an offer is %s', async (_, payload, message) => {
     const host = await raw('bad');
     host.send({ opcode: O.INIT });

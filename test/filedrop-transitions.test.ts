@@ -801,15 +801,16 @@ describe('filedropSenderTransfer transitions', () => {
           command: { type: 'rtc.remoteCandidate', candidate: { candidate: 'candidate:1', sdpMLineIndex: 0 } },
         },
       ]);
-      expect(reports(run(transfer, input, [...connecting, msg('candidate', { peer: RECEIVER, data: null })]))).toEqual(
-        [],
-      );
+      // The end of candidates: null, or an init without a line (WebIDL's default `candidate` is "").
+      for (const data of [null, { sdpMid: '0' }]) {
+        expect(reports(run(transfer, input, [...connecting, msg('candidate', { peer: RECEIVER, data })]))).toEqual([]);
+      }
     });
 
     it.each([
       ['an offer that is an answer', 'offer', { type: 'answer', sdp: 'v=0' }, 'offer: `data.type`'],
       ['an offer that is a number', 'offer', 5, 'offer: `data`'],
-      ['a candidate without its line', 'candidate', { sdpMid: '0' }, 'candidate: `data.candidate`'],
+      ['a candidate whose line is a number', 'candidate', { candidate: 7, sdpMid: '0' }, 'candidate: `data.candidate`'],
     ])('fails protocol on %s, naming the field, and tells the receiver', (_, type, data, field) => {
       const step = run(transfer, input, [msg(type, { peer: RECEIVER, data })]);
       expect(step.snapshot.value).toBe('failed');

@@ -9,7 +9,7 @@ import {
 } from '../machines/registry/codec.js';
 import { checkPath, type ClientMessage, type ServerMessage } from '../machines/registry/protocol.js';
 import { ErrorCode, ProtocolError } from '../src/errors.js';
-import { readCandidate, readDescription } from '../src/rtc/wire.js';
+import { readCandidate, readDescription, wireProblem, type WireProblem } from '../src/rtc/wire.js';
 
 function refusal(decode: () => unknown): ProtocolError {
   try {
@@ -152,16 +152,20 @@ describe('reading what other implementations put in a relay (src/rtc/wire.ts)', 
     expect(readDescription({ type: 'answer', sdp: SDP, extra: 1 }, 'answer', 'sdp')).toEqual({
       value: { type: 'answer', sdp: SDP },
     });
-    expect(readDescription('', 'offer', 'sdp')).toEqual({ problem: '`sdp` is empty' });
+    // A missing `type` is taken as the expected one.
+    expect(readDescription({ sdp: SDP }, 'offer', 'sdp')).toEqual({ value: { type: 'offer', sdp: SDP } });
+    expect(readDescription('', 'offer', 'sdp')).toEqual({ field: 'sdp', problem: 'is empty' });
     expect(readDescription(null, 'offer', 'sdp')).toEqual({
-      problem: '`sdp` must be an SDP string or { type, sdp }, not null',
+      field: 'sdp',
+      problem: 'must be an SDP string or { type, sdp }, not null',
     });
     expect(readDescription({ type: 'offer' }, 'offer', 'offer')).toEqual({
-      problem: '`offer.sdp` must be a non-empty string, not missing',
+      field: 'offer.sdp',
+      problem: 'must be a non-empty string, not missing',
     });
-    expect(readDescription({ type: 'pranswer', sdp: SDP }, 'answer', 'sdp')).toEqual({
-      problem: '`sdp.type` is "pranswer", expected "answer"',
-    });
+    const mismatch = readDescription({ type: 'pranswer', sdp: SDP }, 'answer', 'sdp');
+    expect(mismatch).toEqual({ field: 'sdp.type', problem: 'is "pranswer", expected "answer"' });
+    expect(wireProblem(mismatch as WireProblem)).toBe('`sdp.type` is "pranswer", expected "answer"');
   });
 
   it('reads a candidate as RTCIceCandidateInit, a candidate line, or the end of candidates', () => {
@@ -170,17 +174,28 @@ describe('reading what other implementations put in a relay (src/rtc/wire.ts)', 
       value: { candidate: line, sdpMid: '0', sdpMLineIndex: 0 },
     });
     expect(readCandidate(`a=${line}`, 'c')).toEqual({ value: { candidate: line, sdpMLineIndex: 0 } });
-    for (const end of [null, '', { candidate: '' }, { sdpMid: '0' }])
+    expect(readCandidate({ candidate: `a=${line}`, sdpMid: '0' }, 'c')).toEqual({
+      value: { candidate: line, sdpMid: '0' },
+    });
+    // Neither sdpMid nor sdpMLineIndex (null fields are left out): the first m-line's, as addIceCandidate needs one.
+    expect(readCandidate({ candidate: line, sdpMid: null, sdpMLineIndex: null }, 'c')).toEqual({
+      value: { candidate: line, sdpMLineIndex: 0 },
+    });
+    for (const end of [null, undefined, '', 'a=', { candidate: '' }, { candidate: null }, { sdpMid: '0' }])
       expect(readCandidate(end, 'c')).toEqual({ value: null });
     expect(readCandidate(7, 'c')).toEqual({
-      problem: '`c` must be an RTCIceCandidateInit, a candidate string or null, not 7',
+      field: 'c',
+      problem: 'must be an RTCIceCandidateInit, a candidate string or null, not 7',
     });
     expect(readCandidate([line], 'c').problem).toMatch(/not an array/);
+    expect(readCandidate({ candidate: 7 }, 'c')).toEqual({ field: 'c.candidate', problem: 'must be a string, not 7' });
     expect(readCandidate({ candidate: line, sdpMid: 0 }, 'c')).toEqual({
-      problem: '`c.sdpMid` must be a string, not 0',
+      field: 'c.sdpMid',
+      problem: 'must be a string, not 0',
     });
     expect(readCandidate({ candidate: line, sdpMLineIndex: -1 }, 'c')).toEqual({
-      problem: '`c.sdpMLineIndex` must be a whole number ≥ 0, not -1',
+      field: 'c.sdpMLineIndex',
+      problem: 'must be a whole number ≥ 0, not -1',
     });
   });
 

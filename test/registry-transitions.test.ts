@@ -210,7 +210,10 @@ describe('registry client transitions', () => {
       offer,
       { type: 'Candidate', detail: { peer: 'P', connection: 'c9', from: 'requester', candidate } },
     ]);
-    expect(step.sentTo).toEqual([{ to: `rtc:${SERVE}`, event: { type: 'rtc.remoteCandidate', candidate } }]);
+    // A candidate without sdpMid or sdpMLineIndex is taken as the first m-line's (addIceCandidate needs one).
+    expect(step.sentTo).toEqual([
+      { to: `rtc:${SERVE}`, event: { type: 'rtc.remoteCandidate', candidate: { ...candidate, sdpMLineIndex: 0 } } },
+    ]);
     step = client([
       ...ready,
       offer,

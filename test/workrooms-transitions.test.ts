@@ -296,7 +296,20 @@ describe('workroomsClient transitions', () => {
       ],
       [
         msg('ice', { callid: CALL, peerid: PEER, candidate: { ...candidate, sdpMLineIndex: null, extra: 1 } }),
-        { type: 'rtc.remoteCandidate', candidate: { ...candidate, sdpMLineIndex: null } },
+        { type: 'rtc.remoteCandidate', candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid } },
+      ],
+      [
+        // RTCIceCandidate.toJSON() with null fields: addIceCandidate needs sdpMid or sdpMLineIndex.
+        msg('ice', {
+          callid: CALL,
+          peerid: PEER,
+          candidate: { candidate: candidate.candidate, sdpMid: null, sdpMLineIndex: null, usernameFragment: null },
+        }),
+        { type: 'rtc.remoteCandidate', candidate: { candidate: candidate.candidate, sdpMLineIndex: 0 } },
+      ],
+      [
+        msg('ice', { callid: CALL, peerid: PEER, candidate: `a=${candidate.candidate}` }),
+        { type: 'rtc.remoteCandidate', candidate: { candidate: candidate.candidate, sdpMLineIndex: 0 } },
       ],
     ];
     for (const [event, command] of forms) {
@@ -305,7 +318,7 @@ describe('workroomsClient transitions', () => {
       expect(step.emitted).toEqual([]);
     }
     // The end of candidates: nothing to hand on, and the call goes on.
-    for (const end of [null, '', { candidate: '', sdpMid: '0' }]) {
+    for (const end of [null, undefined, '', { candidate: '', sdpMid: '0' }, { sdpMid: '0' }]) {
       const step = run(workroomsClient, input, [
         registered(),
         outbound,
@@ -318,38 +331,38 @@ describe('workroomsClient transitions', () => {
   });
 
   const unreadable: Array<[string, unknown, string]> = [
-    ['offer', { callid: CALL, peerid: PEER, sdp: 42 }, '`detail.sdp` must be SDP text or { type, sdp }, got a number'],
+    ['offer', { callid: CALL, peerid: PEER, sdp: 42 }, '`detail.sdp` must be an SDP string or { type, sdp }, not 42'],
     ['offer', { callid: CALL, peerid: PEER, sdp: '' }, '`detail.sdp` is empty'],
-    ['offer', { callid: CALL, peerid: PEER }, '`detail.sdp` must be SDP text or { type, sdp }, got nothing'],
+    ['offer', { callid: CALL, peerid: PEER }, '`detail.sdp` must be an SDP string or { type, sdp }, not missing'],
     [
       'answer',
       { callid: CALL, peerid: PEER, sdp: { type: 'offer', sdp } },
-      '`detail.sdp.type` must be "answer" in an answer, got "offer"',
+      '`detail.sdp.type` is "offer", expected "answer"',
     ],
     [
       'answer',
       { callid: CALL, peerid: PEER, sdp: { type: 'answer' } },
-      '`detail.sdp.sdp` must be SDP text, got nothing',
+      '`detail.sdp.sdp` must be a non-empty string, not missing',
     ],
     [
       'ice',
       { callid: CALL, peerid: PEER, candidate: [candidate] },
-      '`detail.candidate` must be an RTCIceCandidateInit, a candidate line or null, got an array',
+      '`detail.candidate` must be an RTCIceCandidateInit, a candidate string or null, not an array',
     ],
     [
       'ice',
-      { callid: CALL, peerid: PEER, candidate: { sdpMid: '0' } },
-      '`detail.candidate.candidate` must be a string, got nothing',
+      { callid: CALL, peerid: PEER, candidate: { candidate: 7, sdpMid: '0' } },
+      '`detail.candidate.candidate` must be a string, not 7',
     ],
     [
       'ice',
       { callid: CALL, peerid: PEER, candidate: { ...candidate, sdpMLineIndex: -1 } },
-      '`detail.candidate.sdpMLineIndex` must be a whole number ≥ 0 or null, got -1',
+      '`detail.candidate.sdpMLineIndex` must be a whole number ≥ 0, not -1',
     ],
     [
       'ice',
       { callid: CALL, peerid: PEER, candidate: { ...candidate, sdpMid: 0 } },
-      '`detail.candidate.sdpMid` must be a string or null, got a number',
+      '`detail.candidate.sdpMid` must be a string, not 0',
     ],
   ];
   for (const [type, detail, problem] of unreadable) {

@@ -335,7 +335,7 @@ describe('a signalbox client and a client that speaks the other form (werift, lo
     raw.send({ type: 'offer', detail: { callid, peerid: us.sessionid, sdp: { type: 'answer', sdp: SDP } } });
     expect(await error).toEqual({
       code: 'ERR_INVALID_FIELD',
-      message: `offer: \`detail.sdp.type\` must be "offer" in an offer, got "answer"; call ${callid} ended`,
+      message: `offer: \`detail.sdp.type\` is "answer", expected "offer"; call ${callid} ended`,
       event: 'offer',
     });
     expect(await hangup).toEqual({ callid, sessionid: raw.sessionid, reason: 'failed' });

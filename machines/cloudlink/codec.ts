@@ -1,6 +1,7 @@
 import * as v from 'valibot';
 import { jsonDepth, parseJson, textOf, type Codec } from '../../src/codec.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
+import { readDescription as readSdp } from '../../src/rtc/wire.js';
 import type { Frame } from '../../src/transport.js';
 import {
   Opcode,
@@ -69,36 +70,24 @@ const descriptionType: Partial<Record<OpcodeName, 'offer' | 'answer'>> = {
 };
 
 /**
- * Reads the `payload` of a relayed frame as a session description of `type`:
- * the SDP text, or `{ type, sdp, … }` as a browser serializes
- * `pc.localDescription` (`type` may be missing; other keys are ignored).
- * Returns the string, or the object with its `type` filled in; anything else
- * is ERR_INVALID_FIELD naming the field.
+ * Reads the `payload` of a relayed frame as a session description of `type`,
+ * as every protocol reads one (`src/rtc/wire.ts`): the SDP text, or
+ * `{ type, sdp, … }` as a browser serializes `pc.localDescription` (`type`
+ * may be missing; other keys are ignored). Returns `{ type, sdp }`; anything
+ * else is ERR_INVALID_FIELD naming the field.
  *
  * @example
  * ```ts
- * readDescription('ANTICIPATE_OFFER', { type: 'offer', sdp: 'v=0…' }, 'offer'); // the object
+ * readDescription('ANTICIPATE_OFFER', { type: 'offer', sdp: 'v=0…' }, 'offer'); // { type: 'offer', sdp: 'v=0…' }
  * readDescription('ANTICIPATE_OFFER', { type: 'answer', sdp: 'v=0…' }, 'offer'); // throws: `payload.type`
  * ```
  */
 export function readDescription(name: string, payload: unknown, type: 'offer' | 'answer'): Description {
-  const refuse = (field: string, message: string) =>
-    new ProtocolError(ErrorCode.InvalidField, `${name}: \`${field}\`: ${message}`);
-  if (typeof payload === 'string') {
-    if (payload === '') throw refuse('payload', 'the SDP is empty');
-    return payload;
+  const read = readSdp(payload, type, 'payload');
+  if (read.problem !== undefined) {
+    throw new ProtocolError(ErrorCode.InvalidField, `${name}: \`${read.field}\`: ${read.problem}`);
   }
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    throw refuse('payload', `expected the SDP ${type} as a string or as { type: '${type}', sdp }`);
-  }
-  const description = payload as { type?: unknown; sdp?: unknown };
-  if (typeof description.sdp !== 'string' || description.sdp === '') {
-    throw refuse('payload.sdp', 'must be a non-empty string');
-  }
-  if (description.type !== undefined && description.type !== type) {
-    throw refuse('payload.type', `must be '${type}'`);
-  }
-  return { ...description, type, sdp: description.sdp };
+  return read.value;
 }
 
 /** The SDP text of a description read by {@link readDescription}. */

@@ -8,6 +8,12 @@
  * `protocol`.
  */
 import type { RtcIceCandidateInit, RtcSessionDescription } from '../../src/rtc/types.js';
+import {
+  readCandidate as readIce,
+  readDescription as readSdp,
+  wireProblem,
+  type WireRead,
+} from '../../src/rtc/wire.js';
 import type { DoneData, FileInfo } from './protocol.js';
 
 /** Why a message's `data` could not be read: `"offer: `data.sdp` must be …"`. */
@@ -32,31 +38,26 @@ const MAX_REASON = 64;
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
 
+/** A read of the shared reader (`src/rtc/wire.ts`) as a {@link Reading} whose fault names the message. */
+const asReading = <T>(event: string, read: WireRead<T>): Reading<T> =>
+  read.problem === undefined ? { value: read.value } : { fault: `${event}: ${wireProblem(read)}` };
+
 /**
  * An SDP offer or answer: `{ type, sdp }` (what `pc.localDescription`
- * serialises to) or the SDP text alone. A `type` other than the expected one
- * is a fault; a missing one is taken as the expected one.
+ * serialises to) or the SDP text alone, read as every protocol reads one
+ * (`src/rtc/wire.ts`). A `type` other than the expected one is a fault; a
+ * missing one is taken as the expected one.
  *
  * @example
  * ```ts
  * readDescription('v=0…', 'offer'); // { value: { type: 'offer', sdp: 'v=0…' } }
- * readDescription({ type: 'answer', sdp: 'v=0…' }, 'offer'); // { fault: "offer: `data.type` must be 'offer', …" }
+ * readDescription({ type: 'answer', sdp: 'v=0…' }, 'offer'); // { fault: 'offer: `data.type` is "answer", expected "offer"' }
  * ```
  */
-export function readDescription<T extends 'offer' | 'answer'>(
+export const readDescription = <T extends 'offer' | 'answer'>(
   data: unknown,
   type: T,
-): Reading<RtcSessionDescription & { type: T }> {
-  if (typeof data === 'string') {
-    return data === '' ? fault(type, 'data', 'must not be an empty SDP') : { value: { type, sdp: data } };
-  }
-  if (!isRecord(data)) return fault(type, 'data', `must be an SDP string or { type: '${type}', sdp }`);
-  if (data.type !== undefined && data.type !== type) {
-    return fault(type, 'data.type', `must be '${type}', got ${JSON.stringify(data.type)?.slice(0, 32)}`);
-  }
-  if (typeof data.sdp !== 'string' || data.sdp === '') return fault(type, 'data.sdp', 'must be a non-empty string');
-  return { value: { type, sdp: data.sdp } };
-}
+): Reading<RtcSessionDescription & { type: T }> => asReading(type, readSdp(data, type, 'data'));
 
 /**
  * The `offset` of a receiver's `offer` (not in the seed; its senders ignore
@@ -79,10 +80,11 @@ export function readOffset(data: unknown): number | undefined {
 }
 
 /**
- * An ICE candidate: an `RTCIceCandidateInit` object, or the candidate line
- * alone (taken as the first m-line's, the data channel's). `null`, nothing
- * and `''` are the end of candidates, read as `null`: there is nothing to
- * add.
+ * An ICE candidate, read as every protocol reads one (`src/rtc/wire.ts`):
+ * an `RTCIceCandidateInit` object, or the candidate line alone (taken as the
+ * first m-line's, the data channel's). `null`, nothing, `''` and an init
+ * without a candidate line are the end of candidates, read as `null`: there
+ * is nothing to add.
  *
  * @example
  * ```ts
@@ -90,29 +92,8 @@ export function readOffset(data: unknown): number | undefined {
  * readCandidate('candidate:1 1 udp 1 127.0.0.1 5000 typ host'); // { value: { candidate: '…', sdpMLineIndex: 0 } }
  * ```
  */
-export function readCandidate(data: unknown): Reading<RtcIceCandidateInit | null> {
-  if (data === null || data === undefined || data === '') return { value: null };
-  if (typeof data === 'string') return { value: { candidate: data, sdpMLineIndex: 0 } };
-  if (!isRecord(data)) return fault('candidate', 'data', 'must be an RTCIceCandidateInit, a candidate string or null');
-  if (typeof data.candidate !== 'string') return fault('candidate', 'data.candidate', 'must be a string');
-  if (data.candidate === '') return { value: null };
-  const candidate: RtcIceCandidateInit = { candidate: data.candidate };
-  for (const key of ['sdpMid', 'usernameFragment'] as const) {
-    const value = data[key];
-    if (value === undefined || value === null) continue;
-    if (typeof value !== 'string') return fault('candidate', `data.${key}`, 'must be a string or null');
-    candidate[key] = value;
-  }
-  const index = data.sdpMLineIndex;
-  if (index !== undefined && index !== null) {
-    if (!Number.isSafeInteger(index) || (index as number) < 0) {
-      return fault('candidate', 'data.sdpMLineIndex', 'must be a whole number ≥ 0 or null');
-    }
-    candidate.sdpMLineIndex = index as number;
-  }
-  if (candidate.sdpMid === undefined && candidate.sdpMLineIndex === undefined) candidate.sdpMLineIndex = 0;
-  return { value: candidate };
-}
+export const readCandidate = (data: unknown): Reading<RtcIceCandidateInit | null> =>
+  asReading('candidate', readIce(data, 'data'));
 
 /** What a `response` says: the file, or that the sender refuses or withdraws it. */
 export type ResponseReading = { file: FileInfo } | { refusal: string };

@@ -2,7 +2,7 @@ import { assertEvent, assign, emit, enqueueActions, setup, type DoneActorEvent, 
 import { ErrorCode, errorCodeOf, SignalboxError } from '../../src/errors.js';
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
-import { readCandidate, readDescription } from '../../src/rtc/wire.js';
+import { readCandidate, readDescription, wireProblem } from '../../src/rtc/wire.js';
 import type { SinkOpener } from '../transfer/files.js';
 import { checkOutgoingList, copyFiles, type ListLimits } from './codec.js';
 import { RegistryError } from './errors.js';
@@ -346,7 +346,7 @@ export const registryClientSetup = setup({
       const offer = readDescription(sdp, 'offer', 'sdp');
       if (offer.problem !== undefined) {
         // Nothing was started for it: the failure is all there is to report.
-        const error = new RegistryError('protocol', unreadable('Offer', peer, offer.problem).message);
+        const error = new RegistryError('protocol', unreadable('Offer', peer, wireProblem(offer)).message);
         enqueue.emit({ type: 'serveFailed', detail: { peer, error } });
         return;
       }
@@ -365,7 +365,7 @@ export const registryClientSetup = setup({
     reoffer: enqueueActions(({ enqueue }, { peer, connection, sdp }: Relayed<'Offer'>) => {
       const key = keyOf('serve', connection, peer);
       const offer = readDescription(sdp, 'offer', 'sdp');
-      if (offer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Offer', peer, offer.problem));
+      if (offer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Offer', peer, wireProblem(offer)));
       else
         enqueue.sendTo(rtcId(key), {
           type: 'rtc.remoteDescription',
@@ -376,7 +376,7 @@ export const registryClientSetup = setup({
       const key = keyOf('fetch', connection, peer);
       if (!(key in context.jobs)) return;
       const answer = readDescription(sdp, 'answer', 'sdp');
-      if (answer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Answer', peer, answer.problem));
+      if (answer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Answer', peer, wireProblem(answer)));
       else
         enqueue.sendTo(rtcId(key), {
           type: 'rtc.remoteDescription',
@@ -389,7 +389,7 @@ export const registryClientSetup = setup({
         const key = keyOf(from === 'requester' ? 'serve' : 'fetch', connection, peer);
         if (!(key in context.jobs)) return;
         const read = readCandidate(candidate, 'candidate');
-        if (read.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Candidate', peer, read.problem));
+        if (read.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Candidate', peer, wireProblem(read)));
         // `null`: the end of the peer's candidates; nothing to apply.
         else if (read.value !== null)
           enqueue.sendTo(rtcId(key), { type: 'rtc.remoteCandidate', candidate: read.value } satisfies RtcCommand);

@@ -3,7 +3,7 @@ import { errorCodeOf } from '../../src/errors.js';
 import { missingActor } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { RtcSessionDescription } from '../../src/rtc/types.js';
-import { readDescription, type WireRead } from '../../src/rtc/wire.js';
+import { readDescription, wireProblem, type WireProblem, type WireRead } from '../../src/rtc/wire.js';
 import type { Transport } from '../../src/transport.js';
 import { SwarmError } from './errors.js';
 import type { ClientMessage, MessageOf, ServerMessage } from './protocol.js';
@@ -62,12 +62,12 @@ const signal = (message: ClientMessage): MatchReport => ({ type: 'match.signal',
 
 /** alice's offer, as any client of the protocol may send it: an SDP string or `{ type, sdp }`. */
 const readOffer = ({ offer }: MessageOf<ServerMessage, 'forwarding_offer'>['detail']) =>
-  named('forwarding_offer', readDescription(offer, 'offer', 'offer'));
+  readDescription(offer, 'offer', 'offer');
 /** bob's answer, likewise. */
 const readAnswer = ({ answer }: MessageOf<ServerMessage, 'forwarding_answer'>['detail']) =>
-  named('forwarding_answer', readDescription(answer, 'answer', 'answer'));
-const named = <T>(type: string, read: WireRead<T>): WireRead<T> =>
-  read.problem === undefined ? read : { problem: `${type}: ${read.problem}` };
+  readDescription(answer, 'answer', 'answer');
+/** The error of a description that could not be read (the `isReadable` guard said so), named by its message. */
+const unreadable = (type: string, read: WireRead<unknown>) => `${type}: ${wireProblem(read as WireProblem)}`;
 /** Report params: the role the server gave us (`takeRole` ran just before). */
 const matched = ({ context }: { context: MatchContext }): MatchReport => ({
   type: 'match.matched',
@@ -206,7 +206,7 @@ export const swarmMatch = setup({
             target: 'failed',
             actions: {
               type: 'failUnreadable',
-              params: ({ event }) => ({ problem: readOffer(event.detail).problem! }),
+              params: ({ event }) => ({ problem: unreadable('forwarding_offer', readOffer(event.detail)) }),
             },
           },
         ],
@@ -268,7 +268,7 @@ export const swarmMatch = setup({
                     target: '#swarmMatch.failed',
                     actions: {
                       type: 'failUnreadable',
-                      params: ({ event }) => ({ problem: readAnswer(event.detail).problem! }),
+                      params: ({ event }) => ({ problem: unreadable('forwarding_answer', readAnswer(event.detail)) }),
                     },
                   },
                 ],

@@ -3,13 +3,11 @@ import { ErrorCode, errorCodeOf, ProtocolError, SignalboxError, TransportError }
 import { missingActor, type SignallingCommand, type SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { RtcMediaTrackLike } from '../../src/rtc/types.js';
+import { readCandidate, readDescription, wireProblem } from '../../src/rtc/wire.js';
 import type { Transport } from '../../src/transport.js';
 import {
   CLOSE_TAKEN_OVER,
   generateId,
-  isUnreadable,
-  readCandidate,
-  readDescription,
   type CallInfo,
   type ClientMessage,
   type DirectoryEntry,
@@ -294,13 +292,16 @@ export const workroomsClientSetup = setup({
       const { type, detail } = event;
       const call = context.calls[detail.callid];
       if (!call || call.peerid !== detail.peerid) return;
-      const read = type === 'ice' ? readCandidate(detail.candidate) : readDescription(type, detail.sdp);
-      if (isUnreadable(read)) {
+      const read =
+        type === 'ice'
+          ? readCandidate(detail.candidate, 'detail.candidate')
+          : readDescription(detail.sdp, type, 'detail.sdp');
+      if (read.problem !== undefined) {
         enqueue.emit({
           type: 'error',
           detail: {
             code: ErrorCode.InvalidField,
-            message: `${type}: \`${read.field}\` ${read.problem}; call ${detail.callid} ended`,
+            message: `${type}: ${wireProblem(read)}; call ${detail.callid} ended`,
             event: type,
           },
         });
@@ -308,12 +309,12 @@ export const workroomsClientSetup = setup({
         enqueue.sendTo('signalling', send({ type: 'hangup', detail: { calls: [{ callid: detail.callid }] } }));
         return;
       }
-      if (read === null) return;
+      if (read.value === null) return;
       enqueue.sendTo(
         rtcId(detail.callid),
-        ('sdp' in read
-          ? { type: 'rtc.remoteDescription', description: read }
-          : { type: 'rtc.remoteCandidate', candidate: read }) satisfies RtcCommand,
+        ('sdp' in read.value
+          ? { type: 'rtc.remoteDescription', description: read.value }
+          : { type: 'rtc.remoteCandidate', candidate: read.value }) satisfies RtcCommand,
       );
     }),
     callOpen: enqueueActions(({ context, event, enqueue }) => {

@@ -51,17 +51,14 @@ export {
   type WorkroomsCodecOptions,
 } from './codec.js';
 export { memoryRegistry, type WorkroomsRegistry, type CallRecord } from './registry.js';
+export { readDescription, readCandidate, wireProblem, type WireProblem, type WireRead } from '../../src/rtc/wire.js';
 export {
   isId,
   generateId,
   clientMessageTypes,
   serverOnlyTypes,
   relayTypes,
-  readDescription,
-  readCandidate,
-  isUnreadable,
   type RelayType,
-  type UnreadableField,
   type UserProfiles,
   type CallInfo,
   type RegisteredCall,
