@@ -73,6 +73,31 @@ export function rateLimitedError<M extends Message>(
   return (_id, transport) => transport.send(codec.encode(message));
 }
 
+/**
+ * What every protocol's session machine gets from its server, whatever else
+ * the protocol adds: delivery to the other sessions, its own connection and
+ * the log.
+ */
+export interface SessionServicesBase<M extends Message> {
+  /** Delivery to sessions by id. */
+  readonly router: Router<M>;
+  /** This session's own connection. */
+  readonly transport: Transport;
+  readonly log: Logger;
+}
+
+/** A session machine's input: the id its server drew for the connection (the router's key), and the services. */
+export interface SessionInputOf<TServices> {
+  id: string;
+  services: TServices;
+}
+
+/** What a session machine's context starts from: its {@link SessionInputOf}, kept as it came. */
+export interface SessionContextOf<TServices> {
+  readonly id: string;
+  readonly services: TServices;
+}
+
 /** What {@link protocolServer} needs to know of one protocol. */
 export interface ProtocolServerInit<TLogic extends AnyStateMachine> extends HubOptions {
   /** The protocol's name, as logs name it. */

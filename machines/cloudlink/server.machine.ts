@@ -1,8 +1,7 @@
 import { assertEvent, assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
-import { truncateUtf8, type Logger } from '../../src/logger.js';
-import type { Router } from '../../src/router.js';
+import { truncateUtf8 } from '../../src/logger.js';
+import type { SessionServicesBase } from '../../src/protocol-server.js';
 import type { SignallingEvent } from '../../src/runtime.js';
-import type { Transport } from '../../src/transport.js';
 import { Stage, type LobbyDirectory, type Role } from './directory.js';
 import {
   supportedVersions,
@@ -21,12 +20,9 @@ export interface SessionTiming {
 }
 
 /** What a session needs from its server: shared state and its own connection. */
-export interface SessionServices {
-  readonly router: Router<ServerMessage>;
+export interface SessionServices extends SessionServicesBase<ServerMessage> {
   readonly directory: LobbyDirectory;
-  readonly transport: Transport;
   readonly timing: SessionTiming;
-  readonly log: Logger;
   /** Asks session `id` to send an early KEEPALIVE (SHUTDOWN_WRN said it may be gone). */
   readonly probe: (id: string) => void;
 }

@@ -1,32 +1,21 @@
 import { setup, type ActorRefFrom } from 'xstate';
-import type { Logger } from '../../src/logger.js';
-import type { Router } from '../../src/router.js';
+import type { SessionContextOf, SessionInputOf, SessionServicesBase } from '../../src/protocol-server.js';
 import type { SignallingEvent } from '../../src/runtime.js';
-import type { Transport } from '../../src/transport.js';
 import type { InvalidPeer } from './codec.js';
 import { direction, type RelayedMessage, type ServerErrorCode, type ServerMessage } from './protocol.js';
 import type { PeerRegistry } from './registry.js';
 
 /** What a session needs from its server: shared state and its own connection. */
-export interface SessionServices {
-  readonly router: Router<ServerMessage>;
+export interface SessionServices extends SessionServicesBase<ServerMessage> {
   readonly registry: PeerRegistry;
-  readonly transport: Transport;
-  readonly log: Logger;
   /** Spends one of this client address's unknown-code tokens: false when it has none left. */
   readonly guess?: () => boolean;
 }
 
-export interface SessionInput {
-  /** The peer id the server allocated (and registered) for this connection. */
-  id: string;
-  services: SessionServices;
-}
+/** `id`: the peer id the server allocated (and registered) for this connection. */
+export type SessionInput = SessionInputOf<SessionServices>;
 
-export interface SessionContext {
-  readonly id: string;
-  readonly services: SessionServices;
-}
+export type SessionContext = SessionContextOf<SessionServices>;
 
 export type SessionEvent = RelayedMessage | InvalidPeer | SignallingEvent;
 

@@ -1,35 +1,24 @@
 import { setup, type ActorRefFrom } from 'xstate';
-import type { Logger } from '../../src/logger.js';
-import type { Router } from '../../src/router.js';
+import type { SessionContextOf, SessionInputOf, SessionServicesBase } from '../../src/protocol-server.js';
 import type { SignallingEvent } from '../../src/runtime.js';
-import type { Transport } from '../../src/transport.js';
 import type { Announcer } from './announce.js';
 import { copyFiles, RegistryDecodeError } from './codec.js';
 import type { ClientMessage, FileEntry, RelayMessage, ServerErrorCode, ServerMessage } from './protocol.js';
 import type { FileRegistry } from './registry.js';
 
 /** What a session needs from its server: shared state, its own connection, its timing. */
-export interface SessionServices {
-  readonly router: Router<ServerMessage>;
+export interface SessionServices extends SessionServicesBase<ServerMessage> {
   readonly registry: FileRegistry;
   /** Sends announcements to the other peers, coalesced (see {@link Announcer}). */
   readonly announcer: Announcer;
-  readonly transport: Transport;
-  readonly log: Logger;
   /** How long a connection may stay without sending `Connect`, in ms. */
   readonly connectTimeout: number;
 }
 
-export interface SessionInput {
-  /** The peer id the server allocated for this connection. */
-  id: string;
-  services: SessionServices;
-}
+/** `id`: the peer id the server allocated for this connection. */
+export type SessionInput = SessionInputOf<SessionServices>;
 
-export interface SessionContext {
-  readonly id: string;
-  readonly services: SessionServices;
-}
+export type SessionContext = SessionContextOf<SessionServices>;
 
 export type SessionEvent = ClientMessage | SignallingEvent;
 

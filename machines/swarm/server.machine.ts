@@ -1,17 +1,13 @@
 import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
-import type { Logger } from '../../src/logger.js';
+import type { SessionContextOf, SessionInputOf, SessionServicesBase } from '../../src/protocol-server.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
-import type { Transport } from '../../src/transport.js';
 import type { ClientMessage, MessageOf, ServerErrorCode, ServerMessage } from './protocol.js';
 import type { MatchRegistry, RequestEnd } from './registry.js';
 
 /** What a session needs from its server: shared state, its connection, its limits. */
-export interface SessionServices {
-  readonly router: Router<ServerMessage>;
+export interface SessionServices extends SessionServicesBase<ServerMessage> {
   readonly registry: MatchRegistry;
-  readonly transport: Transport;
-  readonly log: Logger;
   /** Most requests one connection may have pending or in a match at once. */
   readonly maxRequests: number;
   /** How long a connection has to send `i_am`, in ms. */
@@ -20,15 +16,10 @@ export interface SessionServices {
   readonly matchTimeout: number;
 }
 
-export interface SessionInput {
-  /** The server's id of this connection (the router's key). */
-  id: string;
-  services: SessionServices;
-}
+/** `id`: the server's id of this connection (clients never see it). */
+export type SessionInput = SessionInputOf<SessionServices>;
 
-export interface SessionContext {
-  readonly id: string;
-  readonly services: SessionServices;
+export interface SessionContext extends SessionContextOf<SessionServices> {
   /** From `i_am`. */
   clientId?: string;
 }

@@ -1,8 +1,7 @@
 import { assertEvent, assign, setup, type ActorRefFrom } from 'xstate';
-import type { Logger } from '../../src/logger.js';
+import type { SessionServicesBase } from '../../src/protocol-server.js';
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
-import type { Transport } from '../../src/transport.js';
 import { MAX_CALLS, WorkroomsDecodeError } from './codec.js';
 import {
   CLOSE_TAKEN_OVER,
@@ -18,12 +17,10 @@ import {
 import type { CallRecord, WorkroomsRegistry } from './registry.js';
 
 /** What a session needs from its server: shared state, its own connection, and the server's settings. */
-export interface SessionServices {
-  /** Delivery to sessions by `sessionid`. */
+export interface SessionServices extends SessionServicesBase<ServerMessage> {
+  /** Delivery to sessions by `sessionid` (and by connection id). */
   readonly router: Router<ServerMessage>;
   readonly registry: WorkroomsRegistry;
-  readonly transport: Transport;
-  readonly log: Logger;
   /** A fresh, unguessable `callid`. */
   readonly generateCallId: () => string;
   /** Tells the session of `connection` that its `sessionid` was taken over by a new connection. */
