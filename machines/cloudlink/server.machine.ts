@@ -227,12 +227,20 @@ const reportVanished = enqueueActions<
   }
 });
 
-function violation(expected: string) {
+/**
+ * The `'*'` of a protocol state: any other stateful message is a VIOLATION
+ * (`expected` says what was due, or why not) and closes the session.
+ */
+function otherwise(expected: string) {
   return {
-    type: 'violate',
-    params: ({ event }: { event: SessionEvent }) => ({
-      reason: `${event.type}${expected.startsWith(':') ? '' : ' '}${expected}`,
-    }),
+    guard: 'isStateful',
+    target: '#session.closed',
+    actions: {
+      type: 'violate',
+      params: ({ event }: { event: SessionEvent }) => ({
+        reason: `${event.type}${expected.startsWith(':') ? '' : ' '}${expected}`,
+      }),
+    },
   } as const;
 }
 
@@ -384,22 +392,14 @@ export const cloudlinkSession = setup({
               },
               on: {
                 INIT: { target: 'initialized', actions: 'init' },
-                '*': {
-                  guard: 'isStateful',
-                  target: '#session.closed',
-                  actions: violation('before INIT'),
-                },
+                '*': otherwise('before INIT'),
               },
             },
             initialized: {
               on: {
                 CONFIG_HOST: { target: 'hosting', actions: 'joinLobby' },
                 CONFIG_PEER: { target: 'joined', actions: 'joinLobby' },
-                '*': {
-                  guard: 'isStateful',
-                  target: '#session.closed',
-                  actions: violation(': expected CONFIG_HOST or CONFIG_PEER'),
-                },
+                '*': otherwise(': expected CONFIG_HOST or CONFIG_PEER'),
               },
             },
             hosting: {
@@ -407,11 +407,7 @@ export const cloudlinkSession = setup({
                 MAKE_OFFER: { actions: 'relay' },
                 MAKE_ANSWER: { actions: 'relay' },
                 ACK_CHECK: { actions: 'relay' },
-                '*': {
-                  guard: 'isStateful',
-                  target: '#session.closed',
-                  actions: violation('is not allowed from a host'),
-                },
+                '*': otherwise('is not allowed from a host'),
               },
             },
             joined: {
@@ -419,11 +415,7 @@ export const cloudlinkSession = setup({
                 ACCEPT_OFFER: { actions: 'relay' },
                 MAKE_ANSWER: { actions: 'relay' },
                 ACK_READY: { actions: 'relay' },
-                '*': {
-                  guard: 'isStateful',
-                  target: '#session.closed',
-                  actions: violation('is not allowed from a peer'),
-                },
+                '*': otherwise('is not allowed from a peer'),
               },
             },
           },

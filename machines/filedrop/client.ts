@@ -26,6 +26,15 @@ export type SignallingFailure =
   | MessageOf<ServerMessage, 'error' | 'invalid peer id'>
   | ErrorActorEvent;
 
+/**
+ * How both client machines' `active` state takes a {@link SignallingFailure}:
+ * it records the error ({@link signallingError}) and ends `failed`.
+ */
+export const failOnSignalling = {
+  target: 'failed',
+  actions: { type: 'recordSignallingError', params: ({ event }: { event: SignallingFailure }) => event },
+} as const;
+
 /** The error a client ends with when its signalling connection ends or misbehaves. */
 export function signallingError(event: SignallingFailure): FileDropError {
   switch (event.type) {

@@ -1,55 +1,26 @@
 import { defineErrorClass, ErrorCode, type ProtocolErrorOptions } from '../../src/errors.js';
+import { fileTransferCodes, type FileTransferFailure } from '../transfer/transfer.js';
 
 /**
- * Why a transfer (or a sender or receiver) ended without success. The
- * reason is the typed part; {@link FileDropError.code} groups reasons by the
- * library-wide {@link ErrorCode}.
+ * Why a transfer (or a sender or receiver) ended without success: the
+ * reasons every file request shares ({@link FileTransferFailure}), and
+ * filedrop's own. The reason is the typed part; {@link FileDropError.code}
+ * groups reasons by the library-wide {@link ErrorCode}.
  */
 export type TransferFailure =
-  /** `cancel` was sent to this machine. */
-  | 'cancelled'
+  | FileTransferFailure
   /** The other side cancelled or gave up; `error.remote` holds its own reason. */
   | 'remote-cancelled'
   /** A sender that serves one receiver is busy with another. */
   | 'busy'
-  /** No peer has that code (`peer not exists` in answer to `request`). */
-  | 'no-such-peer'
   /** The code is not 8 characters of the peer-id alphabet (`invalid peer id`). */
-  | 'invalid-code'
-  /** The other side left the server or its data channel closed mid-transfer. */
-  | 'peer-gone'
-  /** WebRTC failed and the ICE restarts (`retry`) ran out. */
-  | 'rtc-failed'
-  /** A step took longer than its timeout. */
-  | 'timeout'
-  /** More or fewer bytes than `size`. */
-  | 'size-mismatch'
-  /** The SHA-256 of the bytes is not the one the sender announced. */
-  | 'digest-mismatch'
-  /** The file source could not be read. */
-  | 'source-failed'
-  /** The file sink could not be opened or written. */
-  | 'sink-failed'
-  /** The signalling connection closed or could not be opened. */
-  | 'signalling-lost'
-  /** The server or the peer sent something this protocol does not allow. */
-  | 'protocol';
+  | 'invalid-code';
 
 const codes: Record<TransferFailure, ErrorCode> = {
-  cancelled: ErrorCode.Cancelled,
+  ...fileTransferCodes,
   'remote-cancelled': ErrorCode.Cancelled,
   busy: ErrorCode.NotPermitted,
-  'no-such-peer': ErrorCode.PeerGone,
   'invalid-code': ErrorCode.InvalidField,
-  'peer-gone': ErrorCode.PeerGone,
-  'rtc-failed': ErrorCode.RtcFailed,
-  timeout: ErrorCode.Timeout,
-  'size-mismatch': ErrorCode.Integrity,
-  'digest-mismatch': ErrorCode.Integrity,
-  'source-failed': ErrorCode.Io,
-  'sink-failed': ErrorCode.Io,
-  'signalling-lost': ErrorCode.TransportClosed,
-  protocol: ErrorCode.InvalidField,
 };
 
 /** Every {@link TransferFailure}, for validating what a peer reports. */

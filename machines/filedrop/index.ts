@@ -93,6 +93,7 @@ export {
   type DownloadCommand,
   type OpenSinkInput,
   type ResumeOffsetInput,
+  type FileTransferFailure,
 } from '../transfer/transfer.js';
 export {
   PEER_ID_ALPHABET,

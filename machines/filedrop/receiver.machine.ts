@@ -1,8 +1,16 @@
-import { and, assertEvent, assign, emit, enqueueActions, not, setup, type ErrorActorEvent } from 'xstate';
+import { and, assertEvent, assign, emit, enqueueActions, not, setup } from 'xstate';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import { clientActors, isOwnFailure, remoteError, send, signallingError, type SignallingFailure } from './client.js';
+import {
+  clientActors,
+  failOnSignalling,
+  isOwnFailure,
+  remoteError,
+  send,
+  signallingError,
+  type SignallingFailure,
+} from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
 import { isResumable, type FileSink, type SinkOpener } from '../transfer/files.js';
 import {
@@ -470,19 +478,10 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
     active: {
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
-        'signalling.closed': {
-          target: 'failed',
-          actions: { type: 'recordSignallingError', params: ({ event }) => event },
-        },
-        'signalling.error': {
-          target: 'failed',
-          actions: { type: 'recordSignallingError', params: ({ event }) => event },
-        },
-        error: { target: 'failed', actions: { type: 'recordSignallingError', params: ({ event }) => event } },
-        'xstate.error.actor.signalling': {
-          target: 'failed',
-          actions: { type: 'recordSignallingError', params: ({ event }: { event: ErrorActorEvent }) => event },
-        },
+        'signalling.closed': failOnSignalling,
+        'signalling.error': failOnSignalling,
+        error: failOnSignalling,
+        'xstate.error.actor.signalling': failOnSignalling,
         'xstate.error.actor.rtc': {
           target: '.failing',
           actions: {

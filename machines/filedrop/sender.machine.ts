@@ -15,7 +15,14 @@ import {
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import { clientActors, remoteError, send, signallingError, type SignallingFailure } from './client.js';
+import {
+  clientActors,
+  failOnSignalling,
+  remoteError,
+  send,
+  signallingError,
+  type SignallingFailure,
+} from './client.js';
 import { FileDropError, type TransferFailure } from './errors.js';
 import type { FileSource } from '../transfer/files.js';
 import type { ClientMessage, FileInfo, MessageOf, ServerMessage } from './protocol.js';
@@ -192,7 +199,7 @@ const reportProgress = {
   }),
 } as const;
 
-/** ICE failed here: ask the receiver for an ICE restart (the seed's `retry`). */
+/** ICE failed here: ask the receiver for an ICE restart (the seed's `retry`); {@link retryOrFail} when none may be left. */
 const askRetry = [
   {
     type: 'report',
@@ -207,6 +214,21 @@ const askRetry = [
     }),
   },
   'countRetry',
+] as const;
+
+/** ICE failed while connecting or sending: {@link askRetry}, or, with no retries left, fail `rtc-failed`. */
+const retryOrFail = [
+  { guard: 'canRetry', actions: askRetry },
+  {
+    target: 'failing',
+    actions: {
+      type: 'fail',
+      params: ({ event }: TransferArgs) => {
+        assertEvent(event, 'rtc.failed');
+        return { reason: 'rtc-failed', message: `${event.error.message}; no retries left` } as const;
+      },
+    },
+  },
 ] as const;
 
 /**
@@ -448,16 +470,7 @@ export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine(
           target: 'sending',
           actions: { type: 'keepTransport', params: ({ event }) => ({ transport: event.transport }) },
         },
-        'rtc.failed': [
-          { guard: 'canRetry', actions: askRetry },
-          {
-            target: 'failing',
-            actions: {
-              type: 'fail',
-              params: ({ event }) => ({ reason: 'rtc-failed', message: `${event.error.message}; no retries left` }),
-            },
-          },
-        ],
+        'rtc.failed': retryOrFail,
       },
     },
     sending: {
@@ -485,16 +498,7 @@ export const filedropSenderTransfer = filedropSenderTransferSetup.createMachine(
           { guard: { type: 'isChannelGone', params: ({ event }) => event }, target: 'lost' },
           { target: 'failing', actions: { type: 'recordUploadFailure', params: ({ event }) => event } },
         ],
-        'rtc.failed': [
-          { guard: 'canRetry', actions: askRetry },
-          {
-            target: 'failing',
-            actions: {
-              type: 'fail',
-              params: ({ event }) => ({ reason: 'rtc-failed', message: `${event.error.message}; no retries left` }),
-            },
-          },
-        ],
+        'rtc.failed': retryOrFail,
       },
     },
     finishing: {
@@ -820,23 +824,11 @@ export const filedropSender = filedropSenderSetup.createMachine({
     active: {
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
-        'signalling.closed': {
-          target: 'failed',
-          actions: { type: 'recordSignallingError', params: ({ event }) => event },
-        },
-        'signalling.error': {
-          target: 'failed',
-          actions: { type: 'recordSignallingError', params: ({ event }) => event },
-        },
-        error: { target: 'failed', actions: { type: 'recordSignallingError', params: ({ event }) => event } },
-        'invalid peer id': {
-          target: 'failed',
-          actions: { type: 'recordSignallingError', params: ({ event }) => event },
-        },
-        'xstate.error.actor.signalling': {
-          target: 'failed',
-          actions: { type: 'recordSignallingError', params: ({ event }) => event },
-        },
+        'signalling.closed': failOnSignalling,
+        'signalling.error': failOnSignalling,
+        error: failOnSignalling,
+        'invalid peer id': failOnSignalling,
+        'xstate.error.actor.signalling': failOnSignalling,
         cancel: [
           {
             guard: { type: 'hasPeer', params: ({ event }) => event },

@@ -205,6 +205,22 @@ const unreadable = (
 });
 
 /**
+ * Where a relayed description of job `key` goes: to the job's rtc actor, or,
+ * when it cannot be read, to the job itself, which ends with it.
+ */
+function descriptionFor(
+  key: string,
+  type: 'Offer' | 'Answer',
+  peer: string,
+  sdp: unknown,
+): { to: string; command: RtcCommand | JobCommand } {
+  const read = readDescription(sdp, type === 'Offer' ? 'offer' : 'answer', 'sdp');
+  return read.problem === undefined
+    ? { to: rtcId(key), command: { type: 'rtc.remoteDescription', description: read.value } }
+    : { to: jobId(key), command: unreadable(type, peer, wireProblem(read)) };
+}
+
+/**
  * The registry client's types and named implementations (guards take their
  * event fields as typed `params`, computed at each transition), from which
  * {@link registryClient} is made. Wiring one of them to a transition whose
@@ -363,25 +379,14 @@ export const registryClientSetup = setup({
     }),
     /** A new offer on a connection we serve (an ICE restart): to its rtc actor. */
     reoffer: enqueueActions(({ enqueue }, { peer, connection, sdp }: Relayed<'Offer'>) => {
-      const key = keyOf('serve', connection, peer);
-      const offer = readDescription(sdp, 'offer', 'sdp');
-      if (offer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Offer', peer, wireProblem(offer)));
-      else
-        enqueue.sendTo(rtcId(key), {
-          type: 'rtc.remoteDescription',
-          description: offer.value,
-        } satisfies RtcCommand);
+      const { to, command } = descriptionFor(keyOf('serve', connection, peer), 'Offer', peer, sdp);
+      enqueue.sendTo(to, command);
     }),
     applyAnswer: enqueueActions(({ context, enqueue }, { peer, connection, sdp }: Relayed<'Answer'>) => {
       const key = keyOf('fetch', connection, peer);
       if (!(key in context.jobs)) return;
-      const answer = readDescription(sdp, 'answer', 'sdp');
-      if (answer.problem !== undefined) enqueue.sendTo(jobId(key), unreadable('Answer', peer, wireProblem(answer)));
-      else
-        enqueue.sendTo(rtcId(key), {
-          type: 'rtc.remoteDescription',
-          description: answer.value,
-        } satisfies RtcCommand);
+      const { to, command } = descriptionFor(key, 'Answer', peer, sdp);
+      enqueue.sendTo(to, command);
     }),
     applyCandidate: enqueueActions(
       ({ context, enqueue }, { peer, connection, from, candidate }: Relayed<'Candidate'>) => {

@@ -1,15 +1,14 @@
 import { defineErrorClass, ErrorCode } from '../../src/errors.js';
+import { fileTransferCodes, type FileTransferFailure } from '../transfer/transfer.js';
 
 /**
- * Why a registry client, or one of its file requests, failed. The reason
- * is the typed part; {@link RegistryError.code} groups reasons by the
- * library-wide {@link ErrorCode}.
+ * Why a registry client, or one of its file requests, failed: the reasons
+ * every file request shares ({@link FileTransferFailure}), and the
+ * registry's own. The reason is the typed part; {@link RegistryError.code}
+ * groups reasons by the library-wide {@link ErrorCode}.
  */
 export type RegistryFailure =
-  /** `cancel` was sent, or the client left. */
-  | 'cancelled'
-  /** No peer with that id is registered. */
-  | 'no-such-peer'
+  | FileTransferFailure
   /** The peer does not list that path (checked here, and again by the peer). */
   | 'not-listed'
   /** The path is not a clean relative path: `..`, absolute, NUL bytes, backslashes… */
@@ -17,42 +16,14 @@ export type RegistryFailure =
   /** The file resolves outside the holder's shared directory (a symlink pointing out). */
   | 'outside-root'
   /** A file list that is not an array of unique, clean `{ path, size, sha256? }` entries. */
-  | 'invalid-files'
-  /** The peer left the server, or its data channel closed mid-transfer. */
-  | 'peer-gone'
-  /** The WebRTC connection failed. */
-  | 'rtc-failed'
-  /** A step took longer than its timeout. */
-  | 'timeout'
-  /** More or fewer bytes than announced. */
-  | 'size-mismatch'
-  /** The SHA-256 of the bytes is not the one announced. */
-  | 'digest-mismatch'
-  /** The file could not be read. */
-  | 'source-failed'
-  /** The sink could not be opened or written. */
-  | 'sink-failed'
-  /** The signalling connection closed or could not be opened. */
-  | 'signalling-lost'
-  /** The server or the peer sent something this protocol does not allow. */
-  | 'protocol';
+  | 'invalid-files';
 
 const codes: Record<RegistryFailure, ErrorCode> = {
-  cancelled: ErrorCode.Cancelled,
-  'no-such-peer': ErrorCode.PeerGone,
+  ...fileTransferCodes,
   'not-listed': ErrorCode.NotPermitted,
   'invalid-path': ErrorCode.InvalidField,
   'outside-root': ErrorCode.NotPermitted,
   'invalid-files': ErrorCode.InvalidField,
-  'peer-gone': ErrorCode.PeerGone,
-  'rtc-failed': ErrorCode.RtcFailed,
-  timeout: ErrorCode.Timeout,
-  'size-mismatch': ErrorCode.Integrity,
-  'digest-mismatch': ErrorCode.Integrity,
-  'source-failed': ErrorCode.Io,
-  'sink-failed': ErrorCode.Io,
-  'signalling-lost': ErrorCode.TransportClosed,
-  protocol: ErrorCode.InvalidField,
 };
 
 /** Every {@link RegistryFailure}. */

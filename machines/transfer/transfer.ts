@@ -1,6 +1,6 @@
 import { fromCallback, fromPromise } from 'xstate';
 import { DEFAULT_HIGH_WATER_MARK, sendWithBackpressure } from '../../src/backpressure.js';
-import { TransportError } from '../../src/errors.js';
+import { ErrorCode, TransportError } from '../../src/errors.js';
 import type { Transport } from '../../src/transport.js';
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.js';
 import {
@@ -14,17 +14,63 @@ import {
 } from './files.js';
 
 /**
- * Why an upload stopped on its own: the source could not be read, or the data
- * channel closed under it. Each protocol maps these onto its own error codes
- * (filedrop's `TransferFailure` has the same names).
+ * Why a file request ended without success, in the terms filedrop and
+ * registry share (each adds reasons of its own): the reason part of their
+ * errors. {@link fileTransferCodes} gives each its library-wide code.
  */
-export type UploadFailure = 'source-failed' | 'peer-gone';
+export type FileTransferFailure =
+  /** `cancel` was sent to the machine, or its client left. */
+  | 'cancelled'
+  /** No peer has that code or id. */
+  | 'no-such-peer'
+  /** The other side left the server, or its data channel closed mid-transfer. */
+  | 'peer-gone'
+  /** The WebRTC connection failed (in filedrop: and the ICE restarts ran out). */
+  | 'rtc-failed'
+  /** A step took longer than its timeout. */
+  | 'timeout'
+  /** More or fewer bytes than announced. */
+  | 'size-mismatch'
+  /** The SHA-256 of the bytes is not the one announced. */
+  | 'digest-mismatch'
+  /** The file source could not be read. */
+  | 'source-failed'
+  /** The file sink could not be opened or written. */
+  | 'sink-failed'
+  /** The signalling connection closed or could not be opened. */
+  | 'signalling-lost'
+  /** The server or the peer sent something the protocol does not allow. */
+  | 'protocol';
+
+/** The library-wide {@link ErrorCode} of each {@link FileTransferFailure}. */
+export const fileTransferCodes: Readonly<Record<FileTransferFailure, ErrorCode>> = {
+  cancelled: ErrorCode.Cancelled,
+  'no-such-peer': ErrorCode.PeerGone,
+  'peer-gone': ErrorCode.PeerGone,
+  'rtc-failed': ErrorCode.RtcFailed,
+  timeout: ErrorCode.Timeout,
+  'size-mismatch': ErrorCode.Integrity,
+  'digest-mismatch': ErrorCode.Integrity,
+  'source-failed': ErrorCode.Io,
+  'sink-failed': ErrorCode.Io,
+  'signalling-lost': ErrorCode.TransportClosed,
+  protocol: ErrorCode.InvalidField,
+};
+
+/**
+ * Why an upload stopped on its own: the source could not be read, or the data
+ * channel closed under it.
+ */
+export type UploadFailure = Extract<FileTransferFailure, 'source-failed' | 'peer-gone'>;
 
 /**
  * Why a download failed: a malformed or out-of-order frame, more or fewer bytes
  * than announced, a SHA-256 that does not match, or a sink that would not write.
  */
-export type DownloadFailure = 'protocol' | 'size-mismatch' | 'digest-mismatch' | 'sink-failed';
+export type DownloadFailure = Extract<
+  FileTransferFailure,
+  'protocol' | 'size-mismatch' | 'digest-mismatch' | 'sink-failed'
+>;
 
 /**
  * Default {@link UploadInput.window}: 32 MiB. A receiver whose sink is slower
