@@ -18,8 +18,12 @@ import {
   type TransportFunctions,
 } from './transport.js';
 
-/** The options every `create…Server()` shares: limits, admission, and where time, inspection, logs and metrics go. */
-export interface HubOptions {
+/**
+ * The options every `create…Server()` shares: limits, admission, delivery,
+ * and where time, inspection, logs and metrics go. `M` is what the
+ * protocol's server sends.
+ */
+export interface HubOptions<M extends Message = Message> {
   /**
    * Timer source of the sessions and of the rate limits (pass XState's
    * `SimulatedClock` in tests: its `now()` drives the token buckets).
@@ -44,6 +48,12 @@ export interface HubOptions {
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** @default silentLogger */
   logger?: Logger;
+  /**
+   * Delivery to sessions by id; a shared one (`redisRouter` from
+   * `signalbox/redis`) lets several server processes serve one protocol.
+   * @default memoryRouter
+   */
+  router?: Router<M>;
 }
 
 /**

@@ -1,33 +1,22 @@
 import { silentLogger } from '../../src/logger.js';
-import { hubOptions, protocolServer, type HubOptions } from '../../src/protocol-server.js';
-import type { ProtocolServer } from '../../src/runtime.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { hubOptions, protocolServer } from '../../src/protocol-server.js';
+import type { HostedProtocolServer, HubOptions } from '../../src/protocol-server.js';
+import { memoryRouter } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import { memoryDirectory, type LobbyDirectory } from './directory.js';
 import { VIOLATION_CLOSE_CODE, type ServerMessage } from './protocol.js';
-import {
-  cloudlinkSession,
-  type CloudLinkSessionActor,
-  type SessionServices,
-  type SessionTiming,
-} from './server.machine.js';
+import { cloudlinkSession, type SessionServices, type SessionTiming } from './server.machine.js';
 
-export interface CloudLinkServerOptions extends Partial<SessionTiming>, HubOptions {
+export interface CloudLinkServerOptions extends Partial<SessionTiming>, HubOptions<ServerMessage> {
   /** Largest frame a client may send, in characters; larger ones get VIOLATION. @default 65536 */
   maxFrameSize?: number;
-  /** Delivery to sessions by id. @default memoryRouter */
-  router?: Router<ServerMessage>;
   /** Lobby membership and handshake progress (a shared one: `redisLobbyDirectory`). @default memoryDirectory() */
   directory?: LobbyDirectory;
   /** New peer ids. @default crypto.randomUUID */
   generateId?: () => string;
 }
 
-export interface CloudLinkServer extends ProtocolServer {
-  /** The running sessions, by peer id. */
-  readonly sessions: ReadonlyMap<string, CloudLinkSessionActor>;
-  /** Bytes queued for all connections and not yet sent. */
-  buffered(): number;
+export interface CloudLinkServer extends HostedProtocolServer<typeof cloudlinkSession> {
   /** Open sessions and non-empty lobbies. */
   stats(): { connections: number; lobbies: number };
 }
@@ -73,7 +62,6 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     router,
     ...hubOptions(options),
-    logger: log,
     rateLimited(id, transport) {
       // CloudLink's one answer to a client that breaks the rules: VIOLATION, then a close.
       transport.send(encoder.encode({ type: 'VIOLATION', detail: { payload: 'rate limited' } }));

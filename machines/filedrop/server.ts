@@ -1,14 +1,14 @@
 import { silentLogger } from '../../src/logger.js';
-import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '../../src/protocol-server.js';
-import type { ProtocolServer } from '../../src/runtime.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { hubOptions, protocolServer, rateLimitedError } from '../../src/protocol-server.js';
+import type { HostedProtocolServer, HubOptions } from '../../src/protocol-server.js';
+import { memoryRouter } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import { guessLimiter, type UnknownCodeLimits } from './guesses.js';
 import { generatePeerId, type ServerMessage } from './protocol.js';
 import { memoryRegistry, type PeerRegistry } from './registry.js';
-import { filedropSession, type FileDropSessionActor, type SessionServices } from './server.machine.js';
+import { filedropSession, type SessionServices } from './server.machine.js';
 
-export interface FileDropServerOptions extends HubOptions {
+export interface FileDropServerOptions extends HubOptions<ServerMessage> {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
   maxFrameSize?: number;
   /**
@@ -19,8 +19,6 @@ export interface FileDropServerOptions extends HubOptions {
    * @default { perMinute: 30, burst: 30, maxAddresses: 100000 }
    */
   unknownCodes?: UnknownCodeLimits | false;
-  /** Delivery to sessions by id. @default memoryRouter */
-  router?: Router<ServerMessage>;
   /** Connected peers and who asked whom. @default memoryRegistry() */
   registry?: PeerRegistry;
   /**
@@ -31,11 +29,7 @@ export interface FileDropServerOptions extends HubOptions {
   generateId?: () => string;
 }
 
-export interface FileDropServer extends ProtocolServer {
-  /** The running sessions, by peer id. */
-  readonly sessions: ReadonlyMap<string, FileDropSessionActor>;
-  /** Bytes queued for all connections and not yet sent. */
-  buffered(): number;
+export interface FileDropServer extends HostedProtocolServer<typeof filedropSession> {
   /** Open sessions, and receiver → sender links (requests) between connected peers. */
   stats(): { connections: number; pairs: number };
 }
@@ -65,7 +59,6 @@ export function createFileDropServer(options: FileDropServerOptions = {}): FileD
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     router,
     ...hubOptions(options),
-    logger: log,
     rateLimited: rateLimitedError(encoder, 'error'),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.

@@ -1,35 +1,29 @@
 import { silentLogger } from '../../src/logger.js';
-import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '../../src/protocol-server.js';
-import type { ProtocolServer } from '../../src/runtime.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { hubOptions, protocolServer, rateLimitedError } from '../../src/protocol-server.js';
+import type { HostedProtocolServer, HubOptions } from '../../src/protocol-server.js';
+import { memoryRouter } from '../../src/router.js';
 import type { Codec } from '../../src/codec.js';
 import type { Frame } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 import { announcer as makeAnnouncer, type FrameCache } from './announce.js';
 import { memoryFileRegistry, type FileRegistry } from './registry.js';
-import { registrySession, type RegistrySessionActor, type SessionServices } from './server.machine.js';
+import { registrySession, type SessionServices } from './server.machine.js';
 
-export interface RegistryServerOptions extends HubOptions {
+export interface RegistryServerOptions extends HubOptions<ServerMessage> {
   /** Largest frame a client may send, in characters; larger ones get an `Error`. @default 262144 */
   maxFrameSize?: number;
   /** Most entries in one file list. @default 1000 */
   maxFiles?: number;
   /** How long a connection may stay without sending `Connect` before it is closed (1008). @default 30000 */
   connectTimeout?: number;
-  /** Delivery to sessions by id. @default memoryRouter */
-  router?: Router<ServerMessage>;
   /** Registered peers and their file lists. @default memoryFileRegistry() */
   registry?: FileRegistry;
   /** New peer ids. @default crypto.randomUUID */
   generateId?: () => string;
 }
 
-export interface RegistryServer extends ProtocolServer {
-  /** The running sessions, by peer id (registered or still waiting for `Connect`). */
-  readonly sessions: ReadonlyMap<string, RegistrySessionActor>;
-  /** Bytes queued for all connections and not yet sent. */
-  buffered(): number;
+export interface RegistryServer extends HostedProtocolServer<typeof registrySession> {
   /** Open sessions, registered peers, and files listed in all. */
   stats(): { connections: number; peers: number; files: number };
 }
@@ -79,7 +73,6 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
     codec: serverCodec({ maxFrameSize: options.maxFrameSize, maxFiles: options.maxFiles }),
     router,
     ...hubOptions(options),
-    logger: log,
     rateLimited: rateLimitedError(encoder, 'Error'),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.

@@ -1,13 +1,13 @@
 import { silentLogger } from '../../src/logger.js';
-import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '../../src/protocol-server.js';
-import type { ProtocolServer } from '../../src/runtime.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { hubOptions, protocolServer, rateLimitedError } from '../../src/protocol-server.js';
+import type { HostedProtocolServer, HubOptions } from '../../src/protocol-server.js';
+import { memoryRouter } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import type { ServerMessage } from './protocol.js';
 import { memoryRegistry, type MatchRegistry } from './registry.js';
-import { swarmSession, tellPeerGone, type SessionServices, type SwarmSessionActor } from './server.machine.js';
+import { swarmSession, tellPeerGone, type SessionServices } from './server.machine.js';
 
-export interface SwarmServerOptions extends HubOptions {
+export interface SwarmServerOptions extends HubOptions<ServerMessage> {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
   maxFrameSize?: number;
   /** Most requests one connection may have pending or in a match at once. @default 16 */
@@ -20,19 +20,13 @@ export interface SwarmServerOptions extends HubOptions {
    * @default 30000
    */
   matchTimeout?: number;
-  /** Delivery to sessions by id. @default memoryRouter */
-  router?: Router<ServerMessage>;
   /** Pending requests and matches in progress. @default memoryRegistry() */
   registry?: MatchRegistry;
   /** Session ids (internal: clients never see them). @default crypto.randomUUID */
   generateId?: () => string;
 }
 
-export interface SwarmServer extends ProtocolServer {
-  /** The running sessions, by session id. */
-  readonly sessions: ReadonlyMap<string, SwarmSessionActor>;
-  /** Bytes queued for all connections and not yet sent. */
-  buffered(): number;
+export interface SwarmServer extends HostedProtocolServer<typeof swarmSession> {
   /** Open connections, requests waiting for a partner, matches whose answer is still due. */
   stats(): { connections: number; pending: number; matches: number };
 }
@@ -64,7 +58,6 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     router,
     ...hubOptions(options),
-    logger: log,
     rateLimited: rateLimitedError(encoder, 'error'),
     cleanup(id, _code, _reason, crashed) {
       // On shutdown nobody is told: everyone is going.

@@ -1,20 +1,14 @@
 import { silentLogger } from '../../src/logger.js';
-import { hubOptions, protocolServer, rateLimitedError, type HubOptions } from '../../src/protocol-server.js';
-import type { ProtocolServer } from '../../src/runtime.js';
-import { memoryRouter, type Router } from '../../src/router.js';
+import { hubOptions, protocolServer, rateLimitedError } from '../../src/protocol-server.js';
+import type { HostedProtocolServer, HubOptions } from '../../src/protocol-server.js';
+import { memoryRouter } from '../../src/router.js';
 import type { Transport } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import { generateId, type ServerMessage, type UserProfiles } from './protocol.js';
 import { memoryRegistry, type WorkroomsRegistry } from './registry.js';
-import {
-  hangUpCalls,
-  workroomsSession,
-  type SearchBudget,
-  type SessionServices,
-  type WorkroomsSessionActor,
-} from './server.machine.js';
+import { hangUpCalls, workroomsSession, type SearchBudget, type SessionServices } from './server.machine.js';
 
-export interface WorkroomsServerOptions extends HubOptions {
+export interface WorkroomsServerOptions extends HubOptions<ServerMessage> {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
   maxFrameSize?: number;
   /**
@@ -43,17 +37,13 @@ export interface WorkroomsServerOptions extends HubOptions {
   verifyProfile?: (profiles: UserProfiles, sessionid: string) => boolean;
   /** New call ids. @default generateId: 22 URL-safe characters, crypto-random */
   generateCallId?: () => string;
-  /** Delivery to sessions by id (connection ids and sessionids). @default memoryRouter */
-  router?: Router<ServerMessage>;
   /** Sessions, profiles and calls. @default memoryRegistry() */
   registry?: WorkroomsRegistry;
 }
 
-export interface WorkroomsServer extends ProtocolServer {
+export interface WorkroomsServer extends HostedProtocolServer<typeof workroomsSession> {
   /** The running sessions, by connection id (`conn:1`, …), including those away within their grace period. */
-  readonly sessions: ReadonlyMap<string, WorkroomsSessionActor>;
-  /** Bytes queued for all connections and not yet sent. */
-  buffered(): number;
+  readonly sessions: HostedProtocolServer<typeof workroomsSession>['sessions'];
   /**
    * Open connections; registered sessions (connected or away); sessions away
    * (their connection dropped, their calls waiting); calls.
@@ -86,7 +76,6 @@ export function createWorkroomsServer(options: WorkroomsServerOptions = {}): Wor
     logic: workroomsSession,
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
     ...hubOptions(options),
-    logger: log,
     rateLimited: rateLimitedError(encoder, 'error'),
     cleanup(connection, code, reason, crashed) {
       const sessionid = registry.heldBy(connection);
