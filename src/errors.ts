@@ -43,6 +43,21 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * The codes every JSON protocol's server answers a refused message with, in
+ * its `error` message (`Error` in registry): what the shared codec refuses a
+ * frame for (malformed, too large, an unknown type, a field it cannot take),
+ * a message this client may not send there or then, and the rate limit. A
+ * protocol adds its own (`ERR_PEER_GONE`, `ERR_TIMEOUT`).
+ */
+export type ServerRefusalCode =
+  | typeof ErrorCode.MalformedFrame
+  | typeof ErrorCode.FrameTooLarge
+  | typeof ErrorCode.UnknownMessage
+  | typeof ErrorCode.InvalidField
+  | typeof ErrorCode.NotPermitted
+  | typeof ErrorCode.RateLimited;
+
 /** Base class of every signalbox error. */
 export class SignalboxError extends Error {
   override readonly name: string = 'SignalboxError';

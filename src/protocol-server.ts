@@ -59,6 +59,8 @@ export interface HubOptions<M extends Message = Message> {
 /**
  * The {@link HubOptions} among a server's options, for
  * {@link protocolServer}: `protocolServer({ ...hubOptions(options), … })`.
+ * All but `router`: the server passes the one it resolved (the option, or
+ * its `memoryRouter`).
  */
 export function hubOptions(options: HubOptions): HubOptions {
   const { clock, limits, authorize, metrics, inspect, logger } = options;

@@ -1,3 +1,4 @@
+import type { ServerRefusalCode } from '../../src/errors.js';
 import type { Message } from '../../src/message.js';
 import type { RtcIceCandidateInit } from '../../src/rtc/types.js';
 import type { DoneData, FileInfo } from '../transfer/files.js';
@@ -106,13 +107,7 @@ export interface Progress {
 }
 
 /** Error codes of the server's `error` message. */
-export type ServerErrorCode =
-  | 'ERR_MALFORMED_FRAME'
-  | 'ERR_FRAME_TOO_LARGE'
-  | 'ERR_UNKNOWN_MESSAGE'
-  | 'ERR_INVALID_FIELD'
-  | 'ERR_NOT_PERMITTED'
-  | 'ERR_RATE_LIMITED';
+export type ServerErrorCode = ServerRefusalCode;
 
 type Each<T extends string, D> = T extends string ? Message<T, D> : never;
 

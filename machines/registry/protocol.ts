@@ -1,3 +1,5 @@
+import type { ServerRefusalCode } from '../../src/errors.js';
+import type { RegistryFailure } from './errors.js';
 import type { Message, MessageOf } from '../../src/message.js';
 
 /**
@@ -52,15 +54,7 @@ export function isConnectionId(value: unknown): value is string {
 export type Side = 'requester' | 'holder';
 
 /** Error codes of the server's `Error` message. */
-export type ServerErrorCode =
-  | 'ERR_MALFORMED_FRAME'
-  | 'ERR_FRAME_TOO_LARGE'
-  | 'ERR_UNKNOWN_MESSAGE'
-  | 'ERR_INVALID_FIELD'
-  | 'ERR_NOT_PERMITTED'
-  | 'ERR_PEER_GONE'
-  | 'ERR_TIMEOUT'
-  | 'ERR_RATE_LIMITED';
+export type ServerErrorCode = ServerRefusalCode | 'ERR_PEER_GONE' | 'ERR_TIMEOUT';
 
 /**
  * Signalling of one file connection: an offer from the requester, the
@@ -149,18 +143,18 @@ export const relayTypes: readonly RelayMessageType[] = ['Offer', 'Answer', 'Cand
 /* Peer to peer, on the data channel of one file connection.              */
 /* ---------------------------------------------------------------------- */
 
-/** Why a holder refused a `RequestFile` (the `reason` of a data-channel `Error`). */
-export type Refusal =
-  /** The path is not in the holder's current list. */
-  | 'not-listed'
-  /** The path is not a clean relative path ({@link checkPath}). */
-  | 'invalid-path'
-  /** The holder's provider refused: the file resolves outside its shared directory (a symlink). */
-  | 'outside-root'
-  /** The holder's provider could not open or read the file. */
-  | 'source-failed'
-  /** The first frame was not a `RequestFile`. */
-  | 'protocol';
+/**
+ * Why a holder refused a `RequestFile` (the `reason` of a data-channel
+ * `Error`), as the {@link RegistryFailure} the requester's fetch ends with:
+ * the path is not in the holder's current list (`not-listed`), not a clean
+ * relative path ({@link checkPath}: `invalid-path`), resolves outside the
+ * holder's shared directory (`outside-root`), or could not be opened or read
+ * (`source-failed`); or the first frame was not a `RequestFile` (`protocol`).
+ */
+export type Refusal = Extract<
+  RegistryFailure,
+  'not-listed' | 'invalid-path' | 'outside-root' | 'source-failed' | 'protocol'
+>;
 
 /**
  * Text frames on a file connection's data channel. The requester sends one

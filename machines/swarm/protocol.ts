@@ -1,3 +1,4 @@
+import type { ServerRefusalCode } from '../../src/errors.js';
 import type { Message, MessageOf } from '../../src/message.js';
 
 /**
@@ -27,15 +28,7 @@ export const MAX_ID_LENGTH = 128;
 // ---- WebSocket (matchmaking) -------------------------------------------------------
 
 /** Error codes of the server's `error` message. */
-export type ServerErrorCode =
-  | 'ERR_MALFORMED_FRAME'
-  | 'ERR_FRAME_TOO_LARGE'
-  | 'ERR_UNKNOWN_MESSAGE'
-  | 'ERR_INVALID_FIELD'
-  | 'ERR_NOT_PERMITTED'
-  | 'ERR_PEER_GONE'
-  | 'ERR_TIMEOUT'
-  | 'ERR_RATE_LIMITED';
+export type ServerErrorCode = ServerRefusalCode | 'ERR_PEER_GONE' | 'ERR_TIMEOUT';
 
 /** What a client sends to the server. */
 export type ClientMessage =

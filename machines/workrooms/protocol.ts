@@ -1,3 +1,4 @@
+import type { ServerRefusalCode } from '../../src/errors.js';
 import type { Message } from '../../src/message.js';
 import type { RtcIceCandidateInit, RtcSessionDescription } from '../../src/rtc/types.js';
 
@@ -121,13 +122,8 @@ export const CLOSE_TAKEN_OVER = 4001;
 
 /** Error codes of the server's `error` message. */
 export type ServerErrorCode =
-  | 'ERR_MALFORMED_FRAME'
-  | 'ERR_FRAME_TOO_LARGE'
-  | 'ERR_UNKNOWN_MESSAGE'
-  | 'ERR_INVALID_FIELD'
-  | 'ERR_NOT_PERMITTED'
+  | ServerRefusalCode
   | 'ERR_PEER_GONE'
-  | 'ERR_RATE_LIMITED'
   /** No `register` within the server's `registerTimeout`; the connection is closed (1008) after it. */
   | 'ERR_TIMEOUT';
 
