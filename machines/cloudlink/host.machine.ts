@@ -127,6 +127,11 @@ export const cloudlinkHost = setup({
         const failures = link.failures + 1;
         if (reason !== 'left' && failures < context.offerAttempts) offer(peer, link.generation + 1, failures);
       };
+      /** `peer`'s link, when its handshake is at `stage`: a message out of turn is ignored. */
+      const at = (peer: string, stage: HostLink['stage']) => {
+        const link = context.links[peer];
+        return link?.stage === stage ? link : undefined;
+      };
       const tryReady = (peer: string, link: HostLink) => {
         if (link.stage === 'awaitingReady' && link.peerReady && link.out && link.in) {
           update(peer, { ...link, stage: 'ready', failures: 0 });
@@ -163,8 +168,8 @@ export const cloudlinkHost = setup({
         }
         case 'RETURN_OFFER': {
           const peer = event.detail.tx;
-          const link = context.links[peer];
-          if (link?.stage !== 'awaitingReturnOffer') return;
+          const link = at(peer, 'awaitingReturnOffer');
+          if (!link) return;
           enqueue.spawnChild('rtc', {
             id: childId(inLabel(peer), link.generation),
             input: {
@@ -180,8 +185,8 @@ export const cloudlinkHost = setup({
         }
         case 'ANTICIPATE_ANSWER': {
           const peer = event.detail.tx;
-          const link = context.links[peer];
-          if (link?.stage !== 'awaitingAnswer') return;
+          const link = at(peer, 'awaitingAnswer');
+          if (!link) return;
           enqueue.sendTo(childId(outLabel(peer), link.generation), {
             type: 'rtc.remoteDescription',
             description: { type: 'answer', sdp: sdpOf(event.detail.payload) },
@@ -194,8 +199,8 @@ export const cloudlinkHost = setup({
           return;
         }
         case 'ACK_READY': {
-          const link = context.links[event.detail.tx];
-          if (link?.stage === 'awaitingReady') tryReady(event.detail.tx, { ...link, peerReady: true });
+          const link = at(event.detail.tx, 'awaitingReady');
+          if (link) tryReady(event.detail.tx, { ...link, peerReady: true });
           return;
         }
         case 'rtc.open': {

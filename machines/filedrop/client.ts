@@ -35,6 +35,27 @@ export const failOnSignalling = {
   actions: { type: 'recordSignallingError', params: ({ event }: { event: SignallingFailure }) => event },
 } as const;
 
+/**
+ * The first states of both client machines' `active` state: the signalling
+ * connection opens, then the server's `assign` gives the client its id
+ * (`keepId`), and the client goes on to `next`.
+ */
+export const assigning = <TNext extends string>(next: TNext) =>
+  ({
+    connecting: { on: { 'signalling.open': 'awaitingAssign' } },
+    awaitingAssign: {
+      on: {
+        assign: {
+          target: next,
+          actions: {
+            type: 'keepId',
+            params: ({ event }: { event: MessageOf<ServerMessage, 'assign'> }) => ({ id: event.detail.peer }),
+          },
+        },
+      },
+    },
+  }) as const;
+
 /** The error a client ends with when its signalling connection ends or misbehaves. */
 export function signallingError(event: SignallingFailure): FileDropError {
   switch (event.type) {

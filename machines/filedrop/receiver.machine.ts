@@ -3,6 +3,7 @@ import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import {
+  assigning,
   clientActors,
   failOnSignalling,
   isOwnFailure,
@@ -164,6 +165,13 @@ export function keepsBytes(reason: TransferFailure): boolean {
 
 /** What the sender's `response` says (a fault when it cannot be read). */
 const responseOf = (event: MessageOf<ServerMessage, 'response'>) => readResponse(event.detail.data);
+
+/** The `fail` action with `reason` and a message written from the context. */
+const failWith = (reason: TransferFailure, message: (context: ReceiverContext) => string) =>
+  ({
+    type: 'fail',
+    params: ({ context }: { context: ReceiverContext }) => ({ reason, message: message(context) }),
+  }) as const;
 
 /** The sender's digest is to come in its `done`, which has not come yet. */
 const awaitsTrailer = (context: ReceiverContext) =>
@@ -465,13 +473,10 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
         { guard: 'isValidCode', target: 'active' },
         {
           target: 'failed',
-          actions: {
-            type: 'fail',
-            params: ({ context }) => ({
-              reason: 'invalid-code',
-              message: `"${context.code}" is not a code: 8 characters of 2-9 and A-Z without I, L, O, U`,
-            }),
-          },
+          actions: failWith(
+            'invalid-code',
+            (context) => `"${context.code}" is not a code: 8 characters of 2-9 and A-Z without I, L, O, U`,
+          ),
         },
       ],
     },
@@ -499,27 +504,16 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
       },
       initial: 'connecting',
       states: {
-        connecting: { on: { 'signalling.open': 'awaitingAssign' } },
-        awaitingAssign: {
-          on: {
-            assign: {
-              target: 'requesting',
-              actions: { type: 'keepId', params: ({ event }) => ({ id: event.detail.peer }) },
-            },
-          },
-        },
+        ...assigning('requesting'),
         requesting: {
           entry: 'sendRequest',
           after: {
             responseTimeout: {
               target: 'failing',
-              actions: {
-                type: 'fail',
-                params: ({ context }) => ({
-                  reason: 'timeout',
-                  message: `no response from ${context.code} within ${context.responseTimeout} ms`,
-                }),
-              },
+              actions: failWith(
+                'timeout',
+                (context) => `no response from ${context.code} within ${context.responseTimeout} ms`,
+              ),
             },
           },
           on: {
@@ -539,23 +533,11 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
             'peer not exists': {
               guard: 'isAboutSender',
               target: '#filedropReceiver.failed',
-              actions: {
-                type: 'fail',
-                params: ({ context }) => ({
-                  reason: 'no-such-peer',
-                  message: `no sender has the code ${context.code}`,
-                }),
-              },
+              actions: failWith('no-such-peer', (context) => `no sender has the code ${context.code}`),
             },
             'invalid peer id': {
               target: '#filedropReceiver.failed',
-              actions: {
-                type: 'fail',
-                params: ({ context }) => ({
-                  reason: 'invalid-code',
-                  message: `the server refused the code ${context.code}`,
-                }),
-              },
+              actions: failWith('invalid-code', (context) => `the server refused the code ${context.code}`),
             },
           },
         },
@@ -569,10 +551,7 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
             'peer not exists': {
               guard: and(['isAboutSender', not('isSettling')]),
               target: '#filedropReceiver.failed',
-              actions: {
-                type: 'fail',
-                params: ({ context }) => ({ reason: 'peer-gone', message: `the sender ${context.code} left` }),
-              },
+              actions: failWith('peer-gone', (context) => `the sender ${context.code} left`),
             },
             // The sender pushed its last chunk (the original's `done`), with the digest if it promised one.
             done: [
@@ -671,13 +650,7 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                   {
                     guard: 'isFromSender',
                     target: '#filedropReceiver.active.failing',
-                    actions: {
-                      type: 'fail',
-                      params: ({ context }) => ({
-                        reason: 'rtc-failed',
-                        message: `WebRTC failed after ${context.retries} ICE restarts`,
-                      }),
-                    },
+                    actions: failWith('rtc-failed', (context) => `WebRTC failed after ${context.retries} ICE restarts`),
                   },
                 ],
                 // Our own ICE failures are the sender's to act on (it asks for `retry`), but not one of
@@ -711,13 +684,10 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                   after: {
                     connectTimeout: {
                       target: '#filedropReceiver.active.failing',
-                      actions: {
-                        type: 'fail',
-                        params: ({ context }) => ({
-                          reason: 'timeout',
-                          message: `the data channel did not open within ${context.connectTimeout} ms`,
-                        }),
-                      },
+                      actions: failWith(
+                        'timeout',
+                        (context) => `the data channel did not open within ${context.connectTimeout} ms`,
+                      ),
                     },
                   },
                   on: {

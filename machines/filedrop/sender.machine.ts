@@ -16,6 +16,7 @@ import type { SignallingEvent } from '../../src/runtime.js';
 import type { RtcCommand, RtcEmitted, RtcInput } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
 import {
+  assigning,
   clientActors,
   failOnSignalling,
   remoteError,
@@ -839,15 +840,7 @@ export const filedropSender = filedropSenderSetup.createMachine({
       },
       initial: 'connecting',
       states: {
-        connecting: { on: { 'signalling.open': 'awaitingAssign' } },
-        awaitingAssign: {
-          on: {
-            assign: {
-              target: 'serving',
-              actions: { type: 'keepId', params: ({ event }) => ({ id: event.detail.peer }) },
-            },
-          },
-        },
+        ...assigning('serving'),
         serving: {
           on: {
             request: [

@@ -1,7 +1,7 @@
 import { and, assertEvent, assign, not, sendParent, sendTo, setup } from 'xstate';
 import type { RtcEmitted } from '../../src/rtc/rtc.actor.js';
 import type { Transport } from '../../src/transport.js';
-import type { FileSink, SinkOpener } from '../transfer/files.js';
+import { abortQuietly, type FileSink, type SinkOpener } from '../transfer/files.js';
 import { download, type DownloadEvent } from '../transfer/transfer.js';
 import { channelCodec } from './codec.js';
 import { RegistryError, type RegistryFailure } from './errors.js';
@@ -183,13 +183,7 @@ export const registryFetch = setup({
     })),
     /** The sink committed the file: nothing to let go. */
     forgetSink: sendTo('keeper', { type: 'keep' as const, release: () => {} }),
-    abortSink: ({ context }) => {
-      const { sink, error } = context;
-      if (!sink) return;
-      Promise.resolve()
-        .then(() => sink.abort(error))
-        .catch(() => {});
-    },
+    abortSink: ({ context }) => void abortQuietly(context.sink, context.error),
   },
 }).createMachine({
   id: 'registryFetch',

@@ -1,6 +1,6 @@
 import { fromCallback, fromPromise, type EventObject } from 'xstate';
 import type { Transport } from '../../src/transport.js';
-import { sha256OfSource, type FileSink, type FileSource } from '../transfer/files.js';
+import { abortQuietly, sha256OfSource, type FileSink, type FileSource } from '../transfer/files.js';
 import type { OpenSinkInput } from '../transfer/transfer.js';
 import { channelCodec, checkFileList, checkOutgoingList, copyFiles, type ListLimits } from './codec.js';
 import { RegistryError, type RegistryFailure } from './errors.js';
@@ -103,11 +103,8 @@ export const openSource = fromPromise<FileSource, OpenSourceInput>(async ({ inpu
  */
 export const openSink = fromPromise<FileSink, OpenSinkInput>(async ({ input, signal }) => {
   const sink = typeof input.sink === 'function' ? await input.sink(input.file) : input.sink;
-  if (signal.aborted) {
-    await Promise.resolve()
-      .then(() => sink.abort(new RegistryError('cancelled', 'the fetch ended before its sink opened')))
-      .catch(() => {});
-  }
+  if (signal.aborted)
+    await abortQuietly(sink, new RegistryError('cancelled', 'the fetch ended before its sink opened'));
   return sink;
 });
 

@@ -101,6 +101,21 @@ export function isResumable(sink: FileSink): sink is ResumableSink {
   return typeof sink.size === 'function' && typeof sink.read === 'function' && typeof sink.truncate === 'function';
 }
 
+/**
+ * Aborts a failed transfer's sink (if it has one) with `reason`, and
+ * settles however that goes: a sink's failure to clean up, thrown or
+ * rejected, has nobody left to tell.
+ */
+export function abortQuietly(sink: FileSink | undefined, reason: unknown): Promise<void> {
+  if (!sink) return Promise.resolve();
+  return Promise.resolve()
+    .then(() => sink.abort(reason))
+    .then(
+      () => {},
+      () => {},
+    );
+}
+
 /** What a receiver is given: a sink, or a function that opens one once the file is known (it may refuse by throwing). */
 export type SinkOpener = FileSink | ((file: FileInfo) => FileSink | Promise<FileSink>);
 

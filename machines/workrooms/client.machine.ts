@@ -145,6 +145,13 @@ const recordCrash = {
   type: 'recordError',
   params: ({ event }: { event: ErrorActorEvent }) => ({ error: errorFrom(event) }),
 } as const;
+/** A call's rtc actor failed, closed or crashed: `callFailed`, telling the server when `tell` (online). */
+const callFailedOn = (tell: boolean) =>
+  ({
+    'rtc.failed': { actions: { type: 'callFailed', params: { tell } } },
+    'rtc.closed': { actions: { type: 'callFailed', params: { tell } } },
+    'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell } } },
+  }) as const;
 const sendCall = {
   type: 'sendCall',
   params: ({ event }: { event: Extract<ClientCommand, { type: 'call' }> }) => ({ to: event.to }),
@@ -405,9 +412,7 @@ export const workroomsClient = workroomsClientSetup.createMachine({
       on: {
         'rtc.open': { actions: 'callOpen' },
         'rtc.track': { actions: 'callTrack' },
-        'rtc.failed': { actions: { type: 'callFailed', params: { tell: false } } },
-        'rtc.closed': { actions: { type: 'callFailed', params: { tell: false } } },
-        'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: false } } },
+        ...callFailedOn(false),
         end: { actions: { type: 'endCalls', params: ({ event }) => ({ callids: event.callids, tell: false }) } },
         leave: { target: 'left', actions: { type: 'endAll', params: { tell: false } } },
       },
@@ -442,9 +447,7 @@ export const workroomsClient = workroomsClientSetup.createMachine({
             ice: { actions: 'applySignal' },
             'rtc.description': { actions: 'relaySignal' },
             'rtc.candidate': { actions: 'relaySignal' },
-            'rtc.failed': { actions: { type: 'callFailed', params: { tell: true } } },
-            'rtc.closed': { actions: { type: 'callFailed', params: { tell: true } } },
-            'xstate.error.actor.*': { actions: { type: 'callFailed', params: { tell: true } } },
+            ...callFailedOn(true),
             end: { actions: { type: 'endCalls', params: ({ event }) => ({ callids: event.callids, tell: true }) } },
             profile: {
               actions: { type: 'takeProfile', params: ({ event }) => ({ profile: event.profile, send: true }) },
