@@ -36,6 +36,18 @@ export const failOnSignalling = {
 } as const;
 
 /**
+ * {@link failOnSignalling} for every {@link SignallingFailure} both clients
+ * end on; the sender ends on `invalid peer id` too (a receiver's is about
+ * the code it asked for: `invalid-code`).
+ */
+export const signallingFailures = {
+  'signalling.closed': failOnSignalling,
+  'signalling.error': failOnSignalling,
+  error: failOnSignalling,
+  'xstate.error.actor.signalling': failOnSignalling,
+} as const;
+
+/**
  * The first states of both client machines' `active` state: the signalling
  * connection opens, then the server's `assign` gives the client its id
  * (`keepId`), and the client goes on to `next`.

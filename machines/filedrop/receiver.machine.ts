@@ -5,7 +5,7 @@ import type { Transport } from '../../src/transport.js';
 import {
   assigning,
   clientActors,
-  failOnSignalling,
+  signallingFailures,
   isOwnFailure,
   remoteError,
   send,
@@ -483,10 +483,7 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
     active: {
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
-        'signalling.closed': failOnSignalling,
-        'signalling.error': failOnSignalling,
-        error: failOnSignalling,
-        'xstate.error.actor.signalling': failOnSignalling,
+        ...signallingFailures,
         'xstate.error.actor.rtc': {
           target: '.failing',
           actions: {

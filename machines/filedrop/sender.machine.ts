@@ -19,6 +19,7 @@ import {
   assigning,
   clientActors,
   failOnSignalling,
+  signallingFailures,
   remoteError,
   send,
   signallingError,
@@ -825,11 +826,8 @@ export const filedropSender = filedropSenderSetup.createMachine({
     active: {
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
-        'signalling.closed': failOnSignalling,
-        'signalling.error': failOnSignalling,
-        error: failOnSignalling,
+        ...signallingFailures,
         'invalid peer id': failOnSignalling,
-        'xstate.error.actor.signalling': failOnSignalling,
         cancel: [
           {
             guard: { type: 'hasPeer', params: ({ event }) => event },

@@ -6,7 +6,7 @@ import { download, type DownloadEvent } from '../transfer/transfer.js';
 import { channelCodec } from './codec.js';
 import { RegistryError, type RegistryFailure } from './errors.js';
 import type { ChannelMessage, FileEntry, MessageOf } from './protocol.js';
-import { describeError, failWith, firstFrame, keeper, openSink, type FirstFrameEvent } from './transfer.js';
+import { describeError, failWith, firstFrame, jobEnds, keeper, openSink, type FirstFrameEvent } from './transfer.js';
 
 /** Timing of each file connection, in milliseconds. */
 export interface JobTiming {
@@ -193,22 +193,11 @@ export const registryFetch = setup({
   initial: 'active',
   states: {
     active: {
-      on: {
-        'peer.gone': { target: '#registryFetch.failed', actions: failWith('peer-gone', 'the peer left') },
-        cancel: { target: '#registryFetch.failed', actions: failWith('cancelled', 'the request was cancelled') },
-        'signal.invalid': {
-          target: '#registryFetch.failed',
-          actions: { type: 'fail', params: ({ event }) => ({ reason: 'protocol', message: event.message }) },
-        },
-        'rtc.failed': {
-          target: '#registryFetch.failed',
-          actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },
-        },
-        'rtc.closed': {
-          target: '#registryFetch.failed',
-          actions: failWith('peer-gone', 'the data channel closed before the file was complete'),
-        },
-      },
+      on: jobEnds('registryFetch', {
+        gone: 'the peer left',
+        cancelled: 'the request was cancelled',
+        closed: 'the data channel closed before the file was complete',
+      }),
       initial: 'connecting',
       states: {
         connecting: {

@@ -8,7 +8,7 @@ import { RegistryError, type RegistryFailure } from './errors.js';
 import type { FileProvider } from './files.js';
 import type { JobCommand, JobTiming } from './fetch.machine.js';
 import { checkPath, type ChannelMessage, type FileEntry, type Refusal } from './protocol.js';
-import { describeError, failWith, firstFrame, keeper, openSource, type FirstFrameEvent } from './transfer.js';
+import { describeError, failWith, firstFrame, jobEnds, keeper, openSource, type FirstFrameEvent } from './transfer.js';
 
 export interface ServeInput extends JobTiming {
   /** The parent's key of this connection (the label of its `rtc` actor). */
@@ -130,22 +130,11 @@ export const registryServe = setup({
   initial: 'active',
   states: {
     active: {
-      on: {
-        'peer.gone': { target: '#registryServe.failed', actions: failWith('peer-gone', 'the requester left') },
-        cancel: { target: '#registryServe.failed', actions: failWith('cancelled', 'serving was cancelled') },
-        'signal.invalid': {
-          target: '#registryServe.failed',
-          actions: { type: 'fail', params: ({ event }) => ({ reason: 'protocol', message: event.message }) },
-        },
-        'rtc.failed': {
-          target: '#registryServe.failed',
-          actions: { type: 'fail', params: ({ event }) => ({ reason: 'rtc-failed', message: event.error.message }) },
-        },
-        'rtc.closed': {
-          target: '#registryServe.failed',
-          actions: failWith('peer-gone', 'the requester closed the connection early'),
-        },
-      },
+      on: jobEnds('registryServe', {
+        gone: 'the requester left',
+        cancelled: 'serving was cancelled',
+        closed: 'the requester closed the connection early',
+      }),
       initial: 'connecting',
       states: {
         connecting: {

@@ -138,6 +138,40 @@ export const listFiles = fromPromise<FileEntry[], ListFilesInput>(async ({ input
 export const failWith = (reason: RegistryFailure, message: string) =>
   ({ type: 'fail', params: { reason, message } }) as const;
 
+/**
+ * How a fetch or serve job (the machine `id`) ends from any of its states:
+ * its peer left, it was cancelled, a signal for it could not be read, or its
+ * WebRTC connection failed or closed. `words` are the job's own messages.
+ */
+export const jobEnds = <TId extends string>(id: TId, words: { gone: string; cancelled: string; closed: string }) => {
+  const failed = `#${id}.failed` as const;
+  return {
+    'peer.gone': { target: failed, actions: failWith('peer-gone', words.gone) },
+    cancel: { target: failed, actions: failWith('cancelled', words.cancelled) },
+    'signal.invalid': {
+      target: failed,
+      actions: {
+        type: 'fail',
+        params: ({ event }: { event: { message: string } }) => ({
+          reason: 'protocol' as const,
+          message: event.message,
+        }),
+      },
+    },
+    'rtc.failed': {
+      target: failed,
+      actions: {
+        type: 'fail',
+        params: ({ event }: { event: { error: Error } }) => ({
+          reason: 'rtc-failed' as const,
+          message: event.error.message,
+        }),
+      },
+    },
+    'rtc.closed': { target: failed, actions: failWith('peer-gone', words.closed) },
+  } as const;
+};
+
 /** An error's message, or the thrown value as text. */
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
