@@ -157,25 +157,13 @@ export type ServerMessageType = ServerMessage['type'];
 
 export type { MessageOf } from '../../src/message.js';
 
-/** Every message type a client may send, in the seed's order. */
-export const clientMessageTypes: readonly ClientMessageType[] = [
-  'request',
-  'response',
-  'offer',
-  'answer',
-  'candidate',
-  'retry',
-  'progress',
-  'done',
-];
-
 /** Message types only the server sends. */
 export const serverOnlyTypes: readonly ServerMessageType[] = ['assign', 'invalid peer id', 'peer not exists', 'error'];
 
 /**
- * Who may send each relayed message to whom, once a receiver has sent
- * `request` to a sender: `toSender` messages go receiver → sender,
- * `toReceiver` ones sender → receiver, `either` both ways.
+ * Who may send each client message to whom (in the seed's order), once a
+ * receiver has sent `request` to a sender: `toSender` messages go receiver →
+ * sender, `toReceiver` ones sender → receiver, `either` both ways.
  */
 export const direction: Readonly<Record<ClientMessageType, 'request' | 'toSender' | 'toReceiver' | 'either'>> = {
   request: 'request',
@@ -187,3 +175,6 @@ export const direction: Readonly<Record<ClientMessageType, 'request' | 'toSender
   progress: 'toSender',
   done: 'either',
 };
+
+/** Every message type a client may send, in the seed's order: the keys of {@link direction}. */
+export const clientMessageTypes = Object.keys(direction) as readonly ClientMessageType[];

@@ -92,23 +92,10 @@ export const swarmSession = setup({
         `the match was not answered within ${matchTimeout} ms`,
       );
     },
-    // The description and any other key go on untouched; only `context_id` becomes the recipient's.
-    relayOffer: ({ context }, { context_id, ...relayed }: MessageOf<ClientMessage, 'sending_offer'>['detail']) => {
-      const bob = context.services.registry.offer(context.id, context_id);
-      if (!bob) return refuseRelay(context, 'sending_offer', context_id, 'no match is waiting for your offer');
-      context.services.router.send(bob.session, {
-        type: 'forwarding_offer',
-        detail: { ...relayed, context_id: bob.context },
-      });
-    },
-    relayAnswer: ({ context }, { context_id, ...relayed }: MessageOf<ClientMessage, 'sending_answer'>['detail']) => {
-      const alice = context.services.registry.answer(context.id, context_id);
-      if (!alice) return refuseRelay(context, 'sending_answer', context_id, 'no offer is waiting for your answer');
-      context.services.router.send(alice.session, {
-        type: 'forwarding_answer',
-        detail: { ...relayed, context_id: alice.context },
-      });
-    },
+    relayOffer: ({ context }, detail: MessageOf<ClientMessage, 'sending_offer'>['detail']) =>
+      relay(context, { type: 'sending_offer', detail }),
+    relayAnswer: ({ context }, detail: MessageOf<ClientMessage, 'sending_answer'>['detail']) =>
+      relay(context, { type: 'sending_answer', detail }),
     leave: ({ context }) => {
       const { router, registry, transport, log } = context.services;
       tellPeerGone(router, registry.remove(context.id));
@@ -164,18 +151,36 @@ export const swarmSession = setup({
   },
 });
 
-/** Refuses an offer or answer that belongs to no match waiting for it (nothing is forwarded). */
-function refuseRelay(
-  context: SessionContext,
-  event: 'sending_offer' | 'sending_answer',
-  context_id: string,
-  why: string,
-): void {
-  const message = `${why} under context_id ${context_id}`;
-  context.services.router.send(context.id, {
-    type: 'error',
-    detail: { code: 'ERR_NOT_PERMITTED', message, event, context_id },
-  });
+/**
+ * Relays alice's offer to bob, or bob's answer to alice, within their match:
+ * the description and any other key go on untouched; only `context_id`
+ * becomes the recipient's. One that belongs to no match waiting for it is
+ * refused (nothing is forwarded).
+ */
+function relay(context: SessionContext, message: MessageOf<ClientMessage, 'sending_offer' | 'sending_answer'>): void {
+  const { registry, router } = context.services;
+  const context_id = message.detail.context_id;
+  const offer = message.type === 'sending_offer';
+  const other = offer ? registry.offer(context.id, context_id) : registry.answer(context.id, context_id);
+  if (!other) {
+    const why = offer ? 'no match is waiting for your offer' : 'no offer is waiting for your answer';
+    router.send(context.id, {
+      type: 'error',
+      detail: {
+        code: 'ERR_NOT_PERMITTED',
+        message: `${why} under context_id ${context_id}`,
+        event: message.type,
+        context_id,
+      },
+    });
+    return;
+  }
+  router.send(
+    other.session,
+    message.type === 'sending_offer'
+      ? { type: 'forwarding_offer', detail: { ...message.detail, context_id: other.context } }
+      : { type: 'forwarding_answer', detail: { ...message.detail, context_id: other.context } },
+  );
 }
 
 /** Tells each of `ends` that its match in progress is over: `error` with `code` and its own `context_id`. */
