@@ -51,7 +51,7 @@ export const roles: Record<string, Role> = {
     budget: 28_000,
     without: ['workroomsSession'],
   },
-  'registry client': { imports: { registry: ['registryClient'], ...signalling }, budget: 34_000, without: [] },
+  'registry client': { imports: { registry: ['registryClient'], ...signalling }, budget: 34_500, without: [] },
   'swarm peer': { imports: { swarm: ['swarmPeer'], ...signalling }, budget: 33_000, without: ['swarmSession'] },
 };
 

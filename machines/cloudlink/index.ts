@@ -25,6 +25,7 @@ export {
   supportedVersions,
   VIOLATION_CLOSE_CODE,
   type ClientMessage,
+  type ClientBoundMessage,
   type ServerMessage,
   type ClientMessageType,
   type ServerMessageType,
