@@ -2,6 +2,7 @@ import { MediaStream, MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, RtcError } from '../src/errors.js';
 import type { RTCDataChannelLike, RTCPeerConnectionLike, RtcActorInit, RtcInput } from '../src/rtc/index.js';
+import { takeCandidates } from '../src/rtc/rtc.actor.js';
 import {
   RtcPeer,
   WERIFT_LOOPBACK,
@@ -82,41 +83,78 @@ describe('rtc actor, non-trickle (default)', () => {
   });
 });
 
+describe('takeCandidates', () => {
+  it('takes the candidates out of each media section with its mid and index, wherever a=mid stands', () => {
+    const sdp = [
+      'v=0',
+      'o=- 1 1 IN IP4 127.0.0.1',
+      's=-',
+      't=0 0',
+      'm=audio 9 UDP/TLS/RTP/SAVPF 111',
+      'a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host',
+      'a=mid:audio',
+      'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+      'a=mid:0',
+      'a=candidate:2 1 udp 2122260223 127.0.0.1 50001 typ host',
+      'a=end-of-candidates',
+      'a=sctp-port:5000',
+      '',
+    ].join('\r\n');
+    const split = takeCandidates(sdp);
+    expect(split.candidates).toEqual([
+      { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMLineIndex: 0, sdpMid: 'audio' },
+      { candidate: 'candidate:2 1 udp 2122260223 127.0.0.1 50001 typ host', sdpMLineIndex: 1, sdpMid: '0' },
+    ]);
+    expect(split.sdp).toBe(
+      ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 't=0 0', 'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'a=mid:audio']
+        .concat(['m=application 9 UDP/DTLS/SCTP webrtc-datachannel', 'a=mid:0', 'a=sctp-port:5000', ''])
+        .join('\r\n'),
+    );
+    expect(takeCandidates('v=0\r\nm=application 9 x\r\na=sctp-port:5000\r\n')).toEqual({
+      sdp: 'v=0\r\nm=application 9 x\r\na=sctp-port:5000\r\n',
+      candidates: [],
+    });
+  });
+});
+
 describe('rtc actor, trickle', () => {
   it('exchanges candidates, including ones delivered before the remote description', async () => {
     const init = { trickle: true };
     const a = new Peer({ label: 'a', role: 'offerer' }, init);
     const offer = await a.waitFor('rtc.description');
-    const offerCandidates = a.of('rtc.candidate');
-    expect(offerCandidates.length).toBeGreaterThan(0);
-    // The description goes out before its candidates.
-    expect(a.events.findIndex((e) => e.type === 'rtc.description')).toBeLessThan(
-      a.events.findIndex((e) => e.type === 'rtc.candidate'),
+    // werift gathers inside setLocalDescription: every candidate of the offer is known by now, and held back.
+    expect(candidateLines(offer.description.sdp)).toEqual([]);
+    expect(a.of('rtc.candidate')).toEqual([]);
+
+    // The answerer waits for the offer as a command; it gets no candidate of the offerer yet.
+    const b = new Peer({ label: 'b', role: 'answerer' }, init);
+    b.send({ type: 'rtc.remoteDescription', description: offer.description });
+    const answer = await b.waitFor('rtc.description');
+    expect(answer.description.type).toBe('answer');
+    const answerCandidates = b.of('rtc.candidate');
+    expect(answerCandidates.length).toBeGreaterThan(0);
+    // The answerer's description goes out before its candidates.
+    expect(b.events.findIndex((e) => e.type === 'rtc.description')).toBeLessThan(
+      b.events.findIndex((e) => e.type === 'rtc.candidate'),
     );
+
+    // Candidates first, then the answer with its own candidates stripped, so only trickled ones can work.
+    for (const { candidate } of answerCandidates) a.send({ type: 'rtc.remoteCandidate', candidate });
+    const sentAnswerAt = a.events.length;
+    a.send({
+      type: 'rtc.remoteDescription',
+      description: { type: 'answer', sdp: withoutCandidates(answer.description.sdp) },
+    });
+    // Once the answer is applied, the offerer's candidates follow.
+    await a.waitFor('rtc.candidate');
+    const offerCandidates = a.of('rtc.candidate');
+    expect(a.events.findIndex((e) => e.type === 'rtc.candidate')).toBeGreaterThanOrEqual(sentAnswerAt);
     for (const { candidate, label } of offerCandidates) {
       expect(label).toBe('a');
       expect(candidate.candidate).toContain('127.0.0.1');
       expect(JSON.parse(JSON.stringify(candidate))).toEqual(candidate);
     }
-
-    // The answerer waits for the offer as a command. Candidates first, then the
-    // description with its own candidates stripped, so only trickled ones can work.
-    const b = new Peer({ label: 'b', role: 'answerer' }, init);
     for (const { candidate } of offerCandidates) b.send({ type: 'rtc.remoteCandidate', candidate });
-    b.send({
-      type: 'rtc.remoteDescription',
-      description: { type: 'offer', sdp: withoutCandidates(offer.description.sdp) },
-    });
-
-    const answer = await b.waitFor('rtc.description');
-    expect(answer.description.type).toBe('answer');
-    const answerCandidates = b.of('rtc.candidate');
-    expect(answerCandidates.length).toBeGreaterThan(0);
-    for (const { candidate } of answerCandidates) a.send({ type: 'rtc.remoteCandidate', candidate });
-    a.send({
-      type: 'rtc.remoteDescription',
-      description: { type: 'answer', sdp: withoutCandidates(answer.description.sdp) },
-    });
 
     const [openA, openB] = await Promise.all([a.waitFor('rtc.open'), b.waitFor('rtc.open')]);
     const [text] = await exchange(openA.transport, openB.transport, 'trickled');
@@ -124,6 +162,22 @@ describe('rtc actor, trickle', () => {
     const [bin] = await exchange(openA.transport, openB.transport, Uint8Array.of(9, 8, 7));
     expect(bin).toEqual(Uint8Array.of(9, 8, 7));
     expect([...a.of('rtc.failed'), ...b.of('rtc.failed')]).toEqual([]);
+  });
+
+  it('connects on the candidates an answer carries in its SDP: they are added once it is set', async () => {
+    const init = { trickle: true };
+    const a = new Peer({ label: 'a', role: 'offerer' }, init);
+    const b = new Peer({ label: 'b', role: 'answerer' }, init);
+    const offer = await a.waitFor('rtc.description');
+    b.send({ type: 'rtc.remoteDescription', description: offer.description });
+    const answer = await b.waitFor('rtc.description');
+    // werift's answer lists its candidates; b's trickled copies are not passed on here.
+    expect(candidateLines(answer.description.sdp).length).toBeGreaterThan(0);
+    a.send({ type: 'rtc.remoteDescription', description: answer.description });
+    a.forwardTo(b);
+    const [openA, openB] = await Promise.all([a.waitFor('rtc.open'), b.waitFor('rtc.open')]);
+    const [text] = await exchange(openA.transport, openB.transport, 'in the answer');
+    expect(text).toBe('in the answer');
   });
 });
 

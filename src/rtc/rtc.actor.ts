@@ -28,9 +28,11 @@ export interface RtcActorInit {
   config?: Record<string, unknown>;
   /**
    * `true`: report the description right away and each local candidate as an
-   * `rtc.candidate` event. `false`: wait for ICE gathering to complete (or
-   * `gatheringTimeout`) and report one SDP with every candidate in it, for
-   * protocols without a candidate message.
+   * `rtc.candidate` event; an offerer's offer carries no candidate, and its
+   * candidates follow once the answer is applied (see `rtc.candidate`).
+   * `false`: wait for ICE gathering to complete (or `gatheringTimeout`) and
+   * report one SDP with every candidate in it, for protocols without a
+   * candidate message.
    * @default false
    */
   trickle?: boolean;
@@ -120,7 +122,19 @@ export interface RtcInput {
 export type RtcEmitted =
   /** The local offer or answer, to relay to the remote peer. */
   | { type: 'rtc.description'; label: string; description: { type: 'offer' | 'answer'; sdp: string } }
-  /** Trickle mode only: one local candidate, to relay. The end of candidates is not reported. */
+  /**
+   * Trickle mode only: one local candidate, to relay. The end of candidates is
+   * not reported. An offerer reports its candidates only once the remote
+   * answer is applied (the answer's own candidates are added after it), so no
+   * connectivity check starts before both descriptions are in place.
+   * node-datachannel 0.33 (libdatachannel 0.24) checks the remote DTLS
+   * certificate against a remote description it may not have stored yet:
+   * when the answerer already knew the offerer's candidates, its checks and
+   * then its DTLS hello reached the offerer while it applied the answer, and
+   * about one connection in twenty (more on a loaded machine) failed there
+   * ("DTLS alert: unknown CA"). It costs the answerer's first checks one
+   * signalling trip. An answerer reports its answer, then its candidates.
+   */
   | { type: 'rtc.candidate'; label: string; candidate: RtcIceCandidateInit }
   /** The data channel is open; `transport` wraps it. */
   | { type: 'rtc.open'; label: string; transport: Transport }
@@ -230,11 +244,12 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
     let heldRemoteCandidates: RtcIceCandidateInit[] | undefined =
       input?.holdRemoteCandidates === true && input.role === 'answerer' ? [] : undefined;
     /**
-     * Trickle: local candidates found before our description went out wait
-     * here, so the remote always gets the description first (werift gathers
-     * inside setLocalDescription). `undefined` while they may go out directly.
+     * Trickle: local candidates wait here while they may not go out yet, so
+     * the remote always gets the description first (werift gathers inside
+     * setLocalDescription); an offerer's wait until the answer is applied (see
+     * `rtc.candidate`). `undefined` while they may go out directly.
      */
-    let heldLocalCandidates: RtcIceCandidateInit[] | undefined;
+    let heldLocalCandidates: RtcIceCandidateInit[] | undefined = trickle && input?.role === 'offerer' ? [] : undefined;
     /** Undo functions: listeners, timers, pending waits. Run on stop. */
     const disposers = new Set<() => void>();
     const channelOffs: Array<() => void> = [];
@@ -381,16 +396,36 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
         settleSoon();
       });
 
-    /** Reports our current local description (after gathering in non-trickle mode), then any held candidates. */
+    /** Trickle: the local candidates held so far go out, and later ones go out as they come. */
+    const releaseLocalCandidates = () => {
+      const held = heldLocalCandidates ?? [];
+      heldLocalCandidates = undefined;
+      for (const candidate of held) report({ type: 'rtc.candidate', label, candidate });
+    };
+
+    /**
+     * Reports our current local description (after gathering in non-trickle
+     * mode). Trickle: an answer's held candidates follow it; an offer goes
+     * without its candidates, which are held until the answer is applied.
+     */
     const reportLocalDescription = async (peer: RTCPeerConnectionLike, type: 'offer' | 'answer', created?: string) => {
       if (!trickle) await gatheringComplete(peer);
       if (stopped || closing) return;
       const sdp = peer.localDescription?.sdp || created;
       if (!sdp) throw new Error(`no local ${type} SDP after setLocalDescription`);
-      report({ type: 'rtc.description', label, description: { type, sdp } });
-      const held = heldLocalCandidates ?? [];
-      heldLocalCandidates = undefined;
-      for (const candidate of held) report({ type: 'rtc.candidate', label, candidate });
+      if (!trickle) {
+        report({ type: 'rtc.description', label, description: { type, sdp } });
+      } else if (type === 'answer') {
+        report({ type: 'rtc.description', label, description: { type, sdp } });
+        releaseLocalCandidates();
+      } else {
+        const taken = takeCandidates(sdp);
+        const held = (heldLocalCandidates ??= []);
+        for (const candidate of taken.candidates) {
+          if (!held.some((c) => c.candidate === candidate.candidate)) held.push(candidate);
+        }
+        report({ type: 'rtc.description', label, description: { type, sdp: taken.sdp } });
+      }
     };
 
     const makeOffer = async (peer: RTCPeerConnectionLike, iceRestart: boolean) => {
@@ -419,14 +454,23 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
         heldRemoteCandidates.push(...candidates);
         checked = { type: 'offer', sdp };
       }
+      // Trickle, the answer to our offer: set without its candidates, which are added right after (see `rtc.candidate`).
+      const answerCandidates: RtcIceCandidateInit[] = [];
+      if (trickle && checked.type === 'answer') {
+        const { sdp, candidates } = takeCandidates(checked.sdp);
+        answerCandidates.push(...candidates);
+        checked = { type: 'answer', sdp };
+      }
       try {
         await peer.setRemoteDescription(checked);
       } catch (error) {
         throw new Error(`the remote ${checked.type} was rejected: ${describe(error)}`, { cause: error });
       }
       remoteDescriptionSet = true;
-      for (const candidate of pendingRemoteCandidates.splice(0)) await addRemoteCandidate(peer, candidate);
+      for (const candidate of [...answerCandidates, ...pendingRemoteCandidates.splice(0)])
+        await addRemoteCandidate(peer, candidate);
       if (checked.type !== 'offer') {
+        if (trickle) releaseLocalCandidates();
         resumeWeriftIceAfterRestart(peer);
         return;
       }
@@ -584,11 +628,13 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
 const ICE_CONNECTED = new Set(['connected', 'completed']);
 
 /**
+ * @internal Exported for its unit test; not re-exported from the package.
+ *
  * Splits the candidates off an SDP: the SDP without its `a=candidate:` and
  * `a=end-of-candidates` lines, and each candidate as `RTCIceCandidateInit`
  * with the mid and index of its media section.
  */
-function takeCandidates(sdp: string): { sdp: string; candidates: RtcIceCandidateInit[] } {
+export function takeCandidates(sdp: string): { sdp: string; candidates: RtcIceCandidateInit[] } {
   const lines = sdp.split(/\r?\n/);
   const kept: string[] = [];
   const found: Array<{ candidate: string; index: number }> = [];
