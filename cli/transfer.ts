@@ -206,10 +206,49 @@ class Progress {
   }
 }
 
-function describeError(error: FileDropError | undefined): string {
+/** What a remote side's own reason (`error.remote`) means, in a CLI user's words. */
+const REMOTE_REASONS: Partial<Record<string, string>> = {
+  cancelled: 'cancelled',
+  'sink-failed': 'could not save the file',
+  'source-failed': 'could not read the file',
+  'rtc-failed': 'lost its WebRTC connection',
+  timeout: 'timed out',
+  'size-mismatch': 'got a different size than announced',
+  'digest-mismatch': 'got a different SHA-256 than announced',
+  protocol: 'got a message it could not read',
+};
+
+/**
+ * What a CLI user reads when a transfer fails: `reason: text`, the reason
+ * being the {@link FileDropError} reason (for scripts and bug reports) and
+ * the text plain words. Most errors' own messages already are; an
+ * `rtc-failed` one is written for a library caller ("close this connection
+ * and create a new one") and is replaced by what a user can do about it.
+ *
+ * @example
+ * ```ts
+ * failureMessage(new FileDropError('rtc-failed', 'ICE restart failed: …'), 'receive');
+ * // 'rtc-failed: the WebRTC connection to the sender failed; …'
+ * ```
+ */
+export function failureMessage(error: FileDropError | undefined, command: 'send' | 'receive'): string {
   if (!error) return 'transfer failed';
-  const remote = error.remote ? ` (the other side: ${error.remote})` : '';
-  return `${error.reason}: ${error.message}${remote}`;
+  const other = command === 'send' ? 'receiver' : 'sender';
+  switch (error.reason) {
+    case 'rtc-failed':
+      return (
+        `rtc-failed: the WebRTC connection to the ${other} failed; both sides must reach each other over UDP ` +
+        '(on one LAN or host, --ice-server none is enough; across NATs that block it, a TURN server may be needed: ' +
+        '--ice-server turn:…)'
+      );
+    case 'remote-cancelled': {
+      const what = error.remote === undefined ? undefined : REMOTE_REASONS[error.remote];
+      const reason = error.remote === undefined ? '' : ` (${error.remote})`;
+      return `remote-cancelled: the ${other} ${what ?? 'gave up'}${reason}`;
+    }
+    default:
+      return `${error.reason}: ${error.message}`;
+  }
 }
 
 /**
@@ -259,7 +298,7 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
   const error = await untilStopped(sender);
   const summary = progress.stop();
   if (error) {
-    err.write(`signalbox: send failed: ${describeError(error)}\n`);
+    err.write(`signalbox: send failed: ${failureMessage(error, 'send')}\n`);
     return 1;
   }
   err.write(`Sent ${source.name}: ${summary}\n`);
@@ -322,7 +361,7 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   const error = await untilStopped(receiver);
   const summary = progress.stop();
   if (error) {
-    err.write(`signalbox: receive failed: ${describeError(error)}\n`);
+    err.write(`signalbox: receive failed: ${failureMessage(error, 'receive')}\n`);
     const part = sink;
     const kept =
       part?.keep && keepsBytes(error.reason)

@@ -7,9 +7,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main.js';
+import { FileDropError } from '../machines/filedrop/errors.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
 import {
   DEFAULT_ICE_SERVERS,
+  failureMessage,
   freeSink,
   iceServers,
   iceServerUrls,
@@ -110,6 +112,37 @@ describe('signalbox send / receive', () => {
       /^size checked \(3 bytes\); the sender announced no SHA-256, so the content is not verified/,
     );
     expect(unverified).not.toMatch(/SHA-256 [0-9a-f]{64} verified/);
+  });
+
+  it('tells a CLI user what failed in plain words, never the advice meant for a library caller', () => {
+    // What node-datachannel's polyfill ends with when an ICE restart is asked of it.
+    const library = new FileDropError(
+      'rtc-failed',
+      'the ICE restart the sender asked for failed: ICE restart failed: this RTCPeerConnection does not support ' +
+        "ICE restart (the new offer kept its ICE credentials; node-datachannel's polyfill cannot restart ICE): " +
+        'close this connection and create a new one',
+    );
+    const receiving = failureMessage(library, 'receive');
+    expect(receiving).toMatch(/^rtc-failed: the WebRTC connection to the sender failed; .*--ice-server none/);
+    expect(receiving).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart/);
+    expect(
+      failureMessage(new FileDropError('rtc-failed', 'the peer connection failed; no retries left'), 'send'),
+    ).toMatch(/^rtc-failed: the WebRTC connection to the receiver failed/);
+    const refused = new FileDropError('remote-cancelled', 'the receiver gave up (sink-failed)', {
+      remote: 'sink-failed',
+    });
+    expect(failureMessage(refused, 'send')).toBe(
+      'remote-cancelled: the receiver could not save the file (sink-failed)',
+    );
+    const odd = new FileDropError('remote-cancelled', 'the sender gave up (unknown reason)', {
+      remote: 'disk on fire',
+    });
+    expect(failureMessage(odd, 'receive')).toBe('remote-cancelled: the sender gave up (disk on fire)');
+    // Messages already written for people pass through, after the reason.
+    expect(failureMessage(new FileDropError('no-such-peer', 'no sender has the code K7PQ2MZA'), 'receive')).toBe(
+      'no-such-peer: no sender has the code K7PQ2MZA',
+    );
+    expect(failureMessage(undefined, 'send')).toBe('transfer failed');
   });
 
   it('takes its ICE servers from SIGNALBOX_ICE_SERVERS, the same for both backends', () => {
