@@ -125,26 +125,40 @@ async function loadRtc(backend: WebRtcBackend): Promise<RtcActorInit['RTCPeerCon
 }
 
 /**
- * How long werift waits for a STUN server's answer, in seconds. werift's
- * `setLocalDescription()` resolves only once gathering ends, so each side's
- * description (and the connection) waits this long for a STUN server that
- * never answers; werift's own default, 5 s, cost 10 s a transfer. A STUN
- * server that answers at all answers within a few hundred milliseconds, and
- * host candidates (same LAN or host) need no answer.
+ * The `RTCPeerConnection` config of `send` and `receive`: the ICE servers,
+ * explicit for both backends (werift would otherwise add its own STUN
+ * server, node-datachannel none), and for werift `iceStunGatherTimeout: 0`.
+ *
+ * werift's `setLocalDescription()` resolves only once gathering ends, and
+ * gathering waits for the STUN server's answer (5 s by default): each side's
+ * description, and so the connection, waited that long for a STUN server
+ * that never answers (offline, UDP dropped), 10 s a transfer. With trickle
+ * ICE nothing needs to wait: werift keeps asking the STUN server (about 6 s
+ * of retransmissions) after its gathering timer ran out, and the
+ * server-reflexive candidate it then gets goes out as one more trickled
+ * candidate. So the description goes out with the host candidates at once,
+ * which is all a connection on one LAN or host needs, and a STUN server that
+ * answers at all still helps across NATs.
+ * node-datachannel does not wait for STUN: nothing to set.
+ *
+ * @example
+ * ```ts
+ * rtcConfig('werift', [{ urls: 'stun:stun.example.org:3478' }]);
+ * // { iceServers: [{ urls: 'stun:stun.example.org:3478' }], iceStunGatherTimeout: 0 }
+ * ```
  */
-export const WERIFT_STUN_TIMEOUT_SECONDS = 1;
+export function rtcConfig(webrtc: WebRtcBackend, servers: Array<{ urls: string }>): Record<string, unknown> {
+  return { iceServers: servers, ...(webrtc === 'werift' && { iceStunGatherTimeout: 0 }) };
+}
 
 function clientActors(options: TransferCliOptions, RTCPeerConnection: RtcActorInit['RTCPeerConnection']) {
   return {
     signalling: fromTransport(() => webSocketTransport(options.server), clientCodec()),
+    // Trickle: what rtcConfig relies on for werift (a late STUN answer goes out as a candidate).
     rtc: fromRtc({
       RTCPeerConnection,
       trickle: true,
-      config: {
-        // Explicit for both backends: werift would otherwise add its own STUN server, node-datachannel none.
-        iceServers: options.iceServers ?? iceServers(),
-        ...(options.webrtc === 'werift' && { iceStunGatherTimeout: WERIFT_STUN_TIMEOUT_SECONDS }),
-      },
+      config: rtcConfig(options.webrtc, options.iceServers ?? iceServers()),
     }),
   };
 }

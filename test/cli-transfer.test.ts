@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main.js';
 import { FileDropError } from '../machines/filedrop/errors.js';
@@ -18,8 +19,10 @@ import {
   integrityNote,
   prepareDirectory,
   receiveFile,
+  rtcConfig,
   sendFile,
 } from '../cli/transfer.js';
+import { RtcPeer, WERIFT_LOOPBACK, stopPeers } from './rtc-helpers.js';
 
 const TSX = ['--import', 'tsx', 'cli/bin.ts'];
 // Tests that spawn the CLI get 60 s: each child compiles its TypeScript through
@@ -323,13 +326,52 @@ describe('signalbox send / receive', () => {
       });
       await mkdir(out, { recursive: true });
       expect(await Promise.all([sent, received])).toEqual([0, 0]);
-      // Unbounded, each side waits werift's 5 s for the answer before its description goes out: 10 s
-      // at the least, however idle the machine. Bounded, about 2 s; the margin is for a loaded machine.
+      // With werift's own 5 s wait, each side's description waited for the answer: 10 s at the least,
+      // however idle the machine. Now nothing waits for it (the test above shows the order); the
+      // margin is for a loaded machine.
       expect(Date.now() - started).toBeLessThan(8_000);
     } finally {
       silent.close();
     }
   }, 60_000);
+
+  it("does not hold a werift description for the STUN server's answer, and still trickles that answer when it comes", async () => {
+    // A STUN server on 127.0.0.1 that keeps every binding request unanswered until told to answer.
+    const stun = createSocket('udp4');
+    await new Promise<void>((resolve) => stun.bind(0, '127.0.0.1', resolve));
+    const requests: Array<{ message: Buffer; port: number }> = [];
+    stun.on('message', (message, remote) => requests.push({ message, port: remote.port }));
+    const ice = [{ urls: `stun:127.0.0.1:${stun.address().port}` }];
+    const config = { ...WERIFT_LOOPBACK, ...rtcConfig('werift', ice) };
+    try {
+      const offerer = new RtcPeer(
+        { label: 'a', role: 'offerer' },
+        { RTCPeerConnection: WeriftPeerConnection, trickle: true, config: WERIFT_LOOPBACK },
+      );
+      const offer = await offerer.waitFor('rtc.description');
+      const answerer = new RtcPeer(
+        { label: 'b', role: 'answerer', remoteOffer: offer.description.sdp },
+        { RTCPeerConnection: WeriftPeerConnection, trickle: true, config },
+      );
+      const answer = await answerer.waitFor('rtc.description');
+      expect(answer.description.type).toBe('answer');
+      // werift repeats an unanswered request after 50 ms (then 100, 200, … ms). The answer went out
+      // before the first repeat: gathering did not wait for the STUN server at all (werift's own
+      // default waits 5 s).
+      expect(requests.length).toBeLessThanOrEqual(1);
+      await until(() => requests.length > 0);
+      // Answered late, the STUN server's word still goes out: a server-reflexive candidate.
+      const { message, port } = requests[0]!;
+      stun.send(stunBindingSuccess(message, '203.0.113.7', 40000), port, '127.0.0.1');
+      await until(() => answerer.of('rtc.candidate').some((c) => / typ srflx/.test(c.candidate.candidate ?? '')));
+      const srflx = answerer.of('rtc.candidate').find((c) => / typ srflx/.test(c.candidate.candidate ?? ''))!;
+      expect(srflx.candidate.candidate).toContain('203.0.113.7 40000');
+      expect(answerer.of('rtc.failed')).toEqual([]);
+    } finally {
+      stopPeers();
+      stun.close();
+    }
+  });
 
   it('exits 2 on bad usage from a spawned process too', async () => {
     const child = run(['receive']);
@@ -344,4 +386,30 @@ async function runMain(args: string[]) {
   let stderr = '';
   const code = await main(args, { write: (text) => (stdout += text) }, { write: (text) => (stderr += text) });
   return { code, stdout, stderr };
+}
+
+/** Resolves once `check()` holds (polled every 10 ms); rejects after `timeout` ms. */
+async function until(check: () => boolean, timeout = 5000) {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeout) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A STUN Binding success response (RFC 8489) to `request`, mapping to `address:port`. */
+function stunBindingSuccess(request: Buffer, address: string, port: number): Buffer {
+  const COOKIE = 0x2112a442;
+  const response = Buffer.alloc(20 + 12);
+  response.writeUInt16BE(0x0101, 0); // Binding success response
+  response.writeUInt16BE(12, 2); // one attribute: 4 bytes of header, 8 of value
+  response.writeUInt32BE(COOKIE, 4);
+  request.copy(response, 8, 8, 20); // the transaction id
+  response.writeUInt16BE(0x0020, 20); // XOR-MAPPED-ADDRESS
+  response.writeUInt16BE(8, 22);
+  response.writeUInt16BE(0x0001, 24); // IPv4
+  response.writeUInt16BE(port ^ (COOKIE >>> 16), 26);
+  const ip = address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+  response.writeUInt32BE((ip ^ COOKIE) >>> 0, 28);
+  return response;
 }
