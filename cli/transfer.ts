@@ -308,6 +308,18 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
     );
   });
   sender.on('requested', () => progress.start(source.size, 'Sending  '));
+  // A transfer that failed on the receiver's side leaves the sender serving (see SenderInput.once): say so.
+  sender.on('failed', ({ detail }: Extract<SenderEmitted, { type: 'failed' }>) => {
+    setImmediate(() => {
+      const { status, context } = sender.getSnapshot();
+      if (status !== 'active') return;
+      progress.stop();
+      err.write(
+        `signalbox: that receiver failed: ${failureMessage(detail.error, 'send')}\n` +
+          `The code ${context.id} still works: waiting for a receiver (Ctrl-C to stop).\n`,
+      );
+    });
+  });
   sender.on('progress', ({ detail }: Extract<SenderEmitted, { type: 'progress' }>) => progress.update(detail.received));
   const error = await untilStopped(sender);
   const summary = progress.stop();

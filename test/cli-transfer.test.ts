@@ -8,7 +8,13 @@ import { createInterface } from 'node:readline';
 import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main.js';
+import { createActor, waitFor } from 'xstate';
+import { webSocketTransport } from '../adapters/websocket/node.js';
+import { clientCodec } from '../machines/filedrop/codec.js';
 import { FileDropError } from '../machines/filedrop/errors.js';
+import { filedropReceiver } from '../machines/filedrop/receiver.machine.js';
+import { fromRtc } from '../src/rtc/index.js';
+import { fromTransport } from '../src/runtime.js';
 import { startServer, type SignalboxServer } from '../cli/server.js';
 import {
   DEFAULT_ICE_SERVERS,
@@ -372,6 +378,59 @@ describe('signalbox send / receive', () => {
       stun.close();
     }
   });
+
+  it("keeps the sender's code when a receiver fails on its side after the handshake: the next receiver gets the file", async () => {
+    const data = randomBytes(64 * 1024);
+    await writeFile(join(dir, 'again.bin'), data);
+    let code = '';
+    let senderErr = '';
+    const sent = sendFile(join(dir, 'again.bin'), {
+      server: url,
+      webrtc: 'werift',
+      iceServers: [],
+      out: { write: (text) => void (code ||= text.trim()) },
+      err: { write: (text) => void (senderErr += text) },
+    });
+    while (!code) await new Promise((resolve) => setTimeout(resolve, 20));
+    // A receiver whose disk fails at the first write: it reports sink-failed to the sender.
+    const failing = createActor(
+      filedropReceiver.provide({
+        actors: {
+          signalling: fromTransport(() => webSocketTransport(url), clientCodec()),
+          rtc: fromRtc({ RTCPeerConnection: WeriftPeerConnection, trickle: true, config: WERIFT_LOOPBACK }),
+        },
+      }),
+      {
+        input: {
+          code,
+          sink: { write: () => Promise.reject(new Error('disk full')), close: () => {}, abort: () => {} },
+        },
+      },
+    ).start();
+    await waitFor(failing, (s) => s.status === 'done', { timeout: 20_000 });
+    expect(failing.getSnapshot().context.error).toMatchObject({ reason: 'sink-failed' });
+    for (let i = 0; i < 250 && !/still works/.test(senderErr); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(senderErr).toContain(
+      'signalbox: that receiver failed: remote-cancelled: the receiver could not save the file',
+    );
+    expect(senderErr).toContain(`The code ${code} still works`);
+
+    const out = join(dir, 'again-out');
+    await mkdir(out);
+    const sink = { write: () => true };
+    let receiverErr = '';
+    const received = await receiveFile(code, out, {
+      server: url,
+      webrtc: 'werift',
+      iceServers: [],
+      out: sink,
+      err: { write: (text) => void (receiverErr += text) },
+    });
+    expect({ received, receiverErr }).toMatchObject({ received: 0 });
+    expect(await sent).toBe(0);
+    expect(Buffer.compare(await readFile(join(out, 'again.bin')), data)).toBe(0);
+    expect(senderErr).toMatch(/Sent again\.bin: /);
+  }, 60_000);
 
   it('exits 2 on bad usage from a spawned process too', async () => {
     const child = run(['receive']);

@@ -72,6 +72,25 @@ async function until(predicate: () => boolean) {
 }
 
 const ended = (actor: Sender | Receiver) => waitFor(actor, (s) => s.status === 'done');
+
+/**
+ * A once sender whose transfer failed on the receiver's side serves on under
+ * the same code, that transfer gone: resolves with the transfer's error.
+ */
+async function servesOn(sender: Sender, log: { of: (type: 'failed') => Array<{ detail: { error: FileDropError } }> }) {
+  await waitFor(sender, (s) => s.context.generation > 0 && Object.keys(s.context.transfers).length === 0);
+  expect(sender.getSnapshot().value).toEqual({ active: 'serving' });
+  expect(sender.getSnapshot().context.error).toBeUndefined();
+  const failed = log.of('failed');
+  expect(failed).toHaveLength(1);
+  return failed[0]!.detail.error;
+}
+
+/** Cancels a sender that serves on, and waits for its end. */
+async function stopServing(sender: Sender) {
+  sender.send({ type: 'cancel' });
+  await ended(sender);
+}
 const errorOf = (actor: Sender | Receiver) => actor.getSnapshot().context.error as FileDropError | undefined;
 
 /** Nothing of the world runs any more: no open channel, no pending timer, no session but `sessions`. */
@@ -307,13 +326,16 @@ describe('filedrop: cancel and vanish', () => {
     receiver.send({ type: 'cancel' });
     expect(receiver.getSnapshot().value).toBe('failed');
     expect(errorOf(receiver)).toMatchObject({ reason: 'cancelled', code: 'ERR_CANCELLED' });
-    await ended(sender);
-    expect(sender.getSnapshot().value).toBe('failed');
-    expect(errorOf(sender)).toMatchObject({ reason: 'remote-cancelled', remote: 'cancelled', code: 'ERR_CANCELLED' });
-    expect(senderLog.of('failed')[0]!.detail.error.reason).toBe('remote-cancelled');
+    // The receiver's own reason: the once sender serves on under the same code.
+    expect(await servesOn(sender, senderLog)).toMatchObject({
+      reason: 'remote-cancelled',
+      remote: 'cancelled',
+      code: 'ERR_CANCELLED',
+    });
     await settle();
     expect(sink.state).toBe('aborted');
     gated.release();
+    await stopServing(sender);
     await expectQuiet();
   });
 
@@ -377,12 +399,13 @@ describe('filedrop: cancel and vanish', () => {
   it('the receiver cancels while requesting: the sender drops its transfer', async () => {
     world = createFileDropWorld();
     const sender = world.sender({ source: memorySource(bytes(1000)), once: true });
+    const senderLog = record<SenderEmitted>(sender);
     const code = await codeOf(sender);
     const receiver = world.receiver({ code, sink: () => new Promise(() => {}) });
     await waitFor(receiver, (s) => s.matches({ active: { engaged: 'openingSink' } }));
     receiver.send({ type: 'cancel' });
-    await ended(sender);
-    expect(errorOf(sender)).toMatchObject({ reason: 'remote-cancelled', remote: 'cancelled' });
+    expect(await servesOn(sender, senderLog)).toMatchObject({ reason: 'remote-cancelled', remote: 'cancelled' });
+    await stopServing(sender);
     await expectQuiet();
   });
 
@@ -429,6 +452,7 @@ describe('filedrop: cancel and vanish', () => {
     world = createFileDropWorld();
     const gated = gatedSource(bytes(500_000), 100_000);
     const sender = world.sender({ source: gated.source, once: true, lostTimeout: 5000 });
+    const senderLog = record<SenderEmitted>(sender);
     const receiver = world.receiver({ code: await codeOf(sender), sink: memorySink() });
     await gated.held;
     const transport = (await waitFor(receiver, isReceiving)).context.transport as Transport;
@@ -439,9 +463,9 @@ describe('filedrop: cancel and vanish', () => {
     await settle();
     expect(sender.getSnapshot().status).toBe('active');
     world.clock.increment(1);
-    await ended(sender);
-    expect(errorOf(sender)).toMatchObject({ reason: 'peer-gone' });
+    expect(await servesOn(sender, senderLog)).toMatchObject({ reason: 'peer-gone' });
     gated.release();
+    await stopServing(sender);
   });
 });
 
@@ -509,13 +533,14 @@ describe('filedrop: ICE failure and retry', () => {
   it('a receiver with fewer retries than the sender asks for gives up itself and tells the sender', async () => {
     world = createFileDropWorld();
     const sender = world.sender({ source: memorySource(bytes(1000)), once: true, maxRetries: 5 });
+    const senderLog = record<SenderEmitted>(sender);
     const code = await codeOf(sender);
     world.rtc.failIce((label) => label !== code, 10);
     const receiver = world.receiver({ code, sink: memorySink(), maxRetries: 1 });
     await ended(receiver);
     expect(errorOf(receiver)).toMatchObject({ reason: 'rtc-failed' });
-    await ended(sender);
-    expect(errorOf(sender)).toMatchObject({ reason: 'remote-cancelled', remote: 'rtc-failed' });
+    expect(await servesOn(sender, senderLog)).toMatchObject({ reason: 'remote-cancelled', remote: 'rtc-failed' });
+    await stopServing(sender);
   });
 });
 
@@ -541,6 +566,7 @@ describe('filedrop: bad files and bad codes', () => {
     expect(errorOf(receiver)).toMatchObject({ reason: 'digest-mismatch', code: 'ERR_INTEGRITY' });
     await settle();
     expect(sink.state).toBe('aborted');
+    // The bytes were not what it announced: this side's file, so the once sender ends with it.
     await ended(sender);
     expect(errorOf(sender)).toMatchObject({ reason: 'remote-cancelled', remote: 'digest-mismatch' });
   });
@@ -557,30 +583,45 @@ describe('filedrop: bad files and bad codes', () => {
     expect(errorOf(receiver)).toMatchObject({ reason: 'remote-cancelled', remote: 'source-failed' });
   });
 
-  it('a sink that refuses the file: the receiver fails sink-failed, the sender hears it', async () => {
+  it('a sink that refuses the file: the receiver fails sink-failed; the once sender keeps its code for the next receiver', async () => {
     world = createFileDropWorld();
-    const sender = world.sender({ source: memorySource(bytes(10)), once: true });
+    const data = bytes(10_000, 5);
+    const sender = world.sender({ source: memorySource(data), once: true });
+    const senderLog = record<SenderEmitted>(sender);
+    const code = await codeOf(sender);
     const receiver = world.receiver({
-      code: await codeOf(sender),
+      code,
       sink: () => {
         throw new Error('no space');
       },
     });
     await ended(receiver);
     expect(errorOf(receiver)).toMatchObject({ reason: 'sink-failed', code: 'ERR_IO' });
+    expect(await servesOn(sender, senderLog)).toMatchObject({ reason: 'remote-cancelled', remote: 'sink-failed' });
+    // The same code, another try: this one completes, and the once sender ends done with it.
+    const sink = memorySink();
+    const second = world.receiver({ code, sink });
+    await ended(second);
+    expect(second.getSnapshot().value).toBe('done');
+    expect(same(sink.bytes(), data)).toBe(true);
     await ended(sender);
-    expect(errorOf(sender)).toMatchObject({ reason: 'remote-cancelled', remote: 'sink-failed' });
+    expect(sender.getSnapshot().value).toBe('done');
+    expect(errorOf(sender)).toBeUndefined();
+    expect(senderLog.of('completed')).toHaveLength(1);
+    await expectQuiet();
   });
 
   it('a sink whose write fails: the receiver fails sink-failed', async () => {
     world = createFileDropWorld();
     const sender = world.sender({ source: memorySource(bytes(100_000)), once: true });
+    const senderLog = record<SenderEmitted>(sender);
     const sink = { ...memorySink(), write: () => Promise.reject(new Error('EIO')) };
     const receiver = world.receiver({ code: await codeOf(sender), sink });
     await ended(receiver);
     expect(errorOf(receiver)).toMatchObject({ reason: 'sink-failed' });
     expect(errorOf(receiver)!.message).toMatch(/EIO/);
-    await ended(sender);
+    expect(await servesOn(sender, senderLog)).toMatchObject({ reason: 'remote-cancelled', remote: 'sink-failed' });
+    await stopServing(sender);
   });
 
   it('a code nobody has: no-such-peer', async () => {
@@ -677,6 +718,7 @@ describe('filedrop: the signalling connection', () => {
   it('tells the caller how to provide a missing rtc actor', async () => {
     world = createFileDropWorld();
     const sender = world.sender({ source: memorySource(bytes(10)), once: true });
+    const senderLog = record<SenderEmitted>(sender);
     const code = await codeOf(sender);
     const { filedropReceiver } = await import('../machines/filedrop/receiver.machine.js');
     const { fromTransport } = await import('../src/runtime.js');
@@ -690,7 +732,7 @@ describe('filedrop: the signalling connection', () => {
     await ended(receiver);
     expect(errorOf(receiver)).toMatchObject({ reason: 'rtc-failed' });
     expect(errorOf(receiver)!.message).toMatch(/No `rtc` actor was provided: use machine.provide/);
-    await ended(sender);
-    expect(errorOf(sender)).toMatchObject({ reason: 'remote-cancelled', remote: 'rtc-failed' });
+    expect(await servesOn(sender, senderLog)).toMatchObject({ reason: 'remote-cancelled', remote: 'rtc-failed' });
+    await stopServing(sender);
   });
 });

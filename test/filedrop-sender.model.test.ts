@@ -965,10 +965,12 @@ function senderFailure(prev: SSnapshot, event: SEvent): TransferFailure | 'done'
     case 'cancel':
       if (!('peer' in event && event.peer)) return 'cancelled';
   }
-  // A once sender ends with its transfer, whatever its end: done, failed, or crashed.
+  // A once sender ends with its transfer: done, failed, or crashed; but one that failed on the
+  // receiver's side (it refused, or it left) leaves it serving for another try.
   if (event.type.startsWith(`${CRASH}transfer:`) && prev.context.once) return 'protocol';
   const outcome = outcomeOf(event);
   if (outcome && prev.context.once && where === 'serving') {
+    if (outcome === 'is refused' || outcome === 'loses its receiver') return undefined;
     return transferOutcomeReason(outcome) ?? 'done';
   }
   return undefined;
@@ -1145,7 +1147,7 @@ describe('filedrop sender, model-based (scripted server and WebRTC, gated memory
       ranAll,
     });
     // A sender that serves everyone is never busy and never ends with a transfer: those are the once
-    // sender's; and a once sender always ends with its transfer.
+    // sender's; a once sender serves on only after a transfer that failed on the receiver's side.
     const onceOnly = [
       'filedropSender.active.serving: on request [1]',
       'filedropSender.active.serving: on xstate.done.actor.* [0]',
@@ -1153,7 +1155,7 @@ describe('filedrop sender, model-based (scripted server and WebRTC, gated memory
       'filedropSender.active.serving: on xstate.error.actor.* [0]',
     ];
     expect([...senderPlans[0]!.unplanned].sort()).toEqual(onceOnly.map((t) => `transition ${t}`));
-    expect(senderPlans[1]!.unplanned).toEqual(['transition filedropSender.active.serving: on xstate.done.actor.* [2]']);
+    expect(senderPlans[1]!.unplanned).toEqual([]);
     const planned = {
       states: new Set(senderPlans.flatMap((plan) => [...plan.planned.states])),
       transitions: new Set(senderPlans.flatMap((plan) => [...plan.planned.transitions])),

@@ -625,10 +625,37 @@ describe('filedropSender transitions', () => {
     const ok = run(filedropSender, { source, once: true }, [...requested, done({})]);
     expect(ok.snapshot.value).toBe('done');
     expect(ok.emitted.map((e) => e.type)).toEqual(['completed', 'stopped']);
-    const error = { reason: 'remote-cancelled' };
+    const error = { reason: 'source-failed' };
     const bad = run(filedropSender, { source, once: true }, [...requested, done({ error })]);
     expect(bad.snapshot.value).toBe('failed');
     expect(bad.snapshot.context.error).toBe(error);
+    // Its file was not what it announced: that is this side's failure too.
+    const corrupt = { reason: 'remote-cancelled', remote: 'digest-mismatch' };
+    expect(run(filedropSender, { source, once: true }, [...requested, done({ error: corrupt })]).snapshot.value).toBe(
+      'failed',
+    );
+  });
+
+  it("with once, serves on after a transfer that failed on the receiver's side: it refused, or it left", () => {
+    for (const error of [
+      { reason: 'remote-cancelled', remote: 'sink-failed' },
+      { reason: 'remote-cancelled', remote: 'cancelled' },
+      { reason: 'peer-gone' },
+    ]) {
+      const step = run(filedropSender, { source, once: true }, [...requested, done({ error })]);
+      expect(step.snapshot.value).toEqual({ active: 'serving' });
+      expect(step.snapshot.context.error).toBeUndefined();
+      expect(step.snapshot.context.transfers).toEqual({});
+      expect(step.emitted).toEqual([{ type: 'failed', detail: { peer: RECEIVER, error } }]);
+      // The next request is answered (not refused as busy): a new transfer under the same code.
+      const next = run(filedropSender, { source, once: true }, [
+        ...requested,
+        done({ error }),
+        msg('request', { peer: STRANGER }),
+      ]);
+      expect(Object.keys(next.snapshot.context.transfers)).toEqual([STRANGER]);
+      expect(next.emitted.at(-1)).toEqual({ type: 'requested', detail: { peer: STRANGER } });
+    }
   });
 
   it('cancels one transfer, or all of them (telling every receiver) and ends', () => {

@@ -555,7 +555,11 @@ export interface SenderInput extends Partial<TransferTiming> {
   /**
    * Serve one receiver only: the first `request` is answered, later ones get
    * a refusal (`busy`) while it runs, and the sender ends with that
-   * transfer's outcome.
+   * transfer's outcome. Except when the transfer failed on the receiver's
+   * side (it refused or gave up: `remote-cancelled`, say its disk failed,
+   * unless it found the bytes other than announced; or it left: `peer-gone`):
+   * then the sender keeps its id and answers the next `request`, so the same
+   * code works for another try.
    * @default false (serve every request, until `cancel`)
    */
   once?: boolean;
@@ -613,6 +617,18 @@ export type SenderEmitted =
   | { type: 'failed'; detail: { peer: string; error: FileDropError } }
   /** The sender ended: `error` is set unless it was a `once` sender whose transfer completed. */
   | { type: 'stopped'; detail: { error?: FileDropError } };
+
+/**
+ * A transfer that failed on the receiver's side: the receiver refused or gave
+ * up for a reason of its own (`remote-cancelled`: its disk, its target, its
+ * user, its WebRTC), or it left (`peer-gone`). Its code stays good for
+ * another try. Not when it found the bytes other than announced
+ * (`size-mismatch`, `digest-mismatch`): that is this side's file.
+ */
+function isReceiversFailure(error: FileDropError | undefined): boolean {
+  if (error?.reason === 'peer-gone') return true;
+  return error?.reason === 'remote-cancelled' && error.remote !== 'size-mismatch' && error.remote !== 'digest-mismatch';
+}
 
 const transferId = (peer: string, generation: number) => `transfer:${peer}#${generation}`;
 const rtcId = (peer: string, generation: number, connection = 0) =>
@@ -673,6 +689,8 @@ export const filedropSenderSetup = setup({
     isTransferCrash: ({ context, event }) => isErrorEvent(event) && isRunningTransfer(context, event.actorId),
     isOnce: ({ context }) => context.once,
     isSuccess: ({ event }) => isDoneEvent(event) && event.output?.error === undefined,
+    /** The transfer failed on the receiver's side: it refused or gave up (its disk, its user), or it left. */
+    isReceiversFailure: ({ event }) => isDoneEvent(event) && isReceiversFailure(event.output?.error),
   },
   actions: {
     recordSignallingError: assign((_, failure: SignallingFailure) => ({ error: signallingError(failure) })),
@@ -753,7 +771,8 @@ export const filedropSenderSetup = setup({
         });
         if (output.error) {
           enqueue.emit({ type: 'failed', detail: { peer, error: output.error } });
-          if (context.once) enqueue.assign({ error: output.error });
+          // A once sender ends with it, unless the receiver's side failed: then it serves on.
+          if (context.once && !isReceiversFailure(output.error)) enqueue.assign({ error: output.error });
         } else {
           enqueue.assign({ completed: context.completed + 1 });
           enqueue.emit({ type: 'completed', detail: { peer } });
@@ -800,7 +819,8 @@ export const filedropSenderSetup = setup({
  * code a receiver types) and answers each `request` with a transfer of its
  * own ({@link filedropSenderTransfer}), several at once. It runs until
  * `cancel` (then `failed` with reason `cancelled`), or, with `once`, until
- * its one transfer ends.
+ * its one transfer ends (one that failed on the receiver's side does not
+ * count: see {@link SenderInput.once}).
  *
  * Provide `signalling` (a transport to the server's `/filedrop`, with
  * `clientCodec()`) and `rtc` (`fromRtc({ RTCPeerConnection, trickle: true })`).
@@ -868,7 +888,7 @@ export const filedropSender = filedropSenderSetup.createMachine({
                 actions: { type: 'endTransfer', params: ({ event }) => event },
               },
               {
-                guard: and(['isTransferDone', 'isOnce']),
+                guard: and(['isTransferDone', 'isOnce', not('isReceiversFailure')]),
                 target: '#filedropSender.failed',
                 actions: { type: 'endTransfer', params: ({ event }) => event },
               },
