@@ -26,6 +26,8 @@ import { defaultStaticRoot, staticFiles } from './static.js';
 import { createInspectorHub } from './inspector.js';
 import type { RedisCluster, RedisClusterOptions, RedisState } from '../adapters/redis/cluster.js';
 import { serverCodec as cloudlinkCodec } from '../machines/cloudlink/codec.js';
+import { serverCodec as filedropCodec } from '../machines/filedrop/codec.js';
+import type { ServerMessage as FileDropMessage } from '../machines/filedrop/protocol.js';
 import type { ServerMessage as CloudLinkMessage } from '../machines/cloudlink/protocol.js';
 
 export interface SignalboxServerOptions {
@@ -99,7 +101,8 @@ export interface SignalboxServerOptions {
   /**
    * Scale-out: a Redis URL (`redis://HOST:PORT`), or the URL with cluster
    * options. Every process given the same Redis serves as one network:
-   * CloudLink hosts and peers meet across processes. ioredis is loaded only
+   * CloudLink hosts and peers meet across processes, a filedrop receiver
+   * reaches a sender on another process by its code. ioredis is loaded only
    * when this is given. Redis unreachable at start rejects with
    * `RedisUnavailableError`.
    * @default none: everything in this process's memory
@@ -196,13 +199,29 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   };
   let cluster: RedisCluster | undefined;
   let scaleOut: Pick<CloudLinkServerOptions, 'router' | 'directory'> = {};
+  let filedropScaleOut: Pick<FileDropServerOptions, 'router' | 'registry' | 'generateId'> = {};
   if (options.redis !== undefined) {
     // Loaded here only: a process without Redis never imports ioredis.
     const redis = await import('../adapters/redis/index.js');
     const { url, ...clusterOptions } = typeof options.redis === 'string' ? { url: options.redis } : options.redis;
     cluster = await redis.connectRedis(url, { logger: log, ...clusterOptions });
-    const router = await redis.redisRouter<CloudLinkMessage>(cluster, cloudlinkCodec(), { logger: log });
+    // One router per protocol, each under its own namespace: ids of two protocols never meet.
+    const router = await redis.redisRouter<CloudLinkMessage>(cluster, cloudlinkCodec(), {
+      logger: log,
+      namespace: 'cl',
+    });
     scaleOut = { router, directory: await redis.redisLobbyDirectory(cluster, { logger: log }) };
+    const filedropRouter = await redis.redisRouter<FileDropMessage>(cluster, filedropCodec(), {
+      logger: log,
+      namespace: 'fd',
+    });
+    const filedropRegistry = await redis.redisPeerRegistry(cluster, {
+      router: filedropRouter,
+      logger: log,
+      ...(options.filedrop?.generateId && { generate: options.filedrop.generateId }),
+    });
+    filedropScaleOut = { router: filedropRouter, registry: filedropRegistry, generateId: filedropRegistry.draw };
+    const routers = [router, filedropRouter];
     if (metrics)
       new Counter({
         name: 'signalbox_cross_process_messages_total',
@@ -211,15 +230,21 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
         registers: [metrics.registry],
         collect() {
           this.reset();
-          this.inc({ direction: 'out' }, router.remoteSent);
-          this.inc({ direction: 'in' }, router.remoteReceived);
+          this.inc(
+            { direction: 'out' },
+            routers.reduce((sum, r) => sum + r.remoteSent, 0),
+          );
+          this.inc(
+            { direction: 'in' },
+            routers.reduce((sum, r) => sum + r.remoteReceived, 0),
+          );
         },
       });
     await cluster.beat();
     log.info('redis connected', { process: cluster.process, ttl: cluster.ttl });
   }
   const cloudlink = createCloudLinkServer({ ...shared, ...scaleOut, ...options.cloudlink });
-  const filedrop = createFileDropServer({ ...shared, ...options.filedrop });
+  const filedrop = createFileDropServer({ ...shared, ...options.filedrop, ...filedropScaleOut });
   const swarm = createSwarmServer({ ...shared, ...options.swarm });
   const workrooms = createWorkroomsServer({ ...shared, ...options.workrooms });
   const registry = createRegistryServer({ ...shared, ...options.registry });

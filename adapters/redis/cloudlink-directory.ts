@@ -47,6 +47,7 @@ export async function redisLobbyDirectory(
   const { redis, prefix, process: self } = cluster;
   const channel = `${prefix}cl:dir`;
   const hashOf = (p: string) => `${prefix}cl:m:${p}`;
+  cluster.ownKeys(`${prefix}cl:m:`);
   const ttlSeconds = Math.ceil(cluster.ttl / 1000);
   const mirror = memoryDirectory();
   /** Every member's process and place, in the mirror. */

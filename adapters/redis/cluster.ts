@@ -49,9 +49,20 @@ export interface RedisCluster {
   onDead(hook: (process: string) => void): void;
   /** Runs `hook` on every change of {@link RedisState}. */
   onState(hook: (state: RedisState) => void): void;
+  /**
+   * Names a per-process key family, `{keyPrefix}{process}` (a directory's
+   * hash of what the process holds): a dead or closed process's key is
+   * deleted with its presence.
+   */
+  ownKeys(keyPrefix: string): void;
   /** Runs one heartbeat now (tests; the timer runs them on its own). */
   beat(): Promise<void>;
-  /** Stops the heartbeat, removes this process's presence, and closes both connections. */
+  /**
+   * Stops the heartbeat and leaves the cluster at once: removes this
+   * process's presence and keys and tells the other processes, as if it had
+   * been found dead (after whatever this process sent before), then closes
+   * both connections.
+   */
   close(): Promise<void>;
 }
 
@@ -62,7 +73,8 @@ export class RedisUnavailableError extends Error {
 
 // The heartbeat: record this process as alive (by Redis's clock, so process clocks need not agree),
 // then claim every process silent for longer than the TTL. ZREM answers 1 to one claimer only,
-// so exactly one process publishes each death.
+// so exactly one process deletes each dead process's hashes (ARGV[4…] .. process) and publishes
+// its death.
 const BEAT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -70,11 +82,20 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 for _, p in ipairs(stale) do
   if redis.call('ZREM', KEYS[1], p) == 1 then
-    redis.call('DEL', ARGV[3] .. p)
-    redis.call('PUBLISH', ARGV[4], p)
+    for i = 4, #ARGV do redis.call('DEL', ARGV[i] .. p) end
+    redis.call('PUBLISH', ARGV[3], p)
   end
 end
 return #stale
+`;
+
+// A clean exit: the same as being found dead, at once (ARGV[1] is this process).
+const LEAVE = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  for i = 3, #ARGV do redis.call('DEL', ARGV[i] .. ARGV[1]) end
+  redis.call('PUBLISH', ARGV[2], ARGV[1])
+end
+return 1
 `;
 
 /**
@@ -106,6 +127,7 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
   const beats: ((pipeline: ChainableCommander) => void)[] = [];
   const deadHooks: ((process: string) => void)[] = [];
   const stateHooks: ((state: RedisState) => void)[] = [];
+  const owned: string[] = [];
   let state: RedisState = 'down';
   let closed = false;
 
@@ -143,7 +165,7 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
   const beat = async () => {
     if (closed || state === 'down') return;
     const pipeline = redis.pipeline();
-    pipeline.eval(BEAT, 1, `${prefix}procs`, self, String(ttl), `${prefix}cl:m:`, deadChannel);
+    pipeline.eval(BEAT, 1, `${prefix}procs`, self, String(ttl), deadChannel, ...owned);
     for (const hook of beats) hook(pipeline);
     try {
       await pipeline.exec();
@@ -166,13 +188,15 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
     onBeat: (hook) => void beats.push(hook),
     onDead: (hook) => void deadHooks.push(hook),
     onState: (hook) => void stateHooks.push(hook),
+    ownKeys: (keyPrefix) => void owned.push(keyPrefix),
     beat,
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(timer);
       try {
-        if (state === 'up') await redis.zrem(`${prefix}procs`, self);
+        // On the command connection, after every change this process published: they arrive first.
+        if (state === 'up') await redis.eval(LEAVE, 1, `${prefix}procs`, self, deadChannel, ...owned);
       } catch {
         // Gone already: the TTL clears the rest.
       }
@@ -181,6 +205,7 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
     },
   };
   await cluster.subscribe(deadChannel, (process) => {
+    if (closed) return;
     for (const hook of deadHooks) hook(process);
   });
   const timer = setInterval(() => void beat(), period);

@@ -7,3 +7,4 @@ export {
 } from './cluster.js';
 export { redisRouter, type RedisRouter } from './router.js';
 export { redisLobbyDirectory } from './cloudlink-directory.js';
+export { redisPeerRegistry, type RedisPeerRegistry, type RedisPeerRegistryOptions } from './filedrop-registry.js';

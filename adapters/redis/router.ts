@@ -37,7 +37,8 @@ type Envelope = ['m', string, string] | ['b', string, string] | ['c', string, nu
  * held here is written to directly, as {@link memoryRouter} does; any other
  * is looked up (key `{prefix}r:{id}` → process, with the presence TTL,
  * refreshed by every heartbeat) and published on that process's channel
- * `{prefix}p:{process}`, which delivers it to the session's transport.
+ * `{prefix}p:{process}`, which delivers it to the session's transport. Each
+ * protocol has its own router, under its own `namespace`.
  *
  * `send` stays synchronous: for a remote session it answers true once the
  * message is handed to Redis (false while Redis is down), and a session that
@@ -54,10 +55,20 @@ type Envelope = ['m', string, string] | ['b', string, string] | ['c', string, nu
 export async function redisRouter<M extends Message>(
   cluster: RedisCluster,
   codec: Pick<Codec<Message, M>, 'encode'>,
-  options: { logger?: Logger } = {},
+  options: {
+    logger?: Logger;
+    /**
+     * Keeps this router's session ids and channel apart from other routers
+     * on the same cluster (one per protocol): keys `{prefix}{namespace}:r:{id}`,
+     * channel `{prefix}{namespace}:p:{process}`.
+     * @default none: `{prefix}r:{id}`, `{prefix}p:{process}`
+     */
+    namespace?: string;
+  } = {},
 ): Promise<RedisRouter<M>> {
   const log = options.logger ?? silentLogger;
-  const { redis, prefix, process: self } = cluster;
+  const { redis, process: self } = cluster;
+  const prefix = options.namespace === undefined ? cluster.prefix : `${cluster.prefix}${options.namespace}:`;
   const transports = new Map<string, Transport>();
   const routeKey = (id: string) => `${prefix}r:${id}`;
   const channelPrefix = `${prefix}p:`;

@@ -6,7 +6,11 @@
 export interface PeerRegistry {
   /** Registers a connected peer; false when the id is taken. */
   add(id: string): boolean;
-  /** Forgets `id` and its requests; returns the peers it exchanged messages with, to tell them. */
+  /**
+   * Forgets `id` and its requests; returns the peers it exchanged messages
+   * with, for the caller to tell. A shared registry returns those held by
+   * this process and has each other process tell its own.
+   */
   remove(id: string): string[];
   has(id: string): boolean;
   /** Records that `receiver` sent `request` to `sender`: from now on they may exchange the rest. */

@@ -159,3 +159,69 @@ export async function join(port: number, ugi: string, lobby: string, role: 'host
   await client.next(role === 'host' ? Op.ACK_HOST : Op.ACK_PEER);
   return client;
 }
+
+/** A message of the JSON protocols (filedrop, workrooms, registry, swarm). */
+export interface JsonMessage {
+  type: string;
+  detail?: Record<string, unknown>;
+}
+
+/** A raw WebSocket client of a JSON protocol that queues what it receives. */
+export interface JsonClient {
+  /** The first queued message of `type` (any when undefined), waiting up to `timeout` ms. */
+  next(type?: string, timeout?: number): Promise<JsonMessage>;
+  send(message: JsonMessage): void;
+  readonly queue: JsonMessage[];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  close(): void;
+}
+
+/** Connects to `ws://127.0.0.1:{port}{path}`. */
+export async function jsonClient(port: number, path: string): Promise<JsonClient> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+  const inbox = queued<JsonMessage>();
+  ws.on('message', (data) => inbox.push(JSON.parse(String(data)) as JsonMessage));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return {
+    queue: inbox.items,
+    closed,
+    send: (message) => ws.send(JSON.stringify(message)),
+    close: () => ws.close(),
+    next: (type, timeout) => inbox.take((m) => type === undefined || m.type === type, timeout),
+  };
+}
+
+/** A queue whose `take` waits for a matching item. */
+export function queued<T>() {
+  const items: T[] = [];
+  const waiters: (() => void)[] = [];
+  return {
+    items,
+    push(item: T) {
+      items.push(item);
+      for (const wake of waiters.splice(0)) wake();
+    },
+    async take(match: (item: T) => boolean, timeout = 10_000): Promise<T> {
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        const index = items.findIndex(match);
+        if (index >= 0) return items.splice(index, 1)[0]!;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`nothing matching within ${timeout} ms; queue: ${JSON.stringify(items)}`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    },
+  };
+}
