@@ -28,6 +28,8 @@ import type { RedisCluster, RedisClusterOptions, RedisState } from '../adapters/
 import { serverCodec as cloudlinkCodec } from '../machines/cloudlink/codec.js';
 import { serverCodec as filedropCodec } from '../machines/filedrop/codec.js';
 import type { ServerMessage as FileDropMessage } from '../machines/filedrop/protocol.js';
+import { serverCodec as workroomsCodec } from '../machines/workrooms/codec.js';
+import type { ServerMessage as WorkroomsMessage } from '../machines/workrooms/protocol.js';
 import type { ServerMessage as CloudLinkMessage } from '../machines/cloudlink/protocol.js';
 
 export interface SignalboxServerOptions {
@@ -102,7 +104,8 @@ export interface SignalboxServerOptions {
    * Scale-out: a Redis URL (`redis://HOST:PORT`), or the URL with cluster
    * options. Every process given the same Redis serves as one network:
    * CloudLink hosts and peers meet across processes, a filedrop receiver
-   * reaches a sender on another process by its code. ioredis is loaded only
+   * reaches a sender on another process by its code, workrooms clients find
+   * and call each other across processes. ioredis is loaded only
    * when this is given. Redis unreachable at start rejects with
    * `RedisUnavailableError`.
    * @default none: everything in this process's memory
@@ -200,6 +203,8 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   let cluster: RedisCluster | undefined;
   let scaleOut: Pick<CloudLinkServerOptions, 'router' | 'directory'> = {};
   let filedropScaleOut: Pick<FileDropServerOptions, 'router' | 'registry' | 'generateId'> = {};
+  let workroomsScaleOut: Pick<WorkroomsServerOptions, 'router' | 'registry'> = {};
+  let attachWorkrooms: ((server: WorkroomsServer) => void) | undefined;
   if (options.redis !== undefined) {
     // Loaded here only: a process without Redis never imports ioredis.
     const redis = await import('../adapters/redis/index.js');
@@ -221,7 +226,16 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
       ...(options.filedrop?.generateId && { generate: options.filedrop.generateId }),
     });
     filedropScaleOut = { router: filedropRouter, registry: filedropRegistry, generateId: filedropRegistry.draw };
-    const routers = [router, filedropRouter];
+    const workroomsRouter = await redis.redisRouter<WorkroomsMessage>(cluster, workroomsCodec(), {
+      logger: log,
+      namespace: 'wr',
+    });
+    const workroomsRegistry = await redis.redisWorkroomsRegistry(cluster, { router: workroomsRouter, logger: log });
+    workroomsScaleOut = { router: workroomsRouter, registry: workroomsRegistry };
+    // A takeover decided on another process evicts the connection it replaced here, as the server's own evict does.
+    attachWorkrooms = (server) =>
+      workroomsRegistry.attach((connection) => server.sessions.get(connection)?.send({ type: 'session.takenOver' }));
+    const routers = [router, filedropRouter, workroomsRouter];
     if (metrics)
       new Counter({
         name: 'signalbox_cross_process_messages_total',
@@ -246,7 +260,8 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const cloudlink = createCloudLinkServer({ ...shared, ...scaleOut, ...options.cloudlink });
   const filedrop = createFileDropServer({ ...shared, ...options.filedrop, ...filedropScaleOut });
   const swarm = createSwarmServer({ ...shared, ...options.swarm });
-  const workrooms = createWorkroomsServer({ ...shared, ...options.workrooms });
+  const workrooms = createWorkroomsServer({ ...shared, ...options.workrooms, ...workroomsScaleOut });
+  attachWorkrooms?.(workrooms);
   const registry = createRegistryServer({ ...shared, ...options.registry });
 
   // Every protocol is one mount: where it listens, its server, and the largest frame it accepts.

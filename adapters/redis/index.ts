@@ -8,3 +8,4 @@ export {
 export { redisRouter, type RedisRouter } from './router.js';
 export { redisLobbyDirectory } from './cloudlink-directory.js';
 export { redisPeerRegistry, type RedisPeerRegistry, type RedisPeerRegistryOptions } from './filedrop-registry.js';
+export { redisWorkroomsRegistry, type RedisWorkroomsRegistry } from './workrooms-registry.js';

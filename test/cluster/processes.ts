@@ -168,8 +168,8 @@ export interface JsonMessage {
 
 /** A raw WebSocket client of a JSON protocol that queues what it receives. */
 export interface JsonClient {
-  /** The first queued message of `type` (any when undefined), waiting up to `timeout` ms. */
-  next(type?: string, timeout?: number): Promise<JsonMessage>;
+  /** The first queued message of `type` (one of them, for a list; any when undefined), waiting up to `timeout` ms. */
+  next(type?: string | string[], timeout?: number): Promise<JsonMessage>;
   send(message: JsonMessage): void;
   readonly queue: JsonMessage[];
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -193,7 +193,8 @@ export async function jsonClient(port: number, path: string): Promise<JsonClient
     closed,
     send: (message) => ws.send(JSON.stringify(message)),
     close: () => ws.close(),
-    next: (type, timeout) => inbox.take((m) => type === undefined || m.type === type, timeout),
+    next: (type, timeout) =>
+      inbox.take((m) => type === undefined || (Array.isArray(type) ? type.includes(m.type) : m.type === type), timeout),
   };
 }
 
