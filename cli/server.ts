@@ -10,7 +10,14 @@ import {
 import { createFileDropServer, type FileDropServer, type FileDropServerOptions } from '../machines/filedrop/server.js';
 import { serverSocketIoEvents } from '../machines/filedrop/socket-io.js';
 import { socketIoServer, type SocketIoServerInit, type SocketIoTransportServer } from '../adapters/socket-io/server.js';
-import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../machines/registry/server.js';
+import {
+  createRegistryServer,
+  encodeOnce,
+  type RegistryServer,
+  type RegistryServerOptions,
+} from '../machines/registry/server.js';
+import { serverCodec as registryCodec } from '../machines/registry/codec.js';
+import type { ServerMessage as RegistryMessage } from '../machines/registry/protocol.js';
 import {
   createWorkroomsServer,
   type WorkroomsServer,
@@ -105,7 +112,8 @@ export interface SignalboxServerOptions {
    * options. Every process given the same Redis serves as one network:
    * CloudLink hosts and peers meet across processes, a filedrop receiver
    * reaches a sender on another process by its code, workrooms clients find
-   * and call each other across processes. ioredis is loaded only
+   * and call each other across processes, registry peers see each other's
+   * lists. ioredis is loaded only
    * when this is given. Redis unreachable at start rejects with
    * `RedisUnavailableError`.
    * @default none: everything in this process's memory
@@ -205,6 +213,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   let filedropScaleOut: Pick<FileDropServerOptions, 'router' | 'registry' | 'generateId'> = {};
   let workroomsScaleOut: Pick<WorkroomsServerOptions, 'router' | 'registry'> = {};
   let attachWorkrooms: ((server: WorkroomsServer) => void) | undefined;
+  let registryScaleOut: Pick<RegistryServerOptions, 'router' | 'registry'> = {};
   if (options.redis !== undefined) {
     // Loaded here only: a process without Redis never imports ioredis.
     const redis = await import('../adapters/redis/index.js');
@@ -235,7 +244,17 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     // A takeover decided on another process evicts the connection it replaced here, as the server's own evict does.
     attachWorkrooms = (server) =>
       workroomsRegistry.attach((connection) => server.sessions.get(connection)?.send({ type: 'session.takenOver' }));
-    const routers = [router, filedropRouter, workroomsRouter];
+    // A relay from another process is written after the announcements queued for its recipient.
+    let flush = (_id: string) => {};
+    const registryRouter = await redis.redisRouter<RegistryMessage>(cluster, encodeOnce(registryCodec()), {
+      logger: log,
+      namespace: 'rg',
+      beforeDeliver: (id) => flush(id),
+    });
+    const fileRegistry = await redis.redisFileRegistry(cluster, { logger: log });
+    flush = fileRegistry.flush;
+    registryScaleOut = { router: registryRouter, registry: fileRegistry };
+    const routers = [router, filedropRouter, workroomsRouter, registryRouter];
     if (metrics)
       new Counter({
         name: 'signalbox_cross_process_messages_total',
@@ -262,7 +281,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   const swarm = createSwarmServer({ ...shared, ...options.swarm });
   const workrooms = createWorkroomsServer({ ...shared, ...options.workrooms, ...workroomsScaleOut });
   attachWorkrooms?.(workrooms);
-  const registry = createRegistryServer({ ...shared, ...options.registry });
+  const registry = createRegistryServer({ ...shared, ...options.registry, ...registryScaleOut });
 
   // Every protocol is one mount: where it listens, its server, and the largest frame it accepts.
   // A frame over the cap must still reach the codec to earn the protocol's own error, so the

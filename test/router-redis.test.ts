@@ -35,6 +35,29 @@ describe.skipIf(!hasRedis)('Redis router', () => {
     };
   });
 
+  it('beforeDeliver runs for each delivery from another process, before it is written', async () => {
+    const [ca, cb] = await twoProcesses();
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      const seen: string[] = [];
+      const far = recordingTransport();
+      const b = await redisRouter(cb, jsonEncoder, {
+        beforeDeliver: (id) => void seen.push(`before ${id} (${far.frames.length} written)`),
+      });
+      b.add('far', far);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      a.send('far', { type: 'M', detail: { n: 1 } });
+      a.send('far', { type: 'M', detail: { n: 2 } });
+      await vi.waitFor(() => expect(far.frames).toHaveLength(2));
+      expect(seen).toEqual(['before far (0 written)', 'before far (1 written)']);
+      // A delivery from this process itself does not run it.
+      b.send('far', { type: 'M', detail: { n: 3 } });
+      expect(seen).toHaveLength(2);
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
   it('deliver refuses a session no process holds with ERR_PEER_GONE', async () => {
     const [ca, cb] = await twoProcesses();
     try {

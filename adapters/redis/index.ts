@@ -9,3 +9,4 @@ export { redisRouter, type RedisRouter } from './router.js';
 export { redisLobbyDirectory } from './cloudlink-directory.js';
 export { redisPeerRegistry, type RedisPeerRegistry, type RedisPeerRegistryOptions } from './filedrop-registry.js';
 export { redisWorkroomsRegistry, type RedisWorkroomsRegistry } from './workrooms-registry.js';
+export { redisFileRegistry, type RedisFileRegistry } from './file-registry.js';

@@ -64,6 +64,12 @@ export async function redisRouter<M extends Message>(
      * @default none: `{prefix}r:{id}`, `{prefix}p:{process}`
      */
     namespace?: string;
+    /**
+     * Runs before a delivery from another process is written to session `id`
+     * here: the registry protocol flushes the announcements queued for `id`,
+     * so a relay never overtakes the `RegisterPeer` of its sender.
+     */
+    beforeDeliver?: (id: string) => void;
   } = {},
 ): Promise<RedisRouter<M>> {
   const log = options.logger ?? silentLogger;
@@ -88,6 +94,13 @@ export async function redisRouter<M extends Message>(
     }
   };
 
+  const take = (envelope: Envelope) => {
+    if (envelope[0] === 'c') transports.get(envelope[1])?.close(envelope[2] ?? undefined, envelope[3] ?? undefined);
+    else {
+      options.beforeDeliver?.(envelope[1]);
+      writeLocal(envelope[1], envelope[0] === 'b' ? Buffer.from(envelope[2], 'base64') : envelope[2]);
+    }
+  };
   await cluster.subscribe(`${channelPrefix}${self}`, (raw) => {
     let envelope: Envelope;
     try {
@@ -97,8 +110,7 @@ export async function redisRouter<M extends Message>(
       return;
     }
     remoteReceived++;
-    if (envelope[0] === 'c') transports.get(envelope[1])?.close(envelope[2] ?? undefined, envelope[3] ?? undefined);
-    else writeLocal(envelope[1], envelope[0] === 'b' ? Buffer.from(envelope[2], 'base64') : envelope[2]);
+    take(envelope);
   });
   // Every heartbeat rewrites every route (SET, not EXPIRE): after Redis restarts empty they come back.
   cluster.onBeat((pipeline) => {

@@ -23,6 +23,9 @@ import type { FileRegistry } from './registry.js';
  *   distinct batch, not one per peer).
  * - A recipient never gets its own announcements, nor those made before it
  *   registered (the `Welcome` list already holds them).
+ * - Only peers connected to this process are sent anything: with a shared
+ *   registry, each process announces to its own peers what it learns from
+ *   the others (see {@link FileRegistry.attach}).
  */
 export interface Announcer {
   /** Queues `message`, made by `from`, for every registered peer but `from`. */
@@ -152,6 +155,8 @@ export function announcer(
     round = emptyRound();
     const shared = new Map<number, ServerMessage | undefined>();
     for (const [peer] of registry.entries()) {
+      // A peer held by another process (a shared registry) hears it from its own process.
+      if (!router.has(peer)) continue;
       const message = share(delivering, peer, delivering.starts.get(peer) ?? 0, shared);
       if (message) router.send(peer, message);
     }
@@ -187,7 +192,7 @@ export function announcer(
     },
     flush(id) {
       const start = round.starts.get(id) ?? 0;
-      if (start >= round.queue.length || !registry.has(id)) return;
+      if (start >= round.queue.length || !registry.has(id) || !router.has(id)) return;
       const message = share(round, id, start, new Map());
       round.starts.set(id, round.queue.length);
       if (message) router.send(id, message);

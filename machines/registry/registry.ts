@@ -1,3 +1,4 @@
+import type { Announcer } from './announce.js';
 import type { FileEntry } from './protocol.js';
 
 /**
@@ -19,6 +20,12 @@ export interface FileRegistry {
   entries(): IterableIterator<[string, readonly FileEntry[]]>;
   /** Registered peers. */
   readonly size: number;
+  /**
+   * Called once by the server with its announcer: a shared (multi-process)
+   * registry announces through it, to this process's peers, the peers
+   * registered, updated and gone on other processes.
+   */
+  attach?(announcer: Pick<Announcer, 'announce' | 'registerPeer' | 'flush'>): void;
 }
 
 /**

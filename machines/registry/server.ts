@@ -32,9 +32,10 @@ export interface RegistryServer extends HostedProtocolServer<typeof registrySess
  * A broadcast hands the same message object to every recipient: encode it
  * once, not once per peer (a list of a thousand files to a thousand peers).
  * `remember` files a frame built another way (a `Batch` joined from the
- * frames of its events) as the encoding of its message.
+ * frames of its events) as the encoding of its message. Give a router of
+ * your own (a Redis one) the server's encoder too.
  */
-function encodeOnce(codec: Codec<ClientMessage, ServerMessage>): FrameCache {
+export function encodeOnce(codec: Codec<ClientMessage, ServerMessage>): FrameCache {
   const frames = new WeakMap<ServerMessage, Frame>();
   return {
     encode(message) {
@@ -67,6 +68,7 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
   const connectTimeout = options.connectTimeout ?? 30_000;
   const log = options.logger ?? silentLogger;
   const announcer = makeAnnouncer(router, registry, { clock: options.clock, frames });
+  registry.attach?.(announcer);
   const server = protocolServer({
     protocol: 'registry',
     logic: registrySession,
