@@ -18,6 +18,8 @@ import {
 } from '../machines/registry/server.js';
 import { serverCodec as registryCodec } from '../machines/registry/codec.js';
 import type { ServerMessage as RegistryMessage } from '../machines/registry/protocol.js';
+import { serverCodec as swarmCodec } from '../machines/swarm/codec.js';
+import type { ServerMessage as SwarmMessage } from '../machines/swarm/protocol.js';
 import {
   createWorkroomsServer,
   type WorkroomsServer,
@@ -113,7 +115,7 @@ export interface SignalboxServerOptions {
    * CloudLink hosts and peers meet across processes, a filedrop receiver
    * reaches a sender on another process by its code, workrooms clients find
    * and call each other across processes, registry peers see each other's
-   * lists. ioredis is loaded only
+   * lists, swarm requests are paired across processes. ioredis is loaded only
    * when this is given. Redis unreachable at start rejects with
    * `RedisUnavailableError`.
    * @default none: everything in this process's memory
@@ -214,6 +216,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   let workroomsScaleOut: Pick<WorkroomsServerOptions, 'router' | 'registry'> = {};
   let attachWorkrooms: ((server: WorkroomsServer) => void) | undefined;
   let registryScaleOut: Pick<RegistryServerOptions, 'router' | 'registry'> = {};
+  let swarmScaleOut: Pick<SwarmServerOptions, 'router' | 'registry'> = {};
   if (options.redis !== undefined) {
     // Loaded here only: a process without Redis never imports ioredis.
     const redis = await import('../adapters/redis/index.js');
@@ -254,7 +257,12 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
     const fileRegistry = await redis.redisFileRegistry(cluster, { logger: log });
     flush = fileRegistry.flush;
     registryScaleOut = { router: registryRouter, registry: fileRegistry };
-    const routers = [router, filedropRouter, workroomsRouter, registryRouter];
+    const swarmRouter = await redis.redisRouter<SwarmMessage>(cluster, swarmCodec(), { logger: log, namespace: 'sw' });
+    swarmScaleOut = {
+      router: swarmRouter,
+      registry: await redis.redisMatchRegistry(cluster, { router: swarmRouter, logger: log }),
+    };
+    const routers = [router, filedropRouter, workroomsRouter, registryRouter, swarmRouter];
     if (metrics)
       new Counter({
         name: 'signalbox_cross_process_messages_total',
@@ -278,7 +286,7 @@ export async function startServer(options: SignalboxServerOptions = {}): Promise
   }
   const cloudlink = createCloudLinkServer({ ...shared, ...scaleOut, ...options.cloudlink });
   const filedrop = createFileDropServer({ ...shared, ...options.filedrop, ...filedropScaleOut });
-  const swarm = createSwarmServer({ ...shared, ...options.swarm });
+  const swarm = createSwarmServer({ ...shared, ...options.swarm, ...swarmScaleOut });
   const workrooms = createWorkroomsServer({ ...shared, ...options.workrooms, ...workroomsScaleOut });
   attachWorkrooms?.(workrooms);
   const registry = createRegistryServer({ ...shared, ...options.registry, ...registryScaleOut });

@@ -10,3 +10,4 @@ export { redisLobbyDirectory } from './cloudlink-directory.js';
 export { redisPeerRegistry, type RedisPeerRegistry, type RedisPeerRegistryOptions } from './filedrop-registry.js';
 export { redisWorkroomsRegistry, type RedisWorkroomsRegistry } from './workrooms-registry.js';
 export { redisFileRegistry, type RedisFileRegistry } from './file-registry.js';
+export { redisMatchRegistry } from './swarm-registry.js';

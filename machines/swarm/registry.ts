@@ -68,6 +68,14 @@ export interface MatchRegistry {
   readonly pending: number;
   /** Matches whose answer has not been forwarded yet. */
   readonly matches: number;
+  /**
+   * Called once by the server: a shared (multi-process) registry, whose
+   * `request` returns before the pairing is decided, hands each match it
+   * makes for a request of this process to `made` (the server tells both
+   * ends and starts the match's timer, as the session does for a match
+   * `request` returns).
+   */
+  attach?(made: (match: Match) => void): void;
 }
 
 interface MatchEntry extends Match {

@@ -3,7 +3,7 @@ import type { SessionContextOf, SessionInputOf, SessionServicesBase } from '../.
 import type { Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { ClientMessage, MessageOf, ServerErrorCode, ServerMessage } from './protocol.js';
-import type { MatchRegistry, RequestEnd } from './registry.js';
+import type { Match, MatchRegistry, RequestEnd } from './registry.js';
 
 /** What a session needs from its server: shared state, its connection, its limits. */
 export interface SessionServices extends SessionServicesBase<ServerMessage> {
@@ -76,8 +76,7 @@ export const swarmSession = setup({
       }
       const match = registry.request({ session: context.id, client: context.clientId!, context: context_id });
       if (!match) return;
-      router.send(match.alice.session, { type: 'requesting_offer', detail: { context_id: match.alice.context } });
-      router.send(match.bob.session, { type: 'wait_for_offer', detail: { context_id: match.bob.context } });
+      tellMatch(router, match);
       // One timer per match, in the session that made it (if it leaves first, `leave` ends the match).
       enqueue.raise({ type: 'match.expired', id: match.id } satisfies MatchExpired, { delay: 'matchTimeout' });
     }),
@@ -151,6 +150,12 @@ export const swarmSession = setup({
   },
 });
 
+/** Tells both ends of a new match their role: `requesting_offer` to alice, who waited; `wait_for_offer` to bob. */
+export function tellMatch(router: Router<ServerMessage>, match: Match): void {
+  router.send(match.alice.session, { type: 'requesting_offer', detail: { context_id: match.alice.context } });
+  router.send(match.bob.session, { type: 'wait_for_offer', detail: { context_id: match.bob.context } });
+}
+
 /**
  * Relays alice's offer to bob, or bob's answer to alice, within their match:
  * the description and any other key go on untouched; only `context_id`
@@ -185,7 +190,7 @@ function relay(context: SessionContext, message: MessageOf<ClientMessage, 'sendi
 
 /** Tells each of `ends` that its match in progress is over: `error` with `code` and its own `context_id`. */
 function endMatches(
-  router: Router<ServerMessage>,
+  router: Pick<Router<ServerMessage>, 'send'>,
   ends: readonly RequestEnd[],
   code: 'ERR_PEER_GONE' | 'ERR_TIMEOUT',
   message: string,
@@ -195,7 +200,7 @@ function endMatches(
 }
 
 /** Tells the other end of each match in progress that its peer left (`error`, `ERR_PEER_GONE`, its `context_id`). */
-export function tellPeerGone(router: Router<ServerMessage>, others: readonly RequestEnd[]): void {
+export function tellPeerGone(router: Pick<Router<ServerMessage>, 'send'>, others: readonly RequestEnd[]): void {
   endMatches(router, others, 'ERR_PEER_GONE', 'the other peer of this match left');
 }
 

@@ -5,7 +5,7 @@ import { memoryRouter } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import type { ServerMessage } from './protocol.js';
 import { memoryRegistry, type MatchRegistry } from './registry.js';
-import { swarmSession, tellPeerGone, type SessionServices } from './server.machine.js';
+import { swarmSession, tellMatch, tellPeerGone, type SessionServices } from './server.machine.js';
 
 export interface SwarmServerOptions extends HubOptions<ServerMessage> {
   /** Largest frame a client may send, in characters; larger ones get an `error`. @default 65536 */
@@ -74,6 +74,18 @@ export function createSwarmServer(options: SwarmServerOptions = {}): SwarmServer
       const services: SessionServices = { router, registry, transport, log, maxRequests, introTimeout, matchTimeout };
       return { id, input: { id, services } };
     },
+  });
+
+  // A match a shared registry decided after `request` returned: both ends are told here, and its
+  // timer runs as if the session whose request made it had started it (`match.expired` after
+  // `matchTimeout`; if that session left first, its `leave` ended the match).
+  const clock = options.clock ?? { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms) };
+  registry.attach?.((match) => {
+    tellMatch(router, match);
+    clock.setTimeout(
+      () => server.sessions.get(match.bob.session)?.send({ type: 'match.expired', id: match.id }),
+      matchTimeout,
+    );
   });
 
   return {

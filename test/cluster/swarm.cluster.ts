@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
+import { jsonClient, startServe, type ServeProcess } from './processes.js';
+
+/** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
+const TTL = 2000;
+const BOUND = Math.round(TTL + TTL / 3);
+
+if (!hasRedis)
+  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
+
+/** A swarm client introduced as `client_id`. */
+async function peer(port: number, client_id: string) {
+  const client = await jsonClient(port, '/swarm');
+  client.send({ type: 'i_am', detail: { client_id } });
+  return client;
+}
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('swarm across processes on Redis', () => {
+  let redis: TestRedis;
+  let a: ServeProcess;
+  let b: ServeProcess;
+  beforeAll(async () => {
+    redis = await startRedis();
+    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis?.stop();
+  });
+
+  it('requests on A and B are matched with each other, and the offer and answer cross', async () => {
+    const alice = await peer(a.port, 'laptop-x1');
+    const bob = await peer(b.port, 'phone-x1');
+    alice.send({ type: 'requesting_peers', detail: { context_id: 'a1' } });
+    await wait(200);
+    bob.send({ type: 'requesting_peers', detail: { context_id: 'b1' } });
+    expect(await alice.next('requesting_offer')).toEqual({ type: 'requesting_offer', detail: { context_id: 'a1' } });
+    expect(await bob.next('wait_for_offer')).toEqual({ type: 'wait_for_offer', detail: { context_id: 'b1' } });
+    alice.send({ type: 'sending_offer', detail: { offer: { type: 'offer', sdp: 'o' }, context_id: 'a1' } });
+    expect((await bob.next('forwarding_offer')).detail).toEqual({
+      offer: { type: 'offer', sdp: 'o' },
+      context_id: 'b1',
+    });
+    bob.send({ type: 'sending_answer', detail: { answer: 'v=0', context_id: 'b1' } });
+    expect((await alice.next('forwarding_answer')).detail).toEqual({ answer: 'v=0', context_id: 'a1' });
+    // The match is over: a second answer is refused.
+    bob.send({ type: 'sending_answer', detail: { answer: 'again', context_id: 'b1' } });
+    expect((await bob.next('error')).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'sending_answer' });
+    for (const c of [alice, bob]) c.close();
+  });
+
+  it('never a client with itself: one client_id on A and on B waits until another client comes', async () => {
+    const one = await peer(a.port, 'same-device');
+    const two = await peer(b.port, 'same-device');
+    one.send({ type: 'requesting_peers', detail: { context_id: 'x' } });
+    await wait(200);
+    two.send({ type: 'requesting_peers', detail: { context_id: 'y' } });
+    await wait(300);
+    expect([...one.queue, ...two.queue]).toEqual([]);
+    const other = await peer(b.port, 'other-device');
+    other.send({ type: 'requesting_peers', detail: { context_id: 'z' } });
+    expect(await one.next('requesting_offer')).toEqual({ type: 'requesting_offer', detail: { context_id: 'x' } });
+    expect((await other.next('wait_for_offer')).detail).toEqual({ context_id: 'z' });
+    expect(two.queue).toEqual([]);
+    for (const c of [one, two, other]) c.close();
+  });
+
+  it(`a process killed with SIGKILL: the other end of its matches gets ERR_PEER_GONE within ${BOUND} ms`, async () => {
+    const c = await startServe(redis.url, TTL);
+    const doomed = await peer(c.port, 'doomed-device');
+    const survivor = await peer(a.port, 'survivor-device');
+    doomed.send({ type: 'requesting_peers', detail: { context_id: 'd' } });
+    await wait(200);
+    survivor.send({ type: 'requesting_peers', detail: { context_id: 's' } });
+    // Matched, in either role (a process just started may file its request a moment late).
+    await survivor.next(['requesting_offer', 'wait_for_offer']);
+    const killed = Date.now();
+    await c.kill();
+    expect((await survivor.next('error', BOUND + 2000)).detail).toMatchObject({
+      code: 'ERR_PEER_GONE',
+      context_id: 's',
+    });
+    expect(Date.now() - killed).toBeLessThan(BOUND + TTL / 3 + 1000);
+    survivor.close();
+  });
+
+  it('a process killed with SIGKILL: its waiting requests are never matched once it is found dead', async () => {
+    const c = await startServe(redis.url, TTL);
+    const doomed = await peer(c.port, 'doomed-2');
+    doomed.send({ type: 'requesting_peers', detail: { context_id: 'd' } });
+    await wait(200);
+    await c.kill();
+    await wait(BOUND + 500);
+    const late = await peer(b.port, 'late-device');
+    late.send({ type: 'requesting_peers', detail: { context_id: 'l' } });
+    await wait(300);
+    expect(late.queue).toEqual([]);
+    late.close();
+  });
+
+  it('a process stopped with SIGTERM: the other end of its matches is told at once', async () => {
+    const c = await startServe(redis.url, TTL);
+    const leaving = await peer(c.port, 'leaving-device');
+    const survivor = await peer(a.port, 'survivor-2');
+    leaving.send({ type: 'requesting_peers', detail: { context_id: 'd' } });
+    await wait(200);
+    survivor.send({ type: 'requesting_peers', detail: { context_id: 's' } });
+    // Matched, in either role (a process just started may file its request a moment late).
+    await survivor.next(['requesting_offer', 'wait_for_offer']);
+    const stopped = Date.now();
+    await c.stop();
+    expect((await survivor.next('error', TTL)).detail).toMatchObject({ code: 'ERR_PEER_GONE', context_id: 's' });
+    expect(Date.now() - stopped).toBeLessThan(TTL);
+    survivor.close();
+  });
+});
