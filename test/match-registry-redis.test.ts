@@ -1,11 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SimulatedClock } from 'xstate';
 import { connectRedis } from '../adapters/redis/cluster.js';
+import { redisRouter } from '../adapters/redis/router.js';
+import { serverCodec } from '../machines/swarm/codec.js';
 import { redisMatchRegistry } from '../adapters/redis/swarm-registry.js';
 import type { ServerMessage } from '../machines/swarm/protocol.js';
 import type { Match } from '../machines/swarm/registry.js';
 import { matchRegistryCompliance } from './match-registry-compliance.js';
 import { hasRedis, startRedis, type TestRedis } from './redis-server.js';
+import { until } from './socket-helpers.js';
+import { swarmTestbed } from './swarm-helpers.js';
 
 // Needs a redis-server binary; `npm test` on a machine with Node alone skips this file.
 describe.skipIf(!hasRedis)('Redis swarm match registry', () => {
@@ -28,6 +33,38 @@ describe.skipIf(!hasRedis)('Redis swarm match registry', () => {
       b: await redisMatchRegistry(cb, { router: { send: () => true } }),
       close: async () => void (await Promise.all([ca.close(), cb.close()])),
     };
+  });
+
+  it("a swarm server on it: a match Redis decided is told to both ends, and expires on the server's clock", async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}:`;
+    const cluster = await connectRedis(redis.url, { prefix, process: 'A', ttl: 3000 });
+    try {
+      await cluster.beat();
+      const router = await redisRouter<ServerMessage>(cluster, serverCodec(), { namespace: 'sw' });
+      const registry = await redisMatchRegistry(cluster, { router });
+      const clock = new SimulatedClock();
+      const bed = swarmTestbed({ router, registry, clock, matchTimeout: 1000 });
+      const alice = await bed.connect('laptop');
+      alice.send({ type: 'requesting_peers', detail: { context_id: 'a1' } });
+      await until(() => registry.pending === 1);
+      const bob = await bed.connect('phone');
+      bob.send({ type: 'requesting_peers', detail: { context_id: 'b1' } });
+      await until(() => alice.inbox.length > 0 && bob.inbox.length > 0);
+      expect(alice.inbox.splice(0)).toEqual([{ type: 'requesting_offer', detail: { context_id: 'a1' } }]);
+      expect(bob.inbox.splice(0)).toEqual([{ type: 'wait_for_offer', detail: { context_id: 'b1' } }]);
+      expect(bed.server.stats()).toMatchObject({ matches: 1 });
+      clock.increment(999);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect([alice.inbox, bob.inbox]).toEqual([[], []]);
+      clock.increment(1);
+      await until(() => alice.inbox.length > 0 && bob.inbox.length > 0);
+      expect(alice.inbox[0]).toMatchObject({ type: 'error', detail: { code: 'ERR_TIMEOUT', context_id: 'a1' } });
+      expect(bob.inbox[0]).toMatchObject({ type: 'error', detail: { code: 'ERR_TIMEOUT', context_id: 'b1' } });
+      expect(bed.server.stats()).toMatchObject({ matches: 0 });
+      await bed.close();
+    } finally {
+      await cluster.close();
+    }
   });
 
   it("a dead process's requests are never paired, and the other end of its matches is told here", async () => {
