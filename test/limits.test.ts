@@ -367,6 +367,8 @@ describe('registry: a peer that stops reading while lists pour in', () => {
     for (const id of ['a', 'b', 'c']) files.add(id, []);
     const got: Array<[string, ServerMessage]> = [];
     const router = {
+      // Every peer is held by this process.
+      has: () => true,
       send(to: string, message: ServerMessage) {
         got.push([to, message]);
         // Sending to b closes it (too slow): its session leaves and announces that at once.
