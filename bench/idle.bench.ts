@@ -10,7 +10,6 @@
  * test and measuring it; `client` is its load generator (a child process, so
  * that the server's process holds one descriptor per connection, not two).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,11 +18,23 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { writeHeapSnapshot } from 'node:v8';
 import { io, type Socket } from 'socket.io-client';
 import { WebSocket, WebSocketServer } from 'ws';
 import { builtStartServer, bundleServer } from './built-server.js';
+import {
+  exited,
+  exposeGc,
+  flagOption,
+  nextMessage,
+  readOption,
+  report,
+  type ErrorReport,
+  runMain,
+  spawnRole,
+  waitFor,
+  zeroMask,
+} from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PROTOCOLS = ['bare', 'cloudlink', 'filedrop', 'socketio', 'registry', 'workrooms', 'swarm'] as const;
@@ -34,7 +45,7 @@ const TARGET = 100_000;
 const GOAL_MIB = Math.round(1.5e9 / 2 ** 20);
 
 // ---------------------------------------------------------------------------
-// Options: `--name value`, `--name=value` or the env BENCH_NAME.
+// Options: `--name value`, `--name=value` or the env BENCH_NAME (see harness.ts).
 
 interface Options {
   /** Connections at the last step. */
@@ -44,16 +55,6 @@ interface Options {
   protocols: Protocol[];
   /** Writes a heap snapshot of each server before and after its connections (for a diff in DevTools). */
   snapshot: boolean;
-}
-
-function readOption(name: string): string | undefined {
-  const args = process.argv.slice(2);
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === `--${name}`) return args[i + 1]?.startsWith('--') === false ? args[i + 1] : 'true';
-    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
-  }
-  return process.env[`BENCH_${name.toUpperCase()}`];
 }
 
 function parseOptions(): Options {
@@ -70,8 +71,7 @@ function parseOptions(): Options {
     if (!found) throw new Error(`--protocols: unknown ${JSON.stringify(p)}; known: ${PROTOCOLS.join(', ')}`);
     return found;
   });
-  const snapshot = readOption('snapshot');
-  return { count, steps, protocols, snapshot: snapshot !== undefined && snapshot !== 'false' && snapshot !== '0' };
+  return { count, steps, protocols, snapshot: flagOption('snapshot') };
 }
 
 // ---------------------------------------------------------------------------
@@ -126,9 +126,7 @@ async function startImpl(protocol: Protocol): Promise<BenchServer> {
 // Role `client`: opens connections and registers each the protocol's way.
 
 type ClientTask = { kind: 'open'; port: number; protocol: Protocol; count: number } | { kind: 'close' };
-type ClientReport = { type: 'opened'; total: number; ms: number } | { type: 'error'; message: string };
-
-const zeroMask = (mask: Uint8Array) => void mask.fill(0);
+type ClientReport = { type: 'opened'; total: number; ms: number };
 
 /** Resolves when `ws` receives a text frame `accept` takes; answers CloudLink's KEEPALIVE meanwhile and after. */
 function webSocketClient(url: string, first: string[], accept: (text: string) => boolean): Promise<WebSocket> {
@@ -217,13 +215,9 @@ async function clientRole() {
         }
       };
       await Promise.all(Array.from({ length: Math.min(64, task.count) }, worker));
-      report({ type: 'opened', total: held.length, ms: performance.now() - started });
-    })().catch((error: unknown) => report({ type: 'error', message: String(error) }));
+      report({ type: 'opened', total: held.length, ms: performance.now() - started } satisfies ClientReport);
+    })().catch((error: unknown) => report({ type: 'error', message: String(error) } satisfies ErrorReport));
   });
-}
-
-function report(message: ClientReport | ServerReport) {
-  if (process.connected) process.send!(message, undefined, {}, () => {});
 }
 
 // ---------------------------------------------------------------------------
@@ -235,14 +229,11 @@ interface Point {
   rssPerConn: number;
 }
 
-type ServerReport =
-  { type: 'measured'; protocol: Protocol; points: Point[]; baseRss: number } | { type: 'error'; message: string };
-
-function exposeGc(): () => void {
-  const existing = (globalThis as { gc?: () => void }).gc;
-  if (existing) return existing;
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
+interface ServerReport {
+  type: 'measured';
+  protocol: Protocol;
+  points: Point[];
+  baseRss: number;
 }
 
 async function settle(gc: () => void): Promise<NodeJS.MemoryUsage> {
@@ -253,39 +244,10 @@ async function settle(gc: () => void): Promise<NodeJS.MemoryUsage> {
   return process.memoryUsage();
 }
 
-async function waitFor(what: string, test: () => boolean, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-function spawnRole(args: string[]): ChildProcess {
-  // fork() reuses process.execArgv, so the child runs under tsx too.
-  return fork(SELF, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-}
-
-function nextMessage<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${type}' within ${timeoutMs} ms`)), timeoutMs);
-    const onMessage = (m: { type: string; message?: string }) => {
-      if (m.type !== type && m.type !== 'error') return;
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      if (m.type === 'error') reject(new Error(`child failed: ${m.message}`));
-      else resolve(m as T);
-    };
-    child.on('message', onMessage);
-    child.once('exit', (code) => reject(new Error(`child exited (${code})`)));
-  });
-}
-
 async function serverRole(protocol: Protocol, options: Options) {
   const gc = exposeGc();
   const server = await startImpl(protocol);
-  const client = spawnRole(['client']);
-  process.once('disconnect', () => client.kill('SIGKILL'));
+  const client = spawnRole(SELF, ['client']);
   try {
     const open = async (count: number, total: number) => {
       client.send({ kind: 'open', port: server.port, protocol, count } satisfies ClientTask);
@@ -317,7 +279,7 @@ async function serverRole(protocol: Protocol, options: Options) {
       });
     }
     snapshot('after');
-    report({ type: 'measured', protocol, points, baseRss: before.rss });
+    report({ type: 'measured', protocol, points, baseRss: before.rss } satisfies ServerReport);
   } finally {
     client.send({ kind: 'close' } satisfies ClientTask);
     await sleep(200);
@@ -341,18 +303,15 @@ async function orchestrate(options: Options) {
   const results = new Map<Protocol, Point[]>();
   const bases = new Map<Protocol, number>();
   for (const protocol of options.protocols) {
-    const child = spawnRole(['server', protocol, ...process.argv.slice(2)]);
+    const child = spawnRole(SELF, ['server', protocol, ...process.argv.slice(2)]);
     try {
-      const m = await nextMessage<Extract<ServerReport, { type: 'measured' }>>(child, 'measured', 1_200_000);
+      const m = await nextMessage<ServerReport>(child, 'measured', 1_200_000);
       results.set(protocol, m.points);
       bases.set(protocol, m.baseRss);
       const steps = m.points.map((p) => `${p.connections}: ${kb(p.heapPerConn)}/${kb(p.rssPerConn)}`).join(', ');
       console.log(`${protocol.padEnd(10)} heap/rss KiB per conn at ${steps}`);
     } finally {
-      await new Promise<void>((resolve) => {
-        if (child.exitCode !== null) resolve();
-        else child.once('exit', () => resolve());
-      });
+      await exited(child, 60_000);
     }
   }
 
@@ -391,16 +350,8 @@ async function orchestrate(options: Options) {
 async function main() {
   const role = process.argv[2];
   if (role === 'client') return clientRole();
-  if (role === 'server') {
-    process.once('disconnect', () => process.exit(0));
-    return serverRole(process.argv[3] as Protocol, parseOptions());
-  }
+  if (role === 'server') return serverRole(process.argv[3] as Protocol, parseOptions());
   await orchestrate(parseOptions());
 }
 
-main().catch((error: unknown) => {
-  if (process.send) report({ type: 'error', message: error instanceof Error ? error.message : String(error) });
-  else console.error(error);
-  process.exitCode = 1;
-  setTimeout(() => process.exit(1), 100).unref();
-});
+runMain(main);

@@ -9,7 +9,6 @@
  * (a child process); `memory` is a fresh server process for one idle-memory
  * measurement (it forks its own `client`).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -20,10 +19,22 @@ import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { builtStartServer, bundleServer } from './built-server.js';
+import {
+  exited,
+  exposeGc,
+  flagOption,
+  median,
+  nextMessage,
+  numberOption,
+  readOption,
+  report,
+  runMain,
+  spawnRole,
+  waitFor,
+  zeroMask,
+} from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -34,7 +45,7 @@ type Form = (typeof FORMS)[number];
 type Impl = (typeof IMPLS)[number];
 
 // ---------------------------------------------------------------------------
-// Options: `--name value`, `--name=value` or the env BENCH_NAME.
+// Options: `--name value`, `--name=value` or the env BENCH_NAME (see harness.ts).
 
 interface Options {
   pairs: number;
@@ -49,26 +60,6 @@ interface Options {
   profile: boolean;
 }
 
-function readOption(name: string): string | undefined {
-  const args = process.argv.slice(2);
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === `--${name}`) return args[i + 1]?.startsWith('--') === false ? args[i + 1] : 'true';
-    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
-  }
-  return process.env[`BENCH_${name.toUpperCase()}`];
-}
-
-function numberOption(name: string, fallback: number, min: number, max: number): number {
-  const raw = readOption(name);
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) {
-    throw new Error(`--${name} must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
 function formOption(): Form {
   const raw = readOption('form') ?? 'object';
   const form = FORMS.find((f) => f === raw);
@@ -77,7 +68,6 @@ function formOption(): Form {
 }
 
 function parseOptions(): Options {
-  const flag = readOption('profile');
   return {
     pairs: Math.round(numberOption('pairs', 50, 1, 2000)),
     seconds: numberOption('seconds', 5, 0.5, 60),
@@ -87,7 +77,7 @@ function parseOptions(): Options {
     idle: Math.round(numberOption('idle', 2000, 2, 10_000) / 2) * 2,
     rounds: Math.round(numberOption('rounds', 3, 1, 10)),
     warmup: numberOption('warmup', 1, 0, 10),
-    profile: flag !== undefined && flag !== 'false' && flag !== '0',
+    profile: flagOption('profile'),
   };
 }
 
@@ -282,8 +272,7 @@ type Task =
 type ClientReport =
   | { type: 'ready'; connections: number; setupMs: number }
   | { type: 'start' }
-  | { type: 'end'; delivered: number; elapsedMs: number; clientCpuMs: number }
-  | { type: 'error'; message: string };
+  | { type: 'end'; delivered: number; elapsedMs: number; clientCpuMs: number };
 
 interface MemoryReport {
   type: 'memory';
@@ -295,76 +284,8 @@ interface MemoryReport {
   externalPerConn: number;
 }
 
-const children = new Set<ChildProcess>();
-
-function spawnRole(args: string[]): ChildProcess {
-  // fork() reuses process.execArgv, so the child runs under tsx too.
-  const child = fork(SELF, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function killChildren() {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
-/** The next IPC message from `child` that `accept` takes, or a rejection on error, exit or timeout. */
-function nextReport<T>(child: ChildProcess, accept: (m: unknown) => T | undefined, timeoutMs: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const done = () => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (m: unknown) => {
-      if ((m as ClientReport).type === 'error') {
-        done();
-        reject(new Error(`child failed: ${(m as { message: string }).message}`));
-        return;
-      }
-      const value = accept(m);
-      if (value !== undefined) {
-        done();
-        resolve(value);
-      }
-    };
-    const onExit = (code: number | null, signal: string | null) => {
-      done();
-      reject(new Error(`child exited early (code ${code}, signal ${signal})`));
-    };
-    const timer = setTimeout(() => {
-      done();
-      child.kill('SIGKILL');
-      reject(new Error(`child did not answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
-function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-function report(message: ClientReport | MemoryReport) {
-  // With a callback, a parent that is gone is an error passed here, not an 'error' event.
-  if (process.connected) process.send!(message, undefined, {}, () => {});
-}
-
 // ---------------------------------------------------------------------------
 // Role `client`: the load generator, a plain `ws` client speaking CloudLink.
-
-const zeroMask = (mask: Uint8Array) => void mask.fill(0);
 
 /** A client connection with an inbox for the handshake phase. */
 class Conn {
@@ -500,7 +421,7 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
     }),
   );
   const conns = pairs.flat();
-  report({ type: 'ready', connections: conns.length, setupMs: performance.now() - started });
+  report({ type: 'ready', connections: conns.length, setupMs: performance.now() - started } satisfies ClientReport);
 
   let delivered = 0;
   let running = true;
@@ -561,7 +482,7 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
   }
 
   await sleep(task.warmup * 1000);
-  report({ type: 'start' });
+  report({ type: 'start' } satisfies ClientReport);
   const d0 = delivered;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -571,7 +492,12 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
   const c1 = process.cpuUsage(c0);
   running = false;
   if (failure) throw new Error(failure);
-  report({ type: 'end', delivered: d1 - d0, elapsedMs: t1 - t0, clientCpuMs: (c1.user + c1.system) / 1000 });
+  report({
+    type: 'end',
+    delivered: d1 - d0,
+    elapsedMs: t1 - t0,
+    clientCpuMs: (c1.user + c1.system) / 1000,
+  } satisfies ClientReport);
   return conns;
 }
 
@@ -580,7 +506,7 @@ async function runIdleClients(task: Extract<Task, { kind: 'idle' }>): Promise<Co
   const lobbyTag = randomUUID().slice(0, 8);
   const pairs = await pool(task.count / 2, 32, (i) => pair(task.url, `idle-${lobbyTag}-${i}`));
   const conns = pairs.flat();
-  report({ type: 'ready', connections: conns.length, setupMs: performance.now() - started });
+  report({ type: 'ready', connections: conns.length, setupMs: performance.now() - started } satisfies ClientReport);
   return conns;
 }
 
@@ -598,13 +524,6 @@ async function clientRole() {
 // ---------------------------------------------------------------------------
 // Role `memory`: a fresh process holding one server; measures its growth for K idle clients.
 
-function exposeGc(): () => void {
-  const existing = (globalThis as { gc?: () => void }).gc;
-  if (existing) return existing;
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
-
 async function settleAndMeasure(gc: () => void): Promise<NodeJS.MemoryUsage> {
   for (let i = 0; i < 4; i++) {
     await sleep(50);
@@ -613,18 +532,10 @@ async function settleAndMeasure(gc: () => void): Promise<NodeJS.MemoryUsage> {
   return process.memoryUsage();
 }
 
-async function waitFor(what: string, test: () => boolean, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 async function idleClients(server: BenchServer, count: number): Promise<() => Promise<void>> {
-  const child = spawnRole(['client']);
+  const child = spawnRole(SELF, ['client']);
   child.send({ kind: 'idle', url: server.url, count } satisfies Task);
-  await nextReport(child, (m) => ((m as ClientReport).type === 'ready' ? m : undefined), 60_000);
+  await nextMessage(child, 'ready', 60_000);
   await waitFor(`${count} connections on the server`, () => server.connections() === count, 10_000);
   return async () => {
     // Killed, not closed politely: the server sees every socket drop (1006) at once.
@@ -656,7 +567,7 @@ async function memoryRole(impl: Impl, options: Options) {
       heapUsedPerConn: heapUsed,
       externalPerConn: external,
       rssPerConn: (after.rss - before.rss) / k,
-    });
+    } satisfies MemoryReport);
   } finally {
     await server.close();
   }
@@ -681,7 +592,7 @@ interface LoadResult {
 async function measureLoad(impl: Impl, options: Options, profiler?: Session): Promise<LoadResult> {
   const server = await startImpl(impl, options);
   try {
-    const child = spawnRole(['client']);
+    const child = spawnRole(SELF, ['client']);
     const timeout = (options.warmup + options.seconds) * 1000 + 60_000;
     child.send({
       kind: 'load',
@@ -693,20 +604,12 @@ async function measureLoad(impl: Impl, options: Options, profiler?: Session): Pr
       warmup: options.warmup,
       seconds: options.seconds,
     } satisfies Task);
-    const ready = await nextReport(
-      child,
-      (m) => ((m as ClientReport).type === 'ready' ? (m as Extract<ClientReport, { type: 'ready' }>) : undefined),
-      timeout,
-    );
-    await nextReport(child, (m) => ((m as ClientReport).type === 'start' ? m : undefined), timeout);
+    const ready = await nextMessage<Extract<ClientReport, { type: 'ready' }>>(child, 'ready', timeout);
+    await nextMessage(child, 'start', timeout);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     if (profiler) await profiler.post('Profiler.start');
-    const end = await nextReport(
-      child,
-      (m) => ((m as ClientReport).type === 'end' ? (m as Extract<ClientReport, { type: 'end' }>) : undefined),
-      timeout,
-    );
+    const end = await nextMessage<Extract<ClientReport, { type: 'end' }>>(child, 'end', timeout);
     const wall = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     if (profiler) {
@@ -729,12 +632,8 @@ async function measureLoad(impl: Impl, options: Options, profiler?: Session): Pr
 }
 
 async function measureMemory(impl: Impl): Promise<MemoryReport> {
-  const child = spawnRole(['memory', impl, ...process.argv.slice(2)]);
-  const result = await nextReport(
-    child,
-    (m) => ((m as MemoryReport).type === 'memory' ? (m as MemoryReport) : undefined),
-    120_000,
-  );
+  const child = spawnRole(SELF, ['memory', impl, ...process.argv.slice(2)]);
+  const result = await nextMessage<MemoryReport>(child, 'memory', 120_000);
   await exited(child, 10_000);
   return result;
 }
@@ -802,13 +701,6 @@ function printProfile(impl: Impl, profile: { nodes: ProfileNode[]; samples?: num
   console.log(`  self time by area:\n${top(byArea, 12)}`);
   console.log(`  self time by function:\n${top(self, 25)}`);
   if (inclusive.size > 0) console.log(`  inclusive time, project code:\n${top(inclusive, 20)}`);
-}
-
-/** The middle value (the mean of the two middle ones for an even count). */
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const fmt = (n: number, digits = 0) =>
@@ -887,41 +779,10 @@ async function orchestrate(options: Options) {
 
 async function main() {
   const role = process.argv[2];
-  if (role === 'client' || role === 'memory') {
-    // Orphaned (the parent died or gave up): take our own children down and leave.
-    process.once('disconnect', () => {
-      killChildren();
-      process.exit(0);
-    });
-  }
   if (role === 'client') return clientRole();
   const options = parseOptions();
   if (role === 'memory') return memoryRole(process.argv[3] as Impl, options);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      killChildren();
-      process.exit(130);
-    });
-  }
-  try {
-    await orchestrate(options);
-  } finally {
-    killChildren();
-  }
+  await orchestrate(options);
 }
 
-main().catch((error: unknown) => {
-  if (process.send) {
-    try {
-      report({ type: 'error', message: error instanceof Error ? error.message : String(error) });
-    } catch {
-      // The parent is gone.
-    }
-  } else {
-    console.error(error);
-  }
-  killChildren();
-  process.exitCode = 1;
-  // Sockets or timers may still be open in a failed run.
-  setTimeout(() => process.exit(1), 100).unref();
-});
+runMain(main);
