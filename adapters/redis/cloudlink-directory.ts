@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { memoryDirectory, type LobbyDirectory, type Role, type Stage } from '../../machines/cloudlink/directory.js';
 import type { ServerMessage } from '../../machines/cloudlink/protocol.js';
+import { followChanges, recoverWith } from './changes.js';
 import type { RedisCluster } from './cluster.js';
 
 /** A change to the directory, as published on `{prefix}cl:dir` in the one order every process applies. */
@@ -93,19 +94,6 @@ export async function redisLobbyDirectory(
     }
   };
 
-  let buffered: Change[] | undefined = [];
-  await cluster.subscribe(channel, (raw) => {
-    let change: Change;
-    try {
-      change = JSON.parse(raw) as Change;
-    } catch {
-      log.warn('redis: unreadable directory change dropped', { size: raw.length });
-      return;
-    }
-    if (buffered) buffered.push(change);
-    else apply(change);
-  });
-
   /** Fills the mirror from Redis, without introductions (used at start, when no client is here). */
   const load = async () => {
     const procs = await redis.zrange(`${prefix}procs`, 0, -1);
@@ -117,9 +105,7 @@ export async function redisLobbyDirectory(
       }
     }
   };
-  await load();
-  for (const change of buffered) apply(change);
-  buffered = undefined;
+  await followChanges(cluster, channel, { label: 'directory', logger: log, apply, load });
 
   const mine = () =>
     [...owners]
@@ -137,48 +123,25 @@ export async function redisLobbyDirectory(
    */
   const resync = async () => {
     const members = mine();
-    try {
-      const multi = redis.multi().del(hashOf(self));
-      for (const [id, ugi, lobby, role] of members) multi.hset(hashOf(self), id, JSON.stringify([ugi, lobby, role]));
-      multi.expire(hashOf(self), ttlSeconds);
-      multi.publish(channel, JSON.stringify({ t: 'announce', p: self, members } satisfies Change));
-      await multi.exec();
-      for (const p of await redis.zrange(`${prefix}procs`, 0, -1)) {
-        if (p === self) continue;
-        const entries = Object.entries(await redis.hgetall(hashOf(p)));
-        const found = entries.map(([id, value]) => [id, ...(JSON.parse(value) as [string, string, Role])]);
-        apply({ t: 'announce', p, members: found as Extract<Change, { t: 'announce' }>['members'] });
-      }
-    } catch (error) {
-      log.warn('redis: directory resync failed', { error: (error as Error).message });
-      return;
-    }
-    setTimeout(() => void sweep(), cluster.ttl).unref();
-  };
-  const sweep = async () => {
-    const remote = new Map<string, string[]>();
-    for (const [id, owner] of owners) if (owner.p !== self) remote.set(owner.p, [...(remote.get(owner.p) ?? []), id]);
-    try {
-      for (const [p, ids] of remote) {
-        const held = await redis.hmget(hashOf(p), ...ids);
-        ids.forEach((id, i) => {
-          if (held[i] === null && owners.get(id)?.p === p) depart(id);
-        });
-      }
-    } catch {
-      // Redis went again: the next recovery sweeps.
+    const multi = redis.multi().del(hashOf(self));
+    for (const [id, ugi, lobby, role] of members) multi.hset(hashOf(self), id, JSON.stringify([ugi, lobby, role]));
+    multi.expire(hashOf(self), ttlSeconds);
+    multi.publish(channel, JSON.stringify({ t: 'announce', p: self, members } satisfies Change));
+    await multi.exec();
+    for (const p of await redis.zrange(`${prefix}procs`, 0, -1)) {
+      if (p === self) continue;
+      const entries = Object.entries(await redis.hgetall(hashOf(p)));
+      const found = entries.map(([id, value]) => [id, ...(JSON.parse(value) as [string, string, Role])]);
+      apply({ t: 'announce', p, members: found as Extract<Change, { t: 'announce' }>['members'] });
     }
   };
-  cluster.onState((state) => {
-    if (state === 'up') void resync();
-  });
-  cluster.onDead((p) => {
-    if (p === self) {
-      // We were silent for longer than the TTL and the others dropped us: come back.
-      void resync();
-      return;
-    }
-    for (const [id, owner] of [...owners]) if (owner.p === p) depart(id);
+  recoverWith(cluster, {
+    label: 'directory',
+    logger: log,
+    resync,
+    entries: () => [...owners].map(([id, owner]) => [id, owner.p]),
+    depart: (ids) => ids.forEach(depart),
+    hashOf,
   });
   cluster.onBeat((pipeline) => void pipeline.expire(hashOf(self), ttlSeconds));
 

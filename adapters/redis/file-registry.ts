@@ -2,6 +2,7 @@ import { silentLogger, type Logger } from '../../src/logger.js';
 import type { Announcer } from '../../machines/registry/announce.js';
 import type { FileEntry } from '../../machines/registry/protocol.js';
 import { memoryFileRegistry, type FileRegistry } from '../../machines/registry/registry.js';
+import { followChanges, recoverWith } from './changes.js';
 import type { RedisCluster } from './cluster.js';
 
 /** A change to the peer list, as published on `{prefix}rg:dir` in the one order every process applies. */
@@ -92,18 +93,6 @@ export async function redisFileRegistry(
     }
   };
 
-  let buffered: Change[] | undefined = [];
-  await cluster.subscribe(channel, (raw) => {
-    let change: Change;
-    try {
-      change = JSON.parse(raw) as Change;
-    } catch {
-      log.warn('redis: unreadable registry change dropped', { size: raw.length });
-      return;
-    }
-    if (buffered) buffered.push(change);
-    else apply(change);
-  });
   const peersOf = async (p: string) =>
     Object.entries(await redis.hgetall(hashOf(p))).map(
       ([id, files]) => [id, JSON.parse(files) as FileEntry[]] as const,
@@ -113,9 +102,7 @@ export async function redisFileRegistry(
       if (p !== self) for (const [id, files] of await peersOf(p)) join(id, files, p);
     }
   };
-  await load();
-  for (const change of buffered) apply(change);
-  buffered = undefined;
+  await followChanges(cluster, channel, { label: 'registry', logger: log, apply, load });
 
   const mine = () =>
     [...owners]
@@ -129,39 +116,20 @@ export async function redisFileRegistry(
    */
   const resync = async () => {
     const peers = mine();
-    try {
-      const multi = redis.multi().del(hashOf(self));
-      for (const [id, files] of peers) multi.hset(hashOf(self), id, JSON.stringify(files));
-      multi.expire(hashOf(self), ttl);
-      multi.publish(channel, JSON.stringify({ t: 'announce', p: self, peers } satisfies Change));
-      await multi.exec();
-      await load();
-    } catch (error) {
-      log.warn('redis: registry resync failed', { error: (error as Error).message });
-      return;
-    }
-    setTimeout(() => void sweep(), cluster.ttl).unref();
+    const multi = redis.multi().del(hashOf(self));
+    for (const [id, files] of peers) multi.hset(hashOf(self), id, JSON.stringify(files));
+    multi.expire(hashOf(self), ttl);
+    multi.publish(channel, JSON.stringify({ t: 'announce', p: self, peers } satisfies Change));
+    await multi.exec();
+    await load();
   };
-  const sweep = async () => {
-    const remote = new Map<string, string[]>();
-    for (const [id, p] of owners) if (p !== self) remote.set(p, [...(remote.get(p) ?? []), id]);
-    try {
-      for (const [p, ids] of remote) {
-        const held = await redis.hmget(hashOf(p), ...ids);
-        ids.forEach((id, i) => {
-          if (held[i] === null && owners.get(id) === p) depart(id);
-        });
-      }
-    } catch {
-      // Redis went again: the next recovery sweeps.
-    }
-  };
-  cluster.onState((state) => {
-    if (state === 'up') void resync();
-  });
-  cluster.onDead((p) => {
-    if (p === self) return void resync();
-    for (const [id, owner] of [...owners]) if (owner === p) depart(id);
+  recoverWith(cluster, {
+    label: 'registry',
+    logger: log,
+    resync,
+    entries: () => owners,
+    depart: (ids) => ids.forEach(depart),
+    hashOf,
   });
   cluster.onBeat((pipeline) => void pipeline.expire(hashOf(self), ttl));
 

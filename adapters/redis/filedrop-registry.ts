@@ -2,6 +2,7 @@ import { silentLogger, type Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import { generatePeerId, type ServerMessage } from '../../machines/filedrop/protocol.js';
 import { memoryRegistry, type PeerRegistry } from '../../machines/filedrop/registry.js';
+import { followChanges, recoverWith } from './changes.js';
 import type { RedisCluster } from './cluster.js';
 
 /** A change to the registry, as published on `{prefix}fd:dir` in the one order every process applies. */
@@ -160,25 +161,15 @@ export async function redisPeerRegistry(
     }
   };
 
-  let buffered: Change[] | undefined = [];
-  await cluster.subscribe(channel, (raw) => {
-    let change: Change;
-    try {
-      change = JSON.parse(raw) as Change;
-    } catch {
-      log.warn('redis: unreadable filedrop change dropped', { size: raw.length });
-      return;
-    }
-    if (buffered) buffered.push(change);
-    else apply(change);
-  });
   /** The codes of process `p` as written in Redis. */
   const codesOf = async (p: string) => Object.keys(await redis.hgetall(hashOf(p)));
-  for (const p of await redis.zrange(`${prefix}procs`, 0, -1)) {
-    if (p !== self) for (const id of await codesOf(p)) learn(id, p);
-  }
-  for (const change of buffered) apply(change);
-  buffered = undefined;
+  /** Takes in the codes the other processes wrote to Redis. */
+  const load = async () => {
+    for (const p of await redis.zrange(`${prefix}procs`, 0, -1)) {
+      if (p !== self) for (const id of await codesOf(p)) learn(id, p);
+    }
+  };
+  await followChanges(cluster, channel, { label: 'filedrop', logger: log, apply, load });
 
   const mine = () => [...owners].filter(([, p]) => p === self).map(([id]) => id);
 
@@ -233,42 +224,21 @@ export async function redisPeerRegistry(
     const ids = mine();
     const links: [string, string][] = [];
     for (const [r, senders] of asked) for (const s of senders) if (mirror.isLinked(r, s)) links.push([r, s]);
-    try {
-      const multi = redis.multi().del(hashOf(self));
-      for (const id of ids) multi.hset(hashOf(self), id, '1');
-      multi.expire(hashOf(self), Number(ttlSeconds));
-      multi.publish(channel, JSON.stringify({ t: 'announce', p: self, ids, links } satisfies Change));
-      await multi.exec();
-      for (const p of await redis.zrange(`${prefix}procs`, 0, -1)) {
-        if (p !== self) for (const id of await codesOf(p)) learn(id, p);
-      }
-    } catch (error) {
-      log.warn('redis: filedrop resync failed', { error: (error as Error).message });
-      return;
-    }
+    const multi = redis.multi().del(hashOf(self));
+    for (const id of ids) multi.hset(hashOf(self), id, '1');
+    multi.expire(hashOf(self), Number(ttlSeconds));
+    multi.publish(channel, JSON.stringify({ t: 'announce', p: self, ids, links } satisfies Change));
+    await multi.exec();
+    await load();
     void fill();
-    setTimeout(() => void sweep(), cluster.ttl).unref();
   };
-  const sweep = async () => {
-    const remote = new Map<string, string[]>();
-    for (const [id, p] of owners) if (p !== self) remote.set(p, [...(remote.get(p) ?? []), id]);
-    try {
-      for (const [p, ids] of remote) {
-        const held = await redis.hmget(hashOf(p), ...ids);
-        ids.forEach((id, i) => {
-          if (held[i] === null && owners.get(id) === p) depart(id);
-        });
-      }
-    } catch {
-      // Redis went again: the next recovery sweeps.
-    }
-  };
-  cluster.onState((state) => {
-    if (state === 'up') void resync();
-  });
-  cluster.onDead((p) => {
-    if (p === self) return void resync();
-    for (const [id, owner] of [...owners]) if (owner === p) depart(id);
+  recoverWith(cluster, {
+    label: 'filedrop',
+    logger: log,
+    resync,
+    entries: () => owners,
+    depart: (ids) => ids.forEach(depart),
+    hashOf,
   });
   cluster.onBeat((pipeline) => {
     pipeline.expire(hashOf(self), Number(ttlSeconds));

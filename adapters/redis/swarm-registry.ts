@@ -4,6 +4,7 @@ import type { Router } from '../../src/router.js';
 import type { ServerMessage } from '../../machines/swarm/protocol.js';
 import type { Match, MatchRegistry, PendingRequest, RequestEnd } from '../../machines/swarm/registry.js';
 import { tellPeerGone } from '../../machines/swarm/server.machine.js';
+import { followChanges } from './changes.js';
 import type { RedisCluster } from './cluster.js';
 
 /** A pending request as queued in Redis: session, client, context, process. */
@@ -146,14 +147,7 @@ export async function redisMatchRegistry(
     return entry;
   };
 
-  await cluster.subscribe(channel, (raw) => {
-    let change: Change;
-    try {
-      change = JSON.parse(raw) as Change;
-    } catch {
-      log.warn('redis: unreadable swarm change dropped', { size: raw.length });
-      return;
-    }
+  const apply = (change: Change) => {
     switch (change.t) {
       case 'match':
         // Our own pairings are recorded when their answer comes back; this is for the other end.
@@ -170,7 +164,8 @@ export async function redisMatchRegistry(
         return;
       }
     }
-  });
+  };
+  await followChanges(cluster, channel, { label: 'swarm', logger: log, apply });
 
   /** Files one local request with Redis: paired there, or queued. */
   const file = async (request: PendingRequest, item: string) => {

@@ -2,6 +2,7 @@ import { silentLogger, type Logger } from '../../src/logger.js';
 import type { Router } from '../../src/router.js';
 import type { HangupEntry, ServerMessage, UserProfiles } from '../../machines/workrooms/protocol.js';
 import { memoryRegistry, type CallRecord, type WorkroomsRegistry } from '../../machines/workrooms/registry.js';
+import { followChanges, recoverWith } from './changes.js';
 import type { RedisCluster } from './cluster.js';
 
 /** A session's holder: the process and its connection id there. */
@@ -162,18 +163,6 @@ export async function redisWorkroomsRegistry(
     }
   };
 
-  let buffered: Change[] | undefined = [];
-  await cluster.subscribe(channel, (raw) => {
-    let change: Change;
-    try {
-      change = JSON.parse(raw) as Change;
-    } catch {
-      log.warn('redis: unreadable workrooms change dropped', { size: raw.length });
-      return;
-    }
-    if (buffered) buffered.push(change);
-    else apply(change);
-  });
   /** Takes in the sessions and calls the other processes wrote to Redis. */
   const load = async () => {
     for (const p of await redis.zrange(`${prefix}procs`, 0, -1)) {
@@ -184,9 +173,7 @@ export async function redisWorkroomsRegistry(
     const calls = Object.values(await redis.hgetall(callsKey)).map((v) => JSON.parse(v) as CallRecord);
     for (const call of calls) if (!mirror.call(call.callid)) mirror.addCall(call);
   };
-  await load();
-  for (const change of buffered) apply(change);
-  buffered = undefined;
+  await followChanges(cluster, channel, { label: 'workrooms', logger: log, apply, load });
 
   const mine = () => [...holders.keys()].filter((s) => processOf(holders.get(s)!) === self);
 
@@ -214,42 +201,23 @@ export async function redisWorkroomsRegistry(
   const resync = async () => {
     const sessions = mine().map(stored);
     const calls = mine().flatMap((s) => mirror.callsOf(s));
-    try {
-      const multi = redis.multi().del(hashOf(self));
-      for (const entry of sessions) multi.hset(hashOf(self), `s:${entry[0]}`, JSON.stringify(entry));
-      for (const [s, c] of sessions) multi.set(holderKey(s), JSON.stringify([self, c]), 'EX', ttl);
-      for (const call of calls) multi.hset(callsKey, call.callid, JSON.stringify(call));
-      multi.expire(hashOf(self), ttl).expire(callsKey, ttl);
-      multi.publish(channel, JSON.stringify({ t: 'announce', p: self, sessions, calls } satisfies Change));
-      await multi.exec();
-      await load();
-    } catch (error) {
-      log.warn('redis: workrooms resync failed', { error: (error as Error).message });
-      return;
-    }
-    setTimeout(() => void sweep(), cluster.ttl).unref();
+    const multi = redis.multi().del(hashOf(self));
+    for (const entry of sessions) multi.hset(hashOf(self), `s:${entry[0]}`, JSON.stringify(entry));
+    for (const [s, c] of sessions) multi.set(holderKey(s), JSON.stringify([self, c]), 'EX', ttl);
+    for (const call of calls) multi.hset(callsKey, call.callid, JSON.stringify(call));
+    multi.expire(hashOf(self), ttl).expire(callsKey, ttl);
+    multi.publish(channel, JSON.stringify({ t: 'announce', p: self, sessions, calls } satisfies Change));
+    await multi.exec();
+    await load();
   };
-  const sweep = async () => {
-    const remote = new Map<string, string[]>();
-    for (const [s, holder] of holders) {
-      const p = processOf(holder);
-      if (p !== self) remote.set(p, [...(remote.get(p) ?? []), s]);
-    }
-    try {
-      for (const [p, ids] of remote) {
-        const held = await redis.hmget(hashOf(p), ...ids.map((s) => `s:${s}`));
-        depart(ids.filter((s, i) => held[i] === null && holders.has(s) && processOf(holders.get(s)!) === p));
-      }
-    } catch {
-      // Redis went again: the next recovery sweeps.
-    }
-  };
-  cluster.onState((state) => {
-    if (state === 'up') void resync();
-  });
-  cluster.onDead((p) => {
-    if (p === self) return void resync();
-    depart([...holders].filter(([, holder]) => processOf(holder) === p).map(([s]) => s));
+  recoverWith(cluster, {
+    label: 'workrooms',
+    logger: log,
+    resync,
+    entries: () => [...holders].map(([s, holder]) => [s, processOf(holder)]),
+    depart,
+    hashOf,
+    field: (s) => `s:${s}`,
   });
   cluster.onBeat((pipeline) => {
     pipeline.expire(hashOf(self), ttl).expire(callsKey, ttl);
