@@ -436,6 +436,38 @@ export const filedropReceiverSetup = setup({
 });
 
 /**
+ * A state that asks the sink what it holds (`resumeOffset`) and then opens a
+ * connection whose offer asks for the rest: the first connection
+ * (`reconnect` false: `resuming`) or a fresh one after the last was lost
+ * (`reconnecting`, which counts it against `maxReconnects`).
+ */
+const resumeFromSink = (reconnect: boolean) =>
+  ({
+    invoke: {
+      id: 'resumeOffset',
+      src: 'resumeOffset',
+      input: ({ context }: { context: ReceiverContext }) => ({ sink: context.sink!, file: context.file! }),
+      onDone: {
+        target: 'transferring',
+        actions: {
+          type: 'keepOffset',
+          params: ({ event }: { event: { output: number } }) => ({ offset: event.output, reconnect }),
+        },
+      },
+      onError: {
+        target: '#filedropReceiver.active.failing',
+        actions: {
+          type: 'fail',
+          params: ({ event }: { event: { error: unknown } }) => ({
+            reason: 'sink-failed' as const,
+            message: `reading what the sink holds failed: ${describe(event.error)}`,
+          }),
+        },
+      },
+    },
+  }) as const;
+
+/**
  * A filedrop receiver: it asks the sender whose code it was given for its
  * file (`request`), opens a sink once the `response` describes it, makes the
  * WebRTC offer and the data channel (trickle ICE), writes the chunks that
@@ -574,49 +606,9 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
               },
             },
             // What the sink holds already (a `.part` of this file, say): the offer asks for the rest.
-            resuming: {
-              invoke: {
-                id: 'resumeOffset',
-                src: 'resumeOffset',
-                input: ({ context }) => ({ sink: context.sink!, file: context.file! }),
-                onDone: {
-                  target: 'transferring',
-                  actions: { type: 'keepOffset', params: ({ event }) => ({ offset: event.output, reconnect: false }) },
-                },
-                onError: {
-                  target: '#filedropReceiver.active.failing',
-                  actions: {
-                    type: 'fail',
-                    params: ({ event }) => ({
-                      reason: 'sink-failed',
-                      message: `reading what the sink holds failed: ${describe(event.error)}`,
-                    }),
-                  },
-                },
-              },
-            },
+            resuming: resumeFromSink(false),
             // The connection was lost mid-transfer: a fresh one resumes from what is stored.
-            reconnecting: {
-              invoke: {
-                id: 'resumeOffset',
-                src: 'resumeOffset',
-                input: ({ context }) => ({ sink: context.sink!, file: context.file! }),
-                onDone: {
-                  target: 'transferring',
-                  actions: { type: 'keepOffset', params: ({ event }) => ({ offset: event.output, reconnect: true }) },
-                },
-                onError: {
-                  target: '#filedropReceiver.active.failing',
-                  actions: {
-                    type: 'fail',
-                    params: ({ event }) => ({
-                      reason: 'sink-failed',
-                      message: `reading what the sink holds failed: ${describe(event.error)}`,
-                    }),
-                  },
-                },
-              },
-            },
+            reconnecting: resumeFromSink(true),
             transferring: {
               invoke: {
                 id: 'rtc',
