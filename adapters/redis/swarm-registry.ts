@@ -217,10 +217,10 @@ export async function redisMatchRegistry(
         return undefined;
       }
       // Redis down: paired among this process's own requests, oldest first.
-      for (const [otherKey, otherItem] of waiting) {
+      for (const otherItem of waiting.values()) {
         const other = JSON.parse(otherItem) as Queued;
         if (other.c === request.client) continue;
-        waiting.delete(otherKey);
+        // `record` takes both out of `waiting`: an end it does not find there has left.
         const id = randomUUID();
         waiting.set(k, item);
         const entry = record(id, other, JSON.parse(item) as Queued)!;

@@ -1,7 +1,16 @@
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, queued, startServe, type JsonClient, type JsonMessage, type ServeProcess } from './processes.js';
+import {
+  jsonClient,
+  loseRedis,
+  queued,
+  restoreRedis,
+  startServe,
+  type JsonClient,
+  type JsonMessage,
+  type ServeProcess,
+} from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -152,5 +161,44 @@ describe('filedrop across processes on Redis', () => {
     // Well inside one TTL: told by the leaving process, not found dead later.
     expect(Date.now() - stopped).toBeLessThan(TTL);
     receiver.close();
+  });
+  it('Redis lost: codes and exchanges on one process go on, a code on the other is refused; all recovers', async () => {
+    const sender = await peer(a.port);
+    const probe = await peer(b.port);
+    await requestUntilKnown(probe, sender.id);
+    await sender.next('request');
+    await loseRedis(redis, [a, b]);
+
+    // Across processes: refused with the protocol's answer for an unreachable code.
+    const receiver = await peer(b.port);
+    receiver.send({ type: 'request', detail: { peer: sender.id } });
+    expect(await receiver.next('peer not exists')).toEqual({
+      type: 'peer not exists',
+      detail: { peer: sender.id, event: 'request' },
+    });
+    // On one process: codes are handed out and the exchange goes on.
+    const localSender = await peer(a.port);
+    const localReceiver = await peer(a.port);
+    localReceiver.send({ type: 'request', detail: { peer: localSender.id } });
+    expect(await localSender.next('request')).toEqual({ type: 'request', detail: { peer: localReceiver.id } });
+    localSender.send({ type: 'response', detail: { peer: localReceiver.id, data: { name: 'x' } } });
+    expect((await localReceiver.next('response')).detail).toEqual({ peer: localSender.id, data: { name: 'x' } });
+
+    await restoreRedis(redis, [a, b]);
+    // The codes held before the outage and handed out during it are written back and reachable again.
+    await requestUntilKnown(receiver, sender.id);
+    expect(await sender.next('request')).toEqual({ type: 'request', detail: { peer: receiver.id } });
+    const late = await peer(b.port);
+    await requestUntilKnown(late, localSender.id);
+    expect(await localSender.next('request')).toEqual({ type: 'request', detail: { peer: late.id } });
+    localSender.send({ type: 'response', detail: { peer: late.id, data: { name: 'y' } } });
+    expect((await late.next('response')).detail).toEqual({ peer: localSender.id, data: { name: 'y' } });
+    // One TTL after the return, the sweep forgets nobody who is still there.
+    await new Promise((resolve) => setTimeout(resolve, TTL + 500));
+    expect([...receiver.queue, ...late.queue, ...probe.queue].filter((m) => m.type === 'peer not exists')).toEqual([]);
+    // New codes from both processes are still all different.
+    const fresh = await Promise.all([...Array(10)].map((_, i) => peer(i % 2 ? a.port : b.port)));
+    expect(new Set(fresh.map((p) => p.id)).size).toBe(10);
+    for (const c of [sender, probe, receiver, localSender, localReceiver, late, ...fresh]) c.close();
   });
 });

@@ -226,3 +226,47 @@ export function queued<T>() {
     },
   };
 }
+
+/** Anything with a `stop` and a `start` of Redis (the test's redis-server). */
+interface Restartable {
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+/** Waits until every process's `/health` says Redis is `state`. */
+async function redisStateIs(processes: ServeProcess[], state: 'up' | 'down', timeout: number): Promise<void> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const states = await Promise.all(processes.map(async (p) => (await p.health()).redis?.state));
+    if (states.every((s) => s === state)) return;
+    if (Date.now() > deadline) throw new Error(`Redis never ${state} on every process: ${JSON.stringify(states)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Kills redis-server and waits until every process says Redis is down; each
+ * must have logged one `warn` line `redis lost`.
+ */
+export async function loseRedis(redis: Restartable, processes: ServeProcess[]): Promise<void> {
+  await redis.stop();
+  await redisStateIs(processes, 'down', 10_000);
+  for (const p of processes) {
+    const lost = p.lines.filter((l) => l.msg === 'redis lost');
+    if (lost.length !== 1 || lost[0]!.level !== 'warn') throw new Error(`no warn line 'redis lost' on :${p.port}`);
+  }
+}
+
+/**
+ * Starts redis-server again on its port (empty) and waits until every
+ * process is back on it; none may have crashed or logged at `error`.
+ */
+export async function restoreRedis(redis: Restartable, processes: ServeProcess[]): Promise<void> {
+  await redis.start();
+  await redisStateIs(processes, 'up', 15_000);
+  for (const p of processes) {
+    const errors = p.lines.filter((l) => l.level === 'error');
+    if (p.child.exitCode !== null || errors.length > 0)
+      throw new Error(`process :${p.port} crashed or logged errors: ${JSON.stringify(errors)}`);
+  }
+}

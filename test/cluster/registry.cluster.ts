@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, startServe, type JsonMessage, type ServeProcess } from './processes.js';
+import { jsonClient, loseRedis, restoreRedis, startServe, type JsonMessage, type ServeProcess } from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -135,5 +135,37 @@ describe('registry across processes on Redis', () => {
     await watcher.until((p) => !p.has(leaving.id), TTL);
     expect(Date.now() - stopped).toBeLessThan(TTL);
     watcher.close();
+  });
+  it('Redis lost: peers of one process see each other, relays to the other are refused; all recovers', async () => {
+    const one = await connect(a.port, [{ path: 'one', size: 1 }]);
+    const two = await connect(b.port, [{ path: 'two', size: 2 }]);
+    await one.until((p) => p.has(two.id));
+    await loseRedis(redis, [a, b]);
+
+    // Across processes: a relay is refused with a typed error.
+    one.send({ type: 'Offer', detail: { peer: two.id, connection: 'lost', sdp: { type: 'offer', sdp: 'o' } } });
+    expect((await one.next('Error')).detail).toMatchObject({ code: 'ERR_PEER_GONE', event: 'Offer' });
+    // On one process: a newcomer is announced, and relays go on.
+    const three = await connect(a.port, [{ path: 'three', size: 3 }]);
+    await one.until((p) => p.has(three.id));
+    three.send({ type: 'Offer', detail: { peer: one.id, connection: 'here', sdp: { type: 'offer', sdp: 'o' } } });
+    expect((await one.next('Offer')).detail).toMatchObject({ peer: three.id, connection: 'here' });
+
+    await restoreRedis(redis, [a, b]);
+    // The newcomer of the outage is announced to the other process, and relays cross again.
+    await two.until((p) => p.has(three.id) && p.has(one.id));
+    for (let attempt = 0; ; attempt++) {
+      one.send({ type: 'Offer', detail: { peer: two.id, connection: 'back', sdp: { type: 'offer', sdp: 'o' } } });
+      const refused = await one.next('Error', 300).catch(() => undefined);
+      if (refused === undefined) break;
+      if (attempt > 40) throw new Error(`relay still refused: ${JSON.stringify(refused)}`);
+    }
+    expect((await two.next('Offer')).detail).toMatchObject({ peer: one.id, connection: 'back' });
+    // One TTL after the return, the sweep unregisters nobody who is still there.
+    await new Promise((resolve) => setTimeout(resolve, TTL + 500));
+    for (const c of [one, two, three]) c.read();
+    expect([...one.peers.keys()].sort()).toEqual([three.id, two.id].sort());
+    expect([...two.peers.keys()].sort()).toEqual([one.id, three.id].sort());
+    for (const c of [one, two, three]) c.close();
   });
 });

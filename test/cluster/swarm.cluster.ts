@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, startServe, type ServeProcess } from './processes.js';
+import { jsonClient, loseRedis, restoreRedis, startServe, type ServeProcess } from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -114,5 +114,37 @@ describe('swarm across processes on Redis', () => {
     expect((await survivor.next('error', TTL)).detail).toMatchObject({ code: 'ERR_PEER_GONE', context_id: 's' });
     expect(Date.now() - stopped).toBeLessThan(TTL);
     survivor.close();
+  });
+  it('Redis lost: requests on one process are matched, those on two wait; they are matched when it returns', async () => {
+    await loseRedis(redis, [a, b]);
+    // On one process: matched, and the offer relayed.
+    const p1 = await peer(a.port, 'outage-p1');
+    const p2 = await peer(a.port, 'outage-p2');
+    p1.send({ type: 'requesting_peers', detail: { context_id: 'p1' } });
+    await wait(100);
+    p2.send({ type: 'requesting_peers', detail: { context_id: 'p2' } });
+    expect(await p1.next('requesting_offer')).toEqual({ type: 'requesting_offer', detail: { context_id: 'p1' } });
+    expect(await p2.next('wait_for_offer')).toEqual({ type: 'wait_for_offer', detail: { context_id: 'p2' } });
+    p1.send({ type: 'sending_offer', detail: { offer: 'o', context_id: 'p1' } });
+    expect((await p2.next('forwarding_offer')).detail).toEqual({ offer: 'o', context_id: 'p2' });
+    // On two processes: each waits (no match can be made without Redis), neither is refused.
+    const x = await peer(a.port, 'outage-x');
+    const y = await peer(b.port, 'outage-y');
+    x.send({ type: 'requesting_peers', detail: { context_id: 'x' } });
+    y.send({ type: 'requesting_peers', detail: { context_id: 'y' } });
+    await wait(300);
+    expect([...x.queue, ...y.queue]).toEqual([]);
+
+    await restoreRedis(redis, [a, b]);
+    // Both are filed again and matched with each other, in one order or the other.
+    const [fx, fy] = await Promise.all([
+      x.next(['requesting_offer', 'wait_for_offer']),
+      y.next(['requesting_offer', 'wait_for_offer']),
+    ]);
+    expect([fx.type, fy.type].sort()).toEqual(['requesting_offer', 'wait_for_offer']);
+    const [alice, bob, bobContext] = fx.type === 'requesting_offer' ? [x, y, 'y'] : [y, x, 'x'];
+    alice.send({ type: 'sending_offer', detail: { offer: 'across', context_id: bobContext === 'y' ? 'x' : 'y' } });
+    expect((await bob.next('forwarding_offer')).detail).toEqual({ offer: 'across', context_id: bobContext });
+    for (const c of [p1, p2, x, y]) c.close();
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateId } from '../../machines/workrooms/protocol.js';
 import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, startServe, type JsonClient, type ServeProcess } from './processes.js';
+import { jsonClient, loseRedis, restoreRedis, startServe, type JsonClient, type ServeProcess } from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -167,5 +167,44 @@ describe('workrooms across processes on Redis', () => {
     });
     expect(Date.now() - stopped).toBeLessThan(TTL);
     bob.close();
+  });
+  it('Redis lost: calls on one process go on, relays to the other are refused; all recovers', async () => {
+    const alice = await register(a.port);
+    const bob = await register(b.port);
+    const across = await call(alice, bob);
+    await loseRedis(redis, [a, b]);
+
+    // Across processes: a relay and a new call are refused with a typed error.
+    alice.send({ type: 'offer', detail: { callid: across.callid, peerid: bob.sessionid, sdp: 'lost' } });
+    expect((await alice.next('error')).detail).toMatchObject({ code: 'ERR_PEER_GONE', event: 'offer' });
+    const erin = await register(b.port);
+    erin.send({ type: 'call', detail: { to: alice.sessionid } });
+    expect((await erin.next('error')).detail).toMatchObject({ code: 'ERR_PEER_GONE', event: 'call' });
+    // On one process: register, profile, call and relay go on.
+    const carol = await register(a.port);
+    carol.send({ type: 'userprofile', detail: { github: { login: 'carol-outage7' } } });
+    const dave = await register(a.port);
+    const local = await call(carol, dave);
+    carol.send({ type: 'offer', detail: { callid: local.callid, peerid: dave.sessionid, sdp: 'here' } });
+    expect((await dave.next('offer')).detail).toMatchObject({ peerid: carol.sessionid, sdp: 'here' });
+
+    await restoreRedis(redis, [a, b]);
+    // The call made before the outage carries relays again, both ways.
+    for (let attempt = 0; ; attempt++) {
+      alice.send({ type: 'offer', detail: { callid: across.callid, peerid: bob.sessionid, sdp: 'back' } });
+      const answer = await alice.next(['error'], 300).catch(() => undefined);
+      if (answer === undefined) break;
+      if (attempt > 40) throw new Error(`relay still refused: ${JSON.stringify(answer)}`);
+    }
+    expect((await bob.next('offer')).detail).toMatchObject({ peerid: alice.sessionid, sdp: 'back' });
+    bob.send({ type: 'answer', detail: { callid: across.callid, peerid: alice.sessionid, sdp: 'ok' } });
+    expect((await alice.next('answer')).detail).toMatchObject({ peerid: bob.sessionid, sdp: 'ok' });
+    // A session registered during the outage is found from the other process, and called.
+    await searchUntil(bob, 'outage7', (r) => JSON.stringify(r).includes(carol.sessionid));
+    await call(erin, carol);
+    // One TTL after the return, the sweep ends no call whose sides are still there.
+    await new Promise((resolve) => setTimeout(resolve, TTL + 500));
+    expect([alice, bob, carol, dave, erin].flatMap((c) => c.queue.filter((m) => m.type === 'hangup'))).toEqual([]);
+    for (const c of [alice, bob, carol, dave, erin]) c.close();
   });
 });
