@@ -71,6 +71,31 @@ describe.skipIf(!hasRedis)('Redis router', () => {
     }
   });
 
+  it('an unreadable message on a process channel is dropped with a warn line; odd ids and quoted frames go through', async () => {
+    const warnings: string[] = [];
+    const logger = { info() {}, error() {}, warn: (message: string) => void warnings.push(message) };
+    const prefix = `t${randomUUID().slice(0, 8)}:`;
+    const ca = await connectRedis(redis.url, { prefix, process: 'A', ttl: 3000 });
+    const cb = await connectRedis(redis.url, { prefix, process: 'B', ttl: 3000 });
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      const b = await redisRouter(cb, jsonEncoder, { logger });
+      const odd = 'm3:x\n"{}';
+      const far = recordingTransport();
+      b.add(odd, far);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const garbage of ['', 'x', 'm', 'm9:short', 'mx:id', 'c2:id[', 'c2:id{}'])
+        await ca.redis.publish(`${prefix}p:B`, garbage);
+      await a.deliver(odd, { type: 'M', detail: { text: 'a "quoted"\nline' } });
+      await vi.waitFor(() => expect(far.frames).toHaveLength(1));
+      expect(JSON.parse(far.frames[0] as string)).toEqual({ type: 'M', detail: { text: 'a "quoted"\nline' } });
+      expect(warnings.filter((w) => w === 'redis: unreadable delivery dropped')).toHaveLength(7);
+      expect(b.remoteReceived).toBe(1);
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
   it('refuses to start when Redis is unreachable', async () => {
     const port = await freePort();
     await expect(connectRedis(`redis://127.0.0.1:${port}`)).rejects.toBeInstanceOf(RedisUnavailableError);

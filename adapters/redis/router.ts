@@ -28,9 +28,39 @@ local p = redis.call('GET', KEYS[1])
 if not p then return -1 end
 return redis.call('PUBLISH', ARGV[1] .. p, ARGV[2])
 `;
+const ROUTE_COMMAND = 'signalboxRoute';
+type RouteCommand = (key: string, channelPrefix: string, message: string) => Promise<number>;
 
-/** What travels on a process's channel: a frame to deliver, or a close. */
-type Envelope = ['m', string, string] | ['b', string, string] | ['c', string, number | null, string | null];
+/**
+ * What travels on a process's channel: a kind (`m` a text frame, `b` a
+ * binary one in base64, `c` a close), the session id with its length in
+ * front (`m12:` + id), then the body as it is — a text frame is carried
+ * untouched, not escaped inside another JSON document; a close's body is
+ * `[code, reason]` in JSON.
+ */
+type Kind = 'm' | 'b' | 'c';
+type Opened =
+  | { kind: 'm' | 'b'; id: string; body: string }
+  | { kind: 'c'; id: string; code: number | undefined; reason: string | undefined };
+const envelope = (kind: Kind, id: string, body: string) => `${kind}${id.length}:${id}${body}`;
+/** The envelope `raw` opened, or undefined when it is not one. */
+function openEnvelope(raw: string): Opened | undefined {
+  const kind = raw[0];
+  const colon = raw.indexOf(':');
+  const length = Number(raw.slice(1, colon));
+  const end = colon + 1 + length;
+  if (colon < 2 || !Number.isInteger(length) || end > raw.length) return undefined;
+  const id = raw.slice(colon + 1, end);
+  const body = raw.slice(end);
+  if (kind === 'm' || kind === 'b') return { kind, id, body };
+  if (kind !== 'c') return undefined;
+  try {
+    const [code, reason] = JSON.parse(body) as [number | null, string | null];
+    return { kind, id, code: code ?? undefined, reason: reason ?? undefined };
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * A {@link Router} for a cluster of processes sharing one Redis. A session
@@ -94,35 +124,28 @@ export async function redisRouter<M extends Message>(
     }
   };
 
-  const take = (envelope: Envelope) => {
-    if (envelope[0] === 'c') transports.get(envelope[1])?.close(envelope[2] ?? undefined, envelope[3] ?? undefined);
-    else {
-      options.beforeDeliver?.(envelope[1]);
-      writeLocal(envelope[1], envelope[0] === 'b' ? Buffer.from(envelope[2], 'base64') : envelope[2]);
-    }
-  };
   await cluster.subscribe(`${channelPrefix}${self}`, (raw) => {
-    let envelope: Envelope;
-    try {
-      envelope = JSON.parse(raw) as Envelope;
-    } catch {
-      log.warn('redis: unreadable delivery dropped', { size: raw.length });
-      return;
-    }
+    const opened = openEnvelope(raw);
+    if (!opened) return log.warn('redis: unreadable delivery dropped', { size: raw.length });
     remoteReceived++;
-    take(envelope);
+    if (opened.kind === 'c') return transports.get(opened.id)?.close(opened.code, opened.reason);
+    options.beforeDeliver?.(opened.id);
+    writeLocal(opened.id, opened.kind === 'b' ? Buffer.from(opened.body, 'base64') : opened.body);
   });
   // Every heartbeat rewrites every route (SET, not EXPIRE): after Redis restarts empty they come back.
   cluster.onBeat((pipeline) => {
     for (const id of transports.keys()) pipeline.set(routeKey(id), self, 'EX', ttlSeconds);
   });
 
-  const publish = async (id: string, envelope: Envelope): Promise<void> => {
+  // EVALSHA (ioredis falls back to EVAL when Redis has not seen the script, as after a restart).
+  redis.defineCommand(ROUTE_COMMAND, { numberOfKeys: 1, lua: ROUTE });
+  const route = (redis as unknown as Record<typeof ROUTE_COMMAND, RouteCommand>)[ROUTE_COMMAND].bind(redis);
+  const publish = async (id: string, message: string): Promise<void> => {
     if (cluster.state === 'down')
       throw new RouterError(ErrorCode.Unavailable, `cannot reach session ${id}: Redis is unreachable`);
     let result: unknown;
     try {
-      result = await redis.eval(ROUTE, 1, routeKey(id), channelPrefix, JSON.stringify(envelope));
+      result = await route(routeKey(id), channelPrefix, message);
     } catch (error) {
       throw new RouterError(ErrorCode.Unavailable, `cannot reach session ${id}: ${(error as Error).message}`, {
         cause: error,
@@ -131,10 +154,10 @@ export async function redisRouter<M extends Message>(
     if (result === -1 || result === 0) throw new RouterError(ErrorCode.PeerGone, `no process holds session ${id}`);
     remoteSent++;
   };
-  const envelopeOf = (id: string, frame: Frame): Envelope =>
+  const envelopeOf = (id: string, frame: Frame): string =>
     typeof frame === 'string'
-      ? ['m', id, frame]
-      : ['b', id, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64')];
+      ? envelope('m', id, frame)
+      : envelope('b', id, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64'));
   const quiet = (promise: Promise<void>) =>
     promise.catch((error: unknown) => {
       if (!(error instanceof RouterError)) log.error('redis: delivery failed', { error: String(error) });
@@ -167,7 +190,8 @@ export async function redisRouter<M extends Message>(
     close(id, code, reason) {
       const transport = transports.get(id);
       if (transport) transport.close(code, reason);
-      else if (cluster.state === 'up') void quiet(publish(id, ['c', id, code ?? null, reason ?? null]));
+      else if (cluster.state === 'up')
+        void quiet(publish(id, envelope('c', id, JSON.stringify([code ?? null, reason ?? null]))));
     },
     get size() {
       return transports.size;
