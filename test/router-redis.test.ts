@@ -96,6 +96,77 @@ describe.skipIf(!hasRedis)('Redis router', () => {
     }
   });
 
+  it('routes carry no TTL and the heartbeat writes none: its cost is per process, not per session', async () => {
+    const [ca, cb] = await twoProcesses();
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      const b = await redisRouter(cb, jsonEncoder);
+      b.add('far', recordingTransport());
+      await vi.waitFor(async () => expect(await ca.redis.get(`${ca.prefix}r:far`)).toBe('B'));
+      expect(await ca.redis.ttl(`${ca.prefix}r:far`)).toBe(-1);
+      await ca.redis.del(`${ca.prefix}r:far`);
+      await cb.beat();
+      expect(await ca.redis.exists(`${ca.prefix}r:far`)).toBe(0);
+      const error = await a.deliver('far', { type: 'M', detail: {} }).catch((e: unknown) => e);
+      expect((error as RouterError).code).toBe(ErrorCode.PeerGone);
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
+  it('a process found dead: its routes are refused, then deleted by the process that clears it; a route taken over stays', async () => {
+    const [ca, cb] = await twoProcesses();
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      const b = await redisRouter(cb, jsonEncoder);
+      const moved = recordingTransport();
+      b.add('moved', moved);
+      // Process G died without a word: present with an old heartbeat, its routes still written.
+      const key = (k: string) => `${ca.prefix}${k}`;
+      await ca.redis
+        .multi()
+        .zadd(key('procs'), 0, 'G')
+        .set(key('r:ghost'), 'G')
+        .sadd(key('rs:G'), 'ghost', 'moved')
+        .exec();
+      await vi.waitFor(async () => expect(await ca.redis.get(key('r:moved'))).toBe('B'));
+      const before = await a.deliver('ghost', { type: 'M', detail: {} }).catch((e: unknown) => e);
+      expect((before as RouterError).code).toBe(ErrorCode.PeerGone);
+
+      await ca.beat();
+      expect(await ca.redis.zscore(key('procs'), 'G')).toBeNull();
+      expect(await ca.redis.exists(key('r:ghost'), key('rs:G'))).toBe(0);
+      expect(await ca.redis.get(key('r:moved'))).toBe('B');
+      await a.deliver('moved', { type: 'M', detail: { n: 1 } });
+      await vi.waitFor(() => expect(moved.frames).toHaveLength(1));
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
+  it('a process declared dead while alive writes its routes again and is reachable again', async () => {
+    const [ca, cb] = await twoProcesses();
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      const b = await redisRouter(cb, jsonEncoder);
+      const far = recordingTransport();
+      b.add('far', far);
+      await vi.waitFor(async () => expect(await ca.redis.get(`${ca.prefix}r:far`)).toBe('B'));
+      await ca.redis.zadd(`${ca.prefix}procs`, 0, 'B');
+      await ca.beat();
+      expect(await ca.redis.zscore(`${ca.prefix}procs`, 'B')).toBeNull();
+      await vi.waitFor(
+        async () => {
+          await a.deliver('far', { type: 'M', detail: { n: 1 } });
+        },
+        { timeout: 5000, interval: 100 },
+      );
+      await vi.waitFor(() => expect(far.frames.length).toBeGreaterThan(0));
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
   it('refuses to start when Redis is unreachable', async () => {
     const port = await freePort();
     await expect(connectRedis(`redis://127.0.0.1:${port}`)).rejects.toBeInstanceOf(RedisUnavailableError);
@@ -124,7 +195,7 @@ describe.skipIf(!hasRedis)('Redis router', () => {
       const error = await a.deliver('far', { type: 'M', detail: {} }).catch((e: unknown) => e);
       expect((error as RouterError).code).toBe(ErrorCode.Unavailable);
 
-      // Redis comes back empty: the heartbeat on reconnect writes the routes again.
+      // Redis comes back empty: each process writes its routes again once it is back.
       await redis.start();
       await vi.waitFor(() => expect([ca.state, cb.state]).toEqual(['up', 'up']), { timeout: 10_000 });
       await vi.waitFor(

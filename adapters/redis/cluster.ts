@@ -55,6 +55,14 @@ export interface RedisCluster {
    * deleted with its presence.
    */
   ownKeys(keyPrefix: string): void;
+  /**
+   * Names a route family: keys `{routePrefix}{id}` → process, carrying no
+   * TTL, each listed in its process's index set `{setPrefix}{process}`. When
+   * a process is found dead or closes, its routes that still name it are
+   * deleted with its presence; a route naming a process that is not present
+   * counts as absent meanwhile.
+   */
+  ownRoutes(setPrefix: string, routePrefix: string): void;
   /** Runs one heartbeat now (tests; the timer runs them on its own). */
   beat(): Promise<void>;
   /**
@@ -71,18 +79,37 @@ export class RedisUnavailableError extends Error {
   override readonly name = 'RedisUnavailableError';
 }
 
+// Clears process `p` (dead or leaving): deletes its hashes (ARGV[first + 1 … first + n] .. p, n =
+// ARGV[first]) and, for each route family after them (a pair: index-set prefix, route-key prefix),
+// every route key listed in its index set `{set}{p}` that still names p (a session taken over by
+// another process keeps its route), then the set.
+const CLEAR = `
+local function clear(p, first)
+  local n = tonumber(ARGV[first])
+  for i = first + 1, first + n do redis.call('DEL', ARGV[i] .. p) end
+  for i = first + n + 1, #ARGV, 2 do
+    local set = ARGV[i] .. p
+    for _, id in ipairs(redis.call('SMEMBERS', set)) do
+      local key = ARGV[i + 1] .. id
+      if redis.call('GET', key) == p then redis.call('DEL', key) end
+    end
+    redis.call('DEL', set)
+  end
+end
+`;
+
 // The heartbeat: record this process as alive (by Redis's clock, so process clocks need not agree),
 // then claim every process silent for longer than the TTL. ZREM answers 1 to one claimer only,
-// so exactly one process deletes each dead process's hashes (ARGV[4…] .. process) and publishes
-// its death.
-const BEAT = `
+// so exactly one process clears each dead process and publishes its death. Its cost is one ZADD
+// per process per period, whatever the number of clients.
+const BEAT = `${CLEAR}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 for _, p in ipairs(stale) do
   if redis.call('ZREM', KEYS[1], p) == 1 then
-    for i = 4, #ARGV do redis.call('DEL', ARGV[i] .. p) end
+    clear(p, 4)
     redis.call('PUBLISH', ARGV[3], p)
   end
 end
@@ -90,9 +117,9 @@ return #stale
 `;
 
 // A clean exit: the same as being found dead, at once (ARGV[1] is this process).
-const LEAVE = `
+const LEAVE = `${CLEAR}
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  for i = 3, #ARGV do redis.call('DEL', ARGV[i] .. ARGV[1]) end
+  clear(ARGV[1], 3)
   redis.call('PUBLISH', ARGV[2], ARGV[1])
 end
 return 1
@@ -128,6 +155,9 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
   const deadHooks: ((process: string) => void)[] = [];
   const stateHooks: ((state: RedisState) => void)[] = [];
   const owned: string[] = [];
+  const routes: string[] = [];
+  /** What `clear` in the scripts takes: the owned hash prefixes, counted, then the route families. */
+  const clearArgs = () => [String(owned.length), ...owned, ...routes];
   let state: RedisState = 'down';
   let closed = false;
 
@@ -165,7 +195,7 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
   const beat = async () => {
     if (closed || state === 'down') return;
     const pipeline = redis.pipeline();
-    pipeline.eval(BEAT, 1, `${prefix}procs`, self, String(ttl), deadChannel, ...owned);
+    pipeline.eval(BEAT, 1, `${prefix}procs`, self, String(ttl), deadChannel, ...clearArgs());
     for (const hook of beats) hook(pipeline);
     try {
       await pipeline.exec();
@@ -189,6 +219,7 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
     onDead: (hook) => void deadHooks.push(hook),
     onState: (hook) => void stateHooks.push(hook),
     ownKeys: (keyPrefix) => void owned.push(keyPrefix),
+    ownRoutes: (setPrefix, routePrefix) => void routes.push(setPrefix, routePrefix),
     beat,
     async close() {
       if (closed) return;
@@ -196,7 +227,7 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
       clearInterval(timer);
       try {
         // On the command connection, after every change this process published: they arrive first.
-        if (state === 'up') await redis.eval(LEAVE, 1, `${prefix}procs`, self, deadChannel, ...owned);
+        if (state === 'up') await redis.eval(LEAVE, 1, `${prefix}procs`, self, deadChannel, ...clearArgs());
       } catch {
         // Gone already: the TTL clears the rest.
       }
@@ -208,6 +239,8 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
     if (closed) return;
     for (const hook of deadHooks) hook(process);
   });
+  // Present at once: a route naming this process counts only while it is.
+  await beat();
   const timer = setInterval(() => void beat(), period);
   timer.unref();
   return cluster;

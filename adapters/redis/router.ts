@@ -4,6 +4,7 @@ import { silentLogger, type Logger } from '../../src/logger.js';
 import type { Message } from '../../src/message.js';
 import { RouterError, type Router } from '../../src/router.js';
 import type { Frame, Transport } from '../../src/transport.js';
+import type { ChainableCommander } from 'ioredis';
 import type { RedisCluster } from './cluster.js';
 
 /** A {@link Router} that also reaches sessions held by other processes, through Redis. */
@@ -23,13 +24,20 @@ export interface RedisRouter<M extends Message = Message> extends Router<M> {
 
 // Looks up the process holding a session and publishes to its channel, in one step on the
 // command connection: messages from one process keep their order on the way to another.
+// A route naming a process that is not present (found dead, not yet cleared) counts as absent.
 const ROUTE = `
 local p = redis.call('GET', KEYS[1])
-if not p then return -1 end
+if not p or not redis.call('ZSCORE', KEYS[2], p) then return -1 end
 return redis.call('PUBLISH', ARGV[1] .. p, ARGV[2])
 `;
 const ROUTE_COMMAND = 'signalboxRoute';
-type RouteCommand = (key: string, channelPrefix: string, message: string) => Promise<number>;
+// Drops a route only while it names this process: a session taken over elsewhere keeps its new one.
+const UNROUTE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+`;
+type RouteCommand = (key: string, procs: string, channelPrefix: string, message: string) => Promise<number>;
 
 /**
  * What travels on a process's channel: a kind (`m` a text frame, `b` a
@@ -65,10 +73,18 @@ function openEnvelope(raw: string): Opened | undefined {
 /**
  * A {@link Router} for a cluster of processes sharing one Redis. A session
  * held here is written to directly, as {@link memoryRouter} does; any other
- * is looked up (key `{prefix}r:{id}` → process, with the presence TTL,
- * refreshed by every heartbeat) and published on that process's channel
- * `{prefix}p:{process}`, which delivers it to the session's transport. Each
- * protocol has its own router, under its own `namespace`.
+ * is looked up (key `{prefix}r:{id}` → process) and published on that
+ * process's channel `{prefix}p:{process}`, which delivers it to the
+ * session's transport. Each protocol has its own router, under its own
+ * `namespace`.
+ *
+ * Routes carry no TTL and the heartbeat does not touch them: a route is
+ * written when its session arrives (and listed in the process's index set
+ * `{prefix}rs:{process}`), deleted when it leaves, and counts as absent while
+ * its process is not present; a process found dead has its routes deleted by
+ * whichever process clears it, and after an outage (Redis back, perhaps
+ * empty) each process writes its routes again once. So the steady cost is per
+ * process, not per session.
  *
  * `send` stays synchronous: for a remote session it answers true once the
  * message is handed to Redis (false while Redis is down), and a session that
@@ -108,7 +124,7 @@ export async function redisRouter<M extends Message>(
   const transports = new Map<string, Transport>();
   const routeKey = (id: string) => `${prefix}r:${id}`;
   const channelPrefix = `${prefix}p:`;
-  const ttlSeconds = Math.ceil(cluster.ttl / 1000);
+  const procsKey = `${cluster.prefix}procs`;
   let remoteSent = 0;
   let remoteReceived = 0;
 
@@ -132,20 +148,34 @@ export async function redisRouter<M extends Message>(
     options.beforeDeliver?.(opened.id);
     writeLocal(opened.id, opened.kind === 'b' ? Buffer.from(opened.body, 'base64') : opened.body);
   });
-  // Every heartbeat rewrites every route (SET, not EXPIRE): after Redis restarts empty they come back.
-  cluster.onBeat((pipeline) => {
-    for (const id of transports.keys()) pipeline.set(routeKey(id), self, 'EX', ttlSeconds);
+  const setKey = `${prefix}rs:${self}`;
+  cluster.ownRoutes(`${prefix}rs:`, `${prefix}r:`);
+  const writeRoute = (pipeline: ChainableCommander, id: string) => pipeline.set(routeKey(id), self).sadd(setKey, id);
+  /** Writes every route of this process again: after an outage, or after being declared dead. */
+  const rewrite = () => {
+    if (transports.size === 0) return;
+    const pipeline = redis.pipeline();
+    for (const id of transports.keys()) writeRoute(pipeline, id);
+    pipeline.exec().catch(() => {
+      // Redis went again: the next recovery writes them.
+    });
+  };
+  cluster.onState((state) => {
+    if (state === 'up') rewrite();
+  });
+  cluster.onDead((p) => {
+    if (p === self) rewrite();
   });
 
   // EVALSHA (ioredis falls back to EVAL when Redis has not seen the script, as after a restart).
-  redis.defineCommand(ROUTE_COMMAND, { numberOfKeys: 1, lua: ROUTE });
+  redis.defineCommand(ROUTE_COMMAND, { numberOfKeys: 2, lua: ROUTE });
   const route = (redis as unknown as Record<typeof ROUTE_COMMAND, RouteCommand>)[ROUTE_COMMAND].bind(redis);
   const publish = async (id: string, message: string): Promise<void> => {
     if (cluster.state === 'down')
       throw new RouterError(ErrorCode.Unavailable, `cannot reach session ${id}: Redis is unreachable`);
     let result: unknown;
     try {
-      result = await route(routeKey(id), channelPrefix, message);
+      result = await route(routeKey(id), procsKey, channelPrefix, message);
     } catch (error) {
       throw new RouterError(ErrorCode.Unavailable, `cannot reach session ${id}: ${(error as Error).message}`, {
         cause: error,
@@ -166,11 +196,14 @@ export async function redisRouter<M extends Message>(
   return {
     add(id, transport) {
       transports.set(id, transport);
-      if (cluster.state === 'up') void redis.set(routeKey(id), self, 'EX', ttlSeconds).catch(() => {});
+      if (cluster.state === 'up')
+        void writeRoute(redis.pipeline(), id)
+          .exec()
+          .catch(() => {});
     },
     remove(id) {
       if (!transports.delete(id)) return;
-      if (cluster.state === 'up') void redis.del(routeKey(id)).catch(() => {});
+      if (cluster.state === 'up') void redis.eval(UNROUTE, 2, routeKey(id), setKey, self, id).catch(() => {});
     },
     has: (id) => transports.has(id),
     send(id, message) {
