@@ -20,22 +20,9 @@ import { WebSocket } from 'ws';
 import { Opcode } from '../machines/cloudlink/protocol.js';
 import { hasRedis, startRedis } from '../test/redis-server.js';
 import { builtStartServer, bundleServer } from './built-server.js';
+import { median, numberOption } from './harness.js';
 
 const SELF = fileURLToPath(import.meta.url);
-
-function option(name: string, fallback: number, min: number, max: number): number {
-  const args = process.argv.slice(2);
-  const at = args.indexOf(`--${name}`);
-  const raw =
-    at >= 0
-      ? args[at + 1]
-      : (args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? process.env[`BENCH_${name.toUpperCase()}`]);
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw new Error(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 // ---------------------------------------------------------------------------
 // Role `server`: one process of the cluster; tells the orchestrator its port.
@@ -219,13 +206,6 @@ async function joinTimes(hostPort: number, peerPort: number, n: number, tag: str
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
-/** The middle value (the mean of the two middle ones for an even count). */
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /** Prints why the run failed, on one line, and exits 1. */
 function fail(error: unknown): never {
   console.error(`bench:cluster failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -233,12 +213,12 @@ function fail(error: unknown): never {
 }
 
 async function orchestrate(): Promise<void> {
-  const pairs = option('pairs', 20, 1, 5000);
-  const seconds = option('seconds', 3, 1, 600);
-  const window = option('window', 8, 1, 1000);
-  const payload = option('payload', 512, 0, 60_000);
-  const joins = option('joins', 50, 1, 10_000);
-  const rounds = option('rounds', 3, 1, 20);
+  const pairs = Math.round(numberOption('pairs', 20, 1, 5000));
+  const seconds = Math.round(numberOption('seconds', 3, 1, 600));
+  const window = Math.round(numberOption('window', 8, 1, 1000));
+  const payload = Math.round(numberOption('payload', 512, 0, 60_000));
+  const joins = Math.round(numberOption('joins', 50, 1, 10_000));
+  const rounds = Math.round(numberOption('rounds', 3, 1, 20));
   if (!hasRedis) throw new Error('bench:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
   await bundleServer();
   const redis = await startRedis();
