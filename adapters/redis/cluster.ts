@@ -229,7 +229,7 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
         // On the command connection, after every change this process published: they arrive first.
         if (state === 'up') await redis.eval(LEAVE, 1, `${prefix}procs`, self, deadChannel, ...clearArgs());
       } catch {
-        // Gone already: the TTL clears the rest.
+        // Gone already: another process finds this one dead later and clears the rest.
       }
       redis.disconnect();
       sub.disconnect();

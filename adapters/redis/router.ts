@@ -1,10 +1,10 @@
+import type { ChainableCommander } from 'ioredis';
 import type { Codec } from '../../src/codec.js';
 import { ErrorCode, TransportError } from '../../src/errors.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { Message } from '../../src/message.js';
 import { RouterError, type Router } from '../../src/router.js';
 import type { Frame, Transport } from '../../src/transport.js';
-import type { ChainableCommander } from 'ioredis';
 import type { RedisCluster } from './cluster.js';
 
 /** A {@link Router} that also reaches sessions held by other processes, through Redis. */
