@@ -13,7 +13,7 @@
  * open-file limit for the default 5,000. See bench/README.md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { builtStartServer, bundleServer } from './built-server.js';
@@ -56,6 +56,12 @@ interface ServerReport {
   /** CPU time of the server's process since `start`, in ms. */
   cpu: number;
   rss: number;
+  /**
+   * The server's event-loop delay since `start`, in ms (p50, p99, max): how
+   * long a timer was late, so about the longest synchronous stretch, the
+   * time `/health` or any other connection waited for the server to look.
+   */
+  loopDelay: { p50: number; p99: number; max: number };
 }
 
 const cpuMs = (since?: NodeJS.CpuUsage) => {
@@ -149,14 +155,20 @@ async function serverRole(): Promise<void> {
     logger: { info() {}, warn() {}, error: (m, f) => console.log('  server error:', m, f) },
   });
   let since = process.cpuUsage();
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
   process.on('message', (message: { type: string }) => {
-    if (message.type === 'start') since = process.cpuUsage();
-    else if (message.type === 'stats') {
+    if (message.type === 'start') {
+      since = process.cpuUsage();
+      loop.reset();
+    } else if (message.type === 'stats') {
+      const ns = (n: number) => n / 1e6;
       const report: ServerReport = {
         type: 'stats',
         stats: server.registry.stats(),
         cpu: cpuMs(since),
         rss: process.memoryUsage().rss,
+        loopDelay: { p50: ns(loop.percentile(50)), p99: ns(loop.percentile(99)), max: ns(loop.max) },
       };
       process.send!(report);
     } else if (message.type === 'stop') void server.close().then(() => process.exit(0));
@@ -251,6 +263,11 @@ async function main(): Promise<void> {
     console.log(
       `  /health while joining: ${sorted.length} polls, p50 ${ms(percentile(sorted, 50))}, ` +
         `p99 ${ms(percentile(sorted, 99))}, max ${ms(sorted.at(-1) ?? NaN)}`,
+    );
+    const { loopDelay } = serverReport;
+    console.log(
+      `  server event loop  delay p50 ${ms(loopDelay.p50)}, p99 ${ms(loopDelay.p99)}, ` +
+        `max ${ms(loopDelay.max)} (the longest synchronous stretch, about)`,
     );
     console.log(
       `  cpu                server ${(serverReport.cpu / 1000).toFixed(1)} s, ` +

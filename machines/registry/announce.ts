@@ -2,6 +2,7 @@ import type { Clock } from '../../src/clock.js';
 import type { MessageOf } from '../../src/message.js';
 import type { Router } from '../../src/router.js';
 import type { Announcement, FileEntry, ServerMessage } from './protocol.js';
+import type { Pacer } from './pacer.js';
 import type { FileRegistry } from './registry.js';
 
 /**
@@ -49,6 +50,11 @@ export interface Announcer {
    * at most {@link WELCOME_BATCH_SIZE} characters (one event at least).
    */
   welcomeList(batch: boolean): ServerMessage[];
+  /**
+   * Sends `id` its `Welcome` and its {@link welcomeList} (paced, see
+   * {@link Pacer}). Call it before `id` is added to the registry.
+   */
+  welcome(id: string, batch: boolean): void;
   /** Stops the pending delivery (server shutdown: nobody is told anything more). */
   stop(): void;
 }
@@ -108,8 +114,9 @@ export interface FrameCache {
 export function announcer(
   router: Router<ServerMessage>,
   registry: FileRegistry,
-  { clock, frames }: { clock?: Clock; frames?: FrameCache } = {},
+  { clock, frames, pacer }: { clock?: Clock; frames?: FrameCache; pacer?: Pick<Pacer, 'bulk'> } = {},
 ): Announcer {
+  const bulk = pacer ? (sends: () => void) => pacer.bulk(sends) : (sends: () => void) => sends();
   let round = emptyRound();
   /** Cancels the scheduled round, if any. */
   let pending: (() => void) | undefined;
@@ -154,12 +161,14 @@ export function announcer(
     const delivering = round;
     round = emptyRound();
     const shared = new Map<number, ServerMessage | undefined>();
-    for (const [peer] of registry.entries()) {
-      // A peer held by another process (a shared registry) hears it from its own process.
-      if (!router.has(peer)) continue;
-      const message = share(delivering, peer, delivering.starts.get(peer) ?? 0, shared);
-      if (message) router.send(peer, message);
-    }
+    bulk(() => {
+      for (const [peer] of registry.entries()) {
+        // A peer held by another process (a shared registry) hears it from its own process.
+        if (!router.has(peer)) continue;
+        const message = share(delivering, peer, delivering.starts.get(peer) ?? 0, shared);
+        if (message) router.send(peer, message);
+      }
+    });
   }
 
   const registerPeer = (peer: string, files: readonly FileEntry[]) => {
@@ -181,6 +190,49 @@ export function announcer(
     return message;
   };
 
+  function welcomeList(batch: boolean): ServerMessage[] {
+    const all = [...registry.entries()];
+    if (!batch || all.length < 2) return all.map(([peer, list]) => registerPeer(peer, list));
+    const out: ServerMessage[] = [];
+    // The full Batch frames of the last list are reused while their peers and lists are the same,
+    // in the same order (newcomers are appended): each newcomer then costs a check of the list and
+    // the frame of its tail, not the whole list joined again.
+    let at = 0;
+    let reused = 0;
+    for (const chunk of sealed) {
+      const same =
+        at + chunk.peers.length <= all.length &&
+        chunk.peers.every((peer, k) => all[at + k]![0] === peer && all[at + k]![1] === chunk.lists[k]);
+      if (!same) break;
+      out.push(chunk.message);
+      at += chunk.peers.length;
+      reused++;
+    }
+    sealed.length = reused;
+    let chunk: Chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
+    const seal = () => {
+      const message = chunk.events.length === 1 ? chunk.events[0]! : batchOf(chunk.events, chunk.parts);
+      out.push(message);
+      return message;
+    };
+    for (const [peer, list] of all.slice(at)) {
+      const message = registerPeer(peer, list);
+      const part = frames ? frames.encode(message) : JSON.stringify(message);
+      if (chunk.events.length > 0 && chunk.size + part.length > WELCOME_BATCH_SIZE) {
+        sealed.push({ peers: chunk.peers, lists: chunk.lists, message: seal() });
+        chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
+      }
+      chunk.peers.push(peer);
+      chunk.lists.push(list);
+      chunk.events.push(message);
+      chunk.parts.push(part);
+      chunk.size += part.length + 1;
+    }
+    // The tail is not full: built again for the next newcomer, with the peers that join meanwhile.
+    if (chunk.events.length > 0) seal();
+    return out;
+  }
+
   return {
     announce(from, message) {
       round.lastOwn.set(from, round.queue.length);
@@ -198,47 +250,14 @@ export function announcer(
       if (message) router.send(id, message);
     },
     registerPeer,
-    welcomeList(batch) {
-      const all = [...registry.entries()];
-      if (!batch || all.length < 2) return all.map(([peer, list]) => registerPeer(peer, list));
-      const out: ServerMessage[] = [];
-      // The full Batch frames of the last list are reused while their peers and lists are the same,
-      // in the same order (newcomers are appended): each newcomer then costs a check of the list and
-      // the frame of its tail, not the whole list joined again.
-      let at = 0;
-      let reused = 0;
-      for (const chunk of sealed) {
-        const same =
-          at + chunk.peers.length <= all.length &&
-          chunk.peers.every((peer, k) => all[at + k]![0] === peer && all[at + k]![1] === chunk.lists[k]);
-        if (!same) break;
-        out.push(chunk.message);
-        at += chunk.peers.length;
-        reused++;
-      }
-      sealed.length = reused;
-      let chunk: Chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
-      const seal = () => {
-        const message = chunk.events.length === 1 ? chunk.events[0]! : batchOf(chunk.events, chunk.parts);
-        out.push(message);
-        return message;
-      };
-      for (const [peer, list] of all.slice(at)) {
-        const message = registerPeer(peer, list);
-        const part = frames ? frames.encode(message) : JSON.stringify(message);
-        if (chunk.events.length > 0 && chunk.size + part.length > WELCOME_BATCH_SIZE) {
-          sealed.push({ peers: chunk.peers, lists: chunk.lists, message: seal() });
-          chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
-        }
-        chunk.peers.push(peer);
-        chunk.lists.push(list);
-        chunk.events.push(message);
-        chunk.parts.push(part);
-        chunk.size += part.length + 1;
-      }
-      // The tail is not full: built again for the next newcomer, with the peers that join meanwhile.
-      if (chunk.events.length > 0) seal();
-      return out;
+    welcomeList,
+    welcome(id, batch) {
+      // `peers` tells the client how many `RegisterPeer` follow, so it knows when its list is whole.
+      const list = welcomeList(batch);
+      bulk(() => {
+        router.send(id, { type: 'Welcome', detail: { id, peers: registry.size } });
+        for (const message of list) router.send(id, message);
+      });
     },
     stop() {
       pending?.();

@@ -70,11 +70,9 @@ export const registrySessionSetup = setup({
     addRoute: ({ context }) => context.services.router.add(context.id, context.services.transport),
     reply: ({ context }, message: ServerMessage) => void context.services.router.send(context.id, message),
     register: ({ context }, { files: given, batch }: { files: FileEntry[]; batch?: true }) => {
-      const { router, registry, announcer } = context.services;
+      const { registry, announcer } = context.services;
       const files = copyFiles(given);
-      // `peers` tells the client how many `RegisterPeer` follow, so it knows when its list is whole.
-      router.send(context.id, { type: 'Welcome', detail: { id: context.id, peers: registry.size } });
-      for (const message of announcer.welcomeList(batch === true)) router.send(context.id, message);
+      announcer.welcome(context.id, batch === true);
       registry.add(context.id, files);
       announcer.announce(context.id, announcer.registerPeer(context.id, files));
       announcer.joined(context.id);

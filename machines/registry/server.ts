@@ -7,6 +7,7 @@ import type { Frame } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 import { announcer as makeAnnouncer, type FrameCache } from './announce.js';
+import { pacer as makePacer, type Pacer, type PacerOptions } from './pacer.js';
 import { memoryFileRegistry, type FileRegistry } from './registry.js';
 import { registrySession, type SessionServices } from './server.machine.js';
 
@@ -21,6 +22,12 @@ export interface RegistryServerOptions extends HubOptions<ServerMessage> {
   registry?: FileRegistry;
   /** New peer ids. @default crypto.randomUUID */
   generateId?: () => string;
+  /**
+   * How much of the announcement rounds and `Welcome` lists is written in
+   * one turn of the event loop before the rest waits for the next (see
+   * {@link Pacer}). @default { sliceSize: 524288, sliceFrames: 256 }
+   */
+  pacing?: PacerOptions;
 }
 
 export interface RegistryServer extends HostedProtocolServer<typeof registrySession> {
@@ -67,7 +74,8 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
   const generateId = options.generateId ?? (() => globalThis.crypto.randomUUID());
   const connectTimeout = options.connectTimeout ?? 30_000;
   const log = options.logger ?? silentLogger;
-  const announcer = makeAnnouncer(router, registry, { clock: options.clock, frames });
+  const pacer = makePacer(options.pacing);
+  const announcer = makeAnnouncer(router, registry, { clock: options.clock, frames, pacer });
   registry.attach?.(announcer);
   const server = protocolServer({
     protocol: 'registry',
@@ -87,7 +95,10 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
         protocol: 'registry',
       });
       if (id === undefined) return undefined;
-      const services: SessionServices = { router, registry, announcer, transport, log, connectTimeout };
+      // Everything sent to this connection goes through its outbox, in order behind what the
+      // pacer still holds for it.
+      const outbox = pacer.outbox(transport);
+      const services: SessionServices = { router, registry, announcer, transport: outbox, log, connectTimeout };
       return { id, input: { id, services } };
     },
   });
@@ -97,8 +108,10 @@ export function createRegistryServer(options: RegistryServerOptions = {}): Regis
     async close() {
       // Sessions ending on the way out announce nothing more.
       announcer.stop();
+      pacer.stop();
       await server.close();
       announcer.stop();
+      pacer.stop();
     },
     stats() {
       let files = 0;
