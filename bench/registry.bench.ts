@@ -62,6 +62,13 @@ interface ServerReport {
    * time `/health` or any other connection waited for the server to look.
    */
   loopDelay: { p50: number; p99: number; max: number };
+  /**
+   * The CPU time of the server's process between two turns of its event
+   * loop, in ms (p99, max, over the turns that did anything): the longest
+   * synchronous stretch by the work done, which, unlike the delay, a
+   * loaded machine does not stretch.
+   */
+  turnCpu: { p99: number; max: number };
 }
 
 const cpuMs = (since?: NodeJS.CpuUsage) => {
@@ -157,10 +164,20 @@ async function serverRole(): Promise<void> {
   let since = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
+  // A timer each turn (1 ms, so due at every one): the CPU used since the last one is one turn's work.
+  let turns: number[] = [];
+  let lastCpu = process.cpuUsage();
+  setInterval(() => {
+    const cpu = process.cpuUsage();
+    const ms = (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000;
+    lastCpu = cpu;
+    if (ms >= 0.5) turns.push(ms);
+  }, 1).unref();
   process.on('message', (message: { type: string }) => {
     if (message.type === 'start') {
       since = process.cpuUsage();
       loop.reset();
+      turns = [];
     } else if (message.type === 'stats') {
       const ns = (n: number) => n / 1e6;
       const report: ServerReport = {
@@ -169,6 +186,10 @@ async function serverRole(): Promise<void> {
         cpu: cpuMs(since),
         rss: process.memoryUsage().rss,
         loopDelay: { p50: ns(loop.percentile(50)), p99: ns(loop.percentile(99)), max: ns(loop.max) },
+        turnCpu: (() => {
+          const sorted = turns.toSorted((a, b) => a - b);
+          return { p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0 };
+        })(),
       };
       process.send!(report);
     } else if (message.type === 'stop') void server.close().then(() => process.exit(0));
@@ -207,7 +228,7 @@ const percentile = (sorted: number[], p: number) =>
 
 async function main(): Promise<void> {
   await bundleServer();
-  const server = spawnRole(['role:server'], {}, profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []);
+  const server = spawnRole(['role:server'], {}, profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '200'] : []);
   const children = [server];
   const stop = () => children.forEach((child) => child.kill('SIGKILL'));
   process.once('SIGINT', () => (stop(), process.exit(130)));
@@ -268,6 +289,10 @@ async function main(): Promise<void> {
     console.log(
       `  server event loop  delay p50 ${ms(loopDelay.p50)}, p99 ${ms(loopDelay.p99)}, ` +
         `max ${ms(loopDelay.max)} (the longest synchronous stretch, about)`,
+    );
+    console.log(
+      `  server turn cpu    p99 ${ms(serverReport.turnCpu.p99)}, max ${ms(serverReport.turnCpu.max)} ` +
+        `(CPU of one turn of its event loop: the same, by the work done)`,
     );
     console.log(
       `  cpu                server ${(serverReport.cpu / 1000).toFixed(1)} s, ` +

@@ -4,6 +4,9 @@ import type { Router } from '../../src/router.js';
 import type { Announcement, FileEntry, ServerMessage } from './protocol.js';
 import type { Pacer } from './pacer.js';
 import type { FileRegistry } from './registry.js';
+import { WelcomeList, WELCOME_BATCH_SIZE } from './welcome.js';
+
+export { WELCOME_BATCH_SIZE };
 
 /**
  * Delivers the registry's announcements (`RegisterPeer`, `UpdatePeer`,
@@ -64,15 +67,6 @@ interface Queued {
   message: Announcement;
 }
 
-/** A `Welcome` list's `Batch` being built: its peers, their lists, events and frames, and its size. */
-interface Chunk {
-  peers: string[];
-  lists: (readonly FileEntry[])[];
-  events: Announcement[];
-  parts: string[];
-  size: number;
-}
-
 /** What is queued for delivery at the end of this turn. */
 interface Round {
   queue: Queued[];
@@ -95,9 +89,6 @@ export const ANNOUNCE_PACE = 20;
 
 /** The longest an announcement waits for its round, in ms. */
 export const MAX_ANNOUNCE_DELAY = 250;
-
-/** Most characters of one `Batch` frame of a `Welcome` list (unless one event alone is larger). */
-export const WELCOME_BATCH_SIZE = 256 * 1024;
 
 /** The server's encodings, shared with its router: encoded once, and frames built by hand filed under their message. */
 export interface FrameCache {
@@ -180,61 +171,11 @@ export function announcer(
     return message;
   };
 
-  /** The full `Batch` frames of the last `Welcome` list, in order. */
-  const sealed: Array<{ peers: string[]; lists: (readonly FileEntry[])[]; message: ServerMessage }> = [];
-
-  /** A `Batch` of `events`, its frame joined from theirs (`parts`) when the encoder is ours. */
-  const batchOf = (events: Announcement[], parts: string[]): ServerMessage => {
-    const message: ServerMessage = { type: 'Batch', detail: { events } };
-    frames?.remember(message, `{"type":"Batch","detail":{"events":[${parts.join(',')}]}}`);
-    return message;
-  };
-
-  function welcomeList(batch: boolean): ServerMessage[] {
-    const all = [...registry.entries()];
-    if (!batch || all.length < 2) return all.map(([peer, list]) => registerPeer(peer, list));
-    const out: ServerMessage[] = [];
-    // The full Batch frames of the last list are reused while their peers and lists are the same,
-    // in the same order (newcomers are appended): each newcomer then costs a check of the list and
-    // the frame of its tail, not the whole list joined again.
-    let at = 0;
-    let reused = 0;
-    for (const chunk of sealed) {
-      const same =
-        at + chunk.peers.length <= all.length &&
-        chunk.peers.every((peer, k) => all[at + k]![0] === peer && all[at + k]![1] === chunk.lists[k]);
-      if (!same) break;
-      out.push(chunk.message);
-      at += chunk.peers.length;
-      reused++;
-    }
-    sealed.length = reused;
-    let chunk: Chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
-    const seal = () => {
-      const message = chunk.events.length === 1 ? chunk.events[0]! : batchOf(chunk.events, chunk.parts);
-      out.push(message);
-      return message;
-    };
-    for (const [peer, list] of all.slice(at)) {
-      const message = registerPeer(peer, list);
-      const part = frames ? frames.encode(message) : JSON.stringify(message);
-      if (chunk.events.length > 0 && chunk.size + part.length > WELCOME_BATCH_SIZE) {
-        sealed.push({ peers: chunk.peers, lists: chunk.lists, message: seal() });
-        chunk = { peers: [], lists: [], events: [], parts: [], size: 0 };
-      }
-      chunk.peers.push(peer);
-      chunk.lists.push(list);
-      chunk.events.push(message);
-      chunk.parts.push(part);
-      chunk.size += part.length + 1;
-    }
-    // The tail is not full: built again for the next newcomer, with the peers that join meanwhile.
-    if (chunk.events.length > 0) seal();
-    return out;
-  }
+  const welcome = new WelcomeList(registry, registerPeer, frames);
 
   return {
     announce(from, message) {
+      welcome.announced(message);
       round.lastOwn.set(from, round.queue.length);
       round.queue.push({ from, message });
       if (!pending) schedule();
@@ -250,10 +191,10 @@ export function announcer(
       if (message) router.send(id, message);
     },
     registerPeer,
-    welcomeList,
+    welcomeList: (batch) => welcome.messages(batch),
     welcome(id, batch) {
       // `peers` tells the client how many `RegisterPeer` follow, so it knows when its list is whole.
-      const list = welcomeList(batch);
+      const list = welcome.messages(batch);
       bulk(() => {
         router.send(id, { type: 'Welcome', detail: { id, peers: registry.size } });
         for (const message of list) router.send(id, message);
