@@ -1,4 +1,5 @@
 import type { Clock } from '../../src/clock.js';
+import { clockNow } from '../../src/limits.js';
 import type { MessageOf } from '../../src/message.js';
 import type { Router } from '../../src/router.js';
 import type { Announcement, FileEntry, ServerMessage } from './protocol.js';
@@ -105,12 +106,30 @@ export interface FrameCache {
 export function announcer(
   router: Router<ServerMessage>,
   registry: FileRegistry,
-  { clock, frames, pacer }: { clock?: Clock; frames?: FrameCache; pacer?: Pick<Pacer, 'bulk'> } = {},
+  { clock, frames, pacer }: { clock?: Clock; frames?: FrameCache; pacer?: Pick<Pacer, 'bulk' | 'held'> } = {},
 ): Announcer {
   const bulk = pacer ? (sends: () => void) => pacer.bulk(sends) : (sends: () => void) => sends();
+  const now = clockNow(clock);
   let round = emptyRound();
   /** Cancels the scheduled round, if any. */
   let pending: (() => void) | undefined;
+  /** When the round due now was first due (it waits for the pacer), or undefined. */
+  let due: number | undefined;
+
+  /**
+   * A round due while the pacer still holds frames waits for them, a turn at
+   * a time, at most {@link MAX_ANNOUNCE_DELAY} more: while the server is
+   * behind, more announcements go in one round, and fewer frames are written.
+   */
+  const ready = () => {
+    if (!pacer || pacer.held === 0) return true;
+    const at = now();
+    due ??= at;
+    if (at - due >= MAX_ANNOUNCE_DELAY) return true;
+    const immediate = setImmediate(deliver);
+    pending = () => clearImmediate(immediate);
+    return false;
+  };
 
   const schedule = () => {
     const delay = Math.min(MAX_ANNOUNCE_DELAY, Math.floor(registry.size / ANNOUNCE_PACE));
@@ -147,6 +166,8 @@ export function announcer(
 
   function deliver(): void {
     pending = undefined;
+    if (!ready()) return;
+    due = undefined;
     // A send may end a session (a recipient closed as too slow) whose leave is announced at
     // once: that goes in the next round, not into the one being delivered (nor is it lost).
     const delivering = round;
@@ -203,6 +224,7 @@ export function announcer(
     stop() {
       pending?.();
       pending = undefined;
+      due = undefined;
       round = emptyRound();
     },
   };
