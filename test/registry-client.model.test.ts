@@ -448,7 +448,8 @@ function expectedEmitted(prev: AnyMachineSnapshot, event: ModelEvent, next: AnyM
     case 'unregister':
       return ['peerUnregistered', 'peers'];
     case 'batch':
-      return ['peerRegistered', 'peers', 'peerUpdated', 'peers'];
+      // Each announcement's own event, then one `peers` for the frame.
+      return ['peerRegistered', 'peerUpdated', 'peers'];
     case 'request':
     case 'badRequest':
       return startsFetch(prev, event) ? [] : ['fetchFailed'];

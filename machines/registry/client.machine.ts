@@ -11,6 +11,7 @@ import type { FileProvider } from './files.js';
 import {
   checkPath,
   isConnectionId,
+  type Announcement,
   type ClientMessage,
   type FileEntry,
   type MessageOf,
@@ -226,6 +227,41 @@ function descriptionFor(
  * {@link registryClient} is made. Wiring one of them to a transition whose
  * event lacks what it reads does not compile (`test/registry-types.test-d.ts`).
  */
+/**
+ * What announcements do to the client: the peer list after them (copied
+ * once, however many there are: a `Batch` of a thousand peers costs one copy
+ * of the list, not a thousand), the `RegisterPeer` still awaited, the jobs
+ * whose peer left, and what to emit: each announcement's own event, in
+ * order, then one `peers` with the whole list, then `registered` if the
+ * last awaited peer came.
+ */
+function announced(
+  context: RegistryClientContext,
+  events: readonly Announcement[],
+): { peers: Record<string, FileEntry[]>; awaiting: number; gone: string[]; emitted: RegistryClientEmitted[] } {
+  const peers = { ...context.peers };
+  let { awaiting } = context;
+  const gone: string[] = [];
+  const emitted: RegistryClientEmitted[] = [];
+  for (const event of events) {
+    const { peer } = event.detail;
+    if (event.type === 'UnregisterPeer') {
+      delete peers[peer];
+      for (const [key, job] of Object.entries(context.jobs)) if (job.peer === peer) gone.push(key);
+      emitted.push({ type: 'peerUnregistered', detail: { peer } });
+      continue;
+    }
+    const { files } = event.detail;
+    peers[peer] = files;
+    emitted.push({ type: event.type === 'RegisterPeer' ? 'peerRegistered' : 'peerUpdated', detail: { peer, files } });
+    if (event.type === 'RegisterPeer' && awaiting > 0) awaiting--;
+  }
+  emitted.push({ type: 'peers', detail: { peers } });
+  // The last of the peers that were there before us: now the list is whole.
+  if (awaiting === 0 && context.awaiting > 0) emitted.push({ type: 'registered', detail: { id: context.id! } });
+  return { peers, awaiting, gone, emitted };
+}
+
 export const registryClientSetup = setup({
   types: {
     context: {} as RegistryClientContext,
@@ -308,32 +344,23 @@ export const registryClientSetup = setup({
         { context, enqueue },
         { type, peer, files }: { type: 'RegisterPeer' | 'UpdatePeer'; peer: string; files: FileEntry[] },
       ) => {
-        const peers = { ...context.peers, [peer]: files };
-        enqueue.assign({ peers });
-        enqueue.emit(
-          type === 'RegisterPeer'
-            ? { type: 'peerRegistered', detail: { peer, files } }
-            : { type: 'peerUpdated', detail: { peer, files } },
-        );
-        enqueue.emit({ type: 'peers', detail: { peers } });
-        // The last of the peers that were there before us: now the list is whole.
-        if (type === 'RegisterPeer' && context.awaiting > 0) {
-          enqueue.assign({ awaiting: context.awaiting - 1 });
-          if (context.awaiting === 1) enqueue.emit({ type: 'registered', detail: { id: context.id! } });
-        }
+        const outcome = announced(context, [{ type, detail: { peer, files } }]);
+        enqueue.assign({ peers: outcome.peers, awaiting: outcome.awaiting });
+        for (const event of outcome.emitted) enqueue.emit(event);
       },
     ),
-    unbatch: enqueueActions(({ enqueue }, { events }: MessageOf<ServerMessage, 'Batch'>['detail']) => {
-      for (const event of events) enqueue.raise(event);
+    /** A `Batch`: its announcements in order, as if each had come alone, then one `peers`. */
+    unbatch: enqueueActions(({ context, enqueue }, { events }: MessageOf<ServerMessage, 'Batch'>['detail']) => {
+      const outcome = announced(context, events);
+      enqueue.assign({ peers: outcome.peers, awaiting: outcome.awaiting });
+      for (const key of outcome.gone) enqueue.sendTo(jobId(key), { type: 'peer.gone' } satisfies JobCommand);
+      for (const event of outcome.emitted) enqueue.emit(event);
     }),
     removePeer: enqueueActions(({ context, enqueue }, { peer }: { peer: string }) => {
-      const { [peer]: _gone, ...peers } = context.peers;
-      enqueue.assign({ peers });
-      for (const [key, job] of Object.entries(context.jobs)) {
-        if (job.peer === peer) enqueue.sendTo(jobId(key), { type: 'peer.gone' } satisfies JobCommand);
-      }
-      enqueue.emit({ type: 'peerUnregistered', detail: { peer } });
-      enqueue.emit({ type: 'peers', detail: { peers } });
+      const outcome = announced(context, [{ type: 'UnregisterPeer', detail: { peer } }]);
+      enqueue.assign({ peers: outcome.peers });
+      for (const key of outcome.gone) enqueue.sendTo(jobId(key), { type: 'peer.gone' } satisfies JobCommand);
+      for (const event of outcome.emitted) enqueue.emit(event);
     }),
     startFetch: enqueueActions(({ context, enqueue }, request: Request) => {
       const connection = requestOf(context, request);
