@@ -228,7 +228,11 @@ const percentile = (sorted: number[], p: number) =>
 
 async function main(): Promise<void> {
   await bundleServer();
-  const server = spawnRole(['role:server'], {}, profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '200'] : []);
+  const server = spawnRole(
+    ['role:server'],
+    {},
+    profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '200'] : [],
+  );
   const children = [server];
   const stop = () => children.forEach((child) => child.kill('SIGKILL'));
   process.once('SIGINT', () => (stop(), process.exit(130)));

@@ -328,6 +328,48 @@ describe('registry client transitions', () => {
     ]);
   });
 
+  it('reads a Welcome list in Batch frames: each peer in order, one peers a frame, registered after the last', () => {
+    const announced = { type: 'Welcome', detail: { id: 'me', peers: 1500 } };
+    const register = (n: number) => ({ type: 'RegisterPeer', detail: { peer: `p${n}`, files: n % 2 ? MINE : [] } });
+    const batch = (from: number, to: number) => ({
+      type: 'Batch',
+      detail: { events: Array.from({ length: to - from }, (_, k) => register(from + k)) },
+    });
+    let step = client([listed, announced, batch(0, 1000)]);
+    expect(step.emitted.map((e) => e.type)).toEqual([...Array(1000).fill('peerRegistered'), 'peers']);
+    expect(step.emitted.slice(0, 3).map((e) => (e as { detail: { peer: string } }).detail.peer)).toEqual([
+      'p0',
+      'p1',
+      'p2',
+    ]);
+    expect(step.snapshot.context.awaiting).toBe(500);
+    step = client([listed, announced, batch(0, 1000), batch(1000, 1500)]);
+    expect(step.emitted.map((e) => e.type)).toEqual([...Array(500).fill('peerRegistered'), 'peers', 'registered']);
+    const peers = (step.emitted.at(-2) as { detail: { peers: Record<string, FileEntry[]> } }).detail.peers;
+    expect(Object.keys(peers)).toEqual(Array.from({ length: 1500 }, (_, n) => `p${n}`));
+    expect(peers.p7).toEqual(MINE);
+    expect(step.snapshot.context.peers).toBe(peers);
+    // A leave and an update in one frame: both applied, in order.
+    step = client([
+      listed,
+      announced,
+      batch(0, 1500),
+      {
+        type: 'Batch',
+        detail: {
+          events: [
+            { type: 'UnregisterPeer', detail: { peer: 'p3' } },
+            { type: 'UpdatePeer', detail: { peer: 'p4', files: MINE } },
+          ],
+        },
+      },
+    ]);
+    expect(step.emitted.map((e) => e.type)).toEqual(['peerUnregistered', 'peerUpdated', 'peers']);
+    expect(step.snapshot.context.peers.p3).toBeUndefined();
+    expect(step.snapshot.context.peers.p4).toEqual(MINE);
+    expect(Object.keys(step.snapshot.context.peers)).toHaveLength(1499);
+  });
+
   it('ends a job: stops it and its rtc actor, and says how it went', () => {
     const step = client([
       ...ready,

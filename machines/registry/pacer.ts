@@ -1,4 +1,10 @@
-import type { Frame, Transport, TransportEvents } from '../../src/transport.js';
+import {
+  TransportView,
+  type Frame,
+  type Transport,
+  type TransportEvents,
+  type TransportFunctions,
+} from '../../src/transport.js';
 
 /**
  * Spreads the registry server's bulk writes (announcement rounds, `Welcome`
@@ -51,7 +57,8 @@ export interface PacerOptions {
 
 const sizeOf = (frame: Frame) => (typeof frame === 'string' ? frame.length : frame.byteLength);
 
-class Outbox {
+/** One connection's side: what is held for it, and the transport the router is given. */
+class Outbox implements TransportFunctions {
   readonly view: Transport;
   /** Frames held, in order, from `head`. */
   queue: Frame[] = [];
@@ -64,27 +71,33 @@ class Outbox {
     readonly inner: Transport,
   ) {
     inner.on('close', () => pacer.drop(this));
-    const box = this;
-    this.view = {
-      get isOpen() {
-        return inner.isOpen;
-      },
-      get bufferedAmount() {
-        return inner.bufferedAmount + box.size;
-      },
-      send: (frame) => pacer.send(box, frame),
-      on: <K extends keyof TransportEvents>(type: K, handler: (event: TransportEvents[K]) => void) =>
-        inner.on(type, handler),
-      close(code, reason) {
-        // A peer that goes is told nothing more: what is held for it is dropped.
-        pacer.drop(box);
-        inner.close(code, reason);
-      },
-    };
+    this.view = new TransportView(this);
   }
 
   get holding(): boolean {
     return this.head < this.queue.length;
+  }
+
+  isOpen(): boolean {
+    return this.inner.isOpen;
+  }
+
+  bufferedAmount(): number {
+    return this.inner.bufferedAmount + this.size;
+  }
+
+  send(frame: Frame): void {
+    this.pacer.send(this, frame);
+  }
+
+  on<K extends keyof TransportEvents>(type: K, handler: (event: TransportEvents[K]) => void): () => void {
+    return this.inner.on(type, handler);
+  }
+
+  close(code?: number, reason?: string): void {
+    // A peer that goes is told nothing more: what is held for it is dropped.
+    this.pacer.drop(this);
+    this.inner.close(code, reason);
   }
 }
 

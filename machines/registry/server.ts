@@ -7,7 +7,7 @@ import type { Frame } from '../../src/transport.js';
 import { serverCodec } from './codec.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 import { announcer as makeAnnouncer, type FrameCache } from './announce.js';
-import { pacer as makePacer, type Pacer, type PacerOptions } from './pacer.js';
+import { pacer as makePacer, type PacerOptions } from './pacer.js';
 import { memoryFileRegistry, type FileRegistry } from './registry.js';
 import { registrySession, type SessionServices } from './server.machine.js';
 
@@ -25,7 +25,7 @@ export interface RegistryServerOptions extends HubOptions<ServerMessage> {
   /**
    * How much of the announcement rounds and `Welcome` lists is written in
    * one turn of the event loop before the rest waits for the next (see
-   * {@link Pacer}). @default { sliceSize: 524288, sliceFrames: 256 }
+   * `pacer.ts`). @default { sliceSize: 524288, sliceFrames: 256 }
    */
   pacing?: PacerOptions;
 }
