@@ -194,6 +194,28 @@ describe('webSocketServer and webSocketTransport', () => {
     expect(Array.from(binary as Uint8Array)).toEqual([0, 1, 254, 255]);
   });
 
+  it('sends the same long text (encoded once for recipients in a row) as text to each, and other texts between', async () => {
+    const { servers, connect } = await serve({ path: '/fan' });
+    const transports: Transport[] = [];
+    const clients: Transport[] = [];
+    for (let i = 0; i < 3; i++) {
+      const accepted = nextConnection(servers[0]!);
+      clients.push(await connect('/fan'));
+      transports.push((await accepted).transport);
+    }
+    const long = JSON.stringify({ type: 'Batch', detail: { text: 'é€😀'.repeat(2000) } });
+    const other = JSON.stringify({ type: 'Other', detail: 'x'.repeat(3000) });
+    const got = clients.map((client) => nextFrames(client, 3));
+    for (const transport of transports) transport.send(long);
+    transports[1]!.send(other);
+    for (const transport of transports) transport.send(long);
+    transports[0]!.send('short');
+    transports[2]!.send(other);
+    expect(await got[0]).toEqual([long, long, 'short']);
+    expect(await got[1]).toEqual([long, other, long]);
+    expect(await got[2]).toEqual([long, long, other]);
+  });
+
   it('rejects with ERR_CONNECT_FAILED when nothing listens on the port', async () => {
     const { url, stop } = await startHttp();
     await stop();

@@ -396,8 +396,11 @@ class Channel implements TransportImpl {
     // A write callback costs on every frame; it is only needed once the
     // buffer is over the high-water mark or when this send may take it
     // there (frames corked in this tick count as buffered).
-    const track = this.aboveHighWater || ws.bufferedAmount + frameSize(frame) > this.highWaterMark;
-    ws.send(frame, track ? (this.written ??= () => this.drain()) : undefined);
+    const data = typeof frame === 'string' && frame.length >= SHARED_TEXT ? textBytes(frame) : frame;
+    const track = this.aboveHighWater || ws.bufferedAmount + frameSize(data) > this.highWaterMark;
+    const written = track ? (this.written ??= () => this.drain()) : undefined;
+    if (data === frame) ws.send(frame, written);
+    else ws.send(data, { binary: false }, written);
     if (ws.bufferedAmount > this.highWaterMark) this.aboveHighWater = true;
   }
 
@@ -485,6 +488,27 @@ export function rejectUnroutedUpgrades(server: Server): () => void {
 }
 
 /** Upper bound of a frame's size in bytes (UTF-8 takes at most 3 bytes per UTF-16 unit). */
+/**
+ * Text frames from this many characters are encoded to UTF-8 here, once for
+ * every connection they are sent to in a row: a broadcast (a registry round
+ * written to thousands of peers) hands the same string to each, and each
+ * then gets the same bytes, written as they are (no copy, no second
+ * encoding) and shared by every socket buffer that holds them. Shorter
+ * frames go to `ws` as strings, encoded straight into the socket write.
+ */
+const SHARED_TEXT = 1024;
+let lastText: string | undefined;
+let lastBytes: Buffer = Buffer.alloc(0);
+
+/** The UTF-8 bytes of `text`, the last text's own when it is the same. */
+function textBytes(text: string): Buffer {
+  if (text !== lastText) {
+    lastText = text;
+    lastBytes = Buffer.from(text);
+  }
+  return lastBytes;
+}
+
 function frameSize(frame: string | Uint8Array): number {
   return typeof frame === 'string' ? frame.length * 3 : frame.byteLength;
 }
