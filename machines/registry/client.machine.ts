@@ -116,7 +116,7 @@ export type RegistryClientEmitted =
   | { type: 'peerUpdated'; detail: { peer: string; files: FileEntry[] } }
   /** A peer left (Disconnect or its socket closed). */
   | { type: 'peerUnregistered'; detail: { peer: string } }
-  /** Every peer and its list, after any of the three above. */
+  /** Every peer and its list, after the three above, once a frame (a `Batch` of many: once, after them all). */
   | { type: 'peers'; detail: { peers: Record<string, FileEntry[]> } }
   /** Our list was announced (`Connect` or `UpdateFiles`). */
   | { type: 'filesUpdated'; detail: { files: FileEntry[] } }
