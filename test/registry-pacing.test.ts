@@ -75,6 +75,21 @@ describe('pacer', () => {
     expect(log.at(-1)).toBe('a:x');
   });
 
+  it('keeps the order of a long run of frames held for one connection while more keep coming', async () => {
+    const pace = pacer({ sliceFrames: 100, sliceSize: 1_000_000 });
+    const a = recorder('a', []);
+    const box = pace.outbox(a.transport);
+    let sent = 0;
+    for (let round = 0; round < 40; round++) {
+      pace.bulk(() => {
+        for (let i = 0; i < 150; i++) box.send(String(sent++));
+      });
+      await turn();
+    }
+    while (pace.held > 0) await turn();
+    expect(a.written).toEqual(Array.from({ length: sent }, (_, i) => String(i)));
+  });
+
   it('counts characters too: a slice ends past sliceSize (one frame at least)', async () => {
     const log: string[] = [];
     const pace = pacer({ sliceFrames: 100, sliceSize: 10 });

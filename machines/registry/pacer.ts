@@ -1,3 +1,4 @@
+import { TransportError } from '../../src/errors.js';
 import {
   TransportView,
   type Frame,
@@ -166,8 +167,18 @@ class PacerState {
         box.size -= sizeOf(frame);
         this.held--;
         if (!box.holding) this.reset(box);
-        // Writing may close it (too slow): then the rest was dropped.
-        this.write(box, frame);
+        else if (box.head >= 1024 && box.head * 2 >= box.queue.length) {
+          // A connection that is never empty: its written frames are let go of now and then.
+          box.queue = box.queue.slice(box.head);
+          box.head = 0;
+        }
+        try {
+          // Writing may close it (too slow): then the rest was dropped.
+          this.write(box, frame);
+        } catch (error) {
+          if (!(error instanceof TransportError)) throw error;
+          this.drop(box); // closed meanwhile: nobody to write to
+        }
       }
       if (this.spentTurn) break;
     }
