@@ -22,7 +22,12 @@ export { WELCOME_BATCH_SIZE };
  *   5,000) to keep the writes at about 20,000 a second however many join.
  *   A recipient with one queued announcement gets it as its own frame (the
  *   seed's format); one with several gets them in one `Batch` frame, in
- *   order.
+ *   order. With a {@link Pacer}, a round and each `Welcome` list are bulk
+ *   writes, spread over turns; a round due while the pacer still holds
+ *   frames waits for them, a turn at a time, at most
+ *   {@link MAX_ANNOUNCE_DELAY} more.
+ * - Every announcement also keeps the `Welcome` list in step (see
+ *   {@link WelcomeList}), so a newcomer costs no pass over every peer.
  * - Recipients that get the same announcements get the same message object,
  *   which the server's router encodes once (so a burst costs one encode per
  *   distinct batch, not one per peer).
