@@ -320,6 +320,9 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
       );
     });
   });
+  sender.on('resuming', ({ detail }: Extract<SenderEmitted, { type: 'resuming' }>) => {
+    if (detail.offset > 0) err.write(`The receiver has ${formatBytes(detail.offset)} already: sending the rest\n`);
+  });
   sender.on('progress', ({ detail }: Extract<SenderEmitted, { type: 'progress' }>) => progress.update(detail.received));
   const error = await untilStopped(sender);
   const summary = progress.stop();
@@ -377,6 +380,15 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
       err.write(`Connection lost: reconnecting (${detail.reconnect}), resuming at ${formatBytes(detail.offset)}\n`);
     }
   });
+  // The server connection dropped mid-transfer: the receiver connects again and asks the same code for the rest.
+  receiver.on('rejoining', ({ detail }: Extract<ReceiverEmitted, { type: 'rejoining' }>) => {
+    const why =
+      detail.error.reason === 'busy'
+        ? 'The sender is still serving the lost connection'
+        : `Lost the connection to the server (${detail.error.message})`;
+    err.write(`${why}: reconnecting in ${detail.delay / 1000} s (try ${detail.attempt} of ${detail.maxRejoins})\n`);
+  });
+  receiver.on('rejoined', () => err.write('Reconnected to the server: asking the sender for the rest\n'));
   receiver.on('progress', ({ detail }: Extract<ReceiverEmitted, { type: 'progress' }>) =>
     progress.update(detail.received),
   );

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -430,6 +431,50 @@ describe('signalbox send / receive', () => {
     expect(await sent).toBe(0);
     expect(Buffer.compare(await readFile(join(out, 'again.bin')), data)).toBe(0);
     expect(senderErr).toMatch(/Sent again\.bin: /);
+  }, 60_000);
+
+  it("carries a transfer over the receiver's lost server connection: reconnects, resumes, and the file is whole", async () => {
+    const data = randomBytes(48 * 1024 * 1024);
+    await writeFile(join(dir, 'rejoin.bin'), data);
+    const out = join(dir, 'rejoin-out');
+    await mkdir(out);
+    // The receiver reaches the server through a proxy the test cuts mid-transfer.
+    const links: Socket[] = [];
+    const proxy = createServer((client) => {
+      const upstream = connect(server.address.port, '127.0.0.1');
+      links.push(client, upstream);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `ws://127.0.0.1:${(proxy.address() as AddressInfo).port}/filedrop`;
+    try {
+      const sender = run(['send', join(dir, 'rejoin.bin'), '--server', url]);
+      const code = await sender.firstLine();
+      const receiver = run(['receive', code, '--out', out, '--server', proxyUrl]);
+      const part = join(out, 'rejoin.bin.part');
+      const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
+      for (let i = 0; i < 3000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      const cutAt = await stored();
+      for (const link of links.splice(0)) link.destroy();
+
+      const [sent, received] = await Promise.all([sender.exited, receiver.exited]);
+      expect({ code: received, stderr: receiver.stderr() }).toMatchObject({ code: 0 });
+      expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
+      expect(cutAt).toBeGreaterThan(0);
+      expect(cutAt).toBeLessThan(data.byteLength);
+      expect(receiver.stderr()).toMatch(/Lost the connection to the server .*: reconnecting in 1 s \(try 1 of 5\)/);
+      expect(receiver.stderr()).toContain('Reconnected to the server: asking the sender for the rest');
+      expect(receiver.stderr()).toMatch(/SHA-256 [0-9a-f]{64} verified/);
+      expect(sender.stderr()).toMatch(/The receiver has [\d.]+ [KM]iB already: sending the rest/);
+      expect(Buffer.compare(await readFile(join(out, 'rejoin.bin')), data)).toBe(0);
+      expect(await readdir(out)).toEqual(['rejoin.bin']);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   }, 60_000);
 
   it('exits 2 on bad usage from a spawned process too', async () => {

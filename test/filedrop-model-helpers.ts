@@ -68,7 +68,6 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
   actors: Record<string, unknown> = {},
 ) {
   const clock = new SimulatedClock();
-  const [clientEnd, serverEnd] = memoryPair();
   let encodeThrows = false;
   // The client codec, except that `encode` can be made to throw (a programming error, not a transport's).
   const codec = clientCodec();
@@ -79,11 +78,24 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
       return codec.encode(message);
     },
   };
-  const connection = deferred<Transport>();
   const rtc = scriptedRtc();
   const emitted: EventObject[] = [];
+  // Each start of the signalling actor is a new connection (a receiver reconnects); the test drives the last.
+  let clientEnd!: Transport;
+  let serverEnd!: Transport;
+  let connection!: ReturnType<typeof deferred<Transport>>;
+  let connections = 0;
+  const connect = () => {
+    [clientEnd, serverEnd] = memoryPair();
+    connection = deferred<Transport>();
+    connections += 1;
+    world.connected = false;
+    serverEnd.on('message', (frame) => frames.push(JSON.parse(frame as string) as SentFrame));
+    serverEnd.on('close', (info) => (closed = info));
+    return connection.promise;
+  };
   const logic = machine.provide({
-    actors: { signalling: fromTransport(() => connection.promise, crashingCodec), rtc: rtc.logic, ...actors },
+    actors: { signalling: fromTransport(connect, crashingCodec), rtc: rtc.logic, ...actors },
   } as never) as AnyStateMachine;
   const actor = createActor(logic, { input, clock, inspect });
   actor.on('*', (event) => emitted.push(event));
@@ -92,15 +104,20 @@ export function filedropClientWorld<TMachine extends AnyStateMachine>(
   let read = 0;
   let readEmitted = 0;
   let closed: CloseInfo | undefined;
-  serverEnd.on('message', (frame) => frames.push(JSON.parse(frame as string) as SentFrame));
-  serverEnd.on('close', (info) => (closed = info));
 
   const world = {
     clock,
     rtc,
     actor,
-    serverEnd,
-    /** Whether the signalling connection was opened. */
+    /** The server's end of the current signalling connection. */
+    get serverEnd() {
+      return serverEnd;
+    },
+    /** How many signalling connections the client started. */
+    get signallingConnections() {
+      return connections;
+    },
+    /** Whether the current signalling connection was opened. */
     connected: false,
     get closed() {
       return closed;

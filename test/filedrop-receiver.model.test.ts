@@ -41,6 +41,9 @@ const LOST_TIMEOUT_MS = 10_000;
 const MAX_RETRIES = 1;
 /** One fresh connection after a lost channel (then the receiver waits for the sender's word, as before). */
 const MAX_RECONNECTS = 1;
+/** Two reconnections to the server in a row after a lost signalling connection (a `busy` answer costs one), then `signalling-lost` as before. */
+const MAX_REJOINS = 2;
+const REJOIN_DELAY_MS = 1000;
 /** The download reports progress every 256 KiB and at the end: twice for this file. */
 const STEP = 256 * 1024;
 const SIZE = STEP + 100;
@@ -60,6 +63,8 @@ const WRONG_DIGEST = '0'.repeat(64);
 const TIMING = {
   maxRetries: MAX_RETRIES,
   maxReconnects: MAX_RECONNECTS,
+  maxRejoins: MAX_REJOINS,
+  rejoinDelay: REJOIN_DELAY_MS,
   responseTimeout: RESPONSE_TIMEOUT_MS,
   connectTimeout: CONNECT_TIMEOUT_MS,
   progressInterval: PROGRESS_INTERVAL_MS,
@@ -72,6 +77,7 @@ const AFTER_RESPONSE = 'xstate.after.responseTimeout.filedropReceiver.active.req
 const AFTER_CONNECT = 'xstate.after.connectTimeout.filedropReceiver.active.engaged.transferring.connecting';
 const AFTER_PROGRESS = 'xstate.after.progressInterval.filedropReceiver.active.engaged.transferring.receiving.cooling';
 const AFTER_LOST = 'xstate.after.lostTimeout.filedropReceiver.active.engaged.lost';
+const AFTER_REJOIN = 'xstate.after.rejoinDelay.filedropReceiver.rejoining';
 const DELAY: Record<string, number> = {
   [AFTER_RESPONSE]: RESPONSE_TIMEOUT_MS,
   [AFTER_CONNECT]: CONNECT_TIMEOUT_MS,
@@ -109,7 +115,10 @@ type ModelEvent = Chained<
       /** How the real download comes to it. */
       how: 'text frame' | 'oversized chunk' | 'write fails' | 'commit fails' | 'digest' | 'no digest in done';
     }
-  | { type: typeof AFTER_RESPONSE | typeof AFTER_CONNECT | typeof AFTER_PROGRESS | typeof AFTER_LOST }
+  | {
+      type:
+        typeof AFTER_RESPONSE | typeof AFTER_CONNECT | typeof AFTER_PROGRESS | typeof AFTER_LOST | typeof AFTER_REJOIN;
+    }
 >;
 
 type ModelSnapshot = AnyMachineSnapshot & { context: ReceiverContext };
@@ -165,6 +174,7 @@ const serverFrames: ModelEvent[] = [
 ];
 
 type Where =
+  | 'rejoining'
   | 'connecting'
   | 'awaitingAssign'
   | 'requesting'
@@ -176,6 +186,7 @@ type Where =
 
 /** The control state, flattened: `requesting`, `transferring.connecting`, `receiving.cooling`, … */
 function whereOf(snapshot: AnyMachineSnapshot): Where | undefined {
+  if (snapshot.value === 'rejoining') return 'rejoining';
   const active = (snapshot.value as { active?: unknown }).active;
   if (active === undefined) return undefined;
   if (typeof active === 'string') return active as Where;
@@ -186,7 +197,39 @@ function whereOf(snapshot: AnyMachineSnapshot): Where | undefined {
   return `receiving.${(transferring as { receiving: string }).receiving}` as Where;
 }
 const isEngaged = (where: Where | undefined) =>
-  where !== undefined && !['connecting', 'awaitingAssign', 'requesting'].includes(where);
+  where !== undefined && !['rejoining', 'connecting', 'awaitingAssign', 'requesting'].includes(where);
+
+/** A sink is open: the receiver's `request` (again) follows a lost server connection. */
+const isRejoin = (context: ReceiverContext) => context.sink !== undefined;
+
+/** The receiver connects to the server again when it loses it (see `canRejoin`). */
+function canRejoin(context: ReceiverContext): boolean {
+  const settling = context.arrived && verdictOf(context) !== 'pending';
+  return context.file !== undefined && context.sink !== undefined && context.rejoins < MAX_REJOINS && !settling;
+}
+
+/** The sender describes the file the sink holds part of (same name and size, same digest where both have one). */
+function isSameFile(context: ReceiverContext, data: unknown): boolean {
+  if (JSON.stringify(data) === JSON.stringify(UNREADABLE_FILE)) return false;
+  const d = data as { name?: string; fileName?: string; size?: number; fileSize?: number; sha256?: string };
+  const known = context.file!;
+  return (
+    (d.name ?? d.fileName) === known.name &&
+    (d.size ?? d.fileSize) === known.size &&
+    (d.sha256 === undefined || known.sha256 === undefined || d.sha256 === known.sha256)
+  );
+}
+
+/** What the `rejoining` event says for attempt `rejoins + 1`. */
+const rejoiningOf = (context: ReceiverContext, reason: TransferFailure) => ({
+  type: 'rejoining',
+  detail: {
+    attempt: context.rejoins + 1,
+    maxRejoins: MAX_REJOINS,
+    delay: REJOIN_DELAY_MS * 2 ** context.rejoins,
+    error: expect.objectContaining({ reason }),
+  },
+});
 const isTransferring = (where: Where | undefined) =>
   where === 'transferring.connecting' || where?.startsWith('receiving.') === true;
 
@@ -229,6 +272,7 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
   if (snapshot.status !== 'active') return [];
   const { context } = snapshot as ModelSnapshot;
   const where = whereOf(snapshot);
+  if (where === 'rejoining') return [{ type: AFTER_REJOIN }, { type: 'cancel' }];
   if (where === 'connecting') {
     return [
       { type: 'signalling.open' },
@@ -236,7 +280,18 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       { type: 'cancel' },
     ];
   }
-  const events = [...serverFrames];
+  // Asked again after a lost server connection, the same file resumes into the open sink: it is asked what it holds.
+  const events =
+    where === 'requesting' && isRejoin(context)
+      ? serverFrames.map((event) => {
+          const { type, detail } = event as Msg;
+          if (type !== 'response' || detail.peer !== SENDER) return event;
+          const data = detail.data as { error?: string };
+          return data.error === undefined && isSameFile(context, data)
+            ? { ...event, then: offsetFound(resumeAt(context.received)) }
+            : event;
+        })
+      : [...serverFrames];
   events.push(msg('peer not exists', isEngaged(where) ? { peer: SENDER } : { peer: SENDER, event: 'request' }));
   if (where === 'requesting') events.push({ type: AFTER_RESPONSE });
   if (where === 'openingSink') {
@@ -376,6 +431,17 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       });
     }
   }
+  // After a reconnection to the server, the transfer is explored along its way to the end and to
+  // the next loss (what else may happen there, it was explored for before): the model stays small.
+  if (context.rejoins > 0 && isEngaged(where)) {
+    const along = ['signalling.closed', 'cancel', 'rtc.description', 'rtc.open', AFTER_PROGRESS, AFTER_CONNECT];
+    return events.filter(
+      (event) =>
+        along.includes(event.type) ||
+        event.type.startsWith('download.') ||
+        (waiting && event.type === 'done' && (event as Msg).detail.peer === SENDER),
+    );
+  }
   return events;
 }
 
@@ -403,11 +469,13 @@ function serializeState(snapshot: AnyMachineSnapshot): string {
     context.reported,
     context.offset,
     context.reconnects,
+    context.rejoins,
   ]);
 }
 
 function formatEvent(event: ModelEvent): string {
   const chain = event.then ? ` + ${formatEvent(event.then)}` : '';
+  if (event.type === AFTER_REJOIN) return `the reconnection delay passes${chain}`;
   if (event.type in DELAY) return `${DELAY[event.type]} ms pass${chain}`;
   if ('how' in event) return `${event.reason} (${event.how})${chain}`;
   if ('received' in event) return `${event.type}(${event.received})${chain}`;
@@ -553,7 +621,7 @@ function world(code: string) {
   const sink = controlledSink();
   const w = filedropClientWorld(filedropReceiver, { ...TIMING, code, sink: sink.opener }, tracker.inspect);
   /** `retry` asked for an ICE restart whose offer has not come yet (tracked by the test, from the protocol). */
-  return Object.assign(w, { sink: sink.control, commandsRead: 0, commandsOf: 0, restarting: false });
+  return Object.assign(w, { sink: sink.control, commandsRead: 0, commandsOf: 0, restarting: false, rejoins: 0 });
 }
 
 type World = ReturnType<typeof world>;
@@ -579,6 +647,13 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
     w.restarting = true;
   }
   if (event.type === 'rtc.description') w.restarting = false;
+  if (event.type === AFTER_REJOIN) {
+    w.rejoins += 1;
+    // Each reconnection in a row waits twice as long as the one before.
+    w.clock.increment(REJOIN_DELAY_MS * 2 ** (prev.context.rejoins - 1));
+    await settle();
+    return;
+  }
   // A fresh connection (after the channel was lost, or a restart failed) is no restart.
   if (event.then?.type === 'xstate.done.actor.resumeOffset') w.restarting = false;
   switch (event.type) {
@@ -667,6 +742,7 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
   const data = (e as Msg).detail?.data as Record<string, unknown> | string | number | null | undefined;
   switch (e.type) {
     case 'signalling.closed':
+      return canRejoin(prev.context) ? undefined : 'signalling-lost';
     case 'xstate.error.actor.signalling':
       return 'signalling-lost';
     case 'signalling.error':
@@ -678,7 +754,14 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
       if (!fromSender || !(where === 'requesting' || isEngaged(where))) return undefined;
       // A file info it cannot read ends a receiver waiting for one; later it is not listened to.
       if (where === 'requesting' && JSON.stringify(data) === JSON.stringify(UNREADABLE_FILE)) return 'protocol';
-      if (detail.data?.error === undefined) return undefined;
+      // After a lost server connection, a once sender still serving the lost one says busy: the receiver tries again.
+      if (where === 'requesting' && isRejoin(prev.context) && detail.data?.error === 'busy' && canRejoin(prev.context))
+        return undefined;
+      if (detail.data?.error === undefined) {
+        return where === 'requesting' && isRejoin(prev.context) && !isSameFile(prev.context, data)
+          ? 'peer-gone'
+          : undefined;
+      }
       return detail.data.error === 'busy' ? 'busy' : 'remote-cancelled';
     case 'answer':
       return fromSender && isTransferring(where) && typeof data === 'object' && data?.type === 'offer'
@@ -693,6 +776,8 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
     case 'peer not exists':
       // A bare one (the original server's) is about the one peer the receiver names: the sender.
       if (!fromSender && detail?.peer !== undefined) return undefined;
+      // Asked again after a lost server connection: the sender left meanwhile.
+      if (where === 'requesting' && isRejoin(prev.context)) return 'peer-gone';
       // Once every byte is in and nothing more is needed of the sender, its leaving is no failure.
       if (prev.context.arrived && verdictOf(prev.context) !== 'pending') return undefined;
       return where === 'requesting' ? 'no-such-peer' : isEngaged(where) ? 'peer-gone' : undefined;
@@ -752,7 +837,10 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
         }
         break;
       case 'response':
-        if (where === 'requesting' && fromSender && !failure) {
+        if (where === 'requesting' && fromSender && !failure && isRejoin(prev.context)) {
+          const busy = (detail.data as { error?: string }).error === 'busy';
+          out.emitted.push(busy ? rejoiningOf(prev.context, 'busy') : { type: 'rejoined', detail: { id: ME } });
+        } else if (where === 'requesting' && fromSender && !failure) {
           const announced = JSON.stringify(detail.data) === JSON.stringify(ORIGINAL_FILE) ? ORIGINAL_READ : detail.data;
           out.emitted.push({ type: 'file', detail: { file: announced } });
         }
@@ -769,8 +857,12 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
       }
       case 'xstate.done.actor.resumeOffset': {
         const offset = (e as { output: number }).output;
-        // A fresh connection (not the first): the application hears where it resumes.
-        if (where !== 'openingSink') {
+        // Back on the server, the first connection again: the application hears where it resumes, past 0.
+        if (where === 'requesting') {
+          if (offset > 0)
+            out.emitted.push({ type: 'resuming', detail: { offset, total: SIZE, reconnect: prev.context.reconnects } });
+        } else if (where !== 'openingSink') {
+          // A fresh connection (not the first): the application hears where it resumes.
           out.emitted.push({
             type: 'resuming',
             detail: { offset, total: SIZE, reconnect: prev.context.reconnects + 1 },
@@ -780,6 +872,9 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
       }
       case 'download.started':
         out.emitted.push({ type: 'resumed', detail: { offset: (e as { offset: number }).offset } });
+        break;
+      case 'signalling.closed':
+        if (!failure) out.emitted.push(rejoiningOf(prev.context, 'signalling-lost'));
         break;
       case 'rtc.candidate':
         out.frames.push({ type: 'candidate', detail: { peer: SENDER, data: CANDIDATE } });
@@ -831,7 +926,8 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
     // Our own failures are told to a sender that was asked; what the sender or the server caused is not,
     // and neither is anything over a signalling connection that failed (closed, or sent what it must not).
     const viaSignalling = ['signalling.closed', 'signalling.error', 'error', 'xstate.error.actor.signalling'];
-    if (requested && isOwnFailure(failure) && !viaSignalling.includes(lastOf(event).type)) {
+    // (Nor from `rejoining`: there is no connection to tell it over.)
+    if (requested && where !== 'rejoining' && isOwnFailure(failure) && !viaSignalling.includes(lastOf(event).type)) {
       const received =
         lastOf(event).type === 'download.failed'
           ? (lastOf(event) as { received: number }).received
@@ -847,6 +943,7 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
 function childrenOf(snapshot: AnyMachineSnapshot): string[] {
   if (snapshot.status !== 'active') return [];
   const where = whereOf(snapshot)!;
+  if (where === 'rejoining') return [];
   const ids = ['signalling'];
   if (where === 'openingSink') ids.push('openSink');
   if (isTransferring(where)) ids.push('rtc');
@@ -894,7 +991,11 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
       const file = prev!.context.file!;
       const verified = file.sha256 !== undefined || file.trailer === 'sha256';
       expect(real.output).toEqual({ file, sha256: FILE.sha256, verified, error: undefined });
-    } else if (w.sink.asked && prev && !['requesting', 'openingSink'].includes(whereOf(prev)!)) {
+    } else if (
+      w.sink.asked &&
+      prev &&
+      (isRejoin(prev.context) || !['requesting', 'openingSink'].includes(whereOf(prev)!))
+    ) {
       // A sink that was opened is thrown away.
       await settle();
       expect(w.sink.inner.state).toBe('aborted');
@@ -911,10 +1012,13 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   expect(real.context.reported).toBe(next.context.reported);
   expect(real.context.offset).toBe(next.context.offset);
   expect(real.context.reconnects).toBe(next.context.reconnects);
+  expect(real.context.rejoins).toBe(next.context.rejoins);
   expect(real.context.arrived).toBe(next.context.arrived);
   expect(real.context.trailer).toEqual(next.context.trailer);
   // The sink is asked for once the file is known, and written as chunks come.
-  expect(w.sink.asked).toEqual(isEngaged(where) ? next.context.file : undefined);
+  expect(w.sink.asked).toEqual(isEngaged(where) || isRejoin(next.context) ? next.context.file : undefined);
+  // One signalling connection, and one more for each reconnection to the server.
+  expect(w.signallingConnections).toBe(1 + w.rejoins);
   expect(sameBytes(w.sink.inner.bytes(), CONTENT.subarray(0, next.context.received))).toBe(true);
   if (isTransferring(where)) {
     // One rtc actor per connection: the live one is the last.

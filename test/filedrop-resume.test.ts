@@ -345,3 +345,254 @@ describe('filedrop: resuming into a file sink', () => {
     expect(await readdir(out)).toEqual([]);
   });
 });
+
+/**
+ * `transport` as its user sees it, with `drop()`: the user's end closes (1006, as a network
+ * that went away) while the server's end stays open and hears nothing, as when only the
+ * client noticed the loss.
+ */
+function droppable(transport: Transport): { view: Transport; drop: () => void } {
+  let dropped = false;
+  const closeHandlers = new Set<(info: { code: number; reason: string; initiator: 'remote' }) => void>();
+  const view: Transport = {
+    get isOpen() {
+      return !dropped && transport.isOpen;
+    },
+    get bufferedAmount() {
+      return transport.bufferedAmount;
+    },
+    send: (frame) => {
+      if (!dropped) transport.send(frame);
+    },
+    on(type, handler) {
+      if (type === 'close') closeHandlers.add(handler as never);
+      const off = transport.on(type, (event) => {
+        if (!dropped) (handler as (e: typeof event) => void)(event);
+      });
+      return () => {
+        closeHandlers.delete(handler as never);
+        off();
+      };
+    },
+    close: (code, reason) => {
+      if (!dropped) transport.close(code, reason);
+    },
+  };
+  const drop = () => {
+    dropped = true;
+    for (const handler of closeHandlers) handler({ code: 1006, reason: '', initiator: 'remote' });
+  };
+  return { view, drop };
+}
+
+/**
+ * A receiver in `world` whose signalling connections are kept in `links` (the newest last), so a
+ * test can cut one; while `refuse` is set, opening a new one fails as with a server that is down.
+ */
+function receiverWithLinks(input: ReceiverInput) {
+  const links: Transport[] = [];
+  const control = { refuse: false, drops: [] as Array<() => void> };
+  const logic = filedropReceiver.provide({
+    actors: {
+      signalling: fromTransport(async () => {
+        if (control.refuse) throw new Error('connect ECONNREFUSED 127.0.0.1:8080');
+        const transport = await world.network.connect('filedrop', { path: '/filedrop' });
+        links.push(transport);
+        const { view, drop } = droppable(transport);
+        control.drops.push(drop);
+        return view;
+      }, clientCodec()),
+      rtc: world.rtc.rtc,
+    },
+  });
+  const actor = createActor(logic, { clock: world.clock, input }).start();
+  return { actor, links, control };
+}
+
+describe('filedrop: a lost server connection is carried over by a new one', () => {
+  it("the receiver's socket is cut mid-transfer: it reconnects, asks the same code again, resumes, and the file is whole", async () => {
+    world = createFileDropWorld();
+    const size = 1024 * 1024;
+    const data = bytes(size, 28);
+    const half = 512 * 1024;
+    // The digest follows in `done` (as with `signalbox send`): the new transfer hashes what it skips.
+    const watched = watchedSource(data, { name: 's.bin', sha256: false }, half);
+    const sender = world.sender({ source: watched.source, once: true });
+    const senderLog = record<SenderEmitted>(sender);
+    const sink = memorySink();
+    const { actor: receiver, links } = receiverWithLinks({ code: await codeOf(sender), sink });
+    const receiverLog = record<ReceiverEmitted>(receiver);
+    await watched.held;
+    await waitFor(receiver, (s) => s.context.received === half);
+    const firstId = receiver.getSnapshot().context.id!;
+
+    world.network.sever(links[0]!);
+    await waitFor(receiver, (s) => s.matches('rejoining'));
+    // The server told the sender its receiver left: that transfer ends, the code stays.
+    await waitFor(sender, () => senderLog.of('failed').length === 1);
+    expect(senderLog.of('failed')[0]!.detail).toMatchObject({ peer: firstId, error: { reason: 'peer-gone' } });
+    expect(sender.getSnapshot().status).toBe('active');
+    expect(receiverLog.of('rejoining')).toEqual([
+      {
+        type: 'rejoining',
+        detail: {
+          attempt: 1,
+          maxRejoins: 5,
+          delay: 1000,
+          error: expect.objectContaining({ reason: 'signalling-lost' }),
+        },
+      },
+    ]);
+    // Nothing happens before the delay is up.
+    world.clock.increment(999);
+    await settle();
+    expect(links).toHaveLength(1);
+    world.clock.increment(1);
+    watched.release();
+    await ended(receiver);
+    await ended(sender);
+
+    expect(receiver.getSnapshot().value).toBe('done');
+    expect(sender.getSnapshot().value).toBe('done');
+    expect(links).toHaveLength(2);
+    const secondId = receiver.getSnapshot().context.id!;
+    expect(secondId).not.toBe(firstId);
+    expect(receiverLog.of('rejoined')).toEqual([{ type: 'rejoined', detail: { id: secondId } }]);
+    // One `file` event: the sink was opened once and resumed, not opened again.
+    expect(receiverLog.of('file')).toHaveLength(1);
+    expect(receiverLog.of('resuming')).toEqual([
+      { type: 'resuming', detail: { offset: half, total: size, reconnect: 0 } },
+    ]);
+    expect(receiverLog.of('resumed')).toEqual([{ type: 'resumed', detail: { offset: half } }]);
+    expect(senderLog.of('resuming')).toEqual([
+      { type: 'resuming', detail: { peer: secondId, offset: half, reconnect: false } },
+    ]);
+    expect(same(sink.bytes(), data)).toBe(true);
+    expect(receiverLog.of('completed')[0]!.detail).toMatchObject({ sha256: sha256Hex(data), verified: true });
+    await settle();
+    expect(world.rtc.open).toBe(0);
+  });
+
+  it('backs off 1, 2, 4 s between tries while the server is unreachable, and after maxRejoins ends signalling-lost, keeping the .part', async () => {
+    world = createFileDropWorld();
+    const out = join(dir, 'rejoin');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(out, { recursive: true });
+    const data = bytes(SIZE, 29);
+    const watched = watchedSource(data, { name: 'u.bin' }, 256 * 1024);
+    const sender = world.sender({ source: watched.source, once: true });
+    const {
+      actor: receiver,
+      links,
+      control,
+    } = receiverWithLinks({
+      code: await codeOf(sender),
+      sink: directorySink(out, { resume: true }),
+      maxRejoins: 3,
+    });
+    const receiverLog = record<ReceiverEmitted>(receiver);
+    await watched.held;
+    await waitFor(receiver, (s) => s.context.received === 256 * 1024);
+
+    control.refuse = true;
+    world.network.sever(links[0]!);
+    for (const delay of [1000, 2000, 4000]) {
+      await waitFor(receiver, () => receiverLog.of('rejoining').length === Math.log2(delay / 1000) + 1);
+      expect(receiver.getSnapshot().value).toBe('rejoining');
+      world.clock.increment(delay);
+    }
+    await ended(receiver);
+    expect(receiverLog.of('rejoining').map((e) => e.detail.delay)).toEqual([1000, 2000, 4000]);
+    expect(errorOf(receiver)).toMatchObject({ reason: 'signalling-lost', message: /ECONNREFUSED/ });
+    expect(links).toHaveLength(1);
+    // Kept for the next attempt.
+    for (let i = 0; i < 50 && !(await readdir(out)).includes('u.bin.part.json'); i++) await settle();
+    expect((await readFile(join(out, 'u.bin.part'))).byteLength).toBe(256 * 1024);
+    watched.release();
+  });
+
+  it('a sink that cannot resume does not reconnect: signalling-lost at once', async () => {
+    world = createFileDropWorld();
+    const data = bytes(SIZE, 30);
+    const watched = watchedSource(data, { name: 'n.bin' }, 128 * 1024);
+    const sender = world.sender({ source: watched.source, once: true });
+    const sink = memorySink();
+    const plain = {
+      write: sink.write.bind(sink),
+      close: sink.close.bind(sink),
+      abort: sink.abort.bind(sink),
+    };
+    const { actor: receiver, links } = receiverWithLinks({ code: await codeOf(sender), sink: plain });
+    const receiverLog = record<ReceiverEmitted>(receiver);
+    await watched.held;
+    world.network.sever(links[0]!);
+    await ended(receiver);
+    expect(errorOf(receiver)).toMatchObject({ reason: 'signalling-lost' });
+    expect(receiverLog.of('rejoining')).toEqual([]);
+    watched.release();
+  });
+
+  it('the code now offers another file: the receiver ends peer-gone and takes none of it', async () => {
+    // The ids the server gives out, in order of connection: the second sender gets the first one's code.
+    const ids = ['K7PQ2MZA', 'R2222222', 'K7PQ2MZA', 'R3333333'];
+    world = createFileDropWorld({ server: { generateId: () => ids.shift() ?? 'Z9999999' } });
+    const data = bytes(SIZE, 31);
+    const watched = watchedSource(data, { name: 'a.bin' }, 256 * 1024);
+    const sender = world.sender({ source: watched.source, once: true });
+    const code = await codeOf(sender);
+    const sink = memorySink();
+    const { actor: receiver, links } = receiverWithLinks({ code, sink });
+    const receiverLog = record<ReceiverEmitted>(receiver);
+    await watched.held;
+    await waitFor(receiver, (s) => s.context.received === 256 * 1024);
+    world.network.sever(links[0]!);
+    await waitFor(receiver, (s) => s.matches('rejoining'));
+    sender.send({ type: 'cancel' });
+    await ended(sender);
+    const other = world.sender({ source: memorySource(bytes(SIZE + 1, 32), { name: 'a.bin' }), once: true });
+    expect(await codeOf(other)).toBe(code);
+    world.clock.increment(1000);
+    await ended(receiver);
+    expect(errorOf(receiver)).toMatchObject({ reason: 'peer-gone', message: /now offers another file/ });
+    expect(receiverLog.of('rejoined')).toEqual([]);
+    expect(sink.bytes().byteLength).toBe(256 * 1024);
+    watched.release();
+  });
+
+  it('only the receiver noticed the loss: the once sender answers busy until it gives up the old transfer, then resumes', async () => {
+    world = createFileDropWorld();
+    const data = bytes(SIZE, 33);
+    const watched = watchedSource(data, { name: 'b.bin' }, 256 * 1024);
+    const sender = world.sender({ source: watched.source, once: true, lostTimeout: 1500 });
+    const senderLog = record<SenderEmitted>(sender);
+    const sink = memorySink();
+    const { actor: receiver, links, control } = receiverWithLinks({ code: await codeOf(sender), sink });
+    const receiverLog = record<ReceiverEmitted>(receiver);
+    await watched.held;
+    await waitFor(receiver, (s) => s.context.received === 256 * 1024);
+
+    control.drops[0]!();
+    await waitFor(receiver, (s) => s.matches('rejoining'));
+    world.clock.increment(1000);
+    // The server still holds the old connection, and the sender its transfer (its channel is lost).
+    await waitFor(receiver, () => receiverLog.of('rejoining').length === 2);
+    expect(receiverLog.of('rejoining')[1]!.detail).toMatchObject({
+      attempt: 2,
+      delay: 2000,
+      error: { reason: 'busy' },
+    });
+    expect(senderLog.of('failed')).toEqual([]);
+    world.clock.increment(1500);
+    await waitFor(sender, () => senderLog.of('failed').length === 1);
+    expect(senderLog.of('failed')[0]!.detail.error).toMatchObject({ reason: 'peer-gone' });
+    world.clock.increment(500);
+    watched.release();
+    await ended(receiver);
+    await ended(sender);
+    expect(receiver.getSnapshot().value).toBe('done');
+    expect(sender.getSnapshot().value).toBe('done');
+    expect(links).toHaveLength(3);
+    expect(receiverLog.of('resumed')).toEqual([{ type: 'resumed', detail: { offset: 256 * 1024 } }]);
+    expect(same(sink.bytes(), data)).toBe(true);
+  });
+});

@@ -5,6 +5,7 @@ import type { Transport } from '../../src/transport.js';
 import {
   assigning,
   clientActors,
+  failOnSignalling,
   signallingFailures,
   isOwnFailure,
   remoteError,
@@ -44,6 +45,22 @@ export interface ReceiverInput {
    * @default 3
    */
   maxReconnects?: number;
+  /**
+   * How many times in a row to reconnect to the server, when the signalling
+   * connection drops (or cannot be opened again) once the file is known, and
+   * ask the same code again for the rest ("Lost server connections" in the
+   * filedrop README);
+   * the count starts again once bytes flow. Only with a sink that can resume;
+   * 0 ends `signalling-lost` at once.
+   * @default 5
+   */
+  maxRejoins?: number;
+  /**
+   * Wait before the first reconnection to the server; each further one in a
+   * row waits twice as long as the one before (1, 2, 4, 8, 16 s by default).
+   * @default 1000
+   */
+  rejoinDelay?: number;
   /** How long the sender has to answer `request`. @default 15000 */
   responseTimeout?: number;
   /** How long the data channel has to open after each offer (the first, and each ICE restart). @default 30000 */
@@ -65,6 +82,8 @@ export interface ReceiverContext {
   readonly opener: SinkOpener;
   readonly maxRetries: number;
   readonly maxReconnects: number;
+  readonly maxRejoins: number;
+  readonly rejoinDelay: number;
   readonly responseTimeout: number;
   readonly connectTimeout: number;
   readonly progressInterval: number;
@@ -85,6 +104,8 @@ export interface ReceiverContext {
   offset: number;
   /** Fresh connections opened since bytes last flowed. */
   reconnects: number;
+  /** Reconnections to the server since bytes last flowed. */
+  rejoins: number;
   received: number;
   /** `received` as of the last `progress` sent. */
   reported: number;
@@ -125,6 +146,15 @@ export type ReceiverEmitted =
    */
   | { type: 'resuming'; detail: { offset: number; total: number; reconnect: number } }
   /**
+   * The signalling connection dropped (`error` says how) once the file was
+   * known: in `delay` ms the receiver connects to the server again
+   * (`attempt` of at most `maxRejoins` in a row) and asks the same code for
+   * the rest.
+   */
+  | { type: 'rejoining'; detail: { attempt: number; maxRejoins: number; delay: number; error: FileDropError } }
+  /** Back on the server (`id` is the new peer id) and the sender described the same file: the transfer resumes. */
+  | { type: 'rejoined'; detail: { id: string } }
+  /**
    * After `resuming`, the first chunk came: the sender resumed at `offset`,
    * or (`offset` 0) it starts over, as a sender that does not know offsets
    * does, and the sink was emptied.
@@ -151,6 +181,8 @@ const KEEPS_BYTES: ReadonlySet<TransferFailure> = new Set<TransferFailure>([
   'rtc-failed',
   'timeout',
   'signalling-lost',
+  // A once sender still serving a receiver that lost its server connection: the bytes are good.
+  'busy',
 ]);
 
 /**
@@ -177,6 +209,28 @@ const failWith = (reason: TransferFailure, message: (context: ReceiverContext) =
 const awaitsTrailer = (context: ReceiverContext) =>
   context.file?.sha256 === undefined && context.file?.trailer === 'sha256' && context.trailer === undefined;
 
+/** The wait before reconnection `attempt` (from 1) to the server: `rejoinDelay`, doubled for each further one. */
+const rejoinDelayOf = (context: ReceiverContext, attempt: number) => context.rejoinDelay * 2 ** (attempt - 1);
+
+/**
+ * A signalling connection that closed, or could not be opened again
+ * (`signalling.closed` either way; a crash of the signalling actor is a bug
+ * and is not retried): once
+ * the file is known and the sink can resume, the receiver connects again
+ * (`rejoining`); otherwise it ends as before ({@link failOnSignalling}).
+ */
+const rejoinOrFail = [
+  {
+    guard: 'canRejoin',
+    target: '#filedropReceiver.rejoining',
+    actions: {
+      type: 'rejoin',
+      params: ({ event }: { event: SignallingFailure }) => ({ error: signallingError(event) }),
+    },
+  },
+  failOnSignalling,
+] as const;
+
 /**
  * The receiver's types and named implementations (actions that read their
  * event take its fields as typed `params`, computed at each transition), from
@@ -196,6 +250,7 @@ export const filedropReceiverSetup = setup({
     connectTimeout: ({ context }) => context.connectTimeout,
     progressInterval: ({ context }) => context.progressInterval,
     lostTimeout: ({ context }) => context.lostTimeout,
+    rejoinDelay: ({ context }) => rejoinDelayOf(context, context.rejoins),
   },
   guards: {
     isValidCode: ({ context }) => isPeerId(context.code),
@@ -233,6 +288,37 @@ export const filedropReceiverSetup = setup({
     /** A fresh connection can carry on from what is stored. */
     canReconnect: ({ context }) =>
       context.sink !== undefined && isResumable(context.sink) && context.reconnects < context.maxReconnects,
+    /**
+     * The signalling connection is lost once the file is known, and the sink
+     * can resume: a new one asks the same code again (`rejoining`).
+     */
+    canRejoin: ({ context }) =>
+      context.file !== undefined &&
+      context.sink !== undefined &&
+      isResumable(context.sink) &&
+      context.rejoins < context.maxRejoins &&
+      // Every byte is in and the sink is being closed: leaving now would stop that.
+      !(context.arrived && !awaitsTrailer(context)),
+    /** This `request` went out on a new signalling connection, for a file whose sink is open already. */
+    isRejoin: ({ context }) => context.sink !== undefined,
+    isBusy: ({ event }) => {
+      assertEvent(event, 'response');
+      const reading = responseOf(event);
+      return !isFault(reading) && 'refusal' in reading.value && reading.value.refusal === 'busy';
+    },
+    /** The sender describes the file the sink holds part of (same name and size, and SHA-256 when both have one). */
+    isSameFile: ({ context, event }) => {
+      assertEvent(event, 'response');
+      const reading = responseOf(event);
+      if (isFault(reading) || !('file' in reading.value) || !context.file) return false;
+      const { file } = reading.value;
+      const known = context.file;
+      return (
+        file.name === known.name &&
+        file.size === known.size &&
+        (file.sha256 === undefined || known.sha256 === undefined || file.sha256 === known.sha256)
+      );
+    },
     hasUnreported: ({ context }) => context.received > context.reported,
     isRestarting: ({ context }) => context.restarting,
   },
@@ -336,6 +422,24 @@ export const filedropReceiverSetup = setup({
       enqueue.emit({ type: 'retrying', detail: { attempt: context.retries + 1 } });
       enqueue.sendTo('rtc', { type: 'rtc.restartIce' } satisfies RtcCommand);
     }),
+    /** Counts one more reconnection to the server and says why and when it comes. */
+    rejoin: enqueueActions(({ context, enqueue }, { error }: { error: FileDropError }) => {
+      const attempt = context.rejoins + 1;
+      enqueue.assign({ rejoins: attempt });
+      enqueue.emit({
+        type: 'rejoining',
+        detail: { attempt, maxRejoins: context.maxRejoins, delay: rejoinDelayOf(context, attempt), error },
+      });
+    }),
+    /**
+     * The sender described the same file on the new connection: it starts a
+     * new transfer for our new id, so nothing of the old one carries over
+     * (its digest comes again, its ICE restarts count from 0).
+     */
+    rejoined: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ trailer: undefined, retries: 0 });
+      enqueue.emit({ type: 'rejoined', detail: { id: context.id! } });
+    }),
     keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
     /** The sink holds `offset` bytes: the next offer asks for the rest. */
     keepOffset: enqueueActions(
@@ -362,7 +466,7 @@ export const filedropReceiverSetup = setup({
     }),
     recordProgress: enqueueActions(({ context, enqueue }, { received }: { received: number }) => {
       // Bytes flow on this connection: a later loss gets the full number of fresh connections again.
-      if (received > context.offset) enqueue.assign({ reconnects: 0 });
+      if (received > context.offset) enqueue.assign({ reconnects: 0, rejoins: 0 });
       enqueue.assign({ received });
       enqueue.emit({ type: 'progress', detail: { received, total: context.file!.size } });
     }),
@@ -485,6 +589,8 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
     opener: input.sink,
     maxRetries: input.maxRetries ?? 3,
     maxReconnects: input.maxReconnects ?? 3,
+    maxRejoins: input.maxRejoins ?? 5,
+    rejoinDelay: input.rejoinDelay ?? 1000,
     responseTimeout: input.responseTimeout ?? 15_000,
     connectTimeout: input.connectTimeout ?? 30_000,
     progressInterval: input.progressInterval ?? 250,
@@ -492,6 +598,7 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
     requested: false,
     offset: 0,
     reconnects: 0,
+    rejoins: 0,
     received: 0,
     reported: 0,
     retries: 0,
@@ -516,6 +623,8 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
       invoke: { id: 'signalling', src: 'signalling' },
       on: {
         ...signallingFailures,
+        // A lost server connection is carried over where the sink allows it.
+        'signalling.closed': rejoinOrFail,
         'xstate.error.actor.rtc': {
           target: '.failing',
           actions: {
@@ -552,18 +661,48 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                 target: 'failing',
                 actions: 'recordFault',
               },
+              // Asked again after a lost server connection, a once sender may still be serving our
+              // old self (its server had not noticed the loss): it frees up within its lostTimeout.
+              {
+                guard: and(['isFromSender', 'isRejoin', 'isBusy', 'canRejoin']),
+                target: '#filedropReceiver.rejoining',
+                actions: {
+                  type: 'rejoin',
+                  params: () => ({
+                    error: new FileDropError('busy', 'the sender is still serving our lost connection'),
+                  }),
+                },
+              },
               {
                 guard: and(['isFromSender', 'isRefusal']),
                 target: '#filedropReceiver.failed',
                 actions: 'recordRefusal',
               },
+              // Asked again after a lost server connection: the same file resumes into the open sink.
+              {
+                guard: and(['isFromSender', 'isRejoin', 'isSameFile']),
+                target: 'engaged.resuming',
+                actions: 'rejoined',
+              },
+              {
+                guard: and(['isFromSender', 'isRejoin']),
+                target: '#filedropReceiver.failed',
+                actions: failWith('peer-gone', (context) => `the code ${context.code} now offers another file`),
+              },
               { guard: 'isFromSender', target: 'engaged', actions: 'keepFile' },
             ],
-            'peer not exists': {
-              guard: 'isAboutSender',
-              target: '#filedropReceiver.failed',
-              actions: failWith('no-such-peer', (context) => `no sender has the code ${context.code}`),
-            },
+            'peer not exists': [
+              {
+                guard: and(['isAboutSender', 'isRejoin']),
+                target: '#filedropReceiver.failed',
+                actions: failWith('peer-gone', (context) => `the sender ${context.code} left while we reconnected`),
+              },
+              {
+                guard: 'isAboutSender',
+                target: '#filedropReceiver.failed',
+                actions: failWith('no-such-peer', (context) => `no sender has the code ${context.code}`),
+              },
+            ],
             'invalid peer id': {
               target: '#filedropReceiver.failed',
               actions: failWith('invalid-code', (context) => `the server refused the code ${context.code}`),
@@ -772,6 +911,16 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
         // What the sender must hear goes out before leaving `active` stops the signalling actor.
         completing: { entry: 'sendDone', always: '#filedropReceiver.done' },
         failing: { entry: 'tellSender', always: '#filedropReceiver.failed' },
+      },
+    },
+    // The server connection was lost once the file was known: a new one asks the same code for the rest.
+    rejoining: {
+      after: { rejoinDelay: 'active' },
+      on: {
+        cancel: {
+          target: 'failed',
+          actions: { type: 'fail', params: { reason: 'cancelled', message: 'the receiver cancelled' } },
+        },
       },
     },
     done: { type: 'final', entry: 'announceDone' },
