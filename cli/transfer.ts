@@ -85,6 +85,11 @@ export interface TransferCliOptions {
   err?: Writable;
   /** `--server` and `--ice-server` as the user gave them, for the receive command `send` prints. */
   asGiven?: ReceiveCommandOptions;
+  /**
+   * The `RTCPeerConnection` to use instead of loading `webrtc`'s (a test's
+   * stand-in, or an embedder's own build); `rtcConfig(webrtc, …)` still applies.
+   */
+  RTCPeerConnection?: RtcActorInit['RTCPeerConnection'];
 }
 
 /**
@@ -290,7 +295,7 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
   let source: FileSource;
   let RTCPeerConnection;
   try {
-    RTCPeerConnection = await loadRtc(options.webrtc);
+    RTCPeerConnection = options.RTCPeerConnection ?? (await loadRtc(options.webrtc));
     // No digest up front: the file is hashed as it is sent, and the digest follows in `done` (read once).
     source = await fileSource(path, { sha256: false });
   } catch (error) {
@@ -344,7 +349,7 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   const err = options.err ?? process.stderr;
   let RTCPeerConnection;
   try {
-    RTCPeerConnection = await loadRtc(options.webrtc);
+    RTCPeerConnection = options.RTCPeerConnection ?? (await loadRtc(options.webrtc));
   } catch (error) {
     err.write(`signalbox: ${(error as Error).message}\n`);
     return 1;

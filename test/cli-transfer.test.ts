@@ -477,12 +477,98 @@ describe('signalbox send / receive', () => {
     }
   }, 60_000);
 
+  it('carries a transfer over a connection that fails where ICE cannot restart: a fresh one, and no advice for a library caller', async () => {
+    const data = randomBytes(24 * 1024 * 1024);
+    await writeFile(join(dir, 'fresh.bin'), data);
+    const out = join(dir, 'fresh-out');
+    await mkdir(out);
+    NoRestartPeerConnection.made.length = 0;
+    const options = {
+      server: url,
+      webrtc: 'werift' as const,
+      iceServers: [],
+      RTCPeerConnection: NoRestartPeerConnection,
+    };
+    let code = '';
+    let senderErr = '';
+    const sent = sendFile(join(dir, 'fresh.bin'), {
+      ...options,
+      out: { write: (text) => void (code ||= text.trim()) },
+      err: { write: (text) => void (senderErr += text) },
+    });
+    await until(() => code !== '', 20_000);
+    let receiverErr = '';
+    const received = receiveFile(code, out, {
+      ...options,
+      out: { write: () => true },
+      err: { write: (text) => void (receiverErr += text) },
+    });
+    // Mid-transfer, the sender's connection fails: it asks for an ICE restart, which this backend cannot make.
+    const part = join(out, 'fresh.bin.part');
+    const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
+    for (let i = 0; i < 4000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const cutAt = await stored();
+    const answerer = NoRestartPeerConnection.made.find((pc) => pc.answered)!;
+    answerer.fail();
+
+    expect({ code: await received, receiverErr }).toMatchObject({ code: 0 });
+    expect({ code: await sent, senderErr }).toMatchObject({ code: 0 });
+    expect(cutAt).toBeGreaterThan(0);
+    expect(cutAt).toBeLessThan(data.byteLength);
+    expect(Buffer.compare(await readFile(join(out, 'fresh.bin')), data)).toBe(0);
+    // A fresh connection carried it: a third and a fourth peer connection, the receiver's and the sender's.
+    expect(NoRestartPeerConnection.made.length).toBe(4);
+    expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
+    expect(receiverErr).toMatch(/SHA-256 [0-9a-f]{64} verified/);
+    for (const text of [receiverErr, senderErr]) {
+      expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
+    }
+  }, 60_000);
+
   it('exits 2 on bad usage from a spawned process too', async () => {
     const child = run(['receive']);
     expect(await child.exited).toBe(2);
     expect(child.stderr()).toMatch(/^signalbox: receive takes exactly one <code>\n\nUsage:/);
   });
 });
+
+/**
+ * werift, but without ICE restarts (as node-datachannel's polyfill): `createOffer`
+ * ignores `iceRestart`, so a restart offer keeps its ICE credentials and the rtc
+ * actor refuses it. `fail()` makes the connection report `failed`.
+ */
+class NoRestartPeerConnection extends WeriftPeerConnection {
+  static readonly made: NoRestartPeerConnection[] = [];
+  answered = false;
+  private readonly stateListeners: Array<(event: unknown) => void> = [];
+
+  constructor(config: ConstructorParameters<typeof WeriftPeerConnection>[0] = {}) {
+    super({ ...WERIFT_LOOPBACK, ...config });
+    NoRestartPeerConnection.made.push(this);
+    // werift's addEventListener is a field: wrap it to learn who listens for state changes.
+    const add = this.addEventListener.bind(this) as (type: string, listener: (event: unknown) => void) => void;
+    (this as { addEventListener: unknown }).addEventListener = (type: string, listener: (event: unknown) => void) => {
+      if (type === 'connectionstatechange') this.stateListeners.push(listener);
+      add(type, listener);
+    };
+  }
+
+  override createOffer() {
+    return super.createOffer();
+  }
+
+  override createAnswer() {
+    this.answered = true;
+    return super.createAnswer();
+  }
+
+  /** From now on the connection says `failed` to those who ask (werift itself goes on as it was). */
+  fail(): void {
+    // werift's own updates of the field are dropped: the connection stays failed for its listeners.
+    Object.defineProperty(this, 'connectionState', { get: () => 'failed', set: () => {}, configurable: true });
+    for (const listener of this.stateListeners) listener({ type: 'connectionstatechange' });
+  }
+}
 
 /** Runs main() in this process; its exit code and what it wrote to stdout and stderr. */
 async function runMain(args: string[]) {
