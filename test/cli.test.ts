@@ -181,6 +181,32 @@ describe('signalbox help and --version', () => {
   });
 });
 
+describe('Node versions', () => {
+  it("the README's Node versions agree with package.json's engines and with what werift declares", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const section = readme.slice(readme.indexOf('### Node versions'), readme.indexOf('## The demo'));
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
+      engines: { node: string };
+      devDependencies: Record<string, string>;
+    };
+    const werift = JSON.parse(readFileSync('node_modules/werift/package.json', 'utf8')) as {
+      version: string;
+      engines?: { node?: string };
+    };
+    // What we need is what we declare, and the quick start says the same.
+    const least = /^>=(\d+)$/.exec(pkg.engines.node)?.[1];
+    expect(least).toBeDefined();
+    expect(section).toContain(`need Node ${least} or later`);
+    expect(readme).toContain(`with Node ${least} or later`);
+    // The EBADENGINE the README explains is the one npm prints: werift's own declaration.
+    expect(section).toContain(`declares \`node ${werift.engines?.node}\``);
+    expect(section).toContain(`keep werift ${werift.version.split('.').slice(0, 2).join('.')}`);
+    expect(pkg.devDependencies.werift).toMatch(
+      new RegExp(`^\\^${werift.version.split('.').slice(0, 2).join('\\.')}\\.`),
+    );
+  });
+});
+
 describe('signalbox send / receive as a person sees them', () => {
   it('prints the exact receive command, which works as printed, and rates without raw floats', async () => {
     const server = await startServer({ port: 0, host: '127.0.0.1' });
