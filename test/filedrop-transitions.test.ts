@@ -512,13 +512,34 @@ describe('filedropReceiver transitions', () => {
     });
   });
 
-  it('fails signalling-lost when the server connection closes, telling nobody', () => {
-    const step = run(filedropReceiver, input, [
+  it('fails signalling-lost when the server connection closes and it may not reconnect, telling nobody', () => {
+    const step = run(filedropReceiver, { ...input, maxRejoins: 0 }, [
       ...receiving,
       { type: 'signalling.closed', info: { code: 1006, reason: '' } },
     ]);
     expect(errorOf(step)).toMatchObject({ reason: 'signalling-lost' });
     expect(step.sent).toEqual([]);
+  });
+
+  it('with a sink that can resume, a closed server connection mid-transfer means rejoining, telling nobody', () => {
+    const step = run(filedropReceiver, input, [
+      ...receiving,
+      { type: 'signalling.closed', info: { code: 1006, reason: '' } },
+    ]);
+    expect(step.snapshot.value).toBe('rejoining');
+    expect(step.snapshot.context.error).toBeUndefined();
+    expect(step.sent).toEqual([]);
+    expect(step.emitted).toEqual([
+      {
+        type: 'rejoining',
+        detail: {
+          attempt: 1,
+          maxRejoins: 5,
+          delay: 1000,
+          error: expect.objectContaining({ reason: 'signalling-lost' }),
+        },
+      },
+    ]);
   });
 });
 

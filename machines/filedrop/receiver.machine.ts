@@ -49,9 +49,8 @@ export interface ReceiverInput {
    * How many times in a row to reconnect to the server, when the signalling
    * connection drops (or cannot be opened again) once the file is known, and
    * ask the same code again for the rest ("Lost server connections" in the
-   * filedrop README);
-   * the count starts again once bytes flow. Only with a sink that can resume;
-   * 0 ends `signalling-lost` at once.
+   * filedrop README); the count starts again once bytes flow. Only with a
+   * sink that can resume; 0 ends `signalling-lost` at once.
    * @default 5
    */
   maxRejoins?: number;
@@ -215,9 +214,9 @@ const rejoinDelayOf = (context: ReceiverContext, attempt: number) => context.rej
 /**
  * A signalling connection that closed, or could not be opened again
  * (`signalling.closed` either way; a crash of the signalling actor is a bug
- * and is not retried): once
- * the file is known and the sink can resume, the receiver connects again
- * (`rejoining`); otherwise it ends as before ({@link failOnSignalling}).
+ * and is not retried): once the file is known and the sink can resume, the
+ * receiver connects again (`rejoining`); otherwise it ends as before
+ * ({@link failOnSignalling}).
  */
 const rejoinOrFail = [
   {
