@@ -2,7 +2,7 @@
  * Relay throughput and idle memory of signalbox's CloudLink Omega server,
  * against a bare `ws` relay measured in the same run (see bench/README.md).
  *
- *   npm run bench:relay -- --pairs 50 --seconds 5 --payload 1024 --form object --window 8 --idle 2000 --rounds 3 [--profile]
+ *   npm run bench:relay -- --pairs 100 --seconds 5 --payload 1024 --form object --window 16 --idle 2000 --rounds 3 [--profile] [--pin false]
  *
  * One file, three roles (argv[2]): no role is the orchestrator, which runs the
  * servers under test on its own main thread; `client` is the load generator
@@ -10,11 +10,12 @@
  * measurement (it forks its own `client`).
  */
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Session } from 'node:inspector/promises';
-import type { AddressInfo } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import type { AddressInfo, Socket } from 'node:net';
+import { cpus, platform, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -58,6 +59,8 @@ interface Options {
   rounds: number;
   warmup: number;
   profile: boolean;
+  /** Server on CPU 0 and generator on CPU 1 during the load rounds (Linux `taskset`, 2+ cores). */
+  pin: boolean;
 }
 
 function formOption(): Form {
@@ -69,15 +72,16 @@ function formOption(): Form {
 
 function parseOptions(): Options {
   return {
-    pairs: Math.round(numberOption('pairs', 50, 1, 2000)),
+    pairs: Math.round(numberOption('pairs', 100, 1, 2000)),
     seconds: numberOption('seconds', 5, 0.5, 60),
     payload: Math.round(numberOption('payload', 1024, 1, 60_000)),
     form: formOption(),
-    window: Math.round(numberOption('window', 8, 1, 256)),
+    window: Math.round(numberOption('window', 16, 1, 256)),
     idle: Math.round(numberOption('idle', 2000, 2, 10_000) / 2) * 2,
     rounds: Math.round(numberOption('rounds', 3, 1, 10)),
     warmup: numberOption('warmup', 1, 0, 10),
     profile: flagOption('profile'),
+    pin: readOption('pin') === undefined ? cpus().length >= 2 && platform() === 'linux' : flagOption('pin'),
   };
 }
 
@@ -264,15 +268,15 @@ type Task =
       window: number;
       payload: number;
       form: Form;
-      warmup: number;
-      seconds: number;
     }
   | { kind: 'idle'; url: string; count: number };
 
+/** What the orchestrator tells a load generator once it is ready: start and stop the measured window. */
+type Order = { type: 'mark' } | { type: 'stop' };
+
 type ClientReport =
   | { type: 'ready'; connections: number; setupMs: number }
-  | { type: 'start' }
-  | { type: 'end'; delivered: number; elapsedMs: number; clientCpuMs: number };
+  | ({ type: 'end'; delivered: number; elapsedMs: number; framesPerWrite: number } & ProcessWindow);
 
 interface MemoryReport {
   type: 'memory';
@@ -287,18 +291,17 @@ interface MemoryReport {
 // ---------------------------------------------------------------------------
 // Role `client`: the load generator, a plain `ws` client speaking CloudLink.
 
-/** A client connection with an inbox for the handshake phase. */
+/** A client connection with an inbox for the handshake phase (the load phase takes its socket: {@link RawRelay}). */
 class Conn {
   id = '';
   /** The MAKE_ANSWER frame this client sends in the load phase, encoded once. */
   frame = '';
   private inbox: Frame[] = [];
   private waiters: Array<{ opcode: number; resolve: (f: Frame) => void; reject: (e: Error) => void }> = [];
-  private handshaking = true;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: RawData) => {
-      if (this.handshaking) this.take(JSON.parse(data.toString()) as Frame);
+      this.take(JSON.parse(data.toString()) as Frame);
     });
     ws.on('close', (code, reason) => {
       const error = new Error(`socket closed (${code} ${reason.toString()}) during the handshake`);
@@ -350,13 +353,6 @@ class Conn {
     this.id = String((await this.next(3)).payload);
   }
 
-  /** Leaves the handshake phase: from now on frames go to `onFrame` unparsed. */
-  relayMode(onFrame: (data: Buffer) => void) {
-    this.handshaking = false;
-    this.ws.removeAllListeners('message');
-    this.ws.on('message', onFrame);
-  }
-
   close(): Promise<void> {
     const ws = this.ws;
     if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
@@ -400,7 +396,227 @@ async function pool<T>(count: number, limit: number, fn: (i: number) => Promise<
   return out;
 }
 
+/** What a run reports about the generator's side (see {@link RawRelay}). */
+interface LoadStats {
+  delivered: number;
+  /** Socket writes (each one carries every frame a socket owed at the end of a tick). */
+  writes: number;
+  frames: number;
+}
+
+/**
+ * One connection's load phase, with `ws` out of the way: once the handshake
+ * is done the generator reads the socket's bytes itself and only counts
+ * frames (the server's frames are unmasked and never fragmented; the first
+ * bytes of each are compared with `expect`), and writes pre-framed bytes
+ * (text frames with an all-zero mask, `window`·2 copies framed once). A
+ * tick's answers are batched: each frame received adds one to the socket's
+ * debt, and once the tick's reads are done each indebted socket pays all of
+ * it in one write. So the generator spends a few byte comparisons per frame,
+ * and a syscall per socket per tick, which is what lets one process drive a
+ * server to a full core (see bench/README.md).
+ */
+class RawRelay {
+  /** Bytes of a frame's start (header and the first bytes of its payload) that a read cut off. */
+  private carry: Buffer | undefined;
+  /** Payload bytes of the current frame still to skip. */
+  private skip = 0;
+  private readonly frames: Buffer;
+  private readonly frameSize: number;
+  owed = 0;
+
+  constructor(
+    readonly socket: Socket,
+    text: string,
+    copies: number,
+    private readonly expect: Buffer,
+    private readonly onFrame: (relay: RawRelay, match: boolean, head: string) => void,
+  ) {
+    const payload = Buffer.from(text);
+    const n = payload.length;
+    const header = n < 126 ? Buffer.from([0x81, 0x80 | n]) : Buffer.alloc(4);
+    if (n >= 126) {
+      if (n > 0xffff) throw new Error('a relayed frame must be under 64 KiB');
+      header[0] = 0x81;
+      header[1] = 0x80 | 126;
+      header.writeUInt16BE(n, 2);
+    }
+    // Masked (as a client must) with the all-zero key: the payload goes as is.
+    const one = Buffer.concat([header, Buffer.alloc(4), payload]);
+    this.frameSize = one.length;
+    this.frames = Buffer.concat(Array.from({ length: copies }, () => one));
+    socket.removeAllListeners('data');
+    socket.on('data', (chunk: Buffer) => this.read(chunk));
+    socket.resume();
+  }
+
+  /** Writes `count` frames in one write (more than the copies framed: several writes). */
+  pay(count: number): number {
+    let writes = 0;
+    const copies = this.frames.length / this.frameSize;
+    while (count > 0) {
+      const k = Math.min(count, copies);
+      this.socket.write(k === copies ? this.frames : this.frames.subarray(0, k * this.frameSize));
+      count -= k;
+      writes++;
+    }
+    return writes;
+  }
+
+  private read(chunk: Buffer) {
+    let at = 0;
+    if (this.carry !== undefined) {
+      // Rare (a read ended inside a frame's first bytes): parse the start from a small joined buffer.
+      const joined = Buffer.concat([this.carry, chunk.subarray(0, 64)]);
+      const used = this.frame(joined, 0);
+      if (used < 0) {
+        this.carry = chunk.length <= 64 ? joined : undefined;
+        if (this.carry === undefined) throw new Error('unparseable frame start');
+        return;
+      }
+      at = used - this.carry.length;
+      this.carry = undefined;
+    }
+    while (at < chunk.length) {
+      if (this.skip > 0) {
+        const k = Math.min(this.skip, chunk.length - at);
+        this.skip -= k;
+        at += k;
+        continue;
+      }
+      const used = this.frame(chunk, at);
+      if (used < 0) {
+        this.carry = Buffer.from(chunk.subarray(at));
+        return;
+      }
+      at += used;
+    }
+  }
+
+  /** Reads the frame starting at `at`: bytes used (header and compared prefix), or -1 if `buf` ends too soon. */
+  private frame(buf: Buffer, at: number): number {
+    if (buf.length - at < 2) return -1;
+    const b1 = buf[at + 1]! & 0x7f;
+    let size = 2;
+    let length = b1;
+    if (b1 === 126) {
+      if (buf.length - at < 4) return -1;
+      length = buf.readUInt16BE(at + 2);
+      size = 4;
+    } else if (b1 === 127) {
+      if (buf.length - at < 10) return -1;
+      length = Number(buf.readBigUInt64BE(at + 2));
+      size = 10;
+    }
+    const check = Math.min(this.expect.length, length);
+    if (buf.length - at - size < check) return -1;
+    const start = at + size;
+    const match =
+      (buf[at]! & 0x0f) === 1 &&
+      length >= this.expect.length &&
+      buf.compare(this.expect, 0, this.expect.length, start, start + this.expect.length) === 0;
+    this.skip = length - check;
+    this.onFrame(this, match, match ? '' : buf.toString('latin1', at, Math.min(buf.length, start + 80)));
+    return size + check;
+  }
+}
+
+/**
+ * Drives the relays: each connection sends `window` frames, then one more for
+ * every frame it receives (so `window`·2 messages stay in flight per pair),
+ * batched per socket and per tick. Counts what arrives.
+ */
+function drive(relays: Array<{ socket: Socket; text: string; expect: Buffer }>, window: number) {
+  const stats: LoadStats = { delivered: 0, writes: 0, frames: 0 };
+  let failure: string | undefined;
+  let running = true;
+  const owing: RawRelay[] = [];
+  let flushing = false;
+  const flush = () => {
+    flushing = false;
+    for (const relay of owing) {
+      if (running) {
+        stats.frames += relay.owed;
+        stats.writes += relay.pay(relay.owed);
+      }
+      relay.owed = 0;
+    }
+    owing.length = 0;
+  };
+  const owe = (relay: RawRelay, count: number) => {
+    if (relay.owed === 0) owing.push(relay);
+    relay.owed += count;
+    if (!flushing) {
+      flushing = true;
+      setImmediate(flush);
+    }
+  };
+  const onFrame = (relay: RawRelay, match: boolean, head: string) => {
+    if (match) {
+      stats.delivered++;
+      owe(relay, 1);
+    } else failure ??= `unexpected frame from the server: ${JSON.stringify(head)}`;
+  };
+  const all = relays.map(({ socket, text, expect }) => {
+    const relay = new RawRelay(socket, text, window * 2, expect, onFrame);
+    socket.on('close', () => {
+      if (running) failure ??= 'a relay socket closed during the run';
+    });
+    return relay;
+  });
+  for (const relay of all) owe(relay, window);
+  return {
+    stats,
+    failure: () => failure,
+    stop() {
+      running = false;
+      for (const relay of all) relay.socket.destroy();
+    },
+  };
+}
+
+/** Linux's run-queue wait of this process's main thread (ns), from /proc/self/schedstat: time it was ready but not running. */
+function runQueueWaitNs(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/self/schedstat', 'latin1').split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the generator and the server each measure over a window: CPU, event-loop use, run-queue wait. */
+interface ProcessWindow {
+  /** CPU time (user + system, all threads) in ms; in {@link LoadResult}, as a share of the window. */
+  cpuMs: number;
+  sysMs: number;
+  /** Share of the window the event loop was busy (not waiting in epoll). */
+  busy: number;
+  /** Share of the window the main thread was runnable but waiting for a core (Linux only). */
+  waited?: number;
+}
+
+/** Starts measuring this process; the returned function ends the window. */
+function measureWindow(): () => ProcessWindow & { elapsedMs: number } {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const e0 = performance.eventLoopUtilization();
+  const w0 = runQueueWaitNs();
+  return () => {
+    const elapsedMs = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    const w1 = runQueueWaitNs();
+    return {
+      elapsedMs,
+      cpuMs: (c.user + c.system) / 1000,
+      sysMs: c.system / 1000,
+      busy: performance.eventLoopUtilization(e0).utilization,
+      waited: w0 === undefined || w1 === undefined ? undefined : (w1 - w0) / 1e6 / elapsedMs,
+    };
+  };
+}
+
 const ANSWER_PREFIX = Buffer.from('{"opcode":15,');
+const socketOf = (ws: WebSocket) => (ws as unknown as { _socket: Socket })._socket;
 
 async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
   const started = performance.now();
@@ -423,82 +639,51 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<Conn[]> {
   const conns = pairs.flat();
   report({ type: 'ready', connections: conns.length, setupMs: performance.now() - started } satisfies ClientReport);
 
-  let delivered = 0;
-  let running = true;
-  let failure: string | undefined;
-  // Sends are batched per socket and per tick: each answer received adds one
-  // to its socket's debt, and once the tick's frames are read every indebted
-  // socket writes its frames under one cork (one writev instead of one per frame).
-  const owed = new Map<Conn, number>();
-  let flushing = false;
-  const flush = () => {
-    flushing = false;
-    if (!running) return owed.clear();
-    for (const [conn, count] of owed) {
-      const socket = (conn.ws as unknown as { _socket: import('node:net').Socket })._socket;
-      socket.cork();
-      for (let k = 0; k < count; k++) conn.ws.send(conn.frame);
-      socket.uncork();
-    }
-    owed.clear();
-  };
-  const owe = (conn: Conn, count: number) => {
-    owed.set(conn, (owed.get(conn) ?? 0) + count);
-    if (!flushing) {
-      flushing = true;
-      setImmediate(flush);
-    }
-  };
-  for (const [a, b] of pairs) {
-    for (const [self, mate] of [
-      [a, b],
-      [b, a],
-    ] as const) {
-      // Pre-encoded: the generator should spend its CPU on sockets, not JSON.
-      self.frame = `{"opcode":14,"payload":${JSON.stringify(description('answer'))},"rx":${JSON.stringify(mate.id)}}`;
-      const ws = self.ws;
-      self.relayMode((data) => {
-        if (
-          data.length > ANSWER_PREFIX.length &&
-          data.compare(ANSWER_PREFIX, 0, ANSWER_PREFIX.length, 0, ANSWER_PREFIX.length) === 0
-        ) {
-          delivered++;
-          owe(self, 1);
-          return;
-        }
-        const other = JSON.parse(data.toString()) as Frame;
-        if (other.opcode === 1) ws.send('{"opcode":1}');
-        else if (other.opcode === 15) {
-          // A server that orders keys differently: still an answer.
-          delivered++;
-          owe(self, 1);
-        } else if (other.opcode === 0) failure ??= `VIOLATION: ${other.payload}`;
-      });
-      self.ws.on('close', (code) => {
-        if (running) failure ??= `a relay socket closed (${code}) during the run`;
-      });
-      owe(self, task.window);
-    }
-  }
-
-  await sleep(task.warmup * 1000);
-  report({ type: 'start' } satisfies ClientReport);
-  const d0 = delivered;
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  await sleep(task.seconds * 1000);
-  const d1 = delivered;
-  const t1 = performance.now();
-  const c1 = process.cpuUsage(c0);
-  running = false;
+  const answer = JSON.stringify(description('answer'));
+  const run = drive(
+    pairs.flatMap(([a, b]) =>
+      [
+        [a, b],
+        [b, a],
+      ].map(([self, mate]) => ({
+        socket: socketOf(self!.ws),
+        text: `{"opcode":14,"payload":${answer},"rx":${JSON.stringify(mate!.id)}}`,
+        expect: ANSWER_PREFIX,
+      })),
+    ),
+    task.window,
+  );
+  // The server's process keeps the clock (its window is what CPU per message
+  // divides): 'mark' starts the window, 'stop' ends it. A busy server may
+  // deliver them late, but it measures the same window the generator does.
+  await nextOrder('mark');
+  const before = { ...run.stats };
+  const end = measureWindow();
+  await nextOrder('stop');
+  const after = { ...run.stats };
+  const window = end();
+  run.stop();
+  const failure = run.failure();
   if (failure) throw new Error(failure);
   report({
     type: 'end',
-    delivered: d1 - d0,
-    elapsedMs: t1 - t0,
-    clientCpuMs: (c1.user + c1.system) / 1000,
+    delivered: after.delivered - before.delivered,
+    framesPerWrite: (after.frames - before.frames) / Math.max(1, after.writes - before.writes),
+    ...window,
   } satisfies ClientReport);
   return conns;
+}
+
+/** The next order of `type` from the orchestrator. */
+function nextOrder(type: Order['type']): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onMessage = (m: Order) => {
+      if (m.type !== type) return;
+      process.off('message', onMessage);
+      resolve();
+    };
+    process.on('message', onMessage);
+  });
 }
 
 async function runIdleClients(task: Extract<Task, { kind: 'idle' }>): Promise<Conn[]> {
@@ -584,16 +769,34 @@ interface LoadResult {
   cpuPerMsg: number;
   /** The kernel's share of it (system time: socket reads and writes). */
   sysPerMsg: number;
-  serverCpu: number;
-  clientCpu: number;
+  server: ProcessWindow;
+  client: ProcessWindow;
+  /** Frames per socket write in the generator: how much each of its ticks batched. */
+  framesPerWrite: number;
   setupMs: number;
+}
+
+/**
+ * Pins every thread of process `pid` to `cpus` (a taskset list: `0`, `1`,
+ * `0-1`) with Linux's `taskset`; false where that is not possible.
+ */
+function pin(pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function measureLoad(impl: Impl, options: Options, profiler?: Session): Promise<LoadResult> {
   const server = await startImpl(impl, options);
   try {
     const child = spawnRole(SELF, ['client']);
-    const timeout = (options.warmup + options.seconds) * 1000 + 60_000;
+    // Server and generator on a core each: left to the scheduler, two processes
+    // that wake each other up tend to share one core (see bench/README.md).
+    if (options.pin) pin(child.pid!, '1');
+    const timeout = 60_000;
     child.send({
       kind: 'load',
       url: server.url,
@@ -601,29 +804,36 @@ async function measureLoad(impl: Impl, options: Options, profiler?: Session): Pr
       window: options.window,
       payload: options.payload,
       form: options.form,
-      warmup: options.warmup,
-      seconds: options.seconds,
     } satisfies Task);
     const ready = await nextMessage<Extract<ClientReport, { type: 'ready' }>>(child, 'ready', timeout);
-    await nextMessage(child, 'start', timeout);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
+    await sleep(options.warmup * 1000);
     if (profiler) await profiler.post('Profiler.start');
+    child.send({ type: 'mark' } satisfies Order);
+    const window = measureWindow();
+    await sleep(options.seconds * 1000);
+    const { elapsedMs, ...serverWindow } = window();
+    child.send({ type: 'stop' } satisfies Order);
     const end = await nextMessage<Extract<ClientReport, { type: 'end' }>>(child, 'end', timeout);
-    const wall = performance.now() - t0;
-    const cpu = process.cpuUsage(cpu0);
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
       printProfile(impl, profile);
     }
     await exited(child, 10_000);
+    const delivered = Math.max(1, end.delivered);
+    const cpu = serverWindow.cpuMs;
     return {
       impl,
       msgsPerSec: (end.delivered / end.elapsedMs) * 1000,
-      cpuPerMsg: (cpu.user + cpu.system) / Math.max(1, end.delivered),
-      sysPerMsg: cpu.system / Math.max(1, end.delivered),
-      serverCpu: (cpu.user + cpu.system) / 1000 / wall,
-      clientCpu: end.clientCpuMs / end.elapsedMs,
+      cpuPerMsg: (cpu * 1000) / delivered,
+      sysPerMsg: (serverWindow.sysMs * 1000) / delivered,
+      server: { ...serverWindow, cpuMs: cpu / elapsedMs, sysMs: serverWindow.sysMs / elapsedMs },
+      client: {
+        cpuMs: end.cpuMs / end.elapsedMs,
+        sysMs: end.sysMs / end.elapsedMs,
+        busy: end.busy,
+        waited: end.waited,
+      },
+      framesPerWrite: end.framesPerWrite,
       setupMs: ready.setupMs,
     };
   } finally {
@@ -717,12 +927,22 @@ async function orchestrate(options: Options) {
   );
 
   const loads: LoadResult[] = [];
+  const share = (w: ProcessWindow) =>
+    `cpu ${pct(w.cpuMs)} busy ${pct(w.busy)}${w.waited === undefined ? '' : ` waited ${pct(w.waited)}`}`;
   const line = (label: string, r: LoadResult) =>
     console.log(
       `${label} ${r.impl.padEnd(9)}: ${fmt(r.msgsPerSec).padStart(8)} msgs/s, ` +
-        `${fmt(r.cpuPerMsg, 1).padStart(5)} µs server cpu/msg (${fmt(r.sysPerMsg, 1)} sys)  (server cpu ${pct(r.serverCpu)}, ` +
-        `load generator cpu ${pct(r.clientCpu)}, setup ${fmt(r.setupMs)} ms)`,
+        `${fmt(r.cpuPerMsg, 1).padStart(5)} µs server cpu/msg (${fmt(r.sysPerMsg, 1)} sys); server ${share(r.server)}; ` +
+        `generator ${share(r.client)}, ${fmt(r.framesPerWrite, 1)} frames/write; setup ${fmt(r.setupMs)} ms`,
     );
+  // Server on core 0, generator on core 1 (see measureLoad); undone before the memory tests.
+  const pinned = options.pin && pin(process.pid, '0');
+  options.pin = pinned;
+  console.log(
+    pinned
+      ? 'pinned: server on cpu 0, load generator on cpu 1'
+      : 'not pinned: server and load generator where the scheduler puts them',
+  );
   for (let round = 1; round <= options.rounds; round++) {
     for (const impl of IMPLS) {
       const r = await measureLoad(impl, options);
@@ -738,6 +958,7 @@ async function orchestrate(options: Options) {
     for (const impl of IMPLS) line('profiled', await measureLoad(impl, options, profiler));
     profiler.disconnect();
   }
+  if (pinned) pin(process.pid, `0-${cpus().length - 1}`);
 
   const memory: MemoryReport[] = [];
   for (const impl of IMPLS) {
@@ -770,6 +991,16 @@ async function orchestrate(options: Options) {
   );
   console.log(
     `idle memory, signalbox      : ${fmt(mem('signalbox').heapPerConn).padStart(8)} B/conn heap, ${fmt(mem('signalbox').rssPerConn)} B/conn rss`,
+  );
+  // With the server saturated in every round, msgs/s is 1 ÷ its CPU per message
+  // and the two ratios agree; where they do not, the throughput one is suspect.
+  const unsaturated = loads.filter((l) => l.server.busy < 0.9).length;
+  console.log(
+    `ratio by cpu/msg (bare µs ÷ signalbox µs, medians): ${(cheapest('bare') / cheapest('signalbox')).toFixed(2)}; ` +
+      `by throughput (signalbox ÷ bare msgs/s, medians): ${(signalbox / bare).toFixed(2)}` +
+      (unsaturated > 0
+        ? `; ${unsaturated} of ${loads.length} rounds left the server's event loop under 90% busy: the throughput ratio is not the servers' alone`
+        : ''),
   );
   console.log(`total time                  : ${fmt((performance.now() - began) / 1000, 1)} s`);
   console.log(`ratio=${(signalbox / bare).toFixed(2)}`);
