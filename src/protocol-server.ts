@@ -7,7 +7,7 @@ import type { Message } from './message.js';
 import { closeReasonLabel, type ServerMetrics } from './metrics.js';
 import type { Router } from './router.js';
 import type { ProtocolServer } from './runtime.js';
-import { sessionHost, type SessionHost } from './session-host.js';
+import { sessionHost, type SessionHost, type SessionHostInit } from './session-host.js';
 import {
   TransportView,
   type ConnectionCheck,
@@ -118,6 +118,8 @@ export interface ProtocolServerInit<TLogic extends AnyStateMachine> extends HubO
   logic: TLogic;
   /** Decodes what clients send. */
   codec: { decode(frame: Frame): Message };
+  /** See {@link SessionHostInit.shortcut}. */
+  shortcut?: SessionHostInit<TLogic>['shortcut'];
   /**
    * Tells session `id` that its frame was refused for the rate, the
    * protocol's own way (an `error` with `ERR_RATE_LIMITED`; CloudLink: a
@@ -188,6 +190,7 @@ export function protocolServer<TLogic extends AnyStateMachine>(
   const host = sessionHost({
     logic: init.logic,
     codec: init.codec,
+    shortcut: init.shortcut,
     clock: init.clock,
     inspect: init.inspect,
     log,

@@ -19,6 +19,16 @@ export interface SessionHostInit<TLogic extends AnyStateMachine> {
   logic: TLogic;
   /** Decodes what clients send; frames go straight from the transport into the session. */
   codec: { decode(frame: Frame): Message };
+  /**
+   * Handles a decoded message without the session's transition when that
+   * transition would change nothing in the session and only pass the message
+   * on (a relay the machine allows in its current state); returns false to
+   * leave the message to the machine, which then handles it as always.
+   * It must give exactly the machine's outcome: it is an optimisation of the
+   * hot path, not a second set of rules. Unused when `inspect` is given, so
+   * that an inspector sees every event.
+   */
+  shortcut?: (session: Actor<TLogic>, message: Message) => boolean;
   clock?: Clock;
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   log: Logger;
@@ -68,9 +78,15 @@ export interface SessionHost<TLogic extends AnyStateMachine> {
  * cost ~400 B per connection. The transport lets go of its listeners when it
  * closes: a session machine's final state closes its transport (every
  * protocol's does; the host closes it after a crash or on shutdown), else the
- * finished actor stays reachable until the connection ends.
+ * finished actor stays reachable until the connection ends. A decoded
+ * message that `shortcut` takes does not reach the session.
  */
-function feed(session: AnyActorRef, transport: Transport, codec: { decode(frame: Frame): Message }): void {
+function feed<TActor extends AnyActorRef>(
+  session: TActor,
+  transport: Transport,
+  codec: { decode(frame: Frame): Message },
+  shortcut: ((session: TActor, message: Message) => boolean) | undefined,
+): void {
   transport.on('message', (frame) => {
     if (session.getSnapshot().status !== 'active') return;
     let decoded: Message;
@@ -80,6 +96,7 @@ function feed(session: AnyActorRef, transport: Transport, codec: { decode(frame:
       session.send({ type: 'signalling.error', error: asProtocolError(error) } satisfies SignallingEvent);
       return;
     }
+    if (shortcut?.(session, decoded)) return;
     session.send(decoded);
   });
   transport.on('close', (info) => {
@@ -116,6 +133,7 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
     ...(init.inspect && { inspect: init.inspect }),
   };
   const system = sharedActorSystem(init.clock, init.inspect);
+  const shortcut = init.inspect ? undefined : init.shortcut;
   let closed = false;
 
   const detach = (id: string) => {
@@ -153,7 +171,7 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
       });
       session.start();
       if ((session.getSnapshot() as { status: string }).status === 'active') {
-        feed(session, transport, init.codec);
+        feed(session, transport, init.codec, shortcut);
       }
     },
     close() {

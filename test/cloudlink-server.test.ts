@@ -269,3 +269,50 @@ describe('cloudlink server: nothing leaks', () => {
     expect(bed.server.sessions.size).toBe(0);
   });
 });
+
+describe('cloudlink server: MAKE_ANSWER without a transition', () => {
+  /** Joins a host and a peer and exchanges the offers, which allows MAKE_ANSWER both ways. */
+  async function offered() {
+    const pair = await hostAndPeer();
+    const { host, peer } = pair;
+    host.send({ opcode: O.MAKE_OFFER, payload: 'o', rx: peer.id });
+    await peer.next();
+    peer.send({ opcode: O.ACCEPT_OFFER, payload: 'o', rx: host.id });
+    await host.next();
+    return pair;
+  }
+
+  it('relays an allowed MAKE_ANSWER untouched without a transition of the sender, and leaves the rest to the machine', async () => {
+    bed = cloudlinkTestbed();
+    const { host, peer } = await offered();
+    let updates = 0;
+    bed.server.sessions.get(host.id)!.subscribe(() => updates++);
+    const payload = { type: 'answer', sdp: 'v=0\r\n', extra: [1, { deep: null }] };
+    host.send({ opcode: O.MAKE_ANSWER, payload, rx: peer.id });
+    expect(await peer.next()).toEqual({ opcode: O.ANTICIPATE_ANSWER, payload, tx: host.id });
+    expect(updates).toBe(0);
+    // Not a mate: the machine's violation, as always.
+    const stranger = await bed.join('peer', 'elsewhere');
+    host.send({ opcode: O.MAKE_ANSWER, payload: 'a', rx: stranger.id });
+    expect(await host.next()).toEqual({
+      opcode: O.VIOLATION,
+      payload: `MAKE_ANSWER: ${stranger.id} is not a peer in your lobby`,
+    });
+  });
+
+  it('sends every MAKE_ANSWER through the machine when an inspector is attached', async () => {
+    const seen: string[] = [];
+    bed = cloudlinkTestbed({
+      inspect: (event) => {
+        if (event.type === '@xstate.event') seen.push(event.event.type);
+      },
+    });
+    const { host, peer } = await offered();
+    let updates = 0;
+    bed.server.sessions.get(host.id)!.subscribe(() => updates++);
+    host.send({ opcode: O.MAKE_ANSWER, payload: 'a', rx: peer.id });
+    expect(await peer.next()).toEqual({ opcode: O.ANTICIPATE_ANSWER, payload: 'a', tx: host.id });
+    expect(updates).toBe(1);
+    expect(seen.filter((type) => type === 'MAKE_ANSWER')).toHaveLength(1);
+  });
+});

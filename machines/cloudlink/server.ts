@@ -4,8 +4,8 @@ import type { HostedProtocolServer, HubOptions } from '../../src/protocol-server
 import { memoryRouter } from '../../src/router.js';
 import { serverCodec } from './codec.js';
 import { memoryDirectory, type LobbyDirectory } from './directory.js';
-import { VIOLATION_CLOSE_CODE, type ServerMessage } from './protocol.js';
-import { cloudlinkSession, type SessionServices, type SessionTiming } from './server.machine.js';
+import { VIOLATION_CLOSE_CODE, type ClientMessage, type ServerMessage } from './protocol.js';
+import { cloudlinkSession, relayShortcut, type SessionServices, type SessionTiming } from './server.machine.js';
 
 export interface CloudLinkServerOptions extends Partial<SessionTiming>, HubOptions<ServerMessage> {
   /** Largest frame a client may send, in characters; larger ones get VIOLATION. @default 65536 */
@@ -60,6 +60,7 @@ export function createCloudLinkServer(options: CloudLinkServerOptions = {}): Clo
     protocol: 'cloudlink',
     logic: cloudlinkSession,
     codec: serverCodec({ maxFrameSize: options.maxFrameSize }),
+    shortcut: (session, message) => relayShortcut(session, message as ClientMessage),
     router,
     ...hubOptions(options),
     rateLimited(id, transport) {
