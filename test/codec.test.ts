@@ -77,4 +77,30 @@ describe('CloudLink codecs', () => {
     expect(error.code).toBe(code);
     expect(error.message.startsWith(message)).toBe(true);
   });
+
+  it('decodes relays by their routing fields alone, and refuses each field at its bound', () => {
+    const codec = serverCodec();
+    const payload = { type: 'answer', sdp: 'v=0', extra: [1, { deep: null }] };
+    const frame = (fields: object) => JSON.stringify({ opcode: 14, ...fields });
+    // Extra keys are dropped; the payload (null too) comes as it was sent.
+    expect(codec.decode(frame({ payload, rx: 'p', id: 7 }))).toEqual({
+      type: 'MAKE_ANSWER',
+      detail: { payload, rx: 'p' },
+    });
+    expect(codec.decode(frame({ payload: null, rx: 'x'.repeat(128) }))).toEqual({
+      type: 'MAKE_ANSWER',
+      detail: { payload: null, rx: 'x'.repeat(128) },
+    });
+    for (const [fields, message] of [
+      [{ payload, rx: '' }, 'MAKE_ANSWER: `rx`: '],
+      [{ payload, rx: 'x'.repeat(129) }, 'MAKE_ANSWER: `rx`: '],
+      [{ payload, rx: 7 }, 'MAKE_ANSWER: `rx`: '],
+      [{ payload }, 'MAKE_ANSWER: `rx`: '],
+      [{ rx: 'p' }, 'MAKE_ANSWER: `payload`: '],
+    ] as const) {
+      const error = rejection(() => codec.decode(frame(fields))) as ProtocolError;
+      expect(error.code).toBe('ERR_INVALID_FIELD');
+      expect(error.message.startsWith(message)).toBe(true);
+    }
+  });
 });
