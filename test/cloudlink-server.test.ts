@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryPair } from '../adapters/memory/index.js';
 import { Opcode } from '../machines/cloudlink/protocol.js';
+import { cloudlinkSession, RELAYS_IN } from '../machines/cloudlink/server.machine.js';
 import { cloudlinkTestbed, settle, type MemoryTestbed, type RawClient, type RawFrame } from './cloudlink-helpers.js';
 
 const O = Opcode;
@@ -270,28 +271,24 @@ describe('cloudlink server: nothing leaks', () => {
   });
 });
 
-describe('cloudlink server: MAKE_ANSWER without a transition', () => {
-  /** Joins a host and a peer and exchanges the offers, which allows MAKE_ANSWER both ways. */
-  async function offered() {
-    const pair = await hostAndPeer();
-    const { host, peer } = pair;
-    host.send({ opcode: O.MAKE_OFFER, payload: 'o', rx: peer.id });
-    await peer.next();
-    peer.send({ opcode: O.ACCEPT_OFFER, payload: 'o', rx: host.id });
-    await host.next();
-    return pair;
-  }
-
-  it('relays an allowed MAKE_ANSWER untouched without a transition of the sender, and leaves the rest to the machine', async () => {
+describe('cloudlink server: relays without a transition', () => {
+  it('relays a whole handshake untouched without a transition of either session, and leaves refusals to the machine', async () => {
     bed = cloudlinkTestbed();
-    const { host, peer } = await offered();
+    const { host, peer } = await hostAndPeer();
     let updates = 0;
-    bed.server.sessions.get(host.id)!.subscribe(() => updates++);
+    for (const id of [host.id, peer.id]) bed.server.sessions.get(id)!.subscribe(() => updates++);
+    await handshake(host, peer);
     const payload = { type: 'answer', sdp: 'v=0\r\n', extra: [1, { deep: null }] };
     host.send({ opcode: O.MAKE_ANSWER, payload, rx: peer.id });
     expect(await peer.next()).toEqual({ opcode: O.ANTICIPATE_ANSWER, payload, tx: host.id });
     expect(updates).toBe(0);
-    // Not a mate: the machine's violation, as always.
+    // The stages the shortcut set are the machine's: a second ACK_READY is out of order.
+    peer.send({ opcode: O.ACK_READY, rx: host.id });
+    expect(await peer.next()).toEqual({
+      opcode: O.VIOLATION,
+      payload: `ACK_READY: ${host.id} did not send you ACK_CHECK`,
+    });
+    expect(await host.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: peer.id });
     const stranger = await bed.join('peer', 'elsewhere');
     host.send({ opcode: O.MAKE_ANSWER, payload: 'a', rx: stranger.id });
     expect(await host.next()).toEqual({
@@ -300,19 +297,37 @@ describe('cloudlink server: MAKE_ANSWER without a transition', () => {
     });
   });
 
-  it('sends every MAKE_ANSWER through the machine when an inspector is attached', async () => {
+  it('refuses an out-of-order relay through the machine', async () => {
+    bed = cloudlinkTestbed();
+    const { host, peer } = await hostAndPeer();
+    peer.send({ opcode: O.ACCEPT_OFFER, payload: 'o', rx: host.id });
+    expect(await peer.next()).toEqual({
+      opcode: O.VIOLATION,
+      payload: `ACCEPT_OFFER: ${host.id} has not made you an offer`,
+    });
+  });
+
+  it('sends every relay through the machine when an inspector is attached', async () => {
     const seen: string[] = [];
     bed = cloudlinkTestbed({
       inspect: (event) => {
         if (event.type === '@xstate.event') seen.push(event.event.type);
       },
     });
-    const { host, peer } = await offered();
+    const { host, peer } = await hostAndPeer();
     let updates = 0;
     bed.server.sessions.get(host.id)!.subscribe(() => updates++);
-    host.send({ opcode: O.MAKE_ANSWER, payload: 'a', rx: peer.id });
-    expect(await peer.next()).toEqual({ opcode: O.ANTICIPATE_ANSWER, payload: 'a', tx: host.id });
-    expect(updates).toBe(1);
-    expect(seen.filter((type) => type === 'MAKE_ANSWER')).toHaveLength(1);
+    await handshake(host, peer);
+    expect(updates).toBe(3); // MAKE_OFFER, MAKE_ANSWER, ACK_CHECK
+    expect(seen.filter((type) => type === 'MAKE_ANSWER')).toHaveLength(2);
+  });
+
+  it('takes in each state the relays the machine takes there with its relay action', () => {
+    const states = cloudlinkSession.root.states.open!.states.protocol!.states;
+    for (const state of ['hosting', 'joined'] as const) {
+      const on = states[state]!.config.on as Record<string, { actions?: unknown }>;
+      const relays = Object.keys(on).filter((type) => on[type]!.actions === 'relay');
+      expect(new Set(relays)).toEqual(RELAYS_IN[state]);
+    }
   });
 });

@@ -143,6 +143,20 @@ function planRelay(
   }
 }
 
+/** Carries out a relay {@link planRelay} allowed: the pair's new handshake stage, if any, then the frame to `rx`. */
+function deliverRelay(
+  context: SessionContext,
+  event: MessageOf<ClientMessage, RelayType>,
+  plan: { deliver: ServerMessage; stage?: Stage },
+): void {
+  const { rx } = event.detail;
+  if (plan.stage !== undefined) {
+    const [host, peer] = context.role === 'host' ? [context.id, rx] : [rx, context.id];
+    context.services.directory.setStage(host, peer, plan.stage);
+  }
+  context.services.router.send(rx, plan.deliver);
+}
+
 const relay = enqueueActions<SessionContext, SessionEvent, undefined, SessionEvent, never, never, never, never, never>(
   ({ context, event, enqueue }) => {
     assertEvent(event, RELAYED);
@@ -152,36 +166,42 @@ const relay = enqueueActions<SessionContext, SessionEvent, undefined, SessionEve
       enqueue.raise({ type: 'session.violation', reason: plan.violation });
       return;
     }
-    const { rx } = event.detail;
-    if (plan.stage !== undefined) {
-      const [host, peer] = context.role === 'host' ? [context.id, rx] : [rx, context.id];
-      context.services.directory.setStage(host, peer, plan.stage);
-    }
-    context.services.router.send(rx, plan.deliver);
+    deliverRelay(context, event, plan);
   },
 );
 
 /**
- * The hot path of a signalling handshake: a MAKE_ANSWER that the session
- * would only pass on (the sender is a host or peer, the recipient a mate in
- * its lobby past the offer exchange), relayed without the session's XState
- * transition, which changes nothing for it (no state, no context, no stage)
- * and cost about a fifth of the server's CPU per relayed message
- * (bench/README.md). Same checks, by the same {@link planRelay}, same
- * delivery. Anything else, a MAKE_ANSWER the machine would refuse or drop
- * included, returns false and goes to the machine as always.
+ * The relays a host (`hosting`) and a peer (`joined`) may send: the events
+ * those states take with the `relay` action (`test/cloudlink-server.test.ts`
+ * checks the two agree).
+ */
+export const RELAYS_IN: Readonly<Record<'hosting' | 'joined', ReadonlySet<string>>> = {
+  hosting: new Set<RelayType>(['MAKE_OFFER', 'MAKE_ANSWER', 'ACK_CHECK']),
+  joined: new Set<RelayType>(['ACCEPT_OFFER', 'MAKE_ANSWER', 'ACK_READY']),
+};
+
+/**
+ * The hot path of a signalling handshake: a relay that the session's
+ * transition would only carry out (the sender hosting or joined, the
+ * recipient a mate in its lobby, the handshake at a stage that allows it),
+ * done without the transition, which changes nothing in the session (no
+ * state, no context; the pair's stage lives in the directory) and cost about
+ * a fifth of the server's CPU per relayed message (bench/README.md). Same
+ * checks ({@link planRelay}), same effects ({@link deliverRelay}). Anything
+ * else, every relay the machine would refuse or drop included, returns false
+ * and goes to the machine as always.
  *
  * `createCloudLinkServer` passes it to its session host, which does not use
  * it when an inspector is attached (the inspector then sees every event).
  */
 export function relayShortcut(session: CloudLinkSessionActor, message: ClientMessage): boolean {
-  if (message.type !== 'MAKE_ANSWER') return false;
   const snapshot = session.getSnapshot();
   const state = (snapshot.value as { open?: { protocol?: string } }).open?.protocol;
-  if (state !== 'hosting' && state !== 'joined') return false;
-  const plan = planRelay(snapshot.context, message);
-  if (plan === undefined || 'violation' in plan || plan.stage !== undefined) return false;
-  snapshot.context.services.router.send(message.detail.rx, plan.deliver);
+  if ((state !== 'hosting' && state !== 'joined') || !RELAYS_IN[state].has(message.type)) return false;
+  const event = message as MessageOf<ClientMessage, RelayType>;
+  const plan = planRelay(snapshot.context, event);
+  if (plan === undefined || 'violation' in plan) return false;
+  deliverRelay(snapshot.context, event, plan);
   return true;
 }
 
