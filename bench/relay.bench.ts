@@ -1,16 +1,17 @@
 /**
  * Relay throughput and idle memory of signalbox's CloudLink Omega server,
- * against a bare `ws` relay measured in the same run (see bench/README.md).
+ * against a bare `ws` relay and the PeerJS server measured in the same run
+ * (see bench/README.md).
  *
- *   npm run bench:relay -- --pairs 100 --seconds 5 --payload 1024 --form object --window 16 --idle 2000 --rounds 3 [--profile] [--pin false]
+ *   npm run bench:relay -- --pairs 100 --seconds 5 --payload 1024 --form object --window 16 --idle 2000 --rounds 3 --servers bare,signalbox,peerjs [--profile] [--pin false]
  *
  * One file, three roles (argv[2]): no role is the orchestrator, which runs the
  * servers under test on its own main thread; `client` is the load generator
  * (a child process); `memory` is a fresh server process for one idle-memory
  * measurement (it forks its own `client`).
  */
-import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Session } from 'node:inspector/promises';
@@ -736,6 +737,9 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<void> {
   const sdp = sdpText(task.payload);
   const description = (type: 'offer' | 'answer') => (task.form === 'object' ? { type, sdp } : sdp);
   const pairs = await relayPairs(task, description('offer'));
+  // Both listened for now: a stalled generator may read 'mark' and 'stop' in one go.
+  const marked = nextOrder('mark');
+  const stopped = nextOrder('stop');
   report({ type: 'ready', connections: pairs.length * 2, setupMs: performance.now() - started } satisfies ClientReport);
 
   const answer = JSON.stringify(description('answer'));
@@ -752,10 +756,10 @@ async function runLoad(task: Extract<Task, { kind: 'load' }>): Promise<void> {
   // The server's process keeps the clock (its window is what CPU per message
   // divides): 'mark' starts the window, 'stop' ends it. A busy server may
   // deliver them late, but it measures the same window the generator does.
-  await nextOrder('mark');
+  await marked;
   const before = { ...run.stats };
   const end = measureWindow();
-  await nextOrder('stop');
+  await stopped;
   const after = { ...run.stats };
   const window = end();
   run.stop();
