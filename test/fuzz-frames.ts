@@ -251,7 +251,9 @@ export const clientSamples = {
  */
 export function assertProperty(property: fc.IProperty<never> | fc.IProperty<unknown[]>, numRuns: number): void {
   try {
-    fc.assert(property as fc.IProperty<unknown[]>, { numRuns });
+    // FC_SEED=<seed from a failure> replays that run.
+    const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
+    fc.assert(property as fc.IProperty<unknown[]>, { numRuns, ...(seed !== undefined && { seed }) });
   } catch (error) {
     if (!(error instanceof Error) || error.message.length <= 4000) throw error;
     const { message } = error;

@@ -75,8 +75,10 @@ const clientDetails: Record<ClientMessageType, v.GenericSchema> = {
   hangup: v.strictObject({ calls: calls(v.strictObject({ callid: id, sessionid: v.optional(v.string()) }), 1) }),
   autocomplete: v.strictObject({
     search: v.pipe(v.string(), v.maxLength(MAX_SEARCH)),
-    // The seed's form carries `results`; a client need not fill them, and they are ignored.
-    results: v.optional(v.array(v.unknown())),
+    // The seed's form carries `results`; a client need not fill them, and they are ignored, but for their
+    // size (it counts toward the answer's budget: the server re-encodes the request to measure it, so their
+    // nesting is bounded like the server's own answer's: the array, an entry, then its profiles).
+    results: v.optional(v.pipe(v.array(v.unknown()), nestedAtMost(MAX_PROFILE_DEPTH + 2))),
   }),
   offer: relay('sdp'),
   answer: relay('sdp'),
