@@ -3,7 +3,7 @@
  * speaks (socket.io included), against a bare `ws` echo server; with an
  * extrapolation to 100,000 clients (see bench/README.md).
  *
- *   npm run bench:idle -- --count 15000 --steps 3 --protocols bare,cloudlink,filedrop,socketio,registry,workrooms,swarm [--snapshot]
+ *   npm run bench:idle -- --count 15000 --steps 3 --protocols bare,cloudlink,filedrop,socketio,registry,workrooms,swarm [--snapshot] [--detail] [--welcome batch|single]
  *
  * One file, three roles (argv[2]): no role is the orchestrator, which runs
  * nothing but the others; `server` is a fresh process holding one server under
@@ -55,6 +55,14 @@ interface Options {
   protocols: Protocol[];
   /** Writes a heap snapshot of each server before and after its connections (for a diff in DevTools). */
   snapshot: boolean;
+  /** Prints each step's growth by kind (heapUsed, heapTotal, external, arrayBuffers, rss) and the peaks while connecting. */
+  detail: boolean;
+  /**
+   * How registry clients ask for their `Welcome` list: `batch` as this library's client does
+   * (`Connect { batch: true }`: `Batch` frames of up to 256 KiB), `single` as the seed's client
+   * (one frame a registered peer).
+   */
+  welcome: 'batch' | 'single';
 }
 
 function parseOptions(): Options {
@@ -71,7 +79,9 @@ function parseOptions(): Options {
     if (!found) throw new Error(`--protocols: unknown ${JSON.stringify(p)}; known: ${PROTOCOLS.join(', ')}`);
     return found;
   });
-  return { count, steps, protocols, snapshot: flagOption('snapshot') };
+  const welcome = readOption('welcome') ?? 'batch';
+  if (welcome !== 'batch' && welcome !== 'single') throw new Error(`--welcome is batch or single, got ${welcome}`);
+  return { count, steps, protocols, snapshot: flagOption('snapshot'), detail: flagOption('detail'), welcome };
 }
 
 // ---------------------------------------------------------------------------
@@ -125,7 +135,8 @@ async function startImpl(protocol: Protocol): Promise<BenchServer> {
 // ---------------------------------------------------------------------------
 // Role `client`: opens connections and registers each the protocol's way.
 
-type ClientTask = { kind: 'open'; port: number; protocol: Protocol; count: number } | { kind: 'close' };
+type ClientTask =
+  { kind: 'open'; port: number; protocol: Protocol; count: number; welcome: Options['welcome'] } | { kind: 'close' };
 type ClientReport = { type: 'opened'; total: number; ms: number };
 
 /** Resolves when `ws` receives a text frame `accept` takes; answers CloudLink's KEEPALIVE meanwhile and after. */
@@ -159,7 +170,7 @@ function webSocketClient(url: string, first: string[], accept: (text: string) =>
 
 const uid = () => randomBytes(16).toString('base64url');
 
-function openOne(port: number, protocol: Protocol): Promise<WebSocket | Socket> {
+function openOne(port: number, protocol: Protocol, welcome: Options['welcome']): Promise<WebSocket | Socket> {
   const base = `ws://127.0.0.1:${port}`;
   switch (protocol) {
     case 'bare':
@@ -174,8 +185,14 @@ function openOne(port: number, protocol: Protocol): Promise<WebSocket | Socket> 
     case 'filedrop':
       return webSocketClient(`${base}/filedrop`, [], (t) => t.startsWith('{"type":"assign"'));
     case 'registry':
-      return webSocketClient(`${base}/registry`, ['{"type":"Connect","detail":{"files":[]}}'], (t) =>
-        t.startsWith('{"type":"Welcome"'),
+      return webSocketClient(
+        `${base}/registry`,
+        [
+          welcome === 'batch'
+            ? '{"type":"Connect","detail":{"files":[],"batch":true}}'
+            : '{"type":"Connect","detail":{"files":[]}}',
+        ],
+        (t) => t.startsWith('{"type":"Welcome"'),
       );
     case 'workrooms':
       return webSocketClient(
@@ -211,7 +228,7 @@ async function clientRole() {
       const worker = async () => {
         while (next < task.count) {
           next++;
-          held.push(await openOne(task.port, task.protocol));
+          held.push(await openOne(task.port, task.protocol, task.welcome));
         }
       };
       await Promise.all(Array.from({ length: Math.min(64, task.count) }, worker));
@@ -249,8 +266,17 @@ async function serverRole(protocol: Protocol, options: Options) {
   const server = await startImpl(protocol);
   const client = spawnRole(SELF, ['client']);
   try {
+    // With --detail: the highest figures seen while connecting (sampled every 50 ms), against what stays.
+    const peak = { rss: 0, heapTotal: 0, arrayBuffers: 0 };
+    const sampler = options.detail
+      ? setInterval(() => {
+          const m = process.memoryUsage();
+          for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k]);
+        }, 50)
+      : undefined;
+    sampler?.unref();
     const open = async (count: number, total: number) => {
-      client.send({ kind: 'open', port: server.port, protocol, count } satisfies ClientTask);
+      client.send({ kind: 'open', port: server.port, protocol, count, welcome: options.welcome } satisfies ClientTask);
       await nextMessage(client, 'opened', 600_000);
       await waitFor(`${total} connections`, () => server.connections() === total, 60_000);
     };
@@ -272,6 +298,15 @@ async function serverRole(protocol: Protocol, options: Options) {
       await open(target - (total - warm), target + warm);
       total = target + warm;
       const after = await settle(gc);
+      if (options.detail) {
+        const per = (k: keyof NodeJS.MemoryUsage) => `${k} ${kb((after[k] - before[k]) / target)}`;
+        const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+        console.log(
+          `${protocol} at ${target}: KiB/conn ${(['heapUsed', 'heapTotal', 'external', 'arrayBuffers', 'rss'] as const).map(per).join(', ')}; ` +
+            `MiB now rss ${mib(after.rss)}, heapTotal ${mib(after.heapTotal)}; peak while connecting rss ${mib(peak.rss)}, ` +
+            `heapTotal ${mib(peak.heapTotal)}, arrayBuffers ${mib(peak.arrayBuffers)}`,
+        );
+      }
       points.push({
         connections: target,
         heapPerConn: (after.heapUsed + after.external - before.heapUsed - before.external) / target,
@@ -279,6 +314,7 @@ async function serverRole(protocol: Protocol, options: Options) {
       });
     }
     snapshot('after');
+    if (sampler) clearInterval(sampler);
     report({ type: 'measured', protocol, points, baseRss: before.rss } satisfies ServerReport);
   } finally {
     client.send({ kind: 'close' } satisfies ClientTask);
@@ -298,6 +334,7 @@ async function orchestrate(options: Options) {
   await bundleServer();
   console.log(
     `idle bench: node ${process.version}; ${options.count} connections per protocol in ${options.steps} step(s); ` +
+      `registry Welcome lists ${options.welcome === 'batch' ? 'in Batch frames' : 'a frame a peer'}; ` +
       `KiB per registered idle connection (heap = heapUsed + external), growth over 100 warm connections`,
   );
   const results = new Map<Protocol, Point[]>();
