@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -538,6 +538,39 @@ describe('socketIoServer on an HTTP server of its own', () => {
       expect(socket.active).toBe(false);
       expect(client.isOpen).toBe(false);
     } finally {
+      await transports.close();
+    }
+  });
+
+  it("lets go of a WebSocket upgrade's request once connected; middlewares still add headers to the upgrade", async () => {
+    const transports = socketIoServer({ server: http });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`);
+    try {
+      const standIns: Array<{ req: unknown }> = [];
+      transports.io.engine.use((_req: IncomingMessage, res: ServerResponse, next: () => void) => {
+        // An upgrade's middlewares get engine.io's stand-in, not a ServerResponse.
+        const response: object = res;
+        if (!(response instanceof ServerResponse)) {
+          standIns.push(response as { req: unknown });
+          res.setHeader('x-upgrade', 'seen');
+        }
+        next();
+      });
+      const accepted = new Promise<Transport>((resolve) => transports.on('connection', (c) => resolve(c.transport)));
+      const upgrade = new Promise<IncomingMessage>((resolve) => ws.once('upgrade', resolve));
+      // engine.io's open packet, then socket.io's CONNECT to the main namespace.
+      ws.once('message', () => ws.send('40'));
+      expect((await upgrade).headers['x-upgrade']).toBe('seen');
+      const transport = await accepted;
+      expect(transport.isOpen).toBe(true);
+      expect(standIns).toHaveLength(1);
+      expect(standIns[0]!.req).toBeNull();
+      const [socket] = transports.io.sockets.sockets.values();
+      expect(socket!.conn.request).toBeNull();
+      // What the connection needs from the request was taken before.
+      expect(socket!.handshake.headers.upgrade).toBe('websocket');
+    } finally {
+      ws.terminate();
       await transports.close();
     }
   });

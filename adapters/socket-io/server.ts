@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import mitt from 'mitt';
 import { Server, type ServerOptions, type Socket } from 'socket.io';
 import { frameEvents, type EventCodec } from '../../src/event-codec.js';
@@ -7,7 +7,9 @@ import {
   subscriber,
   type ConnectionCheck,
   type ConnectionInfo,
-  type Transport,
+  type Frame,
+  type TransportControl,
+  type TransportImpl,
   type TransportServer,
   type TransportServerEvents,
 } from '../../src/transport.js';
@@ -119,7 +121,9 @@ function closeCode(reason: string): number {
  * `close()` disconnects every client, stops socket.io and gives the HTTP
  * server back as it found it (it does not close it). To save memory the
  * engine.io request of a connection is let go once it is handed out
- * (`socket.request` is then null, as socket.io's memory guide suggests): read
+ * (`socket.request` is then null, as socket.io's memory guide suggests), and
+ * so is the `req` of the stand-in response engine.io gives a WebSocket
+ * upgrade's middlewares (`io.engine.use`) once the upgrade is completed: read
  * what you need from `ConnectionInfo` or `socket.handshake`.
  *
  * @example
@@ -134,7 +138,9 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
   const { server, events = frameEvents } = init;
   const path = (init.path ?? '/socket.io').replace(/\/$/, '');
   const emitter = mitt<TransportServerEvents>();
-  const sockets = new Map<Socket, Transport>();
+  const sockets = new Map<Socket, Channel>();
+  // The engine.io connection's side of each channel, for the listeners on it (outbound bytes).
+  const channels = new WeakMap<EngineSocket, Channel>();
   const checks: ConnectionCheck[] = [];
   let closing: Promise<void> | undefined;
 
@@ -166,37 +172,46 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
   });
   const after = listenersOf(server);
   const release = claimUpgrades(server, (pathname) => pathname.startsWith(`${path}/`));
+  io.engine.use(releaseUpgradeRequest);
+
+  // One listener of each kind for every connection (socket.io and engine.io call them with the
+  // socket as `this`), not closures per connection.
+  function onAny(this: Socket, event: unknown, ...args: unknown[]) {
+    if (typeof args[args.length - 1] === 'function') args.pop();
+    sockets.get(this)?.control.receive(events.receive(event, args));
+  }
+  function onDisconnect(this: Socket, reason: string) {
+    const channel = sockets.get(this);
+    sockets.delete(this);
+    channel?.control.closed(closeCode(reason), reason);
+  }
+  function onPacketCreate(this: EngineSocket, packet: EnginePacket) {
+    const channel = channels.get(this);
+    if (channel) channel.queued += packetSize(packet);
+  }
+  function onFlush(this: EngineSocket, packets: EnginePacket[]) {
+    const channel = channels.get(this);
+    if (channel) for (const packet of packets) channel.queued -= packetSize(packet);
+  }
 
   const connect = (socket: Socket) => {
-    const buffered = outbound(socket);
-    const control = createTransport({
-      send(frame) {
-        const [event, ...args] = events.send(frame);
-        socket.emit(event, ...args);
-      },
-      close() {
-        socket.disconnect(true);
-        // engine.io holds the connection until its queue drains: one whose client does not take it
-        // within a second (it stopped polling or reading) is cut off, and its queue let go.
-        const conn = socket.conn;
-        const timer = setTimeout(() => conn.close(true), CLOSE_GRACE);
-        timer.unref();
-        conn.once('close', () => clearTimeout(timer));
-      },
-      bufferedAmount: buffered,
-    });
-    sockets.set(socket, control.transport);
-    socket.onAny((event: unknown, ...args: unknown[]) => {
-      if (typeof args[args.length - 1] === 'function') args.pop();
-      control.receive(events.receive(event, args));
-    });
+    const channel = new Channel(socket, events);
+    const conn = socket.conn as unknown as EngineSocket;
+    channels.set(conn, channel);
+    conn.on('packetCreate', onPacketCreate);
+    conn.on('flush', onFlush);
+    sockets.set(socket, channel);
+    socket.onAny(onAny);
     // No `error` listener: socket.io adds a no-op one itself, and what arrives there is either an
     // `error` event a client emitted (which `onAny` saw, and the codec refuses) or a middleware
     // refusal, neither of which ends the connection.
-    socket.on('disconnect', (reason) => {
-      sockets.delete(socket);
-      control.closed(closeCode(reason), reason);
-    });
+    socket.on('disconnect', onDisconnect);
+    // engine.io's listener for errors before the upgrade stays on the ws socket for its life (the
+    // transport has its own); it keeps a closure and its context per connection.
+    const ws = conn.transport.socket;
+    for (const listener of ws?.listeners?.('error') ?? []) {
+      if ((listener as { name?: string }).name === 'onUpgradeError') ws!.off!('error', listener);
+    }
     const url = new URL(socket.handshake.url, 'http://localhost');
     const info: ConnectionInfo = {
       path: url.pathname,
@@ -206,8 +221,8 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
     };
     // engine.io keeps the first HTTP request (its IncomingMessage, raw headers and parser state, ~1 KB)
     // for the connection's life; everything taken from it is in `info` and `socket.handshake`.
-    (socket.conn as unknown as { request: unknown }).request = null;
-    emitter.emit('connection', { transport: control.transport, info });
+    conn.request = null;
+    emitter.emit('connection', { transport: channel.control.transport, info });
   };
 
   io.on('connection', (socket) => {
@@ -231,8 +246,8 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
     close() {
       return (closing ??= (async () => {
         release();
-        for (const [socket, transport] of [...sockets]) {
-          transport.close(1001, 'server closing');
+        for (const [socket, { control }] of [...sockets]) {
+          control.transport.close(1001, 'server closing');
           sockets.delete(socket);
         }
         io.disconnectSockets(true);
@@ -261,28 +276,95 @@ function requestInfo(request: IncomingMessage, trustProxy: boolean | undefined):
   };
 }
 
+/** engine.io's stand-in response for an upgrade's middlewares (`WebSocketResponse`). */
+interface UpgradeResponse {
+  req: unknown;
+  writeHead(): void;
+}
+
+/**
+ * An engine.io middleware. engine.io hands a WebSocket upgrade's middlewares
+ * a stand-in response that keeps the request (its IncomingMessage, raw
+ * headers and streams, ~1 KB) for as long as the socket is open, through a
+ * `close` listener it adds to the socket (for middlewares that wait for a
+ * response's `close`, which still comes). engine.io writes its head (a
+ * no-op) right before it completes the upgrade, after every middleware and
+ * `allowRequest`; from then on nothing reads the request through it, so it
+ * is let go there.
+ */
+function releaseUpgradeRequest(_request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) {
+  if (!(response instanceof ServerResponse)) (response as unknown as UpgradeResponse).writeHead = writeHeadAndRelease;
+  next();
+}
+
+function writeHeadAndRelease(this: UpgradeResponse) {
+  (Object.getPrototypeOf(this) as UpgradeResponse).writeHead.call(this);
+  this.req = null;
+}
+
 interface EnginePacket {
   data?: unknown;
 }
 
-/**
- * Bytes waiting for one client: the packets engine.io holds until its
- * transport can write (a long-polling client that has not polled, a
- * WebSocket whose last write is not done), counted as they are created and
- * flushed, plus what the WebSocket under it has buffered.
- */
-function outbound(socket: Socket): () => number {
-  const conn = socket.conn as unknown as {
-    on(event: 'packetCreate', listener: (packet: EnginePacket) => void): void;
-    on(event: 'flush', listener: (packets: EnginePacket[]) => void): void;
-    transport: { socket?: { bufferedAmount?: number } };
+/** What this adapter uses of engine.io's connection (socket.io's `socket.conn`). */
+interface EngineSocket {
+  on(event: 'packetCreate', listener: (this: EngineSocket, packet: EnginePacket) => void): void;
+  on(event: 'flush', listener: (this: EngineSocket, packets: EnginePacket[]) => void): void;
+  once(event: 'close', listener: () => void): void;
+  close(discard: boolean): void;
+  request: unknown;
+  /** The WebSocket transport's `ws` socket; none on long-polling. */
+  transport: {
+    socket?: {
+      bufferedAmount?: number;
+      listeners?(event: 'error'): ((...args: unknown[]) => void)[];
+      off?(event: 'error', listener: (...args: unknown[]) => void): void;
+    };
   };
-  let queued = 0;
-  conn.on('packetCreate', (packet) => (queued += packetSize(packet)));
-  conn.on('flush', (packets) => {
-    for (const packet of packets) queued -= packetSize(packet);
-  });
-  return () => queued + (conn.transport.socket?.bufferedAmount ?? 0);
+}
+
+/**
+ * One connection's side of its transport: what {@link createTransport} calls
+ * to send and close, and the bytes engine.io holds for it.
+ */
+class Channel implements TransportImpl {
+  readonly control: TransportControl;
+  /**
+   * Bytes of the packets engine.io holds until its transport can write (a
+   * long-polling client that has not polled, a WebSocket whose last write is
+   * not done), counted as they are created and flushed.
+   */
+  queued = 0;
+  private readonly socket: Socket;
+  private readonly events: EventCodec;
+
+  constructor(socket: Socket, events: EventCodec) {
+    this.socket = socket;
+    this.events = events;
+    this.control = createTransport(this);
+  }
+
+  send(frame: Frame): void {
+    const [event, ...args] = this.events.send(frame);
+    this.socket.emit(event, ...args);
+  }
+
+  close(): void {
+    // Read before the disconnect, which may let go of it.
+    const conn = this.socket.conn as unknown as EngineSocket;
+    this.socket.disconnect(true);
+    // engine.io holds the connection until its queue drains: one whose client does not take it
+    // within a second (it stopped polling or reading) is cut off, and its queue let go.
+    const timer = setTimeout(() => conn.close(true), CLOSE_GRACE);
+    timer.unref();
+    conn.once('close', () => clearTimeout(timer));
+  }
+
+  /** {@link queued}, plus what the WebSocket under engine.io has buffered. */
+  bufferedAmount(): number {
+    const conn = this.socket.conn as unknown as EngineSocket;
+    return this.queued + (conn.transport.socket?.bufferedAmount ?? 0);
+  }
 }
 
 function packetSize(packet: EnginePacket): number {

@@ -36,34 +36,40 @@ export interface PeerRegistry {
  * ```
  */
 export function memoryRegistry(): PeerRegistry {
-  /** Each peer's links, both ways: `asked` = senders it requested from, `askedBy` = receivers that requested from it. */
-  const peers = new Map<string, { asked: Set<string>; askedBy: Set<string> }>();
+  /**
+   * Each peer's links, both ways: `asked` = senders it requested from, `askedBy` = receivers that
+   * requested from it. Each Set is made on first use: most connected peers never ask or are asked
+   * (an empty Set is ~150 B, and a server holds one entry per connection).
+   */
+  const peers = new Map<string, { asked?: Set<string>; askedBy?: Set<string> }>();
   let pairs = 0;
   return {
     add(id) {
       if (peers.has(id)) return false;
-      peers.set(id, { asked: new Set(), askedBy: new Set() });
+      peers.set(id, {});
       return true;
     },
     remove(id) {
       const entry = peers.get(id);
       if (!entry) return [];
       peers.delete(id);
-      for (const sender of entry.asked) peers.get(sender)?.askedBy.delete(id);
-      for (const receiver of entry.askedBy) peers.get(receiver)?.asked.delete(id);
-      pairs -= entry.asked.size + entry.askedBy.size;
-      return [...new Set([...entry.asked, ...entry.askedBy])];
+      const asked = entry.asked ?? [];
+      const askedBy = entry.askedBy ?? [];
+      for (const sender of asked) peers.get(sender)?.askedBy?.delete(id);
+      for (const receiver of askedBy) peers.get(receiver)?.asked?.delete(id);
+      pairs -= (entry.asked?.size ?? 0) + (entry.askedBy?.size ?? 0);
+      return [...new Set([...asked, ...askedBy])];
     },
     has: (id) => peers.has(id),
     link(receiver, sender) {
       const r = peers.get(receiver);
       const s = peers.get(sender);
-      if (!r || !s || r.asked.has(sender)) return;
-      r.asked.add(sender);
-      s.askedBy.add(receiver);
+      if (!r || !s || r.asked?.has(sender)) return;
+      (r.asked ??= new Set()).add(sender);
+      (s.askedBy ??= new Set()).add(receiver);
       pairs++;
     },
-    isLinked: (receiver, sender) => peers.get(receiver)?.asked.has(sender) === true,
+    isLinked: (receiver, sender) => peers.get(receiver)?.asked?.has(sender) === true,
     get peers() {
       return peers.size;
     },
