@@ -222,6 +222,22 @@ describe('filedrop over socket.io 4: the seed spoken by a plain socket.io-client
     expect((await receiver.next()).slice(0, 2)).toEqual(['response', sender.id]);
   });
 
+  it('keeps relaying after a client upgrades from long-polling to WebSocket', async () => {
+    // socket.io-client's default: long-polling first, then the upgrade (engine.io's middlewares run on it too).
+    const sender = await seedClient({ transports: ['polling', 'websocket'] });
+    const receiver = await seedClient({ transports: ['polling', 'websocket'] });
+    for (const client of [sender, receiver]) {
+      if (client.socket.io.engine.transport.name !== 'websocket') {
+        await new Promise((resolve) => client.socket.io.engine.once('upgrade', resolve));
+      }
+      expect(client.socket.io.engine.transport.name).toBe('websocket');
+    }
+    receiver.socket.emit('request', sender.id);
+    expect(await sender.next()).toEqual(['request', receiver.id]);
+    sender.socket.emit('response', receiver.id, file);
+    expect((await receiver.next()).slice(0, 2)).toEqual(['response', sender.id]);
+  });
+
   it('relays a response in the { fileName, fileSize } shape untouched', async () => {
     const { sender, receiver } = await linked();
     sender.socket.emit('response', receiver.id, { fileName: 'photo.jpg', fileSize: 2048 });
