@@ -107,6 +107,36 @@ function feed<TActor extends AnyActorRef>(
 }
 
 /**
+ * What a session's subscription reports to: one small object per session,
+ * its methods on the prototype, instead of two closures and their context
+ * (XState binds the methods either way).
+ */
+class SessionWatch<TLogic extends AnyStateMachine> {
+  private readonly sessions: Map<string, Actor<TLogic>>;
+  private readonly init: SessionHostInit<TLogic>;
+  private readonly id: string;
+
+  constructor(sessions: Map<string, Actor<TLogic>>, init: SessionHostInit<TLogic>, id: string) {
+    this.sessions = sessions;
+    this.init = init;
+    this.id = id;
+  }
+
+  /** Reached its final state. */
+  complete(): void {
+    this.sessions.delete(this.id);
+  }
+
+  /** Crashed: the registries are told, through `cleanup`. */
+  error(error: unknown): void {
+    const { id, init } = this;
+    init.log.error('session crashed', { session: id, error: String(error) });
+    this.sessions.delete(id);
+    init.cleanup(id, 1011, 'server error', true);
+  }
+}
+
+/**
  * What every protocol server does with its sessions: one root actor per
  * connection in a Map (not children of a hub actor, which made each connect
  * and disconnect O(sessions) inside XState), frames fed straight in with
@@ -136,10 +166,6 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
   const shortcut = init.inspect ? undefined : init.shortcut;
   let closed = false;
 
-  const detach = (id: string) => {
-    sessions.delete(id);
-  };
-
   return {
     sessions,
     admits(transport) {
@@ -161,14 +187,7 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
       const session = createActor(init.logic, { ...actorOptions, id, input } as never) as Actor<TLogic>;
       adoptActor(session, system);
       sessions.set(id, session);
-      session.subscribe({
-        complete: () => detach(id),
-        error: (error) => {
-          init.log.error('session crashed', { session: id, error: String(error) });
-          detach(id);
-          init.cleanup(id, 1011, 'server error', true);
-        },
-      });
+      session.subscribe(new SessionWatch(sessions, init, id));
       session.start();
       if ((session.getSnapshot() as { status: string }).status === 'active') {
         feed(session, transport, init.codec, shortcut);
@@ -177,7 +196,7 @@ export function sessionHost<TLogic extends AnyStateMachine>(init: SessionHostIni
     close() {
       closed = true;
       for (const [id, session] of [...sessions]) {
-        detach(id);
+        sessions.delete(id);
         session.stop();
         init.cleanup(id, 1001, 'server closing', false);
       }
