@@ -24,6 +24,7 @@ import { cloudlinkHost } from '../machines/cloudlink/host.machine.js';
 import { cloudlinkPeer } from '../machines/cloudlink/peer.machine.js';
 import { fromRtc, type RtcActorInit } from '../src/rtc/index.js';
 import { fromTransport } from '../src/runtime.js';
+import { milestoneRecorder, now, type Milestones } from './connect-trace.js';
 
 // Loopback-only configs, as in test/rtc-helpers.ts (not imported: it pulls in vitest).
 const WERIFT_LOOPBACK = {
@@ -64,6 +65,14 @@ const quietOption = readOption('quiet-period');
 /** `fromRtc`'s `gatheringQuietPeriod` for signalbox; `Infinity` waits for gathering to complete. */
 const QUIET = quietOption === undefined ? undefined : Number(quietOption);
 if (QUIET !== undefined && !(QUIET >= 0)) throw new Error('--quiet-period must be a number >= 0 or Infinity');
+/**
+ * `--host-ahead MS`: start the host MS ms before the peer, and time the round
+ * from the peer's start (a game's host waits in its lobby before anyone
+ * joins). 0, the default: both start together, as the bare channel's sides do.
+ */
+const HOST_AHEAD = Math.max(0, Number(readOption('host-ahead') ?? 0));
+/** `--trace`: print when each step of the handshake happened (medians over the rounds), see bench/connect-trace.ts. */
+const TRACE = process.argv.includes('--trace') || !!process.env.BENCH_TRACE;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT = 20_000;
 
@@ -85,7 +94,13 @@ const withTimeout = <T>(what: string, promise: Promise<T>) =>
 interface Round {
   total: number;
   introduced?: number;
+  /** `--trace`: each milestone's time since the round began. */
+  milestones?: Milestones;
 }
+
+/** Milestones (epoch ms) as ms since `t0`. */
+const since = (t0: number, ...records: Milestones[]): Milestones =>
+  Object.fromEntries(records.flatMap((r) => Object.entries(r)).map(([name, t]) => [name, t - t0]));
 
 // ---------------------------------------------------------------------------
 // The bare signalling: a WebSocket relay that pairs the first two sockets of
@@ -164,7 +179,9 @@ async function bareSide(backend: keyof typeof NODE_BACKENDS, url: string, role: 
     const json = (typeof c.toJSON === 'function' ? c.toJSON() : c) as { candidate: string };
     send({ candidate: { ...json, candidate: json.candidate.replace(/^a=/, '') } });
   });
-  const open = new Promise<void>((resolve) => {
+  let fail: (error: unknown) => void = () => {};
+  const open = new Promise<void>((resolve, reject) => {
+    fail = reject;
     const watch = (channel: { readyState: string; addEventListener: (t: string, l: () => void) => void }) => {
       if (channel.readyState === 'open') resolve();
       else channel.addEventListener('open', () => resolve());
@@ -172,27 +189,33 @@ async function bareSide(backend: keyof typeof NODE_BACKENDS, url: string, role: 
     if (role === 'offerer') watch(pc.createDataChannel('bare'));
     else pc.addEventListener('datachannel', (event: { channel: Parameters<typeof watch>[0] }) => watch(event.channel));
   });
-  ws.on('message', async (data) => {
-    const message = JSON.parse(String(data));
+  const addCandidate = (candidate: unknown) => pc.addIceCandidate(candidate).catch(() => {});
+  const onMessage = async (message: {
+    ready?: boolean;
+    description?: { type: 'offer' | 'answer'; sdp: string };
+    candidate?: unknown;
+  }) => {
     if (message.ready) {
       if (role !== 'offerer') return;
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       send({ description: { type: 'offer', sdp: pc.localDescription?.sdp || offer.sdp } });
     } else if (message.description) {
-      await pc.setRemoteDescription(message.description);
-      for (const candidate of early ?? []) await pc.addIceCandidate(candidate).catch(() => {});
+      const description = message.description;
+      await pc.setRemoteDescription(description);
+      for (const candidate of early ?? []) await addCandidate(candidate);
       early = undefined;
-      if (message.description.type === 'offer') {
+      if (description.type === 'offer') {
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         send({ description: { type: 'answer', sdp: pc.localDescription?.sdp || answer.sdp } });
       }
     } else if (message.candidate) {
       if (early) early.push(message.candidate);
-      else await pc.addIceCandidate(message.candidate).catch(() => {});
+      else await addCandidate(message.candidate);
     }
-  });
+  };
+  ws.on('message', (data) => void onMessage(JSON.parse(String(data))).catch((error: unknown) => fail(error)));
   return {
     open,
     close: () => {
@@ -227,8 +250,10 @@ async function signalboxNode(
   const rtc = fromRtc({ ...NODE_BACKENDS[backend], ...(QUIET !== undefined && { gatheringQuietPeriod: QUIET }) });
   const provide = () => ({ rtc, signalling: fromTransport(() => webSocketTransport(url), clientCodec()) });
   const input = { lobby: `${backend}-${round}` };
-  const host = createActor(cloudlinkHost.provide({ actors: provide() }), { input });
-  const peer = createActor(cloudlinkPeer.provide({ actors: provide() }), { input });
+  const hostTrace = milestoneRecorder('host');
+  const peerTrace = milestoneRecorder('peer');
+  const host = createActor(cloudlinkHost.provide({ actors: provide() }), { input, inspect: hostTrace.inspect });
+  const peer = createActor(cloudlinkPeer.provide({ actors: provide() }), { input, inspect: peerTrace.inspect });
   const linked = (actor: typeof host | typeof peer) =>
     new Promise<number>((resolve, reject) => {
       actor.on('linked', () => resolve(performance.now()));
@@ -239,12 +264,19 @@ async function signalboxNode(
     if (!introduced && Object.keys(s.context.links).length > 0) introduced = performance.now();
   });
   const both = Promise.all([linked(host), linked(peer)]);
-  const t0 = performance.now();
   host.start();
+  // --host-ahead: the host waits in its lobby first, as a game's host does; the round begins with the peer.
+  if (HOST_AHEAD > 0) await sleep(HOST_AHEAD);
+  const t0 = performance.now();
+  const epoch0 = now();
   peer.start();
   try {
     const [h, p] = await withTimeout(`signalbox ${backend}`, both);
-    return { total: Math.max(h, p) - t0, introduced: introduced - t0 };
+    return {
+      total: Math.max(h, p) - t0,
+      introduced: introduced - t0,
+      milestones: since(epoch0, hostTrace.times, peerTrace.times),
+    };
   } finally {
     host.send({ type: 'leave' });
     peer.send({ type: 'leave' });
@@ -269,7 +301,7 @@ async function chromiumWorld(server: SignalboxServer, relay: Relay) {
     return page;
   };
   const [a, b] = [await open(), await open()];
-  type Timed = { open: number; introduced?: number };
+  type Timed = { open: number; introduced?: number; milestones?: Milestones };
   // Strings, not functions: tsx's keepNames would put a `__name` helper into them.
   const call = (page: typeof a, expression: string) => page.evaluate(expression) as Promise<Timed>;
   return {
@@ -288,13 +320,18 @@ async function chromiumWorld(server: SignalboxServer, relay: Relay) {
       const quiet = QUIET === undefined ? 'undefined' : String(QUIET);
       const timed = (role: string) =>
         `window.harness.timedCloudlink('${role}', 'connect-bench', 'chromium-${round}', ${quiet}, ${signalbox})`;
+      const hosting = call(a, timed('host'));
+      if (HOST_AHEAD > 0) await sleep(HOST_AHEAD);
       const t0 = performance.now();
+      const epoch0 = now();
       try {
-        const [host] = await withTimeout(
-          'signalbox chromium',
-          Promise.all([call(a, timed('host')), call(b, timed('peer'))]),
-        );
-        return { total: performance.now() - t0, introduced: host.introduced };
+        const [host, peer] = await withTimeout('signalbox chromium', Promise.all([hosting, call(b, timed('peer'))]));
+        return {
+          total: performance.now() - t0,
+          // From the host's milestones: its page's own clock began before the round with --host-ahead.
+          introduced: (host.milestones?.['host gets NEW_PEER'] ?? NaN) - epoch0,
+          milestones: since(epoch0, host.milestones ?? {}, peer.milestones ?? {}),
+        };
       } finally {
         await Promise.all([a.evaluate('window.harness.leaveAll()'), b.evaluate('window.harness.leaveAll()')]);
       }
@@ -305,9 +342,29 @@ async function chromiumWorld(server: SignalboxServer, relay: Relay) {
 
 // ---------------------------------------------------------------------------
 
+/**
+ * `--trace`: each milestone's median time since the round began (over the
+ * rounds that saw it), in order, with the step from the one before. The
+ * rtc milestones name the connection: `out` (the one we offered), `in` (the
+ * one we answered).
+ */
+function printTrace(backend: string, traces: Milestones[]) {
+  const names = [...new Set(traces.flatMap((t) => Object.keys(t)))];
+  const rows = names
+    .map((name) => ({ name, at: median(traces.flatMap((t) => (name in t ? [t[name]!] : []))) }))
+    .sort((x, y) => x.at - y.at);
+  console.log(`  ${backend} trace (median ms since the round began | step from the line before):`);
+  let previous = 0;
+  for (const { name, at } of rows) {
+    console.log(`    ${at.toFixed(1).padStart(7)} | +${(at - previous).toFixed(1).padStart(6)}  ${name}`);
+    previous = at;
+  }
+}
+
 async function main() {
   console.log(
-    `connect bench: ${ROUNDS} rounds per backend, gatheringQuietPeriod ${QUIET ?? 'default (20 ms)'}, Node ${process.version}`,
+    `connect bench: ${ROUNDS} rounds per backend, gatheringQuietPeriod ${QUIET ?? 'default (20 ms)'}, ` +
+      `host ahead ${HOST_AHEAD} ms, Node ${process.version}`,
   );
   const dir = await mkdtemp(join(tmpdir(), 'signalbox-connect-'));
   const server = await startServer({ port: 0, host: '127.0.0.1', static: false });
@@ -339,6 +396,7 @@ async function main() {
         const bare: number[] = [];
         const signalbox: number[] = [];
         const introduced: number[] = [];
+        const traces: Milestones[] = [];
         // Rounds alternate bare, signalbox, … so that slow phases of a shared machine hit both.
         for (let round = 1; round <= ROUNDS; round++) {
           await sleep(100);
@@ -348,11 +406,13 @@ async function main() {
           bare.push(b.total);
           signalbox.push(s.total);
           if (s.introduced !== undefined) introduced.push(s.introduced);
+          if (s.milestones) traces.push(s.milestones);
           console.log(
             `  ${backend} round ${round}: bare ${b.total.toFixed(0)} ms | signalbox ${s.total.toFixed(0)} ms` +
               (s.introduced !== undefined ? ` (introduced at ${s.introduced.toFixed(0)} ms)` : ''),
           );
         }
+        if (TRACE) printTrace(backend, traces);
         const mb = median(bare);
         const ms = median(signalbox);
         const diff = ms - mb;

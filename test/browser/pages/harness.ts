@@ -18,6 +18,7 @@ import {
 import { broadcastChannelServer, broadcastChannelTransport } from '../../../adapters/broadcast-channel/index.js';
 import { webSocketTransport } from '../../../adapters/websocket/index.js';
 import { serve } from '../../../src/runtime.js';
+import { milestoneRecorder, type Milestones } from '../../../bench/connect-trace.js';
 
 const rtc = (trickle: boolean) => fromRtc({ RTCPeerConnection, trickle, config: { iceServers: [] } });
 const wsUrl = (path: string) => `ws://${location.host}${path}`;
@@ -123,6 +124,8 @@ interface Timed {
   introduced?: number;
   /** CloudLink: `linked`; bare: the data channel is open. */
   open: number;
+  /** CloudLink: when each step happened (bench/connect-trace.ts). */
+  milestones?: Milestones;
 }
 
 /**
@@ -139,6 +142,7 @@ async function timedCloudlink(
   server = `ws://${location.host}`,
 ): Promise<Timed> {
   const t0 = performance.now();
+  const trace = milestoneRecorder(role);
   const machine = role === 'host' ? cloudlinkHost : cloudlinkPeer;
   const rtcLogic = fromRtc({
     RTCPeerConnection,
@@ -152,9 +156,9 @@ async function timedCloudlink(
         rtc: rtcLogic,
       },
     }),
-    { input: { lobby } },
+    { input: { lobby }, inspect: trace.inspect },
   );
-  const timed: Timed = { open: 0 };
+  const timed: Timed = { open: 0, milestones: trace.times };
   const sub = actor.subscribe((s) => {
     if (timed.introduced !== undefined) return;
     // The host has a link entry once NEW_PEER came; the peer a host once ANTICIPATE_OFFER came.
