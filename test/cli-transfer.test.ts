@@ -525,6 +525,53 @@ describe('signalbox send / receive', () => {
     }
   }, 60_000);
 
+  it('carries a transfer over a sender that cannot apply an ICE-restart offer: the receiver restarts once, then a fresh connection', async () => {
+    const data = randomBytes(24 * 1024 * 1024);
+    await writeFile(join(dir, 'norestart.bin'), data);
+    const out = join(dir, 'norestart-out');
+    await mkdir(out);
+    RefusingRestartPeerConnection.made.length = 0;
+    RefusingRestartPeerConnection.refused = 0;
+    const options = { server: url, webrtc: 'werift' as const, iceServers: [] };
+    let code = '';
+    let senderErr = '';
+    // Only the sender's side cannot restart; the receiver is plain werift, which can.
+    const sent = sendFile(join(dir, 'norestart.bin'), {
+      ...options,
+      RTCPeerConnection: RefusingRestartPeerConnection,
+      out: { write: (text) => void (code ||= text.trim()) },
+      err: { write: (text) => void (senderErr += text) },
+    });
+    await until(() => code !== '', 20_000);
+    let receiverErr = '';
+    const received = receiveFile(code, out, {
+      ...options,
+      out: { write: () => true },
+      err: { write: (text) => void (receiverErr += text) },
+    });
+    const part = join(out, 'norestart.bin.part');
+    const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
+    for (let i = 0; i < 4000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const cutAt = await stored();
+    // Mid-transfer, the sender's connection fails and carries no more bytes: it asks for an ICE
+    // restart, whose offer (a real one, from werift) this backend rejects.
+    RefusingRestartPeerConnection.made[0]!.fail();
+
+    expect({ code: await received, receiverErr }).toMatchObject({ code: 0 });
+    expect({ code: await sent, senderErr }).toMatchObject({ code: 0 });
+    expect(cutAt).toBeGreaterThan(0);
+    expect(cutAt).toBeLessThan(data.byteLength);
+    expect(Buffer.compare(await readFile(join(out, 'norestart.bin')), data)).toBe(0);
+    // The restart offer came and was refused once; then a fresh connection (a second sender-side one) carried it.
+    expect(RefusingRestartPeerConnection.refused).toBe(1);
+    expect(RefusingRestartPeerConnection.made.length).toBe(2);
+    expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
+    expect(receiverErr).toMatch(/SHA-256 [0-9a-f]{64} verified/);
+    for (const text of [receiverErr, senderErr]) {
+      expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
+    }
+  }, 60_000);
+
   it('exits 2 on bad usage from a spawned process too', async () => {
     const child = run(['receive']);
     expect(await child.exited).toBe(2);
@@ -565,6 +612,53 @@ class NoRestartPeerConnection extends WeriftPeerConnection {
   /** From now on the connection says `failed` to those who ask (werift itself goes on as it was). */
   fail(): void {
     // werift's own updates of the field are dropped: the connection stays failed for its listeners.
+    Object.defineProperty(this, 'connectionState', { get: () => 'failed', set: () => {}, configurable: true });
+    for (const listener of this.stateListeners) listener({ type: 'connectionstatechange' });
+  }
+}
+
+/**
+ * werift as an answerer that cannot restart ICE, as node-datachannel's
+ * polyfill (0.33): `setRemoteDescription` rejects an offer whose ICE
+ * credentials differ from the first one's. `fail()` makes the connection
+ * report `failed` and stop carrying data: what it sends from then on is
+ * buffered and never leaves, as on a dead path.
+ */
+class RefusingRestartPeerConnection extends WeriftPeerConnection {
+  static readonly made: RefusingRestartPeerConnection[] = [];
+  /** Restart offers rejected, by every instance. */
+  static refused = 0;
+  private ufrag: string | undefined;
+  private readonly stateListeners: Array<(event: unknown) => void> = [];
+
+  constructor(config: ConstructorParameters<typeof WeriftPeerConnection>[0] = {}) {
+    super({ ...WERIFT_LOOPBACK, ...config });
+    RefusingRestartPeerConnection.made.push(this);
+    const add = this.addEventListener.bind(this) as (type: string, listener: (event: unknown) => void) => void;
+    (this as { addEventListener: unknown }).addEventListener = (type: string, listener: (event: unknown) => void) => {
+      if (type === 'connectionstatechange') this.stateListeners.push(listener);
+      add(type, listener);
+    };
+  }
+
+  override async setRemoteDescription(description: Parameters<WeriftPeerConnection['setRemoteDescription']>[0]) {
+    const ufrag = /^a=ice-ufrag:(.+)$/m.exec(description.sdp ?? '')?.[1]?.trim();
+    if (description.type === 'offer' && this.ufrag !== undefined && ufrag !== this.ufrag) {
+      RefusingRestartPeerConnection.refused++;
+      throw new Error('ICE restart is not supported');
+    }
+    if (description.type === 'offer') this.ufrag = ufrag;
+    return super.setRemoteDescription(description);
+  }
+
+  fail(): void {
+    const sctp = this.sctpTransport!;
+    // Sent data waits in the buffer for good: the upload stalls on its window of buffered bytes.
+    sctp.datachannelSend = (channel, message) => {
+      const size = typeof message === 'string' ? Buffer.byteLength(message) : message.byteLength;
+      channel.addBufferedAmount(size);
+      return size;
+    };
     Object.defineProperty(this, 'connectionState', { get: () => 'failed', set: () => {}, configurable: true });
     for (const listener of this.stateListeners) listener({ type: 'connectionstatechange' });
   }

@@ -208,6 +208,17 @@ function canRejoin(context: ReceiverContext): boolean {
   return context.file !== undefined && context.sink !== undefined && context.rejoins < MAX_REJOINS && !settling;
 }
 
+/**
+ * A `retry` from the sender now opens a fresh connection, not another ICE
+ * restart: the last restart brought no byte (the sender's side could not
+ * apply it), the sender announced a digest (signalbox's, which takes fresh
+ * offers), and the receiver may still make one.
+ */
+function freshOnRetry(context: ReceiverContext): boolean {
+  const ours = context.file?.sha256 !== undefined || context.file?.trailer !== undefined;
+  return context.restartedAt !== undefined && ours && context.reconnects < MAX_RECONNECTS;
+}
+
 /** The sender describes the file the sink holds part of (same name and size, same digest where both have one). */
 function isSameFile(context: ReceiverContext, data: unknown): boolean {
   if (JSON.stringify(data) === JSON.stringify(UNREADABLE_FILE)) return false;
@@ -313,7 +324,12 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
     for (const peer of [SENDER, STRANGER]) {
       events.push(msg('answer', { peer, data: { type: 'answer', sdp: `${peer}-answer` } }));
       events.push(msg('candidate', { peer, data: CANDIDATE }));
-      events.push(msg('retry', { peer }));
+      // After a restart that did not help, the sender's retry opens a fresh connection.
+      events.push(
+        peer === SENDER && freshOnRetry(context)
+          ? { ...msg('retry', { peer }), then: offsetFound(resumeAt(context.received)) }
+          : msg('retry', { peer }),
+      );
     }
     // The other forms: an SDP string, the end of candidates, and what cannot be read.
     events.push(msg('answer', { peer: SENDER, data: 'sender-answer-text' }));
@@ -465,6 +481,7 @@ function serializeState(snapshot: AnyMachineSnapshot): string {
     context.arrived,
     context.retries,
     context.restarting,
+    context.restartedAt ?? null,
     context.received,
     context.reported,
     context.offset,
@@ -643,7 +660,13 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
   const where = whereOf(prev);
   const script = w.rtc.live.get(SENDER);
   const fromSender = ((event as Msg).detail as { peer?: string } | undefined)?.peer === SENDER;
-  if (event.type === 'retry' && fromSender && isTransferring(where) && prev.context.retries < MAX_RETRIES) {
+  if (
+    event.type === 'retry' &&
+    fromSender &&
+    isTransferring(where) &&
+    prev.context.retries < MAX_RETRIES &&
+    !freshOnRetry(prev.context)
+  ) {
     w.restarting = true;
   }
   if (event.type === 'rtc.description') w.restarting = false;
@@ -794,6 +817,7 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
     case 'xstate.error.actor.rtc':
       return 'rtc-failed';
     case 'retry':
+      if (fromSender && isTransferring(where) && freshOnRetry(prev.context)) return undefined;
       return fromSender && prev.context.retries >= MAX_RETRIES ? 'rtc-failed' : undefined;
     case 'rtc.failed':
       // Between a `retry` and the restart offer: the restart failed (node-datachannel cannot restart ICE).
@@ -896,7 +920,7 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
           out.commands.push({ type: 'rtc.remoteCandidate', candidate: CANDIDATE });
         break;
       case 'retry':
-        if (fromSender && !failure) {
+        if (fromSender && !failure && !freshOnRetry(prev.context)) {
           out.commands.push({ type: 'rtc.restartIce' });
           out.emitted.push({ type: 'retrying', detail: { attempt: prev.context.retries + 1 } });
         }

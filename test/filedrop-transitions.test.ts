@@ -226,7 +226,8 @@ describe('filedropReceiver transitions', () => {
     expect(first.emitted).toEqual([{ type: 'retrying', detail: { attempt: 1 } }]);
     // A fresh connectTimeout for the new attempt.
     expect(first.actions).toContainEqual({ type: 'xstate.cancel', params: expect.anything() });
-    const second = run(filedropReceiver, input, [...connecting, retry, retry]);
+    // (A receiver that opens fresh connections makes one instead: see below.)
+    const second = run(filedropReceiver, noReconnect, [...connecting, retry, retry]);
     expect(second.snapshot.value).toBe('failed');
     expect(errorOf(second)).toMatchObject({ reason: 'rtc-failed' });
     expect(second.sent).toEqual([
@@ -239,6 +240,47 @@ describe('filedropReceiver transitions', () => {
     ).toEqual({
       active: { engaged: { transferring: 'connecting' } },
     });
+  });
+
+  it('opens a fresh connection, not another restart, when a retry says its last ICE restart did not help', () => {
+    const retry = msg('retry', { peer: SENDER });
+    const offered = rtc('rtc.description', SENDER, { description: { type: 'offer', sdp: 'O2' } });
+    const maxRetries = { ...input, maxRetries: 3 };
+    // The restart offer went out and no byte came since: the sender's side could not apply it
+    // (node-datachannel rejects a restart offer). Whatever retries are left, a fresh connection follows.
+    for (const before of [connecting, receiving]) {
+      for (const given of [input, maxRetries]) {
+        const step = run(filedropReceiver, given, [...before, retry, offered, retry]);
+        expect(step.snapshot.value).toEqual({ active: { engaged: 'reconnecting' } });
+        expect(step.sentTo).toEqual([]);
+        expect(step.emitted).toEqual([]);
+        expect(step.sent).toEqual([]);
+      }
+    }
+    // Its offer names the offset: a fresh connection, not a restart.
+    const fresh = run(filedropReceiver, input, [
+      ...receiving,
+      progress(64),
+      retry,
+      offered,
+      retry,
+      { type: 'xstate.done.actor.resumeOffset', output: 0 },
+      offered,
+    ]);
+    expect(fresh.sent).toEqual([
+      { type: 'offer', detail: { peer: SENDER, data: { type: 'offer', sdp: 'O2', offset: 0 } } },
+    ]);
+    // Bytes flowed after the restart: it helped, and the next retry restarts again.
+    const helped = run(filedropReceiver, maxRetries, [...receiving, retry, offered, progress(64), retry]);
+    expect(helped.snapshot.value).toEqual({ active: { engaged: { transferring: { receiving: 'cooling' } } } });
+    expect(helped.sentTo).toEqual([{ to: 'rtc', event: { type: 'rtc.restartIce' } }]);
+    // The original project's sender (no `sha256` or `trailer` in its response) gets the restarts it asks for.
+    const original = { peer: SENDER, data: { fileName: 'a.bin', fileSize: 100 } };
+    const originalConnecting = [...requesting, msg('response', original), ...connecting.slice(engaged.length)];
+    const asked = run(filedropReceiver, maxRetries, [...originalConnecting, retry, offered, retry]);
+    expect(asked.sentTo).toEqual([{ to: 'rtc', event: { type: 'rtc.restartIce' } }]);
+    // A sink that cannot resume: as before, the retries run out.
+    expect(run(filedropReceiver, noReconnect, [...connecting, retry, offered, retry]).snapshot.value).toBe('failed');
   });
 
   it('gives up when the ICE restart it was asked for fails (node-datachannel cannot restart ICE), and tells the sender', () => {
@@ -950,6 +992,21 @@ describe('filedropSenderTransfer transitions', () => {
     ]);
     // Mid-transfer too: the upload goes on while ICE restarts.
     expect(run(transfer, input, [...sending, rtcFailed]).snapshot.value).toBe('sending');
+  });
+
+  it('gives a fresh connection its own ICE restarts: the retries count from 0 again', () => {
+    const fresh = msg('offer', { peer: RECEIVER, data: { type: 'offer', sdp: 'O2', offset: 0 } });
+    // The one restart allowed was asked for and did not help; the receiver opens a fresh connection.
+    const reopened = run(transfer, input, [...sending, rtcFailed, fresh]);
+    expect(reopened.snapshot.value).toBe('connecting');
+    expect(reopened.snapshot.context.retries).toBe(0);
+    // Its ICE failure asks for a restart again, rather than ending the transfer.
+    const again = run(transfer, input, [...sending, rtcFailed, fresh, rtcFailed]);
+    expect(again.snapshot.value).toBe('connecting');
+    expect(reports(again)).toEqual([
+      { type: 'transfer.signal', message: { type: 'retry', detail: { peer: RECEIVER } } },
+      { type: 'transfer.retrying', peer: RECEIVER, attempt: 1 },
+    ]);
   });
 
   it('times out waiting for the offer or the channel, telling the receiver', () => {

@@ -111,6 +111,12 @@ export interface ReceiverContext {
   retries: number;
   /** An ICE restart was asked of the rtc actor and its new offer has not come out yet. */
   restarting: boolean;
+  /**
+   * `received` when the last ICE restart was asked for, until bytes flow
+   * past it (the restart helped) or a fresh connection replaces this one: a
+   * `retry` meanwhile says that the restart did not help.
+   */
+  restartedAt?: number;
   /** Every byte is in (`download.arrived`): the data channel and the sender are no longer needed, unless for the digest. */
   arrived: boolean;
   /** The sender's `done` (with the digest, when the file's `trailer` promised it). */
@@ -320,6 +326,15 @@ export const filedropReceiverSetup = setup({
     },
     hasUnreported: ({ context }) => context.received > context.reported,
     isRestarting: ({ context }) => context.restarting,
+    /**
+     * The sender asks for another ICE restart although no byte came since the
+     * last one: that restart did not help (its side cannot apply a restart
+     * offer, as node-datachannel's cannot). The sender's response carried
+     * signalbox's `sha256` or `trailer` key, so it takes a fresh offer; the
+     * original project's sender gets the restarts it asks for, as before.
+     */
+    isUnhelpedRestart: ({ context }) =>
+      context.restartedAt !== undefined && (context.file?.sha256 !== undefined || context.file?.trailer !== undefined),
   },
   actions: {
     fail: assign((_, { reason, message }: { reason: TransferFailure; message: string }) => ({
@@ -417,7 +432,7 @@ export const filedropReceiverSetup = setup({
     }),
     recordArrival: assign({ arrived: true }),
     restartIce: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ retries: context.retries + 1, restarting: true });
+      enqueue.assign({ retries: context.retries + 1, restarting: true, restartedAt: context.received });
       enqueue.emit({ type: 'retrying', detail: { attempt: context.retries + 1 } });
       enqueue.sendTo('rtc', { type: 'rtc.restartIce' } satisfies RtcCommand);
     }),
@@ -436,7 +451,7 @@ export const filedropReceiverSetup = setup({
      * (its digest comes again, its ICE restarts count from 0).
      */
     rejoined: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ trailer: undefined, retries: 0 });
+      enqueue.assign({ trailer: undefined, retries: 0, restartedAt: undefined });
       enqueue.emit({ type: 'rejoined', detail: { id: context.id! } });
     }),
     keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
@@ -453,6 +468,7 @@ export const filedropReceiverSetup = setup({
           arrived: false,
           // A fresh connection's offer is no ICE restart, whatever the old connection was doing.
           restarting: false,
+          restartedAt: undefined,
         });
         if (offset > 0 || reconnect) {
           enqueue.emit({ type: 'resuming', detail: { offset, total: context.file!.size, reconnect: reconnects } });
@@ -466,6 +482,9 @@ export const filedropReceiverSetup = setup({
     recordProgress: enqueueActions(({ context, enqueue }, { received }: { received: number }) => {
       // Bytes flow on this connection: a later loss gets the full number of fresh connections again.
       if (received > context.offset) enqueue.assign({ reconnects: 0, rejoins: 0 });
+      // Bytes flow after an ICE restart: it helped, and a later `retry` gets another.
+      if (context.restartedAt !== undefined && received > context.restartedAt)
+        enqueue.assign({ restartedAt: undefined });
       enqueue.assign({ received });
       enqueue.emit({ type: 'progress', detail: { received, total: context.file!.size } });
     }),
@@ -537,6 +556,19 @@ export const filedropReceiverSetup = setup({
     announceFailure: emit(({ context }) => ({ type: 'stopped' as const, detail: { error: context.error } })),
   },
 });
+
+/**
+ * A `retry` after an ICE restart that did not help: where the sink can
+ * resume and the sender takes fresh offers, a fresh connection replaces
+ * this one (`reconnecting`) instead of restarting it again. The sender's
+ * side may be unable to restart ICE at all (node-datachannel, as answerer,
+ * rejects a restart offer), and a restart it cannot apply would only use up
+ * the retries.
+ */
+const freshAfterRestart = {
+  guard: and(['isFromSender', 'isUnhelpedRestart', 'canReconnect']),
+  target: '#filedropReceiver.active.engaged.reconnecting',
+} as const;
 
 /**
  * A state that asks the sink what it holds (`resumeOffset`) and then opens a
@@ -773,6 +805,7 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                   { guard: 'isFromSender', actions: 'applyCandidate' },
                 ],
                 retry: [
+                  freshAfterRestart,
                   { guard: and(['isFromSender', 'canRetry']), actions: 'restartIce' },
                   {
                     guard: 'isFromSender',
@@ -823,12 +856,15 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                       actions: { type: 'keepTransport', params: ({ event }) => ({ transport: event.transport }) },
                     },
                     // Each ICE restart gets a full connectTimeout.
-                    retry: {
-                      guard: and(['isFromSender', 'canRetry']),
-                      target: 'connecting',
-                      reenter: true,
-                      actions: 'restartIce',
-                    },
+                    retry: [
+                      freshAfterRestart,
+                      {
+                        guard: and(['isFromSender', 'canRetry']),
+                        target: 'connecting',
+                        reenter: true,
+                        actions: 'restartIce',
+                      },
+                    ],
                   },
                 },
                 receiving: {

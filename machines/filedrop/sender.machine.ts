@@ -177,14 +177,15 @@ const sendDone = [
 
 /**
  * An offer with an `offset` opens a fresh connection (the receiver lost the
- * old one, or could not restart its ICE): a new rtc actor answers it, and
- * the upload starts again at the offset once its channel opens.
+ * old one, or one side could not restart its ICE): a new rtc actor answers
+ * it, with `maxRetries` ICE restarts of its own, and the upload starts again
+ * at the offset once its channel opens.
  */
 const freshConnection = {
   guard: 'isFreshOffer',
   target: 'connecting',
   reenter: true,
-  actions: [...startAt(true), applyOffer],
+  actions: [...startAt(true), 'resetRetries', applyOffer],
 } as const;
 
 /** An offer or candidate that cannot be read ends the transfer (`protocol`), before anything else looks at it. */
@@ -294,6 +295,7 @@ export const filedropSenderTransferSetup = setup({
     /** Everything a transfer tells its sender goes through here (tests replace it to watch). */
     report: sendParent((_, report: TransferReport) => report),
     countRetry: assign({ retries: ({ context }) => context.retries + 1 }),
+    resetRetries: assign({ retries: 0 }),
     keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
     keepReceived: assign({
       received: ({ context, event }) => Math.max(context.received, progressOf(event).received ?? 0),
