@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { RTCPeerConnection as NdcPeerConnection } from 'node-datachannel/polyfill';
 import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main.js';
@@ -28,6 +29,7 @@ import {
   receiveFile,
   rtcConfig,
   sendFile,
+  type TransferCliOptions,
 } from '../cli/transfer.js';
 import { RtcPeer, WERIFT_LOOPBACK, stopPeers } from './rtc-helpers.js';
 
@@ -572,6 +574,52 @@ describe('signalbox send / receive', () => {
     }
   }, 60_000);
 
+  it('carries a transfer from a real node-datachannel sender to a werift receiver over a failed connection: a fresh one', async () => {
+    const data = randomBytes(24 * 1024 * 1024);
+    await writeFile(join(dir, 'ndc.bin'), data);
+    const out = join(dir, 'ndc-out');
+    await mkdir(out);
+    FailingNdcPeerConnection.made.length = 0;
+    FailingNdcPeerConnection.rejected.length = 0;
+    let code = '';
+    let senderErr = '';
+    const sent = sendFile(join(dir, 'ndc.bin'), {
+      server: url,
+      webrtc: 'node-datachannel',
+      iceServers: [],
+      RTCPeerConnection: FailingNdcPeerConnection as unknown as TransferCliOptions['RTCPeerConnection'],
+      out: { write: (text) => void (code ||= text.trim()) },
+      err: { write: (text) => void (senderErr += text) },
+    });
+    await until(() => code !== '', 20_000);
+    let receiverErr = '';
+    const received = receiveFile(code, out, {
+      server: url,
+      webrtc: 'werift',
+      iceServers: [],
+      out: { write: () => true },
+      err: { write: (text) => void (receiverErr += text) },
+    });
+    const part = join(out, 'ndc.bin.part');
+    const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
+    for (let i = 0; i < 4000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const cutAt = await stored();
+    FailingNdcPeerConnection.made[0]!.fail();
+
+    expect({ code: await received, receiverErr }).toMatchObject({ code: 0 });
+    expect({ code: await sent, senderErr }).toMatchObject({ code: 0 });
+    expect(cutAt).toBeGreaterThan(0);
+    expect(cutAt).toBeLessThan(data.byteLength);
+    expect(Buffer.compare(await readFile(join(out, 'ndc.bin')), data)).toBe(0);
+    // node-datachannel itself rejected werift's ICE-restart offer; a second connection carried the rest.
+    expect(FailingNdcPeerConnection.rejected).toEqual([expect.stringMatching(/ICE/)]);
+    expect(FailingNdcPeerConnection.made.length).toBe(2);
+    expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
+    for (const text of [receiverErr, senderErr]) {
+      expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
+    }
+  }, 60_000);
+
   it('exits 2 on bad usage from a spawned process too', async () => {
     const child = run(['receive']);
     expect(await child.exited).toBe(2);
@@ -661,6 +709,49 @@ class RefusingRestartPeerConnection extends WeriftPeerConnection {
     };
     Object.defineProperty(this, 'connectionState', { get: () => 'failed', set: () => {}, configurable: true });
     for (const listener of this.stateListeners) listener({ type: 'connectionstatechange' });
+  }
+}
+
+/**
+ * node-datachannel's polyfill, as it is (its `setRemoteDescription` rejects
+ * an ICE-restart offer), but for `fail()`: the connection reports `failed`
+ * and its data channel stops carrying data (what is sent from then on
+ * counts as buffered and never leaves, as on a dead path).
+ */
+class FailingNdcPeerConnection extends NdcPeerConnection {
+  static readonly made: FailingNdcPeerConnection[] = [];
+  /** Why node-datachannel rejected a remote description, by every instance. */
+  static readonly rejected: string[] = [];
+  private failed = false;
+
+  constructor(config?: ConstructorParameters<typeof NdcPeerConnection>[0]) {
+    super(config);
+    FailingNdcPeerConnection.made.push(this);
+    this.addEventListener('datachannel', (event) => {
+      const channel = (event as unknown as { channel: { send(data: unknown): void } }).channel;
+      const send = channel.send.bind(channel);
+      let stuck = 0;
+      channel.send = (data: unknown) => {
+        if (!this.failed) return send(data);
+        stuck += typeof data === 'string' ? Buffer.byteLength(data) : (data as ArrayBufferView).byteLength;
+        Object.defineProperty(channel, 'bufferedAmount', { get: () => stuck, configurable: true });
+      };
+    });
+  }
+
+  override async setRemoteDescription(description: Parameters<NdcPeerConnection['setRemoteDescription']>[0]) {
+    try {
+      return await super.setRemoteDescription(description);
+    } catch (error) {
+      FailingNdcPeerConnection.rejected.push((error as Error).message);
+      throw error;
+    }
+  }
+
+  fail(): void {
+    this.failed = true;
+    Object.defineProperty(this, 'connectionState', { get: () => 'failed', configurable: true });
+    this.dispatchEvent(new Event('connectionstatechange'));
   }
 }
 
