@@ -267,6 +267,18 @@ describe('filedropReceiver transitions', () => {
       { type: 'xstate.done.actor.resumeOffset', output: 0 },
       offered,
     ]);
+    // The fresh connection gets its own ICE restarts: a retry on it restarts, not fails.
+    const restarted = run(filedropReceiver, input, [
+      ...receiving,
+      retry,
+      offered,
+      retry,
+      { type: 'xstate.done.actor.resumeOffset', output: 0 },
+      offered,
+      retry,
+    ]);
+    expect(restarted.sentTo).toEqual([{ to: 'rtc', event: { type: 'rtc.restartIce' } }]);
+    expect(restarted.emitted).toEqual([{ type: 'retrying', detail: { attempt: 1 } }]);
     expect(fresh.sent).toEqual([
       { type: 'offer', detail: { peer: SENDER, data: { type: 'offer', sdp: 'O2', offset: 0 } } },
     ]);

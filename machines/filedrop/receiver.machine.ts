@@ -34,12 +34,14 @@ export interface ReceiverInput {
    * is known. The function may refuse the file by throwing (`sink-failed`).
    */
   sink: SinkOpener;
-  /** How many ICE restarts (`retry` from the sender) to go through before giving up. @default 3 */
+  /** How many ICE restarts (`retry` from the sender) to go through on each connection before giving up. @default 3 */
   maxRetries?: number;
   /**
    * How many times in a row to open a fresh connection, resuming from the
-   * bytes stored, when the data channel is lost mid-transfer (or an ICE
-   * restart is impossible); the count starts again once bytes flow. Only
+   * bytes stored, when the data channel is lost mid-transfer, or an ICE
+   * restart is impossible (here, or on a signalbox sender's side: a `retry`
+   * after a restart that brought no byte); the count starts again once
+   * bytes flow. Only
    * with a sink that can resume (`ResumableSink`: `memorySink`, `fileSink`);
    * 0 waits for the sender's word as before and then fails `peer-gone`.
    * @default 3
@@ -466,9 +468,11 @@ export const filedropReceiverSetup = setup({
           reconnects,
           transport: undefined,
           arrived: false,
-          // A fresh connection's offer is no ICE restart, whatever the old connection was doing.
+          // A fresh connection's offer is no ICE restart, whatever the old connection was doing,
+          // and the new connection gets maxRetries restarts of its own, as on the sender's side.
           restarting: false,
           restartedAt: undefined,
+          ...(reconnect && { retries: 0 }),
         });
         if (offset > 0 || reconnect) {
           enqueue.emit({ type: 'resuming', detail: { offset, total: context.file!.size, reconnect: reconnects } });

@@ -37,7 +37,7 @@ import { isFault, readCandidate, readDescription, readOffset, readProgress } fro
 
 /** Timing and limits of each transfer, in milliseconds. */
 export interface TransferTiming {
-  /** ICE restarts (`retry`) to ask for before giving up. @default 3 */
+  /** ICE restarts (`retry`) to ask for on each connection (a fresh one gets as many again) before giving up. @default 3 */
   maxRetries: number;
   /** How long the receiver has to send its offer after our `response` (it may be asking its user). @default 120000 */
   offerTimeout: number;
