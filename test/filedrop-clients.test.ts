@@ -520,13 +520,33 @@ describe('filedrop: ICE failure and retry', () => {
     const senderLog = record<SenderEmitted>(sender);
     const code = await codeOf(sender);
     world.rtc.failIce((label) => label !== code, 10);
-    const receiver = world.receiver({ code, sink: memorySink() });
+    // (A receiver that opens fresh connections tries those too: see below.)
+    const receiver = world.receiver({ code, sink: memorySink(), maxReconnects: 0 });
     await ended(sender);
     expect(senderLog.of('retrying')).toHaveLength(2);
     expect(errorOf(sender)).toMatchObject({ reason: 'rtc-failed', code: 'ERR_RTC_FAILED' });
     await ended(receiver);
     expect(errorOf(receiver)).toMatchObject({ reason: 'remote-cancelled', remote: 'rtc-failed' });
     expect(receiver.getSnapshot().context.retries).toBe(2);
+    await expectQuiet();
+  });
+
+  it('ICE that never works: after each restart that did not help a fresh connection, maxReconnects of them, then rtc-failed', async () => {
+    world = createFileDropWorld();
+    const sender = world.sender({ source: memorySource(bytes(1000)), once: true, maxRetries: 2 });
+    const senderLog = record<SenderEmitted>(sender);
+    const code = await codeOf(sender);
+    world.rtc.failIce((label) => label !== code, 20);
+    const receiver = world.receiver({ code, sink: memorySink() });
+    const receiverLog = record<ReceiverEmitted>(receiver);
+    await ended(sender);
+    await ended(receiver);
+    // Each connection: one restart, and the next retry opens a fresh one (its retries count from 0),
+    // three times; the last connection restarts until the sender's two retries are spent.
+    expect(receiverLog.of('resuming').map((e) => e.detail.reconnect)).toEqual([1, 2, 3]);
+    expect(senderLog.of('retrying').map((e) => e.detail.attempt)).toEqual([1, 2, 1, 2, 1, 2, 1, 2]);
+    expect(errorOf(sender)).toMatchObject({ reason: 'rtc-failed' });
+    expect(errorOf(receiver)).toMatchObject({ reason: 'remote-cancelled', remote: 'rtc-failed' });
     await expectQuiet();
   });
 
