@@ -41,9 +41,9 @@ export interface ReceiverInput {
    * bytes stored, when the data channel is lost mid-transfer, or an ICE
    * restart is impossible (here, or on a signalbox sender's side: a `retry`
    * after a restart that brought no byte); the count starts again once
-   * bytes flow. Only
-   * with a sink that can resume (`ResumableSink`: `memorySink`, `fileSink`);
-   * 0 waits for the sender's word as before and then fails `peer-gone`.
+   * bytes flow. Only with a sink that can resume (`ResumableSink`:
+   * `memorySink`, `fileSink`); 0 waits for the sender's word as before and
+   * then fails `peer-gone` (or, on `retry`, restarts ICE as before).
    * @default 3
    */
   maxReconnects?: number;
