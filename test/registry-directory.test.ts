@@ -10,7 +10,7 @@ import { memorySink, sha256Hex } from '../machines/transfer/files.js';
 import type { RegistryClientEmitted } from '../machines/registry/client.machine.js';
 import { RegistryError } from '../machines/registry/errors.js';
 import { memoryProvider } from '../machines/registry/files.js';
-import { bytes, record, registryWorld, settle } from './registry-helpers.js';
+import { bytes, record, registryWorld, until } from './registry-helpers.js';
 
 let base: string;
 let shared: string;
@@ -153,7 +153,8 @@ describe('directoryProvider behind a registry client', () => {
       const leak = memorySink();
       requester.send({ type: 'requestFile', peer: id, path: 'ok.bin', sink: ok });
       requester.send({ type: 'requestFile', peer: id, path: 'swapped.txt', sink: leak });
-      for (let i = 0; i < 500 && log.of('fetched').length + log.of('fetchFailed').length < 2; i++) await settle(1);
+      // Real file reads: wait in real time (500 turns of the event loop were too few on a loaded machine).
+      await until(() => log.of('fetched').length + log.of('fetchFailed').length >= 2, 20_000);
       expect(log.of('fetched').map((e) => e.detail.path)).toEqual(['ok.bin']);
       expect(sha256Hex(ok.bytes())).toBe(sha256Hex(data));
       expect(log.of('fetchFailed').map((e) => [e.detail.path, e.detail.error.reason])).toEqual([
