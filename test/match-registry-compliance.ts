@@ -135,6 +135,24 @@ export function matchRegistryCompliance(name: string, open: () => Promise<MatchR
     );
 
     it(
+      'a match dropped by the end whose relay failed is over on both processes, whatever its stage',
+      withPair(async ({ a, b }, file, made) => {
+        file(a, req('alice', 'laptop'));
+        await settle();
+        file(b, req('bob', 'phone'));
+        await vi.waitFor(() => expect(made).toHaveLength(1));
+        await settle();
+        expect(a.offer('alice', 'ctx')).toEqual({ session: 'bob', context: 'ctx' });
+        expect(a.drop('alice', 'ctx')).toEqual({ session: 'bob', context: 'ctx' });
+        expect(a.drop('alice', 'ctx')).toBeUndefined();
+        expect(a.has('alice', 'ctx')).toBe(false);
+        await vi.waitFor(() => expect(b.has('bob', 'ctx')).toBe(false));
+        expect(b.answer('bob', 'ctx')).toBeUndefined();
+        expect([a.matches, b.matches]).toEqual([0, 0]);
+      }),
+    );
+
+    it(
       'an expired match is over on both processes',
       withPair(async ({ a, b }, file, made) => {
         file(a, req('alice', 'laptop'));

@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
+import { serverCodec } from '../machines/swarm/codec.js';
+import type { ServerMessage } from '../machines/swarm/protocol.js';
+import { memoryRouter, type Router } from '../src/router.js';
 import { settle, swarmSocketTestbed, swarmTestbed, until, type RawClient, type Testbed } from './swarm-helpers.js';
 
 let bed: Testbed;
@@ -331,5 +334,78 @@ describe('swarm server: bad input gets a typed error and the connection stays us
     expect(alice.inbox).toEqual([]);
     expect(bob.inbox).toEqual([]);
     expect(bed.server.stats()).toEqual({ connections: 0, pending: 0, matches: 0 });
+  });
+});
+
+/**
+ * A router that refuses delivery to the sessions in `unreachable` (`send`
+ * answers false), as the Redis router does for a session on another process
+ * while Redis is down.
+ */
+function refusingRouter(unreachable: Set<string>): Router<ServerMessage> {
+  const inner = memoryRouter<ServerMessage>(serverCodec());
+  return {
+    add: (id, transport) => inner.add(id, transport),
+    remove: (id) => inner.remove(id),
+    has: (id) => inner.has(id),
+    send: (id, message) => !unreachable.has(id) && inner.send(id, message),
+    close: (id, code, reason) => inner.close(id, code, reason),
+    get size() {
+      return inner.size;
+    },
+  };
+}
+
+describe('swarm server: a relay the router cannot deliver (the other end out of reach)', () => {
+  const setup = () => {
+    const unreachable = new Set<string>();
+    const ids = ['alice-session', 'bob-session'];
+    bed = swarmTestbed({ router: refusingRouter(unreachable), generateId: () => ids.shift()! });
+    return unreachable;
+  };
+
+  it('an undeliverable offer ends the match at once: alice gets ERR_PEER_GONE, nothing is left', async () => {
+    const unreachable = setup();
+    const { alice, bob } = await match();
+    unreachable.add('bob-session');
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect(await alice.next()).toEqual({
+      type: 'error',
+      detail: {
+        code: 'ERR_PEER_GONE',
+        message: 'the other peer of this match cannot be reached: your offer was not delivered',
+        context_id: 'a1',
+      },
+    });
+    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
+    // The match is over: bob (reachable again) cannot answer into it; alice's context_id is free again.
+    unreachable.clear();
+    bob.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'b1' } });
+    expect((await bob.next()).detail).toMatchObject({ code: 'ERR_NOT_PERMITTED', event: 'sending_answer' });
+    await settle();
+    expect(alice.inbox).toEqual([]);
+  });
+
+  it('an undeliverable answer ends the match at once: bob gets ERR_PEER_GONE, nothing is left', async () => {
+    const unreachable = setup();
+    const { alice, bob } = await match();
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect((await bob.next()).type).toBe('forwarding_offer');
+    unreachable.add('alice-session');
+    bob.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'b1' } });
+    expect(await bob.next()).toEqual({
+      type: 'error',
+      detail: {
+        code: 'ERR_PEER_GONE',
+        message: 'the other peer of this match cannot be reached: your answer was not delivered',
+        context_id: 'b1',
+      },
+    });
+    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
+    // Alice leaving later tells nobody: the match is already over.
+    alice.transport.close();
+    await until(() => bed.server.stats().connections === 1);
+    await settle();
+    expect(bob.inbox).toEqual([]);
   });
 });

@@ -15,11 +15,16 @@ interface Queued {
   p: string;
 }
 
-/** A change to the matches, as published on `{prefix}sw:dir`. */
+/**
+ * A change to the matches, as published on `{prefix}sw:dir`. An `end` with
+ * `g` was held back while Redis was down: the process that ended the match
+ * could not tell the other end (nor relay to it), so the other end's process
+ * tells it (`ERR_PEER_GONE`) if the match is still open there.
+ */
 type Change =
   | { t: 'match'; id: string; a: Queued; b: Queued }
   | { t: 'offer'; id: string; p: string }
-  | { t: 'end'; id: string; p: string };
+  | { t: 'end'; id: string; p: string; g?: 1 };
 
 interface Entry extends Match {
   stage: 'offering' | 'answering';
@@ -71,7 +76,12 @@ const end = (q: Queued): RequestEnd => ({ session: q.s, context: q.x });
  *   next pairing that meets them, and the other end of each of its matches
  *   is told (`ERR_PEER_GONE`) by its own process.
  * - Redis down: requests are paired among this process's own; those still
- *   pending are filed again when Redis returns.
+ *   pending are filed again when Redis returns. A match with its other end
+ *   on another process cannot go on: a relay to it fails, and the server
+ *   ends the match (`drop`, the sender told `ERR_PEER_GONE`). Every match
+ *   ended meanwhile (dropped, expired, its end gone) is announced when Redis
+ *   returns, and the other end's process tells its end `ERR_PEER_GONE` if
+ *   the match is still open there.
  *
  * @example
  * ```ts
@@ -119,8 +129,18 @@ export async function redisMatchRegistry(
       disown(e.session, e.context);
     }
   };
+  /** Ends that could not be published (Redis down), by match id: published with `g` when it returns. */
+  const heldEnds = new Map<string, Change>();
+  const hold = (change: Change) => {
+    if (change.t === 'end') heldEnds.set(change.id, { ...change, g: 1 });
+  };
   const publish = (change: Change) => {
-    if (cluster.state === 'up') void redis.publish(channel, JSON.stringify(change)).catch(() => {});
+    if (cluster.state !== 'up') return hold(change);
+    void redis.publish(channel, JSON.stringify(change)).catch(() => hold(change));
+  };
+  /** Ends a match with an end on another process: `end` published, or held while Redis is down. */
+  const publishEnd = (entry: Entry) => {
+    if (entry.pa !== self || entry.pb !== self) publish({ t: 'end', id: entry.id, p: self });
   };
 
   /** Records a match; undefined when a local end of it left meanwhile (the match is then ended, the other end told). */
@@ -139,7 +159,7 @@ export async function redisMatchRegistry(
       for (const e of gone) byEnd.delete(key(e.session, e.context));
       const others = [entry.alice, entry.bob].filter((e) => !gone.includes(e));
       forget(entry);
-      publish({ t: 'end', id, p: self });
+      publishEnd(entry);
       tellPeerGone(router, others);
       return undefined;
     }
@@ -160,7 +180,14 @@ export async function redisMatchRegistry(
       }
       case 'end': {
         const entry = matches.get(change.id);
-        if (entry && change.p !== self) forget(entry);
+        if (!entry || change.p === self) return;
+        forget(entry);
+        if (change.g)
+          tellPeerGone(
+            router,
+            [entry.alice, entry.bob].filter((_, i) => (i === 0 ? entry.pa : entry.pb) === self),
+            'the other peer of this match could not be reached while Redis was unreachable',
+          );
         return;
       }
     }
@@ -185,6 +212,10 @@ export async function redisMatchRegistry(
 
   cluster.onState((state) => {
     if (state !== 'up') return;
+    // Ends decided during the outage reach the other ends' processes now.
+    const held = [...heldEnds.values()];
+    heldEnds.clear();
+    for (const change of held) publish(change);
     // Requests still waiting here are filed again (Redis may have come back empty).
     for (const [k, item] of waiting) {
       const q = JSON.parse(item) as Queued;
@@ -245,15 +276,22 @@ export async function redisMatchRegistry(
       if (!entry || entry.stage !== 'answering' || entry.pb !== self) return undefined;
       if (entry.bob.session !== session || entry.bob.context !== context) return undefined;
       forget(entry);
-      if (entry.pa !== self) publish({ t: 'end', id: entry.id, p: self });
+      publishEnd(entry);
       return entry.alice;
     },
     expire(id) {
       const entry = matches.get(id);
       if (!entry) return undefined;
       forget(entry);
-      publish({ t: 'end', id, p: self });
+      publishEnd(entry);
       return { id, alice: entry.alice, bob: entry.bob };
+    },
+    drop(session, context) {
+      const entry = matches.get(byEnd.get(key(session, context)) ?? '');
+      if (!entry) return undefined;
+      forget(entry);
+      publishEnd(entry);
+      return entry.alice.session === session && entry.alice.context === context ? entry.bob : entry.alice;
     },
     remove(session) {
       const others: RequestEnd[] = [];
@@ -267,7 +305,7 @@ export async function redisMatchRegistry(
         const entry = matches.get(byEnd.get(k) ?? '');
         if (!entry) continue;
         forget(entry);
-        publish({ t: 'end', id: entry.id, p: self });
+        publishEnd(entry);
         others.push(entry.alice.session === session && entry.alice.context === context ? entry.bob : entry.alice);
       }
       mine.delete(session);

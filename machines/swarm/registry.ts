@@ -60,6 +60,13 @@ export interface MatchRegistry {
    */
   expire(id: string): Match | undefined;
   /**
+   * A relay from `session` (an end of a match, under its `context`) could not
+   * be delivered to the other end: forgets that match at once, whatever its
+   * stage, and returns the other end; `undefined` if `session` has no match
+   * under `context` (already over).
+   */
+  drop(session: string, context: string): RequestEnd | undefined;
+  /**
    * Forgets everything of `session` (it left): its pending requests and its
    * matches in progress. Returns the other ends of those matches, to tell them.
    */
@@ -175,6 +182,12 @@ export function memoryRegistry(): MatchRegistry {
       if (!match) return undefined;
       forget(match);
       return { id, alice: match.alice, bob: match.bob };
+    },
+    drop(session, context) {
+      const match = matches.get(key(session, context));
+      if (!match) return undefined;
+      forget(match);
+      return match.alice.session === session && match.alice.context === context ? match.bob : match.alice;
     },
     remove(session) {
       const others: RequestEnd[] = [];

@@ -46,7 +46,9 @@ type Refusal = { code: ServerErrorCode; message: string; event?: string; context
  * does not introduce itself within `introTimeout` is closed. When the
  * connection closes, its pending requests go, and the other end of each
  * match in progress is told (`error` with `ERR_PEER_GONE` and its
- * `context_id`).
+ * `context_id`). An offer or answer that cannot be delivered (the other
+ * end's process is out of reach while Redis is down) ends its match at
+ * once: the sender gets `error` with `ERR_PEER_GONE` and its `context_id`.
  */
 export const swarmSession = setup({
   types: {
@@ -180,11 +182,23 @@ function relay(context: SessionContext, message: MessageOf<ClientMessage, 'sendi
     });
     return;
   }
-  router.send(
+  const delivered = router.send(
     other.session,
     message.type === 'sending_offer'
       ? { type: 'forwarding_offer', detail: { ...message.detail, context_id: other.context } }
       : { type: 'forwarding_answer', detail: { ...message.detail, context_id: other.context } },
+  );
+  if (delivered) return;
+  // Not delivered: the other end's process is out of reach (Redis down) or its connection is
+  // closing. The match cannot complete, so it ends now, as for a partner that left, instead of
+  // waiting out `matchTimeout`. The other end hears of it from its own process: at once when it
+  // is closing here, or once Redis is back (a shared registry's deferred end).
+  registry.drop(context.id, context_id);
+  endMatches(
+    router,
+    [{ session: context.id, context: context_id }],
+    'ERR_PEER_GONE',
+    `the other peer of this match cannot be reached: your ${offer ? 'offer' : 'answer'} was not delivered`,
   );
 }
 
@@ -200,8 +214,12 @@ function endMatches(
 }
 
 /** Tells the other end of each match in progress that its peer left (`error`, `ERR_PEER_GONE`, its `context_id`). */
-export function tellPeerGone(router: Pick<Router<ServerMessage>, 'send'>, others: readonly RequestEnd[]): void {
-  endMatches(router, others, 'ERR_PEER_GONE', 'the other peer of this match left');
+export function tellPeerGone(
+  router: Pick<Router<ServerMessage>, 'send'>,
+  others: readonly RequestEnd[],
+  message = 'the other peer of this match left',
+): void {
+  endMatches(router, others, 'ERR_PEER_GONE', message);
 }
 
 function introduceFirst(event: string): Refusal {

@@ -115,8 +115,24 @@ describe('swarm across processes on Redis', () => {
     expect(Date.now() - stopped).toBeLessThan(TTL);
     survivor.close();
   });
-  it('Redis lost: requests on one process are matched, those on two wait; they are matched when it returns', async () => {
+  it('Redis lost: a match across A and B ends at once (ERR_PEER_GONE, its other end told when Redis returns); requests on one process are matched, those on two wait until it returns', async () => {
+    // A match made across A and B before the outage.
+    const across1 = await peer(a.port, 'across-alice');
+    const across2 = await peer(b.port, 'across-bob');
+    across1.send({ type: 'requesting_peers', detail: { context_id: 'm1' } });
+    await wait(200);
+    across2.send({ type: 'requesting_peers', detail: { context_id: 'm2' } });
+    expect(await across1.next('requesting_offer')).toEqual({ type: 'requesting_offer', detail: { context_id: 'm1' } });
+    expect(await across2.next('wait_for_offer')).toEqual({ type: 'wait_for_offer', detail: { context_id: 'm2' } });
+
     await loseRedis(redis, [a, b]);
+    // Its offer cannot cross: the match ends at once for alice (not ERR_TIMEOUT after matchTimeout).
+    const sent = Date.now();
+    across1.send({ type: 'sending_offer', detail: { offer: 'o', context_id: 'm1' } });
+    expect((await across1.next('error')).detail).toMatchObject({ code: 'ERR_PEER_GONE', context_id: 'm1' });
+    expect(Date.now() - sent).toBeLessThan(1000);
+    await wait(300);
+    expect(across2.queue).toEqual([]);
     // On one process: matched, and the offer relayed.
     const p1 = await peer(a.port, 'outage-p1');
     const p2 = await peer(a.port, 'outage-p2');
@@ -136,6 +152,8 @@ describe('swarm across processes on Redis', () => {
     expect([...x.queue, ...y.queue]).toEqual([]);
 
     await restoreRedis(redis, [a, b]);
+    // B hears that the cross-process match ended: bob is told, not left to wait for ERR_TIMEOUT.
+    expect((await across2.next('error')).detail).toMatchObject({ code: 'ERR_PEER_GONE', context_id: 'm2' });
     // Both are filed again and matched with each other, in one order or the other.
     const [fx, fy] = await Promise.all([
       x.next(['requesting_offer', 'wait_for_offer']),
@@ -145,6 +163,6 @@ describe('swarm across processes on Redis', () => {
     const [alice, bob, bobContext] = fx.type === 'requesting_offer' ? [x, y, 'y'] : [y, x, 'x'];
     alice.send({ type: 'sending_offer', detail: { offer: 'across', context_id: bobContext === 'y' ? 'x' : 'y' } });
     expect((await bob.next('forwarding_offer')).detail).toEqual({ offer: 'across', context_id: bobContext });
-    for (const c of [p1, p2, x, y]) c.close();
+    for (const c of [p1, p2, x, y, across1, across2]) c.close();
   });
 });
