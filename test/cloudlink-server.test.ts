@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryPair } from '../adapters/memory/index.js';
-import { Opcode } from '../machines/cloudlink/protocol.js';
+import { serverCodec } from '../machines/cloudlink/codec.js';
+import { memoryDirectory, type LobbyDirectory } from '../machines/cloudlink/directory.js';
+import { Opcode, type ServerMessage } from '../machines/cloudlink/protocol.js';
+import { memoryRouter, type Router } from '../src/router.js';
 import { cloudlinkSession, RELAYS_IN } from '../machines/cloudlink/server.machine.js';
 import { cloudlinkTestbed, settle, type MemoryTestbed, type RawClient, type RawFrame } from './cloudlink-helpers.js';
 
@@ -329,5 +332,67 @@ describe('cloudlink server: relays without a transition', () => {
       const relays = Object.keys(on).filter((type) => on[type]!.actions === 'relay');
       expect(new Set(relays)).toEqual(RELAYS_IN[state]);
     }
+  });
+});
+
+describe.each([
+  ['without a transition', false],
+  ['through the machine (an inspector attached)', true],
+])('cloudlink server: a relay the router cannot deliver, %s', (_name, inspected) => {
+  /**
+   * A server whose router refuses delivery to the sessions in `unreachable`
+   * (as the Redis router does for another process's sessions while Redis is
+   * down), on a directory that reports such a mate severed (as the Redis
+   * directory does) when `severs` is true.
+   */
+  const setup = (severs: boolean) => {
+    const unreachable = new Set<string>();
+    const severed: [string, string][] = [];
+    const inner = memoryRouter<ServerMessage>(serverCodec());
+    const router: Router<ServerMessage> = {
+      add: (id, transport) => inner.add(id, transport),
+      remove: (id) => inner.remove(id),
+      has: (id) => inner.has(id),
+      send: (id, message) => !unreachable.has(id) && inner.send(id, message),
+      close: (id, code, reason) => inner.close(id, code, reason),
+      get size() {
+        return inner.size;
+      },
+    };
+    // Object.assign keeps the memory directory's getters (`lobbies`, `pairs`) live.
+    const directory: LobbyDirectory = Object.assign(
+      memoryDirectory(),
+      severs ? { sever: (id: string, mate: string) => severed.push([id, mate]) > 0 } : {},
+    );
+    bed = cloudlinkTestbed({ router, directory, ...(inspected && { inspect: () => {} }) });
+    return { unreachable, severed };
+  };
+
+  it('answers the sender with SHUTDOWN_ACK for the unreachable mate, not VIOLATION, and keeps it connected', async () => {
+    const { unreachable, severed } = setup(true);
+    const { host, peer } = await hostAndPeer();
+    unreachable.add(peer.id);
+    host.send({ opcode: O.MAKE_OFFER, payload: 'sdp', rx: peer.id });
+    expect(await host.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: peer.id });
+    expect(severed).toEqual([[host.id, peer.id]]);
+    // Still connected and hosting: a relay to a reachable peer goes through.
+    unreachable.clear();
+    host.send({ opcode: O.MAKE_OFFER, payload: 'again', rx: peer.id });
+    expect(await peer.next()).toEqual({ opcode: O.ANTICIPATE_OFFER, payload: 'again', tx: host.id });
+    // The peer's relays likewise.
+    unreachable.add(host.id);
+    peer.send({ opcode: O.ACCEPT_OFFER, payload: 'o', rx: host.id });
+    expect(await peer.next()).toEqual({ opcode: O.SHUTDOWN_ACK, tx: host.id });
+    await settle();
+    expect([...host.inbox, ...peer.inbox]).toEqual([]);
+  });
+
+  it('a directory that does not sever (the mate is on this process, its leave tells): nothing is sent', async () => {
+    const { unreachable } = setup(false);
+    const { host, peer } = await hostAndPeer();
+    unreachable.add(peer.id);
+    host.send({ opcode: O.MAKE_OFFER, payload: 'sdp', rx: peer.id });
+    await settle();
+    expect(host.inbox).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { silentLogger, type Logger } from '../../src/logger.js';
-import { memoryDirectory, type LobbyDirectory, type Role, type Stage } from '../../machines/cloudlink/directory.js';
+import { memoryDirectory, Stage, type LobbyDirectory, type Role } from '../../machines/cloudlink/directory.js';
 import type { ServerMessage } from '../../machines/cloudlink/protocol.js';
 import { followChanges, recoverWith } from './changes.js';
 import type { RedisCluster } from './cluster.js';
@@ -9,7 +9,9 @@ type Change =
   | { t: 'join'; id: string; ugi: string; lobby: string; role: Role; p: string }
   | { t: 'leave'; id: string; p: string }
   | { t: 'stage'; host: string; peer: string; s: Stage; p: string }
-  | { t: 'announce'; p: string; members: [id: string, ugi: string, lobby: string, role: Role][] };
+  | { t: 'announce'; p: string; members: [id: string, ugi: string, lobby: string, role: Role][] }
+  /** A relay from `id` (on `p`) to `mate` failed while Redis was down: `mate`'s process introduces them again. */
+  | { t: 'sever'; id: string; mate: string; p: string };
 
 /**
  * CloudLink's {@link LobbyDirectory} shared by every process of a cluster.
@@ -31,7 +33,12 @@ type Change =
  * presence expire: its entries vanish and every process tells its own
  * clients' mates with SHUTDOWN_ACK. While Redis is down, changes are applied
  * here only (clients on this process still meet); when it returns, each
- * process announces its members again and the mirrors are rebuilt.
+ * process announces its members again and the mirrors are rebuilt. A relay
+ * to a mate on another process fails meanwhile; the server tells the sender
+ * SHUTDOWN_ACK for that mate (`sever`), and when Redis returns the mate's
+ * process tells the mate SHUTDOWN_ACK for the sender and introduces the two
+ * again (NEW_HOST / NEW_PEER to both), their handshake stage reset, so they
+ * start it over.
  *
  * @example
  * ```ts
@@ -55,6 +62,8 @@ export async function redisLobbyDirectory(
   const owners = new Map<string, { p: string; ugi: string; lobby: string; role: Role }>();
   let send: (id: string, message: ServerMessage) => boolean = () => false;
   const local = (id: string) => owners.get(id)?.p === self;
+  /** Pairs cut while Redis was down: a local sender and its mate on another process, by `${id}\n${mate}`. */
+  const severed = new Map<string, [id: string, mate: string]>();
 
   const introduce = (id: string, role: Role, mates: string[], toNewcomer: boolean) => {
     for (const mate of mates) {
@@ -91,6 +100,20 @@ export async function redisLobbyDirectory(
           introduce(id, role, mirror.join(id, ugi, lobby, role), false);
         }
         return;
+      case 'sever': {
+        // Every process resets the pair; the mate's process, which knows the mate is still there,
+        // tells the mate the sender left and introduces the two again (the sender through the router).
+        const { id, mate } = change;
+        const sender = owners.get(id);
+        if (sender?.p !== change.p || !mirror.areMates(id, mate)) return;
+        const [host, peer] = sender.role === 'host' ? [id, mate] : [mate, id];
+        mirror.setStage(host, peer, Stage.None);
+        if (!local(mate)) return;
+        send(mate, { type: 'SHUTDOWN_ACK', detail: { tx: id } });
+        send(mate, { type: sender.role === 'host' ? 'NEW_HOST' : 'NEW_PEER', detail: { payload: id } });
+        send(id, { type: sender.role === 'host' ? 'NEW_PEER' : 'NEW_HOST', detail: { payload: mate } });
+        return;
+      }
     }
   };
 
@@ -133,6 +156,20 @@ export async function redisLobbyDirectory(
       const entries = Object.entries(await redis.hgetall(hashOf(p)));
       const found = entries.map(([id, value]) => [id, ...(JSON.parse(value) as [string, string, Role])]);
       apply({ t: 'announce', p, members: found as Extract<Change, { t: 'announce' }>['members'] });
+    }
+    // Pairs cut during the outage whose sender is still here: their mates' processes meet them again.
+    const cut = [...severed.values()].filter(([id]) => local(id));
+    severed.clear();
+    if (cut.length === 0) return;
+    const pipeline = redis.pipeline();
+    for (const [id, mate] of cut)
+      pipeline.publish(channel, JSON.stringify({ t: 'sever', id, mate, p: self } satisfies Change));
+    try {
+      await pipeline.exec();
+    } catch (error) {
+      // Redis went again: the next recovery publishes them.
+      for (const [id, mate] of cut) severed.set(`${id}\n${mate}`, [id, mate]);
+      throw error;
     }
   };
   recoverWith(cluster, {
@@ -186,6 +223,12 @@ export async function redisLobbyDirectory(
     },
     attach(deliver) {
       send = deliver;
+    },
+    sever(id, mate) {
+      const owner = owners.get(mate);
+      if (!local(id) || owner === undefined || owner.p === self) return false;
+      severed.set(`${id}\n${mate}`, [id, mate]);
+      return true;
     },
   };
 }

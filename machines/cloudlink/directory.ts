@@ -29,6 +29,17 @@ export interface LobbyDirectory {
    * The in-memory directory has none.
    */
   attach?(send: (id: string, message: ServerMessage) => boolean): void;
+  /**
+   * A relay from `id` to its mate `mate` could not be delivered. A shared
+   * directory whose `mate` is held by another process (out of reach: Redis
+   * is down) returns true: the server then tells `id` that `mate` left
+   * (SHUTDOWN_ACK), and the directory introduces the two again, on both
+   * sides, once Redis returns (SHUTDOWN_ACK to `mate`, then NEW_HOST /
+   * NEW_PEER to both; their handshake starts over). False when it does
+   * nothing: a mate on this process whose connection is closing is told
+   * by its leave. The in-memory directory has none.
+   */
+  sever?(id: string, mate: string): boolean;
 }
 
 export type Role = 'host' | 'peer';

@@ -143,18 +143,28 @@ function planRelay(
   }
 }
 
-/** Carries out a relay {@link planRelay} allowed: the pair's new handshake stage, if any, then the frame to `rx`. */
+/**
+ * Carries out a relay {@link planRelay} allowed: the pair's new handshake
+ * stage, if any, then the frame to `rx`. A frame that cannot be delivered
+ * because `rx`'s process is out of reach (Redis down) is answered as that
+ * process's death would be: SHUTDOWN_ACK with `tx` = `rx` to the sender,
+ * and the directory introduces the two again when Redis returns
+ * ({@link LobbyDirectory.sever}). Not VIOLATION: the fault is the server's,
+ * not the client's.
+ */
 function deliverRelay(
   context: SessionContext,
   event: MessageOf<ClientMessage, RelayType>,
   plan: { deliver: ServerMessage; stage?: Stage },
 ): void {
   const { rx } = event.detail;
+  const { directory, router } = context.services;
   if (plan.stage !== undefined) {
     const [host, peer] = context.role === 'host' ? [context.id, rx] : [rx, context.id];
-    context.services.directory.setStage(host, peer, plan.stage);
+    directory.setStage(host, peer, plan.stage);
   }
-  context.services.router.send(rx, plan.deliver);
+  if (router.send(rx, plan.deliver)) return;
+  if (directory.sever?.(context.id, rx)) router.send(context.id, { type: 'SHUTDOWN_ACK', detail: { tx: rx } });
 }
 
 const relay = enqueueActions<SessionContext, SessionEvent, undefined, SessionEvent, never, never, never, never, never>(

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort, hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { join, Op, runServe, startServe, type ServeProcess } from './processes.js';
+import { join, loseRedis, Op, restoreRedis, runServe, startServe, type ServeProcess } from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -103,9 +103,7 @@ describe('CloudLink across processes on Redis', () => {
   });
 
   it('Redis lost: a warn line, /health says down, local meetings go on; it recovers when Redis returns', async () => {
-    await redis.stop();
-    await vi.waitFor(async () => expect((await a.health()).redis?.state).toBe('down'), { timeout: 10_000 });
-    expect(a.lines.some((l) => l.level === 'warn' && l.msg === 'redis lost')).toBe(true);
+    await loseRedis(redis, [a, b]);
 
     const host = await join(a.port, 'game', 'outage', 'host');
     const peer = await join(a.port, 'game', 'outage', 'peer');
@@ -113,11 +111,7 @@ describe('CloudLink across processes on Redis', () => {
     host.send({ opcode: Op.MAKE_OFFER, payload: 'local', rx: peer.id });
     expect(await peer.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: 'local', tx: host.id });
 
-    await redis.start();
-    await vi.waitFor(
-      async () => expect([(await a.health()).redis?.state, (await b.health()).redis?.state]).toEqual(['up', 'up']),
-      { timeout: 15_000 },
-    );
+    await restoreRedis(redis, [a, b]);
     // A's members are announced again: a peer joining on B meets the host that joined during the outage.
     const late = await join(b.port, 'game', 'outage', 'peer');
     expect((await late.next(Op.NEW_HOST)).payload).toBe(host.id);
@@ -126,6 +120,76 @@ describe('CloudLink across processes on Redis', () => {
     host.send({ opcode: Op.MAKE_OFFER, payload: 'across', rx: late.id });
     expect(await late.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: 'across', tx: host.id });
     for (const cl of [host, peer, late]) cl.close();
+  });
+});
+
+describe('CloudLink relays to another process while Redis is down', () => {
+  let redis: TestRedis;
+  let a: ServeProcess;
+  let b: ServeProcess;
+  beforeAll(async () => {
+    redis = await startRedis();
+    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await redis?.stop();
+  });
+
+  it('the sender gets SHUTDOWN_ACK for the unreachable mate (not silence, not VIOLATION); both meet again and complete a handshake when Redis returns', async () => {
+    // Host on A, peer on B, introduced; a second pair the other way round whose offer crossed before the outage.
+    const host = await join(a.port, 'game', 'severed', 'host');
+    const peer = await join(b.port, 'game', 'severed', 'peer');
+    expect((await peer.next(Op.NEW_HOST)).payload).toBe(host.id);
+    expect((await host.next(Op.NEW_PEER)).payload).toBe(peer.id);
+    const host2 = await join(b.port, 'game', 'severed-2', 'host');
+    const peer2 = await join(a.port, 'game', 'severed-2', 'peer');
+    expect((await peer2.next(Op.NEW_HOST)).payload).toBe(host2.id);
+    await host2.next(Op.NEW_PEER);
+    host2.send({ opcode: Op.MAKE_OFFER, payload: 'before', rx: peer2.id });
+    expect(await peer2.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: 'before', tx: host2.id });
+
+    await loseRedis(redis, [a, b]);
+    // A host's relay: answered at once with SHUTDOWN_ACK for the peer it cannot reach.
+    host.send({ opcode: Op.MAKE_OFFER, payload: 'lost', rx: peer.id });
+    expect(await host.next(Op.SHUTDOWN_ACK, 2000)).toMatchObject({ tx: peer.id });
+    // A peer's relay likewise.
+    peer2.send({ opcode: Op.ACCEPT_OFFER, payload: 'lost', rx: host2.id });
+    expect(await peer2.next(Op.SHUTDOWN_ACK, 2000)).toMatchObject({ tx: host2.id });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Nobody was kicked, and the other ends heard nothing yet.
+    for (const c of [host, peer, host2, peer2]) expect(c.queue.filter((f) => f.opcode === Op.VIOLATION)).toEqual([]);
+    expect([...peer.queue, ...host2.queue]).toEqual([]);
+
+    await restoreRedis(redis, [a, b]);
+    // The other ends are told their mate left, then each pair is introduced again.
+    expect(await peer.next(Op.SHUTDOWN_ACK, 5000)).toMatchObject({ tx: host.id });
+    expect((await peer.next(Op.NEW_HOST, 5000)).payload).toBe(host.id);
+    expect((await host.next(Op.NEW_PEER, 5000)).payload).toBe(peer.id);
+    expect(await host2.next(Op.SHUTDOWN_ACK, 5000)).toMatchObject({ tx: peer2.id });
+    expect((await host2.next(Op.NEW_PEER, 5000)).payload).toBe(peer2.id);
+    expect((await peer2.next(Op.NEW_HOST, 5000)).payload).toBe(host2.id);
+
+    // The handshake starts over and completes across the processes.
+    host.send({ opcode: Op.MAKE_OFFER, payload: 'again', rx: peer.id });
+    expect(await peer.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: 'again', tx: host.id });
+    peer.send({ opcode: Op.ACCEPT_OFFER, payload: 'accepted', rx: host.id });
+    expect(await host.next(Op.RETURN_OFFER)).toMatchObject({ payload: 'accepted', tx: peer.id });
+    peer.send({ opcode: Op.MAKE_ANSWER, payload: 'a1', rx: host.id });
+    expect(await host.next(Op.ANTICIPATE_ANSWER)).toMatchObject({ payload: 'a1', tx: peer.id });
+    host.send({ opcode: Op.MAKE_ANSWER, payload: 'a2', rx: peer.id });
+    expect(await peer.next(Op.ANTICIPATE_ANSWER)).toMatchObject({ payload: 'a2', tx: host.id });
+    host.send({ opcode: Op.ACK_CHECK, rx: peer.id });
+    expect(await peer.next(Op.ACK_CHECK)).toMatchObject({ tx: host.id });
+    peer.send({ opcode: Op.ACK_READY, rx: host.id });
+    expect(await host.next(Op.ACK_READY)).toMatchObject({ tx: peer.id });
+    // The second pair's handshake starts over too.
+    host2.send({ opcode: Op.MAKE_OFFER, payload: 'again', rx: peer2.id });
+    expect(await peer2.next(Op.ANTICIPATE_OFFER)).toMatchObject({ payload: 'again', tx: host2.id });
+    peer2.send({ opcode: Op.ACCEPT_OFFER, payload: 'ok', rx: host2.id });
+    expect(await host2.next(Op.RETURN_OFFER)).toMatchObject({ payload: 'ok', tx: peer2.id });
+    for (const c of [host, peer, host2, peer2]) expect(c.queue.filter((f) => f.opcode === Op.VIOLATION)).toEqual([]);
+    for (const c of [host, peer, host2, peer2]) c.close();
   });
 });
 
