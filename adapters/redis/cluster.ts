@@ -160,15 +160,24 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
   const clearArgs = () => [String(owned.length), ...owned, ...routes];
   let state: RedisState = 'down';
   let closed = false;
+  /**
+   * The subscriber's channels are subscribed. ioredis reports `ready` after a
+   * reconnection before its own SUBSCRIBE has been answered, so without this
+   * a process would count as up (and write, and be answered) while the
+   * replies to what it wrote could still pass it by.
+   */
+  let subscribed = true;
 
   const update = () => {
-    const next: RedisState = redis.status === 'ready' && sub.status === 'ready' ? 'up' : 'down';
+    const next: RedisState = redis.status === 'ready' && sub.status === 'ready' && subscribed ? 'up' : 'down';
     if (next === state || !started || closed) return;
     state = next;
     if (next === 'down') log.warn('redis lost', { process: self, work: 'local only until it returns' });
     else log.info('redis back', { process: self });
-    for (const hook of stateHooks) hook(next);
+    // Present again before anything the hooks write goes out on the same connection: a swarm
+    // request filed again, met by another process's pairing, must not count as a dead process's.
     if (next === 'up') void beat();
+    for (const hook of stateHooks) hook(next);
   };
   for (const client of [redis, sub]) {
     client.on('ready', update);
@@ -178,6 +187,23 @@ export async function connectRedis(url: string, options: RedisClusterOptions = {
     client.on('error', () => {});
   }
   sub.on('message', (channel: string, message: string) => handlers.get(channel)?.(message));
+  sub.on('close', () => {
+    if (started) subscribed = false;
+  });
+  sub.on('ready', () => {
+    if (!started || subscribed || closed) return;
+    // Subscribed again (Redis takes a repeated SUBSCRIBE as a no-op) before counting as up.
+    const channels = [...handlers.keys()];
+    sub.subscribe(...channels).then(
+      () => {
+        subscribed = true;
+        update();
+      },
+      () => {
+        // Lost again on the way: the next `ready` tries again.
+      },
+    );
+  });
 
   try {
     await Promise.all([redis.connect(), sub.connect()]);
