@@ -212,10 +212,17 @@ export async function redisMatchRegistry(
 
   cluster.onState((state) => {
     if (state !== 'up') return;
-    // Ends decided during the outage reach the other ends' processes now.
+    // Ends decided during the outage reach the other ends' processes now, and once more a third of a
+    // TTL later: PUBLISH reaches only processes already subscribed again, and another process's
+    // subscriber may come back after ours (a repeated end finds no match there and does nothing).
     const held = [...heldEnds.values()];
     heldEnds.clear();
     for (const change of held) publish(change);
+    if (held.length > 0) {
+      setTimeout(() => {
+        if (cluster.state === 'up') for (const change of held) publish(change);
+      }, cluster.ttl / 3).unref();
+    }
     // Requests still waiting here are filed again (Redis may have come back empty).
     for (const [k, item] of waiting) {
       const q = JSON.parse(item) as Queued;
