@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import { memoryDirectory, Stage, type LobbyDirectory, type Role } from '../../machines/cloudlink/directory.js';
 import type { ServerMessage } from '../../machines/cloudlink/protocol.js';
@@ -11,7 +12,7 @@ type Change =
   | { t: 'stage'; host: string; peer: string; s: Stage; p: string }
   | { t: 'announce'; p: string; members: [id: string, ugi: string, lobby: string, role: Role][] }
   /** A relay from `id` (on `p`) to `mate` failed while Redis was down: `mate`'s process introduces them again. */
-  | { t: 'sever'; id: string; mate: string; p: string };
+  | { t: 'sever'; id: string; mate: string; p: string; n: string };
 
 /**
  * CloudLink's {@link LobbyDirectory} shared by every process of a cluster.
@@ -64,6 +65,8 @@ export async function redisLobbyDirectory(
   const local = (id: string) => owners.get(id)?.p === self;
   /** Pairs cut while Redis was down: a local sender and its mate on another process, by `${id}\n${mate}`. */
   const severed = new Map<string, [id: string, mate: string]>();
+  /** `n` of the `sever` changes handled here lately: each comes twice. */
+  const seenSevers = new Set<string>();
 
   const introduce = (id: string, role: Role, mates: string[], toNewcomer: boolean) => {
     for (const mate of mates) {
@@ -103,6 +106,10 @@ export async function redisLobbyDirectory(
       case 'sever': {
         // Every process resets the pair; the mate's process, which knows the mate is still there,
         // tells the mate the sender left and introduces the two again (the sender through the router).
+        // Each is published twice (see resync): the second, known by its `n`, is let go.
+        if (seenSevers.has(change.n)) return;
+        seenSevers.add(change.n);
+        setTimeout(() => seenSevers.delete(change.n), cluster.ttl * 2).unref();
         const { id, mate } = change;
         const sender = owners.get(id);
         if (sender?.p !== change.p || !mirror.areMates(id, mate)) return;
@@ -161,9 +168,11 @@ export async function redisLobbyDirectory(
     const cut = [...severed.values()].filter(([id]) => local(id));
     severed.clear();
     if (cut.length === 0) return;
+    const frames = cut.map(([id, mate]) =>
+      JSON.stringify({ t: 'sever', id, mate, p: self, n: randomUUID() } satisfies Change),
+    );
     const pipeline = redis.pipeline();
-    for (const [id, mate] of cut)
-      pipeline.publish(channel, JSON.stringify({ t: 'sever', id, mate, p: self } satisfies Change));
+    for (const frame of frames) pipeline.publish(channel, frame);
     try {
       await pipeline.exec();
     } catch (error) {
@@ -171,6 +180,14 @@ export async function redisLobbyDirectory(
       for (const [id, mate] of cut) severed.set(`${id}\n${mate}`, [id, mate]);
       throw error;
     }
+    // Once more a third of a TTL later: PUBLISH reaches only processes subscribed again, and the
+    // mate's process may come back after ours (the copy it already had is let go by its `n`).
+    setTimeout(() => {
+      if (cluster.state !== 'up') return;
+      const again = redis.pipeline();
+      for (const frame of frames) again.publish(channel, frame);
+      again.exec().catch(() => {});
+    }, cluster.ttl / 3).unref();
   };
   recoverWith(cluster, {
     label: 'directory',
