@@ -539,7 +539,7 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
         label: IN,
         role: 'answerer',
         remoteOffer: 'peer-offer',
-        holdRemoteCandidates: true,
+        lateAnswer: true,
       });
       // The peer's answer (ANTICIPATE_ANSWER) shows it has ours: the held candidates may go.
       expect(inbound.commands).toEqual(answered ? [{ type: 'rtc.releaseCandidates' }] : []);

@@ -433,7 +433,7 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
       label: inLabel(host!),
       role: 'answerer',
       remoteOffer: `${host}-offer`,
-      holdRemoteCandidates: true,
+      lateAnswer: true,
     });
     const answered = !['offering', 'awaitingAnswer'].includes(after);
     expect(out.commands).toEqual(

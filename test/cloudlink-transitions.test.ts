@@ -100,7 +100,7 @@ describe('cloudlinkHost transitions', () => {
   it('answers RETURN_OFFER with a second, answering connection', () => {
     const step = run(cloudlinkHost, input, awaitingReady.slice(0, 6));
     expect(step.spawned).toEqual([
-      { id: 'in:p1#1', input: { label: 'in:p1', role: 'answerer', remoteOffer: 'O2', holdRemoteCandidates: true } },
+      { id: 'in:p1#1', input: { label: 'in:p1', role: 'answerer', remoteOffer: 'O2', lateAnswer: true } },
     ]);
     expect(step.snapshot.context.links.p1!.stage).toBe('answering');
   });
@@ -268,7 +268,7 @@ describe('cloudlinkPeer transitions', () => {
     expect(step.snapshot.context.host).toBe('h1');
     expect(step.spawned).toEqual([
       { id: 'rtcOut', input: { label: 'out:h1', role: 'offerer' } },
-      { id: 'rtcIn', input: { label: 'in:h1', role: 'answerer', remoteOffer: 'O1', holdRemoteCandidates: true } },
+      { id: 'rtcIn', input: { label: 'in:h1', role: 'answerer', remoteOffer: 'O1', lateAnswer: true } },
     ]);
   });
 

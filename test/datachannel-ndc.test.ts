@@ -159,7 +159,7 @@ const backends = [
 // before it has committed the remote description. Trickle mode avoids it (the
 // offerer's candidates wait for the answer, see `rtc.candidate` in
 // src/rtc/rtc.actor.ts); a non-trickle offer must carry its candidates, so the
-// race stays possible there unless the answerer holds them (holdRemoteCandidates,
+// race stays possible there unless the answerer holds them (RtcInput.lateAnswer,
 // as CloudLink does). One retry keeps CI honest about real breakage (a
 // broken backend fails every attempt) without letting that flake stop a landing.
 describe.each(backends)(

@@ -117,6 +117,17 @@ describe('rtc actor, non-trickle: ending ICE gathering early', () => {
     expect(a.of('rtc.description')).toHaveLength(1);
   });
 
+  it('by default the quiet period is 5 ms', async () => {
+    vi.useFakeTimers();
+    const a = fake();
+    await settle();
+    GatheringPc.last.gather(HOST);
+    await vi.advanceTimersByTimeAsync(4);
+    expect(a.of('rtc.description')).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(a.of('rtc.description')).toHaveLength(1);
+  });
+
   it('does not end before the description lists a candidate: without one it waits for gatheringTimeout', async () => {
     vi.useFakeTimers();
     const a = fake({ gatheringQuietPeriod: 20, gatheringTimeout: 1000 });

@@ -176,8 +176,9 @@ export const cloudlinkHost = setup({
               label: inLabel(peer),
               role: 'answerer',
               remoteOffer: sdpOf(event.detail.payload),
-              // Released at ANTICIPATE_ANSWER, which the peer sends once it applied our answer: see RtcInput.
-              holdRemoteCandidates: true,
+              // The peer applies this answer only once ours to its offer came back: see RtcInput.lateAnswer.
+              // Anything held is released at ANTICIPATE_ANSWER, which the peer sends once it applied it.
+              lateAnswer: true,
             } satisfies RtcInput,
           });
           update(peer, { stage: 'answering' });

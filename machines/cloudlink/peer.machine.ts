@@ -210,8 +210,8 @@ export const cloudlinkPeer = peerSetup.createMachine({
                       label: inLabel(context.host!),
                       role: 'answerer',
                       remoteOffer: context.remoteOffer,
-                      // The host gets this answer only after it answered our offer: see RtcInput.
-                      holdRemoteCandidates: true,
+                      // The host gets this answer only after it answered our offer: see RtcInput.lateAnswer.
+                      lateAnswer: true,
                     }) satisfies RtcInput,
                 },
               ],

@@ -62,8 +62,12 @@ export interface RtcActorInit {
    * on for ~120 ms after its UDP host candidates, gathering TCP candidates
    * that a loopback or LAN connection does not use). A server that never
    * answers leaves the wait to `gatheringTimeout`, as before.
-   * `Infinity` waits for gathering to complete.
-   * @default 20
+   * `Infinity` waits for gathering to complete. A browser reports its UDP
+   * host candidates of every network within ~2 ms of each other (one pass
+   * over the interfaces), so 5 ms is enough to see them all; a longer period
+   * is paid on each description a handshake makes in turn (three in
+   * CloudLink: 20 ms cost Chromium ~45 ms more per link).
+   * @default 5
    */
   gatheringQuietPeriod?: number;
   /**
@@ -103,19 +107,32 @@ export interface RtcInput {
   /** Answerer: the remote SDP offer. Without it, the answerer waits for an `rtc.remoteDescription` offer. */
   remoteOffer?: string;
   /**
-   * Answerer: apply the remote offer without its candidates (and queue any
-   * `rtc.remoteCandidate`) until `rtc.releaseCandidates`. For a protocol in
-   * which the offerer gets our answer later than we make it: without the
-   * offerer's candidates our ICE agent cannot start checks, so our side
-   * connects through the offerer's checks (a peer-reflexive candidate), which
-   * only begin once it has our answer. Otherwise our checks can succeed first
-   * (an offerer answers them before it has our answer) and our DTLS hello,
-   * sent at once, is lost: node-datachannel then waits a full second for the
-   * DTLS retransmission. Send `rtc.releaseCandidates` once the remote has our
-   * answer, so that a NAT that needs our own checks is still traversed.
+   * Answerer: the offerer gets our answer later than we make it (CloudLink
+   * sends it only after the host's own answer came back). Then our ICE checks
+   * can succeed before the offerer has our answer (an offerer answers checks
+   * before it has it), and if we are the DTLS client our hello, sent at once,
+   * is dropped by an offerer that has no DTLS transport yet (libdatachannel,
+   * werift; a browser keeps it): libdatachannel then waits a full second for
+   * its DTLS retransmission. So, for the first offer only (an ICE restart
+   * keeps the roles agreed):
+   * - an offer made by libdatachannel (`o=rtc`) is answered as the DTLS
+   *   server (applied as if it said `a=setup:active`, so a browser or
+   *   libdatachannel answers `a=setup:passive`; werift answers active
+   *   whatever the offer says, and a libdatachannel offerer waits for the
+   *   hello it then sends): the handshake starts from the offerer, once it
+   *   has our answer, and nothing is held;
+   * - another offer answered by libdatachannel is applied without its
+   *   candidates, which are held (with any `rtc.remoteCandidate`) until
+   *   `rtc.releaseCandidates`: without them our ICE agent cannot start checks,
+   *   so our side connects through the offerer's own checks (a peer-reflexive
+   *   candidate), which begin only once it has our answer. Send
+   *   `rtc.releaseCandidates` once the remote has our answer, so that a NAT
+   *   that needs our own checks is still traversed;
+   * - otherwise (a browser or werift answers) nothing changes: they lose no
+   *   hello, and holding candidates only slowed them down.
    * @default false
    */
-  holdRemoteCandidates?: boolean;
+  lateAnswer?: boolean;
 }
 
 /** Events the `rtc` actor sends to its parent. Every one carries the `label` of its input. */
@@ -161,7 +178,7 @@ export type RtcCommand =
    */
   | { type: 'rtc.restartIce' }
   /**
-   * After {@link RtcInput.holdRemoteCandidates}: the remote has our answer.
+   * After {@link RtcInput.lateAnswer}: the remote has our answer.
    * The held candidates are added, unless ICE is connected already (the
    * remote's checks reached us): then they are dropped. Ignored otherwise.
    */
@@ -173,7 +190,7 @@ export type RtcCommand =
 export type RtcActorLogic = CallbackActorLogic<RtcCommand, RtcInput>;
 
 const DEFAULT_GATHERING_TIMEOUT = 5000;
-const DEFAULT_GATHERING_QUIET_PERIOD = 20;
+const DEFAULT_GATHERING_QUIET_PERIOD = 5;
 
 /**
  * The `rtc` actor: a callback actor around one `RTCPeerConnection` with one
@@ -240,9 +257,9 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
     /** Remote candidates wait here until a remote description is set. */
     let remoteDescriptionSet = false;
     const pendingRemoteCandidates: RtcIceCandidateInit[] = [];
-    /** {@link RtcInput.holdRemoteCandidates}: the remote's candidates, until `rtc.releaseCandidates`. */
-    let heldRemoteCandidates: RtcIceCandidateInit[] | undefined =
-      input?.holdRemoteCandidates === true && input.role === 'answerer' ? [] : undefined;
+    /** {@link RtcInput.lateAnswer}: whether the first offer is still to come, then the remote's candidates held, until `rtc.releaseCandidates`. */
+    let lateFirstOffer = input?.lateAnswer === true && input.role === 'answerer';
+    let heldRemoteCandidates: RtcIceCandidateInit[] | undefined;
     /**
      * Trickle: local candidates wait here while they may not go out yet, so
      * the remote always gets the description first (werift gathers inside
@@ -449,10 +466,15 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
 
     const applyRemoteDescription = async (peer: RTCPeerConnectionLike, description: unknown) => {
       let checked = checkDescription(description);
-      if (heldRemoteCandidates && checked.type === 'offer') {
-        const { sdp, candidates } = takeCandidates(checked.sdp);
-        heldRemoteCandidates.push(...candidates);
-        checked = { type: 'offer', sdp };
+      if (lateFirstOffer && checked.type === 'offer') {
+        lateFirstOffer = false;
+        if (madeByLibdatachannel(checked.sdp)) {
+          checked = { type: 'offer', sdp: checked.sdp.replace(/^a=setup:actpass(?=\r?$)/gm, 'a=setup:active') };
+        } else {
+          const { sdp, candidates } = takeCandidates(checked.sdp);
+          heldRemoteCandidates = candidates;
+          checked = { type: 'offer', sdp };
+        }
       }
       // Trickle, the answer to our offer: set without its candidates, which are added right after (see `rtc.candidate`).
       const answerCandidates: RtcIceCandidateInit[] = [];
@@ -476,6 +498,11 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
       }
       addLocalMedia(peer);
       const answer = await peer.createAnswer();
+      if (heldRemoteCandidates && !madeByLibdatachannel(answer.sdp)) {
+        // Our DTLS side is not libdatachannel's: nothing to hold the candidates for (see RtcInput.lateAnswer).
+        for (const candidate of heldRemoteCandidates.splice(0)) await addRemoteCandidate(peer, candidate);
+        heldRemoteCandidates = undefined;
+      }
       if (trickle) heldLocalCandidates = [];
       await peer.setLocalDescription({ type: 'answer', sdp: answer.sdp });
       resumeWeriftIceAfterRestart(peer);
@@ -626,6 +653,9 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
 }
 
 const ICE_CONNECTED = new Set(['connected', 'completed']);
+
+/** libdatachannel (node-datachannel) names every SDP's origin `rtc`. */
+const madeByLibdatachannel = (sdp: string | undefined) => /^o=rtc /m.test(sdp ?? '');
 
 /**
  * @internal Exported for its unit test; not re-exported from the package.
