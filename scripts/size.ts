@@ -43,7 +43,7 @@ export const roles: Record<string, Role> = {
   },
   'filedrop receiver': {
     imports: { filedrop: ['filedropReceiver', 'memorySink'], ...signalling },
-    budget: 31_000,
+    budget: 31_500,
     without: ['filedropSession'],
   },
   'workrooms client': {

@@ -464,6 +464,16 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
       }
     };
 
+    /**
+     * {@link RtcInput.lateAnswer}: adds the held remote candidates, or drops them (ICE connected without them).
+     * Held only from an offer, so its remote description is set by now (the queue runs in order).
+     */
+    const releaseHeld = async (peer: RTCPeerConnectionLike, drop: boolean) => {
+      const held = heldRemoteCandidates ?? [];
+      heldRemoteCandidates = undefined;
+      if (!drop) for (const candidate of held) await addRemoteCandidate(peer, candidate);
+    };
+
     const applyRemoteDescription = async (peer: RTCPeerConnectionLike, description: unknown) => {
       let checked = checkDescription(description);
       if (lateFirstOffer && checked.type === 'offer') {
@@ -498,11 +508,8 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
       }
       addLocalMedia(peer);
       const answer = await peer.createAnswer();
-      if (heldRemoteCandidates && !madeByLibdatachannel(answer.sdp)) {
-        // Our DTLS side is not libdatachannel's: nothing to hold the candidates for (see RtcInput.lateAnswer).
-        for (const candidate of heldRemoteCandidates.splice(0)) await addRemoteCandidate(peer, candidate);
-        heldRemoteCandidates = undefined;
-      }
+      // Our DTLS side is not libdatachannel's: nothing to hold the candidates for (see RtcInput.lateAnswer).
+      if (!madeByLibdatachannel(answer.sdp)) await releaseHeld(peer, false);
       if (trickle) heldLocalCandidates = [];
       await peer.setLocalDescription({ type: 'answer', sdp: answer.sdp });
       resumeWeriftIceAfterRestart(peer);
@@ -552,15 +559,9 @@ export function fromRtc(init: RtcActorInit): RtcActorLogic {
           break;
         }
         case 'rtc.releaseCandidates':
-          enqueue('could not add a remote candidate', async (peer) => {
-            const held = heldRemoteCandidates;
-            heldRemoteCandidates = undefined;
-            if (!held || ICE_CONNECTED.has(peer.iceConnectionState ?? '')) return;
-            for (const candidate of held) {
-              if (remoteDescriptionSet) await addRemoteCandidate(peer, candidate);
-              else pendingRemoteCandidates.push(candidate);
-            }
-          });
+          enqueue('could not add a remote candidate', (peer) =>
+            releaseHeld(peer, ICE_CONNECTED.has(peer.iceConnectionState ?? '')),
+          );
           break;
         case 'rtc.restartIce':
           enqueue('ICE restart failed', (peer) => makeOffer(peer, true));
