@@ -487,7 +487,6 @@ export function rejectUnroutedUpgrades(server: Server): () => void {
   return stop;
 }
 
-/** Upper bound of a frame's size in bytes (UTF-8 takes at most 3 bytes per UTF-16 unit). */
 /**
  * Text frames from this many characters are encoded to UTF-8 here, once for
  * every connection they are sent to in a row: a broadcast (a registry round
@@ -509,6 +508,7 @@ function textBytes(text: string): Buffer {
   return lastBytes;
 }
 
+/** Upper bound of a frame's size in bytes (UTF-8 takes at most 3 bytes per UTF-16 unit). */
 function frameSize(frame: string | Uint8Array): number {
   return typeof frame === 'string' ? frame.length * 3 : frame.byteLength;
 }
