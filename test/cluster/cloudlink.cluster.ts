@@ -1,6 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { freePort, hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { join, loseRedis, Op, restoreRedis, runServe, startServe, type ServeProcess } from './processes.js';
+import { freePort, hasRedis, type TestRedis } from '../redis-server.js';
+import {
+  join,
+  loseRedis,
+  Op,
+  restoreRedis,
+  runServe,
+  startServe,
+  twoProcesses,
+  type ServeProcess,
+} from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -10,17 +19,9 @@ if (!hasRedis)
   throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
 
 describe('CloudLink across processes on Redis', () => {
-  let redis: TestRedis;
-  let a: ServeProcess;
-  let b: ServeProcess;
-  beforeAll(async () => {
-    redis = await startRedis();
-    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
-  });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-  });
+  let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ redis, a, b, stop } = await twoProcesses(TTL)));
+  afterAll(() => stop?.());
 
   it('/health reports Redis up and the process id', async () => {
     const [ha, hb] = await Promise.all([a.health(), b.health()]);
@@ -124,17 +125,9 @@ describe('CloudLink across processes on Redis', () => {
 });
 
 describe('CloudLink relays to another process while Redis is down', () => {
-  let redis: TestRedis;
-  let a: ServeProcess;
-  let b: ServeProcess;
-  beforeAll(async () => {
-    redis = await startRedis();
-    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
-  });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-  });
+  let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ redis, a, b, stop } = await twoProcesses(TTL)));
+  afterAll(() => stop?.());
 
   it('the sender gets SHUTDOWN_ACK for the unreachable mate (not silence, not VIOLATION); both meet again and complete a handshake when Redis returns', async () => {
     // Host on A, peer on B, introduced; a second pair the other way round whose offer crossed before the outage.

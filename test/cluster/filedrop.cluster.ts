@@ -1,12 +1,13 @@
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
+import { hasRedis, type TestRedis } from '../redis-server.js';
 import {
   jsonClient,
   loseRedis,
   queued,
   restoreRedis,
   startServe,
+  twoProcesses,
   type JsonClient,
   type JsonMessage,
   type ServeProcess,
@@ -57,17 +58,9 @@ async function requestUntilKnown(receiver: JsonClient, code: string): Promise<vo
 }
 
 describe('filedrop across processes on Redis', () => {
-  let redis: TestRedis;
-  let a: ServeProcess;
-  let b: ServeProcess;
-  beforeAll(async () => {
-    redis = await startRedis();
-    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
-  });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-  });
+  let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ redis, a, b, stop } = await twoProcesses(TTL)));
+  afterAll(() => stop?.());
 
   it('a sender on A and a receiver on B by its code: the whole exchange, and the departure', async () => {
     const sender = await peer(a.port);

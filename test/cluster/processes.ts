@@ -2,6 +2,7 @@ import { Opcode } from '../../machines/cloudlink/protocol.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { startRedis, type TestRedis } from '../redis-server.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -89,6 +90,41 @@ export async function startServe(redisUrl: string, ttl: number): Promise<ServePr
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
   };
+}
+
+/** A redis-server and two `signalbox serve` processes on it: the setup most cluster tests share. */
+export interface TwoProcesses {
+  readonly redis: TestRedis;
+  readonly a: ServeProcess;
+  readonly b: ServeProcess;
+  /** Stops both processes (SIGTERM, waiting for their exit), then Redis. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a redis-server and two `signalbox serve` processes on it with presence TTL `ttl` ms.
+ * When a start fails, what did start is stopped again before the error is thrown.
+ *
+ * @example
+ * let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;
+ * beforeAll(async () => void ({ redis, a, b, stop } = await twoProcesses(TTL)));
+ * afterAll(() => stop?.());
+ */
+export async function twoProcesses(ttl: number): Promise<TwoProcesses> {
+  const redis = await startRedis();
+  const starts = await Promise.allSettled([startServe(redis.url, ttl), startServe(redis.url, ttl)]);
+  const started = starts.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stop = async () => {
+    await Promise.all(started.map((p) => p.stop()));
+    await redis.stop();
+  };
+  const failed = starts.find((s) => s.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  const [a, b] = started as [ServeProcess, ServeProcess];
+  return { redis, a, b, stop };
 }
 
 export interface Frame {

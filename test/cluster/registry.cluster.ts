@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, loseRedis, restoreRedis, startServe, type JsonMessage, type ServeProcess } from './processes.js';
+import { hasRedis, type TestRedis } from '../redis-server.js';
+import {
+  jsonClient,
+  loseRedis,
+  restoreRedis,
+  startServe,
+  twoProcesses,
+  type JsonMessage,
+  type ServeProcess,
+} from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -51,17 +59,9 @@ async function connect(port: number, files: Files) {
 type Peer = Awaited<ReturnType<typeof connect>>;
 
 describe('registry across processes on Redis', () => {
-  let redis: TestRedis;
-  let a: ServeProcess;
-  let b: ServeProcess;
-  beforeAll(async () => {
-    redis = await startRedis();
-    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
-  });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-  });
+  let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ redis, a, b, stop } = await twoProcesses(TTL)));
+  afterAll(() => stop?.());
 
   it("peers on A and B see each other's lists and every change, each once", async () => {
     const one = await connect(a.port, [{ path: 'one.txt', size: 1 }]);

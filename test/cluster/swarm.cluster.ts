@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, loseRedis, restoreRedis, startServe, type ServeProcess } from './processes.js';
+import { hasRedis, type TestRedis } from '../redis-server.js';
+import { jsonClient, loseRedis, restoreRedis, startServe, twoProcesses, type ServeProcess } from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -18,17 +18,9 @@ async function peer(port: number, client_id: string) {
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('swarm across processes on Redis', () => {
-  let redis: TestRedis;
-  let a: ServeProcess;
-  let b: ServeProcess;
-  beforeAll(async () => {
-    redis = await startRedis();
-    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
-  });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-  });
+  let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ redis, a, b, stop } = await twoProcesses(TTL)));
+  afterAll(() => stop?.());
 
   it('requests on A and B are matched with each other, and the offer and answer cross', async () => {
     const alice = await peer(a.port, 'laptop-x1');

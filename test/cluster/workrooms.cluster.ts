@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateId } from '../../machines/workrooms/protocol.js';
-import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, loseRedis, restoreRedis, startServe, type JsonClient, type ServeProcess } from './processes.js';
+import { hasRedis, type TestRedis } from '../redis-server.js';
+import {
+  jsonClient,
+  loseRedis,
+  restoreRedis,
+  startServe,
+  twoProcesses,
+  type JsonClient,
+  type ServeProcess,
+} from './processes.js';
 
 /** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
 const TTL = 2000;
@@ -45,17 +53,9 @@ async function call(caller: JsonClient & { sessionid: string }, callee: JsonClie
 }
 
 describe('workrooms across processes on Redis', () => {
-  let redis: TestRedis;
-  let a: ServeProcess;
-  let b: ServeProcess;
-  beforeAll(async () => {
-    redis = await startRedis();
-    [a, b] = await Promise.all([startServe(redis.url, TTL), startServe(redis.url, TTL)]);
-  });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis?.stop();
-  });
+  let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ redis, a, b, stop } = await twoProcesses(TTL)));
+  afterAll(() => stop?.());
 
   it('registered on A, found by autocomplete on B within the search budget', async () => {
     const alice = await register(a.port);
