@@ -1,22 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { freePort, hasRedis, type TestRedis } from '../redis-server.js';
+import { freePort, type TestRedis } from '../redis-server.js';
 import {
+  BOUND,
   join,
   loseRedis,
   Op,
   restoreRedis,
   runServe,
   startServe,
+  TTL,
   twoProcesses,
   type ServeProcess,
 } from './processes.js';
-
-/** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
-const TTL = 2000;
-const BOUND = Math.round(TTL + TTL / 3);
-
-if (!hasRedis)
-  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
 
 describe('CloudLink across processes on Redis', () => {
   let redis: TestRedis, a: ServeProcess, b: ServeProcess, stop: (() => Promise<void>) | undefined;

@@ -1,24 +1,19 @@
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedis, type TestRedis } from '../redis-server.js';
+import type { TestRedis } from '../redis-server.js';
 import {
+  BOUND,
   jsonClient,
   loseRedis,
   queued,
   restoreRedis,
   startServe,
+  TTL,
   twoProcesses,
   type JsonClient,
   type JsonMessage,
   type ServeProcess,
 } from './processes.js';
-
-/** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
-const TTL = 2000;
-const BOUND = Math.round(TTL + TTL / 3);
-
-if (!hasRedis)
-  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
 
 /** A filedrop client over WebSocket, with its code (`assign`). */
 async function peer(port: number): Promise<JsonClient & { id: string }> {

@@ -2,9 +2,17 @@ import { Opcode } from '../../machines/cloudlink/protocol.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { startRedis, type TestRedis } from '../redis-server.js';
+import { hasRedis, startRedis, type TestRedis } from '../redis-server.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+
+if (!hasRedis)
+  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
+
+/** The presence TTL the cluster tests' processes run with (ms). */
+export const TTL = 2000;
+/** A killed process is cleared within TTL + TTL/3 (ms). */
+export const BOUND = Math.round(TTL + TTL / 3);
 
 /** One `signalbox serve` process, its JSON log lines and its port. */
 export interface ServeProcess {

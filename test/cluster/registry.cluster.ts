@@ -1,21 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedis, type TestRedis } from '../redis-server.js';
+import type { TestRedis } from '../redis-server.js';
 import {
+  BOUND,
   jsonClient,
   loseRedis,
   restoreRedis,
   startServe,
+  TTL,
   twoProcesses,
   type JsonMessage,
   type ServeProcess,
 } from './processes.js';
-
-/** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
-const TTL = 2000;
-const BOUND = Math.round(TTL + TTL / 3);
-
-if (!hasRedis)
-  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
 
 type Files = { path: string; size: number }[];
 

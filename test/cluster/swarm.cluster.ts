@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedis, type TestRedis } from '../redis-server.js';
-import { jsonClient, loseRedis, restoreRedis, startServe, twoProcesses, type ServeProcess } from './processes.js';
-
-/** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
-const TTL = 2000;
-const BOUND = Math.round(TTL + TTL / 3);
-
-if (!hasRedis)
-  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
+import type { TestRedis } from '../redis-server.js';
+import {
+  BOUND,
+  jsonClient,
+  loseRedis,
+  restoreRedis,
+  startServe,
+  TTL,
+  twoProcesses,
+  type ServeProcess,
+} from './processes.js';
 
 /** A swarm client introduced as `client_id`. */
 async function peer(port: number, client_id: string) {

@@ -1,22 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateId } from '../../machines/workrooms/protocol.js';
-import { hasRedis, type TestRedis } from '../redis-server.js';
+import type { TestRedis } from '../redis-server.js';
 import {
+  BOUND,
   jsonClient,
   loseRedis,
   restoreRedis,
   startServe,
+  TTL,
   twoProcesses,
   type JsonClient,
   type ServeProcess,
 } from './processes.js';
-
-/** The presence TTL the processes run with: a killed process is cleared within TTL + TTL/3. */
-const TTL = 2000;
-const BOUND = Math.round(TTL + TTL / 3);
-
-if (!hasRedis)
-  throw new Error('npm run test:cluster needs redis-server on the PATH (Debian: apt-get install redis-server)');
 
 type Call = { callid: string; fromsessionid: string; tosessionid: string };
 
