@@ -480,144 +480,50 @@ describe('signalbox send / receive', () => {
   }, 60_000);
 
   it('carries a transfer over a connection that fails where ICE cannot restart: a fresh one, and no advice for a library caller', async () => {
-    const data = randomBytes(24 * 1024 * 1024);
-    await writeFile(join(dir, 'fresh.bin'), data);
-    const out = join(dir, 'fresh-out');
-    await mkdir(out);
     NoRestartPeerConnection.made.length = 0;
-    const options = {
-      server: url,
-      webrtc: 'werift' as const,
-      iceServers: [],
-      RTCPeerConnection: NoRestartPeerConnection,
-    };
-    let code = '';
-    let senderErr = '';
-    const sent = sendFile(join(dir, 'fresh.bin'), {
-      ...options,
-      out: { write: (text) => void (code ||= text.trim()) },
-      err: { write: (text) => void (senderErr += text) },
-    });
-    await until(() => code !== '', 20_000);
-    let receiverErr = '';
-    const received = receiveFile(code, out, {
-      ...options,
-      out: { write: () => true },
-      err: { write: (text) => void (receiverErr += text) },
-    });
+    const side: Side = { webrtc: 'werift', RTCPeerConnection: NoRestartPeerConnection };
     // Mid-transfer, the sender's connection fails: it asks for an ICE restart, which this backend cannot make.
-    const part = join(out, 'fresh.bin.part');
-    const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
-    for (let i = 0; i < 4000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
-    const cutAt = await stored();
-    const answerer = NoRestartPeerConnection.made.find((pc) => pc.answered)!;
-    answerer.fail();
-
-    expect({ code: await received, receiverErr }).toMatchObject({ code: 0 });
-    expect({ code: await sent, senderErr }).toMatchObject({ code: 0 });
-    expect(cutAt).toBeGreaterThan(0);
-    expect(cutAt).toBeLessThan(data.byteLength);
-    expect(Buffer.compare(await readFile(join(out, 'fresh.bin')), data)).toBe(0);
+    const { receiverErr } = await cutMidTransfer('fresh', side, side, () =>
+      NoRestartPeerConnection.made.find((pc) => pc.answered)!.fail(),
+    );
     // A fresh connection carried it: a third and a fourth peer connection, the receiver's and the sender's.
     expect(NoRestartPeerConnection.made.length).toBe(4);
-    expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
     expect(receiverErr).toMatch(/SHA-256 [0-9a-f]{64} verified/);
-    for (const text of [receiverErr, senderErr]) {
-      expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
-    }
   }, 60_000);
 
   it('carries a transfer over a sender that cannot apply an ICE-restart offer: the receiver restarts once, then a fresh connection', async () => {
-    const data = randomBytes(24 * 1024 * 1024);
-    await writeFile(join(dir, 'norestart.bin'), data);
-    const out = join(dir, 'norestart-out');
-    await mkdir(out);
     RefusingRestartPeerConnection.made.length = 0;
     RefusingRestartPeerConnection.refused = 0;
-    const options = { server: url, webrtc: 'werift' as const, iceServers: [] };
-    let code = '';
-    let senderErr = '';
-    // Only the sender's side cannot restart; the receiver is plain werift, which can.
-    const sent = sendFile(join(dir, 'norestart.bin'), {
-      ...options,
-      RTCPeerConnection: RefusingRestartPeerConnection,
-      out: { write: (text) => void (code ||= text.trim()) },
-      err: { write: (text) => void (senderErr += text) },
-    });
-    await until(() => code !== '', 20_000);
-    let receiverErr = '';
-    const received = receiveFile(code, out, {
-      ...options,
-      out: { write: () => true },
-      err: { write: (text) => void (receiverErr += text) },
-    });
-    const part = join(out, 'norestart.bin.part');
-    const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
-    for (let i = 0; i < 4000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
-    const cutAt = await stored();
-    // Mid-transfer, the sender's connection fails and carries no more bytes: it asks for an ICE
-    // restart, whose offer (a real one, from werift) this backend rejects.
-    RefusingRestartPeerConnection.made[0]!.fail();
-
-    expect({ code: await received, receiverErr }).toMatchObject({ code: 0 });
-    expect({ code: await sent, senderErr }).toMatchObject({ code: 0 });
-    expect(cutAt).toBeGreaterThan(0);
-    expect(cutAt).toBeLessThan(data.byteLength);
-    expect(Buffer.compare(await readFile(join(out, 'norestart.bin')), data)).toBe(0);
+    // Only the sender's side cannot restart; the receiver is plain werift, which can. Mid-transfer, the
+    // sender's connection fails and carries no more bytes: it asks for an ICE restart, whose offer (a
+    // real one, from werift) this backend rejects.
+    const { receiverErr } = await cutMidTransfer(
+      'norestart',
+      { webrtc: 'werift', RTCPeerConnection: RefusingRestartPeerConnection },
+      { webrtc: 'werift' },
+      () => RefusingRestartPeerConnection.made[0]!.fail(),
+    );
     // The restart offer came and was refused once; then a fresh connection (a second sender-side one) carried it.
     expect(RefusingRestartPeerConnection.refused).toBe(1);
     expect(RefusingRestartPeerConnection.made.length).toBe(2);
-    expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
     expect(receiverErr).toMatch(/SHA-256 [0-9a-f]{64} verified/);
-    for (const text of [receiverErr, senderErr]) {
-      expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
-    }
   }, 60_000);
 
   it('carries a transfer from a real node-datachannel sender to a werift receiver over a failed connection: a fresh one', async () => {
-    const data = randomBytes(24 * 1024 * 1024);
-    await writeFile(join(dir, 'ndc.bin'), data);
-    const out = join(dir, 'ndc-out');
-    await mkdir(out);
     FailingNdcPeerConnection.made.length = 0;
     FailingNdcPeerConnection.rejected.length = 0;
-    let code = '';
-    let senderErr = '';
-    const sent = sendFile(join(dir, 'ndc.bin'), {
-      server: url,
-      webrtc: 'node-datachannel',
-      iceServers: [],
-      RTCPeerConnection: FailingNdcPeerConnection as unknown as TransferCliOptions['RTCPeerConnection'],
-      out: { write: (text) => void (code ||= text.trim()) },
-      err: { write: (text) => void (senderErr += text) },
-    });
-    await until(() => code !== '', 20_000);
-    let receiverErr = '';
-    const received = receiveFile(code, out, {
-      server: url,
-      webrtc: 'werift',
-      iceServers: [],
-      out: { write: () => true },
-      err: { write: (text) => void (receiverErr += text) },
-    });
-    const part = join(out, 'ndc.bin.part');
-    const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
-    for (let i = 0; i < 4000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
-    const cutAt = await stored();
-    FailingNdcPeerConnection.made[0]!.fail();
-
-    expect({ code: await received, receiverErr }).toMatchObject({ code: 0 });
-    expect({ code: await sent, senderErr }).toMatchObject({ code: 0 });
-    expect(cutAt).toBeGreaterThan(0);
-    expect(cutAt).toBeLessThan(data.byteLength);
-    expect(Buffer.compare(await readFile(join(out, 'ndc.bin')), data)).toBe(0);
+    await cutMidTransfer(
+      'ndc',
+      {
+        webrtc: 'node-datachannel',
+        RTCPeerConnection: FailingNdcPeerConnection as unknown as TransferCliOptions['RTCPeerConnection'],
+      },
+      { webrtc: 'werift' },
+      () => FailingNdcPeerConnection.made[0]!.fail(),
+    );
     // node-datachannel itself rejected werift's ICE-restart offer; a second connection carried the rest.
     expect(FailingNdcPeerConnection.rejected).toEqual([expect.stringMatching(/ICE/)]);
     expect(FailingNdcPeerConnection.made.length).toBe(2);
-    expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
-    for (const text of [receiverErr, senderErr]) {
-      expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
-    }
   }, 60_000);
 
   it('exits 2 on bad usage from a spawned process too', async () => {
@@ -753,6 +659,57 @@ class FailingNdcPeerConnection extends NdcPeerConnection {
     Object.defineProperty(this, 'connectionState', { get: () => 'failed', configurable: true });
     this.dispatchEvent(new Event('connectionstatechange'));
   }
+}
+
+/** One side of {@link cutMidTransfer}: its WebRTC backend, and the stand-in `RTCPeerConnection` if any. */
+type Side = Pick<TransferCliOptions, 'webrtc' | 'RTCPeerConnection'>;
+
+/**
+ * Sends a fresh 24 MiB file `{name}.bin` in this process from `sender` to `receiver` (no ICE
+ * servers), calls `cut` once the receiver has stored part of it, and checks what every such test
+ * expects: both sides exit 0, the cut fell mid-transfer, the file arrived whole, the receiver
+ * reconnected, and neither side printed advice meant for a library caller.
+ * @returns both sides' stderr, for the test's own checks.
+ */
+async function cutMidTransfer(name: string, sender: Side, receiver: Side, cut: () => void) {
+  const data = randomBytes(24 * 1024 * 1024);
+  await writeFile(join(dir, `${name}.bin`), data);
+  const out = join(dir, `${name}-out`);
+  await mkdir(out);
+  let code = '';
+  let senderErr = '';
+  const sent = sendFile(join(dir, `${name}.bin`), {
+    server: url,
+    iceServers: [],
+    ...sender,
+    out: { write: (text) => void (code ||= text.trim()) },
+    err: { write: (text) => void (senderErr += text) },
+  });
+  await until(() => code !== '', 20_000);
+  let receiverErr = '';
+  const received = receiveFile(code, out, {
+    server: url,
+    iceServers: [],
+    ...receiver,
+    out: { write: () => true },
+    err: { write: (text) => void (receiverErr += text) },
+  });
+  const part = join(out, `${name}.bin.part`);
+  const stored = async () => (await stat(part).catch(() => undefined))?.size ?? 0;
+  for (let i = 0; i < 4000 && (await stored()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  const cutAt = await stored();
+  cut();
+
+  expect({ code: await received, receiverErr }).toMatchObject({ code: 0 });
+  expect({ code: await sent, senderErr }).toMatchObject({ code: 0 });
+  expect(cutAt).toBeGreaterThan(0);
+  expect(cutAt).toBeLessThan(data.byteLength);
+  expect(Buffer.compare(await readFile(join(out, `${name}.bin`)), data)).toBe(0);
+  expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
+  for (const text of [receiverErr, senderErr]) {
+    expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
+  }
+  return { senderErr, receiverErr };
 }
 
 /** Runs main() in this process; its exit code and what it wrote to stdout and stderr. */
