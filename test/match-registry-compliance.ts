@@ -11,6 +11,19 @@ export interface MatchRegistryPair {
 const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
 const req = (session: string, client: string, context = 'ctx'): PendingRequest => ({ session, client, context });
 
+/** What each test gets besides the pair. */
+interface Filing {
+  /** Files a request on a registry, keeping the match if `request` returns one. */
+  file(r: MatchRegistry, p: PendingRequest): void;
+  /** Every match made so far, returned by `request` or told through `attach`. */
+  made: Match[];
+  /**
+   * Files alice's request (client `aliceClient`) on A, then bob's (client `phone`) on B, and
+   * waits for their match, the first one made: alice waited, so she is its alice.
+   */
+  meet(aliceClient?: string): Promise<Match>;
+}
+
 /**
  * The {@link MatchRegistry} contract, run against the memory registry and the
  * Redis one, with requests filed on two processes: each is paired with the
@@ -19,33 +32,32 @@ const req = (session: string, client: string, context = 'ctx'): PendingRequest =
  */
 export function matchRegistryCompliance(name: string, open: () => Promise<MatchRegistryPair>): void {
   describe(`MatchRegistry compliance: ${name}`, () => {
-    const withPair =
-      (
-        test: (
-          pair: MatchRegistryPair,
-          file: (r: MatchRegistry, p: PendingRequest) => void,
-          made: Match[],
-        ) => Promise<void>,
-      ) =>
-      async () => {
-        const pair = await open();
-        // A match comes back from `request`, or (a shared registry) later through `attach`.
-        const made: Match[] = [];
-        for (const r of new Set([pair.a, pair.b])) r.attach?.((match) => made.push(match));
-        const file = (r: MatchRegistry, p: PendingRequest) => {
-          const match = r.request(p);
-          if (match) made.push(match);
-        };
-        try {
-          await test(pair, file, made);
-        } finally {
-          await pair.close();
-        }
+    const withPair = (test: (pair: MatchRegistryPair, filing: Filing) => Promise<void>) => async () => {
+      const pair = await open();
+      // A match comes back from `request`, or (a shared registry) later through `attach`.
+      const made: Match[] = [];
+      for (const r of new Set([pair.a, pair.b])) r.attach?.((match) => made.push(match));
+      const file = (r: MatchRegistry, p: PendingRequest) => {
+        const match = r.request(p);
+        if (match) made.push(match);
       };
+      const meet = async (aliceClient = 'laptop') => {
+        file(pair.a, req('alice', aliceClient));
+        await settle();
+        file(pair.b, req('bob', 'phone'));
+        await vi.waitFor(() => expect(made).toHaveLength(1));
+        return made[0]!;
+      };
+      try {
+        await test(pair, { file, made, meet });
+      } finally {
+        await pair.close();
+      }
+    };
 
     it(
       'requests on two processes are paired: the one that waited is alice',
-      withPair(async ({ a, b }, file, made) => {
+      withPair(async ({ a, b }, { file, made }) => {
         file(a, req('s1', 'laptop'));
         await settle();
         expect(made).toEqual([]);
@@ -65,7 +77,7 @@ export function matchRegistryCompliance(name: string, open: () => Promise<MatchR
 
     it(
       'two requests of one client are never paired, even on two processes; another client takes the oldest',
-      withPair(async ({ a, b }, file, made) => {
+      withPair(async ({ a, b }, { file, made }) => {
         file(a, req('s1', 'laptop', 'one'));
         await settle();
         file(b, req('s2', 'laptop', 'two'));
@@ -84,7 +96,7 @@ export function matchRegistryCompliance(name: string, open: () => Promise<MatchR
 
     it(
       'many requests racing on both processes: every match pairs two clients, and nobody twice',
-      withPair(async ({ a, b }, file, made) => {
+      withPair(async ({ a, b }, { file, made }) => {
         for (let i = 0; i < 20; i++) file(i % 2 ? a : b, req(`s${i}`, `client-${i % 5}`));
         await vi.waitFor(() => expect(made.length).toBeGreaterThanOrEqual(8));
         await settle();
@@ -98,11 +110,8 @@ export function matchRegistryCompliance(name: string, open: () => Promise<MatchR
 
     it(
       "alice's offer on her process, then bob's answer on his, end the match; out of turn they are refused",
-      withPair(async ({ a, b }, file, made) => {
-        file(a, req('alice', 'laptop'));
-        await settle();
-        file(b, req('bob', 'phone'));
-        await vi.waitFor(() => expect(made).toHaveLength(1));
+      withPair(async ({ a, b }, { meet }) => {
+        await meet();
         await settle();
         expect(b.answer('bob', 'ctx')).toBeUndefined();
         expect(b.offer('bob', 'ctx')).toBeUndefined();
@@ -117,16 +126,15 @@ export function matchRegistryCompliance(name: string, open: () => Promise<MatchR
 
     it(
       'a session that leaves: its pending request is never paired, and the other end of its match is returned',
-      withPair(async ({ a, b }, file, made) => {
+      withPair(async ({ a, b }, { file, meet }) => {
         file(a, req('gone', 'laptop', 'pending'));
         await settle();
         expect(a.remove('gone')).toEqual([]);
         await settle();
-        file(a, req('alice', 'tablet'));
-        await settle();
-        file(b, req('bob', 'phone'));
-        await vi.waitFor(() => expect(made).toHaveLength(1));
-        expect(made[0]).toMatchObject({ alice: { session: 'alice' }, bob: { session: 'bob' } });
+        expect(await meet('tablet')).toMatchObject({
+          alice: { session: 'alice' },
+          bob: { session: 'bob' },
+        });
         await settle();
         expect(b.remove('bob')).toEqual([{ session: 'alice', context: 'ctx' }]);
         await vi.waitFor(() => expect(a.has('alice', 'ctx')).toBe(false));
@@ -136,11 +144,8 @@ export function matchRegistryCompliance(name: string, open: () => Promise<MatchR
 
     it(
       'a match dropped by the end whose relay failed is over on both processes, whatever its stage',
-      withPair(async ({ a, b }, file, made) => {
-        file(a, req('alice', 'laptop'));
-        await settle();
-        file(b, req('bob', 'phone'));
-        await vi.waitFor(() => expect(made).toHaveLength(1));
+      withPair(async ({ a, b }, { meet }) => {
+        await meet();
         await settle();
         expect(a.offer('alice', 'ctx')).toEqual({ session: 'bob', context: 'ctx' });
         expect(a.drop('alice', 'ctx')).toEqual({ session: 'bob', context: 'ctx' });
@@ -154,13 +159,10 @@ export function matchRegistryCompliance(name: string, open: () => Promise<MatchR
 
     it(
       'an expired match is over on both processes',
-      withPair(async ({ a, b }, file, made) => {
-        file(a, req('alice', 'laptop'));
-        await settle();
-        file(b, req('bob', 'phone'));
-        await vi.waitFor(() => expect(made).toHaveLength(1));
-        expect(b.expire(made[0]!.id)).toMatchObject({ alice: { session: 'alice' }, bob: { session: 'bob' } });
-        expect(b.expire(made[0]!.id)).toBeUndefined();
+      withPair(async ({ a, b }, { meet }) => {
+        const match = await meet();
+        expect(b.expire(match.id)).toMatchObject({ alice: { session: 'alice' }, bob: { session: 'bob' } });
+        expect(b.expire(match.id)).toBeUndefined();
         await vi.waitFor(() => expect(a.has('alice', 'ctx')).toBe(false));
         expect(a.offer('alice', 'ctx')).toBeUndefined();
       }),
