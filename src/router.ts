@@ -16,6 +16,13 @@ export interface Router<M extends Message = Message> {
   has(id: string): boolean;
   /** Delivers `message` to session `id`; false when no such session is connected here. */
   send(id: string, message: M): boolean;
+  /**
+   * Delivers `message` to session `id` and says how it went, for a router
+   * whose `send` cannot know (one that hands messages to other processes):
+   * resolves once delivered, rejects with a {@link RouterError} when it was
+   * not. Without it, `send`'s answer is all there is to know.
+   */
+  deliver?(id: string, message: M): Promise<void>;
   /** Closes session `id`'s connection. */
   close(id: string, code?: number, reason?: string): void;
   readonly size: number;

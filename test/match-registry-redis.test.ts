@@ -67,6 +67,39 @@ describe.skipIf(!hasRedis)('Redis swarm match registry', () => {
     }
   });
 
+  it('a match dropped on A (a relay to its end on B failed, Redis up) is over on B, which tells its end', async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}:`;
+    const ca = await connectRedis(redis.url, { prefix, process: 'A', ttl: 3000 });
+    const cb = await connectRedis(redis.url, { prefix, process: 'B', ttl: 3000 });
+    const told: [string, ServerMessage][] = [];
+    try {
+      await Promise.all([ca.beat(), cb.beat()]);
+      const a = await redisMatchRegistry(ca, { router: { send: () => true } });
+      const b = await redisMatchRegistry(cb, { router: { send: (id, m) => told.push([id, m]) > 0 } });
+      a.request({ session: 'alice', client: 'laptop', context: 'c1' });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      b.request({ session: 'bob', client: 'phone', context: 'c2' });
+      await vi.waitFor(() => expect([a.matches, b.matches]).toEqual([1, 1]));
+      expect(a.offer('alice', 'c1')).toEqual({ session: 'bob', context: 'c2' });
+      expect(a.drop('alice', 'c1')).toEqual({ session: 'bob', context: 'c2' });
+      await vi.waitFor(() => expect(told).toHaveLength(1));
+      expect(told[0]).toEqual([
+        'bob',
+        {
+          type: 'error',
+          detail: {
+            code: 'ERR_PEER_GONE',
+            message: 'the other peer of this match could not be reached',
+            context_id: 'c2',
+          },
+        },
+      ]);
+      expect([b.matches, b.has('bob', 'c2')]).toEqual([0, false]);
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
   it("a dead process's requests are never paired, and the other end of its matches is told here", async () => {
     const prefix = `t${randomUUID().slice(0, 8)}:`;
     const ca = await connectRedis(redis.url, { prefix, process: 'A', ttl: 1000, heartbeat: 60_000 });

@@ -2,7 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { serverCodec } from '../machines/swarm/codec.js';
 import type { ServerMessage } from '../machines/swarm/protocol.js';
-import { memoryRouter, type Router } from '../src/router.js';
+import type { SwarmServerOptions } from '../machines/swarm/server.js';
+import { ErrorCode } from '../src/errors.js';
+import { memoryRouter, RouterError, type Router } from '../src/router.js';
 import { settle, swarmSocketTestbed, swarmTestbed, until, type RawClient, type Testbed } from './swarm-helpers.js';
 
 let bed: Testbed;
@@ -407,5 +409,120 @@ describe('swarm server: a relay the router cannot deliver (the other end out of 
     await until(() => bed.server.stats().connections === 1);
     await settle();
     expect(bob.inbox).toEqual([]);
+  });
+});
+
+/**
+ * A router as the Redis one is for sessions on another process with Redis
+ * up: `send` hands every message on and answers true, whatever becomes of
+ * it; `deliver` says how it went. A session in `gone` is held by no process
+ * (its process was killed and is not yet found dead): `send` drops what is
+ * sent to it, `deliver` rejects with `ERR_PEER_GONE` (at once, or when
+ * `fail()` is called while `held`), or with `error` when that is set.
+ */
+function deliveringRouter() {
+  const inner = memoryRouter<ServerMessage>(serverCodec());
+  const gone = new Set<string>();
+  const waiting: Array<() => void> = [];
+  const control = {
+    gone,
+    held: false,
+    error: undefined as Error | undefined,
+    fail: () => waiting.splice(0).forEach((f) => f()),
+  };
+  const router: Router<ServerMessage> = {
+    add: (id, transport) => inner.add(id, transport),
+    remove: (id) => inner.remove(id),
+    has: (id) => inner.has(id),
+    send: (id, message) => (gone.has(id) || inner.send(id, message), true),
+    async deliver(id, message) {
+      if (!gone.has(id) && inner.send(id, message)) return;
+      const error = control.error ?? new RouterError(ErrorCode.PeerGone, `no process holds session ${id}`);
+      if (control.held) await new Promise<void>((resolve) => waiting.push(resolve));
+      throw error;
+    },
+    close: (id, code, reason) => inner.close(id, code, reason),
+    get size() {
+      return inner.size;
+    },
+  };
+  return { router, control };
+}
+
+describe('swarm server: a router with deliver (Redis), whose send cannot know', () => {
+  const setup = (options: Omit<SwarmServerOptions, 'router' | 'generateId'> = {}) => {
+    const { router, control } = deliveringRouter();
+    const ids = ['alice-session', 'bob-session'];
+    bed = swarmTestbed({ ...options, router, generateId: () => ids.shift()! });
+    return control;
+  };
+
+  it('an offer to a session no process holds ends the match at once: alice gets ERR_PEER_GONE', async () => {
+    const control = setup();
+    const { alice, bob } = await match();
+    control.gone.add('bob-session');
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect(await alice.next()).toEqual({
+      type: 'error',
+      detail: {
+        code: 'ERR_PEER_GONE',
+        message: 'the other peer of this match cannot be reached: your offer was not delivered',
+        context_id: 'a1',
+      },
+    });
+    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
+    await settle();
+    expect([alice.inbox, bob.inbox]).toEqual([[], []]);
+  });
+
+  it('an answer to a session no process holds: bob gets ERR_PEER_GONE at once', async () => {
+    const control = setup();
+    const { alice, bob } = await match();
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect((await bob.next()).type).toBe('forwarding_offer');
+    control.gone.add('alice-session');
+    bob.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'b1' } });
+    expect(await bob.next()).toEqual({
+      type: 'error',
+      detail: {
+        code: 'ERR_PEER_GONE',
+        message: 'the other peer of this match cannot be reached: your answer was not delivered',
+        context_id: 'b1',
+      },
+    });
+    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
+    await settle();
+    expect([alice.inbox, bob.inbox]).toEqual([[], []]);
+  });
+
+  it('an offer whose match ended while its delivery was under way: alice is told once, that bob left', async () => {
+    const control = setup();
+    const { alice, bob } = await match();
+    control.gone.add('bob-session');
+    control.held = true;
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    await settle();
+    bob.transport.close();
+    expect((await alice.next()).detail).toEqual({
+      code: 'ERR_PEER_GONE',
+      message: 'the other peer of this match left',
+      context_id: 'a1',
+    });
+    control.fail();
+    await settle();
+    expect(alice.inbox).toEqual([]);
+    expect(bed.server.stats()).toEqual({ connections: 1, pending: 0, matches: 0 });
+  });
+
+  it('a delivery that fails with something other than a RouterError is logged at error, and ends the match too', async () => {
+    const errors: Array<[string, Record<string, unknown> | undefined]> = [];
+    const control = setup({ logger: { info() {}, warn() {}, error: (m, fields) => void errors.push([m, fields]) } });
+    const { alice } = await match();
+    control.gone.add('bob-session');
+    control.error = new Error('encoder broke');
+    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
+    expect((await alice.next()).detail).toMatchObject({ code: 'ERR_PEER_GONE', context_id: 'a1' });
+    expect(errors).toEqual([['swarm: relay failed', { error: 'Error: encoder broke' }]]);
+    expect(bed.server.stats().matches).toBe(0);
   });
 });

@@ -17,9 +17,10 @@ interface Queued {
 
 /**
  * A change to the matches, as published on `{prefix}sw:dir`. An `end` with
- * `g` was held back while Redis was down: the process that ended the match
- * could not tell the other end (nor relay to it), so the other end's process
- * tells it (`ERR_PEER_GONE`) if the match is still open there.
+ * `g` comes from a process that could not reach the other end: it was held
+ * back while Redis was down, or it is a `drop` (a relay to the other end
+ * failed). The other end's process tells its end (`ERR_PEER_GONE`) if the
+ * match is still open there.
  */
 type Change =
   | { t: 'match'; id: string; a: Queued; b: Queued }
@@ -82,6 +83,10 @@ const end = (q: Queued): RequestEnd => ({ session: q.s, context: q.x });
  *   ended meanwhile (dropped, expired, its end gone) is announced when Redis
  *   returns, and the other end's process tells its end `ERR_PEER_GONE` if
  *   the match is still open there.
+ * - A relay that fails with Redis up (no process holds the other end: its
+ *   process died and is not yet found dead, or has not written its routes
+ *   again after an outage) ends the match the same way: `drop` announces it
+ *   at once, and the other end's process, if it holds the end, tells it.
  *
  * @example
  * ```ts
@@ -138,9 +143,13 @@ export async function redisMatchRegistry(
     if (cluster.state !== 'up') return hold(change);
     void redis.publish(channel, JSON.stringify(change)).catch(() => hold(change));
   };
-  /** Ends a match with an end on another process: `end` published, or held while Redis is down. */
-  const publishEnd = (entry: Entry) => {
-    if (entry.pa !== self || entry.pb !== self) publish({ t: 'end', id: entry.id, p: self });
+  /**
+   * Ends a match with an end on another process: `end` published, or held while Redis is down.
+   * `unreached`: a relay to the other end failed, so its process is to tell it.
+   */
+  const publishEnd = (entry: Entry, unreached = false) => {
+    if (entry.pa !== self || entry.pb !== self)
+      publish({ t: 'end', id: entry.id, p: self, ...(unreached ? { g: 1 as const } : {}) });
   };
 
   /** Records a match; undefined when a local end of it left meanwhile (the match is then ended, the other end told). */
@@ -186,7 +195,7 @@ export async function redisMatchRegistry(
           tellPeerGone(
             router,
             [entry.alice, entry.bob].filter((_, i) => (i === 0 ? entry.pa : entry.pb) === self),
-            'the other peer of this match could not be reached while Redis was unreachable',
+            'the other peer of this match could not be reached',
           );
         return;
       }
@@ -297,7 +306,7 @@ export async function redisMatchRegistry(
       const entry = matches.get(byEnd.get(key(session, context)) ?? '');
       if (!entry) return undefined;
       forget(entry);
-      publishEnd(entry);
+      publishEnd(entry, true);
       return entry.alice.session === session && entry.alice.context === context ? entry.bob : entry.alice;
     },
     remove(session) {

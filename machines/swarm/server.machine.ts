@@ -1,6 +1,6 @@
 import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import type { SessionContextOf, SessionInputOf, SessionServicesBase } from '../../src/protocol-server.js';
-import type { Router } from '../../src/router.js';
+import { RouterError, type Router } from '../../src/router.js';
 import type { SignallingEvent } from '../../src/runtime.js';
 import type { ClientMessage, MessageOf, ServerErrorCode, ServerMessage } from './protocol.js';
 import type { Match, MatchRegistry, RequestEnd } from './registry.js';
@@ -47,8 +47,9 @@ type Refusal = { code: ServerErrorCode; message: string; event?: string; context
  * connection closes, its pending requests go, and the other end of each
  * match in progress is told (`error` with `ERR_PEER_GONE` and its
  * `context_id`). An offer or answer that cannot be delivered (the other
- * end's process is out of reach while Redis is down) ends its match at
- * once: the sender gets `error` with `ERR_PEER_GONE` and its `context_id`.
+ * end's process is out of reach while Redis is down, or no process holds
+ * the other end any more) ends its match at once: the sender gets `error`
+ * with `ERR_PEER_GONE` and its `context_id`.
  */
 export const swarmSession = setup({
   types: {
@@ -163,9 +164,15 @@ export function tellMatch(router: Router<ServerMessage>, match: Match): void {
  * the description and any other key go on untouched; only `context_id`
  * becomes the recipient's. One that belongs to no match waiting for it is
  * refused (nothing is forwarded).
+ *
+ * One that cannot be delivered ends its match at once, as for a partner that
+ * left: the other end's process is out of reach (Redis down), no process
+ * holds the other end any more (its process died and is not yet found dead),
+ * or its connection is closing. A router with `deliver` (the Redis one) says
+ * so when the delivery fails, a moment later; its `send` cannot know.
  */
 function relay(context: SessionContext, message: MessageOf<ClientMessage, 'sending_offer' | 'sending_answer'>): void {
-  const { registry, router } = context.services;
+  const { registry, router, log } = context.services;
   const context_id = message.detail.context_id;
   const offer = message.type === 'sending_offer';
   const other = offer ? registry.offer(context.id, context_id) : registry.answer(context.id, context_id);
@@ -182,24 +189,31 @@ function relay(context: SessionContext, message: MessageOf<ClientMessage, 'sendi
     });
     return;
   }
-  const delivered = router.send(
-    other.session,
-    message.type === 'sending_offer'
-      ? { type: 'forwarding_offer', detail: { ...message.detail, context_id: other.context } }
-      : { type: 'forwarding_answer', detail: { ...message.detail, context_id: other.context } },
-  );
-  if (delivered) return;
-  // Not delivered: the other end's process is out of reach (Redis down) or its connection is
-  // closing. The match cannot complete, so it ends now, as for a partner that left, instead of
-  // waiting out `matchTimeout`. The other end hears of it from its own process: at once when it
-  // is closing here, or once Redis is back (a shared registry's deferred end).
-  registry.drop(context.id, context_id);
-  endMatches(
-    router,
-    [{ session: context.id, context: context_id }],
-    'ERR_PEER_GONE',
-    `the other peer of this match cannot be reached: your ${offer ? 'offer' : 'answer'} was not delivered`,
-  );
+  const forwarded: ServerMessage = offer
+    ? { type: 'forwarding_offer', detail: { ...message.detail, context_id: other.context } }
+    : { type: 'forwarding_answer', detail: { ...message.detail, context_id: other.context } };
+  const undelivered = () => {
+    // The other end hears of it from its own process: at once when it is closing here, or through
+    // a shared registry's `drop` (once Redis is back, if it was down).
+    const open = registry.drop(context.id, context_id) !== undefined;
+    // A forwarded answer ended its match already; an offer's match may have ended while the
+    // delivery was under way (its other end left or was found dead), its sender told then.
+    if (offer && !open) return;
+    endMatches(
+      router,
+      [{ session: context.id, context: context_id }],
+      'ERR_PEER_GONE',
+      `the other peer of this match cannot be reached: your ${offer ? 'offer' : 'answer'} was not delivered`,
+    );
+  };
+  if (!router.deliver) {
+    if (!router.send(other.session, forwarded)) undelivered();
+    return;
+  }
+  router.deliver(other.session, forwarded).catch((error: unknown) => {
+    if (!(error instanceof RouterError)) log.error('swarm: relay failed', { error: String(error) });
+    undelivered();
+  });
 }
 
 /** Tells each of `ends` that its match in progress is over: `error` with `code` and its own `context_id`. */

@@ -80,6 +80,34 @@ describe('swarm across processes on Redis', () => {
     survivor.close();
   });
 
+  it('a process killed with SIGKILL: an offer to its client before it is found dead ends the match at once, and once', async () => {
+    const c = await startServe(redis.url, TTL);
+    const doomed = await peer(c.port, 'doomed-3');
+    const survivor = await peer(a.port, 'survivor-3');
+    // The survivor waits first: it is alice, who offers.
+    survivor.send({ type: 'requesting_peers', detail: { context_id: 's' } });
+    await wait(200);
+    doomed.send({ type: 'requesting_peers', detail: { context_id: 'd' } });
+    expect(await survivor.next('requesting_offer')).toEqual({ type: 'requesting_offer', detail: { context_id: 's' } });
+    await doomed.next('wait_for_offer');
+    await c.kill();
+    // Redis has let the killed process's connections go; its presence stays until it is found dead.
+    await wait(100);
+    const sent = Date.now();
+    survivor.send({ type: 'sending_offer', detail: { offer: 'o', context_id: 's' } });
+    expect((await survivor.next('error')).detail).toEqual({
+      code: 'ERR_PEER_GONE',
+      message: 'the other peer of this match cannot be reached: your offer was not delivered',
+      context_id: 's',
+    });
+    // At once, not when C is found dead (from TTL - TTL/3 after the kill on)…
+    expect(Date.now() - sent).toBeLessThan(1000);
+    // …and C found dead later tells the survivor nothing more.
+    await wait(BOUND + 500);
+    expect(survivor.queue).toEqual([]);
+    survivor.close();
+  });
+
   it('a process killed with SIGKILL: its waiting requests are never matched once it is found dead', async () => {
     const c = await startServe(redis.url, TTL);
     const doomed = await peer(c.port, 'doomed-2');
