@@ -533,25 +533,40 @@ describe('signalbox send / receive', () => {
   });
 });
 
-/**
- * werift, but without ICE restarts (as node-datachannel's polyfill): `createOffer`
- * ignores `iceRestart`, so a restart offer keeps its ICE credentials and the rtc
- * actor refuses it. `fail()` makes the connection report `failed`.
- */
-class NoRestartPeerConnection extends WeriftPeerConnection {
-  static readonly made: NoRestartPeerConnection[] = [];
-  answered = false;
+/** werift on the loopback that can be made to report its connection `failed` (`reportFailed()`). */
+abstract class FailableWeriftPeerConnection extends WeriftPeerConnection {
   private readonly stateListeners: Array<(event: unknown) => void> = [];
 
   constructor(config: ConstructorParameters<typeof WeriftPeerConnection>[0] = {}) {
     super({ ...WERIFT_LOOPBACK, ...config });
-    NoRestartPeerConnection.made.push(this);
     // werift's addEventListener is a field: wrap it to learn who listens for state changes.
     const add = this.addEventListener.bind(this) as (type: string, listener: (event: unknown) => void) => void;
     (this as { addEventListener: unknown }).addEventListener = (type: string, listener: (event: unknown) => void) => {
       if (type === 'connectionstatechange') this.stateListeners.push(listener);
       add(type, listener);
     };
+  }
+
+  /** From now on the connection says `failed` to those who ask, and its listeners are told so. */
+  protected reportFailed(): void {
+    // werift's own updates of the field are dropped: the connection stays failed for its listeners.
+    Object.defineProperty(this, 'connectionState', { get: () => 'failed', set: () => {}, configurable: true });
+    for (const listener of this.stateListeners) listener({ type: 'connectionstatechange' });
+  }
+}
+
+/**
+ * werift, but without ICE restarts (as node-datachannel's polyfill): `createOffer`
+ * ignores `iceRestart`, so a restart offer keeps its ICE credentials and the rtc
+ * actor refuses it. `fail()` makes the connection report `failed`.
+ */
+class NoRestartPeerConnection extends FailableWeriftPeerConnection {
+  static readonly made: NoRestartPeerConnection[] = [];
+  answered = false;
+
+  constructor(config?: ConstructorParameters<typeof WeriftPeerConnection>[0]) {
+    super(config);
+    NoRestartPeerConnection.made.push(this);
   }
 
   override createOffer() {
@@ -565,9 +580,7 @@ class NoRestartPeerConnection extends WeriftPeerConnection {
 
   /** From now on the connection says `failed` to those who ask (werift itself goes on as it was). */
   fail(): void {
-    // werift's own updates of the field are dropped: the connection stays failed for its listeners.
-    Object.defineProperty(this, 'connectionState', { get: () => 'failed', set: () => {}, configurable: true });
-    for (const listener of this.stateListeners) listener({ type: 'connectionstatechange' });
+    this.reportFailed();
   }
 }
 
@@ -578,21 +591,15 @@ class NoRestartPeerConnection extends WeriftPeerConnection {
  * report `failed` and stop carrying data: what it sends from then on is
  * buffered and never leaves, as on a dead path.
  */
-class RefusingRestartPeerConnection extends WeriftPeerConnection {
+class RefusingRestartPeerConnection extends FailableWeriftPeerConnection {
   static readonly made: RefusingRestartPeerConnection[] = [];
   /** Restart offers rejected, by every instance. */
   static refused = 0;
   private ufrag: string | undefined;
-  private readonly stateListeners: Array<(event: unknown) => void> = [];
 
-  constructor(config: ConstructorParameters<typeof WeriftPeerConnection>[0] = {}) {
-    super({ ...WERIFT_LOOPBACK, ...config });
+  constructor(config?: ConstructorParameters<typeof WeriftPeerConnection>[0]) {
+    super(config);
     RefusingRestartPeerConnection.made.push(this);
-    const add = this.addEventListener.bind(this) as (type: string, listener: (event: unknown) => void) => void;
-    (this as { addEventListener: unknown }).addEventListener = (type: string, listener: (event: unknown) => void) => {
-      if (type === 'connectionstatechange') this.stateListeners.push(listener);
-      add(type, listener);
-    };
   }
 
   override async setRemoteDescription(description: Parameters<WeriftPeerConnection['setRemoteDescription']>[0]) {
@@ -613,8 +620,7 @@ class RefusingRestartPeerConnection extends WeriftPeerConnection {
       channel.addBufferedAmount(size);
       return size;
     };
-    Object.defineProperty(this, 'connectionState', { get: () => 'failed', set: () => {}, configurable: true });
-    for (const listener of this.stateListeners) listener({ type: 'connectionstatechange' });
+    this.reportFailed();
   }
 }
 
