@@ -358,16 +358,61 @@ function refusingRouter(unreachable: Set<string>): Router<ServerMessage> {
   };
 }
 
-describe('swarm server: a relay the router cannot deliver (the other end out of reach)', () => {
-  const setup = () => {
-    const unreachable = new Set<string>();
-    const ids = ['alice-session', 'bob-session'];
-    bed = swarmTestbed({ router: refusingRouter(unreachable), generateId: () => ids.shift()! });
-    return unreachable;
+/**
+ * A router as the Redis one is for sessions on another process with Redis
+ * up: `send` hands every message on and answers true, whatever becomes of
+ * it; `deliver` says how it went. A session in `unreachable` is held by no
+ * process (its process was killed and is not yet found dead): `send` drops
+ * what is sent to it, `deliver` rejects with `ERR_PEER_GONE` (at once, or
+ * when `fail()` is called while `held`), or with `error` when that is set.
+ */
+function deliveringRouter(unreachable: Set<string>) {
+  const inner = memoryRouter<ServerMessage>(serverCodec());
+  const waiting: Array<() => void> = [];
+  const control = {
+    held: false,
+    error: undefined as Error | undefined,
+    fail: () => waiting.splice(0).forEach((f) => f()),
   };
+  const router: Router<ServerMessage> = {
+    add: (id, transport) => inner.add(id, transport),
+    remove: (id) => inner.remove(id),
+    has: (id) => inner.has(id),
+    send: (id, message) => (unreachable.has(id) || inner.send(id, message), true),
+    async deliver(id, message) {
+      if (!unreachable.has(id) && inner.send(id, message)) return;
+      const error = control.error ?? new RouterError(ErrorCode.PeerGone, `no process holds session ${id}`);
+      if (control.held) await new Promise<void>((resolve) => waiting.push(resolve));
+      throw error;
+    },
+    close: (id, code, reason) => inner.close(id, code, reason),
+    get size() {
+      return inner.size;
+    },
+  };
+  return { router, control };
+}
 
+/** Starts a testbed on a router made for a set of unreachable sessions; `alice-session` and `bob-session` come first. */
+function unreachableBed<R extends { router: Router<ServerMessage> }>(
+  make: (unreachable: Set<string>) => R,
+  options: Omit<SwarmServerOptions, 'router' | 'generateId'> = {},
+) {
+  const unreachable = new Set<string>();
+  const made = make(unreachable);
+  const ids = ['alice-session', 'bob-session'];
+  bed = swarmTestbed({ ...options, router: made.router, generateId: () => ids.shift()! });
+  return { unreachable, ...made };
+}
+
+const undeliverable: Array<[string, (unreachable: Set<string>) => { router: Router<ServerMessage> }]> = [
+  ['send answers false (Redis down)', (unreachable) => ({ router: refusingRouter(unreachable) })],
+  ['deliver rejects, send cannot know (Redis up, no process holds it)', deliveringRouter],
+];
+
+describe.each(undeliverable)('swarm server: a relay the router cannot deliver: %s', (_name, make) => {
   it('an undeliverable offer ends the match at once: alice gets ERR_PEER_GONE, nothing is left', async () => {
-    const unreachable = setup();
+    const { unreachable } = unreachableBed(make);
     const { alice, bob } = await match();
     unreachable.add('bob-session');
     alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
@@ -389,7 +434,7 @@ describe('swarm server: a relay the router cannot deliver (the other end out of 
   });
 
   it('an undeliverable answer ends the match at once: bob gets ERR_PEER_GONE, nothing is left', async () => {
-    const unreachable = setup();
+    const { unreachable } = unreachableBed(make);
     const { alice, bob } = await match();
     alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
     expect((await bob.next()).type).toBe('forwarding_offer');
@@ -412,93 +457,11 @@ describe('swarm server: a relay the router cannot deliver (the other end out of 
   });
 });
 
-/**
- * A router as the Redis one is for sessions on another process with Redis
- * up: `send` hands every message on and answers true, whatever becomes of
- * it; `deliver` says how it went. A session in `gone` is held by no process
- * (its process was killed and is not yet found dead): `send` drops what is
- * sent to it, `deliver` rejects with `ERR_PEER_GONE` (at once, or when
- * `fail()` is called while `held`), or with `error` when that is set.
- */
-function deliveringRouter() {
-  const inner = memoryRouter<ServerMessage>(serverCodec());
-  const gone = new Set<string>();
-  const waiting: Array<() => void> = [];
-  const control = {
-    gone,
-    held: false,
-    error: undefined as Error | undefined,
-    fail: () => waiting.splice(0).forEach((f) => f()),
-  };
-  const router: Router<ServerMessage> = {
-    add: (id, transport) => inner.add(id, transport),
-    remove: (id) => inner.remove(id),
-    has: (id) => inner.has(id),
-    send: (id, message) => (gone.has(id) || inner.send(id, message), true),
-    async deliver(id, message) {
-      if (!gone.has(id) && inner.send(id, message)) return;
-      const error = control.error ?? new RouterError(ErrorCode.PeerGone, `no process holds session ${id}`);
-      if (control.held) await new Promise<void>((resolve) => waiting.push(resolve));
-      throw error;
-    },
-    close: (id, code, reason) => inner.close(id, code, reason),
-    get size() {
-      return inner.size;
-    },
-  };
-  return { router, control };
-}
-
-describe('swarm server: a router with deliver (Redis), whose send cannot know', () => {
-  const setup = (options: Omit<SwarmServerOptions, 'router' | 'generateId'> = {}) => {
-    const { router, control } = deliveringRouter();
-    const ids = ['alice-session', 'bob-session'];
-    bed = swarmTestbed({ ...options, router, generateId: () => ids.shift()! });
-    return control;
-  };
-
-  it('an offer to a session no process holds ends the match at once: alice gets ERR_PEER_GONE', async () => {
-    const control = setup();
-    const { alice, bob } = await match();
-    control.gone.add('bob-session');
-    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
-    expect(await alice.next()).toEqual({
-      type: 'error',
-      detail: {
-        code: 'ERR_PEER_GONE',
-        message: 'the other peer of this match cannot be reached: your offer was not delivered',
-        context_id: 'a1',
-      },
-    });
-    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
-    await settle();
-    expect([alice.inbox, bob.inbox]).toEqual([[], []]);
-  });
-
-  it('an answer to a session no process holds: bob gets ERR_PEER_GONE at once', async () => {
-    const control = setup();
-    const { alice, bob } = await match();
-    alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
-    expect((await bob.next()).type).toBe('forwarding_offer');
-    control.gone.add('alice-session');
-    bob.send({ type: 'sending_answer', detail: { answer: ANSWER, context_id: 'b1' } });
-    expect(await bob.next()).toEqual({
-      type: 'error',
-      detail: {
-        code: 'ERR_PEER_GONE',
-        message: 'the other peer of this match cannot be reached: your answer was not delivered',
-        context_id: 'b1',
-      },
-    });
-    expect(bed.server.stats()).toEqual({ connections: 2, pending: 0, matches: 0 });
-    await settle();
-    expect([alice.inbox, bob.inbox]).toEqual([[], []]);
-  });
-
+describe('swarm server: a relay through deliver that fails late or oddly', () => {
   it('an offer whose match ended while its delivery was under way: alice is told once, that bob left', async () => {
-    const control = setup();
+    const { unreachable, control } = unreachableBed(deliveringRouter);
     const { alice, bob } = await match();
-    control.gone.add('bob-session');
+    unreachable.add('bob-session');
     control.held = true;
     alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
     await settle();
@@ -516,9 +479,14 @@ describe('swarm server: a router with deliver (Redis), whose send cannot know', 
 
   it('a delivery that fails with something other than a RouterError is logged at error, and ends the match too', async () => {
     const errors: Array<[string, Record<string, unknown> | undefined]> = [];
-    const control = setup({ logger: { info() {}, warn() {}, error: (m, fields) => void errors.push([m, fields]) } });
+    const logger = {
+      info() {},
+      warn() {},
+      error: (m: string, fields?: Record<string, unknown>) => void errors.push([m, fields]),
+    };
+    const { unreachable, control } = unreachableBed(deliveringRouter, { logger });
     const { alice } = await match();
-    control.gone.add('bob-session');
+    unreachable.add('bob-session');
     control.error = new Error('encoder broke');
     alice.send({ type: 'sending_offer', detail: { offer: OFFER, context_id: 'a1' } });
     expect((await alice.next()).detail).toMatchObject({ code: 'ERR_PEER_GONE', context_id: 'a1' });
