@@ -572,19 +572,21 @@ describe('socketIoServer on an HTTP server of its own', () => {
         }
         next();
       });
-      const accepted = new Promise<Transport>((resolve) => transports.on('connection', (c) => resolve(c.transport)));
+      const accepted = new Promise<TransportServerEvents['connection']>((resolve) =>
+        transports.on('connection', resolve),
+      );
       const upgrade = new Promise<IncomingMessage>((resolve) => ws.once('upgrade', resolve));
       // engine.io's open packet, then socket.io's CONNECT to the main namespace.
       ws.once('message', () => ws.send('40'));
       expect((await upgrade).headers['x-upgrade']).toBe('seen');
-      const transport = await accepted;
+      const { transport, info } = await accepted;
       expect(transport.isOpen).toBe(true);
       expect(standIns).toHaveLength(1);
       expect(standIns[0]!.req).toBeNull();
       const [socket] = transports.io.sockets.sockets.values();
       expect(socket!.conn.request).toBeNull();
       // What the connection needs from the request was taken before.
-      expect(socket!.handshake.headers.upgrade).toBe('websocket');
+      expect(info.headers.upgrade).toBe('websocket');
     } finally {
       ws.terminate();
       await transports.close();

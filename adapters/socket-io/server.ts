@@ -1,4 +1,4 @@
-import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import mitt from 'mitt';
 import { Server, type ServerOptions, type Socket } from 'socket.io';
 import { frameEvents, type EventCodec } from '../../src/event-codec.js';
@@ -14,6 +14,7 @@ import {
   type TransportServerEvents,
 } from '../../src/transport.js';
 import { claimUpgrades, clientAddress, runChecks } from '../websocket/server.js';
+import { trimConnection, trimUpgraded, trimUpgrades } from './trim.js';
 
 /**
  * Options of {@link socketIoServer}.
@@ -119,12 +120,17 @@ function closeCode(reason: string): number {
  * `webSocketServer` does: call `rejectUnroutedUpgrades` once so that a path
  * nobody serves gets a 404 (this server claims socket.io's path for it).
  * `close()` disconnects every client, stops socket.io and gives the HTTP
- * server back as it found it (it does not close it). To save memory the
- * engine.io request of a connection is let go once it is handed out
- * (`socket.request` is then null, as socket.io's memory guide suggests), and
- * so is the `req` of the stand-in response engine.io gives a WebSocket
- * upgrade's middlewares (`io.engine.use`) once the upgrade is completed: read
- * what you need from `ConnectionInfo` or `socket.handshake`.
+ * server back as it found it (it does not close it).
+ *
+ * To save memory on idle connections, what socket.io and engine.io keep of
+ * the first request is let go once a connection is handed out (see
+ * `trim.ts`): `socket.request` is null (as socket.io's memory guide
+ * suggests); the stand-in response engine.io gives a WebSocket upgrade's
+ * middlewares (`io.engine.use`) loses its `req` once the upgrade completes,
+ * and its `close` event unless a middleware listens for it then; and once
+ * every `io.on('connection')` listener has run, `socket.handshake.headers` is
+ * empty (the rest of the handshake reads as before). Read headers in an
+ * `io.use` middleware, a `connection` listener or from `ConnectionInfo`.
  *
  * @example
  * ```ts
@@ -172,7 +178,7 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
   });
   const after = listenersOf(server);
   const release = claimUpgrades(server, (pathname) => pathname.startsWith(`${path}/`));
-  io.engine.use(releaseUpgradeRequest);
+  trimUpgrades(io);
 
   // One listener of each kind for every connection (socket.io and engine.io call them with the
   // socket as `this`), not closures per connection.
@@ -194,6 +200,11 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
     if (channel) for (const packet of packets) channel.queued -= packetSize(packet);
   }
 
+  function onUpgrade(this: EngineSocket) {
+    const channel = channels.get(this);
+    if (channel) trimUpgraded(channel.socket);
+  }
+
   const connect = (socket: Socket) => {
     const channel = new Channel(socket, events);
     const conn = socket.conn as unknown as EngineSocket;
@@ -206,12 +217,6 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
     // `error` event a client emitted (which `onAny` saw, and the codec refuses) or a middleware
     // refusal, neither of which ends the connection.
     socket.on('disconnect', onDisconnect);
-    // engine.io's listener for errors before the upgrade stays on the ws socket for its life (the
-    // transport has its own); it keeps a closure and its context per connection.
-    const ws = conn.transport.socket;
-    for (const listener of ws?.listeners?.('error') ?? []) {
-      if ((listener as { name?: string }).name === 'onUpgradeError') ws!.off!('error', listener);
-    }
     const url = new URL(socket.handshake.url, 'http://localhost');
     const info: ConnectionInfo = {
       path: url.pathname,
@@ -219,9 +224,10 @@ export function socketIoServer(init: SocketIoServerInit): SocketIoTransportServe
       remoteAddress: clientAddress(socket.handshake.address, socket.handshake.headers, init.trustProxy),
       headers: socket.handshake.headers,
     };
-    // engine.io keeps the first HTTP request (its IncomingMessage, raw headers and parser state, ~1 KB)
-    // for the connection's life; everything taken from it is in `info` and `socket.handshake`.
-    conn.request = null;
+    // What an idle connection need not keep (see trim.ts), once every `connection` listener of `io`
+    // (they run after this one) has seen the request and the handshake.
+    queueMicrotask(() => trimConnection(socket));
+    if (conn.transport.name === 'polling') conn.once('upgrade', onUpgrade);
     emitter.emit('connection', { transport: channel.control.transport, info });
   };
 
@@ -276,32 +282,6 @@ function requestInfo(request: IncomingMessage, trustProxy: boolean | undefined):
   };
 }
 
-/** engine.io's stand-in response for an upgrade's middlewares (`WebSocketResponse`). */
-interface UpgradeResponse {
-  req: unknown;
-  writeHead(): void;
-}
-
-/**
- * An engine.io middleware. engine.io hands a WebSocket upgrade's middlewares
- * a stand-in response that keeps the request (its IncomingMessage, raw
- * headers and streams, ~1 KB) for as long as the socket is open, through a
- * `close` listener it adds to the socket (for middlewares that wait for a
- * response's `close`, which still comes). engine.io writes its head (a
- * no-op) right before it completes the upgrade, after every middleware and
- * `allowRequest`; from then on nothing reads the request through it, so it
- * is let go there.
- */
-function releaseUpgradeRequest(_request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) {
-  if (!(response instanceof ServerResponse)) (response as unknown as UpgradeResponse).writeHead = writeHeadAndRelease;
-  next();
-}
-
-function writeHeadAndRelease(this: UpgradeResponse) {
-  (Object.getPrototypeOf(this) as UpgradeResponse).writeHead.call(this);
-  this.req = null;
-}
-
 interface EnginePacket {
   data?: unknown;
 }
@@ -311,16 +291,10 @@ interface EngineSocket {
   on(event: 'packetCreate', listener: (this: EngineSocket, packet: EnginePacket) => void): void;
   on(event: 'flush', listener: (this: EngineSocket, packets: EnginePacket[]) => void): void;
   once(event: 'close', listener: () => void): void;
+  once(event: 'upgrade', listener: (this: EngineSocket) => void): void;
   close(discard: boolean): void;
-  request: unknown;
   /** The WebSocket transport's `ws` socket; none on long-polling. */
-  transport: {
-    socket?: {
-      bufferedAmount?: number;
-      listeners?(event: 'error'): ((...args: unknown[]) => void)[];
-      off?(event: 'error', listener: (...args: unknown[]) => void): void;
-    };
-  };
+  transport: { name: string; socket?: { bufferedAmount?: number } };
 }
 
 /**
@@ -335,7 +309,7 @@ class Channel implements TransportImpl {
    * not done), counted as they are created and flushed.
    */
   queued = 0;
-  private readonly socket: Socket;
+  readonly socket: Socket;
   private readonly events: EventCodec;
 
   constructor(socket: Socket, events: EventCodec) {
