@@ -152,6 +152,27 @@ describe('socketIoServer trims a WebSocket connection once it is handed out', ()
     expect(await echo(socket, 'still there')).toBe('still there');
   });
 
+  it('keeps what a middleware changed or added, and every field can still be assigned', async () => {
+    const { transports, seen } = echoServer();
+    transports.io.use((socket, next) => {
+      socket.handshake.query.room = 'changed';
+      Object.assign(socket.handshake, { user: 'ada' });
+      next();
+    });
+    client({ query: { room: 'a' } });
+    const { socket } = await seen;
+    await tick();
+    const handshake = socket.handshake as Socket['handshake'] & { user?: string };
+    expect(handshake).toBeInstanceOf(CompactHandshake);
+    expect(handshake.query.room).toBe('changed');
+    expect(handshake.user).toBe('ada');
+    expect(handshake.auth).toEqual({});
+    handshake.headers = { 'x-set': 'later' };
+    handshake.time = 'then';
+    handshake.query = { room: 'b' };
+    expect([handshake.headers, handshake.time, handshake.query]).toEqual([{ 'x-set': 'later' }, 'then', { room: 'b' }]);
+  });
+
   it("keeps a client's auth", async () => {
     const { seen } = echoServer();
     client({ auth: { token: 'abc' } });

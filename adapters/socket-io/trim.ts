@@ -34,22 +34,40 @@ const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 /** The `auth` of a client that sent none (socket.io gives each such socket an empty object of its own). */
 const NO_AUTH: Record<string, unknown> = Object.freeze({});
 
+/** The fields {@link CompactHandshake} keeps as they were. */
+const KEPT = ['address', 'xdomain', 'secure', 'issued', 'url', 'auth'] as const;
+
+const parseQuery = (url: string): ParsedUrlQuery => Object.fromEntries(new URL(url, 'https://socket.io').searchParams);
+
+function sameQuery(a: ParsedUrlQuery, b: ParsedUrlQuery): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && a[key] === b[key]);
+}
+
+/** Sets `key` on `target` as an own data property (over an accessor of its prototype). */
+function own(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
 /**
  * socket.io's `socket.handshake` without the request's headers: what an idle
  * connection kept of its first request (the headers object and each header's
  * string, the query object, the `time` string: ~550 B with the few headers a
  * Node client sends, more with a browser's cookies and user agent). `url`,
- * `address`, `xdomain`, `secure`, `issued` and `auth` stay as they were;
- * `time` and `query` are computed from `issued` and `url` when read (as
- * socket.io and engine.io computed them), and `headers` is empty.
+ * `address`, `xdomain`, `secure`, `issued` and `auth` stay as they were (an
+ * empty `auth` becomes one shared frozen empty object); `time` and `query`
+ * are computed from `issued` and `url` when read, as socket.io and engine.io
+ * computed them, unless they differ from that (a middleware changed them):
+ * then they are kept, as is anything a middleware added. `headers` is
+ * empty. Every field can be assigned, as on socket.io's own object.
  */
 export class CompactHandshake {
-  readonly address: string;
-  readonly xdomain: boolean;
-  readonly secure: boolean;
-  readonly issued: number;
-  readonly url: string;
-  readonly auth: Record<string, unknown>;
+  address: string;
+  xdomain: boolean;
+  secure: boolean;
+  issued: number;
+  url: string;
+  auth: Record<string, unknown>;
 
   constructor(handshake: Socket['handshake']) {
     this.address = handshake.address;
@@ -58,6 +76,13 @@ export class CompactHandshake {
     this.issued = handshake.issued;
     this.url = handshake.url;
     this.auth = Object.keys(handshake.auth).length === 0 ? NO_AUTH : handshake.auth;
+    const extra = handshake as unknown as Record<string, unknown>;
+    for (const key of Object.keys(handshake)) {
+      if (key === 'headers' || (KEPT as readonly string[]).includes(key)) continue;
+      if (key === 'time' && handshake.time === this.time) continue;
+      if (key === 'query' && sameQuery(handshake.query, this.query)) continue;
+      own(this, key, extra[key]);
+    }
   }
 
   /** Let go once the connection was handed out: read them in an `io.use` middleware or from `ConnectionInfo`. */
@@ -65,19 +90,31 @@ export class CompactHandshake {
     return NO_HEADERS;
   }
 
+  set headers(value: IncomingHttpHeaders) {
+    own(this, 'headers', value);
+  }
+
   /** When the handshake was made, as socket.io wrote it (`Date.prototype.toString`). */
   get time(): string {
     return new Date(this.issued).toString();
   }
 
+  set time(value: string) {
+    own(this, 'time', value);
+  }
+
   /** The handshake URL's query, parsed as engine.io parses it (a new object each time it is read). */
   get query(): ParsedUrlQuery {
-    return Object.fromEntries(new URL(this.url, 'https://socket.io').searchParams);
+    return parseQuery(this.url);
+  }
+
+  set query(value: ParsedUrlQuery) {
+    own(this, 'query', value);
   }
 
   toJSON(): Socket['handshake'] {
-    const { headers, time, address, xdomain, secure, issued, url, query, auth } = this;
-    return { headers, time, address, xdomain, secure, issued, url, query, auth };
+    const { headers, time, query } = this;
+    return { ...this, headers, time, query };
   }
 }
 
