@@ -288,16 +288,15 @@ const relays = new WeakMap<Duplex, Listener>();
  * a microtask) and adds a middleware that lets go of both when engine.io
  * writes the stand-in's head, right before it completes the upgrade (after
  * every middleware and `allowRequest`): the request always, the listener
- * when no middleware listens for the stand-in's `close`. Returns whether
- * engine.io had the expected shape.
+ * when no middleware listens for the stand-in's `close`.
  */
-export function trimUpgrades(io: Server): boolean {
+export function trimUpgrades(io: Server): void {
   const engine = io.engine as unknown as {
     handleUpgrade?: (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void;
     use?(middleware: unknown): void;
   };
   const handleUpgrade = engine.handleUpgrade;
-  if (typeof handleUpgrade !== 'function' || typeof engine.use !== 'function') return false;
+  if (typeof handleUpgrade !== 'function' || typeof engine.use !== 'function') return;
   engine.handleUpgrade = function (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) {
     const before = socket.rawListeners('close');
     handleUpgrade.call(this, req, socket, head);
@@ -305,7 +304,6 @@ export function trimUpgrades(io: Server): boolean {
     if (added.length === 1) relays.set(socket, added[0] as Listener);
   };
   engine.use(releaseUpgrade);
-  return true;
 }
 
 function releaseUpgrade(_request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) {
