@@ -219,6 +219,14 @@ function freshOnRetry(context: ReceiverContext): boolean {
   return context.restartedAt !== undefined && ours && context.reconnects < MAX_RECONNECTS;
 }
 
+/**
+ * A `retry` on a fresh connection that the sender has not answered yet (nor
+ * its channel opened) is about the connection it replaced: the sender sent it
+ * before our fresh offer reached it. It is ignored.
+ */
+const isStaleRetry = (where: Where | undefined, context: ReceiverContext) =>
+  where === 'transferring.connecting' && context.unanswered;
+
 /** The sender describes the file the sink holds part of (same name and size, same digest where both have one). */
 function isSameFile(context: ReceiverContext, data: unknown): boolean {
   if (JSON.stringify(data) === JSON.stringify(UNREADABLE_FILE)) return false;
@@ -326,7 +334,7 @@ function modelEvents(snapshot: AnyMachineSnapshot): ModelEvent[] {
       events.push(msg('candidate', { peer, data: CANDIDATE }));
       // After a restart that did not help, the sender's retry opens a fresh connection.
       events.push(
-        peer === SENDER && freshOnRetry(context)
+        peer === SENDER && freshOnRetry(context) && !isStaleRetry(where, context)
           ? { ...msg('retry', { peer }), then: offsetFound(resumeAt(context.received)) }
           : msg('retry', { peer }),
       );
@@ -482,6 +490,7 @@ function serializeState(snapshot: AnyMachineSnapshot): string {
     context.retries,
     context.restarting,
     context.restartedAt ?? null,
+    context.unanswered,
     context.received,
     context.reported,
     context.offset,
@@ -665,7 +674,8 @@ async function exec(w: World, prev: ModelSnapshot, event: ModelEvent): Promise<v
     fromSender &&
     isTransferring(where) &&
     prev.context.retries < MAX_RETRIES &&
-    !freshOnRetry(prev.context)
+    !freshOnRetry(prev.context) &&
+    !isStaleRetry(where, prev.context)
   ) {
     w.restarting = true;
   }
@@ -817,6 +827,7 @@ function failureOf(prev: ModelSnapshot, event: ModelEvent): TransferFailure | un
     case 'xstate.error.actor.rtc':
       return 'rtc-failed';
     case 'retry':
+      if (isStaleRetry(where, prev.context)) return undefined;
       if (fromSender && isTransferring(where) && freshOnRetry(prev.context)) return undefined;
       return fromSender && prev.context.retries >= MAX_RETRIES ? 'rtc-failed' : undefined;
     case 'rtc.failed':
@@ -920,7 +931,7 @@ function expectation(prev: ModelSnapshot | undefined, event: ModelEvent, next: M
           out.commands.push({ type: 'rtc.remoteCandidate', candidate: CANDIDATE });
         break;
       case 'retry':
-        if (fromSender && !failure && !freshOnRetry(prev.context)) {
+        if (fromSender && !failure && !freshOnRetry(prev.context) && !isStaleRetry(where, prev.context)) {
           out.commands.push({ type: 'rtc.restartIce' });
           out.emitted.push({ type: 'retrying', detail: { attempt: prev.context.retries + 1 } });
         }
@@ -1032,6 +1043,7 @@ async function check(w: World, prev: ModelSnapshot | undefined, event: ModelEven
   expect(real.context.file).toEqual(next.context.file);
   expect(real.context.retries).toBe(next.context.retries);
   expect(real.context.restarting).toBe(w.restarting);
+  expect(real.context.unanswered).toBe(next.context.unanswered);
   expect(real.context.received).toBe(next.context.received);
   expect(real.context.reported).toBe(next.context.reported);
   expect(real.context.offset).toBe(next.context.offset);

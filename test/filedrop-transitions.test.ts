@@ -267,7 +267,7 @@ describe('filedropReceiver transitions', () => {
       { type: 'xstate.done.actor.resumeOffset', output: 0 },
       offered,
     ]);
-    // The fresh connection gets its own ICE restarts: a retry on it restarts, not fails.
+    // The fresh connection gets its own ICE restarts: a retry on it (once the sender answered it) restarts, not fails.
     const restarted = run(filedropReceiver, input, [
       ...receiving,
       retry,
@@ -275,6 +275,7 @@ describe('filedropReceiver transitions', () => {
       retry,
       { type: 'xstate.done.actor.resumeOffset', output: 0 },
       offered,
+      msg('answer', { peer: SENDER, data: { type: 'answer', sdp: 'A2' } }),
       retry,
     ]);
     expect(restarted.sentTo).toEqual([{ to: 'rtc', event: { type: 'rtc.restartIce' } }]);
@@ -293,6 +294,44 @@ describe('filedropReceiver transitions', () => {
     expect(asked.sentTo).toEqual([{ to: 'rtc', event: { type: 'rtc.restartIce' } }]);
     // A sink that cannot resume: as before, the retries run out.
     expect(run(filedropReceiver, noReconnect, [...connecting, retry, offered, retry]).snapshot.value).toBe('failed');
+  });
+
+  it('ignores a retry the sender sent before the fresh offer reached it: it is about the connection replaced', () => {
+    const retry = msg('retry', { peer: SENDER });
+    const offered = rtc('rtc.description', SENDER, { description: { type: 'offer', sdp: 'O2' } });
+    const answered = msg('answer', { peer: SENDER, data: { type: 'answer', sdp: 'A2' } });
+    // The restart the sender asked for brought no byte, and its next retry opened a fresh connection.
+    const fresh = [...receiving, retry, offered, retry, { type: 'xstate.done.actor.resumeOffset', output: 0 }];
+    // Another retry from the sender, still about the old connection, before our fresh offer is out: no
+    // restart of the new one, and its offer still names the offset that makes it a fresh one for the sender.
+    const early = run(filedropReceiver, input, [...fresh, retry]);
+    expect(early.snapshot.value).toEqual({ active: { engaged: { transferring: 'connecting' } } });
+    expect([early.sentTo, early.emitted, early.sent]).toEqual([[], [], []]);
+    expect(early.snapshot.context).toMatchObject({ retries: 0, restarting: false, unanswered: true });
+    expect(run(filedropReceiver, input, [...fresh, retry, offered]).sent).toEqual([
+      { type: 'offer', detail: { peer: SENDER, data: { type: 'offer', sdp: 'O2', offset: 0 } } },
+    ]);
+    // ...or once it is out, before the sender answered it: ignored too. So also after a fresh connection
+    // that followed a lost channel, with no ICE restart to spare (a retry would have ended it `rtc-failed`).
+    const afterLoss = [...receiving, rtc('rtc.closed', SENDER), { type: 'xstate.done.actor.resumeOffset', output: 0 }];
+    for (const [given, before] of [
+      [input, fresh],
+      [{ ...input, maxRetries: 0 }, afterLoss],
+    ] as const) {
+      const late = run(filedropReceiver, given, [...before, offered, retry]);
+      expect(late.snapshot.value).toEqual({ active: { engaged: { transferring: 'connecting' } } });
+      expect([late.sentTo, late.emitted, late.sent]).toEqual([[], [], []]);
+    }
+    // Once the sender answered the fresh offer, or its channel opened, a retry is about this connection.
+    for (const heard of [answered, rtc('rtc.open', SENDER, { transport: channel })]) {
+      const own = run(filedropReceiver, input, [...fresh, offered, heard, retry]);
+      expect(own.sentTo).toEqual([{ to: 'rtc', event: { type: 'rtc.restartIce' } }]);
+      expect(own.emitted).toEqual([{ type: 'retrying', detail: { attempt: 1 } }]);
+    }
+    // The first connection has no earlier one: a retry before the answer restarts it, as before.
+    expect(run(filedropReceiver, input, [...connecting, offered, retry]).sentTo).toEqual([
+      { to: 'rtc', event: { type: 'rtc.restartIce' } },
+    ]);
   });
 
   it('gives up when the ICE restart it was asked for fails (node-datachannel cannot restart ICE), and tells the sender', () => {

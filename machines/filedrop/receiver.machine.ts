@@ -119,6 +119,15 @@ export interface ReceiverContext {
    * `retry` meanwhile says that the restart did not help.
    */
   restartedAt?: number;
+  /**
+   * This connection replaced an earlier one of the same transfer (a fresh
+   * connection) and the sender has not answered its offer yet (nor has its
+   * channel opened). A `retry` meanwhile is about the earlier connection:
+   * the sender sent it before our fresh offer reached it (the server relays
+   * each client's messages in order, and the sender answers the fresh offer
+   * before it can see this connection's ICE fail), so it is ignored.
+   */
+  unanswered: boolean;
   /** Every byte is in (`download.arrived`): the data channel and the sender are no longer needed, unless for the digest. */
   arrived: boolean;
   /** The sender's `done` (with the digest, when the file's `trailer` promised it). */
@@ -328,6 +337,8 @@ export const filedropReceiverSetup = setup({
     },
     hasUnreported: ({ context }) => context.received > context.reported,
     isRestarting: ({ context }) => context.restarting,
+    /** A `retry` that belongs to the connection a fresh one replaced (see `ReceiverContext.unanswered`). */
+    isStaleRetry: ({ context }) => context.unanswered,
     /**
      * The sender asks for another ICE restart although no byte came since the
      * last one: that restart did not help (its side cannot apply a restart
@@ -411,6 +422,7 @@ export const filedropReceiverSetup = setup({
       assertEvent(event, 'answer');
       const reading = readDescription(event.detail.data, 'answer');
       if (isFault(reading)) return;
+      enqueue.assign({ unanswered: false });
       enqueue.sendTo('rtc', { type: 'rtc.remoteDescription', description: reading.value } satisfies RtcCommand);
     }),
     /** A candidate goes to the rtc actor; the end of candidates (`null`) needs nothing. */
@@ -456,7 +468,8 @@ export const filedropReceiverSetup = setup({
       enqueue.assign({ trailer: undefined, retries: 0, restartedAt: undefined });
       enqueue.emit({ type: 'rejoined', detail: { id: context.id! } });
     }),
-    keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport })),
+    /** The channel is open: the sender is on this connection, whatever it answered. */
+    keepTransport: assign((_, { transport }: { transport: Transport }) => ({ transport, unanswered: false })),
     /** The sink holds `offset` bytes: the next offer asks for the rest. */
     keepOffset: enqueueActions(
       ({ context, enqueue }, { offset, reconnect }: { offset: number; reconnect: boolean }) => {
@@ -472,6 +485,7 @@ export const filedropReceiverSetup = setup({
           // and the new connection gets maxRetries restarts of its own, as on the sender's side.
           restarting: false,
           restartedAt: undefined,
+          unanswered: reconnect,
           ...(reconnect && { retries: 0 }),
         });
         if (offset > 0 || reconnect) {
@@ -638,6 +652,7 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
     reported: 0,
     retries: 0,
     restarting: false,
+    unanswered: false,
     arrived: false,
   }),
   initial: 'checking',
@@ -859,8 +874,10 @@ export const filedropReceiver = filedropReceiverSetup.createMachine({
                       target: 'receiving',
                       actions: { type: 'keepTransport', params: ({ event }) => ({ transport: event.transport }) },
                     },
-                    // Each ICE restart gets a full connectTimeout.
+                    // Each ICE restart gets a full connectTimeout. A `retry` the sender sent before our
+                    // fresh offer reached it is about the connection this one replaced: not this one's.
                     retry: [
+                      { guard: and(['isFromSender', 'isStaleRetry']) },
                       freshAfterRestart,
                       {
                         guard: and(['isFromSender', 'canRetry']),
