@@ -171,19 +171,41 @@ function clientActors(options: TransferCliOptions, RTCPeerConnection: RtcActorIn
 /**
  * A progress bar with rate and ETA on a TTY (cli-progress); elsewhere,
  * nothing until the end, so logs and pipes stay clean.
+ *
+ * A transfer may go on from an offset: a `.part` an earlier attempt left
+ * ({@link Progress.startAt}), or a lost connection carried over by a new
+ * one ({@link Progress.resume}).
+ * The bar moves there and the rate and ETA are measured afresh from there
+ * (bytes already there are no speed), and the summary counts only the bytes
+ * moved in this run, saying where it resumed.
+ *
+ * @internal Exported for its unit test.
  */
-class Progress {
+export class Progress {
   private bar?: cliProgress.SingleBar;
   private started = 0;
   private total = 0;
+  /** Bytes done, as last reported. */
   private last = 0;
+  /** Where the current stretch (what one connection moves) started. */
+  private from = 0;
+  /** Bytes moved by the earlier stretches of this run. */
+  private moved = 0;
+  /** Where each stretch started: the first is 0 unless the run itself resumed. */
+  private starts = [0];
   private readonly meter = new RateMeter();
 
-  constructor(private readonly err: Writable) {}
+  /** @param now the clock, in ms (a test's own). */
+  constructor(
+    private readonly err: Writable,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   start(total: number, label: string): void {
-    this.started = Date.now();
+    this.started = this.now();
     this.total = total;
+    this.last = this.from = this.moved = 0;
+    this.starts = [0];
     this.meter.start(0, this.started);
     if (!this.err.isTTY) return;
     this.bar = new cliProgress.SingleBar(
@@ -198,24 +220,69 @@ class Progress {
     this.bar.start(total, 0, this.payload(0));
   }
 
+  /**
+   * This run starts at `offset` after all: the other side had the bytes
+   * before it (a `.part`), or, having been asked to skip them, the sender
+   * starts over at 0. Nothing moved so far counts as moved from there.
+   */
+  startAt(offset: number): void {
+    this.moved += Math.max(0, this.last - this.from);
+    this.starts[this.starts.length - 1] = offset;
+    this.restart(offset);
+  }
+
+  /**
+   * A new connection of this run carries the transfer on from `offset`. What
+   * the one before moved counts, up to `offset` where the other side stored
+   * more than it last reported.
+   */
+  resume(offset: number): void {
+    this.moved += Math.max(0, Math.max(this.last, offset) - this.from);
+    this.starts.push(offset);
+    this.restart(offset);
+  }
+
   update(value: number): void {
+    // Fewer bytes than before: a new connection took over there without a word (back on the server, at 0).
+    if (value < this.last) this.resume(value);
     this.last = value;
+    this.meter.update(value, this.now());
     this.bar?.update(value, this.payload(value));
   }
 
-  /** Stops the bar; returns a one-line summary of what went through. */
+  /** What the bar shows: bytes done of the size, the recent rate, the ETA at that rate. */
+  status(): { done: string; size: string; rate: string; remaining: string } {
+    return this.payload(this.last);
+  }
+
+  /**
+   * Stops the bar; returns a one-line summary of what went through in this
+   * run: `1.0 MiB in 0.5 s (2.0 MiB/s)`, and for a resumed transfer where
+   * (`…, resumed at 195.3 KiB of 512.0 KiB`).
+   */
   stop(): string {
     if (this.bar) {
+      this.meter.update(this.last, this.now());
       this.bar.update(this.last, this.payload(this.last));
       this.bar.stop();
       this.bar = undefined;
     }
-    const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
-    return `${formatBytes(this.last)} in ${seconds.toFixed(1)} s (${formatRate(this.last / seconds)})`;
+    const seconds = Math.max((this.now() - this.started) / 1000, 0.001);
+    const bytes = this.moved + Math.max(0, this.last - this.from);
+    const summary = `${formatBytes(bytes)} in ${seconds.toFixed(1)} s (${formatRate(bytes / seconds)})`;
+    const resumed = this.starts[0] === 0 ? this.starts.slice(1) : this.starts;
+    if (resumed.length === 0) return summary;
+    return `${summary}, resumed at ${resumed.map(formatBytes).join(', then at ')} of ${formatBytes(this.total)}`;
+  }
+
+  /** The bar at `offset`, and the rate measured afresh from there. */
+  private restart(offset: number): void {
+    this.from = this.last = offset;
+    this.meter.start(offset, this.now());
+    this.bar?.update(offset, this.payload(offset));
   }
 
   private payload(value: number) {
-    this.meter.update(value, Date.now());
     return {
       done: formatBytes(value),
       size: formatBytes(this.total),
@@ -325,7 +392,11 @@ export async function sendFile(path: string, options: TransferCliOptions): Promi
       );
     });
   });
+  // The receiver holds the bytes before `offset` (a `.part`, or what a lost connection brought): the
+  // bar, the rate and the summary go on from there.
   sender.on('resuming', ({ detail }: Extract<SenderEmitted, { type: 'resuming' }>) => {
+    if (detail.reconnect) progress.resume(detail.offset);
+    else progress.startAt(detail.offset);
     if (detail.offset > 0) err.write(`The receiver has ${formatBytes(detail.offset)} already: sending the rest\n`);
   });
   sender.on('progress', ({ detail }: Extract<SenderEmitted, { type: 'progress' }>) => progress.update(detail.received));
@@ -378,9 +449,17 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   });
   receiver.on('resumed', ({ detail }: Extract<ReceiverEmitted, { type: 'resumed' }>) => {
     // Asked to resume, the sender started over (it does not know offsets): the part was emptied.
-    if (detail.offset === 0) err.write('The sender does not resume transfers: receiving the whole file again\n');
+    if (detail.offset > 0) return;
+    progress.startAt(0);
+    err.write('The sender does not resume transfers: receiving the whole file again\n');
   });
+  // The sink holds the bytes before `offset` (a `.part`, or what a lost connection brought): the bar,
+  // the rate and the summary go on from there.
+  // After the first, each connection carries this run's transfer on (back on the server, too).
+  let rejoined = false;
   receiver.on('resuming', ({ detail }: Extract<ReceiverEmitted, { type: 'resuming' }>) => {
+    if (detail.reconnect > 0 || rejoined) progress.resume(detail.offset);
+    else progress.startAt(detail.offset);
     if (detail.reconnect > 0) {
       err.write(`Connection lost: reconnecting (${detail.reconnect}), resuming at ${formatBytes(detail.offset)}\n`);
     }
@@ -393,7 +472,10 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
         : `Lost the connection to the server (${detail.error.message})`;
     err.write(`${why}: reconnecting in ${detail.delay / 1000} s (try ${detail.attempt} of ${detail.maxRejoins})\n`);
   });
-  receiver.on('rejoined', () => err.write('Reconnected to the server: asking the sender for the rest\n'));
+  receiver.on('rejoined', () => {
+    rejoined = true;
+    err.write('Reconnected to the server: asking the sender for the rest\n');
+  });
   receiver.on('progress', ({ detail }: Extract<ReceiverEmitted, { type: 'progress' }>) =>
     progress.update(detail.received),
   );

@@ -26,6 +26,7 @@ import {
   iceServerUrls,
   integrityNote,
   prepareDirectory,
+  Progress,
   receiveFile,
   rtcConfig,
   sendFile,
@@ -157,6 +158,65 @@ describe('signalbox send / receive', () => {
     expect(failureMessage(undefined, 'send')).toBe('transfer failed');
   });
 
+  it('measures a resumed transfer from its offset: the bar, the rate, the ETA and the summary count only what moved', () => {
+    const MiB = 1024 * 1024;
+    let now = 0;
+    const progress = new Progress({ write: () => true }, () => now);
+    // A transfer from the start: the summary as it always was.
+    progress.start(MiB, 'Sending  ');
+    now = 500;
+    progress.update(MiB);
+    expect(progress.stop()).toBe('1.0 MiB in 0.5 s (2.0 MiB/s)');
+
+    // The receiver holds 18 MiB already (a `.part`, or back on the server): the bar goes on from there,
+    // and the rate knows nothing until bytes move; 2 MiB in the next second are 2 MiB/s, not 20.
+    now = 0;
+    progress.start(48 * MiB, 'Sending  ');
+    now = 1000;
+    progress.startAt(18 * MiB);
+    expect(progress.status()).toEqual({ done: '18.0 MiB', size: '48.0 MiB', rate: '0 B/s', remaining: '--:--' });
+    now = 2000;
+    progress.update(20 * MiB);
+    expect(progress.status()).toEqual({ done: '20.0 MiB', size: '48.0 MiB', rate: '2.0 MiB/s', remaining: '00:14' });
+    now = 16_000;
+    progress.update(48 * MiB);
+    expect(progress.stop()).toBe('30.0 MiB in 16.0 s (1.9 MiB/s), resumed at 18.0 MiB of 48.0 MiB');
+
+    // A connection lost mid-way and a fresh one from where the receiver stored up to: the bytes of both count
+    // (those sent twice, twice), and the rate starts afresh with the new connection.
+    now = 0;
+    progress.start(24 * MiB, 'Sending  ');
+    now = 1000;
+    progress.update(10 * MiB);
+    now = 2000;
+    progress.resume(9.5 * MiB);
+    expect(progress.status()).toMatchObject({ done: '9.5 MiB', rate: '0 B/s', remaining: '--:--' });
+    now = 3000;
+    progress.update(12.5 * MiB);
+    expect(progress.status()).toMatchObject({ rate: '3.0 MiB/s', remaining: '00:04' });
+    now = 4000;
+    progress.update(24 * MiB);
+    expect(progress.stop()).toBe('24.5 MiB in 4.0 s (6.1 MiB/s), resumed at 9.5 MiB of 24.0 MiB');
+
+    // Asked to skip a `.part`, a sender that does not know offsets starts over at 0: a whole transfer after all.
+    now = 0;
+    progress.start(512 * 1024, 'Receiving');
+    progress.startAt(200 * 1024);
+    progress.startAt(0);
+    now = 1000;
+    progress.update(512 * 1024);
+    expect(progress.stop()).toBe('512.0 KiB in 1.0 s (512.0 KiB/s)');
+
+    // Fewer bytes than before with no word (back on the server, nothing whole stored): a new connection at 0.
+    now = 0;
+    progress.start(MiB, 'Receiving');
+    progress.update(100 * 1024);
+    progress.update(0);
+    now = 1000;
+    progress.update(MiB);
+    expect(progress.stop()).toBe('1.1 MiB in 1.0 s (1.1 MiB/s), resumed at 0 B of 1.0 MiB');
+  });
+
   it('takes its ICE servers from SIGNALBOX_ICE_SERVERS, the same for both backends', () => {
     expect(iceServers({})).toEqual(DEFAULT_ICE_SERVERS.map((urls) => ({ urls })));
     expect(iceServers({ SIGNALBOX_ICE_SERVERS: '' })).toEqual([]);
@@ -263,6 +323,17 @@ describe('signalbox send / receive', () => {
     expect({ code: sent, stderr: sender.stderr() }).toMatchObject({ code: 0 });
     expect(receiver.stderr()).toMatch(
       /Resuming resumed\.bin \(512\.0 KiB\) into .*resumed\.bin: 195\.3 KiB already there/,
+    );
+    // Only the rest moved (the part is resumed from its last whole 16 KiB chunk, 192 KiB): 320 KiB.
+    expect(receiver.stderr()).toMatch(
+      new RegExp(
+        `Received .*resumed\\.bin: 320\\.0 KiB in ${SECONDS} s \\(${SIZE}/s\\), resumed at 192\\.0 KiB of 512\\.0 KiB;`,
+      ),
+    );
+    expect(sender.stderr()).toMatch(
+      new RegExp(
+        `Sent resumed\\.bin: 320\\.0 KiB in ${SECONDS} s \\(${SIZE}/s\\), resumed at 192\\.0 KiB of 512\\.0 KiB\n`,
+      ),
     );
     expect(receiver.stderr()).toMatch(/SHA-256 [0-9a-f]{64} verified/);
     expect(receiver.stdout).toEqual([join(out, 'resumed.bin')]);
@@ -472,6 +543,21 @@ describe('signalbox send / receive', () => {
       expect(receiver.stderr()).toContain('Reconnected to the server: asking the sender for the rest');
       expect(receiver.stderr()).toMatch(/SHA-256 [0-9a-f]{64} verified/);
       expect(sender.stderr()).toMatch(/The receiver has [\d.]+ [KM]iB already: sending the rest/);
+      // Each side's summary counts what moved in this run, and says where it resumed: the sender's second
+      // transfer (the first ended with the lost connection) sent only the rest, from where the receiver had.
+      const had = /The receiver has ([\d.]+ [KM]iB) already/.exec(sender.stderr())![1]!;
+      const sentLine = new RegExp(
+        `Sent rejoin\\.bin: (${SIZE}) in ${SECONDS} s \\(${SIZE}/s\\), resumed at ${had} of 48\\.0 MiB\n`,
+      );
+      expect(sender.stderr()).toMatch(sentLine);
+      // (Each figure is rounded to a tenth: the two may be a tenth off 48.)
+      expect(Math.abs(mebibytes(sentLine.exec(sender.stderr())![1]!) + mebibytes(had) - 48)).toBeLessThan(0.11);
+      // The receiver moved the bytes before the loss and the rest after it: the whole file, or more.
+      const gotLine = new RegExp(
+        `Received .*rejoin\\.bin: (${SIZE}) in ${SECONDS} s \\(${SIZE}/s\\), resumed at ${had} of 48\\.0 MiB; SHA-256`,
+      );
+      expect(receiver.stderr()).toMatch(gotLine);
+      expect(mebibytes(gotLine.exec(receiver.stderr())![1]!)).toBeGreaterThanOrEqual(48);
       expect(Buffer.compare(await readFile(join(out, 'rejoin.bin')), data)).toBe(0);
       expect(await readdir(out)).toEqual(['rejoin.bin']);
     } finally {
@@ -712,10 +798,34 @@ async function cutMidTransfer(name: string, sender: Side, receiver: Side, cut: (
   expect(cutAt).toBeLessThan(data.byteLength);
   expect(Buffer.compare(await readFile(join(out, `${name}.bin`)), data)).toBe(0);
   expect(receiverErr).toMatch(/Connection lost: reconnecting \(1\), resuming at /);
+  // Both summaries name where the fresh connection took over (the same offset on both sides), and count the
+  // bytes of both connections: the whole file, or more (what the lost connection moved past that offset).
+  const summary = (text: string, verb: string) =>
+    new RegExp(
+      `${verb} .*${name}\\.bin: (${SIZE}) in ${SECONDS} s \\(${SIZE}/s\\), resumed at (.+) of 24\\.0 MiB`,
+    ).exec(text);
+  const receivedSummary = summary(receiverErr, 'Received');
+  const sentSummary = summary(senderErr, 'Sent');
+  expect({ received: receivedSummary?.[2], sent: sentSummary?.[2], receiverErr, senderErr }).toMatchObject({
+    received: expect.stringMatching(/^[\d.]+ [KM]iB$/),
+    sent: receivedSummary?.[2],
+  });
+  expect(mebibytes(receivedSummary![1]!)).toBeGreaterThanOrEqual(24);
+  expect(mebibytes(sentSummary![1]!)).toBeGreaterThanOrEqual(24);
   for (const text of [receiverErr, senderErr]) {
     expect(text).not.toMatch(/RTCPeerConnection|polyfill|create a new one|ICE restart|rtc-failed/);
   }
   return { senderErr, receiverErr };
+}
+
+/** A byte count as the CLI prints it, and a duration in seconds, in a RegExp. */
+const SIZE = '[\\d.]+ (?:B|KiB|MiB|GiB)';
+const SECONDS = '[\\d.]+';
+
+/** A byte count as the CLI prints it (`formatBytes`), in MiB. */
+function mebibytes(text: string): number {
+  const [value, unit] = text.split(' ');
+  return (Number(value) * { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[unit as 'B']) / 1024 ** 2;
 }
 
 /** Runs main() in this process; its exit code and what it wrote to stdout and stderr. */
