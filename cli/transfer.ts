@@ -237,8 +237,11 @@ export class Progress {
    * more than it last reported.
    */
   resume(offset: number): void {
-    this.moved += Math.max(0, Math.max(this.last, offset) - this.from);
-    this.starts.push(offset);
+    const moved = Math.max(0, Math.max(this.last, offset) - this.from);
+    this.moved += moved;
+    // A connection that moved nothing gives way to this one (its start is no resume point).
+    if (moved > 0) this.starts.push(offset);
+    else this.starts[this.starts.length - 1] = offset;
     this.restart(offset);
   }
 
@@ -455,14 +458,16 @@ export async function receiveFile(code: string, dir: string, options: TransferCl
   });
   // The sink holds the bytes before `offset` (a `.part`, or what a lost connection brought): the bar,
   // the rate and the summary go on from there.
-  // After the first, each connection carries this run's transfer on (back on the server, too).
+  // Back on the server, the first connection again: it carries this run's transfer on, as a fresh one does.
   let rejoined = false;
   receiver.on('resuming', ({ detail }: Extract<ReceiverEmitted, { type: 'resuming' }>) => {
     if (detail.reconnect > 0 || rejoined) progress.resume(detail.offset);
     else progress.startAt(detail.offset);
-    if (detail.reconnect > 0) {
+    // (Back on the server, `reconnect` still counts the fresh connections before the loss: no news.)
+    if (detail.reconnect > 0 && !rejoined) {
       err.write(`Connection lost: reconnecting (${detail.reconnect}), resuming at ${formatBytes(detail.offset)}\n`);
     }
+    rejoined = false;
   });
   // The server connection dropped mid-transfer: the receiver connects again and asks the same code for the rest.
   receiver.on('rejoining', ({ detail }: Extract<ReceiverEmitted, { type: 'rejoining' }>) => {

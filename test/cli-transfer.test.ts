@@ -197,6 +197,15 @@ describe('signalbox send / receive', () => {
     now = 4000;
     progress.update(24 * MiB);
     expect(progress.stop()).toBe('24.5 MiB in 4.0 s (6.1 MiB/s), resumed at 9.5 MiB of 24.0 MiB');
+    // A connection that moved nothing before the next took over is no resume point of its own.
+    now = 0;
+    progress.start(24 * MiB, 'Receiving');
+    progress.update(10 * MiB);
+    progress.resume(9.5 * MiB);
+    progress.resume(9.5 * MiB);
+    now = 1000;
+    progress.update(24 * MiB);
+    expect(progress.stop()).toBe('24.5 MiB in 1.0 s (24.5 MiB/s), resumed at 9.5 MiB of 24.0 MiB');
 
     // Asked to skip a `.part`, a sender that does not know offsets starts over at 0: a whole transfer after all.
     now = 0;
@@ -545,19 +554,23 @@ describe('signalbox send / receive', () => {
       expect(sender.stderr()).toMatch(/The receiver has [\d.]+ [KM]iB already: sending the rest/);
       // Each side's summary counts what moved in this run, and says where it resumed: the sender's second
       // transfer (the first ended with the lost connection) sent only the rest, from where the receiver had.
-      const had = /The receiver has ([\d.]+ [KM]iB) already/.exec(sender.stderr())![1]!;
+      // (The last: the first transfer may have had a fresh connection of its own before the loss.)
+      const had = [...sender.stderr().matchAll(/The receiver has ([\d.]+ [KM]iB) already/g)].at(-1)![1]!;
       const sentLine = new RegExp(
         `Sent rejoin\\.bin: (${SIZE}) in ${SECONDS} s \\(${SIZE}/s\\), resumed at ${had} of 48\\.0 MiB\n`,
       );
       expect(sender.stderr()).toMatch(sentLine);
       // (Each figure is rounded to a tenth: the two may be a tenth off 48.)
       expect(Math.abs(mebibytes(sentLine.exec(sender.stderr())![1]!) + mebibytes(had) - 48)).toBeLessThan(0.11);
-      // The receiver moved the bytes before the loss and the rest after it: the whole file, or more.
+      // The receiver moved the bytes before the loss and the rest after it: the whole file, or more. It
+      // resumed where the sender's second transfer started (after any fresh connection before the loss).
       const gotLine = new RegExp(
-        `Received .*rejoin\\.bin: (${SIZE}) in ${SECONDS} s \\(${SIZE}/s\\), resumed at ${had} of 48\\.0 MiB; SHA-256`,
+        `Received .*rejoin\\.bin: (${SIZE}) in ${SECONDS} s \\(${SIZE}/s\\), resumed at (?:[^;]*, then at )?${had} of 48\\.0 MiB; SHA-256`,
       );
       expect(receiver.stderr()).toMatch(gotLine);
       expect(mebibytes(gotLine.exec(receiver.stderr())![1]!)).toBeGreaterThanOrEqual(48);
+      // Back on the server, it says so once: no "Connection lost" for the same loss.
+      expect(receiver.stderr().split('Reconnected to the server')[1]).not.toMatch(/Connection lost/);
       expect(Buffer.compare(await readFile(join(out, 'rejoin.bin')), data)).toBe(0);
       expect(await readdir(out)).toEqual(['rejoin.bin']);
     } finally {
