@@ -3,6 +3,7 @@ import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActor, waitFor } from 'xstate';
 import { webSocketTransport } from '../../adapters/websocket/node.js';
+import { clientCodec as cloudlinkCodec, cloudlinkHost, cloudlinkPeer } from '../../machines/cloudlink/index.js';
 import { clientCodec } from '../../machines/filedrop/codec.js';
 import { memorySink, memorySource, sha256Hex } from '../../machines/transfer/files.js';
 import { filedropReceiver } from '../../machines/filedrop/receiver.machine.js';
@@ -85,6 +86,74 @@ describe.each(Object.keys(BACKENDS))('Chromium ↔ Node on %s', (backend) => {
     expect(offered.sha256).toBe(expected);
     expect(await sha256Hex(sink.bytes())).toBe(expected);
     expect(await page.evaluate(() => window.harness.settle('done'))).toEqual({});
+    await context.close();
+  });
+});
+
+/**
+ * A CloudLink link between Chromium and node-datachannel, non-trickle as the
+ * protocol is: each side answers the other's offer made earlier than its
+ * answer reaches it (RtcInput.lateAnswer). Chromium answers the Node side's
+ * libdatachannel offer as the DTLS server (`a=setup:passive`); node-datachannel
+ * answers Chromium's offer with the offer's candidates held until released.
+ */
+describe('CloudLink: Chromium ↔ node-datachannel', () => {
+  const nodeSide = (role: 'host' | 'peer', ugi: string, lobby: string, say: string) => {
+    const answerSetup: string[] = [];
+    const machine = role === 'host' ? cloudlinkHost : cloudlinkPeer;
+    const actor = createActor(
+      (machine as typeof cloudlinkPeer).provide({
+        actors: {
+          signalling: fromTransport(
+            () => webSocketTransport(`ws://127.0.0.1:${world.server.address.port}/ws/${ugi}?v=0`),
+            cloudlinkCodec(),
+          ),
+          rtc: fromRtc({ RTCPeerConnection: NdcPeerConnection, config: NDC_LOOPBACK }),
+        },
+      }),
+      {
+        input: { lobby, name: `node ${role}` },
+        // The DTLS role Chromium's answer to our (libdatachannel) offer takes.
+        inspect: (inspection) => {
+          if (inspection.type !== '@xstate.event' || inspection.event.type !== 'ANTICIPATE_ANSWER') return;
+          const sdp = JSON.stringify((inspection.event as { detail?: { payload?: unknown } }).detail?.payload);
+          answerSetup.push(...(sdp.match(/a=setup:\w+/g) ?? []));
+        },
+      },
+    );
+    const heard = new Promise<{ from: string; text: string }>((resolve, reject) => {
+      actor.on('linked', ({ detail }) => {
+        detail.transport.on('message', (frame) => resolve({ from: detail.id, text: String(frame) }));
+        detail.transport.send(say);
+      });
+      actor.on('stopped', ({ detail }) => reject(new Error(detail.error?.message ?? 'stopped')));
+    });
+    actors.push(actor.start());
+    return { actor, heard, answerSetup };
+  };
+
+  it.each(['host', 'peer'] as const)('a Node %s and a Chromium one link and talk', async (nodeRole) => {
+    const lobby = `lobby-node-${nodeRole}`;
+    const pageRole: 'host' | 'peer' = nodeRole === 'host' ? 'peer' : 'host';
+    const { page, context, errors } = await world.open();
+    const node = nodeSide(nodeRole, 'mixed', lobby, `hello from the node ${nodeRole}`);
+    const nodeId = (await waitFor(node.actor, (s) => s.context.id !== undefined, { timeout: 10_000 })).context.id;
+    const pageId = await page.evaluate(
+      async ({ role, lobby, say }) => {
+        const { id, heard } = await window.harness.cloudlink(role, 'mixed', lobby, say);
+        window.harness.keep('heard', heard);
+        return id;
+      },
+      { role: pageRole, lobby, say: `hello from the chromium ${pageRole}` },
+    );
+    expect(await node.heard).toEqual({ from: pageId, text: `hello from the chromium ${pageRole}` });
+    expect(await page.evaluate(() => window.harness.settle('heard'))).toEqual({
+      from: nodeId,
+      text: `hello from the node ${nodeRole}`,
+    });
+    expect(node.answerSetup).toEqual(['a=setup:passive']);
+    expect(errors).toEqual([]);
+    node.actor.stop();
     await context.close();
   });
 });
