@@ -8,19 +8,20 @@
  *    writes each route: SET `{prefix}cl:r:{id}` → A, SADD to A's index set).
  * 2. Redis is killed and started again empty on the same port; A reconnects
  *    and its routers write every route back in one pipeline (the rewrite on
- *    `up`). Measured: Redis's busy time on those SETs and SADDs
- *    (`INFO commandstats`, usec) and the wall time from A's `up` to the reply
- *    of a PING sent after the pipeline on the same connection.
+ *    `up`). Measured: the time inside those SETs and SADDs (`INFO
+ *    commandstats` usec), the CPU time of Redis's main thread over the
+ *    rewrite (`INFO cpu`), and the wall time from A's `up` to the reply of a
+ *    PING sent after the pipeline on the same connection.
  *    Baseline: N plain SETs of keys of the same shape, pipelined.
  * 3. Process B joins, A's command connection is cut (no LEAVE: as if
  *    killed), and after B's TTL B's heartbeat claims A and clears its routes
  *    in the BEAT script's one EVAL. Measured: that EVAL's duration in
- *    Redis's `SLOWLOG` (slowlog-log-slower-than 0), and the wall time of
- *    the beat. Baseline: the N baseline keys deleted by N plain DELs,
- *    pipelined (commandstats usec).
+ *    Redis's `SLOWLOG` (slowlog-log-slower-than 0), Redis's main-thread CPU
+ *    and the wall time of the beat. Baseline: the N baseline keys deleted by
+ *    N plain DELs, pipelined.
  *
- * Each step checks its outcome (N routes written back, none left after the
- * clear) and throws otherwise. The figure for 1,000,000 routes is a linear
+ * Each step checks its outcome (N routes written back, one EVAL, none left
+ * after the clear) and throws otherwise. The figure for 1,000,000 routes is a linear
  * extrapolation of the largest N, printed as such.
  *
  *   npm run bench:redis-costs
