@@ -18,11 +18,11 @@ describe.skipIf(!hasRedis)('Redis router', () => {
   });
 
   /** Two processes' clusters on one Redis, under a prefix of their own. */
-  const twoProcesses = async (): Promise<[RedisCluster, RedisCluster]> => {
+  const twoProcesses = async (options: { clearBatch?: number } = {}): Promise<[RedisCluster, RedisCluster]> => {
     const prefix = `t${randomUUID().slice(0, 8)}:`;
     return [
-      await connectRedis(redis.url, { prefix, process: 'A', ttl: 3000 }),
-      await connectRedis(redis.url, { prefix, process: 'B', ttl: 3000 }),
+      await connectRedis(redis.url, { prefix, process: 'A', ttl: 3000, ...options }),
+      await connectRedis(redis.url, { prefix, process: 'B', ttl: 3000, ...options }),
     ];
   };
 
@@ -142,6 +142,62 @@ describe.skipIf(!hasRedis)('Redis router', () => {
     } finally {
       await Promise.all([ca.close(), cb.close()]);
     }
+  });
+
+  it('a dead process with more routes than clearBatch is cleared a slice per heartbeat, by any process', async () => {
+    const [ca, cb] = await twoProcesses({ clearBatch: 2 });
+    try {
+      await redisRouter(ca, jsonEncoder);
+      await redisRouter(cb, jsonEncoder);
+      const key = (k: string) => `${ca.prefix}${k}`;
+      const ghosts = ['g1', 'g2', 'g3', 'g4', 'g5'];
+      const write = ca.redis.multi().zadd(key('procs'), 0, 'G');
+      for (const id of ghosts) write.set(key(`r:${id}`), 'G');
+      await write.sadd(key('rs:G'), ...ghosts).exec();
+      const left = async () => (await ca.redis.mget(...ghosts.map((id) => key(`r:${id}`)))).filter(Boolean).length;
+
+      await ca.beat();
+      expect(await ca.redis.zscore(key('procs'), 'G')).toBeNull();
+      expect(await left()).toBe(3);
+      expect(await ca.redis.smembers(key('clearing'))).toEqual(['G']);
+      await cb.beat();
+      expect(await left()).toBe(1);
+      await ca.beat();
+      expect(await left()).toBe(0);
+      expect(await ca.redis.exists(key('rs:G'))).toBe(0);
+      expect(await ca.redis.smembers(key('clearing'))).toEqual([]);
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
+  it('a process present again before its routes are cleared keeps the rest of them', async () => {
+    const [ca, cb] = await twoProcesses({ clearBatch: 1 });
+    try {
+      await redisRouter(ca, jsonEncoder);
+      const key = (k: string) => `${ca.prefix}${k}`;
+      await ca.redis
+        .multi()
+        .zadd(key('procs'), 0, 'G')
+        .set(key('r:g1'), 'G')
+        .set(key('r:g2'), 'G')
+        .sadd(key('rs:G'), 'g1', 'g2')
+        .exec();
+      await ca.beat();
+      expect(await ca.redis.mget(key('r:g1'), key('r:g2'))).toContain(null);
+      // G was alive after all: its heartbeat comes back before the next slice.
+      await ca.redis.zadd(key('procs'), Date.now(), 'G');
+      await cb.beat();
+      expect((await ca.redis.mget(key('r:g1'), key('r:g2'))).filter(Boolean)).toEqual(['G']);
+      expect(await ca.redis.smembers(key('clearing'))).toEqual([]);
+    } finally {
+      await Promise.all([ca.close(), cb.close()]);
+    }
+  });
+
+  it('refuses a clearBatch that is not a positive integer', async () => {
+    await expect(connectRedis(redis.url, { clearBatch: 0 })).rejects.toThrow(/clearBatch/);
+    await expect(connectRedis(redis.url, { clearBatch: 1.5 })).rejects.toBeInstanceOf(RangeError);
   });
 
   it('a process declared dead while alive writes its routes again and is reachable again', async () => {

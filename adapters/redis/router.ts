@@ -82,7 +82,7 @@ function openEnvelope(raw: string): Opened | undefined {
  * written when its session arrives (and listed in the process's index set
  * `{prefix}rs:{process}`), deleted when it leaves, and counts as absent while
  * its process is not present; a process found dead has its routes deleted by
- * whichever process clears it, and after an outage (Redis back, perhaps
+ * the heartbeats that follow, a slice at a time (`clearBatch`), and after an outage (Redis back, perhaps
  * empty) each process writes its routes again once. So the steady cost is per
  * process, not per session.
  *
