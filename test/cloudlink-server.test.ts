@@ -3,8 +3,9 @@ import { memoryPair } from '../adapters/memory/index.js';
 import { serverCodec } from '../machines/cloudlink/codec.js';
 import { memoryDirectory, type LobbyDirectory } from '../machines/cloudlink/directory.js';
 import { Opcode, type ServerMessage } from '../machines/cloudlink/protocol.js';
-import { memoryRouter, type Router } from '../src/router.js';
+import { memoryRouter } from '../src/router.js';
 import { cloudlinkSession, RELAYS_IN } from '../machines/cloudlink/server.machine.js';
+import { refusingRouter } from './router-compliance.js';
 import { cloudlinkTestbed, settle, type MemoryTestbed, type RawClient, type RawFrame } from './cloudlink-helpers.js';
 
 const O = Opcode;
@@ -348,17 +349,7 @@ describe.each([
   const setup = (severs: boolean) => {
     const unreachable = new Set<string>();
     const severed: [string, string][] = [];
-    const inner = memoryRouter<ServerMessage>(serverCodec());
-    const router: Router<ServerMessage> = {
-      add: (id, transport) => inner.add(id, transport),
-      remove: (id) => inner.remove(id),
-      has: (id) => inner.has(id),
-      send: (id, message) => !unreachable.has(id) && inner.send(id, message),
-      close: (id, code, reason) => inner.close(id, code, reason),
-      get size() {
-        return inner.size;
-      },
-    };
+    const router = refusingRouter(memoryRouter<ServerMessage>(serverCodec()), (id) => unreachable.has(id));
     // Object.assign keeps the memory directory's getters (`lobbies`, `pairs`) live.
     const directory: LobbyDirectory = Object.assign(
       memoryDirectory(),

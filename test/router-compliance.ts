@@ -14,6 +14,24 @@ export interface RouterPair {
 /** The codec the suite routes with. */
 export const jsonEncoder = { encode: (message: Message): Frame => JSON.stringify(message) };
 
+/**
+ * `inner`, except that `send` refuses (answers false for) the sessions
+ * `refuses` names, as the Redis router does for a session on another process
+ * while Redis is down, or any router for a connection that is closing.
+ */
+export function refusingRouter<M extends Message>(inner: Router<M>, refuses: (id: string) => boolean): Router<M> {
+  return {
+    add: (id, transport) => inner.add(id, transport),
+    remove: (id) => inner.remove(id),
+    has: (id) => inner.has(id),
+    send: (id, message) => !refuses(id) && inner.send(id, message),
+    close: (id, code, reason) => inner.close(id, code, reason),
+    get size() {
+      return inner.size;
+    },
+  };
+}
+
 /** A transport that records what it is sent and how it was closed. */
 export function recordingTransport(options: { failing?: boolean } = {}): Transport & {
   frames: Frame[];

@@ -5,6 +5,7 @@ import type { ServerMessage } from '../machines/swarm/protocol.js';
 import type { SwarmServerOptions } from '../machines/swarm/server.js';
 import { ErrorCode } from '../src/errors.js';
 import { memoryRouter, RouterError, type Router } from '../src/router.js';
+import { refusingRouter } from './router-compliance.js';
 import { settle, swarmSocketTestbed, swarmTestbed, until, type RawClient, type Testbed } from './swarm-helpers.js';
 
 let bed: Testbed;
@@ -340,25 +341,6 @@ describe('swarm server: bad input gets a typed error and the connection stays us
 });
 
 /**
- * A router that refuses delivery to the sessions in `unreachable` (`send`
- * answers false), as the Redis router does for a session on another process
- * while Redis is down.
- */
-function refusingRouter(unreachable: Set<string>): Router<ServerMessage> {
-  const inner = memoryRouter<ServerMessage>(serverCodec());
-  return {
-    add: (id, transport) => inner.add(id, transport),
-    remove: (id) => inner.remove(id),
-    has: (id) => inner.has(id),
-    send: (id, message) => !unreachable.has(id) && inner.send(id, message),
-    close: (id, code, reason) => inner.close(id, code, reason),
-    get size() {
-      return inner.size;
-    },
-  };
-}
-
-/**
  * A router as the Redis one is for sessions on another process with Redis
  * up: `send` hands every message on and answers true, whatever becomes of
  * it; `deliver` says how it went. A session in `unreachable` is held by no
@@ -406,7 +388,12 @@ function unreachableBed<R extends { router: Router<ServerMessage> }>(
 }
 
 const undeliverable: Array<[string, (unreachable: Set<string>) => { router: Router<ServerMessage> }]> = [
-  ['send answers false (Redis down)', (unreachable) => ({ router: refusingRouter(unreachable) })],
+  [
+    'send answers false (Redis down)',
+    (unreachable) => ({
+      router: refusingRouter(memoryRouter<ServerMessage>(serverCodec()), (id) => unreachable.has(id)),
+    }),
+  ],
   ['deliver rejects, send cannot know (Redis up, no process holds it)', deliveringRouter],
 ];
 

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_CALLS, serverCodec } from '../machines/workrooms/codec.js';
 import { generateId, isId, type ServerMessage } from '../machines/workrooms/protocol.js';
 import { memoryRegistry } from '../machines/workrooms/registry.js';
-import { memoryRouter, type Router } from '../src/router.js';
+import { memoryRouter } from '../src/router.js';
+import { refusingRouter } from './router-compliance.js';
 import {
   GRACE,
   placeCall,
@@ -230,18 +231,8 @@ describe('workrooms server: limits and hooks', () => {
   });
 
   it('places no call whose inboundcall cannot be delivered (the callee’s connection just closed)', async () => {
-    const inner = memoryRouter<ServerMessage>(serverCodec());
     let unreachable: string | undefined;
-    const router: Router<ServerMessage> = {
-      add: inner.add,
-      remove: inner.remove,
-      has: inner.has,
-      close: inner.close,
-      send: (id, message) => id !== unreachable && inner.send(id, message),
-      get size() {
-        return inner.size;
-      },
-    };
+    const router = refusingRouter(memoryRouter<ServerMessage>(serverCodec()), (id) => id === unreachable);
     bed = workroomsTestbed({ router });
     const [a, b] = [await bed.join(), await bed.join()];
     unreachable = b.sessionid;
