@@ -171,6 +171,31 @@ describe.skipIf(!hasRedis)('Redis router', () => {
     }
   });
 
+  it('a process that leaves clears a slice of its routes itself; the next heartbeats clear the rest', async () => {
+    const [ca, cb] = await twoProcesses({ clearBatch: 2 });
+    let closed = false;
+    try {
+      const a = await redisRouter(ca, jsonEncoder);
+      await redisRouter(cb, jsonEncoder);
+      const ids = ['l1', 'l2', 'l3'];
+      for (const id of ids) a.add(id, recordingTransport());
+      const key = (k: string) => `${ca.prefix}${k}`;
+      const left = async () => (await cb.redis.mget(...ids.map((id) => key(`r:${id}`)))).filter(Boolean).length;
+      await vi.waitFor(async () => expect(await left()).toBe(3));
+      await ca.close();
+      closed = true;
+      expect(await cb.redis.zscore(key('procs'), 'A')).toBeNull();
+      expect(await left()).toBe(1);
+      expect(await cb.redis.smembers(key('clearing'))).toEqual(['A']);
+      await cb.beat();
+      expect(await left()).toBe(0);
+      expect(await cb.redis.exists(key('rs:A'))).toBe(0);
+      expect(await cb.redis.smembers(key('clearing'))).toEqual([]);
+    } finally {
+      await Promise.all([closed ? undefined : ca.close(), cb.close()]);
+    }
+  });
+
   it('a process present again before its routes are cleared keeps the rest of them', async () => {
     const [ca, cb] = await twoProcesses({ clearBatch: 1 });
     try {
