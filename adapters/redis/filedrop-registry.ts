@@ -45,10 +45,11 @@ return won
 `;
 
 // Takes a code for a connected peer and tells every process, in one step: the code's key must be
-// free or ours already (a pool code). 0 when another process holds it: nothing is published.
+// free or ours already (a pool code). 1 when taken; when another process holds it, that process
+// (nothing is published).
 const ADD = `
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
+if holder and holder ~= ARGV[1] then return holder end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[4], '1')
 redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -205,14 +206,19 @@ export async function redisPeerRegistry(
       // Redis went again: the next heartbeat after it returns catches up.
     }
   };
-  /** Another process holds `code` (both handed it out while Redis was down): ours goes. */
-  const lose = (code: string) => {
+  /**
+   * Another process (`holder`, when known) holds `code`: both handed it out at once, or while Redis
+   * was down. Ours goes, and the holder's is learnt: its `add` may have been published before our
+   * own answer came back (another connection), when this process still held the code and ignored it.
+   */
+  const lose = (code: string, holder?: string) => {
     if (pool.delete(code) || !local(code)) return;
     log.warn('redis: filedrop code held by another process; session closed', { code });
     owners.delete(code);
     asked.delete(code);
     mirror.remove(code);
     router.close(code, 1013, 'code taken, reconnect');
+    if (holder) learn(code, holder);
   };
 
   /**
@@ -268,8 +274,8 @@ export async function redisPeerRegistry(
         const change = JSON.stringify({ t: 'add', id, p: self } satisfies Change);
         redis
           .eval(ADD, 2, codeKey(id), hashOf(self), self, ttlSeconds, channel, id, change)
-          .then((won) => {
-            if (won === 0) lose(id);
+          .then((taken) => {
+            if (taken !== 1) lose(id, String(taken));
           })
           .catch(() => {
             // Redis went down on the way: the heartbeat after it returns claims the code.
