@@ -61,7 +61,8 @@ export async function startRedis(): Promise<TestRedis> {
     start,
     async stop() {
       const proc = child;
-      if (!proc || proc.exitCode !== null) return;
+      // Gone already (a test stopped it and failed before starting it again): 'exit' has been emitted.
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
       await new Promise<void>((resolve) => {
         proc.once('exit', () => resolve());
         proc.kill('SIGKILL');

@@ -295,9 +295,16 @@ async function redisStateIs(processes: ServeProcess[], state: 'up' | 'down', tim
 export async function loseRedis(redis: Restartable, processes: ServeProcess[]): Promise<void> {
   await redis.stop();
   await redisStateIs(processes, 'down', 10_000);
+  // /health can answer before the log line written with the change has been read from the process's stdout.
+  const lostOf = (p: ServeProcess) => p.lines.filter((l) => l.msg === 'redis lost');
+  const deadline = Date.now() + 5000;
+  while (processes.some((p) => lostOf(p).length === 0) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   for (const p of processes) {
-    const lost = p.lines.filter((l) => l.msg === 'redis lost');
-    if (lost.length !== 1 || lost[0]!.level !== 'warn') throw new Error(`no warn line 'redis lost' on :${p.port}`);
+    const lost = lostOf(p);
+    if (lost.length !== 1 || lost[0]!.level !== 'warn')
+      throw new Error(`not one warn line 'redis lost' on :${p.port}: ${JSON.stringify(lost)}`);
   }
 }
 
